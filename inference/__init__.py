@@ -1,0 +1,18 @@
+"""latentzoo inference: interchangeable back-ends behind one ``fit`` and one ``compare``."""
+
+from .core import ConvergenceWarning, RawResult, to_idata
+from .registry import BACKENDS, Backend, applicable_backends, fit, register
+
+# importing the back-end modules registers them (PyMC itself is imported only when used)
+from . import em, vb, gibbs, exact, pymc_backends  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "ConvergenceWarning",
+    "RawResult",
+    "applicable_backends",
+    "fit",
+    "register",
+    "to_idata",
+]

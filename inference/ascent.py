@@ -1,0 +1,119 @@
+"""One coordinate-ascent loop shared by EM and variational Bayes.
+
+EM and CAVI differ only in what a step does (E-step + posterior *mode*, or q(z)-update +
+posterior *factor*); restarts, the tolerance test, the monotonicity guard, the history, the
+progress bar and the convergence warning are the same and live here once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .core import ConvergenceWarning
+from .progress import progress_bar
+
+__all__ = ["AscentRun", "ascend", "best_of_restarts"]
+
+# The objective may drop by round-off only: relative 1e-9 of its size plus 1e-9 per observation.
+ROUND_OFF_RELATIVE = 1e-9
+
+
+@dataclass
+class AscentRun:
+    """One run of the loop.
+
+    Attributes
+    ----------
+    state : the final state (parameters for EM, variational factors for VB), the one whose
+        objective is ``history[-1]``
+    history : ndarray of shape (n_iter,)
+    converged : bool
+    """
+
+    state: object
+    history: np.ndarray
+    converged: bool
+
+    @property
+    def objective(self) -> float:
+        return float(self.history[-1])
+
+
+def ascend(
+    state,
+    step: Callable,
+    *,
+    tol: float,
+    max_iter: int,
+    n_observations: int,
+    objective_name: str,
+    progress=None,
+) -> AscentRun:
+    """Iterate ``state, objective = step(state)`` until the objective stops rising.
+
+    ``step(state)`` returns ``(next_state, objective(state))``: the objective of the state it
+    was given, computed as a by-product of the E-step. Convergence: the increase per
+    observation falls below ``tol``.
+
+    Raises
+    ------
+    FloatingPointError
+        The objective became NaN (the message names the objective).
+    RuntimeError
+        The objective decreased beyond round-off, which EM and CAVI never do: a bug.
+    """
+    history = []
+    previous_state = state
+    for _ in range(max_iter):
+        next_state, objective = step(state)
+        if np.isnan(objective):
+            raise FloatingPointError(
+                f"the {objective_name} became NaN; check the data and the starting point (init)"
+            )
+        if history:
+            change = objective - history[-1]
+            slack = ROUND_OFF_RELATIVE * (abs(objective) + n_observations)
+            if change < -slack:
+                raise RuntimeError(
+                    f"the {objective_name} decreased from {history[-1]!r} to {objective!r} at iteration "
+                    f"{len(history) + 1}; EM and CAVI never decrease it, so this is a bug in latentzoo"
+                )
+            if change <= tol * n_observations:
+                history.append(objective)
+                return AscentRun(state, np.asarray(history), True)
+        history.append(objective)
+        if progress is not None:
+            progress.advance(status=f"{objective_name} {objective:.6g}")
+        previous_state, state = state, next_state
+    # the last step's input state is the one whose objective we know
+    return AscentRun(previous_state, np.asarray(history), False)
+
+
+def best_of_restarts(run_one: Callable, n_init: int, rng: np.random.Generator, *, what: str, advice: str):
+    """Run ``run_one(rng_r)`` for ``n_init`` independent child generators; keep the best.
+
+    Returns
+    -------
+    best : AscentRun
+    histories : ndarray of shape (n_init, max_len), NaN-padded
+    best_index : int
+    """
+    runs = [run_one(child) for child in rng.spawn(n_init)]
+    best_index = int(np.argmax([run.objective for run in runs]))
+    best = runs[best_index]
+    if not best.converged:
+        warnings.warn(
+            f"{what} did not converge in {best.history.size} iterations (best of {n_init} restarts); "
+            f"{advice}",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+    longest = max(run.history.size for run in runs)
+    histories = np.full((n_init, longest), np.nan)
+    for index, run in enumerate(runs):
+        histories[index, : run.history.size] = run.history
+    return best, histories, best_index

@@ -1,0 +1,137 @@
+"""``em``: expectation-maximisation, MAP under the model's priors or (``mle=True``) plain ML.
+
+The M-step is the mode of the conjugate posterior given the E-step's *expected* sufficient
+statistics (``model.conditional_posterior(stats).mode()``), so MAP-EM and the Gibbs sampler
+share the same algebra. The objective is log p(x | theta) + log p(theta) (MAP) or
+log p(x | theta) (MLE); it never decreases, and the loop raises if it does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ascent import ascend, best_of_restarts
+from .core import RawResult
+from .options import check_bool, check_float, check_int
+from .progress import progress_bar
+from .registry import register
+
+__all__ = ["run", "check_map_exists"]
+
+
+def check_map_exists(model) -> None:
+    """MAP-EM needs a bounded posterior density: every Beta/Dirichlet concentration >= 1."""
+    for name, prior in model.prior().items():
+        concentrations = [np.asarray(v) for v in vars(prior).values() if isinstance(v, np.ndarray)]
+        if any(np.any(c < 1) for c in concentrations):
+            raise ValueError(
+                f"the prior on {name!r} has a concentration below 1, so the posterior density is "
+                "unbounded at the boundary and the MAP does not exist; use mle=True or priors >= 1"
+            )
+
+
+def resolve_init(model, data, init, rng, n_init: int):
+    """Return a function giving the starting parameters of one restart."""
+    if isinstance(init, dict):
+        params = model.check_params(init)
+        if n_init > 1:
+            raise ValueError("n_init > 1 restarts from the same init dict would repeat one run; use n_init=1")
+        return lambda child_rng: params
+    if not isinstance(init, str):
+        raise TypeError(f"init must be a strategy name or a dict of parameters, got {type(init).__name__}")
+    model.initial_params(data, rng, init)  # validates the strategy name before any work
+    return lambda child_rng: model.initial_params(data, child_rng, init)
+
+
+@register(
+    "em",
+    requires=("initial_params", "expected_stats", "conditional_posterior"),
+    kind="point",
+    description="hand-written EM: MAP under the priors (mle=True: maximum likelihood)",
+)
+def run(
+    model,
+    data,
+    *,
+    rng,
+    init="random",
+    n_init: int = 5,
+    tol: float = 1e-8,
+    max_iter: int = 1000,
+    mle: bool = False,
+    progressbar: bool = False,
+) -> RawResult:
+    """Run EM from ``n_init`` starting points and keep the one with the highest objective.
+
+    Parameters
+    ----------
+    init : str or dict
+        A strategy (``"random"``, ``"prior"``; models may add more) or a dict of parameters.
+    n_init : int
+        Number of restarts (must be 1 with an init dict).
+    tol : float
+        Stop when the objective rises by less than ``tol`` per observation.
+    max_iter : int
+    mle : bool
+        Maximise the likelihood instead of the posterior density.
+    progressbar : bool
+
+    Returns
+    -------
+    RawResult with one chain and one draw; history ``log_likelihood`` (MLE) or
+    ``log_posterior`` (MAP) per restart and iteration.
+    """
+    n_init = check_int(n_init, "n_init")
+    tol = check_float(tol, "tol")
+    max_iter = check_int(max_iter, "max_iter")
+    mle = check_bool(mle, "mle")
+    progressbar = check_bool(progressbar, "progressbar")
+    if not mle:
+        check_map_exists(model)
+    start_at = resolve_init(model, data, init, rng, n_init)
+    objective_name = "log-likelihood" if mle else "log-posterior"
+    n_observations = model.n_observations(data)
+
+    def step(params):
+        stats, log_lik = model.expected_stats(data, params)
+        objective = log_lik if mle else log_lik + float(model.log_prior(params))
+        posterior = model.conditional_posterior(stats, mle=mle)
+        return {name: dist.mode() for name, dist in posterior.items()}, objective
+
+    with progress_bar("EM", n_init * max_iter, progressbar) as progress:
+
+        def run_one(child_rng):
+            return ascend(
+                start_at(child_rng),
+                step,
+                tol=tol,
+                max_iter=max_iter,
+                n_observations=n_observations,
+                objective_name=objective_name,
+                progress=progress,
+            )
+
+        best, histories, best_index = best_of_restarts(
+            run_one,
+            n_init,
+            rng,
+            what="EM",
+            advice="raise max_iter, loosen tol, or try other starting points (init, n_init)",
+        )
+    draws = {name: np.asarray(value, float)[None, None] for name, value in best.state.items()}
+    return RawResult(
+        draws=draws,
+        history={objective_name.replace("-", "_"): histories},
+        attrs={
+            "converged": best.converged,
+            "n_iter": int(best.history.size),
+            "point_estimate": True,
+            "objective": best.objective,
+            "best_restart": best_index,
+            "mle": mle,
+            "n_init": n_init,
+            "tol": tol,
+            "max_iter": max_iter,
+            "init": init if isinstance(init, str) else "dict",
+        },
+    )

@@ -1,0 +1,376 @@
+"""Thin back-ends on the model's PyMC declaration: ``nuts``, ``advi``, ``fullrank_advi``,
+``pymc_gibbs`` and ``map``.
+
+Each builds ``model.pymc_model(data, ...)``, runs PyMC, and copies the free parameters back
+into plain arrays; ``to_idata`` then builds the same InferenceData as for every other back-end.
+PyMC is imported lazily so that ``import latentzoo.inference`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import numpy as np
+
+from .core import ConvergenceWarning, RawResult
+from .options import check_bool, check_choice, check_float, check_int
+from .registry import register
+
+__all__ = ["run_nuts", "run_advi", "run_fullrank_advi", "run_pymc_gibbs", "run_map"]
+
+# R-hat above this, or any divergence, marks an MCMC run as not converged (Vehtari et al. 2021).
+RHAT_LIMIT = 1.01
+
+
+def _pymc_seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(2**31 - 1))
+
+
+def _posterior_arrays(model, posterior) -> dict[str, np.ndarray]:
+    return {name: np.asarray(posterior[name].values, float) for name in model.param_names}
+
+
+def _sample_stats(idata) -> dict[str, np.ndarray]:
+    if "sample_stats" not in idata.groups():
+        return {}
+    stats = {}
+    for name, variable in idata.sample_stats.data_vars.items():
+        if variable.dims == ("chain", "draw") and np.issubdtype(variable.dtype, np.number) | (variable.dtype == bool):
+            stats[name] = np.asarray(variable.values)
+    return stats
+
+
+def _check_mixing(idata, model, backend: str, chains: int) -> tuple[bool, dict]:
+    """Convergence diagnostics for MCMC output, with a warning that says what to do."""
+    import arviz as az
+
+    diverging = int(np.sum(idata.sample_stats["diverging"].values)) if "diverging" in idata.sample_stats else 0
+    max_rhat = float("nan")
+    if chains > 1:
+        rhat = az.rhat(idata.posterior[list(model.param_names)])
+        max_rhat = float(max(np.nanmax(rhat[name].values) for name in model.param_names))
+    problems = []
+    if diverging:
+        problems.append(f"{diverging} divergent transitions (raise target_accept, e.g. 0.95)")
+    if max_rhat > RHAT_LIMIT:
+        problems.append(f"max R-hat {max_rhat:.3f} > {RHAT_LIMIT} (run longer: raise tune and draws)")
+    if problems:
+        warnings.warn(f"{backend}: " + "; ".join(problems), ConvergenceWarning, stacklevel=4)
+    return not problems, {"divergences": diverging, "max_rhat": max_rhat}
+
+
+def _cores(chains: int, cores) -> int:
+    if cores is None:
+        return min(chains, os.cpu_count() or 1)
+    return check_int(cores, "cores")
+
+
+@register(
+    "nuts",
+    requires=("pymc_model",),
+    kind="sampler",
+    description="PyMC NUTS on the marginalised PyMC model (sampler='pymc' or 'nutpie')",
+)
+def run_nuts(
+    model,
+    data,
+    *,
+    rng,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    cores: int | None = None,
+    sampler: str = "pymc",
+    target_accept: float = 0.9,
+    progressbar: bool = False,
+) -> RawResult:
+    """NUTS on the marginalised model.
+
+    Parameters
+    ----------
+    draws, tune, chains : int
+    cores : int, optional
+        Parallel chains (default: as many as there are cores, at most ``chains``).
+    sampler : {"pymc", "nutpie"}
+        nutpie compiles the model with numba and is usually several times faster per draw.
+    target_accept : float in (0, 1)
+    progressbar : bool
+    """
+    import pymc as pm
+
+    draws = check_int(draws, "draws")
+    tune = check_int(tune, "tune", minimum=0)
+    chains = check_int(chains, "chains")
+    sampler = check_choice(sampler, "sampler", ("pymc", "nutpie"))
+    target_accept = check_float(target_accept, "target_accept")
+    if not target_accept < 1:
+        raise ValueError(f"target_accept must lie in (0, 1), got {target_accept}")
+    progressbar = check_bool(progressbar, "progressbar")
+    if sampler == "nutpie":
+        try:
+            import nutpie  # noqa: F401
+        except ImportError:
+            raise ImportError("sampler='nutpie' needs nutpie: pip install 'latentzoo[bench]' or pip install nutpie") from None
+    pm_model = model.pymc_model(data, marginalized=True)
+    with pm_model:
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=_cores(chains, cores),
+            random_seed=_pymc_seed(rng),
+            nuts_sampler=sampler,
+            target_accept=target_accept,
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+        )
+    converged, diagnostics = _check_mixing(idata, model, "nuts", chains)
+    sampling = idata.posterior.attrs.get("sampling_time")
+    return RawResult(
+        draws=_posterior_arrays(model, idata.posterior),
+        sample_stats=_sample_stats(idata),
+        attrs={
+            "converged": converged,
+            "n_iter": tune + draws,
+            "point_estimate": False,
+            "sampler": sampler,
+            "sampling_s": float(sampling) if sampling is not None else float("nan"),
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            "target_accept": target_accept,
+            **diagnostics,
+        },
+    )
+
+
+@register(
+    "pymc_gibbs",
+    requires=("pymc_model", "sample_stats"),
+    kind="sampler",
+    description="PyMC compound step: explicit discrete latents by Gibbs-Metropolis, the rest by NUTS",
+)
+def run_pymc_gibbs(
+    model,
+    data,
+    *,
+    rng,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    cores: int | None = None,
+    progressbar: bool = False,
+) -> RawResult:
+    """PyMC's compound sampler on the explicit-latent model (``marginalized=False``).
+
+    PyMC assigns ``BinaryGibbsMetropolis`` (binary latents) or ``CategoricalGibbsMetropolis``
+    to the discrete latent variables and NUTS to the continuous parameters; they alternate.
+    """
+    import pymc as pm
+
+    draws = check_int(draws, "draws")
+    tune = check_int(tune, "tune", minimum=0)
+    chains = check_int(chains, "chains")
+    progressbar = check_bool(progressbar, "progressbar")
+    pm_model = model.pymc_model(data, marginalized=False)
+    with pm_model:
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=_cores(chains, cores),
+            random_seed=_pymc_seed(rng),
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+        )
+    converged, diagnostics = _check_mixing(idata, model, "pymc_gibbs", chains)
+    sampling = idata.posterior.attrs.get("sampling_time")
+    return RawResult(
+        draws=_posterior_arrays(model, idata.posterior),
+        sample_stats=_sample_stats(idata),
+        attrs={
+            "converged": converged,
+            "n_iter": tune + draws,
+            "point_estimate": False,
+            "sampling_s": float(sampling) if sampling is not None else float("nan"),
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            **diagnostics,
+        },
+    )
+
+
+def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate, tol, progressbar):
+    import pymc as pm
+
+    n_steps = check_int(n_steps, "n_steps")
+    draws = check_int(draws, "draws")
+    learning_rate = check_float(learning_rate, "learning_rate")
+    tol = check_float(tol, "tol")
+    progressbar = check_bool(progressbar, "progressbar")
+    seed = _pymc_seed(rng)
+    pm_model = model.pymc_model(data, marginalized=True)
+    # stop when the variational parameters change by less than tol (relative, every 100 steps)
+    convergence = pm.callbacks.CheckParametersConvergence(every=100, tolerance=tol, diff="relative")
+    start = time.perf_counter()
+    with pm_model:
+        try:
+            approx = pm.fit(
+                n=n_steps,
+                method=method,
+                random_seed=seed,
+                progressbar=progressbar,
+                callbacks=[convergence],
+                obj_optimizer=pm.adam(learning_rate=learning_rate),
+            )
+        except FloatingPointError as error:
+            raise FloatingPointError(
+                f"{method} stopped: {error}. Try a smaller learning_rate (now {learning_rate}) or "
+                "another random_seed; for mixtures, start from the EM solution"
+            ) from None
+        fitting = time.perf_counter() - start
+        posterior = approx.sample(draws, random_seed=seed).posterior
+    elbo = -np.asarray(approx.hist, float)
+    converged = elbo.size < n_steps
+    if not converged:
+        warnings.warn(
+            f"{method} did not converge in {n_steps} steps; raise n_steps or loosen tol",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return RawResult(
+        draws=_posterior_arrays(model, posterior),
+        history={"elbo": elbo},
+        attrs={
+            "converged": converged,
+            "n_iter": int(elbo.size),
+            "point_estimate": False,
+            "elbo": float(np.mean(elbo[-100:])),
+            "fitting_s": fitting,
+            "learning_rate": learning_rate,
+            "n_steps": n_steps,
+            "tol": tol,
+        },
+    )
+
+
+@register(
+    "advi",
+    requires=("pymc_model",),
+    kind="variational",
+    description="PyMC mean-field ADVI on the marginalised PyMC model",
+)
+def run_advi(
+    model,
+    data,
+    *,
+    rng,
+    n_steps: int = 30_000,
+    draws: int = 1000,
+    learning_rate: float = 0.01,
+    tol: float = 1e-3,
+    progressbar: bool = False,
+) -> RawResult:
+    """Mean-field Gaussian ADVI (``pm.fit(method="advi")``) with Adam.
+
+    Parameters
+    ----------
+    n_steps : int
+        Maximum optimisation steps; it stops earlier once the parameters settle (``tol``).
+    draws : int
+        Draws from the fitted approximation.
+    learning_rate : float
+    tol : float
+        Relative change of the variational parameters, checked every 100 steps.
+    progressbar : bool
+    """
+    return _run_variational(
+        model, data, rng, "advi", n_steps=n_steps, draws=draws, learning_rate=learning_rate, tol=tol, progressbar=progressbar
+    )
+
+
+@register(
+    "fullrank_advi",
+    requires=("pymc_model",),
+    kind="variational",
+    description="PyMC full-rank ADVI on the marginalised PyMC model",
+)
+def run_fullrank_advi(
+    model,
+    data,
+    *,
+    rng,
+    n_steps: int = 30_000,
+    draws: int = 1000,
+    learning_rate: float = 0.01,
+    tol: float = 1e-3,
+    progressbar: bool = False,
+) -> RawResult:
+    """Full-rank Gaussian ADVI (``pm.fit(method="fullrank_advi")``); options as for ``advi``."""
+    return _run_variational(
+        model,
+        data,
+        rng,
+        "fullrank_advi",
+        n_steps=n_steps,
+        draws=draws,
+        learning_rate=learning_rate,
+        tol=tol,
+        progressbar=progressbar,
+    )
+
+
+@register(
+    "map",
+    requires=("pymc_model",),
+    kind="point",
+    description="pm.find_MAP on the marginalised PyMC model (cross-checks em)",
+)
+def run_map(model, data, *, rng, init=None, maxeval: int = 5000, progressbar: bool = False) -> RawResult:
+    """Maximise the PyMC model's log-density (without Jacobian terms: the mode in the
+    original parameter space, the quantity MAP-EM maximises).
+
+    Parameters
+    ----------
+    init : dict of params, optional
+        Starting point; default PyMC's initial point (prior medians/means).
+    maxeval : int
+    progressbar : bool
+    """
+    import pymc as pm
+
+    maxeval = check_int(maxeval, "maxeval")
+    progressbar = check_bool(progressbar, "progressbar")
+    start = None
+    if init is not None:
+        if not isinstance(init, dict):
+            raise TypeError(f"init must be a dict of parameters or None, got {type(init).__name__}")
+        start = {name: float(value) for name, value in model.check_params(init).items()}
+    pm_model = model.pymc_model(data, marginalized=True)
+    with pm_model:
+        point, raw = pm.find_MAP(
+            start=start, maxeval=maxeval, progressbar=progressbar, return_raw=True, seed=_pymc_seed(rng)
+        )
+        log_density = float(pm_model.compile_logp(jacobian=False)(point))
+    converged = bool(getattr(raw, "success", True))
+    if not converged:
+        warnings.warn(
+            f"map: the optimiser stopped without converging ({getattr(raw, 'message', '')}); "
+            "raise maxeval or give a starting point (init)",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    draws = {name: np.asarray(point[name], float)[None, None] for name in model.param_names}
+    return RawResult(
+        draws=draws,
+        history={"log_posterior": np.array([log_density])},
+        attrs={
+            "converged": converged,
+            "n_iter": int(getattr(raw, "nit", 0)),
+            "point_estimate": True,
+            "objective": log_density,
+        },
+    )

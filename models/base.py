@@ -1,0 +1,116 @@
+"""The model protocol every latentzoo model follows, and shared validation helpers.
+
+A model is a frozen dataclass of structure and hyperparameters. It holds no data and no fitted
+state. Back-ends talk to it only through the methods below, so a new model plugs into every
+back-end whose hooks it provides (``inference.registry`` checks which ones apply).
+
+Parameter dictionaries map variable names to arrays. Arrays may carry leading *batch*
+dimensions (``(chain, draw)`` when evaluating posterior draws); every vectorised method below
+broadcasts over them.
+
+Hooks by back-end
+-----------------
+all           ``check_data``, ``param_dims``, ``coords``, ``observed_data``, ``log_likelihood``,
+              ``log_prior``, ``prior``, ``simulate``, ``pymc_model``
+em            ``initial_params``, ``expected_stats``, ``conditional_posterior``
+gibbs         ``initial_params``, ``sample_stats``, ``conditional_posterior``
+vb            ``initial_factors``, ``vb_expected_stats``, ``conditional_posterior``
+exact         ``exact_posterior``
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["LatentModel", "check_rng"]
+
+
+class LatentModel:
+    """Base class: default implementations and the shared parts of the protocol.
+
+    Subclasses set ``name`` (the command-line name), ``observation_dim`` (the dim of the
+    pointwise log-likelihood), ``label_dim`` (the dim whose labels are exchangeable, or None).
+    """
+
+    name: str = ""
+    observation_dim: str = "observation"
+    label_dim: str | None = None
+
+    # -- parameters ---------------------------------------------------------------------
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(self.param_dims())
+
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        raise NotImplementedError
+
+    def derived_dims(self) -> dict[str, tuple[str, ...]]:
+        """Dims of the derived quantities returned by :meth:`derived` (none by default)."""
+        return {}
+
+    def derived(self, params: dict) -> dict[str, np.ndarray]:
+        """Functions of the parameters worth reporting (for example identified combinations)."""
+        return {}
+
+    def latent_dims(self) -> dict[str, tuple[str, ...]]:
+        """Dims of the per-observation latent posteriors returned by :meth:`latent_posterior`."""
+        return {}
+
+    def latent_posterior(self, data, params: dict) -> dict[str, np.ndarray]:
+        """Posterior probabilities of the latent variables given parameters (none by default)."""
+        return {}
+
+    def n_observations(self, data) -> int:
+        """Number of entries of the pointwise log-likelihood (trials, points, sequences)."""
+        raise NotImplementedError
+
+    def coords(self, data) -> dict[str, list]:
+        return {}
+
+    def default_data(self):
+        """The seed document's example data set for this model."""
+        raise NotImplementedError
+
+    def supports(self, hook: str) -> bool:
+        """Whether this model implements ``hook`` (used to decide which back-ends apply)."""
+        method = getattr(type(self), hook, None)
+        base = getattr(LatentModel, hook, None)
+        return method is not None and method is not base
+
+
+def check_rng(rng) -> np.random.Generator:
+    """Accept a Generator, an int seed or None; anything else is a TypeError."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        if rng is not None and rng < 0:
+            raise ValueError(f"random_seed must be a non-negative integer, got {rng}")
+        return np.random.default_rng(rng)
+    raise TypeError(
+        f"random_seed must be an int, None or a numpy.random.Generator, got {type(rng).__name__}"
+    )
+
+
+def check_prior_pair(value, name: str) -> tuple[float, float]:
+    """Validate a Beta prior given as (alpha, beta)."""
+    try:
+        pair = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (alpha, beta) of positive numbers, got {value!r}") from None
+    if len(pair) != 2 or not all(np.isfinite(pair)) or min(pair) <= 0:
+        raise ValueError(f"{name} must be a pair (alpha, beta) of positive finite numbers, got {value!r}")
+    return pair
+
+
+def check_probability(value, name: str, *, open_interval: bool = True) -> float:
+    """Validate a scalar probability (strictly inside (0, 1) by default)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | np.floating | np.integer):
+        raise TypeError(f"{name} must be a number in (0, 1), got {type(value).__name__} {value!r}")
+    value = float(value)
+    inside = 0.0 < value < 1.0 if open_interval else 0.0 <= value <= 1.0
+    if not inside:
+        interval = "(0, 1)" if open_interval else "[0, 1]"
+        raise ValueError(f"{name} must lie in {interval}, got {value}")
+    return value

@@ -1,0 +1,45 @@
+# latentzoo: the two set-up-and-go commands are `make demo` and `make test`.
+# Each creates .venv if missing, installs latentzoo into it, configures PyTensor once, and runs.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+# PyTensor's compile cache and config live outside the checkout so that clones share them.
+CACHE_DIR ?= $(HOME)/.cache/latentzoo
+export PYTENSORRC := $(CACHE_DIR)/pytensorrc
+# matplotlib without a screen
+export MPLBACKEND := Agg
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-slow bench install clean-cache help
+
+help:
+	@echo "make demo       install (first time) and run the comparison demo"
+	@echo "make test       install (first time) and run the default test suite"
+	@echo "make test-slow  also run the long statistical tests"
+	@echo "make bench      run the speed benchmarks against scikit-learn/hmmlearn"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml .ci/pytensor-config.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77"
+	$(PY) -m pip install --quiet -e ".[test]"
+	.ci/pytensor-config.sh $(CACHE_DIR) >/dev/null
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/latentzoo demo --out latentzoo-report
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m "slow or not slow"
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) benchmarks/run_all.py
+
+clean-cache:
+	rm -rf $(CACHE_DIR)

@@ -11,13 +11,12 @@ export PYTENSORRC := $(CACHE_DIR)/pytensorrc
 export MPLBACKEND := Agg
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow bench install clean-cache help
+.PHONY: demo test test-slow install clean-cache help
 
 help:
 	@echo "make demo       install (first time) and run the comparison demo"
 	@echo "make test       install (first time) and run the default test suite"
 	@echo "make test-slow  also run the long statistical tests"
-	@echo "make bench      run the speed benchmarks against scikit-learn/hmmlearn"
 
 install: $(STAMP)
 
@@ -36,10 +35,6 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m "slow or not slow"
-
-bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[test,bench]"
-	$(PY) benchmarks/run_all.py
 
 clean-cache:
 	rm -rf $(CACHE_DIR)

@@ -142,6 +142,40 @@ class ThreeCoins(LatentModel):
         priors = {"pi": Beta(*self.pi_prior), "p": Beta(*self.p_prior), "q": Beta(*self.q_prior)}
         return {name: priors[name] for name in self.param_names}
 
+    # -- label switching ----------------------------------------------------------------
+    @property
+    def exchangeable(self) -> bool:
+        """True when swapping the names of coins B and C (p <-> q, pi <-> 1 - pi) leaves the
+        posterior unchanged: equal priors on p and q and a symmetric prior (or pi = 0.5) for
+        coin A. The posterior then has two mirror-image modes, and means of p and q are equal."""
+        symmetric_a = self.pi == 0.5 if self.pi is not None else self.pi_prior[0] == self.pi_prior[1]
+        return symmetric_a and self.p_prior == self.q_prior
+
+    def relabel_draws(self, draws: dict) -> tuple[dict, np.ndarray]:
+        """Identify the coins by ordering: call coin B the more heads-prone one (p >= q).
+
+        Applied only when the model is :attr:`exchangeable`; otherwise the names carry
+        information from the priors and draws are returned unchanged.
+
+        Parameters
+        ----------
+        draws : dict of arrays of a common batch shape B
+
+        Returns
+        -------
+        relabelled : dict of arrays of batch shape B
+        swapped : bool ndarray of shape B
+        """
+        p, q = np.asarray(draws["p"], float), np.asarray(draws["q"], float)
+        if not self.exchangeable:
+            return dict(draws), np.zeros(p.shape, bool)
+        swapped = p < q
+        relabelled = dict(draws, p=np.where(swapped, q, p), q=np.where(swapped, p, q))
+        if "pi" in draws:
+            pi = np.asarray(draws["pi"], float)
+            relabelled["pi"] = np.where(swapped, 1.0 - pi, pi)
+        return relabelled, swapped
+
     # -- validation ---------------------------------------------------------------------
     def check_data(self, data) -> CoinData:
         """Validate coin flips.

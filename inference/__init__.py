@@ -5,13 +5,16 @@ from .registry import BACKENDS, Backend, applicable_backends, fit, register
 
 # importing the back-end modules registers them (PyMC itself is imported only when used)
 from . import em, vb, gibbs, exact, pymc_backends  # noqa: E402,F401  isort: skip
+from .compare import Comparison, compare  # noqa: E402
 
 __all__ = [
     "BACKENDS",
     "Backend",
+    "Comparison",
     "ConvergenceWarning",
     "RawResult",
     "applicable_backends",
+    "compare",
     "fit",
     "register",
     "to_idata",

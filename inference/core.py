@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ConvergenceWarning", "RawResult", "to_idata"]
+__all__ = ["ConvergenceWarning", "RawResult", "make_dataset", "posterior_values", "to_idata"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -53,60 +53,84 @@ def _attr_value(value):
     return repr(value)
 
 
+def posterior_values(model, data, draws: dict) -> tuple[dict, dict]:
+    """Everything the posterior group holds, computed from the parameter draws.
+
+    Returns
+    -------
+    values : dict of str -> ndarray of shape (chain, draw, ...)
+        Free parameters, derived quantities and per-observation latent posteriors.
+    dims : dict of str -> tuple of str (without the sample dims)
+    """
+    values = dict(draws)
+    values.update(model.derived(draws))
+    values.update(model.latent_posterior(data, draws))
+    dims = {**model.param_dims(), **model.derived_dims(), **model.latent_dims()}
+    return values, dims
+
+
+def make_dataset(values: dict, dims: dict, coords: dict, sample_dims=("chain", "draw")):
+    """An xarray Dataset whose variables carry ``sample_dims + dims[name]`` and the used coords."""
+    import xarray as xr
+
+    variables = {}
+    for name, array in values.items():
+        array = np.asarray(array)
+        var_dims = tuple(sample_dims) + tuple(dims.get(name, ()))
+        if array.ndim != len(var_dims):
+            raise RuntimeError(f"{name!r} has shape {array.shape}, expected dims {var_dims}")
+        variables[name] = (var_dims, array)
+    used = {dim for var_dims, _ in variables.values() for dim in var_dims}
+    return xr.Dataset(variables, coords={key: value for key, value in coords.items() if key in used})
+
+
+def sample_coords(model, data, n_chain: int, n_draw: int) -> dict:
+    coords = {key: np.asarray(value) for key, value in model.coords(data).items()}
+    coords.update(chain=np.arange(n_chain), draw=np.arange(n_draw))
+    return coords
+
+
 def to_idata(model, data, raw: RawResult):
     """Build the InferenceData every back-end returns.
 
     Groups: ``posterior`` (free parameters, derived quantities and per-observation latent
     posteriors, with the model's dims and coords), ``sample_stats``, ``observed_data``,
-    ``log_likelihood`` (pointwise, from ``model.log_likelihood`` for every back-end),
-    ``fit_history`` and attrs.
+    ``log_likelihood`` (pointwise, from ``model.log_likelihood`` for every back-end, under the
+    name of the observed variable), ``fit_history`` (an extra group: the objective per restart
+    and iteration) and attrs.
     """
     import arviz as az
     import xarray as xr
 
     data = model.check_data(data)
-    param_dims = model.param_dims()
-    missing = set(param_dims) - set(raw.draws)
+    missing = set(model.param_names) - set(raw.draws)
     if missing:
         raise RuntimeError(f"back-end {raw.attrs.get('backend')!r} returned no draws for {sorted(missing)}")
-    draws = {name: np.asarray(raw.draws[name], float) for name in param_dims}
+    draws = {name: np.asarray(raw.draws[name], float) for name in model.param_names}
     n_chain, n_draw = next(iter(draws.values())).shape[:2]
-    coords = {key: np.asarray(value) for key, value in model.coords(data).items()}
-    coords.update(chain=np.arange(n_chain), draw=np.arange(n_draw))
+    coords = sample_coords(model, data, n_chain, n_draw)
 
-    def dataset(values: dict, dims: dict, sample_dims=("chain", "draw")):
-        variables = {}
-        for name, array in values.items():
-            array = np.asarray(array)
-            var_dims = sample_dims + tuple(dims.get(name, ()))
-            if array.ndim != len(var_dims):
-                raise RuntimeError(f"{name!r} has shape {array.shape}, expected dims {var_dims}")
-            variables[name] = (var_dims, array)
-        used = {dim for _, (var_dims, _) in variables.items() for dim in var_dims}
-        return xr.Dataset(variables, coords={k: v for k, v in coords.items() if k in used})
-
-    posterior_values = dict(draws)
-    posterior_values.update(model.derived(draws))
-    posterior_values.update(model.latent_posterior(data, draws))
-    posterior_dims = {**param_dims, **model.derived_dims(), **model.latent_dims()}
-    groups = {"posterior": dataset(posterior_values, posterior_dims)}
-
-    log_lik = model.log_likelihood(data, draws)
-    groups["log_likelihood"] = dataset(
-        {next(iter(model.observed_data(data))): log_lik}, {next(iter(model.observed_data(data))): (model.observation_dim,)}
+    groups = {"posterior": make_dataset(*posterior_values(model, data, draws), coords)}
+    observed = model.observed_data(data)
+    observed_name = next(iter(observed))
+    groups["log_likelihood"] = make_dataset(
+        {observed_name: model.log_likelihood(data, draws)}, {observed_name: (model.observation_dim,)}, coords
     )
-    observed = {name: array for name, (array, _) in model.observed_data(data).items()}
-    observed_dims = {name: dims for name, (_, dims) in model.observed_data(data).items()}
-    groups["observed_data"] = dataset(observed, observed_dims, sample_dims=())
+    groups["observed_data"] = make_dataset(
+        {name: array for name, (array, _) in observed.items()},
+        {name: dims for name, (_, dims) in observed.items()},
+        coords,
+        sample_dims=(),
+    )
     if raw.sample_stats:
-        groups["sample_stats"] = dataset(raw.sample_stats, {})
-
-    history = {}
-    for name, values in raw.history.items():
-        values = np.atleast_2d(np.asarray(values, float))
-        history[name] = (("restart", "iteration"), values)
-    if history:
-        groups["fit_history"] = xr.Dataset(history)
+        groups["sample_stats"] = make_dataset(raw.sample_stats, {}, coords)
+    if raw.history:
+        groups["fit_history"] = xr.Dataset(
+            {
+                name: (("restart", "iteration"), np.atleast_2d(np.asarray(values, float)))
+                for name, values in raw.history.items()
+            }
+        )
 
     attrs = {
         "model": type(model).__name__,
@@ -114,14 +138,15 @@ def to_idata(model, data, raw: RawResult):
         "inference_library": "latentzoo",
         **{key: _attr_value(value) for key, value in raw.attrs.items()},
     }
-    for dataset_ in groups.values():
-        dataset_.attrs.update(attrs)
-    idata = az.InferenceData(**{k: v for k, v in groups.items() if k != "fit_history"})
-    if "fit_history" in groups:
-        # extra groups are allowed by the InferenceData schema; add_groups warns about non-standard names
+    for dataset in groups.values():
+        dataset.attrs.update(attrs)
+    history = groups.pop("fit_history", None)
+    idata = az.InferenceData(**groups)
+    if history is not None:
+        # extra groups are part of the InferenceData schema; arviz warns about any name it does not know
         import warnings
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*fit_history.*")
-            idata.add_groups(fit_history=groups["fit_history"])
+            idata.add_groups(fit_history=history)
     return idata

@@ -101,7 +101,7 @@ def run(
     with progress_bar("EM", n_init * max_iter, progressbar) as progress:
 
         def run_one(child_rng):
-            return ascend(
+            run = ascend(
                 start_at(child_rng),
                 step,
                 tol=tol,
@@ -110,6 +110,8 @@ def run(
                 objective_name=objective_name,
                 progress=progress,
             )
+            progress.advance(max_iter - run.history.size)  # a restart that converged early is done
+            return run
 
         best, histories, best_index = best_of_restarts(
             run_one,

@@ -74,7 +74,7 @@ def run(
     with progress_bar("VB", n_init * max_iter, progressbar) as progress:
 
         def run_one(child_rng):
-            return ascend(
+            run = ascend(
                 model.initial_factors(data, child_rng),
                 step,
                 tol=tol,
@@ -83,6 +83,8 @@ def run(
                 objective_name="ELBO",
                 progress=progress,
             )
+            progress.advance(max_iter - run.history.size)  # a restart that converged early is done
+            return run
 
         best, histories, best_index = best_of_restarts(
             run_one, n_init, rng, what="VB", advice="raise max_iter, loosen tol or use more restarts (n_init)"

@@ -50,15 +50,27 @@ class Beta:
         object.__setattr__(self, "alpha", alpha)
         object.__setattr__(self, "beta", beta)
 
+    @classmethod
+    def _trusted(cls, alpha, beta) -> "Beta":
+        # Gibbs builds a posterior per sweep; positive plus non-negative needs no re-validation
+        instance = object.__new__(cls)
+        object.__setattr__(instance, "alpha", alpha)
+        object.__setattr__(instance, "beta", beta)
+        return instance
+
     def update(self, successes, failures) -> "Beta":
         """Posterior after observing (possibly fractional, i.e. expected) counts.
 
         Parameters
         ----------
         successes, failures : float or array-like broadcastable to batch_shape
-            Non-negative counts.
+            Non-negative counts (not checked).
         """
-        return Beta(self.alpha + np.asarray(successes, float), self.beta + np.asarray(failures, float))
+        # not re-validated: this is the inner loop of Gibbs and VB, and counts come from our code
+        successes = np.asarray(successes, float)
+        failures = np.asarray(failures, float)
+        alpha, beta = np.broadcast_arrays(self.alpha + successes, self.beta + failures)
+        return Beta._trusted(alpha, beta)
 
     def mean(self) -> np.ndarray:
         return self.alpha / (self.alpha + self.beta)
@@ -143,7 +155,11 @@ class Dirichlet:
     def update(self, counts) -> "Dirichlet":
         """Posterior after observing (possibly expected) counts of shape broadcastable to
         ``(*batch_shape, n_categories)``."""
-        return Dirichlet(self.concentration + np.asarray(counts, float))
+        counts = np.asarray(counts, float)
+        # not re-validated: this is the inner loop of Gibbs and VB, and counts come from our code
+        instance = object.__new__(Dirichlet)
+        object.__setattr__(instance, "concentration", self.concentration + counts)
+        return instance
 
     def mean(self) -> np.ndarray:
         return self.concentration / self.concentration.sum(axis=-1, keepdims=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import special
@@ -27,6 +28,8 @@ from .base import LatentModel, check_prior_pair, check_probability, check_rng
 from .conjugate import Beta
 
 __all__ = ["CoinData", "ThreeCoins", "ThreeCoinsPosterior"]
+
+FLAT_BETA = Beta(1.0, 1.0)  # its mode given counts is the maximum-likelihood estimate
 
 SEED_FLIPS = "1111110000"  # seed 003's data: ten trials, one flip each
 EXACT_MAX_WORK = 3e9  # rough count of array operations the exact enumeration may spend
@@ -48,7 +51,7 @@ class CoinData:
     def flips_2d(self) -> np.ndarray:
         return self.flips.reshape(self.flips.shape[0], -1)
 
-    @property
+    @cached_property
     def heads(self) -> np.ndarray:
         """Heads per trial, shape (n_trials,)."""
         return self.flips_2d.sum(axis=1).astype(np.int64)
@@ -62,7 +65,7 @@ class CoinData:
         """Flips per trial (1 for 1-D data)."""
         return self.flips_2d.shape[1]
 
-    @property
+    @cached_property
     def log_binomial_coefficients(self) -> np.ndarray:
         """log C(n_flips, heads) per trial, the constant of the binomial likelihood."""
         m, h = self.n_flips, self.heads
@@ -138,9 +141,15 @@ class ThreeCoins(LatentModel):
     def default_data(self) -> CoinData:
         return self.check_data(SEED_FLIPS)
 
-    def prior(self) -> dict[str, Beta]:
+    @cached_property
+    def _priors(self) -> dict[str, Beta]:
+        # built once: Gibbs asks for the prior every sweep
         priors = {"pi": Beta(*self.pi_prior), "p": Beta(*self.p_prior), "q": Beta(*self.q_prior)}
         return {name: priors[name] for name in self.param_names}
+
+    def prior(self) -> dict[str, Beta]:
+        """The Beta priors of the free parameters."""
+        return dict(self._priors)
 
     # -- label switching ----------------------------------------------------------------
     @property
@@ -282,7 +291,7 @@ class ThreeCoins(LatentModel):
         """
         data = self.check_data(data)
         log_terms = self._log_terms_from_params(data, params)
-        return special.logsumexp(log_terms, axis=-1) + data.log_binomial_coefficients
+        return np.logaddexp(log_terms[..., 0], log_terms[..., 1]) + data.log_binomial_coefficients
 
     def log_prior(self, params) -> np.ndarray:
         """Sum of the Beta log-densities of the free parameters, shape B."""
@@ -292,7 +301,7 @@ class ThreeCoins(LatentModel):
         """P(trial used coin B | flips, params), shape B + (n_trials,)."""
         data = self.check_data(data)
         log_terms = self._log_terms_from_params(data, params)
-        return {"coin_b_prob": np.exp(log_terms[..., 0] - special.logsumexp(log_terms, axis=-1))}
+        return {"coin_b_prob": np.exp(log_terms[..., 0] - np.logaddexp(log_terms[..., 0], log_terms[..., 1]))}
 
     def simulate(self, params, size, rng=None):
         """Simulate trials.
@@ -343,7 +352,7 @@ class ThreeCoins(LatentModel):
         With ``mle=True`` the prior is replaced by Beta(1, 1), whose mode is the maximum
         likelihood estimate.
         """
-        prior = {name: Beta(1.0, 1.0) for name in self.param_names} if mle else self.prior()
+        prior = {name: FLAT_BETA for name in self.param_names} if mle else self._priors
         posterior = {
             "p": prior["p"].update(stats["heads_b"], stats["tails_b"]),
             "q": prior["q"].update(stats["heads_c"], stats["tails_c"]),
@@ -369,7 +378,7 @@ class ThreeCoins(LatentModel):
     def expected_stats(self, data, params):
         """E-step: expected statistics under p(z | flips, params) and the log-likelihood."""
         log_terms = self._log_terms_from_params(data, params)
-        log_norm = special.logsumexp(log_terms, axis=-1)
+        log_norm = np.logaddexp(log_terms[..., 0], log_terms[..., 1])
         coin_b_prob = np.exp(log_terms[:, 0] - log_norm)
         log_lik = float(np.sum(log_norm + data.log_binomial_coefficients))
         return self._stats_from_assignments(data, coin_b_prob), log_lik
@@ -399,7 +408,7 @@ class ThreeCoins(LatentModel):
         log_b, log_not_b = factors["p"].expected_log()
         log_c, log_not_c = factors["q"].expected_log()
         rho = self._component_log_terms(data, log_a, log_not_a, log_b, log_not_b, log_c, log_not_c)
-        log_norm = special.logsumexp(rho, axis=-1)
+        log_norm = np.logaddexp(rho[..., 0], rho[..., 1])
         coin_b_prob = np.exp(rho[:, 0] - log_norm)
         data_term = float(np.sum(log_norm + data.log_binomial_coefficients))
         return self._stats_from_assignments(data, coin_b_prob), data_term

@@ -59,7 +59,7 @@ def run(
     tol: float = 1e-8,
     max_iter: int = 1000,
     mle: bool = False,
-    progressbar: bool = False,
+    progressbar: bool = True,
 ) -> RawResult:
     """Run EM from ``n_init`` starting points and keep the one with the highest objective.
 

@@ -33,7 +33,7 @@ def run(
     tune: int = 500,
     chains: int = 4,
     init="random",
-    progressbar: bool = False,
+    progressbar: bool = True,
 ) -> RawResult:
     """Run ``chains`` Gibbs chains of ``tune`` burn-in and ``draws`` kept sweeps.
 

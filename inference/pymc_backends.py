@@ -84,7 +84,7 @@ def run_nuts(
     cores: int | None = None,
     sampler: str = "pymc",
     target_accept: float = 0.9,
-    progressbar: bool = False,
+    progressbar: bool = True,
 ) -> RawResult:
     """NUTS on the marginalised model.
 
@@ -161,7 +161,7 @@ def run_pymc_gibbs(
     tune: int = 1000,
     chains: int = 4,
     cores: int | None = None,
-    progressbar: bool = False,
+    progressbar: bool = True,
 ) -> RawResult:
     """PyMC's compound sampler on the explicit-latent model (``marginalized=False``).
 
@@ -298,7 +298,7 @@ def run_advi(
     draws: int = 1000,
     learning_rate: float = 0.01,
     tol: float = 1e-2,
-    progressbar: bool = False,
+    progressbar: bool = True,
 ) -> RawResult:
     """Mean-field Gaussian ADVI (``pm.fit(method="advi")``) with Adam.
 
@@ -334,7 +334,7 @@ def run_fullrank_advi(
     draws: int = 1000,
     learning_rate: float = 0.01,
     tol: float = 1e-2,
-    progressbar: bool = False,
+    progressbar: bool = True,
 ) -> RawResult:
     """Full-rank Gaussian ADVI (``pm.fit(method="fullrank_advi")``); options as for ``advi``."""
     return _run_variational(
@@ -356,7 +356,7 @@ def run_fullrank_advi(
     kind="point",
     description="pm.find_MAP on the marginalised PyMC model (cross-checks em)",
 )
-def run_map(model, data, *, rng, init=None, maxeval: int = 5000, progressbar: bool = False) -> RawResult:
+def run_map(model, data, *, rng, init=None, maxeval: int = 5000, progressbar: bool = True) -> RawResult:
     """Maximise the PyMC model's log-density (without Jacobian terms: the mode in the
     original parameter space, the quantity MAP-EM maximises).
 

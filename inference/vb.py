@@ -46,7 +46,7 @@ def run(
     tol: float = 1e-8,
     max_iter: int = 1000,
     draws: int = 1000,
-    progressbar: bool = False,
+    progressbar: bool = True,
 ) -> RawResult:
     """Run CAVI from ``n_init`` random soft assignments; keep the highest ELBO.
 

@@ -89,7 +89,9 @@ class Beta:
         boundary, and that boundary (0 or 1) is returned.
         """
         alpha, beta = self.alpha, self.beta
-        denominator = alpha + beta - 2.0
+        # (alpha - 1) + (beta - 1), not alpha + beta - 2: with beta = 1 the latter can round
+        # below alpha - 1 and give a "mode" slightly above 1 (log1p(-mode) is then NaN)
+        denominator = (alpha - 1.0) + (beta - 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             interior = (alpha - 1.0) / denominator
         flat = np.isclose(denominator, 0.0) & np.isclose(alpha, 1.0)

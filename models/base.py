@@ -95,6 +95,8 @@ def check_rng(rng) -> np.random.Generator:
 
 def check_prior_pair(value, name: str) -> tuple[float, float]:
     """Validate a Beta prior given as (alpha, beta)."""
+    if isinstance(value, str | bytes):  # "12" would otherwise iterate into (1.0, 2.0)
+        raise TypeError(f"{name} must be a pair (alpha, beta) of positive numbers, got {value!r}")
     try:
         pair = tuple(float(v) for v in value)
     except (TypeError, ValueError):

@@ -214,7 +214,7 @@ class ThreeCoins(LatentModel):
                 "data must be 1-D (one flip per trial) or 2-D (trials x flips), "
                 f"got an array of shape {array.shape}"
             )
-        if array.size == 0 or array.shape[0] == 0:
+        if array.shape[0] == 0:
             raise ValueError(f"data must contain at least one trial, got shape {array.shape}")
         if array.ndim == 2 and array.shape[1] == 0:
             raise ValueError(f"each trial must have at least one flip, got shape {array.shape}")
@@ -476,10 +476,16 @@ class ThreeCoins(LatentModel):
         import pytensor.tensor as pt
 
         data = self.check_data(data)
+        # NumPy float64 scalars, not Python floats: PyTensor turns a Python float that float32
+        # represents exactly (1.0, 2.0, 0.5) into a float32 constant, and the Beta log-density
+        # would then be computed in single precision
+        pi_prior, p_prior, q_prior = (
+            np.asarray(prior, dtype=np.float64) for prior in (self.pi_prior, self.p_prior, self.q_prior)
+        )
         with pm.Model(coords={"trial": np.arange(data.n_trials)}) as model:
-            pi = pm.Beta("pi", *self.pi_prior) if self.pi is None else pt.constant(self.pi)
-            p = pm.Beta("p", *self.p_prior)
-            q = pm.Beta("q", *self.q_prior)
+            pi = pm.Beta("pi", *pi_prior) if self.pi is None else pt.constant(np.float64(self.pi))
+            p = pm.Beta("p", *p_prior)
+            q = pm.Beta("q", *q_prior)
             if marginalized:
                 pm.Mixture(
                     "heads",

@@ -1,0 +1,161 @@
+"""The back-end contract (DESIGN.md, "Inference"): every (model, backend) pair returns the same
+InferenceData layout: groups, variable names, dims, coords, pointwise log-likelihood and attrs.
+
+Fits are cached for the session (tests/conftest.py), so each pair is fitted once.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+from latentzoo.inference import BACKENDS, applicable_backends, fit
+from latentzoo.models import ThreeCoins
+
+from .conftest import DATASETS, PYMC_BACKENDS, heads_and_flips, reference_log_likelihood
+
+BASE_GROUPS = {"posterior", "log_likelihood", "observed_data"}
+#: the groups each back-end's InferenceData must have, exactly
+EXPECTED_GROUPS = {
+    "em": BASE_GROUPS | {"fit_history"},
+    "vb": BASE_GROUPS | {"fit_history"},
+    "gibbs": BASE_GROUPS,
+    "exact": BASE_GROUPS,
+    "nuts": BASE_GROUPS | {"sample_stats"},
+    "pymc_gibbs": BASE_GROUPS | {"sample_stats"},
+    "advi": BASE_GROUPS | {"fit_history"},
+    "fullrank_advi": BASE_GROUPS | {"fit_history"},
+    "map": BASE_GROUPS | {"fit_history"},
+}
+POINT_ESTIMATES = {"em", "map"}
+
+#: (model, data set) rows of the contract table; every applicable back-end is run on each
+CONTRACT_MODELS = [(ThreeCoins(), "seed"), (ThreeCoins(pi=0.5), "seed")]
+PAIRS = [
+    pytest.param(model, dataset, backend, id=f"{type(model).__name__}{'(pi=0.5)' if model.pi else ''}-{backend}",
+                 marks=[pytest.mark.pymc] if backend in PYMC_BACKENDS else [])
+    for model, dataset in CONTRACT_MODELS
+    for backend in applicable_backends(model)
+]
+
+
+def test_contract_table_covers_every_backend():
+    assert set(EXPECTED_GROUPS) == set(BACKENDS)
+    for model, _ in CONTRACT_MODELS:
+        assert set(applicable_backends(model)) == set(BACKENDS)
+
+
+@pytest.mark.parametrize("model, dataset, backend", PAIRS)
+def test_groups(fitted, model, dataset, backend):
+    idata = fitted(model, dataset, backend)
+    assert isinstance(idata, az.InferenceData)
+    assert set(idata.groups()) == EXPECTED_GROUPS[backend]
+
+
+@pytest.mark.parametrize("model, dataset, backend", PAIRS)
+def test_variable_names_dims_and_coords(fitted, model, dataset, backend):
+    idata = fitted(model, dataset, backend)
+    posterior = idata.posterior
+    n_trials = len(heads_and_flips(DATASETS[dataset])[0])
+    names = set(model.param_names) | set(model.derived_dims()) | set(model.latent_dims())
+    assert set(posterior.data_vars) == names
+    assert names == ({"p", "q", "heads_prob", "coin_b_prob"} | ({"pi"} if model.pi is None else set()))
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+    for name in set(model.param_names) | {"heads_prob"}:
+        assert posterior[name].dims == ("chain", "draw")
+    assert posterior["coin_b_prob"].dims == ("chain", "draw", "trial")
+    np.testing.assert_array_equal(posterior.coords["chain"], np.arange(n_chain))
+    np.testing.assert_array_equal(posterior.coords["draw"], np.arange(n_draw))
+    np.testing.assert_array_equal(posterior.coords["trial"], np.arange(n_trials))
+    if backend in POINT_ESTIMATES:
+        assert (n_chain, n_draw) == (1, 1)
+    else:
+        assert n_draw > 1
+    for name in model.param_names:
+        values = posterior[name].values
+        assert np.all((values > 0) & (values < 1)), name
+
+
+@pytest.mark.parametrize("model, dataset, backend", PAIRS)
+def test_observed_data_and_pointwise_log_likelihood(fitted, model, dataset, backend):
+    idata = fitted(model, dataset, backend)
+    data = DATASETS[dataset]
+    flips = np.array([int(c) for c in data]) if isinstance(data, str) else data
+    np.testing.assert_array_equal(idata.observed_data["flips"].values, flips)
+    assert idata.observed_data["flips"].dims == ("trial",)
+    log_lik = idata.log_likelihood["flips"]
+    posterior = idata.posterior
+    assert log_lik.dims == ("chain", "draw", "trial")
+    assert log_lik.shape == (posterior.sizes["chain"], posterior.sizes["draw"], len(flips))
+    pi = posterior["pi"].values if model.pi is None else model.pi
+    reference = reference_log_likelihood(data, pi, posterior["p"].values, posterior["q"].values)
+    np.testing.assert_allclose(log_lik.values, reference, rtol=1e-10)
+
+
+@pytest.mark.parametrize("model, dataset, backend", PAIRS)
+def test_derived_and_latent_quantities(fitted, model, dataset, backend):
+    posterior = fitted(model, dataset, backend).posterior
+    pi = posterior["pi"].values if model.pi is None else model.pi
+    p, q = posterior["p"].values, posterior["q"].values
+    np.testing.assert_allclose(posterior["heads_prob"].values, pi * p + (1 - pi) * q, rtol=1e-12)
+    coin_b = posterior["coin_b_prob"].values
+    assert np.all((coin_b >= 0) & (coin_b <= 1))
+    heads, m = heads_and_flips(DATASETS[dataset])
+    pi, p, q = (np.asarray(v, float)[..., None] for v in (pi, p, q))
+    joint_b = pi * stats.binom.pmf(heads, m, p)
+    np.testing.assert_allclose(coin_b, joint_b / (joint_b + (1 - pi) * stats.binom.pmf(heads, m, q)), rtol=1e-9)
+
+
+@pytest.mark.parametrize("model, dataset, backend", PAIRS)
+def test_attrs(fitted, model, dataset, backend):
+    idata = fitted(model, dataset, backend)
+    for group in idata.groups():
+        attrs = idata[group].attrs
+        assert attrs["backend"] == backend
+        assert attrs["converged"] in (0, 1) and isinstance(attrs["converged"], int | np.integer)
+        assert isinstance(attrs["n_iter"], int | np.integer) and attrs["n_iter"] >= 0
+        assert isinstance(attrs["runtime_s"], float) and attrs["runtime_s"] > 0
+        assert attrs["point_estimate"] == (backend in POINT_ESTIMATES)
+        assert attrs["random_seed"] == 1 and isinstance(attrs["random_seed"], int)
+        assert attrs["model"] == "ThreeCoins"
+    if "fit_history" in EXPECTED_GROUPS[backend]:
+        history = idata.fit_history
+        assert set(history.dims) == {"restart", "iteration"}
+        assert np.isfinite(history[list(history.data_vars)[0]].values).any()
+
+
+@pytest.mark.parametrize("model, dataset, backend", PAIRS)
+def test_netcdf_round_trip_keeps_groups_values_and_attrs(fitted, model, dataset, backend, tmp_path):
+    idata = fitted(model, dataset, backend)
+    path = tmp_path / f"{backend}.nc"
+    idata.to_netcdf(str(path))
+    loaded = az.from_netcdf(str(path))
+    assert set(loaded.groups()) == set(idata.groups())
+    for group in idata.groups():
+        xr.testing.assert_allclose(loaded[group].load(), idata[group], rtol=0, atol=0)
+        assert dict(loaded[group].attrs) == dict(idata[group].attrs)
+
+
+# ----------------------------------------------------------------------------------------
+# the registry's errors
+# ----------------------------------------------------------------------------------------
+def test_unknown_backend_lists_valid_ones(seed_data):
+    with pytest.raises(ValueError, match="unknown backend 'nutz'") as error:
+        fit(ThreeCoins(), seed_data, backend="nutz")
+    for name in applicable_backends(ThreeCoins()):
+        assert repr(name) in str(error.value)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_option_not_accepted_by_backend_is_named(backend, seed_data):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['not_an_option'\]"):
+        fit(ThreeCoins(), seed_data, backend=backend, not_an_option=1)
+
+
+@pytest.mark.parametrize("backend, option", [("em", "draws"), ("exact", "tol"), ("gibbs", "mle"), ("map", "chains"), ("vb", "init")])
+def test_option_of_another_backend_is_rejected(backend, option, seed_data):
+    with pytest.raises(ValueError, match=f"'{option}'.*backend '{backend}'"):
+        fit(ThreeCoins(), seed_data, backend=backend, **{option: 1})

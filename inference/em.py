@@ -33,7 +33,7 @@ def check_map_exists(model) -> None:
 def resolve_init(model, data, init, rng, n_init: int):
     """Return a function giving the starting parameters of one restart."""
     if isinstance(init, dict):
-        params = model.check_params(init)
+        params = model.check_params(init, name="init")
         if n_init > 1:
             raise ValueError("n_init > 1 restarts from the same init dict would repeat one run; use n_init=1")
         return lambda child_rng: params
@@ -55,7 +55,7 @@ def run(
     *,
     rng,
     init="random",
-    n_init: int = 5,
+    n_init: int | None = None,
     tol: float = 1e-8,
     max_iter: int = 1000,
     mle: bool = False,
@@ -67,8 +67,9 @@ def run(
     ----------
     init : str or dict
         A strategy (``"random"``, ``"prior"``; models may add more) or a dict of parameters.
-    n_init : int
-        Number of restarts (must be 1 with an init dict).
+    n_init : int, optional
+        Number of restarts; default 5 from random starts, 1 from an init dict (which allows
+        no more).
     tol : float
         Stop when the objective rises by less than ``tol`` per observation.
     max_iter : int
@@ -81,7 +82,8 @@ def run(
     RawResult with one chain and one draw; history ``log_likelihood`` (MLE) or
     ``log_posterior`` (MAP) per restart and iteration.
     """
-    n_init = check_int(n_init, "n_init")
+    # restarts only make sense from random starting points
+    n_init = check_int(n_init, "n_init") if n_init is not None else (1 if isinstance(init, dict) else 5)
     tol = check_float(tol, "tol")
     max_iter = check_int(max_iter, "max_iter")
     mle = check_bool(mle, "mle")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .core import RawResult
+from .diagnostics import check_mixing
 from .options import check_bool, check_int
 from .progress import progress_bar
 from .registry import register
@@ -71,10 +72,13 @@ def run(
                 progress.advance()
             for name in names:
                 samples[name].append(np.stack(kept[name]))
+    draws_by_name = {name: np.stack(chain_draws) for name, chain_draws in samples.items()}
+    converged, diagnostics = check_mixing(draws_by_name, "gibbs")
     return RawResult(
-        draws={name: np.stack(chain_draws) for name, chain_draws in samples.items()},
+        draws=draws_by_name,
         attrs={
-            "converged": True,
+            **diagnostics,
+            "converged": converged,
             "n_iter": tune + draws,
             "point_estimate": False,
             "draws": draws,

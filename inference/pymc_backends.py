@@ -15,14 +15,11 @@ import warnings
 import numpy as np
 
 from .core import ConvergenceWarning, RawResult
+from .diagnostics import check_mixing
 from .options import check_bool, check_choice, check_float, check_int
 from .registry import register
 
 __all__ = ["run_nuts", "run_advi", "run_fullrank_advi", "run_pymc_gibbs", "run_map"]
-
-# R-hat above this, or any divergence, marks an MCMC run as not converged (Vehtari et al. 2021).
-RHAT_LIMIT = 1.01
-
 
 def _pymc_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(2**31 - 1))
@@ -42,23 +39,10 @@ def _sample_stats(idata) -> dict[str, np.ndarray]:
     return stats
 
 
-def _check_mixing(idata, model, backend: str, chains: int) -> tuple[bool, dict]:
-    """Convergence diagnostics for MCMC output, with a warning that says what to do."""
-    import arviz as az
-
-    diverging = int(np.sum(idata.sample_stats["diverging"].values)) if "diverging" in idata.sample_stats else 0
-    max_rhat = float("nan")
-    if chains > 1:
-        rhat = az.rhat(idata.posterior[list(model.param_names)])
-        max_rhat = float(max(np.nanmax(rhat[name].values) for name in model.param_names))
-    problems = []
-    if diverging:
-        problems.append(f"{diverging} divergent transitions (raise target_accept, e.g. 0.95)")
-    if max_rhat > RHAT_LIMIT:
-        problems.append(f"max R-hat {max_rhat:.3f} > {RHAT_LIMIT} (run longer: raise tune and draws)")
-    if problems:
-        warnings.warn(f"{backend}: " + "; ".join(problems), ConvergenceWarning, stacklevel=4)
-    return not problems, {"divergences": diverging, "max_rhat": max_rhat}
+def _pymc_mixing(idata, model, backend: str) -> tuple[bool, dict]:
+    stats = idata.sample_stats
+    divergences = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
+    return check_mixing(_posterior_arrays(model, idata.posterior), backend, divergences=divergences)
 
 
 def _cores(chains: int, cores) -> int:
@@ -126,7 +110,7 @@ def run_nuts(
             progressbar=progressbar,
             compute_convergence_checks=False,
         )
-    converged, diagnostics = _check_mixing(idata, model, "nuts", chains)
+    converged, diagnostics = _pymc_mixing(idata, model, "nuts")
     sampling = idata.posterior.attrs.get("sampling_time")
     return RawResult(
         draws=_posterior_arrays(model, idata.posterior),
@@ -185,7 +169,7 @@ def run_pymc_gibbs(
             progressbar=progressbar,
             compute_convergence_checks=False,
         )
-    converged, diagnostics = _check_mixing(idata, model, "pymc_gibbs", chains)
+    converged, diagnostics = _pymc_mixing(idata, model, "pymc_gibbs")
     sampling = idata.posterior.attrs.get("sampling_time")
     return RawResult(
         draws=_posterior_arrays(model, idata.posterior),
@@ -356,26 +340,29 @@ def run_fullrank_advi(
     kind="point",
     description="pm.find_MAP on the marginalised PyMC model (cross-checks em)",
 )
-def run_map(model, data, *, rng, init=None, maxeval: int = 5000, progressbar: bool = True) -> RawResult:
+def run_map(model, data, *, rng, init="random", maxeval: int = 5000, progressbar: bool = True) -> RawResult:
     """Maximise the PyMC model's log-density (without Jacobian terms: the mode in the
     original parameter space, the quantity MAP-EM maximises).
 
     Parameters
     ----------
-    init : dict of params, optional
-        Starting point; default PyMC's initial point (prior medians/means).
+    init : str, dict or None
+        Starting point: a strategy name as for ``em`` (default ``"random"``), a dict of
+        parameters, or None for PyMC's initial point. PyMC's initial point can sit on a saddle
+        of a symmetric posterior (three coins: p = q), where the optimiser stops at once.
     maxeval : int
     progressbar : bool
     """
     import pymc as pm
 
+    from .em import resolve_init
+
     maxeval = check_int(maxeval, "maxeval")
     progressbar = check_bool(progressbar, "progressbar")
     start = None
     if init is not None:
-        if not isinstance(init, dict):
-            raise TypeError(f"init must be a dict of parameters or None, got {type(init).__name__}")
-        start = {name: float(value) for name, value in model.check_params(init).items()}
+        start_params = resolve_init(model, data, init, rng, 1)(rng)
+        start = {name: np.asarray(value, float) for name, value in start_params.items()}
     pm_model = model.pymc_model(data, marginalized=True)
     with pm_model:
         point, raw = pm.find_MAP(

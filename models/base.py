@@ -80,17 +80,15 @@ class LatentModel:
         return method is not None and method is not base
 
 
-def check_rng(rng) -> np.random.Generator:
-    """Accept a Generator, an int seed or None; anything else is a TypeError."""
+def check_rng(rng, name: str = "rng") -> np.random.Generator:
+    """Accept a Generator, an int seed or None; anything else is a TypeError naming ``name``."""
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
         if rng is not None and rng < 0:
-            raise ValueError(f"random_seed must be a non-negative integer, got {rng}")
+            raise ValueError(f"{name} must be a non-negative integer seed, got {rng}")
         return np.random.default_rng(rng)
-    raise TypeError(
-        f"random_seed must be an int, None or a numpy.random.Generator, got {type(rng).__name__}"
-    )
+    raise TypeError(f"{name} must be an int seed, None or a numpy.random.Generator, got {type(rng).__name__}")
 
 
 def check_prior_pair(value, name: str) -> tuple[float, float]:

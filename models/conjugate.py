@@ -94,7 +94,7 @@ class Beta:
         denominator = (alpha - 1.0) + (beta - 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             interior = (alpha - 1.0) / denominator
-        flat = np.isclose(denominator, 0.0) & np.isclose(alpha, 1.0)
+        flat = (alpha == 1.0) & (beta == 1.0)
         mode = np.where(flat, 0.5, interior)
         mode = np.where((alpha < 1.0) & (beta >= alpha), 0.0, mode)
         mode = np.where((beta < 1.0) & (alpha > beta), 1.0, mode)

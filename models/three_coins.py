@@ -228,23 +228,26 @@ class ThreeCoins(LatentModel):
         flips.setflags(write=False)
         return CoinData(flips)
 
-    def check_params(self, params) -> dict[str, np.ndarray]:
-        """Validate a parameter dict (used for ``init`` and ``simulate``)."""
+    def check_params(self, params, name: str = "params") -> dict[str, np.ndarray]:
+        """Validate a dict of scalar parameters (``init``, ``simulate``); ``name`` is the
+        argument named in error messages."""
         if not isinstance(params, dict):
-            raise TypeError(f"params must be a dict with keys {list(self.param_names)}, got {type(params).__name__}")
+            raise TypeError(f"{name} must be a dict with keys {list(self.param_names)}, got {type(params).__name__}")
         missing = set(self.param_names) - set(params)
         unknown = set(params) - set(self.param_names)
         if self.pi is not None:
             unknown.discard("pi")
         if missing or unknown:
             raise ValueError(
-                f"params must have exactly the keys {list(self.param_names)}; "
+                f"{name} must have exactly the keys {list(self.param_names)}; "
                 f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
             )
-        checked = {}
-        for name in self.param_names:
-            checked[name] = np.asarray(check_probability(params[name], f"params[{name!r}]"))
-        return checked
+        return {key: np.asarray(check_probability(params[key], f"{name}[{key!r}]")) for key in self.param_names}
+
+    def _require_keys(self, params) -> None:
+        missing = [key for key in self.param_names if key not in params]
+        if missing:
+            raise ValueError(f"params is missing {missing}; expected keys {list(self.param_names)}")
 
     # -- likelihood and prior -----------------------------------------------------------
     def _pi(self, params):
@@ -290,6 +293,7 @@ class ThreeCoins(LatentModel):
         ndarray of shape B + (n_trials,)
         """
         data = self.check_data(data)
+        self._require_keys(params)
         log_terms = self._log_terms_from_params(data, params)
         return np.logaddexp(log_terms[..., 0], log_terms[..., 1]) + data.log_binomial_coefficients
 
@@ -318,7 +322,7 @@ class ThreeCoins(LatentModel):
         flips : ndarray of shape (n_trials,) or (n_trials, n_flips)
         coin_b : ndarray of bool, shape (n_trials,)
         """
-        rng = check_rng(rng)
+        rng = check_rng(rng, "rng")
         params = self.check_params(params)
         if isinstance(size, numbers.Integral):
             shape = (int(size),)

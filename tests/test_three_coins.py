@@ -310,7 +310,7 @@ NEUTRAL_START = {"pi": 0.5, "p": 0.6, "q": 0.4}  # off the p = q saddle where fi
     [
         (ThreeCoins(), NEUTRAL_START),
         (ThreeCoins(pi_prior=(2.0, 2.0), p_prior=(2.0, 2.0), q_prior=(2.0, 2.0)), NEUTRAL_START),
-        (INFORMATIVE, None),
+        (INFORMATIVE, NEUTRAL_START),
     ],
     ids=["uniform", "beta22", "informative"],
 )

@@ -97,10 +97,10 @@ def test_bad_model_parameters_are_refused(kwargs, error, match):
 # init
 # ----------------------------------------------------------------------------------------
 BAD_INITS = [
-    ("value above 1", {"pi": 0.5, "p": 1.2, "q": 0.3}, ValueError, r"params\['p'\] must lie in \(0, 1\)"),
-    ("value 0", {"pi": 0.0, "p": 0.2, "q": 0.3}, ValueError, r"params\['pi'\] must lie in \(0, 1\)"),
-    ("value not a number", {"pi": 0.5, "p": "x", "q": 0.3}, TypeError, r"params\['p'\] must be a number"),
-    ("missing key", {"pi": 0.5, "p": 0.2}, ValueError, r"params must have exactly the keys .* missing \['q'\]"),
+    ("value above 1", {"pi": 0.5, "p": 1.2, "q": 0.3}, ValueError, r"init\['p'\] must lie in \(0, 1\)"),
+    ("value 0", {"pi": 0.0, "p": 0.2, "q": 0.3}, ValueError, r"init\['pi'\] must lie in \(0, 1\)"),
+    ("value not a number", {"pi": 0.5, "p": "x", "q": 0.3}, TypeError, r"init\['p'\] must be a number"),
+    ("missing key", {"pi": 0.5, "p": 0.2}, ValueError, r"init must have exactly the keys .* missing \['q'\]"),
     ("extra key", {**GOOD_INIT, "r": 0.1}, ValueError, r"unexpected \['r'\]"),
     ("int", 3, TypeError, "init must be a strategy name or a dict"),
     ("list", [0.5, 0.5, 0.5], TypeError, "init must be a strategy name or a dict"),
@@ -129,10 +129,12 @@ def test_init_dict_with_several_restarts_is_refused():
 
 
 @pytest.mark.pymc
-def test_map_init_must_be_a_dict_of_valid_params():
-    with pytest.raises(TypeError, match="init must be a dict of parameters or None"):
-        fit(ThreeCoins(), SEED, backend="map", init="random")
-    with pytest.raises(ValueError, match=r"params\['q'\] must lie in \(0, 1\)"):
+def test_map_init_must_be_a_strategy_or_a_dict_of_valid_params():
+    with pytest.raises(ValueError, match="init strategy must be 'random', 'prior' or a dict"):
+        fit(ThreeCoins(), SEED, backend="map", init="bogus")
+    with pytest.raises(TypeError, match="init must be a strategy name or a dict"):
+        fit(ThreeCoins(), SEED, backend="map", init=3)
+    with pytest.raises(ValueError, match=r"init\['q'\] must lie in \(0, 1\)"):
         fit(ThreeCoins(), SEED, backend="map", init={"pi": 0.5, "p": 0.5, "q": 2.0})
 
 
@@ -233,7 +235,7 @@ def test_simulate_refuses_bad_arguments(params, size, error, match):
 
 
 def test_simulate_refuses_bad_rng():
-    with pytest.raises(TypeError, match="must be an int, None or a numpy.random.Generator"):
+    with pytest.raises(TypeError, match="rng must be an int seed, None or a numpy.random.Generator"):
         ThreeCoins().simulate(GOOD_INIT, 3, rng="seed")
     with pytest.raises(ValueError, match="non-negative"):
         ThreeCoins().simulate(GOOD_INIT, 3, rng=-2)

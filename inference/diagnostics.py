@@ -1,0 +1,51 @@
+"""Mixing diagnostics shared by every MCMC back-end (hand-written Gibbs and PyMC's samplers)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .core import ConvergenceWarning
+
+__all__ = ["RHAT_LIMIT", "check_mixing"]
+
+# R-hat above this, or any divergence, marks an MCMC run as not converged (Vehtari et al. 2021).
+RHAT_LIMIT = 1.01
+
+
+def check_mixing(draws: dict, backend: str, divergences: int = 0) -> tuple[bool, dict]:
+    """Rank-normalised R-hat over chains and the divergence count, with a warning that says
+    what to change.
+
+    Parameters
+    ----------
+    draws : dict of str -> ndarray of shape (chain, draw, ...)
+    backend : str
+        Named in the warning.
+    divergences : int
+
+    Returns
+    -------
+    converged : bool
+    diagnostics : dict with ``divergences`` and ``max_rhat`` (NaN with a single chain)
+    """
+    import arviz as az
+
+    chains = next(iter(draws.values())).shape[0]
+    max_rhat = float("nan")
+    if chains > 1:
+        rhat = az.rhat(az.convert_to_dataset({name: np.asarray(value) for name, value in draws.items()}))
+        max_rhat = float(max(np.nanmax(rhat[name].values) for name in draws))
+    problems = []
+    if divergences:
+        problems.append(f"{divergences} divergent transitions (raise target_accept, e.g. 0.95)")
+    if max_rhat > RHAT_LIMIT:
+        problems.append(
+            f"max R-hat {max_rhat:.3f} > {RHAT_LIMIT}: chains disagree (run longer with more tune and "
+            "draws, or start the chains elsewhere; chains stuck in different modes of a multimodal "
+            "posterior also cause this)"
+        )
+    if problems:
+        warnings.warn(f"{backend}: " + "; ".join(problems), ConvergenceWarning, stacklevel=4)
+    return not problems, {"divergences": int(divergences), "max_rhat": max_rhat}

@@ -34,6 +34,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 test-slow: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) -m pytest -m "slow or not slow"
 
 clean-cache:

@@ -30,13 +30,17 @@ class AscentRun:
     ----------
     state : the final state (parameters for EM, variational factors for VB), the one whose
         objective is ``history[-1]``
-    history : ndarray of shape (n_iter,)
+    history : ndarray of shape (n_iter + 1,)
+        The objective at the start and after every update.
     converged : bool
+    n_iter : int
+        Number of updates (M-steps, or factor updates) made.
     """
 
     state: object
     history: np.ndarray
     converged: bool
+    n_iter: int
 
     @property
     def objective(self) -> float:
@@ -56,8 +60,9 @@ def ascend(
     """Iterate ``state, objective = step(state)`` until the objective stops rising.
 
     ``step(state)`` returns ``(next_state, objective(state))``: the objective of the state it
-    was given, computed as a by-product of the E-step. Convergence: the increase per
-    observation falls below ``tol``.
+    was given, computed as a by-product of the E-step (so the objective of the final state
+    costs one more E-step, as scikit-learn's final E-step). Convergence: the last update raised
+    the objective by less than ``tol`` per observation.
 
     Raises
     ------
@@ -66,31 +71,30 @@ def ascend(
     RuntimeError
         The objective decreased beyond round-off, which EM and CAVI never do: a bug.
     """
-    history = []
-    previous_state = state
-    for _ in range(max_iter):
+    next_state, objective = step(state)
+    _check_finite(objective, objective_name)
+    history = [objective]
+    for iteration in range(1, max_iter + 1):
+        state = next_state
         next_state, objective = step(state)
-        if np.isnan(objective):
-            raise FloatingPointError(
-                f"the {objective_name} became NaN; check the data and the starting point (init)"
+        _check_finite(objective, objective_name)
+        change = objective - history[-1]
+        if change < -ROUND_OFF_RELATIVE * (abs(objective) + n_observations):
+            raise RuntimeError(
+                f"the {objective_name} decreased from {history[-1]!r} to {objective!r} at iteration "
+                f"{iteration}; EM and CAVI never decrease it, so this is a bug in latentzoo"
             )
-        if history:
-            change = objective - history[-1]
-            slack = ROUND_OFF_RELATIVE * (abs(objective) + n_observations)
-            if change < -slack:
-                raise RuntimeError(
-                    f"the {objective_name} decreased from {history[-1]!r} to {objective!r} at iteration "
-                    f"{len(history) + 1}; EM and CAVI never decrease it, so this is a bug in latentzoo"
-                )
-            if change <= tol * n_observations:
-                history.append(objective)
-                return AscentRun(state, np.asarray(history), True)
         history.append(objective)
         if progress is not None:
             progress.advance(status=f"{objective_name} {objective:.6g}")
-        previous_state, state = state, next_state
-    # the last step's input state is the one whose objective we know
-    return AscentRun(previous_state, np.asarray(history), False)
+        if change <= tol * n_observations:
+            return AscentRun(state, np.asarray(history), True, iteration)
+    return AscentRun(state, np.asarray(history), False, max_iter)
+
+
+def _check_finite(objective: float, objective_name: str) -> None:
+    if np.isnan(objective):
+        raise FloatingPointError(f"the {objective_name} became NaN; check the data and the starting point (init)")
 
 
 def best_of_restarts(run_one: Callable, n_init: int, rng: np.random.Generator, *, what: str, advice: str):
@@ -107,7 +111,7 @@ def best_of_restarts(run_one: Callable, n_init: int, rng: np.random.Generator, *
     best = runs[best_index]
     if not best.converged:
         warnings.warn(
-            f"{what} did not converge in {best.history.size} iterations (best of {n_init} restarts); "
+            f"{what} did not converge in {best.n_iter} iterations (best of {n_init} restarts); "
             f"{advice}",
             ConvergenceWarning,
             stacklevel=4,

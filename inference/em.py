@@ -112,7 +112,7 @@ def run(
                 objective_name=objective_name,
                 progress=progress,
             )
-            progress.advance(max_iter - run.history.size)  # a restart that converged early is done
+            progress.advance(max_iter - run.n_iter)  # a restart that converged early is done
             return run
 
         best, histories, best_index = best_of_restarts(
@@ -128,7 +128,7 @@ def run(
         history={objective_name.replace("-", "_"): histories},
         attrs={
             "converged": best.converged,
-            "n_iter": int(best.history.size),
+            "n_iter": best.n_iter,
             "point_estimate": True,
             "objective": best.objective,
             "best_restart": best_index,

@@ -83,7 +83,7 @@ def run(
                 objective_name="ELBO",
                 progress=progress,
             )
-            progress.advance(max_iter - run.history.size)  # a restart that converged early is done
+            progress.advance(max_iter - run.n_iter)  # a restart that converged early is done
             return run
 
         best, histories, best_index = best_of_restarts(
@@ -96,7 +96,7 @@ def run(
         history={"elbo": histories},
         attrs={
             "converged": best.converged,
-            "n_iter": int(best.history.size),
+            "n_iter": best.n_iter,
             "point_estimate": False,
             "elbo": best.objective,
             "best_restart": best_index,

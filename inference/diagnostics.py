@@ -14,7 +14,7 @@ __all__ = ["RHAT_LIMIT", "check_mixing"]
 RHAT_LIMIT = 1.01
 
 
-def check_mixing(draws: dict, backend: str, divergences: int = 0) -> tuple[bool, dict]:
+def check_mixing(draws: dict, backend: str, divergences: int = 0, model=None) -> tuple[bool, dict]:
     """Rank-normalised R-hat over chains and the divergence count, with a warning that says
     what to change.
 
@@ -24,6 +24,10 @@ def check_mixing(draws: dict, backend: str, divergences: int = 0) -> tuple[bool,
     backend : str
         Named in the warning.
     divergences : int
+    model : optional
+        A model with an identification rule (``relabel_draws``): R-hat is computed on the
+        identified draws, so that chains visiting mirror-image modes of an exchangeable
+        posterior (which is correct behaviour) do not count as disagreeing.
 
     Returns
     -------
@@ -32,6 +36,8 @@ def check_mixing(draws: dict, backend: str, divergences: int = 0) -> tuple[bool,
     """
     import arviz as az
 
+    if model is not None and model.supports("relabel_draws"):
+        draws, _ = model.relabel_draws(draws)
     chains = next(iter(draws.values())).shape[0]
     max_rhat = float("nan")
     if chains > 1:

@@ -73,7 +73,7 @@ def run(
             for name in names:
                 samples[name].append(np.stack(kept[name]))
     draws_by_name = {name: np.stack(chain_draws) for name, chain_draws in samples.items()}
-    converged, diagnostics = check_mixing(draws_by_name, "gibbs")
+    converged, diagnostics = check_mixing(draws_by_name, "gibbs", model=model)
     return RawResult(
         draws=draws_by_name,
         attrs={

@@ -210,7 +210,8 @@ def _em_fixed_points(comparison, n_starts: int = 8) -> list[dict]:
             # a start that does not converge still shows where EM went; the warning adds nothing here
             warnings.simplefilter("ignore")
             try:
-                idata = fit(comparison.model, comparison.data, backend="em", n_init=1, random_seed=seed, mle=mle)
+                idata = fit(comparison.model, comparison.data, backend="em", n_init=1, random_seed=seed, mle=mle,
+                            progressbar=False)
             except (ValueError, FloatingPointError, RuntimeError):
                 continue
         points.append({name: float(idata.posterior[name].values.ravel()[0]) for name in idata.posterior.data_vars

@@ -42,7 +42,7 @@ def _sample_stats(idata) -> dict[str, np.ndarray]:
 def _pymc_mixing(idata, model, backend: str) -> tuple[bool, dict]:
     stats = idata.sample_stats
     divergences = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
-    return check_mixing(_posterior_arrays(model, idata.posterior), backend, divergences=divergences)
+    return check_mixing(_posterior_arrays(model, idata.posterior), backend, divergences=divergences, model=model)
 
 
 def _cores(chains: int, cores) -> int:

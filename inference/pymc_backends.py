@@ -39,12 +39,6 @@ def _sample_stats(idata) -> dict[str, np.ndarray]:
     return stats
 
 
-def _pymc_mixing(idata, model, backend: str) -> tuple[bool, dict]:
-    stats = idata.sample_stats
-    divergences = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
-    return check_mixing(_posterior_arrays(model, idata.posterior), backend, divergences=divergences, model=model)
-
-
 def _cores(chains: int, cores) -> int:
     if cores is None:
         return min(chains, os.cpu_count() or 1)
@@ -82,52 +76,21 @@ def run_nuts(
     target_accept : float in (0, 1)
     progressbar : bool
     """
-    import pymc as pm
-
-    draws = check_int(draws, "draws")
-    tune = check_int(tune, "tune", minimum=0)
-    chains = check_int(chains, "chains")
     sampler = check_choice(sampler, "sampler", ("pymc", "nutpie"))
     target_accept = check_float(target_accept, "target_accept")
     if not target_accept < 1:
         raise ValueError(f"target_accept must lie in (0, 1), got {target_accept}")
-    progressbar = check_bool(progressbar, "progressbar")
     if sampler == "nutpie":
         try:
             import nutpie  # noqa: F401
         except ImportError:
             raise ImportError("sampler='nutpie' needs nutpie: pip install 'latentzoo[bench]' or pip install nutpie") from None
-    pm_model = model.pymc_model(data, marginalized=True)
-    with pm_model:
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=_cores(chains, cores),
-            random_seed=_pymc_seed(rng),
-            nuts_sampler=sampler,
-            target_accept=target_accept,
-            progressbar=progressbar,
-            compute_convergence_checks=False,
-        )
-    converged, diagnostics = _pymc_mixing(idata, model, "nuts")
-    sampling = idata.posterior.attrs.get("sampling_time")
-    return RawResult(
-        draws=_posterior_arrays(model, idata.posterior),
-        sample_stats=_sample_stats(idata),
-        attrs={
-            "converged": converged,
-            "n_iter": tune + draws,
-            "point_estimate": False,
-            "sampler": sampler,
-            "sampling_s": float(sampling) if sampling is not None else float("nan"),
-            "draws": draws,
-            "tune": tune,
-            "chains": chains,
-            "target_accept": target_accept,
-            **diagnostics,
-        },
+    result = _sample(
+        model, data, rng, "nuts", marginalized=True, draws=draws, tune=tune, chains=chains, cores=cores,
+        progressbar=progressbar, nuts_sampler=sampler, target_accept=target_accept,
     )
+    result.attrs.update(sampler=sampler, target_accept=target_accept)
+    return result
 
 
 @register(
@@ -152,27 +115,39 @@ def run_pymc_gibbs(
     PyMC assigns ``BinaryGibbsMetropolis`` (binary latents) or ``CategoricalGibbsMetropolis``
     to the discrete latent variables and NUTS to the continuous parameters; they alternate.
     """
+    return _sample(
+        model, data, rng, "pymc_gibbs", marginalized=False, draws=draws, tune=tune, chains=chains, cores=cores,
+        progressbar=progressbar,
+    )
+
+
+def _sample(model, data, rng, backend, *, marginalized, draws, tune, chains, cores, progressbar, **sample_options):
+    """``pm.sample`` on the model's PyMC declaration, shared by ``nuts`` and ``pymc_gibbs``."""
     import pymc as pm
 
     draws = check_int(draws, "draws")
     tune = check_int(tune, "tune", minimum=0)
     chains = check_int(chains, "chains")
+    cores = _cores(chains, cores)
     progressbar = check_bool(progressbar, "progressbar")
-    pm_model = model.pymc_model(data, marginalized=False)
-    with pm_model:
+    with model.pymc_model(data, marginalized=marginalized):
         idata = pm.sample(
             draws=draws,
             tune=tune,
             chains=chains,
-            cores=_cores(chains, cores),
+            cores=cores,
             random_seed=_pymc_seed(rng),
             progressbar=progressbar,
             compute_convergence_checks=False,
+            **sample_options,
         )
-    converged, diagnostics = _pymc_mixing(idata, model, "pymc_gibbs")
+    stats = idata.sample_stats
+    divergences = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
+    draws_by_name = _posterior_arrays(model, idata.posterior)
+    converged, diagnostics = check_mixing(draws_by_name, backend, divergences=divergences, model=model)
     sampling = idata.posterior.attrs.get("sampling_time")
     return RawResult(
-        draws=_posterior_arrays(model, idata.posterior),
+        draws=draws_by_name,
         sample_stats=_sample_stats(idata),
         attrs={
             "converged": converged,

@@ -22,8 +22,7 @@ __all__ = ["run", "check_map_exists"]
 def check_map_exists(model) -> None:
     """MAP-EM needs a bounded posterior density: every Beta/Dirichlet concentration >= 1."""
     for name, prior in model.prior().items():
-        concentrations = [np.asarray(v) for v in vars(prior).values() if isinstance(v, np.ndarray)]
-        if any(np.any(c < 1) for c in concentrations):
+        if np.any(prior.concentrations < 1):
             raise ValueError(
                 f"the prior on {name!r} has a concentration below 1, so the posterior density is "
                 "unbounded at the boundary and the MAP does not exist; use mle=True or priors >= 1"

@@ -72,6 +72,11 @@ class Beta:
         alpha, beta = np.broadcast_arrays(self.alpha + successes, self.beta + failures)
         return Beta._trusted(alpha, beta)
 
+    @property
+    def concentrations(self) -> np.ndarray:
+        """``(alpha, beta)`` stacked on a last axis of length 2."""
+        return np.stack([self.alpha, self.beta], axis=-1)
+
     def mean(self) -> np.ndarray:
         return self.alpha / (self.alpha + self.beta)
 
@@ -149,6 +154,10 @@ class Dirichlet:
                 f"got shape {concentration.shape}"
             )
         object.__setattr__(self, "concentration", concentration)
+
+    @property
+    def concentrations(self) -> np.ndarray:
+        return self.concentration
 
     @property
     def n_categories(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.conjugate import apply_to_factors
 from .ascent import ascend, best_of_restarts
 from .core import RawResult
 from .options import check_bool, check_float, check_int
@@ -20,9 +21,11 @@ __all__ = ["run", "check_map_exists"]
 
 
 def check_map_exists(model) -> None:
-    """MAP-EM needs a bounded posterior density: every Beta/Dirichlet concentration >= 1."""
+    """MAP-EM needs a bounded posterior density: every Beta/Dirichlet concentration >= 1
+    (families without concentrations, such as the Normal-Inverse-Wishart, always have a mode)."""
     for name, prior in model.prior().items():
-        if np.any(prior.concentrations < 1):
+        concentrations = getattr(prior, "concentrations", None)
+        if concentrations is not None and np.any(concentrations < 1):
             raise ValueError(
                 f"the prior on {name!r} has a concentration below 1, so the posterior density is "
                 "unbounded at the boundary and the MAP does not exist; use mle=True or priors >= 1"
@@ -97,7 +100,7 @@ def run(
         stats, log_lik = model.expected_stats(data, params)
         objective = log_lik if mle else log_lik + float(model.log_prior(params))
         posterior = model.conditional_posterior(stats, mle=mle)
-        return {name: dist.mode() for name, dist in posterior.items()}, objective
+        return apply_to_factors(posterior, "mode"), objective
 
     with progress_bar("EM", n_init * max_iter, progressbar) as progress:
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.conjugate import apply_to_factors
 from .core import RawResult
 from .diagnostics import check_mixing
 from .options import check_bool, check_int
@@ -65,7 +66,7 @@ def run(
             for sweep in range(tune + draws):
                 stats = model.sample_stats(data, params, chain_rng)
                 posterior = model.conditional_posterior(stats)
-                params = {name: dist.sample(chain_rng) for name, dist in posterior.items()}
+                params = apply_to_factors(posterior, "sample", chain_rng)
                 if sweep >= tune:
                     for name in names:
                         kept[name].append(params[name])

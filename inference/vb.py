@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.conjugate import apply_to_factors
 from .ascent import ascend, best_of_restarts
 from .core import RawResult
 from .options import check_bool, check_float, check_int
@@ -90,7 +91,7 @@ def run(
             run_one, n_init, rng, what="VB", advice="raise max_iter, loosen tol or use more restarts (n_init)"
         )
     factors = best.state
-    samples = {name: factor.sample(rng, size=(1, draws)) for name, factor in factors.items()}
+    samples = apply_to_factors(factors, "sample", rng, size=(1, draws))
     return RawResult(
         draws=samples,
         history={"elbo": histories},
@@ -103,6 +104,6 @@ def run(
             "n_init": n_init,
             "tol": tol,
             "max_iter": max_iter,
-            "variational_params": repr({name: vars(f) for name, f in factors.items()}),
+            "variational_params": repr(factors),
         },
     )

@@ -20,7 +20,24 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-__all__ = ["Beta", "Dirichlet"]
+__all__ = ["Beta", "Dirichlet", "apply_to_factors"]
+
+
+def apply_to_factors(factors: dict, method: str, *args, **kwargs) -> dict:
+    """Call ``method`` (``"mode"``, ``"mean"``, ``"sample"``) on every factor and name the results.
+
+    ``factors`` maps a parameter name to its conjugate distribution, or a *tuple* of names to a
+    joint family (Normal-Inverse-Wishart over ``("means", "covs")``) whose method returns one
+    array per name. EM, Gibbs and VB all go through here, so joint families need no special case.
+    """
+    values = {}
+    for key, factor in factors.items():
+        result = getattr(factor, method)(*args, **kwargs)
+        if isinstance(key, tuple):
+            values.update(zip(key, result))
+        else:
+            values[key] = result
+    return values
 
 
 def _as_positive_array(value, name: str) -> np.ndarray:

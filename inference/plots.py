@@ -214,8 +214,13 @@ def _em_fixed_points(comparison, n_starts: int = 8) -> list[dict]:
                             progressbar=False)
             except (ValueError, FloatingPointError, RuntimeError):
                 continue
-        points.append({name: float(idata.posterior[name].values.ravel()[0]) for name in idata.posterior.data_vars
-                       if idata.posterior[name].ndim == 2})
+        point = {name: float(idata.posterior[name].values.ravel()[0]) for name in idata.posterior.data_vars
+                 if idata.posterior[name].ndim == 2}
+        if comparison.model.supports("relabel_draws"):
+            # name the coins as the compared draws are named (the comparison identified them)
+            point, _ = comparison.model.relabel_draws(point)
+            point = {name: float(value) for name, value in point.items()}
+        points.append(point)
     return points
 
 

@@ -426,6 +426,8 @@ def cmd_demo(args) -> int:
     entries = []
     for name, cls in MODELS.items():
         model = cls()
+        if not model.supports("default_data"):
+            continue  # a general-purpose model (CategoricalHMM) has no seed data set of its own
         data = model.default_data()
         console.rule(f"{name}: {cls.__name__} on its default data")
         names, reference, options = _comparison_options(model, None, "auto", defaults, None, {})

@@ -150,6 +150,8 @@ class Comparison:
         several between them, e.g. ``heads_prob`` against ``p`` and ``q``).
         """
         reference = self.table[self.table["backend"] == self.reference].dropna(subset=["sd"])
+        # entries fixed by the model's structure (masked emissions) have sd 0 and say nothing
+        reference = reference[reference["sd"] > 0]
         if len(reference) < 2:
             return ""
         tight = reference.loc[reference["sd"].idxmin()]

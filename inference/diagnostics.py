@@ -41,7 +41,8 @@ def check_mixing(draws: dict, backend: str, divergences: int = 0, model=None) ->
     chains = next(iter(draws.values())).shape[0]
     max_rhat = float("nan")
     if chains > 1:
-        rhat = az.rhat(az.convert_to_dataset({name: np.asarray(value) for name, value in draws.items()}))
+        with np.errstate(invalid="ignore", divide="ignore"):  # constant entries (masked HMM emissions): 0/0
+            rhat = az.rhat(az.convert_to_dataset({name: np.asarray(value) for name, value in draws.items()}))
         max_rhat = float(max(np.nanmax(rhat[name].values) for name in draws))
     problems = []
     if divergences:

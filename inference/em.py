@@ -94,7 +94,7 @@ def run(
         check_map_exists(model)
     start_at = resolve_init(model, data, init, rng, n_init)
     objective_name = "log-likelihood" if mle else "log-posterior"
-    n_observations = model.n_observations(data)
+    n_observations = model.objective_scale(data)
 
     def step(params):
         stats, log_lik = model.expected_stats(data, params)

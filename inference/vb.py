@@ -71,7 +71,7 @@ def run(
     draws = check_int(draws, "draws")
     progressbar = check_bool(progressbar, "progressbar")
     step = elbo_step(model, data)
-    n_observations = model.n_observations(data)
+    n_observations = model.objective_scale(data)
     with progress_bar("VB", n_init * max_iter, progressbar) as progress:
 
         def run_one(child_rng):

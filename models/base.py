@@ -66,6 +66,12 @@ class LatentModel:
         """Number of entries of the pointwise log-likelihood (trials, points, sequences)."""
         raise NotImplementedError
 
+    def objective_scale(self, data) -> int:
+        """What EM's and VB's ``tol`` is "per": the number of observations by default; models whose
+        pointwise log-likelihood covers many steps (an HMM sequence) return the number of steps,
+        so that a tolerance means the same for one long sequence as for many short ones."""
+        return self.n_observations(data)
+
     def coords(self, data) -> dict[str, list]:
         return {}
 

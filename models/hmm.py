@@ -1,0 +1,1010 @@
+"""Hidden Markov models with categorical emissions: ``CategoricalHMM`` and the seed's ``DiceHMM``.
+
+Generative model (one sequence; many sequences share the parameters)::
+
+    init_probs ~ Dirichlet(init_prior)                    (state,)
+    trans_mat[i] ~ Dirichlet(trans_prior[i])              (state, state_next), one row per state
+    emission_probs[k] ~ Dirichlet(emission_prior[k])      (state, symbol), over allowed symbols
+    z_1 ~ Categorical(init_probs),  z_t | z_t-1 ~ Categorical(trans_mat[z_t-1])
+    x_t | z_t ~ Categorical(emission_probs[z_t])
+
+An optional ``emission_mask`` (state, symbol) says which symbols a state can emit; a row's
+Dirichlet lives on its allowed symbols only, so masked probabilities are exactly zero in every
+back-end (EM modes, Gibbs draws, VB factors, exact draws). ``DiceHMM`` is the seed's dice game:
+the states are dice (D6, D4, D8 by default), the symbols the faces 1..max(dice) as people write
+them, and a die can only show its own faces.
+
+Inference given parameters (forward, backward, smoothing, Viterbi, FFBS, expected counts) is in
+:mod:`latentzoo.models.hmm_kernels`; this module validates, builds the (T, K) emission
+likelihoods, and supplies the hooks of the back-ends:
+
+* ``em``: Baum-Welch; the M-step is the mode of the Dirichlet posteriors given the
+  forward-backward expected counts (MAP under the priors; ``mle=True``: maximum likelihood);
+* ``gibbs``: FFBS draws the state paths, then every row from its Dirichlet posterior;
+* ``vb``: variational Bayes (MacKay 1997; Beal 2003, ch. 3): forward-backward with the
+  sub-normalised parameters ``exp(E_q[log theta])``; the ELBO is the sum of the log normalisers
+  of q(z) minus the KL divergences of the Dirichlet factors from the priors;
+* ``exact``: for short data, the exact posterior by enumerating every state path, grouped by
+  their sufficient statistics (a mixture of products of Dirichlets).
+
+No ``pymc_model`` is declared yet, so the PyMC back-ends do not apply to these models.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy import special
+
+from . import hmm_kernels as kernels
+from .base import LatentModel, check_rng
+from .conjugate import Dirichlet
+
+__all__ = ["CategoricalHMM", "DiceHMM", "HMMData", "HMMExactPosterior", "MaskedDirichlet"]
+
+#: the seed's rolls (seed 001, "1 6 3 5 2 7 3 5 2 4")
+SEED_ROLLS = (1, 6, 3, 5, 2, 7, 3, 5, 2, 4)
+
+#: the exact posterior enumerates every state path that can emit the data; above this many it
+#: refuses (memory ~ 40 bytes per path and time step)
+EXACT_MAX_PATHS = 2_000_000
+
+#: rows of a probability vector must sum to one within this tolerance
+STOCHASTIC_ATOL = 1e-6
+
+
+# ------------------------------------------------------------------------------------------
+# data
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HMMData:
+    """Validated sequences, concatenated.
+
+    Attributes
+    ----------
+    symbols : int64 ndarray of shape (T,)
+        Symbols 0..n_symbols-1 of all sequences, one after the other (read-only).
+    offsets : int64 ndarray of shape (n_sequences + 1,)
+        Sequence ``s`` is ``symbols[offsets[s]:offsets[s + 1]]``.
+    single : bool
+        True when the data were given as one sequence (model-level methods then return one
+        array instead of a list).
+    first_label : int
+        How the user writes symbol 0 (0 for ``CategoricalHMM``, face 1 for ``DiceHMM``).
+    """
+
+    symbols: np.ndarray
+    offsets: np.ndarray
+    single: bool
+    first_label: int = 0
+
+    @property
+    def n_sequences(self) -> int:
+        return self.offsets.size - 1
+
+    @property
+    def n_steps(self) -> int:
+        """Total number of time steps T over all sequences."""
+        return self.symbols.size
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The symbols as the user writes them (faces 1..8 for dice)."""
+        return self.symbols + self.first_label
+
+    def split(self, array: np.ndarray):
+        """Split an array over concatenated time steps into sequences (or return it for one)."""
+        if self.single:
+            return array
+        return [array[start:stop] for start, stop in zip(self.offsets[:-1], self.offsets[1:])]
+
+
+def _is_scalar(value) -> bool:
+    return isinstance(value, numbers.Number | np.generic) and not isinstance(value, bool | np.bool_)
+
+
+def _read_text(text: str):
+    tokens = text.replace(",", " ").split()
+    if not tokens:
+        raise ValueError("data given as text must hold whitespace- or comma-separated integers, got an empty string")
+    try:
+        return [int(token) for token in tokens]
+    except ValueError:
+        raise ValueError(f"data given as text must hold whitespace- or comma-separated integers, got {text!r}") from None
+
+
+# ------------------------------------------------------------------------------------------
+# a Dirichlet on each row's allowed entries
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MaskedDirichlet:
+    """Independent Dirichlets on the allowed entries of each row of a (..., K, M) matrix.
+
+    Entries where ``mask`` is False are exactly zero in every mean, mode and draw. A row with a
+    single allowed entry is the point mass on it. The interface matches
+    :class:`~latentzoo.models.conjugate.Dirichlet` (batch shape = leading dims + rows).
+
+    Parameters
+    ----------
+    concentration : ndarray of shape (*batch, K, M)
+        Positive on allowed entries; masked entries are ignored.
+    mask : bool ndarray of shape (K, M)
+        Allowed entries; every row has at least one.
+    """
+
+    concentration: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def concentrations(self) -> np.ndarray:
+        """The allowed concentrations, flattened (read by EM's check that the MAP exists)."""
+        return np.asarray(self.concentration)[..., self.mask]
+
+    @property
+    def _alpha(self) -> np.ndarray:
+        # masked entries set to 1 so that gammaln/digamma of them are finite (and then ignored)
+        return np.where(self.mask, self.concentration, 1.0)
+
+    def update(self, counts) -> "MaskedDirichlet":
+        return MaskedDirichlet(self.concentration + np.asarray(counts, float), self.mask)
+
+    def select(self, index) -> "MaskedDirichlet":
+        """The distributions at ``index`` of the leading batch axis."""
+        return MaskedDirichlet(self.concentration[index], self.mask)
+
+    def mean(self) -> np.ndarray:
+        alpha = np.where(self.mask, self.concentration, 0.0)
+        return alpha / alpha.sum(axis=-1, keepdims=True)
+
+    def mode(self) -> np.ndarray:
+        """Per row ``(alpha_k - 1) / sum(alpha - 1)`` over allowed entries; uniform over the
+        allowed entries where a row carries no information (all alpha = 1), as ``Dirichlet.mode``."""
+        excess = np.where(self.mask, np.clip(self.concentration - 1.0, 0.0, None), 0.0)
+        total = excess.sum(axis=-1, keepdims=True)
+        uniform = np.broadcast_to(self.mask / self.mask.sum(axis=-1, keepdims=True), excess.shape)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mode = excess / total
+        return np.where(total > 0, mode, uniform)
+
+    def sample(self, rng: np.random.Generator, size=None) -> np.ndarray:
+        """Draws of shape ``size + batch + (K, M)`` via normalised Gammas; masked entries 0."""
+        alpha = self._alpha
+        shape = alpha.shape if size is None else tuple(np.atleast_1d(size)) + alpha.shape
+        gammas = np.where(self.mask, rng.standard_gamma(np.broadcast_to(alpha, shape)), 0.0)
+        return gammas / gammas.sum(axis=-1, keepdims=True)
+
+    def log_pdf(self, x) -> np.ndarray:
+        """Log-density per row, shape ``batch + (K,)`` (masked entries of ``x`` ignored)."""
+        alpha = self._alpha
+        x = np.asarray(x, float)
+        return self._log_normaliser(alpha) + np.where(self.mask, special.xlogy(alpha - 1.0, x), 0.0).sum(-1)
+
+    def _log_normaliser(self, alpha) -> np.ndarray:
+        # log Gamma(sum alpha) - sum log Gamma(alpha) over the allowed entries of each row
+        return special.gammaln(np.where(self.mask, alpha, 0.0).sum(-1)) - np.where(
+            self.mask, special.gammaln(alpha), 0.0
+        ).sum(-1)
+
+    def expected_log(self) -> np.ndarray:
+        """``E[log x]``; ``-inf`` on masked entries (so ``exp`` of it is exactly 0)."""
+        alpha = self._alpha
+        total = np.where(self.mask, alpha, 0.0).sum(-1, keepdims=True)
+        return np.where(self.mask, special.digamma(alpha) - special.digamma(total), -np.inf)
+
+    def kl(self, other: "MaskedDirichlet") -> np.ndarray:
+        """KL(self || other) per row, shape ``batch + (K,)``."""
+        alpha, prior = self._alpha, other._alpha
+        expected = np.where(self.mask, self.expected_log(), 0.0)
+        return (
+            self._log_normaliser(alpha)
+            - self._log_normaliser(prior)
+            + np.where(self.mask, (alpha - prior) * expected, 0.0).sum(-1)
+        )
+
+
+def _log_multivariate_beta(alpha: np.ndarray, mask=None) -> np.ndarray:
+    """``log B(alpha) = sum log Gamma(alpha_k) - log Gamma(sum alpha_k)`` over the last axis."""
+    if mask is None:
+        return special.gammaln(alpha).sum(-1) - special.gammaln(alpha.sum(-1))
+    alpha = np.where(mask, alpha, 1.0)
+    return np.where(mask, special.gammaln(alpha), 0.0).sum(-1) - special.gammaln(np.where(mask, alpha, 0.0).sum(-1))
+
+
+# ------------------------------------------------------------------------------------------
+# the shared implementation
+# ------------------------------------------------------------------------------------------
+class _CategoricalHMMBase(LatentModel):
+    """Everything both HMMs share; subclasses define the structure (``n_states``,
+    ``n_symbols``, ``_mask``, ``first_label``, ``observed_name``, ``state_labels``) and priors."""
+
+    observation_dim = "sequence"
+    #: ``state_next`` indexes the same states a second time (rows and columns of trans_mat)
+    paired_label_dims = {"state_next": "state"}
+    first_label = 0
+    observed_name = "symbols"
+
+    # -- structure ----------------------------------------------------------------------
+    @property
+    def _mask(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    @property
+    def state_labels(self) -> list:
+        return list(range(self.n_states))
+
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        return {
+            "init_probs": ("state",),
+            "trans_mat": ("state", "state_next"),
+            "emission_probs": ("state", "symbol"),
+        }
+
+    def _param_shapes(self) -> dict[str, tuple[int, ...]]:
+        K, M = self.n_states, self.n_symbols
+        return {"init_probs": (K,), "trans_mat": (K, K), "emission_probs": (K, M)}
+
+    def n_observations(self, data) -> int:
+        return self.check_data(data).n_sequences
+
+    def objective_scale(self, data) -> int:
+        # EM/VB tolerances are per time step: one sequence of 1e6 rolls is not one observation
+        return self.check_data(data).n_steps
+
+    def coords(self, data) -> dict[str, list]:
+        data = self.check_data(data)
+        states = self.state_labels
+        return {
+            "state": states,
+            "state_next": states,
+            "symbol": list(range(self.first_label, self.first_label + self.n_symbols)),
+            "sequence": list(range(data.n_sequences)),
+            "time": list(range(data.n_steps)),
+        }
+
+    def observed_data(self, data) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
+        """The symbols (as written) of all sequences concatenated over ``time``, and each
+        sequence's length (the first entry names the pointwise log-likelihood)."""
+        data = self.check_data(data)
+        return {
+            self.observed_name: (data.labels, ("time",)),
+            "sequence_length": (data.lengths, ("sequence",)),
+        }
+
+    # -- priors -------------------------------------------------------------------------
+    def _prior_arrays(self):
+        K, M = self.n_states, self.n_symbols
+        arrays = {}
+        for name, value, shape in (
+            ("init_prior", self.init_prior, (K,)),
+            ("trans_prior", self.trans_prior, (K, K)),
+            ("emission_prior", self.emission_prior, (K, M)),
+        ):
+            if isinstance(value, str | bytes):
+                raise TypeError(f"{name} must be a positive number or an array of shape {shape}, got {value!r}")
+            try:
+                array = np.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                raise TypeError(f"{name} must be a positive number or an array of shape {shape}, got {value!r}") from None
+            try:
+                array = np.broadcast_to(array, shape).copy()
+            except ValueError:
+                raise ValueError(f"{name} must be a number or broadcast to shape {shape}, got shape {array.shape}") from None
+            allowed = array if name != "emission_prior" or self._mask is None else array[self._mask]
+            if not np.all(np.isfinite(allowed)) or np.any(allowed <= 0):
+                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+            arrays[name] = array
+        return arrays
+
+    @cached_property
+    def _priors(self) -> dict:
+        arrays = self._prior_arrays()
+        emission = (
+            Dirichlet(arrays["emission_prior"])
+            if self._mask is None
+            else MaskedDirichlet(arrays["emission_prior"], self._mask)
+        )
+        return {
+            "init_probs": Dirichlet(arrays["init_prior"]),
+            "trans_mat": Dirichlet(arrays["trans_prior"]),
+            "emission_probs": emission,
+        }
+
+    @cached_property
+    def _flat_priors(self) -> dict:
+        # Dirichlet(1): the mode given counts is the maximum-likelihood estimate
+        K, M = self.n_states, self.n_symbols
+        emission = Dirichlet(np.ones((K, M))) if self._mask is None else MaskedDirichlet(np.ones((K, M)), self._mask)
+        return {"init_probs": Dirichlet(np.ones(K)), "trans_mat": Dirichlet(np.ones((K, K))), "emission_probs": emission}
+
+    def prior(self) -> dict:
+        """Dirichlet priors: ``init_probs`` (K,), one per row of ``trans_mat`` (batch K) and of
+        ``emission_probs`` (batch K; a :class:`MaskedDirichlet` when there is a mask)."""
+        return dict(self._priors)
+
+    def log_prior(self, params) -> np.ndarray:
+        """Sum of the Dirichlet log-densities, shape B (the params' batch shape)."""
+        params = self._check_param_arrays(params, "params")
+        priors = self._priors
+        return (
+            priors["init_probs"].log_pdf(params["init_probs"])
+            + priors["trans_mat"].log_pdf(params["trans_mat"]).sum(-1)
+            + priors["emission_probs"].log_pdf(params["emission_probs"]).sum(-1)
+        )
+
+    # -- validation ---------------------------------------------------------------------
+    def _describe_symbols(self) -> str:
+        return f"integers 0..{self.n_symbols - 1}"
+
+    def _check_sequence(self, sequence, index: int) -> np.ndarray:
+        where = f"sequence {index}"
+        if isinstance(sequence, str):
+            sequence = _read_text(sequence)
+        try:
+            array = np.asarray(sequence)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"data: could not read {where} as an array of symbols: {error}") from None
+        if array.dtype == object or not (
+            np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+        ):
+            raise TypeError(
+                f"data: {where} must hold {self._describe_symbols()}, got an array of dtype {array.dtype}"
+            )
+        if array.ndim != 1:
+            raise ValueError(f"data: {where} must be 1-D, got shape {array.shape}")
+        if array.size == 0:
+            raise ValueError(f"data: {where} is empty; every sequence needs at least one symbol")
+        if np.issubdtype(array.dtype, np.floating):
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"data: {where} contains NaN or infinite values; symbols must be {self._describe_symbols()}")
+            fractional = array != np.round(array)
+            if np.any(fractional):
+                raise ValueError(
+                    f"data: {where} contains non-integer values {np.unique(array[fractional])[:5].tolist()}; "
+                    f"symbols must be {self._describe_symbols()}"
+                )
+        labels = array.astype(np.int64)
+        low, high = self.first_label, self.first_label + self.n_symbols - 1
+        outside = (labels < low) | (labels > high)
+        if np.any(outside):
+            raise ValueError(
+                f"data: {where} contains {np.unique(labels[outside])[:5].tolist()} (first at position "
+                f"{int(np.argmax(outside))}); symbols must be {self._describe_symbols()}"
+            )
+        return labels - self.first_label
+
+    def check_data(self, data) -> HMMData:
+        """Validate one sequence or a list of sequences.
+
+        Parameters
+        ----------
+        data : array-like of shape (T,), a list of array-likes of lengths (T_s,), a 2-D array
+            (one sequence per row), a string of whitespace-separated integers, or HMMData.
+            ``CategoricalHMM`` symbols are 0..n_symbols-1; ``DiceHMM`` faces 1..max(dice).
+
+        Returns
+        -------
+        HMMData
+        """
+        if isinstance(data, HMMData):
+            if data.first_label != self.first_label or (data.n_steps and int(data.symbols.max()) >= self.n_symbols):
+                raise ValueError(f"data were validated for another model; pass the raw sequences to {type(self).__name__}")
+            self._check_emittable(data)
+            return data
+        if isinstance(data, str):
+            sequences, single = [data], True
+        elif isinstance(data, np.ndarray):
+            if data.ndim == 2:
+                sequences, single = list(data), False
+            else:
+                sequences, single = [data], True
+        elif isinstance(data, list | tuple):
+            if len(data) == 0:
+                raise ValueError("data must contain at least one sequence, got an empty list")
+            scalar = [_is_scalar(item) for item in data]
+            if all(scalar):
+                sequences, single = [data], True
+            elif any(scalar):
+                raise TypeError(
+                    "data must be one sequence of symbols or a list of sequences, got a list mixing "
+                    "numbers and sequences"
+                )
+            else:
+                bad = [type(item).__name__ for item in data if not isinstance(item, list | tuple | np.ndarray | str)]
+                if bad:
+                    raise TypeError(
+                        f"data given as a list must hold sequences (lists, tuples, arrays or strings), got {bad[0]}"
+                    )
+                sequences, single = list(data), False
+        else:
+            raise TypeError(
+                "data must be a sequence of symbols, a list of sequences or a string of integers, "
+                f"got {type(data).__name__}"
+            )
+        if len(sequences) == 0:
+            raise ValueError("data must contain at least one sequence")
+        checked = [self._check_sequence(sequence, index) for index, sequence in enumerate(sequences)]
+        symbols = np.concatenate(checked)
+        symbols.setflags(write=False)
+        offsets = kernels.as_offsets([len(sequence) for sequence in checked])
+        offsets.setflags(write=False)
+        result = HMMData(symbols, offsets, single, self.first_label)
+        self._check_emittable(result)
+        return result
+
+    def _check_emittable(self, data: HMMData) -> None:
+        mask = self._mask
+        if mask is None:
+            return
+        never = ~mask.any(axis=0)
+        if np.any(never[data.symbols]):
+            symbol = int(data.symbols[np.argmax(never[data.symbols])]) + self.first_label
+            raise ValueError(f"data contain the symbol {symbol}, which no state can emit (emission_mask)")
+
+    def _check_param_arrays(self, params, name: str) -> dict[str, np.ndarray]:
+        """Validate a params dict whose arrays may carry common leading batch dims."""
+        if not isinstance(params, dict):
+            raise TypeError(f"{name} must be a dict with keys {list(self.param_names)}, got {type(params).__name__}")
+        missing = set(self.param_names) - set(params)
+        unknown = set(params) - set(self.param_names)
+        if missing or unknown:
+            raise ValueError(
+                f"{name} must have exactly the keys {list(self.param_names)}; "
+                f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
+            )
+        arrays, batch = {}, None
+        for key, shape in self._param_shapes().items():
+            try:
+                array = np.asarray(params[key], dtype=float)
+            except (TypeError, ValueError):
+                raise TypeError(f"{name}[{key!r}] must be an array of probabilities of shape {shape}") from None
+            if array.shape[array.ndim - len(shape):] != shape or array.ndim < len(shape):
+                raise ValueError(f"{name}[{key!r}] must have shape {shape} (after batch dims), got {array.shape}")
+            this_batch = array.shape[: array.ndim - len(shape)]
+            if batch is None:
+                batch = this_batch
+            elif this_batch != batch:
+                raise ValueError(f"{name}: every parameter must have the same batch shape, got {batch} and {this_batch} ({key!r})")
+            if not np.all(np.isfinite(array)) or np.any(array < 0):
+                raise ValueError(f"{name}[{key!r}] must hold finite probabilities >= 0")
+            sums = array.sum(axis=-1)
+            if np.any(np.abs(sums - 1.0) > STOCHASTIC_ATOL):
+                worst = np.unravel_index(np.argmax(np.abs(sums - 1.0)), sums.shape)
+                row = f" row {worst[-1]}" if array.ndim - len(shape) + len(shape) > 1 and len(shape) > 1 else ""
+                raise ValueError(
+                    f"{name}[{key!r}]{row} must sum to 1 (a probability vector), sums to {float(sums[worst]):.6g}"
+                )
+            arrays[key] = array
+        mask = self._mask
+        if mask is not None:
+            leaked = np.where(mask, 0.0, arrays["emission_probs"])
+            if np.any(leaked > 0):
+                state, symbol = np.argwhere(leaked.reshape(-1, *mask.shape).max(axis=0) > 0)[0]
+                raise ValueError(
+                    f"{name}['emission_probs'][{state}, {symbol}] must be 0: state {self.state_labels[state]} "
+                    f"cannot emit symbol {symbol + self.first_label} (emission_mask)"
+                )
+        return arrays
+
+    def check_params(self, params, name: str = "params") -> dict[str, np.ndarray]:
+        """Validate one set of parameters (no batch dims): shapes, rows that are probability
+        vectors, zeros where the emission mask forbids a symbol. ``name`` is used in errors."""
+        arrays = self._check_param_arrays(params, name)
+        if arrays["init_probs"].ndim != 1:
+            raise ValueError(f"{name} must be one set of parameters, got batch shape {arrays['init_probs'].shape[:-1]}")
+        return arrays
+
+    # -- inference given parameters -----------------------------------------------------
+    @staticmethod
+    def _lik(data: HMMData, emission: np.ndarray) -> np.ndarray:
+        # (T, K), C-contiguous: row t is p(x_t | z_t = k) for every k
+        return np.ascontiguousarray(emission.T[data.symbols])
+
+    def log_likelihood(self, data, params) -> np.ndarray:
+        """Per-sequence log-likelihood with the states summed out (scaled forward algorithm).
+
+        Parameters
+        ----------
+        data : sequences (see :meth:`check_data`)
+        params : dict of arrays of a common batch shape B (e.g. (chain, draw))
+
+        Returns
+        -------
+        ndarray of shape B + (n_sequences,)
+            ``-inf`` where a sequence is impossible under the parameters.
+        """
+        data = self.check_data(data)
+        params = self._check_param_arrays(params, "params")
+        batch = params["init_probs"].shape[:-1]
+        K, M = self.n_states, self.n_symbols
+        out = kernels.log_likelihood_batch(
+            np.ascontiguousarray(params["init_probs"].reshape(-1, K)),
+            np.ascontiguousarray(params["trans_mat"].reshape(-1, K, K)),
+            np.ascontiguousarray(params["emission_probs"].reshape(-1, K, M)),
+            data.symbols,
+            data.offsets,
+        )
+        return out.reshape(batch + (data.n_sequences,))
+
+    def filter(self, data, params):
+        """Filtered state probabilities ``p(z_t | x_1..t)``.
+
+        Returns
+        -------
+        ndarray of shape (T, n_states) for one sequence, or a list of them.
+
+        Raises
+        ------
+        ValueError
+            If an observation has probability zero under every reachable state.
+        """
+        data = self.check_data(data)
+        params = self.check_params(params)
+        alpha, _, _, bad = kernels.forward(
+            params["init_probs"], params["trans_mat"], self._lik(data, params["emission_probs"]), data.offsets
+        )
+        kernels.raise_if_impossible(bad, data.offsets)
+        return data.split(alpha)
+
+    def posterior_states(self, data, params):
+        """Smoothed state probabilities ``p(z_t | x_1..T)`` (forward-backward).
+
+        Returns
+        -------
+        ndarray of shape (T, n_states) for one sequence, or a list of them.
+        """
+        data = self.check_data(data)
+        params = self.check_params(params)
+        gamma, _, bad = kernels.smooth(
+            params["init_probs"], params["trans_mat"], self._lik(data, params["emission_probs"]), data.offsets
+        )
+        kernels.raise_if_impossible(bad, data.offsets)
+        return data.split(gamma)
+
+    def viterbi(self, data, params):
+        """Most probable state path and its log joint probability ``log p(x, z*)``.
+
+        Returns
+        -------
+        path : int ndarray of shape (T,) of state indices (0..n_states-1), or a list of them
+        log_prob : float, or ndarray of shape (n_sequences,)
+
+        Raises
+        ------
+        ValueError
+            If a sequence is impossible under the parameters (every path has probability 0).
+        """
+        data = self.check_data(data)
+        params = self.check_params(params)
+        with np.errstate(divide="ignore"):
+            log_params = [np.log(params[name]) for name in self.param_names]
+        path, log_prob = kernels.viterbi_symbols(*log_params, data.symbols, data.offsets)
+        if not np.all(np.isfinite(log_prob)):
+            sequence = int(np.argmax(~np.isfinite(log_prob)))
+            raise ValueError(f"sequence {sequence} has probability zero under the parameters; no path can emit it")
+        if data.single:
+            return path, float(log_prob[0])
+        return data.split(path), log_prob
+
+    def simulate(self, params, size, rng=None):
+        """Simulate sequences.
+
+        Parameters
+        ----------
+        params : dict of one set of parameters
+        size : int or sequence of int
+            An int gives one sequence of that length; a sequence of ints gives a list.
+        rng : numpy.random.Generator or int seed
+
+        Returns
+        -------
+        data : int ndarray of shape (T,) (symbols as written: faces 1.. for dice), or a list
+        states : int ndarray of shape (T,) of state indices, or a list
+        """
+        rng = check_rng(rng, "rng")
+        params = self.check_params(params)
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            lengths, single = [int(size)], True
+        else:
+            try:
+                lengths, single = [int(n) for n in size], False
+            except TypeError:
+                raise TypeError(f"size must be an int or a sequence of ints, got {size!r}") from None
+            if any(not isinstance(n, numbers.Integral) or isinstance(n, bool) for n in size):
+                raise TypeError(f"size must hold ints, got {size!r}")
+        if not lengths or min(lengths) < 1:
+            raise ValueError(f"size must be a positive length or a non-empty list of them, got {size!r}")
+        offsets = kernels.as_offsets(lengths)
+        states = kernels.sample_chain(params["init_probs"], params["trans_mat"], offsets, rng.random(offsets[-1]))
+        cumulative = np.cumsum(params["emission_probs"], axis=1)[states]
+        uniforms = rng.random(states.size)[:, None] * cumulative[:, -1:]
+        symbols = np.minimum((uniforms >= cumulative).sum(axis=1), self.n_symbols - 1)
+        # a round-off guard: never return a masked symbol
+        emission = params["emission_probs"]
+        symbols = np.where(emission[states, symbols] > 0, symbols, np.argmax(emission[states], axis=1))
+        labels = symbols + self.first_label
+        fake = HMMData(labels, offsets, single, self.first_label)
+        return fake.split(labels), fake.split(states)
+
+    # -- hooks: EM ----------------------------------------------------------------------
+    def initial_params(self, data, rng, strategy: str = "random") -> dict[str, np.ndarray]:
+        """Starting point for EM and Gibbs.
+
+        ``"random"``: every row uniformly from its simplex (Dirichlet(1) on the allowed entries),
+        which breaks the symmetry between states; ``"prior"``: a draw from the prior.
+        """
+        if strategy == "random":
+            source = self._flat_priors
+        elif strategy == "prior":
+            source = self._priors
+        else:
+            raise ValueError(f"init strategy must be 'random', 'prior' or a dict of params, got {strategy!r}")
+        params = {name: dist.sample(rng) for name, dist in source.items()}
+        # a prior with small concentrations can round entries to exactly 0, which may make the
+        # data impossible; keep the start strictly inside the simplex
+        floor = 1e-6
+        mask = self._mask
+        for name, value in params.items():
+            value = np.maximum(value, floor)
+            if name == "emission_probs" and mask is not None:
+                value = np.where(mask, value, 0.0)
+            params[name] = value / value.sum(axis=-1, keepdims=True)
+        return params
+
+    @staticmethod
+    def _stats(init_counts, trans_counts, emission_counts) -> dict[str, np.ndarray]:
+        return {"init_counts": init_counts, "trans_counts": trans_counts, "emission_counts": emission_counts}
+
+    def _expected_counts(self, data: HMMData, init, trans, emission):
+        log_lik, init_c, trans_c, emission_c, bad = kernels.expected_counts(
+            init, trans, self._lik(data, emission), data.symbols, data.offsets, self.n_symbols
+        )
+        kernels.raise_if_impossible(bad, data.offsets)
+        return self._stats(init_c, trans_c, emission_c), float(log_lik.sum())
+
+    def expected_stats(self, data, params):
+        """Baum-Welch E-step: forward-backward expected counts and the log-likelihood.
+
+        Returns
+        -------
+        stats : dict with ``init_counts`` (K,), ``trans_counts`` (K, K), ``emission_counts`` (K, M)
+        log_lik : float
+            ``log p(x | params)`` summed over sequences.
+        """
+        data = self.check_data(data)
+        init, trans, emission = (np.asarray(params[name], float) for name in self.param_names)
+        return self._expected_counts(data, init, trans, emission)
+
+    def conditional_posterior(self, stats, mle: bool = False) -> dict:
+        """Dirichlet posteriors of every row given (expected or complete) counts.
+
+        With ``mle=True`` the priors are replaced by Dirichlet(1), whose mode given the counts
+        is the maximum-likelihood estimate (a row without counts becomes uniform).
+        """
+        prior = self._flat_priors if mle else self._priors
+        return {
+            "init_probs": prior["init_probs"].update(stats["init_counts"]),
+            "trans_mat": prior["trans_mat"].update(stats["trans_counts"]),
+            "emission_probs": prior["emission_probs"].update(stats["emission_counts"]),
+        }
+
+    # -- hooks: Gibbs -------------------------------------------------------------------
+    def sample_stats(self, data, params, rng):
+        """Gibbs step for the states: one FFBS draw of every path; complete-data counts."""
+        data = self.check_data(data)
+        init, trans, emission = (np.asarray(params[name], float) for name in self.param_names)
+        path, _, bad = kernels.ffbs(
+            init,
+            trans,
+            self._lik(data, emission),
+            data.offsets,
+            rng.random(data.n_steps),
+        )
+        kernels.raise_if_impossible(bad, data.offsets)
+        return self._stats(*kernels.path_counts(path, data.symbols, data.offsets, self.n_states, self.n_symbols))
+
+    # -- hooks: VB ----------------------------------------------------------------------
+    def initial_factors(self, data, rng) -> dict:
+        """VB start: the Dirichlet posteriors given the expected counts at a random point."""
+        data = self.check_data(data)
+        stats, _ = self.expected_stats(data, self.initial_params(data, rng, "random"))
+        return self.conditional_posterior(stats)
+
+    def vb_expected_stats(self, data, factors):
+        """VB update of q(z): forward-backward with ``exp(E_q[log theta])`` and its log normaliser.
+
+        The parameters are sub-normalised (rows sum to less than one), so the product of the
+        scaling constants is the normaliser ``Z`` of q(z) rather than a likelihood. With that
+        optimal q(z), ``E_q[log p(x, z | theta)] - E_q[log q(z)] = log Z`` (Beal 2003, eq. 3.47),
+        so the ELBO is ``log Z - sum KL(q(theta) || p(theta))`` (the driver subtracts the KLs).
+
+        Returns
+        -------
+        stats : dict of expected counts under q(z)
+        data_term : float
+            ``log Z`` summed over sequences.
+        """
+        data = self.check_data(data)
+        tilde = {name: np.exp(factor.expected_log()) for name, factor in factors.items()}
+        return self._expected_counts(data, tilde["init_probs"], tilde["trans_mat"], tilde["emission_probs"])
+
+    # -- hooks: exact -------------------------------------------------------------------
+    def exact_posterior(self, data) -> "HMMExactPosterior":
+        """The exact posterior by enumerating every state path that can emit the data.
+
+        Given a path z, the rows are independent Dirichlets (prior + the path's counts), and the
+        path's marginal likelihood is ``prod_rows B(prior + counts) / B(prior)``. Paths with the
+        same counts contribute the same term, so paths are grouped by their counts (the seed's
+        10 rolls: 3^10 = 59,049 paths, of which 5,832 can emit the rolls under the dice mask).
+        Refuses above ``EXACT_MAX_PATHS`` = 2e6 possible paths.
+        """
+        data = self.check_data(data)
+        K, M = self.n_states, self.n_symbols
+        mask = self._mask if self._mask is not None else np.ones((K, M), bool)
+        allowed = [np.flatnonzero(mask[:, symbol]) for symbol in data.symbols]
+        sizes = np.array([a.size for a in allowed], dtype=float)
+        n_paths = float(np.prod(sizes))
+        if n_paths > EXACT_MAX_PATHS:
+            raise ValueError(
+                f"the exact posterior enumerates every state path: {n_paths:.3g} paths for {data.n_steps} "
+                f"time steps and {K} states, more than the limit {EXACT_MAX_PATHS:,}; use backend='gibbs' or 'vb'"
+            )
+        n_paths = int(n_paths)
+        codes = np.arange(n_paths)
+        paths = np.empty((n_paths, data.n_steps), dtype=np.int64)
+        for t in range(data.n_steps - 1, -1, -1):  # mixed-radix digits, last step fastest
+            paths[:, t] = allowed[t][codes % allowed[t].size]
+            codes //= allowed[t].size
+        rows = np.arange(n_paths)
+        counts_init = np.zeros((n_paths, K), np.int32)
+        counts_trans = np.zeros((n_paths, K * K), np.int32)
+        counts_emission = np.zeros((n_paths, K * M), np.int32)
+        starts = set(data.offsets[:-1].tolist())
+        for t in range(data.n_steps):
+            if t in starts:
+                counts_init[rows, paths[:, t]] += 1
+            else:
+                counts_trans[rows, paths[:, t - 1] * K + paths[:, t]] += 1
+            counts_emission[rows, paths[:, t] * M + data.symbols[t]] += 1
+        del paths
+        stacked = np.concatenate([counts_init, counts_trans, counts_emission], axis=1)
+        groups, multiplicity = np.unique(stacked, axis=0, return_counts=True)
+        init_c = groups[:, :K].astype(float)
+        trans_c = groups[:, K : K + K * K].reshape(-1, K, K).astype(float)
+        emission_c = groups[:, K + K * K :].reshape(-1, K, M).astype(float)
+
+        arrays = self._prior_arrays()
+        emission_mask = self._mask
+        log_weight = (
+            np.log(multiplicity)
+            + _log_multivariate_beta(arrays["init_prior"] + init_c) - _log_multivariate_beta(arrays["init_prior"])
+            + (_log_multivariate_beta(arrays["trans_prior"] + trans_c) - _log_multivariate_beta(arrays["trans_prior"])).sum(-1)
+            + (
+                _log_multivariate_beta(arrays["emission_prior"] + emission_c, emission_mask)
+                - _log_multivariate_beta(arrays["emission_prior"], emission_mask)
+            ).sum(-1)
+        )
+        log_evidence = float(special.logsumexp(log_weight))
+        factors = self.conditional_posterior(self._stats(init_c, trans_c, emission_c))
+        return HMMExactPosterior(
+            log_weights=log_weight - log_evidence, factors=factors, log_evidence=log_evidence
+        )
+
+
+@dataclass(frozen=True)
+class HMMExactPosterior:
+    """Exact posterior ``sum_g w_g prod_rows Dirichlet(row | factors[.][g])``.
+
+    Attributes
+    ----------
+    log_weights : ndarray of shape (n_groups,)
+        Normalised log weights of the groups of state paths with equal counts.
+    factors : dict of Dirichlet / MaskedDirichlet with leading batch axis n_groups
+    log_evidence : float
+        ``log p(data)``, the marginal likelihood.
+    """
+
+    log_weights: np.ndarray
+    factors: dict
+    log_evidence: float
+
+    def mean(self) -> dict[str, np.ndarray]:
+        weights = np.exp(self.log_weights)
+        return {name: np.tensordot(weights, factor.mean(), axes=1) for name, factor in self.factors.items()}
+
+    def sample(self, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
+        """Independent exact draws, each of shape (size, *param_shape)."""
+        group = rng.choice(self.log_weights.size, size=size, p=np.exp(self.log_weights))
+        draws = {}
+        for name, factor in self.factors.items():
+            if isinstance(factor, MaskedDirichlet):
+                draws[name] = factor.select(group).sample(rng)
+            else:
+                draws[name] = Dirichlet(factor.concentration[group]).sample(rng)
+        return draws
+
+
+# ------------------------------------------------------------------------------------------
+# the two models
+# ------------------------------------------------------------------------------------------
+def _check_count(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _freeze_prior(value):
+    """Scalars stay floats, arrays become nested tuples (hashable, readable in repr)."""
+    if _is_scalar(value):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return tuple(map(_freeze_prior, value)) if value.ndim else float(value)
+    if isinstance(value, list | tuple):
+        return tuple(_freeze_prior(item) for item in value)
+    return value  # validated (and rejected) by _prior_arrays
+
+
+@dataclass(frozen=True)
+class CategoricalHMM(_CategoricalHMMBase):
+    """Hidden Markov model with categorical emissions and Dirichlet priors on every row.
+
+    Parameters
+    ----------
+    n_states : int >= 2
+    n_symbols : int >= 2
+        Symbols are written 0..n_symbols-1.
+    init_prior : float or array-like of shape (n_states,), default 1
+        Dirichlet concentration of ``init_probs``.
+    trans_prior : float or array-like of shape (n_states, n_states), default 1
+        Dirichlet concentration of each row of ``trans_mat``.
+    emission_prior : float or array-like of shape (n_states, n_symbols), default 1
+        Dirichlet concentration of each row of ``emission_probs`` (on allowed symbols).
+    emission_mask : bool array-like of shape (n_states, n_symbols), optional
+        Which symbols each state can emit; every row needs at least one True. None allows all.
+
+    Notes
+    -----
+    With no mask and scalar priors the states are exchangeable: ``label_dim = "state"`` and
+    results are relabelled before comparison (``trans_mat`` along both axes). A mask or
+    state-specific priors make the states distinguishable (``label_dim = None``).
+
+    Examples
+    --------
+    >>> from latentzoo.models.hmm import CategoricalHMM
+    >>> hmm = CategoricalHMM(n_states=2, n_symbols=3)
+    >>> data, states = hmm.simulate({"init_probs": [0.5, 0.5], "trans_mat": [[0.9, 0.1], [0.2, 0.8]],
+    ...                              "emission_probs": [[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]]}, 100, rng=0)
+    >>> data.shape
+    (100,)
+    """
+
+    n_states: int = 2
+    n_symbols: int = 6
+    init_prior: object = 1.0
+    trans_prior: object = 1.0
+    emission_prior: object = 1.0
+    emission_mask: object = None
+
+    name = "categorical-hmm"
+
+    def __post_init__(self):
+        object.__setattr__(self, "n_states", _check_count(self.n_states, "n_states", 2))
+        object.__setattr__(self, "n_symbols", _check_count(self.n_symbols, "n_symbols", 2))
+        if self.emission_mask is not None:
+            try:
+                mask = np.asarray(self.emission_mask)
+            except (TypeError, ValueError):
+                raise TypeError("emission_mask must be a boolean array of shape (n_states, n_symbols)") from None
+            if mask.dtype != bool:
+                raise TypeError(f"emission_mask must be a boolean array, got dtype {mask.dtype}")
+            if mask.shape != (self.n_states, self.n_symbols):
+                raise ValueError(
+                    f"emission_mask must have shape (n_states, n_symbols) = {(self.n_states, self.n_symbols)}, got {mask.shape}"
+                )
+            if not np.all(mask.any(axis=1)):
+                raise ValueError(f"emission_mask: state {int(np.argmin(mask.any(axis=1)))} can emit no symbol")
+            object.__setattr__(self, "emission_mask", tuple(tuple(bool(v) for v in row) for row in mask))
+        for name in ("init_prior", "trans_prior", "emission_prior"):
+            object.__setattr__(self, name, _freeze_prior(getattr(self, name)))
+        self._prior_arrays()  # validates the priors now, with messages naming them
+
+    @property
+    def _mask(self):
+        return None if self.emission_mask is None else np.array(self.emission_mask, dtype=bool)
+
+    @property
+    def label_dim(self) -> str | None:
+        exchangeable = self.emission_mask is None and all(
+            isinstance(prior, float) for prior in (self.init_prior, self.trans_prior, self.emission_prior)
+        )
+        return "state" if exchangeable else None
+
+
+@dataclass(frozen=True)
+class DiceHMM(_CategoricalHMMBase):
+    """The seed's dice game: hidden dice, observed faces 1..max(dice).
+
+    Before each roll a die is chosen (a Markov chain over the dice), then rolled; only the
+    faces are seen. A die with ``n`` faces shows 1..n, so ``emission_probs[d, f - 1] = 0`` for
+    faces ``f > n`` (the mask). The states are distinct, so no relabelling is needed.
+
+    Parameters
+    ----------
+    dice : tuple of int, default (6, 4, 8)
+        Number of faces of each die (each >= 2); the states are the dice, in this order.
+    init_prior, trans_prior, emission_prior : float or array-like, default 1
+        As for :class:`CategoricalHMM`; ``emission_prior`` matters on a die's own faces only.
+
+    Examples
+    --------
+    >>> from latentzoo.models.hmm import DiceHMM
+    >>> dice = DiceHMM()
+    >>> float(np.exp(dice.log_likelihood([1], dice.default_params()))[0]) * 72   # 13/72
+    13.000000000000002
+    """
+
+    dice: tuple = (6, 4, 8)
+    init_prior: object = 1.0
+    trans_prior: object = 1.0
+    emission_prior: object = 1.0
+
+    name = "dice-hmm"
+    label_dim = None  # the mask makes the dice distinct
+    first_label = 1
+    observed_name = "rolls"
+
+    def __post_init__(self):
+        if isinstance(self.dice, str | bytes) or not isinstance(self.dice, tuple | list | np.ndarray):
+            raise TypeError(f"dice must be a tuple of face counts such as (6, 4, 8), got {self.dice!r}")
+        dice = tuple(_check_count(n, "each entry of dice", 2) for n in self.dice)
+        if len(dice) < 2:
+            raise ValueError(f"dice must name at least two dice, got {self.dice!r}")
+        object.__setattr__(self, "dice", dice)
+        for name in ("init_prior", "trans_prior", "emission_prior"):
+            object.__setattr__(self, name, _freeze_prior(getattr(self, name)))
+        self._prior_arrays()
+
+    @property
+    def n_states(self) -> int:
+        return len(self.dice)
+
+    @property
+    def n_symbols(self) -> int:
+        return max(self.dice)
+
+    @property
+    def _mask(self) -> np.ndarray:
+        faces = np.arange(1, self.n_symbols + 1)
+        return faces[None, :] <= np.array(self.dice)[:, None]
+
+    @property
+    def state_labels(self) -> list[str]:
+        names = [f"D{n}" for n in self.dice]
+        if len(set(names)) < len(names):  # two dice with as many faces: number them
+            names = [f"D{n}#{index}" for index, n in enumerate(self.dice)]
+        return names
+
+    def _describe_symbols(self) -> str:
+        return f"faces 1..{self.n_symbols} (integers; dice {self.dice})"
+
+    def default_params(self) -> dict[str, np.ndarray]:
+        """The seed's game: uniform first choice, uniform switching, fair dice."""
+        K = self.n_states
+        mask = self._mask
+        return {
+            "init_probs": np.full(K, 1.0 / K),
+            "trans_mat": np.full((K, K), 1.0 / K),
+            "emission_probs": mask / mask.sum(axis=1, keepdims=True),
+        }
+
+    def default_data(self) -> HMMData:
+        """The seed's rolls ``1 6 3 5 2 7 3 5 2 4``."""
+        return self.check_data(list(SEED_ROLLS))

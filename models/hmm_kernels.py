@@ -1,0 +1,574 @@
+"""Compiled kernels for discrete-state hidden Markov models, written once.
+
+Every routine of the HMM family's inference lives here: the scaled forward and backward
+recursions, smoothing, expected counts for Baum-Welch and variational Bayes, Viterbi and
+forward-filtering backward-sampling (FFBS). The time loops are compiled with numba
+(``nopython``, cached on disk), because a Python loop over T is about 100x too slow.
+
+Conventions
+-----------
+``K`` states, ``M`` symbols, ``T`` time steps in total.
+
+* Many sequences are passed **concatenated**, with ``offsets`` of shape (n_seq + 1,):
+  sequence ``s`` occupies rows ``offsets[s]:offsets[s + 1]``. The loop over sequences runs
+  inside the compiled code, so many short sequences cost no Python overhead.
+* ``lik`` of shape (T, K) is the emission likelihood ``lik[t, k] = p(x_t | z_t = k)``, computed
+  by the caller as ``emission_probs.T[x]`` (a C-contiguous gather). Variational Bayes passes
+  *sub-normalised* rows ``exp(E[log theta])`` instead: the recursions do not assume that any
+  row sums to one, and the scaling constants then multiply up to the normaliser of q(z).
+* The scaled recursions (Rabiner 1989, sec. V.A; Bishop 2006, eq. 13.59-13.62) normalise the
+  forward message at every step, ``alpha_hat_t = alpha_t / c_t``; the log-likelihood is
+  ``sum_t log c_t`` and nothing underflows however long the sequence. Viterbi works in log
+  space. Memory is O(T K) (the forward messages); the backward pass keeps O(K).
+* A zero scaling constant means the observation at that step has probability zero under every
+  state reachable from the past. The kernels stop and report the flat index of that step
+  (``bad >= 0``; -1 when all is well) instead of producing NaN; :func:`raise_if_impossible`
+  turns it into a ValueError naming the sequence and position.
+* Randomness stays with NumPy: FFBS and chain simulation take uniforms drawn by a
+  ``numpy.random.Generator`` and invert cumulative sums.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "as_offsets",
+    "raise_if_impossible",
+    "forward",
+    "backward",
+    "smooth",
+    "expected_counts",
+    "viterbi",
+    "viterbi_symbols",
+    "ffbs",
+    "path_counts",
+    "sample_chain",
+    "log_likelihood_batch",
+]
+
+_JIT = {"cache": True, "nogil": True}
+
+
+def as_offsets(lengths) -> np.ndarray:
+    """Offsets (n_seq + 1,) of concatenated sequences with the given lengths."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
+    return offsets
+
+
+def raise_if_impossible(bad: int, offsets: np.ndarray, what: str = "observation") -> None:
+    """Turn a kernel's ``bad`` flat index into a ValueError naming sequence and position."""
+    if bad < 0:
+        return
+    sequence = int(np.searchsorted(offsets, bad, side="right") - 1)
+    position = int(bad - offsets[sequence])
+    raise ValueError(
+        f"the {what} at position {position} of sequence {sequence} has probability zero under "
+        "every state reachable from the previous ones (the forward scaling constant is 0); "
+        "check that the symbol can be emitted and that the parameters allow the states that emit it"
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# forward / backward / smoothing
+# ------------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _forward(init, trans, lik, offsets, alpha, scale):
+    """Fill alpha (T, K) and scale (T,) in place; return (log-lik per sequence, bad index)."""
+    n_seq = offsets.size - 1
+    n_states = init.size
+    log_lik = np.zeros(n_seq)
+    for s in range(n_seq):
+        start, stop = offsets[s], offsets[s + 1]
+        total = 0.0
+        for k in range(n_states):
+            value = init[k] * lik[start, k]
+            alpha[start, k] = value
+            total += value
+        if not total > 0.0:
+            return log_lik, start
+        scale[start] = total
+        for k in range(n_states):
+            alpha[start, k] /= total
+        acc = np.log(total)
+        for t in range(start + 1, stop):
+            total = 0.0
+            for j in range(n_states):
+                value = 0.0
+                for i in range(n_states):
+                    value += alpha[t - 1, i] * trans[i, j]
+                value *= lik[t, j]
+                alpha[t, j] = value
+                total += value
+            if not total > 0.0:
+                return log_lik, t
+            scale[t] = total
+            inverse = 1.0 / total
+            for j in range(n_states):
+                alpha[t, j] *= inverse
+            acc += np.log(total)
+        log_lik[s] = acc
+    return log_lik, -1
+
+
+def forward(init, trans, lik, offsets):
+    """Scaled forward recursion (filtering).
+
+    Parameters
+    ----------
+    init : ndarray of shape (K,)
+        Initial state probabilities (or sub-normalised weights).
+    trans : ndarray of shape (K, K)
+        ``trans[i, j] = p(z_{t+1} = j | z_t = i)``.
+    lik : ndarray of shape (T, K)
+        Emission likelihoods of the concatenated sequences.
+    offsets : int ndarray of shape (n_seq + 1,)
+
+    Returns
+    -------
+    alpha : ndarray of shape (T, K)
+        Filtered marginals ``p(z_t | x_1..t)`` of each sequence (rows sum to one).
+    scale : ndarray of shape (T,)
+        ``c_t = p(x_t | x_1..t-1)``.
+    log_lik : ndarray of shape (n_seq,)
+        ``log p(x_1..T)`` per sequence (``sum_t log c_t``).
+    bad : int
+        Flat index of the first step with ``c_t = 0``, or -1.
+    """
+    alpha = np.empty(lik.shape)
+    scale = np.ones(lik.shape[0])
+    log_lik, bad = _forward(init, trans, lik, offsets, alpha, scale)
+    return alpha, scale, log_lik, int(bad)
+
+
+@njit(**_JIT)
+def _backward(trans, lik, scale, offsets, beta):
+    n_seq = offsets.size - 1
+    n_states = trans.shape[0]
+    buffer = np.empty(n_states)
+    for s in range(n_seq):
+        start, stop = offsets[s], offsets[s + 1]
+        for k in range(n_states):
+            beta[stop - 1, k] = 1.0
+        for t in range(stop - 2, start - 1, -1):
+            inverse = 1.0 / scale[t + 1]
+            for j in range(n_states):
+                buffer[j] = lik[t + 1, j] * beta[t + 1, j]
+            for i in range(n_states):
+                value = 0.0
+                for j in range(n_states):
+                    value += trans[i, j] * buffer[j]
+                beta[t, i] = value * inverse
+
+
+def backward(trans, lik, scale, offsets):
+    """Scaled backward recursion ``beta_hat_t = (A (lik_{t+1} * beta_hat_{t+1})) / c_{t+1}``.
+
+    Parameters
+    ----------
+    trans : ndarray of shape (K, K)
+    lik : ndarray of shape (T, K)
+    scale : ndarray of shape (T,)
+        The forward scaling constants (all > 0).
+    offsets : int ndarray of shape (n_seq + 1,)
+
+    Returns
+    -------
+    beta : ndarray of shape (T, K)
+        ``p(x_t+1..T | z_t) / p(x_t+1..T | x_1..t)``; ``alpha * beta`` is the smoothed marginal.
+    """
+    beta = np.empty(lik.shape)
+    _backward(trans, lik, scale, offsets, beta)
+    return beta
+
+
+def smooth(init, trans, lik, offsets):
+    """Posterior marginals ``p(z_t | x_1..T)`` of shape (T, K), and the forward results.
+
+    Returns
+    -------
+    gamma : ndarray of shape (T, K)
+    log_lik : ndarray of shape (n_seq,)
+    bad : int
+    """
+    alpha, scale, log_lik, bad = forward(init, trans, lik, offsets)
+    if bad >= 0:
+        return alpha, log_lik, bad
+    beta = backward(trans, lik, scale, offsets)
+    gamma = alpha * beta
+    # exact in exact arithmetic; renormalise away the round-off of long products
+    gamma /= gamma.sum(axis=1, keepdims=True)
+    return gamma, log_lik, bad
+
+
+# ------------------------------------------------------------------------------------------
+# expected sufficient statistics (Baum-Welch E-step, VB's q(z) update)
+# ------------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _expected_counts(init, trans, lik, symbols, offsets, n_symbols, alpha, scale):
+    n_states = init.size
+    log_lik, bad = _forward(init, trans, lik, offsets, alpha, scale)
+    init_counts = np.zeros(n_states)
+    trans_counts = np.zeros((n_states, n_states))
+    emission_counts = np.zeros((n_states, n_symbols))
+    if bad >= 0:
+        return log_lik, init_counts, trans_counts, emission_counts, bad
+    beta = np.empty(n_states)
+    beta_prev = np.empty(n_states)
+    weighted = np.empty(n_states)
+    # xi is accumulated *unnormalised by trans*: sum_t alpha_t(i) w_{t+1}(j) / c_{t+1}, and
+    # multiplied by trans[i, j] once at the end (saves K^2 multiplications per step)
+    xi_sum = np.zeros((n_states, n_states))
+    for s in range(offsets.size - 1):
+        start, stop = offsets[s], offsets[s + 1]
+        for k in range(n_states):
+            beta[k] = 1.0
+        t = stop - 1
+        # gamma_T = alpha_T
+        symbol = symbols[t]
+        for k in range(n_states):
+            emission_counts[k, symbol] += alpha[t, k]
+        for t in range(stop - 2, start - 1, -1):
+            inverse = 1.0 / scale[t + 1]
+            for j in range(n_states):
+                weighted[j] = lik[t + 1, j] * beta[j] * inverse
+            for i in range(n_states):
+                a_i = alpha[t, i]
+                value = 0.0
+                for j in range(n_states):
+                    xi_sum[i, j] += a_i * weighted[j]
+                    value += trans[i, j] * weighted[j]
+                beta_prev[i] = value
+            total = 0.0
+            for k in range(n_states):
+                beta[k] = beta_prev[k]
+                total += alpha[t, k] * beta[k]
+            # gamma_t = alpha_t * beta_t sums to one up to round-off; normalise to keep counts exact
+            symbol = symbols[t]
+            for k in range(n_states):
+                emission_counts[k, symbol] += alpha[t, k] * beta[k] / total
+        total = 0.0
+        for k in range(n_states):
+            total += alpha[start, k] * beta[k]
+        for k in range(n_states):
+            init_counts[k] += alpha[start, k] * beta[k] / total
+    for i in range(n_states):
+        for j in range(n_states):
+            trans_counts[i, j] = xi_sum[i, j] * trans[i, j]
+    return log_lik, init_counts, trans_counts, emission_counts, -1
+
+
+def expected_counts(init, trans, lik, symbols, offsets, n_symbols):
+    """Forward-backward expected sufficient statistics in one pass (Baum-Welch's E-step).
+
+    ``E[#z_1 = k]``, ``E[#(z_t = i, z_t+1 = j)] = sum_t xi_t(i, j)`` with ``xi_t(i, j) =
+    alpha_hat_t(i) A_ij lik_t+1(j) beta_hat_t+1(j) / c_t+1`` (Bishop eq. 13.65 in scaled form),
+    and ``E[#(z_t = k, x_t = m)]``, summed over sequences. The backward messages are never
+    stored: memory is the (T, K) forward messages only.
+
+    Parameters
+    ----------
+    init : ndarray of shape (K,)
+    trans : ndarray of shape (K, K)
+    lik : ndarray of shape (T, K)
+    symbols : int ndarray of shape (T,)
+        Observed symbols 0..n_symbols-1 (for the emission counts).
+    offsets : int ndarray of shape (n_seq + 1,)
+    n_symbols : int
+
+    Returns
+    -------
+    log_lik : ndarray of shape (n_seq,)
+        Per-sequence ``sum_t log c_t`` (the log-likelihood; for sub-normalised VB parameters
+        the log normaliser of q(z)).
+    init_counts : ndarray of shape (K,)
+    trans_counts : ndarray of shape (K, K)
+    emission_counts : ndarray of shape (K, n_symbols)
+    bad : int
+        -1, or the flat index of an impossible observation (counts are then zero).
+    """
+    alpha = np.empty(lik.shape)
+    scale = np.ones(lik.shape[0])
+    log_lik, init_c, trans_c, emission_c, bad = _expected_counts(
+        init, trans, lik, symbols, offsets, int(n_symbols), alpha, scale
+    )
+    return log_lik, init_c, trans_c, emission_c, int(bad)
+
+
+# ------------------------------------------------------------------------------------------
+# Viterbi
+# ------------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _viterbi(log_init, log_trans, log_emission, symbols, offsets, path, pointers):
+    n_seq = offsets.size - 1
+    n_states = log_init.size
+    log_prob = np.empty(n_seq)
+    delta = np.empty(n_states)
+    delta_next = np.empty(n_states)
+    for s in range(n_seq):
+        start, stop = offsets[s], offsets[s + 1]
+        for k in range(n_states):
+            delta[k] = log_init[k] + log_emission[k, symbols[start]]
+        for t in range(start + 1, stop):
+            symbol = symbols[t]
+            for j in range(n_states):
+                best = -np.inf
+                best_i = 0
+                for i in range(n_states):
+                    value = delta[i] + log_trans[i, j]
+                    if value > best:
+                        best = value
+                        best_i = i
+                pointers[t, j] = best_i
+                delta_next[j] = best + log_emission[j, symbol]
+            for j in range(n_states):
+                delta[j] = delta_next[j]
+        best = -np.inf
+        best_k = 0
+        for k in range(n_states):
+            if delta[k] > best:
+                best = delta[k]
+                best_k = k
+        log_prob[s] = best
+        path[stop - 1] = best_k
+        for t in range(stop - 1, start, -1):
+            path[t - 1] = pointers[t, path[t]]
+    return log_prob
+
+
+def viterbi(log_init, log_trans, log_lik, offsets):
+    """Most probable state path per sequence, in log space (max-product; Rabiner eq. 30-35).
+
+    Parameters
+    ----------
+    log_init : ndarray of shape (K,)
+    log_trans : ndarray of shape (K, K)
+    log_lik : ndarray of shape (T, K)
+        ``log p(x_t | z_t = k)`` (may be -inf).
+    offsets : int ndarray of shape (n_seq + 1,)
+
+    Returns
+    -------
+    path : int64 ndarray of shape (T,)
+        Ties go to the lowest state index.
+    log_prob : ndarray of shape (n_seq,)
+        ``max_z log p(x, z)``; -inf when every path is impossible.
+    """
+    # the (T, K) matrix is read as "log_emission[k, symbol t]" with symbols 0..T-1
+    return viterbi_symbols(log_init, log_trans, log_lik.T, np.arange(log_lik.shape[0]), offsets)
+
+
+def viterbi_symbols(log_init, log_trans, log_emission, symbols, offsets):
+    """:func:`viterbi` reading ``log p(x_t | k)`` from ``log_emission[k, symbols[t]]``.
+
+    The model-level decoder uses this form: it forms no (T, K) matrix, which saves two passes
+    over memory (the gather and the logarithm) and makes decoding about 2x faster at large T.
+
+    Parameters
+    ----------
+    log_init : ndarray of shape (K,)
+    log_trans : ndarray of shape (K, K)
+    log_emission : ndarray of shape (K, M)
+    symbols : int ndarray of shape (T,)
+    offsets : int ndarray of shape (n_seq + 1,)
+
+    Returns
+    -------
+    path : int64 ndarray of shape (T,)
+    log_prob : ndarray of shape (n_seq,)
+    """
+    path = np.zeros(symbols.shape[0], dtype=np.int64)
+    # int32 back-pointers: O(T K) memory, half of int64
+    pointers = np.empty((symbols.shape[0], log_init.shape[0]), dtype=np.int32)
+    log_prob = _viterbi(log_init, log_trans, log_emission, symbols, offsets, path, pointers)
+    return path, log_prob
+
+
+# ------------------------------------------------------------------------------------------
+# forward filtering, backward sampling
+# ------------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _ffbs(init, trans, lik, offsets, uniforms, alpha, scale, path):
+    n_states = init.size
+    log_lik, bad = _forward(init, trans, lik, offsets, alpha, scale)
+    if bad >= 0:
+        return log_lik, bad
+    weights = np.empty(n_states)
+    for s in range(offsets.size - 1):
+        start, stop = offsets[s], offsets[s + 1]
+        # z_T ~ p(z_T | x_1..T) = alpha_hat_T
+        for k in range(n_states):
+            weights[k] = alpha[stop - 1, k]
+        path[stop - 1] = _inverse_cdf(weights, uniforms[stop - 1])
+        # z_t | z_t+1, x_1..t  ~  alpha_hat_t(i) A[i, z_t+1]
+        for t in range(stop - 2, start - 1, -1):
+            following = path[t + 1]
+            for i in range(n_states):
+                weights[i] = alpha[t, i] * trans[i, following]
+            path[t] = _inverse_cdf(weights, uniforms[t])
+    return log_lik, -1
+
+
+@njit(inline="always")
+def _inverse_cdf(weights, uniform):
+    """Index k with P(k) proportional to weights (need not be normalised)."""
+    total = 0.0
+    for k in range(weights.size):
+        total += weights[k]
+    target = uniform * total
+    cumulative = 0.0
+    last = 0
+    for k in range(weights.size):
+        if weights[k] > 0.0:
+            last = k
+            cumulative += weights[k]
+            if target < cumulative:
+                return k
+    # round-off pushed the target past the last positive weight
+    return last
+
+
+def ffbs(init, trans, lik, offsets, uniforms):
+    """Forward-filtering backward-sampling: one exact draw of the state path per sequence.
+
+    Parameters
+    ----------
+    init : ndarray of shape (K,)
+    trans : ndarray of shape (K, K)
+    lik : ndarray of shape (T, K)
+    offsets : int ndarray of shape (n_seq + 1,)
+    uniforms : ndarray of shape (T,)
+        Independent U(0, 1) draws from a ``numpy.random.Generator``.
+
+    Returns
+    -------
+    path : int64 ndarray of shape (T,)
+    log_lik : ndarray of shape (n_seq,)
+    bad : int
+    """
+    alpha = np.empty(lik.shape)
+    scale = np.ones(lik.shape[0])
+    path = np.zeros(lik.shape[0], dtype=np.int64)
+    log_lik, bad = _ffbs(init, trans, lik, offsets, uniforms, alpha, scale, path)
+    return path, log_lik, int(bad)
+
+
+@njit(**_JIT)
+def _path_counts(path, symbols, offsets, n_states, n_symbols):
+    init_counts = np.zeros(n_states)
+    trans_counts = np.zeros((n_states, n_states))
+    emission_counts = np.zeros((n_states, n_symbols))
+    for s in range(offsets.size - 1):
+        start, stop = offsets[s], offsets[s + 1]
+        init_counts[path[start]] += 1.0
+        for t in range(start, stop):
+            emission_counts[path[t], symbols[t]] += 1.0
+            if t + 1 < stop:
+                trans_counts[path[t], path[t + 1]] += 1.0
+    return init_counts, trans_counts, emission_counts
+
+
+def path_counts(path, symbols, offsets, n_states, n_symbols):
+    """Complete-data sufficient statistics of a state path (Gibbs).
+
+    Returns
+    -------
+    init_counts : ndarray of shape (K,)
+    trans_counts : ndarray of shape (K, K)
+    emission_counts : ndarray of shape (K, n_symbols)
+    """
+    return _path_counts(path, symbols, offsets, int(n_states), int(n_symbols))
+
+
+@njit(**_JIT)
+def _sample_chain(init, trans, offsets, uniforms, path):
+    for s in range(offsets.size - 1):
+        start, stop = offsets[s], offsets[s + 1]
+        path[start] = _inverse_cdf(init, uniforms[start])
+        for t in range(start + 1, stop):
+            path[t] = _inverse_cdf(trans[path[t - 1]], uniforms[t])
+
+
+def sample_chain(init, trans, offsets, uniforms):
+    """Simulate Markov chains (one per sequence) by inverting cumulative sums.
+
+    Parameters
+    ----------
+    init : ndarray of shape (K,)
+    trans : ndarray of shape (K, K)
+    offsets : int ndarray of shape (n_seq + 1,)
+    uniforms : ndarray of shape (T,)
+
+    Returns
+    -------
+    path : int64 ndarray of shape (T,)
+    """
+    path = np.zeros(uniforms.shape[0], dtype=np.int64)
+    _sample_chain(init, trans, offsets, uniforms, path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------
+# log-likelihood of many parameter draws
+# ------------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _log_likelihood_batch(init, trans, emission, symbols, offsets, out):
+    n_batch, n_states = init.shape
+    alpha = np.empty(n_states)
+    following = np.empty(n_states)
+    for b in range(n_batch):
+        for s in range(offsets.size - 1):
+            start, stop = offsets[s], offsets[s + 1]
+            total = 0.0
+            for k in range(n_states):
+                alpha[k] = init[b, k] * emission[b, k, symbols[start]]
+                total += alpha[k]
+            if not total > 0.0:
+                out[b, s] = -np.inf
+                continue
+            acc = np.log(total)
+            for k in range(n_states):
+                alpha[k] /= total
+            for t in range(start + 1, stop):
+                symbol = symbols[t]
+                total = 0.0
+                for j in range(n_states):
+                    value = 0.0
+                    for i in range(n_states):
+                        value += alpha[i] * trans[b, i, j]
+                    value *= emission[b, j, symbol]
+                    following[j] = value
+                    total += value
+                if not total > 0.0:
+                    acc = -np.inf
+                    break
+                acc += np.log(total)
+                inverse = 1.0 / total
+                for j in range(n_states):
+                    alpha[j] = following[j] * inverse
+            out[b, s] = acc
+
+
+def log_likelihood_batch(init, trans, emission, symbols, offsets):
+    """Per-sequence log-likelihood for a batch of parameter draws (forward pass only, O(K)
+    memory per draw; no (T, K) likelihood matrix is formed).
+
+    Parameters
+    ----------
+    init : ndarray of shape (B, K)
+    trans : ndarray of shape (B, K, K)
+    emission : ndarray of shape (B, K, M)
+    symbols : int ndarray of shape (T,)
+    offsets : int ndarray of shape (n_seq + 1,)
+
+    Returns
+    -------
+    ndarray of shape (B, n_seq)
+        ``-inf`` where the sequence is impossible under that draw (a valid value of the
+        log-likelihood, e.g. for posterior draws that put zero mass on a needed transition).
+    """
+    out = np.empty((init.shape[0], offsets.size - 1))
+    _log_likelihood_batch(init, trans, emission, symbols, offsets, out)
+    return out

@@ -309,7 +309,9 @@ def test_em_is_monotone_and_reaches_a_fixed_point(mle):
     truth = {"init_probs": [0.6, 0.4], "trans_mat": [[0.9, 0.1], [0.2, 0.8]],
              "emission_probs": [[0.5, 0.3, 0.1, 0.1], [0.05, 0.15, 0.3, 0.5]]}
     data, _ = model.simulate(truth, [200, 300], rng)
-    idata = fit(model, data, backend="em", mle=mle, n_init=3, random_seed=1, progressbar=False)
+    # tol is per time step (500 here); tight enough that one more step moves nothing by 1e-5
+    idata = fit(model, data, backend="em", mle=mle, n_init=3, random_seed=1, tol=1e-12, max_iter=5000,
+                progressbar=False)
     history = idata.fit_history[list(idata.fit_history.data_vars)[0]].values
     for run in history:
         run = run[np.isfinite(run)]

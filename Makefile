@@ -11,12 +11,13 @@ export PYTENSORRC := $(CACHE_DIR)/pytensorrc
 export MPLBACKEND := Agg
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow install clean-cache help
+.PHONY: demo test test-slow bench install clean-cache help
 
 help:
 	@echo "make demo       install (first time) and run the comparison demo"
 	@echo "make test       install (first time) and run the default test suite"
 	@echo "make test-slow  also run the long statistical tests"
+	@echo "make bench      speed benchmarks against hmmlearn (and, later, scikit-learn)"
 
 install: $(STAMP)
 
@@ -36,6 +37,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) -m pytest -m "slow or not slow"
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) benchmarks/hmm.py
 
 clean-cache:
 	rm -rf $(CACHE_DIR)

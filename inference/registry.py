@@ -116,6 +116,10 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, **opti
             f"unknown option(s) {sorted(unknown)} for backend {backend!r}; valid options: {list(spec.options)}"
         )
     data = model.check_data(data)
+    if model.supports("with_data_prior"):
+        # empirical-Bayes defaults (NIWGaussian's data-driven prior) are fixed from the data once,
+        # here, so every back-end sees one explicit prior and attrs["model_spec"] records it
+        model = model.with_data_prior(data)
     seed = _seed_from(random_seed)
     start = time.perf_counter()
     raw = spec.run(model, data, rng=np.random.default_rng(seed), **options)

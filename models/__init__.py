@@ -1,8 +1,10 @@
 """latentzoo models: each a frozen dataclass of structure and priors, declared once in PyMC."""
 
 from .base import LatentModel
-from .conjugate import Beta, Dirichlet
+from .conjugate import Beta, Dirichlet, NormalInverseWishart
+from .gda import GaussianDiscriminantAnalysis
 from .hmm import CategoricalHMM, DiceHMM, HMMData
+from .niw_gaussian import NIWGaussian
 from .three_coins import CoinData, ThreeCoins
 
 __all__ = [
@@ -11,11 +13,14 @@ __all__ = [
     "CoinData",
     "DiceHMM",
     "Dirichlet",
+    "GaussianDiscriminantAnalysis",
     "HMMData",
     "LatentModel",
     "MODELS",
+    "NIWGaussian",
+    "NormalInverseWishart",
     "ThreeCoins",
 ]
 
 #: command-line name -> model class, for ``latentzoo list`` and friends
-MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, CategoricalHMM)}
+MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM)}

@@ -16,6 +16,9 @@ em            ``initial_params``, ``expected_stats``, ``conditional_posterior``
 gibbs         ``initial_params``, ``sample_stats``, ``conditional_posterior``
 vb            ``initial_factors``, ``vb_expected_stats``, ``conditional_posterior``
 exact         ``exact_posterior``
+optional      ``with_data_prior(data)`` (resolve a data-driven prior into an explicit model; ``fit``
+              calls it first), ``relabel_draws`` (an identification rule for a symmetry that lives
+              on no dim), ``objective_scale`` (what EM/VB's ``tol`` is per)
 """
 
 from __future__ import annotations

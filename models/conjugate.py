@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-__all__ = ["Beta", "Dirichlet", "apply_to_factors"]
+__all__ = ["Beta", "Dirichlet", "MultivariateT", "NormalInverseWishart", "apply_to_factors", "gaussian_stats"]
 
 
 def apply_to_factors(factors: dict, method: str, *args, **kwargs) -> dict:
@@ -233,3 +233,352 @@ class Dirichlet:
             + special.gammaln(prior).sum(-1)
             + ((alpha - prior) * self.expected_log()).sum(-1)
         )
+
+
+# -- Normal-Inverse-Wishart ---------------------------------------------------------------------
+def _log_multigamma(a, dim: int) -> np.ndarray:
+    """log Gamma_D(a) = D(D-1)/4 log(pi) + sum_{i=1..D} log Gamma(a + (1 - i)/2), elementwise."""
+    a = np.asarray(a, float)
+    return dim * (dim - 1) / 4.0 * np.log(np.pi) + special.gammaln(a[..., None] + (1.0 - np.arange(1, dim + 1)) / 2.0).sum(-1)
+
+
+def _multidigamma(a, dim: int) -> np.ndarray:
+    """psi_D(a) = sum_{i=1..D} psi(a + (1 - i) / 2), elementwise over ``a``."""
+    a = np.asarray(a, float)
+    return special.digamma(a[..., None] + (1.0 - np.arange(1, dim + 1)) / 2.0).sum(-1)
+
+
+def _log_det_spd(matrix: np.ndarray) -> np.ndarray:
+    """log|A| of symmetric positive-definite matrices (..., D, D), via Cholesky."""
+    chol = np.linalg.cholesky(matrix)
+    return 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+
+
+def _symmetrize(matrix: np.ndarray) -> np.ndarray:
+    return 0.5 * (matrix + np.swapaxes(matrix, -1, -2))
+
+
+def gaussian_stats(x, weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted sufficient statistics of Gaussian observations, the input of
+    :meth:`NormalInverseWishart.update`.
+
+    Parameters
+    ----------
+    x : array-like of shape (n_observations, D)
+    weights : array-like of shape (n_observations,) or (n_observations, K), optional
+        Non-negative weights: responsibilities (EM, VB), 0/1 assignments (Gibbs), or None
+        (every weight 1). A second axis gives one set of statistics per column (component).
+
+    Returns
+    -------
+    count : ndarray of shape () or (K,)
+        Sum of the weights, N.
+    mean : ndarray of shape (D,) or (K, D)
+        Weighted mean xbar (zeros where the count is 0).
+    scatter : ndarray of shape (D, D) or (K, D, D)
+        Weighted scatter about the weighted mean, sum_i w_i (x_i - xbar)(x_i - xbar)^T.
+        Centring before the outer products (rather than sum w x x^T - N xbar xbar^T) avoids the
+        cancellation that makes the latter lose positive definiteness when the data are far
+        from the origin.
+    """
+    x = np.asarray(x, float)
+    single = weights is None or np.ndim(weights) == 1
+    w = np.ones((x.shape[0], 1)) if weights is None else np.asarray(weights, float).reshape(x.shape[0], -1)
+    count = w.sum(0)  # (K,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count[:, None] > 0, (w.T @ x) / count[:, None], 0.0)  # (K, D)
+    centred = x[None, :, :] - mean[:, None, :]  # (K, N, D)
+    scatter = _symmetrize(np.einsum("nk,kni,knj->kij", w, centred, centred))
+    if single:
+        return count[0], mean[0], scatter[0]
+    return count, mean, scatter
+
+
+class MultivariateT(tuple):
+    """Parameters ``(df, loc, shape)`` of a (possibly batched) multivariate Student t.
+
+    ``df`` has shape (*batch,), ``loc`` (*batch, D), ``shape`` (*batch, D, D); the covariance is
+    ``shape * df / (df - 2)`` for ``df > 2``. :meth:`log_pdf` evaluates it; for a single
+    distribution ``scipy.stats.multivariate_t(loc, shape, df)`` is the same law.
+    """
+
+    def __new__(cls, df, loc, shape):
+        return super().__new__(cls, (np.asarray(df, float), np.asarray(loc, float), np.asarray(shape, float)))
+
+    df = property(lambda self: self[0])
+    loc = property(lambda self: self[1])
+    shape = property(lambda self: self[2])
+
+    def log_pdf(self, x) -> np.ndarray:
+        """Log density at ``x`` of shape (..., D) broadcastable against the batch."""
+        x = np.asarray(x, float)
+        dim = self.loc.shape[-1]
+        chol = np.linalg.cholesky(self.shape)
+        diff = x - self.loc
+        z = np.linalg.solve(chol, diff[..., None])[..., 0]
+        maha = np.sum(z**2, -1)
+        half_log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+        df = self.df
+        return (
+            special.gammaln((df + dim) / 2) - special.gammaln(df / 2) - dim / 2 * np.log(df * np.pi)
+            - half_log_det - (df + dim) / 2 * np.log1p(maha / df)
+        )
+
+
+@dataclass(frozen=True)
+class NormalInverseWishart:
+    """Normal-Inverse-Wishart NIW(m, kappa, nu, S) over (mu, Sigma), possibly batched:
+
+        Sigma ~ IW(nu, S),   mu | Sigma ~ N(m, Sigma / kappa),
+
+    with density ``N(mu | m, Sigma/kappa) IW(Sigma | nu, S)``, which is proportional to
+    ``|Sigma|^{-(nu + D + 2)/2} exp(-tr(Sigma^{-1} [S + kappa (mu - m)(mu - m)^T]) / 2)``.
+    ``S`` is a scale (a prior scatter), not a covariance: ``E[Sigma] = S / (nu - D - 1)``.
+
+    Parameters
+    ----------
+    m : array-like of shape (*batch, D)
+        Location of mu.
+    kappa : float or array-like of shape (*batch,)
+        Pseudo-observations behind ``m``; > 0.
+    nu : float or array-like of shape (*batch,)
+        Degrees of freedom; > D - 1.
+    S : array-like of shape (*batch, D, D)
+        Symmetric positive-definite scale matrix.
+
+    The batch dims index independent distributions (a mixture's components). ``mode()``,
+    ``mean()`` and ``sample()`` return the pair ``(mu, Sigma)``, so the factor is keyed by the
+    tuple of names (``{("mu", "Sigma"): niw}``) in :func:`apply_to_factors`.
+    """
+
+    m: np.ndarray
+    kappa: np.ndarray
+    nu: np.ndarray
+    S: np.ndarray
+
+    def __post_init__(self):
+        m = np.asarray(self.m, float)
+        S = np.asarray(self.S, float)
+        if m.ndim < 1 or S.ndim < 2 or S.shape[-2:] != (m.shape[-1], m.shape[-1]):
+            raise ValueError(f"m must have shape (*batch, D) and S (*batch, D, D); got m {m.shape}, S {S.shape}")
+        dim = m.shape[-1]
+        batch = np.broadcast_shapes(m.shape[:-1], S.shape[:-2], np.shape(self.kappa), np.shape(self.nu))
+        kappa = np.broadcast_to(_as_positive_array(self.kappa, "kappa"), batch)
+        nu = np.broadcast_to(np.asarray(self.nu, float), batch)
+        if not np.all(np.isfinite(m)):
+            raise ValueError("m must be finite")
+        if not np.all(np.isfinite(nu)) or np.any(nu <= dim - 1):
+            raise ValueError(f"nu must be finite and > D - 1 = {dim - 1}, got {self.nu!r}")
+        if not np.all(np.isfinite(S)) or not np.allclose(S, np.swapaxes(S, -1, -2), rtol=1e-10, atol=1e-12):
+            raise ValueError("S must be a finite symmetric matrix")
+        try:
+            np.linalg.cholesky(S)
+        except np.linalg.LinAlgError:
+            raise ValueError("S must be positive definite") from None
+        object.__setattr__(self, "m", np.broadcast_to(m, batch + (dim,)))
+        object.__setattr__(self, "kappa", kappa)
+        object.__setattr__(self, "nu", nu)
+        object.__setattr__(self, "S", np.broadcast_to(_symmetrize(S), batch + (dim, dim)))
+
+    @classmethod
+    def _trusted(cls, m, kappa, nu, S) -> "NormalInverseWishart":
+        # posteriors built in inner loops (Gibbs sweeps, EM steps) from validated pieces
+        instance = object.__new__(cls)
+        for name, value in zip("m kappa nu S".split(), (m, kappa, nu, S)):
+            object.__setattr__(instance, name, np.asarray(value, float))
+        return instance
+
+    @classmethod
+    def flat(cls, dim: int, batch_shape: tuple = ()) -> "NormalInverseWishart":
+        """The improper limit kappa = 0, nu = -(D + 2), S = 0, i.e. p(mu, Sigma) = constant.
+
+        Its ``update(...).mode()`` is the maximum-likelihood estimate (xbar, scatter / N), which
+        is how EM's ``mle=True`` reuses the same algebra. Only ``update`` and ``mode`` are
+        meaningful; the posterior is proper only when N > 2D + 1 and the mode is singular when
+        the scatter is (N <= D), which callers must check.
+        """
+        batch_shape = tuple(batch_shape)
+        return cls._trusted(
+            np.zeros(batch_shape + (dim,)), np.zeros(batch_shape), np.full(batch_shape, -(dim + 2.0)),
+            np.zeros(batch_shape + (dim, dim)),
+        )
+
+    # -- shape ----------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.m.shape[-1]
+
+    @property
+    def batch_shape(self) -> tuple:
+        return self.m.shape[:-1]
+
+    # -- conjugate update -----------------------------------------------------------------
+    def update(self, count, mean, scatter) -> "NormalInverseWishart":
+        """Posterior after observing Gaussian data summarised by (weighted) statistics.
+
+        Parameters
+        ----------
+        count : float or array-like of shape (*batch,)
+            N, the (possibly expected) number of observations.
+        mean : array-like of shape (*batch, D)
+            Their (weighted) mean xbar; ignored where N = 0.
+        scatter : array-like of shape (*batch, D, D)
+            Their (weighted) scatter about xbar (see :func:`gaussian_stats`).
+
+        Returns
+        -------
+        NormalInverseWishart
+            kappa_N = kappa + N, m_N = (kappa m + N xbar) / kappa_N, nu_N = nu + N,
+            S_N = S + scatter + (kappa N / kappa_N)(xbar - m)(xbar - m)^T (Murphy 2012, eq. 4.209-4.214).
+        """
+        count = np.asarray(count, float)
+        mean = np.asarray(mean, float)
+        scatter = np.asarray(scatter, float)
+        kappa_n = self.kappa + count
+        # N xbar rather than the mean alone, so that N = 0 contributes nothing even if xbar is NaN
+        weighted_sum = np.where(count[..., None] > 0, count[..., None] * mean, 0.0)
+        m_n = (self.kappa[..., None] * self.m + weighted_sum) / kappa_n[..., None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shrink = np.where(kappa_n > 0, self.kappa * count / kappa_n, 0.0)
+        diff = np.where(count[..., None] > 0, mean - self.m, 0.0)
+        S_n = self.S + scatter + shrink[..., None, None] * diff[..., :, None] * diff[..., None, :]
+        return NormalInverseWishart._trusted(m_n, kappa_n, self.nu + count, _symmetrize(S_n))
+
+    # -- summaries ------------------------------------------------------------------------
+    def mode(self) -> tuple[np.ndarray, np.ndarray]:
+        """The joint mode of p(mu, Sigma): ``(m, S / (nu + D + 2))``.
+
+        The density is proportional to |Sigma|^{-(nu + D + 2)/2} exp(-tr(Sigma^{-1} A)/2) with
+        A = S + kappa (mu - m)(mu - m)^T; mu = m minimises A, and the maximiser in Sigma of
+        |Sigma|^{-c/2} exp(-tr(Sigma^{-1} A)/2) is A / c. The extra +1 over the mode of the
+        IW marginal (S / (nu + D + 1)) is the |Sigma|^{-1/2} of N(mu | m, Sigma/kappa).
+
+        Returns
+        -------
+        mu : ndarray of shape (*batch, D)
+        Sigma : ndarray of shape (*batch, D, D)
+        """
+        return self.m.copy(), self.S / (self.nu + self.dim + 2.0)[..., None, None]
+
+    def mean(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(E[mu], E[Sigma]) = (m, S / (nu - D - 1))``; E[Sigma] exists only for nu > D + 1.
+
+        Raises
+        ------
+        ValueError
+            If some nu <= D + 1 (the mean of Sigma is infinite).
+        """
+        if np.any(self.nu <= self.dim + 1):
+            raise ValueError(f"E[Sigma] is infinite unless nu > D + 1 = {self.dim + 1}; got nu = {self.nu}")
+        return self.m.copy(), self.S / (self.nu - self.dim - 1.0)[..., None, None]
+
+    def marginal_mu(self) -> MultivariateT:
+        """The marginal of mu: multivariate t with df = nu - D + 1, location m and shape
+        S / (kappa (nu - D + 1)) (Murphy 2012, eq. 4.218)."""
+        df = self.nu - self.dim + 1.0
+        return MultivariateT(df, self.m, self.S / (self.kappa * df)[..., None, None])
+
+    def posterior_predictive(self) -> MultivariateT:
+        """The law of a new observation x ~ N(mu, Sigma) with (mu, Sigma) from this NIW:
+        multivariate t with df = nu - D + 1, location m and shape S (kappa + 1) / (kappa df)
+        (Murphy 2012, eq. 4.219)."""
+        df = self.nu - self.dim + 1.0
+        return MultivariateT(df, self.m, self.S * ((self.kappa + 1.0) / (self.kappa * df))[..., None, None])
+
+    # -- sampling and density -------------------------------------------------------------
+    def sample(self, rng: np.random.Generator, size=None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact draws of (mu, Sigma).
+
+        Sigma ~ IW(nu, S) by the Bartlett decomposition: with S = L L^T and A lower triangular,
+        A_ii = sqrt(chi2(nu - i)) (i = 0..D-1), A_ij ~ N(0, 1) below the diagonal, the precision
+        L^{-T} A A^T L^{-1} is Wishart(nu, S^{-1}), so Sigma = (L A^{-T})(L A^{-T})^T. Then
+        mu = m + chol(Sigma) z / sqrt(kappa).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+        size : int or tuple, optional
+
+        Returns
+        -------
+        mu : ndarray of shape (*size, *batch, D)
+        Sigma : ndarray of shape (*size, *batch, D, D)
+        """
+        dim = self.dim
+        shape = (() if size is None else tuple(np.atleast_1d(size))) + self.batch_shape
+        degrees = self.nu[..., None] - np.arange(dim)  # (*batch, D)
+        bartlett = np.zeros(shape + (dim, dim))
+        diagonal = np.sqrt(rng.chisquare(np.broadcast_to(degrees, shape + (dim,))))
+        bartlett[..., np.arange(dim), np.arange(dim)] = diagonal
+        rows, cols = np.tril_indices(dim, -1)
+        bartlett[..., rows, cols] = rng.standard_normal(shape + (rows.size,))
+        factor = np.linalg.cholesky(self.S) @ np.swapaxes(np.linalg.inv(bartlett), -1, -2)
+        Sigma = _symmetrize(factor @ np.swapaxes(factor, -1, -2))
+        z = rng.standard_normal(shape + (dim,))
+        mu = self.m + np.einsum("...ij,...j->...i", np.linalg.cholesky(Sigma), z) / np.sqrt(self.kappa)[..., None]
+        return mu, Sigma
+
+    def log_pdf(self, mu, Sigma) -> np.ndarray:
+        """log N(mu | m, Sigma / kappa) + log IW(Sigma | nu, S), shape broadcast(*batch)."""
+        mu = np.asarray(mu, float)
+        Sigma = np.asarray(Sigma, float)
+        dim = self.dim
+        chol = np.linalg.cholesky(Sigma)
+        log_det = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+        z = np.linalg.solve(chol, (mu - self.m)[..., None])[..., 0]
+        chol_inv = np.linalg.inv(chol)
+        trace = np.einsum("...ij,...jk,...ik->...", chol_inv, self.S, chol_inv)  # tr(S Sigma^{-1})
+        log_normal = -0.5 * dim * np.log(2 * np.pi) + 0.5 * dim * np.log(self.kappa) - 0.5 * log_det - 0.5 * self.kappa * np.sum(z**2, -1)
+        log_iw = (
+            0.5 * self.nu * _log_det_spd(self.S) - 0.5 * self.nu * dim * np.log(2.0) - _log_multigamma(self.nu / 2, dim)
+            - 0.5 * (self.nu + dim + 1.0) * log_det - 0.5 * trace
+        )
+        return log_normal + log_iw
+
+    # -- variational quantities (Bishop 2006, section 10.2, with Lambda = Sigma^{-1}) -----------
+    def expected_log_det_precision(self) -> np.ndarray:
+        """E[log|Lambda|] = psi_D(nu/2) + D log 2 - log|S| (Bishop eq. 10.65 with W = S^{-1}),
+        shape (*batch,)."""
+        return _multidigamma(self.nu / 2.0, self.dim) + self.dim * np.log(2.0) - _log_det_spd(self.S)
+
+    def expected_mahalanobis(self, x) -> np.ndarray:
+        """E[(x - mu)^T Lambda (x - mu)] = D / kappa + nu (x - m)^T S^{-1} (x - m) (Bishop eq. 10.64).
+
+        Parameters
+        ----------
+        x : array-like of shape (n, D)
+
+        Returns
+        -------
+        ndarray of shape (n, *batch)
+        """
+        x = np.asarray(x, float)
+        chol = np.linalg.cholesky(self.S)  # (*batch, D, D)
+        diff = x.reshape((x.shape[0],) + (1,) * len(self.batch_shape) + (self.dim,)) - self.m  # (n, *batch, D)
+        z = np.linalg.solve(chol, diff[..., None])[..., 0]
+        return self.dim / self.kappa + self.nu * np.sum(z**2, -1)
+
+    def kl(self, other: "NormalInverseWishart") -> np.ndarray:
+        """KL(self || other), one value per batch element.
+
+        KL of the Wishart laws of the precisions plus the expected KL of the conditional
+        normals: with q = self and p = other,
+        KL = KL(W(nu_q, S_q^{-1}) || W(nu_p, S_p^{-1}))
+             + D/2 (kappa_p/kappa_q - 1 - log(kappa_p/kappa_q)) + kappa_p nu_q / 2 (m_q - m_p)^T S_q^{-1} (m_q - m_p).
+        """
+        dim = self.dim
+        nu_q, nu_p = self.nu, other.nu
+        chol_q = np.linalg.cholesky(self.S)
+        # tr(V_p^{-1} V_q) with V = S^{-1}: tr(S_p S_q^{-1})
+        chol_q_inv = np.linalg.inv(chol_q)
+        trace = np.einsum("...ij,...jk,...ik->...", chol_q_inv, other.S, chol_q_inv)
+        log_det_ratio = _log_det_spd(other.S) - _log_det_spd(self.S)  # log|V_p^{-1} V_q| = log|S_p| - log|S_q|
+        kl_wishart = (
+            -0.5 * nu_p * log_det_ratio + 0.5 * nu_q * (trace - dim)
+            + _log_multigamma(nu_p / 2, dim) - _log_multigamma(nu_q / 2, dim)
+            + 0.5 * (nu_q - nu_p) * _multidigamma(nu_q / 2, dim)
+        )
+        ratio = other.kappa / self.kappa
+        z = np.linalg.solve(chol_q, (self.m - other.m)[..., None])[..., 0]
+        kl_normal = 0.5 * dim * (ratio - 1.0 - np.log(ratio)) + 0.5 * other.kappa * nu_q * np.sum(z**2, -1)
+        return kl_wishart + kl_normal

@@ -27,7 +27,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["LatentModel", "check_rng"]
+__all__ = ["LatentModel", "check_rng", "numeric_array"]
 
 
 class LatentModel:
@@ -123,3 +123,14 @@ def check_probability(value, name: str, *, open_interval: bool = True) -> float:
         interval = "(0, 1)" if open_interval else "[0, 1]"
         raise ValueError(f"{name} must lie in {interval}, got {value}")
     return value
+
+
+def numeric_array(value, name: str, expected: str) -> np.ndarray:
+    """``value`` as a float array, or a TypeError naming ``name`` and what was ``expected``
+    (text is refused: NumPy would read "12" as a number)."""
+    if isinstance(value, str | bytes):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {expected}, got {value!r}") from None

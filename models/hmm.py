@@ -40,7 +40,7 @@ import numpy as np
 from scipy import special
 
 from . import hmm_kernels as kernels
-from .base import LatentModel, check_rng
+from .base import LatentModel, check_rng, numeric_array
 from .conjugate import Dirichlet
 
 __all__ = ["CategoricalHMM", "DiceHMM", "HMMData", "HMMExactPosterior", "MaskedDirichlet"]
@@ -286,12 +286,7 @@ class _CategoricalHMMBase(LatentModel):
             ("trans_prior", self.trans_prior, (K, K)),
             ("emission_prior", self.emission_prior, (K, M)),
         ):
-            if isinstance(value, str | bytes):
-                raise TypeError(f"{name} must be a positive number or an array of shape {shape}, got {value!r}")
-            try:
-                array = np.asarray(value, dtype=float)
-            except (TypeError, ValueError):
-                raise TypeError(f"{name} must be a positive number or an array of shape {shape}, got {value!r}") from None
+            array = numeric_array(value, name, f"a positive number or an array of shape {shape}")
             try:
                 array = np.broadcast_to(array, shape).copy()
             except ValueError:

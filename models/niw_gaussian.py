@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import LatentModel, check_rng
+from .base import LatentModel, check_rng, numeric_array
 from .conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, _log_multigamma, gaussian_stats
 
 __all__ = ["NIWGaussian", "NIWPosterior", "DATA_DRIVEN_KAPPA0"]
@@ -53,12 +53,7 @@ def _as_tuple(array: np.ndarray):
 
 
 def _check_vector(value, name: str) -> np.ndarray:
-    if isinstance(value, str | bytes):
-        raise TypeError(f"{name} must be a 1-D array of numbers, got {value!r}")
-    try:
-        array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a 1-D array of numbers, got {value!r}") from None
+    array = numeric_array(value, name, "a 1-D array of numbers")
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array of shape (D,), got shape {array.shape}")
     if not np.all(np.isfinite(array)):
@@ -68,12 +63,7 @@ def _check_vector(value, name: str) -> np.ndarray:
 
 def _check_spd(value, name: str, dim: int | None = None) -> np.ndarray:
     """A symmetric positive-definite (D, D) matrix, or a ValueError/TypeError naming ``name``."""
-    if isinstance(value, str | bytes):
-        raise TypeError(f"{name} must be a (D, D) array of numbers, got {value!r}")
-    try:
-        array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a (D, D) array of numbers, got {value!r}") from None
+    array = numeric_array(value, name, "a (D, D) array of numbers")
     if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] == 0:
         raise ValueError(f"{name} must be a square (D, D) matrix, got shape {array.shape}")
     if dim is not None and array.shape[0] != dim:

@@ -41,9 +41,9 @@ from scipy import special
 
 from . import hmm_kernels as kernels
 from .base import LatentModel, check_rng, numeric_array
-from .conjugate import Dirichlet
+from .conjugate import Dirichlet, MaskedDirichlet
 
-__all__ = ["CategoricalHMM", "DiceHMM", "HMMData", "HMMExactPosterior", "MaskedDirichlet"]
+__all__ = ["CategoricalHMM", "DiceHMM", "HMMData", "HMMExactPosterior"]
 
 #: the seed's rolls (seed 001, "1 6 3 5 2 7 3 5 2 4")
 SEED_ROLLS = (1, 6, 3, 5, 2, 7, 3, 5, 2, 4)
@@ -118,95 +118,6 @@ def _read_text(text: str):
         return [int(token) for token in tokens]
     except ValueError:
         raise ValueError(f"data given as text must hold whitespace- or comma-separated integers, got {text!r}") from None
-
-
-# ------------------------------------------------------------------------------------------
-# a Dirichlet on each row's allowed entries
-# ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MaskedDirichlet:
-    """Independent Dirichlets on the allowed entries of each row of a (..., K, M) matrix.
-
-    Entries where ``mask`` is False are exactly zero in every mean, mode and draw. A row with a
-    single allowed entry is the point mass on it. The interface matches
-    :class:`~latentzoo.models.conjugate.Dirichlet` (batch shape = leading dims + rows).
-
-    Parameters
-    ----------
-    concentration : ndarray of shape (*batch, K, M)
-        Positive on allowed entries; masked entries are ignored.
-    mask : bool ndarray of shape (K, M)
-        Allowed entries; every row has at least one.
-    """
-
-    concentration: np.ndarray
-    mask: np.ndarray
-
-    @property
-    def concentrations(self) -> np.ndarray:
-        """The allowed concentrations, flattened (read by EM's check that the MAP exists)."""
-        return np.asarray(self.concentration)[..., self.mask]
-
-    @property
-    def _alpha(self) -> np.ndarray:
-        # masked entries set to 1 so that gammaln/digamma of them are finite (and then ignored)
-        return np.where(self.mask, self.concentration, 1.0)
-
-    def update(self, counts) -> "MaskedDirichlet":
-        return MaskedDirichlet(self.concentration + np.asarray(counts, float), self.mask)
-
-    def select(self, index) -> "MaskedDirichlet":
-        """The distributions at ``index`` of the leading batch axis."""
-        return MaskedDirichlet(self.concentration[index], self.mask)
-
-    def mean(self) -> np.ndarray:
-        alpha = np.where(self.mask, self.concentration, 0.0)
-        return alpha / alpha.sum(axis=-1, keepdims=True)
-
-    def mode(self) -> np.ndarray:
-        """Per row ``(alpha_k - 1) / sum(alpha - 1)`` over allowed entries; uniform over the
-        allowed entries where a row carries no information (all alpha = 1), as ``Dirichlet.mode``."""
-        excess = np.where(self.mask, np.clip(self.concentration - 1.0, 0.0, None), 0.0)
-        total = excess.sum(axis=-1, keepdims=True)
-        uniform = np.broadcast_to(self.mask / self.mask.sum(axis=-1, keepdims=True), excess.shape)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mode = excess / total
-        return np.where(total > 0, mode, uniform)
-
-    def sample(self, rng: np.random.Generator, size=None) -> np.ndarray:
-        """Draws of shape ``size + batch + (K, M)`` via normalised Gammas; masked entries 0."""
-        alpha = self._alpha
-        shape = alpha.shape if size is None else tuple(np.atleast_1d(size)) + alpha.shape
-        gammas = np.where(self.mask, rng.standard_gamma(np.broadcast_to(alpha, shape)), 0.0)
-        return gammas / gammas.sum(axis=-1, keepdims=True)
-
-    def log_pdf(self, x) -> np.ndarray:
-        """Log-density per row, shape ``batch + (K,)`` (masked entries of ``x`` ignored)."""
-        alpha = self._alpha
-        x = np.asarray(x, float)
-        return self._log_normaliser(alpha) + np.where(self.mask, special.xlogy(alpha - 1.0, x), 0.0).sum(-1)
-
-    def _log_normaliser(self, alpha) -> np.ndarray:
-        # log Gamma(sum alpha) - sum log Gamma(alpha) over the allowed entries of each row
-        return special.gammaln(np.where(self.mask, alpha, 0.0).sum(-1)) - np.where(
-            self.mask, special.gammaln(alpha), 0.0
-        ).sum(-1)
-
-    def expected_log(self) -> np.ndarray:
-        """``E[log x]``; ``-inf`` on masked entries (so ``exp`` of it is exactly 0)."""
-        alpha = self._alpha
-        total = np.where(self.mask, alpha, 0.0).sum(-1, keepdims=True)
-        return np.where(self.mask, special.digamma(alpha) - special.digamma(total), -np.inf)
-
-    def kl(self, other: "MaskedDirichlet") -> np.ndarray:
-        """KL(self || other) per row, shape ``batch + (K,)``."""
-        alpha, prior = self._alpha, other._alpha
-        expected = np.where(self.mask, self.expected_log(), 0.0)
-        return (
-            self._log_normaliser(alpha)
-            - self._log_normaliser(prior)
-            + np.where(self.mask, (alpha - prior) * expected, 0.0).sum(-1)
-        )
 
 
 def _log_multivariate_beta(alpha: np.ndarray, mask=None) -> np.ndarray:

@@ -13,7 +13,6 @@ Run:  .venv/bin/python examples/three_coins.py [--out examples/figures/three_coi
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import warnings
 from pathlib import Path

@@ -14,7 +14,6 @@ from typing import Callable
 import numpy as np
 
 from .core import ConvergenceWarning
-from .progress import progress_bar
 
 __all__ = ["AscentRun", "ascend", "best_of_restarts"]
 

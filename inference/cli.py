@@ -46,7 +46,11 @@ QUICK_OPTIONS = {
     "fullrank_advi": {"draws": 500},
 }
 
-TABLE_VIEW = ("backend", "parameter", "mean", "sd", "hdi", "error_in_ref_sd", "ess_bulk", "r_hat", "runtime_s")
+#: ``demo --quick``: a shorter long-NUTS reference for models without an exact posterior
+QUICK_REFERENCE_OPTIONS = {"draws": 1000, "tune": 1000, "chains": 2}
+
+TABLE_VIEW = ("backend", "parameter", "mean", "sd", "hdi", "error_in_ref_sd", "sd_ratio", "ess_bulk", "r_hat",
+              "runtime_s")
 
 
 class UsageError(ValueError):
@@ -171,7 +175,8 @@ def _rich_table(table, title: str, columns=TABLE_VIEW):
 
     from rich import box
 
-    headers = {"error_in_ref_sd": "err/ref_sd", "ess_bulk": "ess", "runtime_s": "time_s", "hdi": "94% hdi"}
+    headers = {"error_in_ref_sd": "err/ref_sd", "ess_bulk": "ess", "runtime_s": "time_s", "hdi": "94% hdi",
+               "sd_ratio": "sd/ref"}
     view = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
         left = column in ("backend", "parameter")
@@ -192,6 +197,10 @@ def _rich_table(table, title: str, columns=TABLE_VIEW):
                 value = row[column]
                 text = "–" if math.isnan(value) else f"{value:+.2f}"
                 cells.append(f"[red]{text}[/]" if not math.isnan(value) and abs(value) > 1 else text)
+            elif column == "sd_ratio":
+                value = row[column]
+                text = "–" if math.isnan(value) else f"{value:.2f}"
+                cells.append(f"[yellow]{text}[/]" if not math.isnan(value) and value < 0.8 else text)
             elif column == "ess_bulk":
                 cells.append("–" if math.isnan(row[column]) else f"{row[column]:.0f}")
             elif column == "runtime_s":
@@ -323,15 +332,20 @@ def _quiet_pymc(backends, debug: bool) -> None:
 
 
 def _comparison_options(model, backends, reference, defaults, draws, extra):
-    """Per back-end options for the back-ends that will run: defaults, --draws, then --option."""
+    """Per back-end options for the back-ends that will run: defaults, --draws, then --option.
+
+    Options for the long NUTS reference (``--option nuts_reference.draws=4000``) are returned
+    under the key ``nuts_reference``; :func:`_run_comparison` passes them as ``reference_options``.
+    """
     from latentzoo.inference import BACKENDS
     from latentzoo.inference.compare import _resolve_backends
 
     names, reference = _resolve_backends(model, backends, reference)
     options = {name: dict(defaults.get(name, {})) for name in names}
     if draws is not None:
+        # the reference keeps its own (larger) number of draws: it is the yardstick
         for name in names:
-            if "draws" in BACKENDS[name].options:
+            if name in BACKENDS and name != reference and "draws" in BACKENDS[name].options:
                 options[name]["draws"] = draws
     for key, value in extra.items():
         backend, dot, option = key.partition(".")
@@ -343,21 +357,25 @@ def _comparison_options(model, backends, reference, defaults, draws, extra):
     return names, reference, {name: value for name, value in options.items() if value}
 
 
-def _run_comparison(model, data, names, reference, options, seed, show_status: bool):
+def _run_comparison(model, data, names, reference, options, seed, show_status: bool, cache=True):
     from latentzoo.inference import compare
+    from latentzoo.inference.reference import REFERENCE_NUTS
 
+    options = dict(options)
+    reference_options = options.pop(REFERENCE_NUTS, None)
+    names = [name for name in names if name != REFERENCE_NUTS or name == reference]
+    settings = dict(backends=names, reference=reference, random_seed=seed, options=options, progressbar=False,
+                    reference_options=reference_options, cache=cache)
     if not show_status:
-        return compare(model, data, backends=names, reference=reference, random_seed=seed,
-                       options=options, progressbar=False)
+        return compare(model, data, **settings)
     with _StatusLines(_console(stderr=True)) as status:
-        return compare(model, data, backends=names, reference=reference, random_seed=seed,
-                       options=options, progressbar=False, callback=status)
+        return compare(model, data, callback=status, **settings)
 
 
 # rough widths of the table's columns, and the order in which a narrow terminal drops them
 _COLUMN_WIDTHS = {"backend": 15, "parameter": 14, "mean": 8, "sd": 8, "hdi": 18, "error_in_ref_sd": 12,
-                  "ess_bulk": 7, "r_hat": 7, "runtime_s": 8}
-_DROP_ORDER = ("runtime_s", "r_hat", "ess_bulk", "sd")
+                  "sd_ratio": 7, "ess_bulk": 7, "r_hat": 7, "runtime_s": 8}
+_DROP_ORDER = ("runtime_s", "r_hat", "ess_bulk", "sd_ratio", "sd")
 
 
 def _fitting_columns(width: int, columns=TABLE_VIEW) -> tuple[str, ...]:
@@ -400,7 +418,8 @@ def cmd_compare(args) -> int:
     )
     _quiet_pymc(names, getattr(args, "debug", False))
     start = time.perf_counter()
-    result = _run_comparison(model, data, names, reference, options, args.seed, show_status=not args.json)
+    result = _run_comparison(model, data, names, reference, options, args.seed, show_status=not args.json,
+                             cache=not args.no_cache)
     report = result.save(args.out) if args.out else None
     if args.json:
         _print_json(result.table)
@@ -408,6 +427,8 @@ def cmd_compare(args) -> int:
             print(f"{PROG}: warning: {backend} failed: {message}", file=sys.stderr)
     else:
         _print_comparison(result, f"{args.model}: {len(result.idatas)} back-ends, reference {result.reference}")
+        if result.reference_info:
+            _console().print(f"[dim]reference: {result.reference_info}[/]")
         console = _console()
         console.print(f"[dim]total time {time.perf_counter() - start:.1f} s[/]")
         if report:
@@ -431,8 +452,11 @@ def cmd_demo(args) -> int:
         data = model.default_data()
         console.rule(f"{name}: {cls.__name__} on its default data")
         names, reference, options = _comparison_options(model, None, "auto", defaults, None, {})
+        if args.quick:
+            options.setdefault("nuts_reference", dict(QUICK_REFERENCE_OPTIONS))
         _quiet_pymc(names, getattr(args, "debug", False))
-        result = _run_comparison(model, data, names, reference, options, args.seed, show_status=True)
+        result = _run_comparison(model, data, names, reference, options, args.seed, show_status=True,
+                                 cache=not args.no_cache)
         report = result.save(out / name)
         _print_comparison(result, f"{name}: every applicable back-end")
         entries.append((name, cls.__name__, report.relative_to(out), result.summary()))
@@ -530,11 +554,14 @@ def build_parser() -> argparse.ArgumentParser:
     model_arguments(comparing)
     comparing.add_argument("--backends", metavar="A,B,C", help="comma-separated back-ends (default: all applicable)")
     comparing.add_argument("--reference", default="auto", metavar="R",
-                           help="reference back-end: auto (exact if tractable, else nuts), a name, or none")
-    comparing.add_argument("--draws", type=int, metavar="N", help="draws for every back-end with a draws option")
+                           help="reference: auto (exact if tractable, else nuts_reference, a long NUTS run "
+                           "cached on disk), a back-end name, or none")
+    comparing.add_argument("--draws", type=int, metavar="N", help="draws for every back-end with a draws option, except the reference")
     comparing.add_argument("--option", metavar="BACKEND.KEY=VALUE", action="append",
                            help="option for one back-end, e.g. --option nuts.chains=4 (repeatable)")
     comparing.add_argument("--out", metavar="DIR", help="save report.html, table.csv, figures and one .nc per back-end")
+    comparing.add_argument("--no-cache", action="store_true",
+                           help="run the long NUTS reference again instead of reusing a cached one")
     comparing.set_defaults(handler=cmd_compare)
 
     demo = commands.add_parser(
@@ -547,6 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="output directory (default latentzoo-report)")
     demo.add_argument("--quick", action="store_true", help="fewer draws: faster, rougher numbers")
     demo.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    demo.add_argument("--no-cache", action="store_true",
+                      help="run the long NUTS references again instead of reusing cached ones")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

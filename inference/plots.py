@@ -5,9 +5,12 @@ figure state, no GUI back-end, nothing to close. Save with ``figure.savefig(path
 notebook the figure displays itself.
 
 * :func:`forest` -- posterior means and 94% HDIs, back-ends side by side, per parameter;
-* :func:`history` -- convergence of the iterative back-ends (EM, VB, ADVI);
+* :func:`densities` -- marginal posterior densities, back-ends overlaid;
+* :func:`history` -- convergence of the iterative back-ends (EM, VB, ADVI) on one axis;
+* :func:`traces` -- MCMC chains;
 * :func:`model_picture` -- a picture specific to the model type (registered with
-  :func:`register_picture`), e.g. the (p, q) plane of the three-coin posterior.
+  :func:`register_picture`): the (p, q) plane of the three-coin posterior, covariance
+  ellipses (NIW, GMM), HMM state posteriors with the Viterbi path.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["forest", "history", "model_picture", "register_picture", "KIND_COLORS"]
+__all__ = ["forest", "densities", "history", "traces", "model_picture", "register_picture", "KIND_COLORS"]
 
 #: colour per back-end kind, so that families of methods read together
 KIND_COLORS = {"exact": "#222222", "sampler": "#1f77b4", "variational": "#2ca02c", "point": "#d62728"}
@@ -107,71 +110,227 @@ def _kind_legend(figure, kinds, not_converged: bool):
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
 
 
-def history(comparison):
-    """Convergence histories from each result's ``fit_history`` group.
+def _order(comparison) -> list[str]:
+    """Result names with the reference first, then in the comparison's order."""
+    names = list(comparison.idatas)
+    if comparison.reference in comparison.idatas:
+        names.remove(comparison.reference)
+        names.insert(0, comparison.reference)
+    return names
 
-    One panel per back-end with at least two iterations of history: every restart as a thin
-    line, the one kept (attr ``best_restart``) bold. Stochastic objectives (ADVI's ELBO) also
-    get a running mean, and the y range is clipped to the last 95% of the run, since the first
-    steps are orders of magnitude below the plateau.
+
+def _styles(comparison) -> dict[str, dict]:
+    """A fixed colour (and dashed line for point estimates) per result, shared by every figure."""
+    styles = {}
+    for i, name in enumerate(comparison.idatas):
+        if name == comparison.reference:
+            styles[name] = {"color": "#222222", "lw": 2.2, "ls": "-"}
+        else:
+            styles[name] = {"color": f"C{i % 10}", "lw": 1.4, "ls": "-"}
+    return styles
+
+
+def _informative(comparison, max_panels: int) -> tuple[list[str], int]:
+    """Parameter labels worth a panel: not fixed by the model (reference sd > 0 where known)."""
+    table = comparison.table
+    labels = []
+    for label in dict.fromkeys(table["parameter"]):
+        rows = table[table["parameter"] == label]
+        sd = rows["sd"].dropna()
+        if len(sd) and float(sd.max()) == 0.0:
+            continue  # an entry fixed by the model's structure (masked emission): nothing to see
+        labels.append(label)
+    return labels[:max_panels], max(0, len(labels) - max_panels)
+
+
+def _element(idata, label: str) -> np.ndarray:
+    """Flat draws of a table label such as ``p`` or ``means[1, 0]``."""
+    name, _, rest = label.partition("[")
+    values = np.asarray(idata.posterior[name].values, float)
+    values = values.reshape((-1,) + values.shape[2:])
+    if rest:
+        index = tuple(int(part) for part in rest.rstrip("]").split(","))
+        values = values[(slice(None),) + index]
+    return values
+
+
+def densities(comparison, max_panels: int = 12):
+    """Marginal posterior densities per back-end, overlaid; point estimates as vertical lines.
+
+    Parameters
+    ----------
+    comparison : Comparison
+    max_panels : int, default 12
 
     Returns
     -------
     matplotlib.figure.Figure or None
-        None when no back-end recorded a history.
+        None if no back-end produced a result. Densities are kernel density estimates
+        (ArviZ's ``kde``) of each back-end's draws.
     """
-    panels = []
+    import arviz as az
+
+    if comparison.table is None or not len(comparison.table):
+        return None
+    labels, omitted = _informative(comparison, max_panels)
+    if not labels:
+        return None
+    styles = _styles(comparison)
+    n_cols = min(len(labels), 4)
+    n_rows = math.ceil(len(labels) / n_cols)
+    figure = _figure(3.3 * n_cols + 0.4, 2.5 * n_rows + 0.9)
+    axes = figure.subplots(n_rows, n_cols, squeeze=False)
+    for ax, label in zip(axes.flat, labels):
+        for name in _order(comparison):
+            values = _element(comparison.idatas[name], label)
+            values = values[np.isfinite(values)]
+            style = styles[name]
+            if values.size == 1 or (values.size and np.ptp(values) == 0):
+                ax.axvline(values[0], color=style["color"], lw=1.6, ls="--", label=f"{name} (point)")
+            elif values.size > 1:
+                grid, density = az.kde(values)
+                ax.plot(grid, density, color=style["color"], lw=style["lw"], ls=style["ls"], label=name)
+        ax.set_title(label, fontsize=10)
+        ax.set_yticks([])
+        ax.grid(axis="x", alpha=0.3)
+    for ax in axes.flat[len(labels):]:
+        ax.set_visible(False)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="outside lower center", ncols=min(len(names), 6), frameon=False,
+                  fontsize="small")
+    title = "Marginal posterior densities by back-end"
+    if comparison.reference in comparison.idatas:
+        title += f" (black: reference, {comparison.reference})"
+    if omitted:
+        title += f"; {omitted} more elements in the table"
+    figure.suptitle(title)
+    return figure
+
+
+def _running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode="valid")
+
+
+def history(comparison):
+    """Convergence of every iterative back-end on one axis.
+
+    Each back-end's objective (EM: log-posterior or log-likelihood, VB and ADVI: ELBO) of the
+    restart it kept, divided by the model's ``objective_scale`` (observations; time steps for
+    HMMs) so that all share the y axis, against the iteration on a log axis (EM and VB take
+    tens of updates, ADVI thousands of noisy steps: ADVI is shown as a running mean over the
+    raw trace). Values of different objectives are not equal at the optimum (an ELBO is a
+    lower bound of the log evidence, the log-posterior is a density at a point); what the
+    figure shows is how fast and how smoothly each one settles.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        None when no back-end recorded a history of at least two iterations.
+    """
+    scale = max(int(comparison.model.objective_scale(comparison.data)), 1)
+    styles = _styles(comparison)
+    curves = []
     for name, idata in comparison.idatas.items():
         if "fit_history" not in idata.groups():
             continue
         for variable, values in idata.fit_history.data_vars.items():
             array = np.atleast_2d(np.asarray(values.values, float))
-            if np.sum(np.isfinite(array), axis=1).max(initial=0) >= 2:
-                panels.append((name, variable, array, idata.posterior.attrs))
-    if not panels:
+            best = int(idata.posterior.attrs.get("best_restart", 0)) if array.shape[0] > 1 else 0
+            line = array[min(best, array.shape[0] - 1)]
+            line = line[np.isfinite(line)]
+            if line.size >= 2:
+                curves.append((name, variable, line / scale, array.shape[0]))
+    if not curves:
         return None
-    n_cols = 2 if len(panels) == 4 else min(len(panels), 3)
-    n_rows = math.ceil(len(panels) / n_cols)
-    figure = _figure(4.2 * n_cols, 3.0 * n_rows + 0.5)
-    axes = figure.subplots(n_rows, n_cols, squeeze=False)
-    for ax, (name, variable, array, attrs) in zip(axes.flat, panels):
-        best = int(attrs.get("best_restart", 0)) if array.shape[0] > 1 else 0
-        iterations = np.arange(1, array.shape[1] + 1)
-        stochastic = array.shape[0] == 1 and array.shape[1] > 200
-        for restart, line in enumerate(array):
-            kept = restart == best
-            ax.plot(iterations, line, lw=0.6 if stochastic else (1.8 if kept else 0.8),
-                    alpha=0.35 if stochastic else (1.0 if kept else 0.5), color="C0" if kept else "C7",
-                    label="kept restart" if kept and array.shape[0] > 1 else None)
-        if stochastic:
-            window = max(array.shape[1] // 50, 10)
-            smooth = np.convolve(array[0], np.ones(window) / window, mode="valid")
-            ax.plot(iterations[window - 1:], smooth, color="C3", lw=1.5, label=f"running mean ({window})")
-            tail = array[0, array.shape[1] // 20:]
-            low, high = np.nanpercentile(tail, [1, 100])
-            ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
-        if array.shape[1] < 30 and not stochastic:
-            ax.set_xticks(iterations if array.shape[1] <= 10 else iterations[:: max(1, array.shape[1] // 8)])
-        ax.set_title(f"{name}: {variable.replace('_', '-')}")
-        ax.set_xlabel("iteration")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
-    figure.suptitle("Convergence of the iterative back-ends (objective per iteration)")
+    figure = _figure(8.5, 4.6)
+    ax = figure.subplots()
+    tails = []
+    for name, variable, line, n_restarts in curves:
+        iterations = np.arange(1, line.size + 1)
+        color = styles[name]["color"]
+        what = variable.replace("_", "-")
+        label = f"{name}: {what}" + (f" (best of {n_restarts} restarts)" if n_restarts > 1 else "")
+        if line.size > 200:
+            # stochastic objective (ADVI): raw steps faint, running mean bold
+            window = max(line.size // 50, 10)
+            ax.plot(iterations, line, color=color, lw=0.4, alpha=0.25)
+            ax.plot(iterations[window - 1:], _running_mean(line, window), color=color, lw=1.8,
+                    label=label + f", running mean of {window}")
+            tails.append(line[line.size // 10:])
+        else:
+            ax.plot(iterations, line, color=color, lw=1.8, marker="o" if line.size < 40 else None, ms=3, label=label)
+            tails.append(line[min(2, line.size - 1):])
+    tail = np.concatenate(tails)
+    low, high = np.nanpercentile(tail, 2), np.nanmax(tail)
+    if high > low:
+        ax.set_ylim(low - 0.15 * (high - low), high + 0.1 * (high - low))
+    ax.set_xscale("log")
+    ax.set_xlabel("iteration (log scale)")
+    unit = "time step" if scale != comparison.model.n_observations(comparison.data) else "observation"
+    ax.set_ylabel(f"objective per {unit}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    figure.suptitle("Convergence of the iterative back-ends (objective per iteration, per " + unit + ")")
     return figure
 
 
+def traces(comparison, max_parameters: int = 6, max_draws: int = 1000):
+    """MCMC traces: one row per parameter element, one column per sampler, one line per chain.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        None when no sampler (NUTS, Gibbs) ran.
+    """
+    samplers = [name for name in _order(comparison) if _kind(comparison, name) == "sampler"
+                and comparison.idatas[name].posterior.sizes["draw"] > 1]
+    if not samplers:
+        return None
+    labels, omitted = _informative(comparison, max_parameters)
+    if not labels:
+        return None
+    figure = _figure(3.6 * len(samplers) + 0.6, 1.5 * len(labels) + 1.0)
+    axes = figure.subplots(len(labels), len(samplers), squeeze=False, sharex="col")
+    for column, name in enumerate(samplers):
+        posterior = comparison.idatas[name].posterior
+        for row, label in enumerate(labels):
+            ax = axes[row, column]
+            base, _, rest = label.partition("[")
+            values = np.asarray(posterior[base].values, float)
+            if rest:
+                index = tuple(int(part) for part in rest.rstrip("]").split(","))
+                values = values[(slice(None), slice(None)) + index]
+            for chain, line in enumerate(values[:, :max_draws]):
+                ax.plot(line, lw=0.5, alpha=0.7, color=f"C{chain % 10}")
+            if column == 0:
+                ax.set_ylabel(label, fontsize=9)
+            if row == 0:
+                ax.set_title(f"{name} ({values.shape[0]} chains)", fontsize=10)
+            ax.tick_params(labelsize=8)
+        axes[-1, column].set_xlabel("draw")
+    title = "MCMC traces (one colour per chain)"
+    if omitted:
+        title += f"; first {len(labels)} parameters shown"
+    figure.suptitle(title)
+    return figure
+
+
+def _kind(comparison, name: str) -> str:
+    rows = comparison.table[comparison.table["backend"] == name]
+    return str(rows["kind"].iloc[0]) if len(rows) else "unknown"
+
+
 # -- model-specific pictures ------------------------------------------------------------------
-_PICTURES: list[tuple[type, Callable]] = []
+_PICTURES: list[tuple[type | str, Callable]] = []
 
 
-def register_picture(model_type: type):
+def register_picture(model_type: type | str):
     """Decorator registering ``function(comparison) -> Figure`` as the picture of ``model_type``.
 
-    A model module (GMM, HMM) registers its own picture here; :func:`model_picture` picks the
-    most specific registered type.
+    ``model_type`` is a model class or a model's command-line ``name`` (so that a picture can
+    be registered without importing the model). :func:`model_picture` prefers a name match,
+    then the most specific registered class.
     """
 
     def decorate(function):
@@ -189,8 +348,12 @@ def model_picture(comparison):
     matplotlib.figure.Figure or None
         None for model types without a picture.
     """
+    name = getattr(comparison.model, "name", None)
+    for registered, function in reversed(_PICTURES):  # the latest registration wins
+        if isinstance(registered, str) and registered == name:
+            return function(comparison)
     for model_type in type(comparison.model).__mro__:
-        for registered, function in _PICTURES:
+        for registered, function in reversed(_PICTURES):
             if registered is model_type:
                 return function(comparison)
     return None
@@ -313,10 +476,161 @@ def _three_coins_picture(comparison):
     return figure
 
 
-def _register_builtin_pictures():
-    from latentzoo.models import ThreeCoins
+def _ellipse(mean: np.ndarray, cov: np.ndarray, mass: float = 0.95, n: int = 100) -> np.ndarray:
+    """Points (n, 2) of the ``mass`` contour of a 2-D normal distribution."""
+    from scipy.stats import chi2
 
-    register_picture(ThreeCoins)(_three_coins_picture)
+    values, vectors = np.linalg.eigh(np.asarray(cov, float))
+    radius = np.sqrt(chi2.ppf(mass, 2) * np.clip(values, 0, None))
+    angle = np.linspace(0, 2 * np.pi, n)
+    circle = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return mean + (circle * radius) @ vectors.T
+
+
+def _feature_names(comparison, data) -> tuple[str, str]:
+    names = getattr(comparison.model, "feature_names", None)
+    if isinstance(names, list | tuple) and len(names) >= 2:
+        return str(names[0]), str(names[1])
+    return "feature 0", "feature 1"
+
+
+def _niw_picture(comparison):
+    """Data scatter with 95% contours of N(mu, Sigma): each back-end's posterior mean, and a
+    few reference draws (grey) showing how uncertain the covariance is."""
+    x = np.asarray(comparison.model.check_data(comparison.data), float)
+    if x.shape[1] < 2:
+        return None
+    styles = _styles(comparison)
+    figure = _figure(7.5, 6.2)
+    ax = figure.subplots()
+    ax.scatter(x[:, 0], x[:, 1], s=8, color="#999999", alpha=0.6, lw=0, label=f"data ({x.shape[0]} points)")
+    reference = comparison.reference if comparison.reference in comparison.idatas else None
+    if reference is not None:
+        posterior = comparison.idatas[reference].posterior
+        mu = posterior["mu"].values.reshape(-1, x.shape[1])[:, :2]
+        sigma = posterior["Sigma"].values.reshape(-1, x.shape[1], x.shape[1])[:, :2, :2]
+        if mu.shape[0] > 1:
+            for i in np.random.default_rng(0).choice(mu.shape[0], size=min(40, mu.shape[0]), replace=False):
+                curve = _ellipse(mu[i], sigma[i])
+                ax.plot(curve[:, 0], curve[:, 1], color="#bbbbbb", lw=0.5, alpha=0.6, zorder=1)
+            ax.plot([], [], color="#bbbbbb", lw=0.8, label=f"{reference}: 40 posterior draws")
+    for name in _order(comparison):
+        posterior = comparison.idatas[name].posterior
+        mu = posterior["mu"].mean(("chain", "draw")).values[:2]
+        sigma = posterior["Sigma"].mean(("chain", "draw")).values[:2, :2]
+        curve = _ellipse(mu, sigma)
+        style = styles[name]
+        ax.plot(curve[:, 0], curve[:, 1], color=style["color"], lw=style["lw"], label=f"{name}: posterior mean")
+        ax.plot(*mu, "+", color=style["color"], ms=10, mew=2)
+    first, second = _feature_names(comparison, x)
+    ax.set_xlabel(first)
+    ax.set_ylabel(second)
+    ax.legend(fontsize="small", loc="best")
+    ax.grid(alpha=0.3)
+    figure.suptitle("95% contour of N(μ, Σ) at each back-end's posterior mean, over the data")
+    return figure
+
+
+def _gmm_picture(comparison):
+    """Data coloured by their most probable component (under the reference's posterior mean),
+    with each back-end's 95% component contours at its posterior mean (line width ∝ weight)."""
+    model = comparison.model
+    x = np.asarray(model.check_data(comparison.data), float)
+    if x.ndim != 2 or x.shape[1] < 2 or not comparison.idatas:
+        return None
+    styles = _styles(comparison)
+    order = _order(comparison)
+    means_at = {}
+    for name in order:
+        posterior = comparison.idatas[name].posterior
+        means_at[name] = {var: posterior[var].mean(("chain", "draw")).values for var in ("weights", "means", "covs")}
+    figure = _figure(8.0, 6.4)
+    ax = figure.subplots()
+    colours = "#999999"
+    try:
+        responsibilities = np.asarray(model.responsibilities(x, means_at[order[0]]))
+        colours = [f"C{k % 10}" for k in np.argmax(responsibilities, axis=1)]
+    except Exception:  # the picture still helps without colours (e.g. an ill-conditioned mean covariance)
+        pass
+    ax.scatter(x[:, 0], x[:, 1], s=8, c=colours, alpha=0.35, lw=0)
+    for name in order:
+        params = means_at[name]
+        style = styles[name]
+        for k in range(params["weights"].shape[0]):
+            curve = _ellipse(params["means"][k, :2], params["covs"][k, :2, :2])
+            ax.plot(curve[:, 0], curve[:, 1], color=style["color"], lw=0.8 + 4 * float(params["weights"][k]),
+                    ls="-" if name == order[0] else "--", label=name if k == 0 else None)
+            ax.plot(*params["means"][k, :2], "+", color=style["color"], ms=9, mew=1.5)
+    first, second = _feature_names(comparison, x)
+    ax.set_xlabel(first)
+    ax.set_ylabel(second)
+    ax.legend(fontsize="small", loc="best", title="95% contours (width ∝ weight)")
+    ax.grid(alpha=0.3)
+    figure.suptitle("Mixture components at each back-end's posterior mean; points coloured by component "
+                    f"({order[0]})", fontsize=10)
+    return figure
+
+
+def _hmm_picture(comparison, max_rows: int = 6):
+    """Smoothed state probabilities p(z_t | x) at each back-end's posterior mean (stacked
+    areas), with the Viterbi path as a strip above each panel."""
+    from matplotlib.colors import to_rgba
+
+    model = comparison.model
+    data = model.check_data(comparison.data)
+    names = _order(comparison)[:max_rows]
+    if not names:
+        return None
+    figure = _figure(11.0, 1.7 * len(names) + 1.2)
+    axes = figure.subplots(len(names), 1, squeeze=False, sharex=True)[:, 0]
+    state_names = None
+    symbols = np.asarray(data.labels)
+    steps = np.arange(symbols.size)
+    for ax, name in zip(axes, names):
+        posterior = comparison.idatas[name].posterior
+        params = {var: posterior[var].mean(("chain", "draw")).values for var in model.param_names}
+        # averaging draws keeps rows on the simplex up to round-off; renormalise that away
+        params = {var: value / value.sum(axis=-1, keepdims=True) for var, value in params.items()}
+        state_names = [str(s) for s in posterior["state"].values]
+        try:
+            states = model.posterior_states(data, params)
+            path, _ = model.viterbi(data, params)
+        except ValueError as error:
+            ax.text(0.5, 0.5, f"{name}: {error}", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+            continue
+        states = np.concatenate(states) if isinstance(states, list) else np.asarray(states)
+        path = np.concatenate(path) if isinstance(path, list) else np.asarray(path)
+        colours = [f"C{k % 10}" for k in range(states.shape[1])]
+        ax.stackplot(steps, states.T, colors=[to_rgba(c, 0.75) for c in colours], step="mid",
+                     labels=state_names)
+        ax.scatter(steps, np.full(steps.size, 1.06), c=[colours[k] for k in path], marker="s", s=18,
+                   clip_on=False, edgecolors="black", linewidths=0.3)
+        for boundary in data.offsets[1:-1]:
+            ax.axvline(boundary - 0.5, color="black", lw=0.8)
+        ax.set_ylim(0, 1)
+        ax.set_xlim(-0.5, symbols.size - 0.5)
+        ax.set_ylabel(name, fontsize=9)
+        ax.set_yticks([0, 0.5, 1])
+        ax.tick_params(labelsize=8)
+    if symbols.size <= 60:
+        axes[-1].set_xticks(steps, [str(s) for s in symbols], fontsize=8)
+        axes[-1].set_xlabel("observed symbol at each time step")
+    else:
+        axes[-1].set_xlabel("time step")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False,
+                  title="state", fontsize="small")
+    figure.suptitle("Posterior state probabilities p(z_t | x) at each back-end's posterior mean "
+                    "(squares: Viterbi path)", fontsize=10)
+    return figure
+
+
+def _register_builtin_pictures():
+    register_picture("three-coins")(_three_coins_picture)
+    register_picture("niw-gaussian")(_niw_picture)
+    register_picture("categorical-hmm")(_hmm_picture)
+    register_picture("dice-hmm")(_hmm_picture)
+    register_picture("gmm")(_gmm_picture)
 
 
 _register_builtin_pictures()

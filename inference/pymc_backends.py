@@ -176,8 +176,11 @@ class _ElboPlateau:
         self.tolerance = tolerance
         self.stopped = False
         self._calm_windows = 0
+        self.first_step_at = None  # perf_counter() after the first step: compilation is over by then
 
     def __call__(self, approx, losses, step):
+        if self.first_step_at is None:
+            self.first_step_at = time.perf_counter()
         if step % self.window or len(losses) < 2 * self.window:
             return
         recent = np.mean(losses[-self.window :])
@@ -235,6 +238,8 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
             "point_estimate": False,
             "elbo": float(np.mean(elbo[-100:])),
             "fitting_s": fitting,
+            # pm.fit compiles the step function before the first step; the comparison splits on it
+            "compile_s": (convergence.first_step_at - start) if convergence.first_step_at else float("nan"),
             "learning_rate": learning_rate,
             "n_steps": n_steps,
             "tol": tol,

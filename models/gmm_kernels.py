@@ -186,17 +186,26 @@ def _data_centre(x: np.ndarray) -> np.ndarray:
 def _linear_log_densities(x, weights, shift) -> np.ndarray:
     """``(N, K)`` values of ``w_k . phi(x_n - shift)``, Fortran-ordered."""
     out = _fortran_output(x.shape[0], weights.shape[0])
-    for start, stop, features in _Features(x, shift).blocks():
-        np.matmul(weights, features, out=out[:, start:stop])
+    # non-finite x is reported by the caller's check of the output, not as RuntimeWarnings
+    with np.errstate(invalid="ignore", over="ignore"):
+        for start, stop, features in _Features(x, shift).blocks():
+            np.matmul(weights, features, out=out[:, start:stop])
     return out.T
 
 
-def _check_finite_rows(values: np.ndarray, what: str) -> None:
+def _check_finite_rows(values: np.ndarray, x: np.ndarray, what: str) -> None:
+    """Raise if ``values`` (an output computed from x) is not finite, naming the rows of x."""
     if not np.all(np.isfinite(values)):
-        finite = np.isfinite(values) if values.ndim == 1 else np.isfinite(values).all(axis=1)
-        bad = np.flatnonzero(~finite)
+        _raise_non_finite(x, what)
+
+
+def _raise_non_finite(x: np.ndarray, what: str) -> None:
+    # only on the error path: find the culprits in x itself (a NaN spreads through the centre)
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if bad.size:
         more = " ..." if bad.size > 5 else ""
-        raise ValueError(f"x must be finite: {what} is not finite at rows {bad[:5].tolist()}{more} (NaN or inf in x?)")
+        raise ValueError(f"x must be finite; NaN or inf at rows {bad[:5].tolist()}{more}")
+    raise ValueError(f"{what} overflowed; rescale x (its values are too large for float64)")
 
 
 # -- public kernels ----------------------------------------------------------------------------
@@ -228,7 +237,7 @@ def log_gaussian_densities(x, means, covs) -> np.ndarray:
     shift = _data_centre(x)
     constants = -0.5 * (x.shape[1] * _LOG_2PI + log_det)
     out = _linear_log_densities(x, _density_weights(means, precisions, constants, shift), shift)
-    _check_finite_rows(out, "the log-density")
+    _check_finite_rows(out, x, "the log-density")
     return out
 
 
@@ -278,17 +287,18 @@ def _normalised(x, weights, shift) -> tuple[np.ndarray, np.ndarray]:
     n_rows, n_components = x.shape[0], weights.shape[0]
     resp = _fortran_output(n_rows, n_components)
     log_norm = np.empty(n_rows)
-    for start, stop, features in _Features(x, shift).blocks():
-        block = resp[:, start:stop]
-        np.matmul(weights, features, out=block)
-        top = block.max(axis=0)
-        block -= top
-        np.exp(block, out=block)
-        total = block.sum(axis=0)
-        block /= total
-        np.log(total, out=total)
-        np.add(top, total, out=log_norm[start:stop])
-    _check_finite_rows(log_norm, "the log-density")
+    with np.errstate(invalid="ignore", over="ignore"):
+        for start, stop, features in _Features(x, shift).blocks():
+            block = resp[:, start:stop]
+            np.matmul(weights, features, out=block)
+            top = block.max(axis=0)
+            block -= top
+            np.exp(block, out=block)
+            total = block.sum(axis=0)
+            block /= total
+            np.log(total, out=total)
+            np.add(top, total, out=log_norm[start:stop])
+    _check_finite_rows(log_norm, x, "the log-density")
     return log_norm, resp.T
 
 
@@ -331,19 +341,25 @@ def component_stats(x, resp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     features = _Features(x, shift)
     moments = np.zeros((n_components, features.n_features))
     resp_t = resp.T
-    for start, stop, block in features.blocks():
-        moments += resp_t[:, start:stop] @ block.T
+    with np.errstate(invalid="ignore", over="ignore"):
+        for start, stop, block in features.blocks():
+            moments += resp_t[:, start:stop] @ block.T
+    if not np.all(np.isfinite(moments)):
+        if not np.all(np.isfinite(resp)):
+            raise ValueError("resp must be finite")
+        _raise_non_finite(x, "the weighted moments")
     counts = moments[:, -1].copy()
     positive = counts > 0
     safe = np.where(positive, counts, 1.0)
     centred_means = np.where(positive[:, None], moments[:, features.n_quadratic : -1] / safe[:, None], 0.0)
 
     upper_i, upper_j = np.triu_indices(dim)
-    scatters = np.zeros((n_components, dim, dim))
-    scatters[:, upper_i, upper_j] = moments[:, : features.n_quadratic]
-    scatters[:, upper_j, upper_i] = moments[:, : features.n_quadratic]
-    scatters -= counts[:, None, None] * centred_means[:, :, None] * centred_means[:, None, :]
-    scatters[~positive] = 0.0
+    # on the upper triangle only, then mirrored: exactly symmetric
+    upper = moments[:, : features.n_quadratic] - counts[:, None] * centred_means[:, upper_i] * centred_means[:, upper_j]
+    upper[~positive] = 0.0
+    scatters = np.empty((n_components, dim, dim))
+    scatters[:, upper_i, upper_j] = upper
+    scatters[:, upper_j, upper_i] = upper
 
     # the subtraction loses about 1e-16 * N_k |ybar_k|^2 / lambda_min of relative precision
     for k in np.flatnonzero(positive):
@@ -420,5 +436,5 @@ def expected_log_densities(x, m, kappa, nu, S) -> np.ndarray:
     shift = _data_centre(x)
     weights = _density_weights(m, nu[:, None, None] * inverse_S, constants, shift)
     out = _linear_log_densities(x, weights, shift)
-    _check_finite_rows(out, "the expected log-density")
+    _check_finite_rows(out, x, "the expected log-density")
     return out

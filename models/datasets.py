@@ -6,9 +6,13 @@ import io
 import json
 from importlib import resources
 
+import numbers
+
 import numpy as np
 
-__all__ = ["casino", "old_faithful"]
+from .base import check_rng, numeric_array
+
+__all__ = ["blobs", "casino", "old_faithful"]
 
 
 def old_faithful() -> np.ndarray:
@@ -37,3 +41,90 @@ def casino() -> tuple[np.ndarray, np.ndarray]:
     text = resources.files("latentzoo.models").joinpath("data", "casino_durbin.json").read_text(encoding="utf-8")
     record = json.loads(text)
     return np.asarray(record["rolls"], dtype=np.int64), np.array([die == "L" for die in record["die"]])
+
+
+def blobs(
+    n_samples=500,
+    centers=3,
+    cluster_std=1.0,
+    random_seed=0,
+    *,
+    n_features: int = 2,
+    center_box: tuple[float, float] = (-10.0, 10.0),
+    shuffle: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Isotropic Gaussian blobs, the kind of data of the Gaussian-mixture seed's figures.
+
+    Each blob is ``N(center_k, cluster_std_k^2 I)``; with the defaults, three blobs of unit
+    spread whose centres are drawn uniformly in ``[-10, 10]^2`` (the convention of scikit-learn's
+    ``make_blobs``, which the seed used; the numbers drawn here are latentzoo's own).
+
+    Parameters
+    ----------
+    n_samples : int or sequence of int, default 500
+        Total number of points, split as evenly as possible between the blobs (the first
+        ``n_samples % K`` blobs get one more), or the number of points of each blob.
+    centers : int or array-like of shape (K, D), default 3
+        Number of blobs (centres drawn uniformly in ``center_box``), or the centres themselves
+        (then ``n_features`` is ignored).
+    cluster_std : float or sequence of K floats, default 1.0
+        Standard deviation of every coordinate, per blob or shared; > 0.
+    random_seed : int, numpy.random.Generator or None, default 0
+        Seed of the only random numbers used (centres, points, order).
+    n_features : int, default 2
+        D, when ``centers`` is a number.
+    center_box : (float, float), default (-10, 10)
+        Bounds of the random centres.
+    shuffle : bool, default True
+        Shuffle the points; otherwise they come blob by blob.
+
+    Returns
+    -------
+    x : ndarray of shape (N, D)
+    labels : int ndarray of shape (N,)
+        The blob each point was drawn from (its index in the centres).
+
+    Examples
+    --------
+    >>> x, labels = blobs(300, centers=3, cluster_std=[1.0, 2.5, 0.5], random_seed=42)
+    >>> x.shape, np.bincount(labels).tolist()
+    ((300, 2), [100, 100, 100])
+    """
+    rng = check_rng(random_seed, "random_seed")
+    if isinstance(centers, numbers.Integral) and not isinstance(centers, bool):
+        if centers < 1:
+            raise ValueError(f"centers must be a positive number of blobs or a (K, D) array, got {centers}")
+        if not isinstance(n_features, numbers.Integral) or isinstance(n_features, bool) or n_features < 1:
+            raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+        box = numeric_array(center_box, "center_box", "a pair (low, high) of numbers")
+        if box.shape != (2,) or not np.all(np.isfinite(box)) or box[0] >= box[1]:
+            raise ValueError(f"center_box must be a pair (low, high) with low < high, got {center_box!r}")
+        centres = rng.uniform(box[0], box[1], size=(int(centers), int(n_features)))
+    else:
+        centres = numeric_array(centers, "centers", "a number of blobs or a (K, D) array of centres")
+        if centres.ndim != 2 or centres.size == 0 or not np.all(np.isfinite(centres)):
+            raise ValueError(f"centers must be a positive int or a finite (K, D) array, got shape {centres.shape}")
+    n_blobs, dim = centres.shape
+
+    spread = numeric_array(cluster_std, "cluster_std", "a positive number or one per blob")
+    spread = spread.reshape(-1) if spread.ndim else np.full(n_blobs, float(spread))
+    if spread.shape != (n_blobs,) or not np.all(np.isfinite(spread)) or np.any(spread <= 0):
+        raise ValueError(f"cluster_std must be a positive number or {n_blobs} positive numbers, got {cluster_std!r}")
+
+    if isinstance(n_samples, numbers.Integral) and not isinstance(n_samples, bool):
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples}")
+        sizes = np.full(n_blobs, n_samples // n_blobs)
+        sizes[: n_samples % n_blobs] += 1
+    else:
+        sizes = numeric_array(n_samples, "n_samples", "a positive integer or one count per blob")
+        if sizes.shape != (n_blobs,) or np.any(sizes < 0) or np.any(sizes != np.round(sizes)) or sizes.sum() < 1:
+            raise ValueError(f"n_samples must be a positive integer or {n_blobs} non-negative integer counts, got {n_samples!r}")
+        sizes = sizes.astype(np.int64)
+
+    labels = np.repeat(np.arange(n_blobs), sizes)
+    x = centres[labels] + spread[labels, None] * rng.standard_normal((labels.size, dim))
+    if shuffle:
+        order = rng.permutation(labels.size)
+        x, labels = x[order], labels[order]
+    return x, labels

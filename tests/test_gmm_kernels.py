@@ -4,6 +4,7 @@ References never come from the code under test: ``scipy.stats.multivariate_norma
 ``scipy.special.logsumexp``, explicit weighted sums with centring before the products, exact
 translation invariance of the scatter, Monte-Carlo averages over exact Normal-Inverse-Wishart
 draws, and the NIW expectations of ``models/conjugate.py`` (Bishop eq. 10.64-10.65).
+Also the blob data generator ``datasets.blobs`` (moments within Monte-Carlo error).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from scipy import special, stats
 
 from latentzoo.models.conjugate import NormalInverseWishart
+from latentzoo.models.datasets import blobs
 from latentzoo.models.gmm_kernels import component_stats, e_step, expected_log_densities, log_gaussian_densities
 
 #: Monte-Carlo tolerance in standard errors
@@ -294,3 +296,59 @@ def test_component_stats_rejects_non_finite_inputs():
     resp[2, 1] = np.inf
     with pytest.raises(ValueError, match="resp must be finite"):
         component_stats(np.zeros((6, 2)), resp)
+
+
+# -- blob data (models/datasets.py::blobs) -----------------------------------------------------
+def test_blobs_shapes_counts_and_reproducibility():
+    x, labels = blobs(301, centers=3, random_seed=5)
+    assert x.shape == (301, 2) and labels.shape == (301,) and labels.dtype.kind == "i"
+    assert np.bincount(labels).tolist() == [101, 100, 100]
+    again, again_labels = blobs(301, centers=3, random_seed=5)
+    np.testing.assert_array_equal(x, again)
+    np.testing.assert_array_equal(labels, again_labels)
+    other, _ = blobs(301, centers=3, random_seed=6)
+    assert not np.allclose(x, other)
+    # shuffled by default, blob by blob on request
+    assert not np.all(np.diff(labels) >= 0)
+    _, ordered = blobs([5, 0, 7], centers=3, random_seed=5, shuffle=False)
+    assert ordered.tolist() == [0] * 5 + [2] * 7
+
+
+def test_blobs_moments_match_centres_and_spreads():
+    centres = np.array([[0.0, 0.0, 0.0], [20.0, -5.0, 3.0]])
+    spreads = np.array([0.5, 3.0])
+    n = 4000
+    x, labels = blobs(2 * n, centers=centres, cluster_std=spreads, random_seed=7)
+    assert x.shape == (2 * n, 3)
+    for k in range(2):
+        members = x[labels == k]
+        # sample mean within Z standard errors; sample variance within Z of its chi-square SE
+        assert np.all(np.abs(members.mean(0) - centres[k]) < Z * spreads[k] / np.sqrt(n))
+        assert np.all(np.abs(members.var(0, ddof=1) / spreads[k] ** 2 - 1.0) < Z * np.sqrt(2.0 / (n - 1)))
+
+
+def test_blobs_random_centres_lie_in_the_box():
+    x, labels = blobs(3000, centers=4, cluster_std=0.01, random_seed=8, n_features=3, center_box=(2.0, 3.0))
+    centres = np.array([x[labels == k].mean(0) for k in range(4)])
+    assert x.shape[1] == 3
+    assert np.all((centres > 1.99) & (centres < 3.01))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"n_samples": 0}, ValueError, "n_samples"),
+        ({"n_samples": [1, 2]}, ValueError, "n_samples"),
+        ({"centers": 0}, ValueError, "centers"),
+        ({"centers": [[np.nan, 0.0]]}, ValueError, "centers"),
+        ({"centers": "three"}, TypeError, "centers"),
+        ({"cluster_std": -1.0}, ValueError, "cluster_std"),
+        ({"cluster_std": [1.0, 2.0]}, ValueError, "cluster_std"),
+        ({"random_seed": "0"}, TypeError, "random_seed"),
+        ({"n_features": 0}, ValueError, "n_features"),
+        ({"center_box": (1.0, -1.0)}, ValueError, "center_box"),
+    ],
+)
+def test_blobs_bad_inputs(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        blobs(**kwargs)

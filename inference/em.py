@@ -13,7 +13,7 @@ import numpy as np
 from ..models.conjugate import apply_to_factors
 from .ascent import ascend, best_of_restarts
 from .core import RawResult
-from .options import check_bool, check_float, check_int
+from .options import check_bool, check_choice, check_float, check_int
 from .progress import progress_bar
 from .registry import register
 
@@ -33,7 +33,11 @@ def check_map_exists(model) -> None:
 
 
 def resolve_init(model, data, init, rng, n_init: int):
-    """Return a function giving the starting parameters of one restart."""
+    """Return a function giving the starting parameters of one restart (``init=None``: the
+    model's default strategy, e.g. k-means++ for the Gaussian mixture)."""
+    if init is None:
+        model.initial_params(data, rng)
+        return lambda child_rng: model.initial_params(data, child_rng)
     if isinstance(init, dict):
         params = model.check_params(init, name="init")
         if n_init > 1:
@@ -56,19 +60,21 @@ def run(
     data,
     *,
     rng,
-    init="random",
+    init=None,
     n_init: int | None = None,
     tol: float = 1e-8,
     max_iter: int = 1000,
     mle: bool = False,
+    assignment: str = "soft",
     progressbar: bool = True,
 ) -> RawResult:
     """Run EM from ``n_init`` starting points and keep the one with the highest objective.
 
     Parameters
     ----------
-    init : str or dict
-        A strategy (``"random"``, ``"prior"``; models may add more) or a dict of parameters.
+    init : str, dict or None
+        A strategy (``"random"``, ``"prior"``; models may add more, e.g. the Gaussian mixture's
+        ``"kmeans++"``), a dict of parameters, or None for the model's default strategy.
     n_init : int, optional
         Number of restarts; default 5 from random starts, 1 from an init dict (which allows
         no more).
@@ -77,6 +83,13 @@ def run(
     max_iter : int
     mle : bool
         Maximise the likelihood instead of the posterior density.
+    assignment : {"soft", "hard"}
+        ``"soft"``: EM. ``"hard"``: classification EM (Celeux & Govaert 1992), for models with a
+        ``classification_stats`` hook: each point is assigned to its most probable latent value
+        between the E- and M-steps, and the objective is the classification log-likelihood
+        sum_n max_z log p(x_n, z | theta) (plus the log prior), which it never decreases. With
+        equal fixed weights and identity covariances a Gaussian mixture's version is K-means
+        (``GaussianMixture.kmeans``).
     progressbar : bool
 
     Returns
@@ -89,15 +102,21 @@ def run(
     tol = check_float(tol, "tol")
     max_iter = check_int(max_iter, "max_iter")
     mle = check_bool(mle, "mle")
+    assignment = check_choice(assignment, "assignment", ("soft", "hard"))
+    if assignment == "hard" and not model.supports("classification_stats"):
+        raise ValueError(f"assignment='hard' needs a model with hard assignments; {type(model).__name__} has none")
     progressbar = check_bool(progressbar, "progressbar")
     if not mle:
         check_map_exists(model)
     start_at = resolve_init(model, data, init, rng, n_init)
     objective_name = "log-likelihood" if mle else "log-posterior"
+    if assignment == "hard":
+        objective_name = "classification " + objective_name
+    expected_stats = model.classification_stats if assignment == "hard" else model.expected_stats
     n_observations = model.objective_scale(data)
 
     def step(params):
-        stats, log_lik = model.expected_stats(data, params)
+        stats, log_lik = expected_stats(data, params)
         objective = log_lik if mle else log_lik + float(model.log_prior(params))
         posterior = model.conditional_posterior(stats, mle=mle)
         return apply_to_factors(posterior, "mode"), objective
@@ -127,7 +146,7 @@ def run(
     draws = {name: np.asarray(value, float)[None, None] for name, value in best.state.items()}
     return RawResult(
         draws=draws,
-        history={objective_name.replace("-", "_"): histories},
+        history={objective_name.replace("-", "_").replace(" ", "_"): histories},
         attrs={
             "converged": best.converged,
             "n_iter": best.n_iter,
@@ -138,6 +157,7 @@ def run(
             "n_init": n_init,
             "tol": tol,
             "max_iter": max_iter,
-            "init": init if isinstance(init, str) else "dict",
+            "init": init if isinstance(init, str) else ("default" if init is None else "dict"),
+            "assignment": assignment,
         },
     )

@@ -2,6 +2,7 @@
 
 from .base import LatentModel
 from .conjugate import Beta, Dirichlet, NormalInverseWishart
+from .gaussian_mixture import GaussianMixture
 from .gda import GaussianDiscriminantAnalysis
 from .hmm import CategoricalHMM, DiceHMM, HMMData
 from .niw_gaussian import NIWGaussian
@@ -14,6 +15,7 @@ __all__ = [
     "DiceHMM",
     "Dirichlet",
     "GaussianDiscriminantAnalysis",
+    "GaussianMixture",
     "HMMData",
     "LatentModel",
     "MODELS",
@@ -23,4 +25,4 @@ __all__ = [
 ]
 
 #: command-line name -> model class, for ``latentzoo list`` and friends
-MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM)}
+MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture)}

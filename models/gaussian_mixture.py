@@ -1,0 +1,815 @@
+"""Gaussian mixture model with full covariances: Dirichlet weights, Normal-Inverse-Wishart components.
+
+Generative model (K components, D features)::
+
+    weights ~ Dirichlet(weights_prior * 1_K)                        (component,)
+    covs[k] ~ IW(nu0, S0),   means[k] | covs[k] ~ N(m0, covs[k] / kappa0)      k = 1..K
+    z_n ~ Categorical(weights),   x_n | z_n ~ N(means[z_n], covs[z_n])         n = 1..N
+
+The components share one NIW prior, so they are exchangeable (``label_dim = "component"``):
+results are relabelled (Hungarian matching, ``inference/labels.py``) before back-ends are compared.
+
+Back-end hooks (seed 002: latent variables, EM and the ELBO; seed 001: GMM by EM, K-means as a limit)
+
+* ``em``: the E-step gives responsibilities, the M-step is the mode of the conjugate posteriors
+  (Dirichlet, NIW) given the expected statistics (counts, means, scatters). MAP-EM is well defined
+  even for a component that explains a single point (its covariance is pulled towards the prior's
+  S0). ``mle=True`` is plain maximum likelihood with scikit-learn's covariance regulariser
+  (``reg_covar`` added to every covariance's diagonal); a component that collapses (empty, or
+  narrower than ``reg_covar`` in some direction: the likelihood is unbounded there) raises
+  :class:`DegenerateComponentError` naming the remedy. ``em(..., assignment="hard")`` is
+  classification EM (a C-step of hard assignments between E and M).
+* ``gibbs``: assignments | parameters, then weights | assignments (Dirichlet) and each component
+  | assignments (NIW), blocked and conjugate.
+* ``vb``: mean-field q(z) q(weights) q(means, covs) with Dirichlet and NIW factors (Bishop 2006,
+  section 10.2, the Gauss-Wishart written for the covariance); the ELBO is the log normaliser of
+  q(z) minus the factors' KL divergences from the prior.
+* ``pymc_model``: the same priors, with an exact Inverse-Wishart; marginalised (``pm.Mixture``)
+  for NUTS/ADVI/MAP, explicit ``z`` for ``pymc_gibbs``.
+
+The data-driven prior (Fraley & Raftery 2007, "Bayesian regularization for normal mixture
+estimation and model-based clustering", J. Classification 24; mclust's ``priorControl()``)
+---------------------------------------------------------------------------------------
+Any of ``m0``, ``nu0``, ``S0`` left as None is filled from the data (``with_data_prior``; ``fit``
+calls it):
+
+* ``m0 = xbar``, the data mean, with ``kappa0 = 0.01``: each component mean is pulled towards the
+  centre of the data with the weight of one hundredth of an observation;
+* ``nu0 = D + 2``: the smallest integer degrees of freedom for which E[covs[k]] exists, where it
+  equals S0 (the weakest proper prior centred on S0);
+* ``S0 = cov(x) / K^(2/D)``: the data's (maximum-likelihood) covariance shrunk so that K clusters
+  of that covariance fill the volume of the data; E[covs[k]] = S0 is then "the per-cluster scale".
+
+The weights get a symmetric Dirichlet(1) (uniform on the simplex) by default, so that MAP-EM's
+weights are the expected fractions, as in maximum likelihood.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from .base import LatentModel, check_rng, numeric_array
+from .conjugate import Dirichlet, NormalInverseWishart, _as_positive_array
+
+from .gmm_kernels import component_stats, e_step, expected_log_densities, log_gaussian_densities
+
+__all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", "REG_COVAR"]
+
+#: kappa0 of the data-driven prior (Fraley & Raftery 2007)
+DATA_DRIVEN_KAPPA0 = 0.01
+#: the covariance regulariser of maximum-likelihood EM (scikit-learn's ``reg_covar`` default)
+REG_COVAR = 1e-6
+#: a weights init must sum to one within this tolerance
+SUM_ATOL = 1e-6
+NAMES = ("weights", "means", "covs")
+#: centres of the default data's blobs
+DEFAULT_CENTRES = ((-6.0, -2.0), (0.0, 6.0), (6.0, -2.0))
+NIW_KEY = ("means", "covs")
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+class DegenerateComponentError(ValueError):
+    """Maximum-likelihood EM met a collapsing component (the likelihood is unbounded there)."""
+
+
+#: elements of the (draws, N, K, D) temporaries when many parameter draws are evaluated at once
+_BATCH_ELEMENTS = 1 << 21
+
+
+def _batched_log_joint(x, weights, means, covs) -> np.ndarray:
+    """log(weights_k N(x_n | means_k, covs_k)) for many parameter sets, shape (S, N, K).
+
+    The kernels in :mod:`gmm_kernels` are built for one parameter set and many points; posterior
+    draws need the opposite (thousands of small sets), so this loops over chunks of draws with
+    batched Cholesky factors instead of over draws.
+    """
+    n, dim = x.shape
+    n_sets, K = weights.shape
+    out = np.empty((n_sets, n, K))
+    chunk = max(1, _BATCH_ELEMENTS // max(1, n * K * dim))
+    for start in range(0, n_sets, chunk):
+        part = slice(start, min(n_sets, start + chunk))
+        try:
+            chol = np.linalg.cholesky(covs[part])
+        except np.linalg.LinAlgError:
+            for offset, set_covs in enumerate(covs[part]):
+                _check_spd_batch(set_covs, f"params['covs'] (draw {start + offset}) ")
+            raise
+        chol_inv = np.linalg.inv(chol)
+        z = np.einsum("skij,snkj->snki", chol_inv, x[None, :, None, :] - means[part][:, None, :, :])
+        half_log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (s, K)
+        with np.errstate(divide="ignore"):
+            log_w = np.log(weights[part])
+        out[part] = (log_w - half_log_det - 0.5 * dim * LOG_2PI)[:, None, :] - 0.5 * np.einsum("snki,snki->snk", z, z)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# validation helpers
+# ------------------------------------------------------------------------------------------
+def _as_tuple(array: np.ndarray):
+    return tuple(_as_tuple(row) for row in array) if array.ndim > 1 else tuple(float(v) for v in array)
+
+
+def _check_positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return value
+
+
+def _check_spd_batch(array: np.ndarray, name: str) -> np.ndarray:
+    """Symmetric positive-definite (..., D, D) matrices, or a ValueError naming the bad one."""
+    scale = max(float(np.max(np.abs(array))), np.finfo(float).tiny) if array.size else 1.0
+    asymmetry = np.abs(array - np.swapaxes(array, -1, -2))
+    if np.any(asymmetry > 1e-10 * scale):
+        bad = np.unravel_index(int(np.argmax(asymmetry.reshape(asymmetry.shape[:-2] + (-1,)).max(-1))), array.shape[:-2])
+        raise ValueError(f"{name}[{', '.join(map(str, bad))}] must be symmetric; largest asymmetry {asymmetry.max():.3g}")
+    for index in np.ndindex(array.shape[:-2]):
+        try:
+            np.linalg.cholesky(array[index])
+        except np.linalg.LinAlgError:
+            smallest = float(np.linalg.eigvalsh(array[index])[0])
+            where = ", ".join(map(str, index))
+            raise ValueError(
+                f"{name}[{where}] must be positive definite; its smallest eigenvalue is {smallest:.3g}"
+            ) from None
+    return 0.5 * (array + np.swapaxes(array, -1, -2))
+
+
+@dataclass(frozen=True)
+class GaussianMixture(LatentModel):
+    """Mixture of K full-covariance Gaussians with Dirichlet and Normal-Inverse-Wishart priors.
+
+    Parameters
+    ----------
+    n_components : int, default 3
+        K >= 1.
+    weights_prior : float or array-like of shape (K,), default 1.0
+        Dirichlet concentration of the weights (a number: symmetric). Values >= 1 are needed for
+        MAP-EM (otherwise the posterior density is unbounded at the simplex's boundary).
+    m0 : array-like of shape (D,), optional
+        Prior location of every component mean; None: the data mean.
+    kappa0 : float, default 0.01
+        Pseudo-observations behind m0 (> 0).
+    nu0 : float, optional
+        Inverse-Wishart degrees of freedom (> D - 1); None: D + 2.
+    S0 : array-like of shape (D, D), optional
+        Inverse-Wishart scale (symmetric positive definite; E[covs[k]] = S0 / (nu0 - D - 1));
+        None: cov(data) / K^(2/D).
+    reg_covar : float, default 1e-6
+        Added to the diagonal of every covariance by maximum-likelihood EM (``mle=True``) only,
+        as scikit-learn's ``GaussianMixture(reg_covar=1e-6)``; MAP-EM needs no regulariser.
+
+    Notes
+    -----
+    Parameters: ``weights`` (component,), ``means`` (component, feature), ``covs``
+    (component, feature, feature_bis); data: an (N, D) array. See the module docstring for the
+    data-driven defaults and for what each back-end does.
+
+    Examples
+    --------
+    >>> from latentzoo.models import GaussianMixture
+    >>> from latentzoo.inference import fit
+    >>> model = GaussianMixture(n_components=3)
+    >>> idata = fit(model, model.default_data(), backend="em", random_seed=0, progressbar=False)  # doctest: +SKIP
+    """
+
+    n_components: int = 3
+    weights_prior: float | tuple = 1.0
+    m0: tuple | None = None
+    kappa0: float = DATA_DRIVEN_KAPPA0
+    nu0: float | None = None
+    S0: tuple | None = None
+    reg_covar: float = REG_COVAR
+
+    name = "gmm"
+    observation_dim = "observation"
+    label_dim = "component"
+
+    def __post_init__(self):
+        K = self.n_components
+        if isinstance(K, bool) or not isinstance(K, numbers.Integral):
+            raise TypeError(f"n_components must be an int >= 1, got {type(K).__name__} {K!r}")
+        if K < 1:
+            raise ValueError(f"n_components must be an int >= 1, got {K}")
+        object.__setattr__(self, "n_components", int(K))
+        prior = numeric_array(self.weights_prior, "weights_prior", "a positive number or an array of K positive numbers")
+        if prior.ndim > 1 or (prior.ndim == 1 and prior.size != K):
+            raise ValueError(f"weights_prior must be a number or have shape ({K},), got shape {prior.shape}")
+        if not np.all(np.isfinite(prior)) or np.any(prior <= 0):
+            raise ValueError(f"weights_prior must be finite and > 0, got {self.weights_prior!r}")
+        object.__setattr__(self, "weights_prior", float(prior) if prior.ndim == 0 else _as_tuple(prior))
+        object.__setattr__(self, "kappa0", _check_positive(self.kappa0, "kappa0"))
+        object.__setattr__(self, "reg_covar", _check_positive(self.reg_covar, "reg_covar"))
+        dim = None
+        if self.m0 is not None:
+            m0 = numeric_array(self.m0, "m0", "a 1-D array of numbers")
+            if m0.ndim != 1 or m0.size == 0 or not np.all(np.isfinite(m0)):
+                raise ValueError(f"m0 must be a finite non-empty 1-D array of shape (D,), got {self.m0!r}")
+            dim = m0.size
+            object.__setattr__(self, "m0", _as_tuple(m0))
+        if self.S0 is not None:
+            S0 = numeric_array(self.S0, "S0", "a (D, D) array of numbers")
+            if S0.ndim != 2 or S0.shape[0] != S0.shape[1] or S0.shape[0] == 0 or not np.all(np.isfinite(S0)):
+                raise ValueError(f"S0 must be a finite square (D, D) matrix, got shape {S0.shape}")
+            if dim is not None and S0.shape[0] != dim:
+                raise ValueError(f"S0 must have shape ({dim}, {dim}) to match m0, got {S0.shape}")
+            dim = S0.shape[0]
+            object.__setattr__(self, "S0", _as_tuple(_check_spd_batch(S0, "S0")))
+        if self.nu0 is not None:
+            nu0 = _check_positive(self.nu0, "nu0")
+            if dim is not None and nu0 <= dim - 1:
+                raise ValueError(f"nu0 must be > D - 1 = {dim - 1} (D = {dim}), got {nu0}")
+            object.__setattr__(self, "nu0", nu0)
+
+    # -- structure ----------------------------------------------------------------------
+    @property
+    def dim(self) -> int | None:
+        """D if the explicit hyperparameters fix it, else None (taken from the data)."""
+        if self.m0 is not None:
+            return len(self.m0)
+        if self.S0 is not None:
+            return len(self.S0)
+        return None
+
+    @property
+    def data_driven(self) -> bool:
+        return self.m0 is None or self.nu0 is None or self.S0 is None
+
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        return {
+            "weights": ("component",),
+            "means": ("component", "feature"),
+            "covs": ("component", "feature", "feature_bis"),
+        }
+
+    def latent_dims(self) -> dict[str, tuple[str, ...]]:
+        return {"responsibilities": ("observation", "component")}
+
+    def n_observations(self, data) -> int:
+        return self.check_data(data).shape[0]
+
+    def n_parameters(self, dim: int) -> int:
+        """Free parameters: K - 1 weights, K D means, K D (D + 1) / 2 covariance entries."""
+        K = self.n_components
+        return K - 1 + K * dim + K * dim * (dim + 1) // 2
+
+    def coords(self, data) -> dict[str, list]:
+        x = self.check_data(data)
+        features = np.arange(x.shape[1])
+        return {
+            "observation": np.arange(x.shape[0]),
+            "feature": features,
+            "feature_bis": features,
+            "component": np.arange(self.n_components),
+        }
+
+    def observed_data(self, data) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
+        return {"x": (self.check_data(data), ("observation", "feature"))}
+
+    def default_data(self) -> np.ndarray:
+        """The seed's example: three well-separated 2-D blobs of unit spread, 100 points each, centred
+        at (-6, -2), (0, 6) and (6, -2) (``datasets.blobs`` with a fixed seed)."""
+        from .datasets import blobs
+
+        x, _ = blobs(300, centers=DEFAULT_CENTRES, cluster_std=1.0, random_seed=20240)
+        return self.check_data(x)
+
+    # -- validation ---------------------------------------------------------------------
+    def check_data(self, data) -> np.ndarray:
+        """Validate observations.
+
+        Parameters
+        ----------
+        data : array-like of shape (N, D)
+            Finite real numbers, N >= n_components rows; D must match m0/S0 when given.
+
+        Returns
+        -------
+        ndarray of shape (N, D), float64, read-only
+        """
+        K = self.n_components
+        if isinstance(data, np.ndarray) and data.dtype == np.float64 and not data.flags.writeable and data.ndim == 2:
+            # our own validated output (read-only): skip the copy, keep the cheap checks
+            if data.shape[0] >= K and data.shape[1] >= 1 and (self.dim is None or data.shape[1] == self.dim):
+                if np.all(np.isfinite(data)):
+                    return data
+        if isinstance(data, str | bytes) or data is None or isinstance(data, dict):
+            raise TypeError(f"data must be a 2-D numeric array of shape (N, D), got {type(data).__name__}")
+        try:
+            array = np.asarray(data)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"data must be a 2-D numeric array of shape (N, D), could not read it: {error}") from None
+        if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+            raise TypeError(f"data must be a 2-D array of real numbers, got dtype {array.dtype}")
+        if array.ndim != 2:
+            hint = " (use data.reshape(-1, 1) for one feature)" if array.ndim == 1 else ""
+            raise ValueError(f"data must be 2-D of shape (N, D), got shape {array.shape}{hint}")
+        if array.shape[1] < 1:
+            raise ValueError(f"data must have at least one feature, got shape {array.shape}")
+        if array.shape[0] < K:
+            raise ValueError(
+                f"n_components = {K} exceeds the number of observations N = {array.shape[0]}; "
+                "use fewer components or more data"
+            )
+        if self.dim is not None and array.shape[1] != self.dim:
+            raise ValueError(f"data have D = {array.shape[1]} features but the prior (m0/S0) has D = {self.dim}")
+        array = np.array(array, dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            raise ValueError("data contain NaN or infinite values")
+        array.setflags(write=False)
+        return array
+
+    def check_params(self, params, name: str = "params", dim: int | None = None) -> dict[str, np.ndarray]:
+        """Validate one parameter set: ``weights`` (K,) positive summing to 1, ``means`` (K, D)
+        finite, ``covs`` (K, D, D) symmetric positive definite. ``name`` is used in messages."""
+        if not isinstance(params, dict):
+            raise TypeError(f"{name} must be a dict with keys {list(NAMES)}, got {type(params).__name__}")
+        missing, unknown = set(NAMES) - set(params), set(params) - set(NAMES)
+        if missing or unknown:
+            raise ValueError(f"{name} must have exactly the keys {list(NAMES)}; missing {sorted(missing)}, unexpected {sorted(unknown)}")
+        K = self.n_components
+        dim = dim if dim is not None else self.dim
+        weights = numeric_array(params["weights"], f"{name}['weights']", f"an array of {K} numbers")
+        means = numeric_array(params["means"], f"{name}['means']", "a (K, D) array of numbers")
+        covs = numeric_array(params["covs"], f"{name}['covs']", "a (K, D, D) array of numbers")
+        if weights.shape != (K,):
+            raise ValueError(f"{name}['weights'] must have shape ({K},), got {weights.shape}")
+        if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
+            raise ValueError(f"{name}['weights'] must be finite and > 0, got {weights}")
+        if abs(weights.sum() - 1.0) > SUM_ATOL:
+            raise ValueError(f"{name}['weights'] must sum to 1, got sum {weights.sum():.6g}")
+        if means.ndim != 2 or means.shape[0] != K or (dim is not None and means.shape[1] != dim):
+            expected = f"({K}, {dim})" if dim is not None else f"({K}, D)"
+            raise ValueError(f"{name}['means'] must have shape {expected}, got {means.shape}")
+        if not np.all(np.isfinite(means)):
+            raise ValueError(f"{name}['means'] must be finite")
+        D = means.shape[1]
+        if covs.shape != (K, D, D):
+            raise ValueError(f"{name}['covs'] must have shape ({K}, {D}, {D}), got {covs.shape}")
+        if not np.all(np.isfinite(covs)):
+            raise ValueError(f"{name}['covs'] must be finite")
+        covs = _check_spd_batch(covs, f"{name}['covs']")
+        return {"weights": weights / weights.sum(), "means": means, "covs": covs}
+
+    def _batched_params(self, params, dim: int):
+        """Arrays of params with leading batch dims B (not checked for PD-ness: the kernels are)."""
+        missing = [key for key in NAMES if key not in params]
+        if missing:
+            raise ValueError(f"params is missing {missing}; expected keys {list(NAMES)}")
+        K = self.n_components
+        weights = numeric_array(params["weights"], "params['weights']", "an array of numbers")
+        means = numeric_array(params["means"], "params['means']", "an array of numbers")
+        covs = numeric_array(params["covs"], "params['covs']", "an array of numbers")
+        if weights.shape[-1:] != (K,) or means.shape[-2:] != (K, dim) or covs.shape[-3:] != (K, dim, dim):
+            raise ValueError(
+                f"params must have weights (..., {K}), means (..., {K}, {dim}) and covs (..., {K}, {dim}, {dim}); "
+                f"got {weights.shape}, {means.shape} and {covs.shape}"
+            )
+        batch = np.broadcast_shapes(weights.shape[:-1], means.shape[:-2], covs.shape[:-3])
+        return (
+            np.broadcast_to(weights, batch + (K,)),
+            np.broadcast_to(means, batch + (K, dim)),
+            np.broadcast_to(covs, batch + (K, dim, dim)),
+            batch,
+        )
+
+    # -- the prior ------------------------------------------------------------------------
+    def _weights_prior(self) -> Dirichlet:
+        concentration = np.broadcast_to(np.asarray(self.weights_prior, float), (self.n_components,))
+        if self.n_components == 1:
+            return _OneCategory()
+        return Dirichlet(concentration)
+
+    def _niw(self, m0, nu0, S0) -> NormalInverseWishart:
+        K = self.n_components
+        dim = m0.size
+        return NormalInverseWishart(
+            np.broadcast_to(m0, (K, dim)).copy(), np.full(K, self.kappa0), np.full(K, float(nu0)),
+            np.broadcast_to(S0, (K, dim, dim)).copy(),
+        )
+
+    def resolved_prior(self, data) -> dict:
+        """``{"weights": Dirichlet, ("means", "covs"): NIW batched over the K components}`` for
+        ``data``: explicit hyperparameters as given, the others from the data (module docstring)."""
+        x = self.check_data(data)
+        n, dim = x.shape
+        m0 = np.asarray(self.m0, float) if self.m0 is not None else x.mean(0)
+        nu0 = self.nu0 if self.nu0 is not None else dim + 2.0
+        if nu0 <= dim - 1:
+            raise ValueError(f"nu0 must be > D - 1 = {dim - 1} for data with D = {dim}, got {nu0}")
+        if self.S0 is not None:
+            S0 = np.asarray(self.S0, float)
+        else:
+            centred = x - x.mean(0)
+            cov = centred.T @ centred / n
+            S0 = cov / self.n_components ** (2.0 / dim)
+            try:
+                np.linalg.cholesky(S0)
+            except np.linalg.LinAlgError:
+                raise ValueError(
+                    "the data-driven S0 = cov(data) / K^(2/D) is singular (a constant feature, or fewer distinct "
+                    f"points than D = {dim} + 1, or points on a hyperplane); give S0 explicitly"
+                ) from None
+        return {"weights": self._weights_prior(), NIW_KEY: self._niw(m0, nu0, S0)}
+
+    def with_data_prior(self, data) -> "GaussianMixture":
+        """This model with every data-driven hyperparameter fixed from ``data`` (its repr then
+        records the prior used)."""
+        niw = self.resolved_prior(data)[NIW_KEY]
+        return GaussianMixture(
+            n_components=self.n_components, weights_prior=self.weights_prior, m0=niw.m[0], kappa0=self.kappa0,
+            nu0=float(niw.nu[0]), S0=niw.S[0], reg_covar=self.reg_covar,
+        )
+
+    def prior(self) -> dict:
+        """``{"weights": Dirichlet, ("means", "covs"): NIW}``; only for explicit hyperparameters."""
+        if self.data_driven:
+            raise ValueError(
+                "this GaussianMixture's prior is data-driven (m0, nu0 or S0 is None), so it depends on the data; "
+                "use model.with_data_prior(data) (the same prior, fixed from the data), or em with mle=True"
+            )
+        return {
+            "weights": self._weights_prior(),
+            NIW_KEY: self._niw(np.asarray(self.m0), self.nu0, np.asarray(self.S0)),
+        }
+
+    def log_prior(self, params, data=None) -> np.ndarray:
+        """log Dirichlet(weights) + sum_k log NIW(means_k, covs_k), shape B for params of batch
+        shape B. ``data`` resolves a data-driven prior."""
+        prior = self.resolved_prior(data) if data is not None else self.prior()
+        weights = np.asarray(params["weights"], float)
+        niw = prior[NIW_KEY]
+        log_niw = niw.log_pdf(np.asarray(params["means"], float), np.asarray(params["covs"], float)).sum(-1)
+        return prior["weights"].log_pdf(weights) + log_niw
+
+    # -- likelihood -----------------------------------------------------------------------
+    def _log_norm_and_resp(self, x, params):
+        weights, means, covs, batch = self._batched_params(params, x.shape[1])
+        if batch == ():
+            try:
+                return e_step(x, weights, means, covs)
+            except ValueError as error:
+                raise ValueError(f"params: {error}") from None
+        size = int(np.prod(batch))
+        log_joint = _batched_log_joint(
+            x, weights.reshape(size, -1), means.reshape((size,) + means.shape[-2:]), covs.reshape((size,) + covs.shape[-3:])
+        )
+        log_norm = special.logsumexp(log_joint, axis=-1)
+        resp = np.exp(log_joint - log_norm[..., None])
+        return log_norm.reshape(batch + log_norm.shape[1:]), resp.reshape(batch + resp.shape[1:])
+
+    def log_likelihood(self, data, params) -> np.ndarray:
+        """Pointwise log sum_k weights_k N(x_n | means_k, covs_k).
+
+        Parameters
+        ----------
+        data : array-like of shape (N, D)
+        params : dict with weights (*B, K), means (*B, K, D), covs (*B, K, D, D)
+
+        Returns
+        -------
+        ndarray of shape (*B, N)
+        """
+        return self._log_norm_and_resp(self.check_data(data), params)[0]
+
+    def responsibilities(self, data, params) -> np.ndarray:
+        """p(z_n = k | x_n, params), shape (*B, N, K); rows sum to one."""
+        return self._log_norm_and_resp(self.check_data(data), params)[1]
+
+    def latent_posterior(self, data, params) -> dict[str, np.ndarray]:
+        """``{"responsibilities": (*B, N, K)}``."""
+        return {"responsibilities": self.responsibilities(data, params)}
+
+    def aic(self, data, params) -> float:
+        """Akaike's criterion -2 log L + 2 p (p = :meth:`n_parameters`); lower is better."""
+        x = self.check_data(data)
+        params = self.check_params(params, dim=x.shape[1])
+        return float(-2.0 * self.log_likelihood(x, params).sum() + 2.0 * self.n_parameters(x.shape[1]))
+
+    def bic(self, data, params) -> float:
+        """Schwarz's criterion -2 log L + p log N; lower is better."""
+        x = self.check_data(data)
+        params = self.check_params(params, dim=x.shape[1])
+        return float(-2.0 * self.log_likelihood(x, params).sum() + self.n_parameters(x.shape[1]) * np.log(x.shape[0]))
+
+    def simulate(self, params, size, rng=None):
+        """Draw ``size`` observations.
+
+        Returns
+        -------
+        x : ndarray of shape (size, D)
+        z : int ndarray of shape (size,), the component of each observation
+        """
+        rng = check_rng(rng, "rng")
+        params = self.check_params(params)
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"size must be a positive int, got {size!r}")
+        z = rng.choice(self.n_components, size=int(size), p=params["weights"])
+        chol = np.linalg.cholesky(params["covs"])
+        noise = rng.standard_normal((int(size), params["means"].shape[1]))
+        return params["means"][z] + np.einsum("nij,nj->ni", chol[z], noise), z
+
+    # -- hooks: em ------------------------------------------------------------------------
+    def initial_params(self, data, rng, strategy: str = "kmeans++") -> dict[str, np.ndarray]:
+        """EM/Gibbs start.
+
+        ``"kmeans++"`` (default): centres by k-means++ seeding (Arthur & Vassilvitskii 2007: each
+        next centre is a data point drawn with probability proportional to its squared distance
+        to the nearest centre so far); each point joins its nearest centre; weights are the
+        cluster fractions, every covariance the pooled within-cluster covariance.
+        ``"random"``: means at K distinct random observations, equal weights, every covariance
+        the data covariance.
+        """
+        x = self.check_data(data)
+        n, dim = x.shape
+        K = self.n_components
+        floor = 1e-6 * max(float(np.mean(x.var(0))), np.finfo(float).tiny) * np.eye(dim)
+        if strategy == "random":
+            means = x[rng.choice(n, size=K, replace=False)].copy()
+            cov = np.cov(x.T, bias=True).reshape(dim, dim) + floor
+            return {"weights": np.full(K, 1.0 / K), "means": means, "covs": np.broadcast_to(cov, (K, dim, dim)).copy()}
+        if strategy != "kmeans++":
+            raise ValueError(f"init strategy must be 'kmeans++', 'random' or a dict of params, got {strategy!r}")
+        centres = kmeans_plusplus(x, K, rng)
+        labels = _nearest(x, centres)
+        hard = np.zeros((n, K))
+        hard[np.arange(n), labels] = 1.0
+        counts, means, scatters = component_stats(x, hard)
+        means = np.where(counts[:, None] > 0, means, centres)
+        pooled = scatters.sum(0) / n + floor
+        weights = np.maximum(counts, 1.0)
+        return {"weights": weights / weights.sum(), "means": means, "covs": np.broadcast_to(pooled, (K, dim, dim)).copy()}
+
+    def expected_stats(self, data, params):
+        """E-step: ``{"counts", "means", "scatters"}`` weighted by the responsibilities, and the
+        log-likelihood at ``params``."""
+        x = self.check_data(data)
+        log_norm, resp = e_step(x, params["weights"], params["means"], params["covs"])
+        return self._stats(x, resp), float(log_norm.sum())
+
+    def classification_stats(self, data, params):
+        """Classification EM's E + C step: each point goes to its most probable component.
+
+        Returns
+        -------
+        stats : dict of complete statistics of the hard assignment
+        objective : float
+            The classification log-likelihood sum_n max_k log(weights_k N(x_n | means_k, covs_k)),
+            which classification EM never decreases.
+        """
+        x = self.check_data(data)
+        labels, objective = self._classify(x, params)
+        return self._stats(x, _one_hot(labels, self.n_components)), objective
+
+    @staticmethod
+    def _classify(x, params):
+        """(most probable component per point (N,), sum of the winning log joint densities)."""
+        with np.errstate(divide="ignore"):
+            log_joint = log_gaussian_densities(x, params["means"], params["covs"]) + np.log(params["weights"])
+        labels = np.argmax(log_joint, axis=1)
+        return labels, float(log_joint[np.arange(x.shape[0]), labels].sum())
+
+    @staticmethod
+    def _stats(x, weights):
+        counts, means, scatters = component_stats(x, weights)
+        return {"counts": counts, "means": means, "scatters": scatters}
+
+    def conditional_posterior(self, stats, mle: bool = False) -> dict:
+        """``{"weights": Dirichlet, ("means", "covs"): NIW}`` given (expected or complete) statistics.
+
+        With ``mle=True`` the priors are the flat limits (Dirichlet(1), NIW with kappa = 0,
+        nu = -(D + 2), S = 0), whose modes are the maximum-likelihood estimates, and ``reg_covar``
+        is added to each covariance's diagonal (scikit-learn's convention).
+
+        Raises
+        ------
+        DegenerateComponentError
+            With ``mle=True``, when a component is empty or its covariance is narrower than
+            ``reg_covar`` in some direction (it collapsed onto a point or a subspace: the
+            likelihood is unbounded, and the estimate would be the regulariser, not the data).
+        """
+        counts, means, scatters = stats["counts"], stats["means"], stats["scatters"]
+        K, dim = means.shape
+        if not mle:
+            prior = self.prior()
+            return {"weights": prior["weights"].update(counts), NIW_KEY: prior[NIW_KEY].update(counts, means, scatters)}
+        self._check_not_collapsed(counts, scatters)
+        regularised = scatters + (counts * self.reg_covar)[:, None, None] * np.eye(dim)
+        weights = _OneCategory() if K == 1 else Dirichlet(np.ones(K))
+        return {"weights": weights.update(counts), NIW_KEY: NormalInverseWishart.flat(dim, (K,)).update(counts, means, regularised)}
+
+    def _check_not_collapsed(self, counts, scatters):
+        for k in range(counts.size):
+            if counts[k] <= 1e-10 * counts.sum():
+                raise DegenerateComponentError(
+                    f"maximum-likelihood EM: component {k} is empty (no observation has weight on it), so its "
+                    "mean and covariance are undefined; use the prior (em without mle=True: MAP-EM stays well "
+                    "defined), fewer components, or other starting points (init, n_init)"
+                )
+            smallest = float(np.linalg.eigvalsh(scatters[k] / counts[k])[0])
+            if smallest <= self.reg_covar:
+                raise DegenerateComponentError(
+                    f"maximum-likelihood EM: component {k} collapsed onto {counts[k]:.3g} effective point(s): its "
+                    f"covariance has an eigenvalue {smallest:.3g} <= reg_covar = {self.reg_covar:g}, so the likelihood "
+                    "grows without bound there (duplicate points, or fewer points than D + 1 in the component). "
+                    "Use the prior (em without mle=True: MAP-EM stays well defined), fewer components, or other "
+                    "starting points (init, n_init)"
+                )
+
+    # -- hooks: gibbs -----------------------------------------------------------------------
+    def sample_stats(self, data, params, rng):
+        """Draw every assignment z_n from its responsibilities; complete statistics."""
+        x = self.check_data(data)
+        _, resp = e_step(x, params["weights"], params["means"], params["covs"])
+        cumulative = np.cumsum(resp, axis=1)
+        labels = np.minimum((rng.random((x.shape[0], 1)) > cumulative).sum(1), self.n_components - 1)
+        return self._stats(x, _one_hot(labels, self.n_components))
+
+    # -- hooks: vb --------------------------------------------------------------------------
+    def initial_factors(self, data, rng) -> dict:
+        """VB start: the conjugate posterior given the responsibilities at a k-means++ start."""
+        x = self.check_data(data)
+        start = self.initial_params(x, rng, "kmeans++")
+        _, resp = e_step(x, start["weights"], start["means"], start["covs"])
+        return self.conditional_posterior(self._stats(x, resp))
+
+    def vb_expected_stats(self, data, factors):
+        """Update q(z): expected statistics and the ELBO's data term.
+
+        log rho_nk = E[log weights_k] + E[log N(x_n | means_k, covs_k)] (Bishop eq. 10.46), and
+        with the optimal q(z) the terms E_q[log p(x, z | theta)] - E_q[log q(z)] sum to
+        sum_n log sum_k rho_nk; the ELBO is that minus the factors' KL divergences from the prior.
+        """
+        x = self.check_data(data)
+        niw = factors[NIW_KEY]
+        log_rho = expected_log_densities(x, niw.m, niw.kappa, niw.nu, niw.S) + factors["weights"].expected_log()
+        log_norm = special.logsumexp(log_rho, axis=1)
+        resp = np.exp(log_rho - log_norm[:, None])
+        return self._stats(x, resp), float(log_norm.sum())
+
+    # -- K-means as a limit (seed 001) ----------------------------------------------------------
+    def kmeans(self, data, init_centres, max_iter: int = 300):
+        """K-means as classification EM with fixed equal weights and identity covariances.
+
+        With weights_k = 1/K and covs_k = I, the C-step's argmax_k log(weights_k N(x_n | means_k, I))
+        is the nearest centre (Lloyd's assignment) and the M-step's maximum-likelihood mean of
+        each cluster is Lloyd's update; only the means are estimated. It stops when no assignment
+        changes (a fixed point of both algorithms).
+
+        Parameters
+        ----------
+        data : array-like of shape (N, D)
+        init_centres : array-like of shape (K, D)
+        max_iter : int
+
+        Returns
+        -------
+        centres : ndarray of shape (K, D)
+        labels : int ndarray of shape (N,)
+        inertia : float
+            Sum of squared distances to the assigned centres.
+        """
+        x = self.check_data(data)
+        K, dim = self.n_components, x.shape[1]
+        centres = numeric_array(init_centres, "init_centres", "a (K, D) array of numbers").copy()
+        if centres.shape != (K, dim) or not np.all(np.isfinite(centres)):
+            raise ValueError(f"init_centres must be a finite array of shape ({K}, {dim}), got shape {centres.shape}")
+        fixed = {"weights": np.full(K, 1.0 / K), "covs": np.broadcast_to(np.eye(dim), (K, dim, dim))}
+        labels = None
+        for _ in range(max_iter):
+            new_labels, _ = self._classify(x, {**fixed, "means": centres})
+            if labels is not None and np.array_equal(new_labels, labels):
+                break
+            labels = new_labels
+            counts, means, _ = component_stats(x, _one_hot(labels, K))
+            # an empty cluster keeps its centre (scikit-learn would relocate it)
+            centres = np.where(counts[:, None] > 0, means, centres)
+        else:
+            warnings.warn(f"kmeans did not converge in {max_iter} iterations", UserWarning, stacklevel=2)
+        inertia = float(np.sum((x - centres[labels]) ** 2))
+        return centres, labels, inertia
+
+    # -- choosing K (seed 002) ----------------------------------------------------------------
+    def choose_n_components(self, data, candidates=range(1, 7), criterion: str = "bic", random_seed: int = 0, n_init: int = 5):
+        """Fit maximum-likelihood EM for each candidate K; tabulate log-likelihood, AIC and BIC.
+
+        Parameters
+        ----------
+        data : array-like of shape (N, D)
+        candidates : iterable of int
+        criterion : {"bic", "aic"}
+            The column whose minimum picks K (marked in the ``best`` column).
+        random_seed : int
+        n_init : int
+            EM restarts per K.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per K: ``n_components``, ``log_likelihood``, ``n_parameters``, ``aic``,
+            ``bic``, ``converged``, ``best``. A K whose maximum-likelihood fit collapses
+            (:class:`DegenerateComponentError`) gets NaN scores and the reason in ``note``.
+        """
+        import pandas as pd
+
+        from ..inference import fit  # models do not depend on inference at import time
+
+        if criterion not in ("bic", "aic"):
+            raise ValueError(f"criterion must be 'bic' or 'aic', got {criterion!r}")
+        candidates = [int(k) for k in candidates]
+        if not candidates:
+            raise ValueError("candidates must name at least one number of components")
+        x = np.asarray(data)
+        rows = []
+        for K in candidates:
+            model = GaussianMixture(n_components=K, reg_covar=self.reg_covar)
+            x = model.check_data(data)
+            row = {"n_components": K, "n_parameters": model.n_parameters(x.shape[1]), "note": ""}
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    idata = fit(model, x, backend="em", mle=True, n_init=n_init, random_seed=random_seed, progressbar=False)
+            except DegenerateComponentError as error:
+                row.update(log_likelihood=np.nan, aic=np.nan, bic=np.nan, converged=False, note=str(error).split(";")[0])
+            else:
+                params = {name: idata.posterior[name].values[0, 0] for name in NAMES}
+                row.update(
+                    log_likelihood=float(model.log_likelihood(x, params).sum()),
+                    aic=model.aic(x, params),
+                    bic=model.bic(x, params),
+                    converged=bool(idata.posterior.attrs["converged"]),
+                )
+            rows.append(row)
+        table = pd.DataFrame(rows, columns=["n_components", "log_likelihood", "n_parameters", "aic", "bic", "converged", "note"])
+        scores = table[criterion].to_numpy(float)
+        table["best"] = False
+        if np.any(np.isfinite(scores)):
+            table.loc[int(np.nanargmin(scores)), "best"] = True
+        return table
+
+
+class _OneCategory:
+    """The Dirichlet over a single category: weights = (1,), with no free parameter (K = 1)."""
+
+    concentrations = np.ones(1)
+
+    def update(self, counts):
+        return self
+
+    def mode(self):
+        return np.ones(1)
+
+    mean = mode
+
+    def sample(self, rng, size=None):
+        shape = () if size is None else tuple(np.atleast_1d(size))
+        return np.ones(shape + (1,))
+
+    def log_pdf(self, x):
+        return np.zeros(np.shape(x)[:-1])
+
+    def expected_log(self):
+        return np.zeros(1)
+
+    def kl(self, other):
+        return np.zeros(())
+
+
+def _one_hot(labels, K):
+    hard = np.zeros((labels.size, K))
+    hard[np.arange(labels.size), labels] = 1.0
+    return hard
+
+
+def _nearest(x, centres):
+    distances = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(-1) if x.shape[0] * centres.shape[0] < 5e6 else None
+    if distances is None:
+        return np.array([np.argmin(((centres - row) ** 2).sum(-1)) for row in x])
+    return np.argmin(distances, axis=1)
+
+
+def kmeans_plusplus(x, K: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding: K centres drawn from the rows of ``x`` (Arthur & Vassilvitskii 2007).
+
+    The first centre is uniform; each next one is drawn with probability proportional to the
+    squared distance to the nearest centre chosen so far (uniformly if every point already
+    coincides with a centre, which happens with fewer distinct points than K).
+    """
+    n = x.shape[0]
+    centres = [x[rng.integers(n)]]
+    closest = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, K):
+        total = closest.sum()
+        index = rng.choice(n, p=closest / total) if total > 0 else rng.integers(n)
+        centres.append(x[index])
+        closest = np.minimum(closest, ((x - x[index]) ** 2).sum(1))
+    return np.array(centres)

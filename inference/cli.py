@@ -556,7 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     comparing.add_argument("--reference", default="auto", metavar="R",
                            help="reference: auto (exact if tractable, else nuts_reference, a long NUTS run "
                            "cached on disk), a back-end name, or none")
-    comparing.add_argument("--draws", type=int, metavar="N", help="draws for every back-end with a draws option, except the reference")
+    comparing.add_argument("--draws", type=int, metavar="N",
+                           help="draws for every back-end with a draws option, except the reference")
     comparing.add_argument("--option", metavar="BACKEND.KEY=VALUE", action="append",
                            help="option for one back-end, e.g. --option nuts.chains=4 (repeatable)")
     comparing.add_argument("--out", metavar="DIR", help="save report.html, table.csv, figures and one .nc per back-end")

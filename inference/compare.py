@@ -173,7 +173,9 @@ class Comparison:
         model_name = type(self.model).__name__
         n_obs = self.model.n_observations(self.data)
         ran = [name for name in self.backends if name in self.idatas]
-        opening = f"{len(ran)} of {len(self.backends)} back-ends fitted {model_name} to {n_obs} observations"
+        unit = getattr(self.model, "observation_dim", "observation")
+        opening = (f"{len(ran)} of {len(self.backends)} back-ends fitted {model_name} to {n_obs} "
+                   f"{unit}{'' if n_obs == 1 else 's'}")
         if self.reference and self.reference not in self.failures:
             opening += f" (reference: {self.reference_info or self.reference})."
         elif not self.reference:
@@ -551,14 +553,19 @@ def loo_table(idatas: dict):
     import arviz as az
     import pandas as pd
 
-    usable, skipped = {}, []
+    usable, skipped, invalid = {}, [], []
     for name, idata in idatas.items():
         n_samples = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
         if "log_likelihood" not in idata.groups() or n_samples < 2:
             skipped.append(name)
+        elif not all(np.isfinite(v.values).all() for v in idata.log_likelihood.data_vars.values()):
+            invalid.append(name)  # a NaN would make every elpd NaN without an error
         else:
             usable[name] = idata
     note = f"left out (point estimates, no draws to average over): {', '.join(skipped)}." if skipped else ""
+    if invalid:
+        note += f" Left out for a non-finite pointwise log-likelihood: {', '.join(invalid)}."
+    note = note.strip()
     if not usable:
         return None, "LOO needs posterior draws; no back-end has more than one. " + note
     first = next(iter(usable.values()))
@@ -631,7 +638,7 @@ def summarize(table, reference: str | None = None, failures: dict | None = None,
 
     failures = failures or {}
     sentences = []
-    has_reference = reference is not None and reference in set(table["backend"])
+    has_reference = reference is not None and reference not in failures and reference in set(table["backend"])
     if reference is not None and reference in failures:
         sentences.append(f"The reference ({reference}) failed, so nothing is measured against it.")
     agree, under, over = [], [], []
@@ -705,7 +712,9 @@ def summarize(table, reference: str | None = None, failures: dict | None = None,
                          "mean-field approximations ignore posterior correlations and are over-confident.")
     if over:
         sentences.append(f"Over-dispersed (sd ratio above {OVER_DISPERSED}): {_join(over)}.")
-    not_converged = [b for b in dict.fromkeys(table["backend"]) if not table.loc[table["backend"] == b, "converged"].all()]
+    not_converged = [
+        name for name in dict.fromkeys(table["backend"]) if not table.loc[table["backend"] == name, "converged"].all()
+    ]
     if not_converged:
         sentences.append("Not converged by their own criteria: " + _join(not_converged) + ".")
     for backend, message in failures.items():

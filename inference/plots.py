@@ -54,9 +54,14 @@ def forest(comparison, parameters=None, max_panels: int = 24):
     table = comparison.table
     if table is None or not len(table):
         return None
-    labels = list(dict.fromkeys(table["parameter"])) if parameters is None else list(parameters)
-    omitted = max(0, len(labels) - max_panels)
-    labels = labels[:max_panels]
+    if parameters is None:
+        labels, omitted = _informative(comparison, max_panels)
+    else:
+        labels = list(parameters)
+        omitted = max(0, len(labels) - max_panels)
+        labels = labels[:max_panels]
+    if not labels:
+        return None
     backends = list(dict.fromkeys(table["backend"]))
     n_cols = min(len(labels), 4)
     n_rows = math.ceil(len(labels) / n_cols)

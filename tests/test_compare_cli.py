@@ -112,8 +112,14 @@ def test_failing_backend_is_reported_not_fatal():
     assert "exact" in result.idatas
 
 
-def test_save_writes_report_and_readable_netcdf(seed_comparison, tmp_path):
-    report = seed_comparison.save(tmp_path / "report")
+@pytest.fixture(scope="module")
+def saved_report(seed_comparison, tmp_path_factory):
+    return seed_comparison.save(tmp_path_factory.mktemp("saved") / "report")
+
+
+def test_save_writes_report_and_readable_netcdf(saved_report):
+    tmp_path = saved_report.parent.parent
+    report = saved_report
     assert report.name == "report.html" and report.stat().st_size > 1000
     text = report.read_text()
     assert "<img" in text and "data:image/png;base64" in text
@@ -169,3 +175,322 @@ def test_cli_fit_writes_netcdf(tmp_path, capsys):
                  "--out", str(out)]) == 0
     restored = az.from_netcdf(out)
     assert "pi" not in restored.posterior and "p" in restored.posterior
+
+
+# -- the new table columns ------------------------------------------------------------------------
+def test_table_has_every_documented_column(seed_comparison):
+    from latentzoo.inference.compare import COLUMN_DOCS, TABLE_COLUMNS
+
+    assert list(seed_comparison.table.columns) == list(TABLE_COLUMNS)
+    assert set(COLUMN_DOCS) == set(TABLE_COLUMNS)
+    assert set(seed_comparison.table["reference"]) == {"exact"}
+    assert "independent draws" in seed_comparison.reference_info
+
+
+def test_sd_ratio_and_wasserstein_against_scipy(seed_comparison):
+    from scipy.stats import wasserstein_distance
+
+    table = seed_comparison.table.set_index(["backend", "parameter"])
+    exact = seed_comparison.idatas["exact"].posterior["p"].values.ravel()
+    gibbs = seed_comparison.idatas["gibbs"].posterior["p"].values.ravel()
+    row = table.loc[("gibbs", "p")]
+    assert row["sd_ratio"] == pytest.approx(np.std(gibbs, ddof=1) / np.std(exact, ddof=1))
+    assert row["wasserstein"] == pytest.approx(wasserstein_distance(gibbs, exact))
+    # a point estimate is a point mass: W1 = mean |reference draw - estimate|
+    em = float(seed_comparison.idatas["em"].posterior["p"].values.ravel()[0])
+    assert table.loc[("em", "p"), "wasserstein"] == pytest.approx(np.mean(np.abs(exact - em)))
+    assert np.isnan(table.loc[("em", "p"), "sd_ratio"])
+    assert table.loc[("exact", "p"), "wasserstein"] == 0.0
+
+
+def test_sampler_columns_ess_per_second_and_objectives(seed_comparison):
+    table = seed_comparison.table.set_index(["backend", "parameter"])
+    gibbs = table.loc[("gibbs", "p")]
+    assert 0 < gibbs["ess_tail"] <= 2 * 600
+    assert gibbs["ess_bulk_per_s"] == pytest.approx(gibbs["ess_bulk"] / gibbs["run_s"])
+    assert np.isnan(table.loc[("vb", "p"), "ess_bulk"])  # independent draws from q: no ESS to report
+    assert table.loc[("em", "p"), "objective_name"] == "log-posterior"
+    assert table.loc[("vb", "p"), "objective_name"] == "ELBO"
+    assert table.loc[("exact", "p"), "objective_name"] == "log-evidence"
+    # the exact log evidence is the ELBO's upper bound
+    assert table.loc[("vb", "p"), "objective"] <= table.loc[("exact", "p"), "objective"] + 1e-9
+    vb = seed_comparison.idatas["vb"]
+    assert table.loc[("vb", "p"), "objective"] == pytest.approx(float(vb.posterior.attrs["elbo"]))
+
+
+def test_timing_split_reads_pymc_attrs():
+    from latentzoo.inference.compare import _timing
+
+    def fake(attrs):
+        return xr.Dataset(attrs=attrs)
+
+    class Holder:
+        def __init__(self, attrs):
+            self.posterior = fake(attrs)
+
+    assert _timing(Holder({"runtime_s": 10.0, "sampling_s": 4.0}), "sampler") == (6.0, 4.0)
+    assert _timing(Holder({"runtime_s": 10.0, "fitting_s": 5.0, "compile_s": 3.0}), "variational") == (8.0, 2.0)
+    compile_s, run_s = _timing(Holder({"runtime_s": 1.5}), "point")
+    assert np.isnan(compile_s) and run_s == 1.5
+
+
+# -- LOO -------------------------------------------------------------------------------------------
+def test_loo_table_ranks_backends_with_draws(seed_comparison):
+    import arviz as az
+
+    loo = seed_comparison.loo
+    assert set(loo.index) == {"vb", "gibbs", "exact"} and "em" in seed_comparison.loo_note
+    assert {"elpd_loo", "p_loo", "se", "warning", "n_bad_k"} <= set(loo.columns)
+    assert loo["elpd_loo"].is_monotonic_decreasing
+    expected = az.loo(seed_comparison.idatas["exact"]).elpd_loo
+    assert loo.loc["exact", "elpd_loo"] == pytest.approx(expected)
+
+
+def test_loo_failure_is_reported_not_raised(seed_comparison):
+    from latentzoo.inference.compare import loo_table
+
+    broken = seed_comparison.idatas["exact"].copy()
+    broken.log_likelihood["flips"] = broken.log_likelihood["flips"] * np.nan
+    table, note = loo_table({"exact": broken, "gibbs": seed_comparison.idatas["gibbs"]})
+    assert list(table.index) == ["gibbs"] and "non-finite pointwise log-likelihood: exact" in note
+
+
+def test_loo_error_is_reported_not_raised(seed_comparison, monkeypatch):
+    import arviz as az
+
+    from latentzoo.inference.compare import loo_table
+
+    def refuse(*args, **kwargs):
+        raise ValueError("shapes differ")
+
+    monkeypatch.setattr(az, "compare", refuse)
+    table, note = loo_table({name: seed_comparison.idatas[name] for name in ("exact", "gibbs")})
+    assert table is None and note.startswith("LOO failed: ValueError: shapes differ")
+
+
+def test_loo_needs_two_observations():
+    from latentzoo.models import DiceHMM
+
+    result = compare(DiceHMM(), "1 6 3 5 2 7 3 5 2 4", backends=("exact",), progressbar=False,
+                     options={"exact": {"draws": 200}})
+    assert result.loo is None and "at least two observations" in result.loo_note
+    assert "1 sequence " in result.summary()
+
+
+# -- the generated summary -------------------------------------------------------------------------
+def _crafted(rows):
+    """A comparison table from a few (backend, kind, parameter, error, sd_ratio, ...) dicts."""
+    import pandas as pd
+
+    from latentzoo.inference.compare import TABLE_COLUMNS
+
+    defaults = {"mean": 0.0, "sd": 1.0, "ref_mean": 0.0, "ref_sd": 1.0, "r_hat": np.nan, "ess_bulk": np.nan,
+                "divergences": np.nan, "objective": np.nan, "objective_name": "", "objective_spread": np.nan,
+                "converged": True, "error_in_ref_sd": 0.0, "sd_ratio": 1.0}
+    table = pd.DataFrame([{**defaults, **row} for row in rows])
+    for column in TABLE_COLUMNS:
+        if column not in table:
+            table[column] = np.nan
+    return table[list(TABLE_COLUMNS)]
+
+
+def test_summary_on_crafted_tables():
+    from latentzoo.inference.compare import summarize
+
+    table = _crafted([
+        {"backend": "nuts", "kind": "sampler", "parameter": "a", "r_hat": 1.0, "ess_bulk": 900, "divergences": 0},
+        {"backend": "nuts", "kind": "sampler", "parameter": "b", "r_hat": 1.0, "ess_bulk": 800, "divergences": 0},
+        {"backend": "vb", "kind": "variational", "parameter": "a", "error_in_ref_sd": 0.1, "sd_ratio": 0.45},
+        {"backend": "vb", "kind": "variational", "parameter": "b", "error_in_ref_sd": -0.2, "sd_ratio": 0.9},
+        {"backend": "em", "kind": "point", "parameter": "a", "error_in_ref_sd": 3.2, "sd": np.nan,
+         "sd_ratio": np.nan, "objective": -120.0, "objective_name": "log-posterior", "objective_spread": 4.0},
+        {"backend": "map", "kind": "point", "parameter": "a", "error_in_ref_sd": 0.3, "sd": np.nan,
+         "sd_ratio": np.nan, "objective": -100.0, "objective_name": "log-posterior"},
+        {"backend": "advi", "kind": "variational", "parameter": "a", "error_in_ref_sd": -5.0, "sd_ratio": 1.0},
+        {"backend": "gibbs", "kind": "sampler", "parameter": "a", "r_hat": 1.08, "ess_bulk": 40,
+         "error_in_ref_sd": 0.2, "converged": False, "divergences": np.nan},
+        {"backend": "bad_nuts", "kind": "sampler", "parameter": "a", "r_hat": 1.0, "ess_bulk": 500, "divergences": 12,
+         "error_in_ref_sd": 0.1},
+    ])
+    text = summarize(table, reference="nuts", failures={"fullrank_advi": "FloatingPointError: NaN ELBO"})
+    assert text.startswith("Agree with the reference (nuts) within 0.5 reference sd on every parameter: "
+                           "vb, map, gibbs and bad_nuts.")
+    assert "Under-dispersed" in text and "vb (0.45 on a)" in text
+    assert "em's estimate of a lies 3.2 reference sd" in text
+    assert "em's restarts ended at log-posterior values up to 4 apart" in text
+    assert "em stopped at a stationary point with log-posterior -120, below map's -100." in text
+    assert "advi is 5.0 reference sd off on a (a local optimum of the ELBO)." in text
+    assert "gibbs mixes poorly: R-hat up to 1.080 on a; bulk ESS as low as 40 (a)." in text
+    assert "bad_nuts mixes poorly: 12 divergent transitions." in text
+    assert " nuts mixes poorly" not in text and not text.startswith("nuts mixes")
+    assert "Not converged by their own criteria: gibbs." in text
+    assert "fullrank_advi failed (FloatingPointError)." in text
+    assert summarize(table, reference="nuts", failures={}) == summarize(table, reference="nuts")  # deterministic
+
+
+def test_summary_without_agreement_or_reference():
+    from latentzoo.inference.compare import summarize
+
+    table = _crafted([
+        {"backend": "exact", "kind": "exact", "parameter": "a"},
+        {"backend": "em", "kind": "point", "parameter": "a", "error_in_ref_sd": 0.9, "sd": np.nan, "sd_ratio": np.nan},
+    ])
+    assert summarize(table, reference="exact").startswith("No back-end agrees with the reference (exact)")
+    assert "reference" not in summarize(table, reference=None)
+    assert summarize(table, reference="exact", failures={"exact": "ValueError: x"}).startswith(
+        "The reference (exact) failed")
+
+
+# -- the cached NUTS reference ---------------------------------------------------------------------
+@pytest.fixture
+def fake_nuts(monkeypatch):
+    """Stand in for NUTS with exact draws (fast), counting the runs."""
+    from latentzoo.inference import registry
+
+    calls = []
+    real_fit = registry.fit
+
+    def fit_exact(model, data, backend, random_seed=None, progressbar=False, draws=100, tune=0, chains=1, **_):
+        assert backend == "nuts"
+        calls.append((draws, chains))
+        return real_fit(model, data, backend="exact", random_seed=random_seed, draws=draws, chains=chains)
+
+    monkeypatch.setattr(registry, "fit", fit_exact)
+    return calls
+
+
+def test_reference_run_is_cached_and_keyed_on_data_and_settings(fake_nuts, tmp_path):
+    from latentzoo.inference.reference import reference_nuts
+
+    model, options = ThreeCoins(), {"draws": 50, "chains": 2, "tune": 10}
+    first, info = reference_nuts(model, SEED_FLIPS, options=options, cache=tmp_path)
+    assert info["source"] == "run" and len(fake_nuts) == 1 and len(list(tmp_path.glob("*.nc"))) == 1
+    again, info = reference_nuts(model, SEED_FLIPS, options=options, cache=tmp_path)
+    assert info["source"] == "cache" and len(fake_nuts) == 1 and "cache" in info["description"]
+    np.testing.assert_array_equal(again.posterior["p"].values, first.posterior["p"].values)
+    reference_nuts(model, "1111100000", options=options, cache=tmp_path)  # other data
+    reference_nuts(model, SEED_FLIPS, options={**options, "draws": 60}, cache=tmp_path)  # other settings
+    reference_nuts(ThreeCoins(p_prior=(2, 2)), SEED_FLIPS, options=options, cache=tmp_path)  # other model
+    assert len(fake_nuts) == 4 and len(list(tmp_path.glob("*.nc"))) == 4
+    _, info = reference_nuts(model, SEED_FLIPS, options=options, cache=False)
+    assert info["source"] == "run" and info["path"] is None and len(fake_nuts) == 5
+
+
+def test_reference_cache_directory_follows_environment(monkeypatch, tmp_path):
+    from latentzoo.inference.reference import cache_directory, reference_nuts
+
+    monkeypatch.setenv("LATENTZOO_CACHE", str(tmp_path))
+    assert cache_directory() == tmp_path / "reference"
+    with pytest.raises(ValueError, match="reference_options"):
+        reference_nuts(ThreeCoins(), SEED_FLIPS, options={"drawz": 3}, cache=False)
+
+
+def test_compare_with_the_long_nuts_reference(fake_nuts, tmp_path):
+    result = compare(ThreeCoins(), SEED_FLIPS, backends=("em",), reference="nuts_reference", progressbar=False,
+                     reference_options={"draws": 80, "chains": 2}, cache=tmp_path)
+    assert result.reference == "nuts_reference" and list(result.idatas) == ["nuts_reference", "em"]
+    assert set(result.table["reference"]) == {"nuts_reference"}
+    assert (result.table.loc[result.table["backend"] == "nuts_reference", "kind"] == "sampler").all()
+    assert "long NUTS run (2 chains × 80 draws" in result.reference_info
+    assert fake_nuts == [(80, 2)]
+
+
+# -- figures -----------------------------------------------------------------------------------------
+def test_every_figure_is_drawn(seed_comparison):
+    figures = seed_comparison.plot()
+    assert set(figures) == {"forest", "densities", "history", "traces", "model"}
+    history_axes = figures["history"].axes[0]
+    assert {line.get_label().split(":")[0] for line in history_axes.get_lines()} >= {"em", "vb"}
+    assert len(figures["traces"].axes) == 4  # four parameters, one sampler (gibbs)
+
+
+def test_model_pictures_for_niw_and_hmm():
+    from latentzoo.inference import plots
+    from latentzoo.models import DiceHMM, NIWGaussian
+
+    rng = np.random.default_rng(0)
+    x = rng.multivariate_normal([0, 1], [[1, 0.8], [0.8, 1]], size=40)
+    niw = compare(NIWGaussian(), x, backends=("em", "exact"), progressbar=False, options={"exact": {"draws": 100}})
+    figure = plots.model_picture(niw)
+    assert figure is not None and "contour" in figure.get_suptitle()
+    dice = compare(DiceHMM(), "1 6 3 5 2 7 3 5 2 4", backends=("em", "exact"), progressbar=False,
+                   options={"exact": {"draws": 100}})
+    figure = plots.model_picture(dice)
+    assert len(figure.axes) == 2 and "Viterbi" in figure.get_suptitle()
+
+
+def test_pictures_register_by_model_name():
+    from latentzoo.inference import plots
+
+    class Fake:
+        name = "no-such-model-name"
+
+    calls = []
+    plots.register_picture("no-such-model-name")(lambda comparison: calls.append(comparison) or "figure")
+    try:
+        holder = type("C", (), {"model": Fake()})()
+        assert plots.model_picture(holder) == "figure" and calls == [holder]
+    finally:
+        plots._PICTURES.pop()
+
+
+# -- report and command line -------------------------------------------------------------------------
+def test_report_has_summary_loo_and_column_docs(seed_comparison, saved_report):
+    report = saved_report
+    tmp_path = saved_report.parent.parent
+    text = report.read_text()
+    assert text.count("data:image/png;base64") == 5
+    assert "PSIS-LOO" in text and "sd_ratio" in text and "What the columns mean" in text
+    assert "http://" not in text and "https://" not in text  # readable offline
+    assert (tmp_path / "report" / "loo.csv").is_file() and (tmp_path / "report" / "densities.png").is_file()
+    assert (tmp_path / "report" / "summary.txt").read_text().strip() == seed_comparison.summary()
+
+
+def test_cli_compare_reads_csv_and_npy_and_writes_report(tmp_path, capsys):
+    csv = tmp_path / "flips.csv"
+    csv.write_text("1,1,0\n0,0,1\n1,1,1\n0,1,0\n")
+    npy = tmp_path / "flips.npy"
+    np.save(npy, np.array([[1, 1, 0], [0, 0, 1], [1, 1, 1], [0, 1, 0]]))
+    records = {}
+    for path in (csv, npy):
+        assert main(["compare", "three-coins", "--data", str(path), "--backends", "em,vb", "--draws", "50",
+                     "--seed", "3", "--json"]) == 0
+        records[path.suffix] = [{key: value for key, value in record.items() if not key.endswith("_s")}
+                                for record in json.loads(capsys.readouterr().out)]
+    assert records[".csv"] == records[".npy"]  # same data and seed: the same numbers, timings aside
+    vb = [r for r in records[".csv"] if r["backend"] == "vb"]
+    assert {r["parameter"] for r in vb} == {"pi", "p", "q", "heads_prob"}
+    exact = [r for r in records[".csv"] if r["backend"] == "exact"]
+    assert 3000 < exact[0]["ess_bulk"]  # --draws leaves the reference's 4000 draws alone
+    out = tmp_path / "report"
+    assert main(["compare", "three-coins", "--backends", "em", "--out", str(out)]) == 0
+    assert "report:" in capsys.readouterr().out
+    assert (out / "report.html").is_file() and (out / "em.nc").is_file() and (out / "exact.nc").is_file()
+
+
+def test_cli_progress_lines_per_backend(capsys):
+    assert main(["compare", "three-coins", "--backends", "em,vb"]) == 0
+    captured = capsys.readouterr()
+    for backend in ("exact", "em", "vb"):
+        assert backend in captured.err
+    assert "reference: exact posterior" in captured.out
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["compare", "three-coins", "--draws", "0"], "--draws"),
+        (["compare", "three-coins", "--data", "/no/such/flips.npy"], "flips.npy"),
+        (["compare", "three-coins", "--option", "nuts.chains"], "key=value"),
+        (["compare", "three-coins", "--backends", "em", "--reference", "bogus"], "bogus"),
+    ],
+)
+def test_cli_compare_bad_input(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err and "Traceback" not in err
+
+
+def test_cli_debug_shows_traceback(capsys):
+    assert main(["--debug", "compare", "three-coins", "--draws", "0"]) == 2
+    assert "Traceback" in capsys.readouterr().err

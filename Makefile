@@ -17,7 +17,7 @@ help:
 	@echo "make demo       install (first time) and run the comparison demo"
 	@echo "make test       install (first time) and run the default test suite"
 	@echo "make test-slow  also run the long statistical tests"
-	@echo "make bench      speed benchmarks against hmmlearn (and, later, scikit-learn)"
+	@echo "make bench      speed benchmarks against hmmlearn and scikit-learn"
 
 install: $(STAMP)
 
@@ -41,6 +41,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) benchmarks/hmm.py
+	$(PY) benchmarks/gmm.py
 
 clean-cache:
 	rm -rf $(CACHE_DIR)

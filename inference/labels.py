@@ -210,6 +210,10 @@ def relabel(idata, reference: dict | None, label_dim: str | None, paired_dims: d
         values = values.reshape(n_chain, n_draw, n_labels, -1)
         target = target.reshape(n_labels, -1)
         scale = float(np.nanmean(np.nanvar(values, axis=(0, 1, 2)))) if values.size else 1.0
+        # a point estimate with equal entries (mixture weights of equal-sized clusters) has a
+        # variance of round-off size; dividing by it would let round-off decide the labels
+        floor = 1e-8 * float(np.nanmean(values**2)) if values.size else 0.0
+        scale = max(scale, floor)
         if not np.isfinite(scale) or scale <= 0:
             scale = 1.0
         difference = values[:, :, :, None, :] - target[None, None, None, :, :]

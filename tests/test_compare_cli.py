@@ -494,3 +494,17 @@ def test_cli_compare_bad_input(argv, words, capsys):
 def test_cli_debug_shows_traceback(capsys):
     assert main(["--debug", "compare", "three-coins", "--draws", "0"]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_point_estimate_with_equal_weights_is_relabelled_by_its_means():
+    # EM on equal-sized clusters returns weights equal up to round-off; the matching must follow
+    # the means, not the round-off in the weights
+    coords = {"chain": [0], "draw": [0], "component": [0, 1, 2], "feature": [0, 1]}
+    weights = np.array([1 / 3 + 1.2e-12, 1 / 3 - 1.7e-12, 1 / 3 + 0.4e-12])[None, None]
+    means = np.array([[0.0, 6.0], [-6.0, -2.0], [6.0, -2.0]])[None, None]
+    posterior = xr.Dataset({"weights": (("chain", "draw", "component"), weights),
+                            "means": (("chain", "draw", "component", "feature"), means)}, coords=coords)
+    target = {"weights": np.array([0.3338, 0.3325, 0.3337]),
+              "means": np.array([[-6.0, -2.0], [0.0, 6.0], [6.0, -2.0]])}
+    relabelled = relabel(az.InferenceData(posterior=posterior), target, "component")
+    np.testing.assert_allclose(relabelled.posterior["means"].values[0, 0], target["means"])

@@ -32,7 +32,6 @@ data-driven model: MAP-EM (which calls them) needs ``model.with_data_prior(data)
 
 from __future__ import annotations
 
-import functools
 import numbers
 from dataclasses import dataclass
 
@@ -432,11 +431,10 @@ class NIWGaussian(LatentModel):
     def pymc_model(self, data, marginalized: bool = True):
         """The PyMC declaration of the same prior and likelihood.
 
-        PyMC has no Inverse-Wishart, so ``Sigma`` is a ``CustomDist`` whose log-density is the
-        exact log IW(Sigma | nu0, S0), sampled on an unconstrained vector through
-        :class:`SPDCholeskyTransform` (log-Cholesky; the transform's log-Jacobian is added by
-        PyMC for NUTS/ADVI and left out by ``find_MAP``, which therefore finds the mode in
-        (mu, Sigma) itself). ``mu ~ MvNormal(m0, Sigma / kappa0)``, ``x ~ MvNormal(mu, Sigma)``.
+        ``Sigma ~ IW(nu0, S0)`` by :func:`~latentzoo.models.pymc_parts.inverse_wishart` (exact
+        log-density; NUTS/ADVI move on its log-Cholesky vector with the Jacobian, ``find_MAP``
+        leaves the Jacobian out and so finds the mode in (mu, Sigma) itself),
+        ``mu ~ MvNormal(m0, Sigma / kappa0)``, ``x ~ MvNormal(mu, Sigma)``.
 
         Parameters
         ----------
@@ -445,92 +443,19 @@ class NIWGaussian(LatentModel):
             Ignored: the model has no latent variables.
         """
         import pymc as pm
-        import pytensor.tensor as pt
+
+        from .pymc_parts import inverse_wishart
 
         x = self.check_data(data)
         prior = self.resolved_prior(x)
-        dim = x.shape[1]
-        nu0 = np.float64(prior.nu)
-        S0 = np.asarray(prior.S, np.float64)
-        log_norm = float(0.5 * nu0 * _log_det_spd(S0) - 0.5 * nu0 * dim * np.log(2.0) - _log_multigamma(nu0 / 2, dim))
-
-        def inverse_wishart_logp(value, nu, scale):
-            chol = pt.linalg.cholesky(value)
-            log_det = 2.0 * pt.sum(pt.log(pt.diagonal(chol)))
-            # tr(S Sigma^{-1}) = ||chol^{-1} chol_S||_F^2
-            solved = pt.linalg.solve_triangular(chol, pt.linalg.cholesky(scale), lower=True)
-            return log_norm - 0.5 * (nu + dim + 1.0) * log_det - 0.5 * pt.sum(solved**2)
-
         coords = {key: list(value) for key, value in self.coords(x).items()}
         with pm.Model(coords=coords) as model:
-            Sigma = pm.CustomDist(
-                "Sigma",
-                pt.constant(nu0),
-                pt.constant(S0),
-                logp=inverse_wishart_logp,
-                signature="(),(d,d)->(d,d)",
-                transform=SPDCholeskyTransform(dim),
-                initval=S0 / (nu0 + dim + 1.0),  # the IW mode: always positive definite
-                dims=("feature", "feature_bis"),
-            )
-            # one Cholesky factor for both normals (PyTensor merges it with the one in the IW logp)
-            chol = pt.linalg.cholesky(Sigma)
+            _, chol = inverse_wishart("Sigma", float(prior.nu), np.asarray(prior.S, np.float64), dims=("feature", "feature_bis"))
             mu = pm.MvNormal(
                 "mu", mu=np.asarray(prior.m, np.float64), chol=chol / np.sqrt(np.float64(prior.kappa)), dims="feature"
             )
             pm.MvNormal("x", mu=mu, chol=chol, observed=x, dims=("observation", "feature"))
         return model
-
-
-@functools.lru_cache(maxsize=None)
-def _spd_transform_class():
-    """Build the PyMC transform class lazily (PyMC is imported only when a model is declared)."""
-    from pymc.logprob.transforms import Transform
-
-    class _SPDCholeskyTransform(Transform):
-        name = "log_cholesky"
-
-        def __init__(self, dim: int):
-            self.dim = dim
-            self.rows, self.cols = np.tril_indices(dim)
-            self.is_diagonal = self.rows == self.cols
-
-        def forward(self, value, *inputs):
-            import pytensor.tensor as pt
-
-            entries = pt.linalg.cholesky(value)[..., self.rows, self.cols]
-            return pt.where(self.is_diagonal, pt.log(pt.where(self.is_diagonal, entries, 1.0)), entries)
-
-        def backward(self, value, *inputs):
-            import pytensor.tensor as pt
-
-            chol = pt.zeros((self.dim, self.dim))
-            chol = pt.set_subtensor(chol[self.rows, self.cols], pt.where(self.is_diagonal, pt.exp(value), value))
-            return chol @ chol.T
-
-        def log_jac_det(self, value, *inputs):
-            import pytensor.tensor as pt
-
-            return pt.sum(spd_log_jacobian_coefficients(self.dim) * value, axis=-1) + self.dim * np.log(2.0)
-
-    return _SPDCholeskyTransform
-
-
-def spd_log_jacobian_coefficients(dim: int) -> np.ndarray:
-    """Coefficients c of log|d vech(Sigma) / d z| = D log 2 + c . z for the log-Cholesky map.
-
-    z packs the lower triangle of the Cholesky factor L row by row (``numpy.tril_indices``),
-    with log L_kk on the diagonal. |d vech(L L^T) / d vech(L)| = 2^D prod_k L_kk^{D - k + 1}
-    (k = 1..D) and d L_kk / d z = L_kk, so the diagonal entry k carries D - k + 2 (k = 1..D),
-    off-diagonal entries 0.
-    """
-    rows, cols = np.tril_indices(dim)
-    return np.where(rows == cols, dim - rows + 1.0, 0.0)
-
-
-def SPDCholeskyTransform(dim: int):
-    """The log-Cholesky transform of a (dim, dim) SPD matrix to R^{dim (dim + 1) / 2} (PyMC)."""
-    return _spd_transform_class()(dim)
 
 
 @dataclass(frozen=True)

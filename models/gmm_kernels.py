@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg, special
 
-__all__ = ["component_stats", "e_step", "expected_log_densities", "log_gaussian_densities"]
+__all__ = ["component_stats", "e_step", "expected_e_step", "expected_log_densities", "log_gaussian_densities"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -398,6 +398,28 @@ def _scatter_about(x: np.ndarray, weights: np.ndarray, centre: np.ndarray) -> np
     return 0.5 * (scatter + scatter.T)
 
 
+def _niw_pieces(x, m, kappa, nu, S):
+    """Validated ``x``, ``m``, the expected precisions ``nu_k S_k^{-1}`` and the per-component
+    constants ``(E[log|Lambda_k|] - D log(2 pi) - D / kappa_k) / 2``."""
+    x = _as_data(x)
+    m, S = _as_params(x, m, S, means_name="m", covs_name="S")
+    n_components, dim = m.shape
+    try:
+        kappa = np.broadcast_to(np.asarray(kappa, dtype=np.float64), (n_components,))
+        nu = np.broadcast_to(np.asarray(nu, dtype=np.float64), (n_components,))
+    except ValueError:
+        raise ValueError(f"kappa and nu must be scalars or have shape (K,) = ({n_components},)") from None
+    if not np.all(np.isfinite(kappa)) or np.any(kappa <= 0):
+        raise ValueError(f"kappa must be finite and > 0, got {kappa}")
+    if not np.all(np.isfinite(nu)) or np.any(nu <= dim - 1):
+        raise ValueError(f"nu must be finite and > D - 1 = {dim - 1}, got {nu}")
+    inverse_S, log_det_S = _precisions(S, "S")
+    half_degrees = nu[:, None] / 2.0 + (1.0 - np.arange(1, dim + 1)) / 2.0
+    expected_log_det = special.digamma(half_degrees).sum(axis=1) + dim * np.log(2.0) - log_det_S
+    constants = 0.5 * (expected_log_det - dim * _LOG_2PI - dim / kappa)
+    return x, m, nu[:, None, None] * inverse_S, constants
+
+
 def expected_log_densities(x, m, kappa, nu, S) -> np.ndarray:
     """Variational Bayes' ``E_q[log N(x_n | mu_k, Sigma_k)]`` under Normal-Inverse-Wishart factors.
 
@@ -428,24 +450,36 @@ def expected_log_densities(x, m, kappa, nu, S) -> np.ndarray:
     -------
     ndarray of shape (N, K), Fortran-ordered
     """
-    x = _as_data(x)
-    m, S = _as_params(x, m, S, means_name="m", covs_name="S")
-    n_components, dim = m.shape
-    try:
-        kappa = np.broadcast_to(np.asarray(kappa, dtype=np.float64), (n_components,))
-        nu = np.broadcast_to(np.asarray(nu, dtype=np.float64), (n_components,))
-    except ValueError:
-        raise ValueError(f"kappa and nu must be scalars or have shape (K,) = ({n_components},)") from None
-    if not np.all(np.isfinite(kappa)) or np.any(kappa <= 0):
-        raise ValueError(f"kappa must be finite and > 0, got {kappa}")
-    if not np.all(np.isfinite(nu)) or np.any(nu <= dim - 1):
-        raise ValueError(f"nu must be finite and > D - 1 = {dim - 1}, got {nu}")
-    inverse_S, log_det_S = _precisions(S, "S")
-    half_degrees = nu[:, None] / 2.0 + (1.0 - np.arange(1, dim + 1)) / 2.0
-    expected_log_det = special.digamma(half_degrees).sum(axis=1) + dim * np.log(2.0) - log_det_S
-    constants = 0.5 * (expected_log_det - dim * _LOG_2PI - dim / kappa)
+    x, m, expected_precisions, constants = _niw_pieces(x, m, kappa, nu, S)
     shift = _data_centre(x)
-    weights = _density_weights(m, nu[:, None, None] * inverse_S, constants, shift)
-    out = _linear_log_densities(x, weights, shift)
+    out = _linear_log_densities(x, _density_weights(m, expected_precisions, constants, shift), shift)
     _check_finite_rows(out, x, "the expected log-density")
     return out
+
+
+def expected_e_step(x, expected_log_weights, m, kappa, nu, S) -> tuple[np.ndarray, np.ndarray]:
+    """VB's update of q(z) in one pass: ``log rho_nk = E[log weights_k] + E[log N(x_n | mu_k, Sigma_k)]``
+    (Bishop 2006, eq. 10.46), normalised as :func:`e_step` normalises.
+
+    Parameters
+    ----------
+    x : array-like of shape (N, D)
+    expected_log_weights : array-like of shape (K,)
+        ``E_q[log weights_k]`` (``Dirichlet.expected_log()``); ``-inf`` allowed (zero responsibility).
+    m, kappa, nu, S
+        The NIW factors, as in :func:`expected_log_densities`.
+
+    Returns
+    -------
+    log_norm : ndarray of shape (N,)
+        ``log sum_k rho_nk``; with the optimal q(z) its sum is the ELBO's data term
+        ``E_q[log p(x, z | theta)] - E_q[log q(z)]``.
+    resp : ndarray of shape (N, K), Fortran-ordered
+        ``r_nk = rho_nk / sum_j rho_nj``.
+    """
+    x, m, expected_precisions, constants = _niw_pieces(x, m, kappa, nu, S)
+    log_weights = np.asarray(expected_log_weights, dtype=np.float64)
+    if log_weights.shape != constants.shape or np.any(np.isnan(log_weights)) or np.any(log_weights == np.inf) or np.all(log_weights == -np.inf):
+        raise ValueError(f"expected_log_weights must be {constants.size} numbers below +inf, not all -inf, got {log_weights}")
+    shift = _data_centre(x)
+    return _normalised(x, _density_weights(m, expected_precisions, constants + log_weights, shift), shift)

@@ -17,7 +17,13 @@ from scipy import special, stats
 
 from latentzoo.models.conjugate import NormalInverseWishart
 from latentzoo.models.datasets import blobs
-from latentzoo.models.gmm_kernels import component_stats, e_step, expected_log_densities, log_gaussian_densities
+from latentzoo.models.gmm_kernels import (
+    component_stats,
+    e_step,
+    expected_e_step,
+    expected_log_densities,
+    log_gaussian_densities,
+)
 
 #: Monte-Carlo tolerance in standard errors
 Z = 4.5
@@ -352,3 +358,15 @@ def test_blobs_random_centres_lie_in_the_box():
 def test_blobs_bad_inputs(kwargs, error, match):
     with pytest.raises(error, match=match):
         blobs(**kwargs)
+
+
+def test_expected_e_step_normalises_expected_log_densities():
+    m, kappa, nu, S = niw_factors(3, 2)
+    x = np.random.default_rng(21).normal(scale=2.0, size=(500, 2))
+    expected_log_weights = np.log(np.array([0.2, 0.5, 0.3])) - 0.1
+    log_rho = expected_log_densities(x, m, kappa, nu, S) + expected_log_weights
+    log_norm, resp = expected_e_step(x, expected_log_weights, m, kappa, nu, S)
+    np.testing.assert_allclose(log_norm, special.logsumexp(log_rho, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(resp, np.exp(log_rho - special.logsumexp(log_rho, axis=1, keepdims=True)), rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="expected_log_weights"):
+        expected_e_step(x, np.array([np.nan, 0.0, 0.0]), m, kappa, nu, S)

@@ -18,7 +18,8 @@ vb            ``initial_factors``, ``vb_expected_stats``, ``conditional_posterio
 exact         ``exact_posterior``
 optional      ``with_data_prior(data)`` (resolve a data-driven prior into an explicit model; ``fit``
               calls it first), ``relabel_draws`` (an identification rule for a symmetry that lives
-              on no dim), ``objective_scale`` (what EM/VB's ``tol`` is per)
+              on no dim), ``objective_scale`` (what EM/VB's ``tol`` is per),
+              ``pymc_initial_point`` (params -> the PyMC model's free variables)
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ class LatentModel:
     def default_data(self):
         """The seed document's example data set for this model."""
         raise NotImplementedError
+
+    def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
+        """The free variables of :meth:`pymc_model` at ``params`` (a start for ``pm.find_MAP`` or
+        ADVI). By default the PyMC variables carry the parameter names; models whose PyMC
+        declaration splits a parameter into several variables override this."""
+        return {name: np.asarray(params[name], float) for name in self.param_names}
 
     def supports(self, hook: str) -> bool:
         """Whether this model implements ``hook`` (used to decide which back-ends apply)."""

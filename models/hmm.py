@@ -27,7 +27,12 @@ likelihoods, and supplies the hooks of the back-ends:
 * ``exact``: for short data, the exact posterior by enumerating every state path, grouped by
   their sufficient statistics (a mixture of products of Dirichlets).
 
-No ``pymc_model`` is declared yet, so the PyMC back-ends do not apply to these models.
+* ``nuts``, ``advi``, ``fullrank_advi``, ``map``: the PyMC declaration sums the states out with
+  a custom PyTensor Op whose gradient comes from the same forward-backward expected counts
+  (Fisher's identity; :mod:`latentzoo.models.hmm_op`);
+* ``pymc_gibbs``: explicit states updated by PyMC's ``CategoricalGibbsMetropolis`` one time
+  step at a time (short sequences; it mixes far more slowly than FFBS, which redraws the whole
+  path jointly).
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ SEED_ROLLS = (1, 6, 3, 5, 2, 7, 3, 5, 2, 4)
 #: the exact posterior enumerates every state path that can emit the data; above this many it
 #: refuses (memory ~ 40 bytes per path and time step)
 EXACT_MAX_PATHS = 2_000_000
+
+#: ``latent_posterior`` returns the per-draw state probabilities only up to this many entries
+#: (draws x time steps x states; 5e6 float64 is 40 MB)
+LATENT_MAX_ENTRIES = 5_000_000
+
+#: explicit-state PyMC models (``pymc_gibbs``) refuse longer data: a Gibbs sweep is O(T^2)
+PYMC_GIBBS_MAX_STEPS = 1000
 
 #: rows of a probability vector must sum to one within this tolerance
 STOCHASTIC_ATOL = 1e-6
@@ -701,6 +713,138 @@ class _CategoricalHMMBase(LatentModel):
         return HMMExactPosterior(
             log_weights=log_weight - log_evidence, factors=factors, log_evidence=log_evidence
         )
+
+    # -- latent posterior ---------------------------------------------------------------
+    def latent_dims(self) -> dict[str, tuple[str, ...]]:
+        return {"state_probs": ("time", "state")}
+
+    def latent_posterior(self, data, params) -> dict[str, np.ndarray]:
+        """Smoothed state probabilities ``p(z_t = k | x, theta)`` for every set of parameters.
+
+        Parameters
+        ----------
+        data : sequences
+        params : dict of arrays of a common batch shape B (e.g. (chain, draw))
+
+        Returns
+        -------
+        dict with ``state_probs`` of shape B + (T, n_states) (sequences concatenated over
+        ``time``); empty when that array would exceed ``LATENT_MAX_ENTRIES`` entries (long
+        sequences times many draws), so that storing posteriors never exhausts memory.
+        """
+        data = self.check_data(data)
+        params = self._check_param_arrays(params, "params")
+        batch = params["init_probs"].shape[:-1]
+        K, M = self.n_states, self.n_symbols
+        n_sets = int(np.prod(batch, dtype=np.int64))
+        if n_sets * data.n_steps * K > LATENT_MAX_ENTRIES:
+            return {}
+        init = params["init_probs"].reshape(-1, K)
+        trans = params["trans_mat"].reshape(-1, K, K)
+        emission = params["emission_probs"].reshape(-1, K, M)
+        out = np.empty((n_sets, data.n_steps, K))
+        for index in range(n_sets):
+            gamma, _, bad = kernels.smooth(init[index], trans[index], self._lik(data, emission[index]), data.offsets)
+            # a draw under which the data are impossible has no posterior over states
+            out[index] = gamma if bad < 0 else np.nan
+        return {"state_probs": out.reshape(batch + (data.n_steps, K))}
+
+    # -- PyMC declaration ---------------------------------------------------------------
+    def _emission_row_names(self) -> list[str]:
+        return [f"emission_probs_{label}".replace("#", "_") for label in self.state_labels]
+
+    def pymc_initial_point(self, params) -> dict[str, np.ndarray]:
+        """The PyMC model's free variables at ``params`` (rows of masked emissions are separate
+        variables over each state's allowed symbols)."""
+        point = {name: np.asarray(params[name], float) for name in ("init_probs", "trans_mat")}
+        emission = np.asarray(params["emission_probs"], float)
+        mask = self._mask
+        if mask is None:
+            point["emission_probs"] = emission
+        else:
+            for row, name in enumerate(self._emission_row_names()):
+                point[name] = emission[row, mask[row]]
+        return point
+
+    def pymc_model(self, data, marginalized: bool = True):
+        """The PyMC declaration of the same priors and likelihood.
+
+        Priors: ``init_probs ~ Dirichlet``, every row of ``trans_mat`` a Dirichlet (one batched
+        variable), ``emission_probs`` a batched Dirichlet, or with a mask one Dirichlet per
+        state over its allowed symbols (variables ``emission_probs_<state>``) assembled into the
+        deterministic ``emission_probs`` with exact zeros elsewhere.
+
+        Parameters
+        ----------
+        data : sequences
+        marginalized : bool
+            True: the states are summed out by a custom PyTensor Op
+            (:mod:`latentzoo.models.hmm_op`) that returns the log-likelihood and its gradient
+            from one compiled forward-backward pass (Fisher's identity) — usable by NUTS, ADVI
+            and find_MAP at any length. False: explicit ``states`` (dims ``time``) for PyMC's
+            ``CategoricalGibbsMetropolis`` (``pymc_gibbs``); each Gibbs update evaluates the
+            whole model, so a sweep costs O(T^2), and sequences are limited to
+            ``PYMC_GIBBS_MAX_STEPS`` steps.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        from .hmm_op import hmm_log_likelihood
+
+        data = self.check_data(data)
+        arrays = self._prior_arrays()
+        mask = self._mask
+        coords = {key: list(value) for key, value in self.coords(data).items()}
+        with pm.Model(coords=coords) as model:
+            init = pm.Dirichlet("init_probs", a=arrays["init_prior"], dims="state")
+            trans = pm.Dirichlet("trans_mat", a=arrays["trans_prior"], dims=("state", "state_next"))
+            if mask is None:
+                emission = pm.Dirichlet("emission_probs", a=arrays["emission_prior"], dims=("state", "symbol"))
+            else:
+                rows = []
+                for row, name in enumerate(self._emission_row_names()):
+                    allowed = np.flatnonzero(mask[row])
+                    row_probs = pm.Dirichlet(name, a=arrays["emission_prior"][row, allowed])
+                    # scatter into the full row by a 0/1 matrix product: exact zeros elsewhere,
+                    # and compiled BLAS ops (set_subtensor with index arrays runs in Python)
+                    placement = np.zeros((allowed.size, self.n_symbols))
+                    placement[np.arange(allowed.size), allowed] = 1.0
+                    rows.append(pt.dot(row_probs, placement))
+                emission = pm.Deterministic("emission_probs", pt.stack(rows), dims=("state", "symbol"))
+            if marginalized:
+                pm.Potential(
+                    "log_likelihood", hmm_log_likelihood(init, trans, emission, data.symbols, data.offsets)
+                )
+            else:
+                self._declare_explicit_states(data, init, trans, emission)
+        return model
+
+    def _declare_explicit_states(self, data: HMMData, init, trans, emission) -> None:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        if data.n_steps > PYMC_GIBBS_MAX_STEPS:
+            raise ValueError(
+                f"explicit states for PyMC's Gibbs steps cost O(T^2) per sweep; {data.n_steps} time steps is "
+                f"more than the limit {PYMC_GIBBS_MAX_STEPS}; use backend='gibbs' (FFBS) for long sequences"
+            )
+        K = self.n_states
+        starts = data.offsets[:-1]
+        is_start = np.zeros(data.n_steps, bool)
+        is_start[starts] = True
+        previous = np.flatnonzero(~is_start) - 1
+        # a start that can emit the data: the Viterbi path under the prior means
+        start_path, _ = kernels.viterbi_symbols(
+            *(np.log(np.maximum(self._priors[name].mean(), 1e-300)) for name in self.param_names),
+            data.symbols,
+            data.offsets,
+        )
+        # the uniform Categorical makes PyMC pick CategoricalGibbsMetropolis; the potential
+        # replaces its log(1/K) per step by the Markov chain's log-probability
+        states = pm.Categorical("states", p=np.full(K, 1.0 / K), dims="time", initval=start_path)
+        chain_logp = pt.sum(pt.log(init[states[starts]])) + pt.sum(pt.log(trans[states[previous], states[previous + 1]]))
+        pm.Potential("state_chain", chain_logp + data.n_steps * np.log(K))
+        pm.Categorical(self.observed_name, p=emission[states], observed=data.symbols, dims="time")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ __all__ = [
     "path_counts",
     "sample_chain",
     "log_likelihood_batch",
+    "log_likelihood_gradient",
 ]
 
 _JIT = {"cache": True, "nogil": True}
@@ -572,3 +573,61 @@ def log_likelihood_batch(init, trans, emission, symbols, offsets):
     out = np.empty((init.shape[0], offsets.size - 1))
     _log_likelihood_batch(init, trans, emission, symbols, offsets, out)
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# log-likelihood and its gradient (Fisher's identity), for the PyTensor Op
+# ------------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _log_likelihood_gradient(init, trans, emission, symbols, offsets):
+    n_states, n_symbols = emission.shape
+    n_steps = symbols.size
+    lik = np.empty((n_steps, n_states))
+    for t in range(n_steps):
+        for k in range(n_states):
+            lik[t, k] = emission[k, symbols[t]]
+    alpha = np.empty((n_steps, n_states))
+    scale = np.ones(n_steps)
+    log_lik, init_g, trans_g, emission_g, bad = _expected_counts(
+        init, trans, lik, symbols, offsets, n_symbols, alpha, scale
+    )
+    if bad >= 0:
+        return -np.inf, init_g, trans_g, emission_g  # zeros
+    # d log p / d theta_e = E[n_e] / theta_e; a zero entry has no expected count and gradient 0
+    for k in range(n_states):
+        init_g[k] = init_g[k] / init[k] if init[k] > 0.0 else 0.0
+        for j in range(n_states):
+            trans_g[k, j] = trans_g[k, j] / trans[k, j] if trans[k, j] > 0.0 else 0.0
+        for m in range(n_symbols):
+            emission_g[k, m] = emission_g[k, m] / emission[k, m] if emission[k, m] > 0.0 else 0.0
+    return log_lik.sum(), init_g, trans_g, emission_g
+
+
+def log_likelihood_gradient(init, trans, emission, symbols, offsets):
+    """Total log-likelihood and its gradient with respect to every parameter entry, from one
+    forward-backward pass: ``d log p(x) / d theta_e = E[n_e | x] / theta_e`` (Fisher's
+    identity; the likelihood is a polynomial in which a path uses entry ``e`` ``n_e`` times).
+
+    Parameters
+    ----------
+    init : ndarray of shape (K,)
+    trans : ndarray of shape (K, K)
+    emission : ndarray of shape (K, M)
+    symbols : int ndarray of shape (T,)
+    offsets : int ndarray of shape (n_seq + 1,)
+
+    Returns
+    -------
+    log_lik : float
+        Summed over sequences; ``-inf`` if some observation is impossible (gradients are then 0).
+    grad_init, grad_trans, grad_emission : ndarrays of the input shapes
+        Zero at zero entries (masked emissions), which carry no expected count.
+    """
+    value, *grads = _log_likelihood_gradient(
+        np.ascontiguousarray(init, dtype=np.float64),
+        np.ascontiguousarray(trans, dtype=np.float64),
+        np.ascontiguousarray(emission, dtype=np.float64),
+        symbols,
+        offsets,
+    )
+    return float(value), *grads

@@ -297,9 +297,9 @@ def test_baum_welch_matches_hmmlearn_from_the_same_start():
 # ----------------------------------------------------------------------------------------
 # back-ends
 # ----------------------------------------------------------------------------------------
-def test_applicable_backends_without_a_pymc_model():
+def test_every_backend_applies():
     for model in (DiceHMM(), CategoricalHMM(2, 3)):
-        assert applicable_backends(model) == ["em", "vb", "gibbs", "exact"]
+        assert set(applicable_backends(model)) == set(EXPECTED_GROUPS)
 
 
 @pytest.mark.parametrize("mle", [True, False])
@@ -461,6 +461,162 @@ def test_masked_emissions_stay_exactly_zero_in_every_backend(seed_fits):
 
 
 # ----------------------------------------------------------------------------------------
+# the PyMC declaration and its custom Op
+# ----------------------------------------------------------------------------------------
+def pymc_log_density(model, data, params):
+    """The PyMC model's log-density at ``params`` in the original (constrained) space, without
+    Jacobians: the value transforms are removed, so the value variables are the probabilities."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    pm_model = remove_value_transforms(model.pymc_model(data))
+    point = model.pymc_initial_point(params)
+    return float(pm_model.compile_logp(jacobian=False)({name: point[name] for name in point}))
+
+
+def prior_draw(model, rng):
+    return {name: dist.sample(rng) for name, dist in model.prior().items()}
+
+
+@pytest.mark.pymc
+@pytest.mark.parametrize("model, data", [
+    (DiceHMM(), SEED_ROLLS),
+    (DiceHMM(dice=(6, 2), init_prior=[2.0, 0.5], trans_prior=[[3.0, 1.0], [1.0, 2.0]], emission_prior=1.5), [[1, 2, 5], [6, 1]]),
+    (CategoricalHMM(3, 4, trans_prior=np.arange(1.0, 10.0).reshape(3, 3)), [[0, 3, 3, 1], [2, 2, 1, 0, 0]]),
+    (CategoricalHMM(2, 3, emission_mask=[[True, True, False], [False, True, True]]), [0, 1, 2, 1]),
+], ids=["dice-seed", "dice-priors", "categorical", "categorical-mask"])
+def test_pymc_log_density_equals_the_numpy_log_posterior(model, data):
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        params = prior_draw(model, rng)
+        expected = float(model.log_prior(params) + model.log_likelihood(data, params).sum())
+        assert pymc_log_density(model, data, params) == pytest.approx(expected, rel=1e-10, abs=1e-9)
+
+
+@pytest.mark.pymc
+@pytest.mark.parametrize("masked", [False, True])
+def test_op_gradient_against_finite_differences(masked):
+    """The Op's gradient (Fisher's identity) against central differences of the forward-only
+    kernel, with respect to every entry, at unnormalised positive parameters (the identity
+    holds for any entries, not just stochastic rows)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from latentzoo.models.hmm_op import hmm_log_likelihood
+
+    rng = np.random.default_rng(11)
+    K, M = 3, 4
+    init, trans, emission = rng.uniform(0.2, 1.0, K), rng.uniform(0.2, 1.0, (K, K)), rng.uniform(0.2, 1.0, (K, M))
+    if masked:
+        emission[0, 3] = emission[1, 0] = 0.0
+    symbols = rng.integers(1, M - 1, 40)  # 1..2: every state can emit them
+    offsets = np.array([0, 15, 40])
+    variables = [pt.dvector(), pt.dmatrix(), pt.dmatrix()]
+    value = hmm_log_likelihood(*variables, symbols, offsets)
+    function = pytensor.function(variables, [value, *pytensor.grad(value, variables)])
+    value_op, *grads = function(init, trans, emission)
+
+    def reference(i, a, b):
+        return float(kernels.log_likelihood_batch(i[None], a[None], b[None], symbols, offsets).sum())
+
+    assert value_op == pytest.approx(reference(init, trans, emission), rel=1e-12)
+    arrays = [init, trans, emission]
+    for which, grad in enumerate(grads):
+        numeric = np.zeros_like(arrays[which])
+        for index in np.ndindex(arrays[which].shape):
+            if arrays[which][index] == 0:
+                continue
+            step = 1e-6
+            shifted = [a.copy() for a in arrays]
+            shifted[which][index] += step
+            up = reference(*shifted)
+            shifted[which][index] -= 2 * step
+            numeric[index] = (up - reference(*shifted)) / (2 * step)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6)
+    if masked:
+        assert grads[2][0, 3] == 0 and grads[2][1, 0] == 0
+
+
+@pytest.mark.pymc
+@pytest.mark.parametrize("n_steps", [1000, 5000])
+def test_pymc_gradient_is_finite_on_long_sequences(n_steps):
+    """A log-space scan's gradient turns 0/0 once forward log-messages pass -745 (T ~ 350);
+    the scaled forward-backward Op stays finite."""
+    dice = DiceHMM()
+    rolls, _ = dice.simulate(dice.default_params(), n_steps, rng=2)
+    pm_model = dice.pymc_model(rolls)
+    point = pm_model.initial_point()
+    assert pm_model.compile_logp()(point) < -1.5 * n_steps  # log(1/8) per roll at most... and finite
+    gradient = pm_model.compile_dlogp()(point)
+    assert np.all(np.isfinite(gradient)) and np.any(gradient != 0)
+
+
+@pytest.mark.pymc
+def test_map_finds_the_em_fixed_point():
+    dice = DiceHMM(trans_prior=2.0, emission_prior=2.0)
+    truth = {"init_probs": [0.6, 0.2, 0.2], "trans_mat": [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]],
+             "emission_probs": dice.default_params()["emission_probs"]}
+    rolls, _ = dice.simulate(truth, 300, rng=4)
+    start = dice.initial_params(dice.check_data(rolls), np.random.default_rng(0))
+    em = fit(dice, rolls, backend="em", init=start, tol=1e-12, max_iter=5000, random_seed=0, progressbar=False)
+    pymc_map = fit(dice, rolls, backend="map", init=start, random_seed=0, progressbar=False)
+    for name in dice.param_names:
+        # L-BFGS stops on a flat ridge a little short of the fixed point EM converges to
+        np.testing.assert_allclose(pymc_map.posterior[name].values, em.posterior[name].values, atol=1e-3)
+    map_objective = float(pymc_map.fit_history["log_posterior"].values.ravel()[-1])
+    em_objective = float(em.fit_history["log_posterior"].values.ravel()[-1])
+    assert map_objective == pytest.approx(em_objective, abs=1e-4) and map_objective <= em_objective + 1e-9
+
+
+@pytest.mark.pymc
+def test_nuts_with_the_op_agrees_with_the_exact_posterior():
+    dice = DiceHMM()
+    exact = dice.exact_posterior(SEED_ROLLS).mean()
+    idata = fit(dice, SEED_ROLLS, backend="nuts", draws=500, tune=500, chains=2, random_seed=1, progressbar=False)
+    ess = az.ess(idata)
+    for name in dice.param_names:
+        draws = idata.posterior[name].values
+        allowed = draws.std(axis=(0, 1)) > 0  # masked entries are exactly 0 in both
+        standard_error = draws.std(axis=(0, 1))[allowed] / np.sqrt(ess[name].values[allowed])
+        error = np.abs(draws.mean(axis=(0, 1)) - exact[name])[allowed]
+        assert np.all(error < 4.5 * standard_error + 1e-3), (name, error / standard_error)
+    assert int(idata.sample_stats["diverging"].sum()) == 0
+
+
+def test_pymc_gibbs_refuses_long_sequences():
+    from latentzoo.models.hmm import PYMC_GIBBS_MAX_STEPS
+
+    with pytest.raises(ValueError, match="O\\(T\\^2\\).*backend='gibbs'"):
+        DiceHMM().pymc_model([1] * (PYMC_GIBBS_MAX_STEPS + 1), marginalized=False)
+
+
+def test_relabelling_recovers_permuted_states_of_an_exchangeable_hmm():
+    """CategoricalHMM without a mask has exchangeable states: a chain reporting the states in
+    the other order is mapped back (rows and columns of trans_mat, the state probabilities)."""
+    from latentzoo.inference.labels import reference_from, relabel
+
+    hmm = CategoricalHMM(2, 3)
+    truth = {"init_probs": [0.5, 0.5], "trans_mat": [[0.9, 0.1], [0.2, 0.8]],
+             "emission_probs": [[0.8, 0.15, 0.05], [0.05, 0.15, 0.8]]}
+    symbols, _ = hmm.simulate(truth, 200, rng=3)
+    idata = fit(hmm, symbols, backend="gibbs", draws=50, tune=50, chains=2, init=truth, random_seed=0, progressbar=False)
+    swapped = idata.copy()
+    order = [1, 0]
+    for name in ("init_probs", "trans_mat", "emission_probs", "state_probs"):
+        variable = swapped.posterior[name]
+        values = variable.values.copy()
+        axis = variable.dims.index("state")
+        values[1] = np.take(values[1], order, axis=axis - 1)
+        if "state_next" in variable.dims:
+            values[1] = np.take(values[1], order, axis=variable.dims.index("state_next") - 1)
+        swapped.posterior[name] = (variable.dims, values)
+    assert not np.allclose(swapped.posterior["emission_probs"].values, idata.posterior["emission_probs"].values)
+    restored = relabel(swapped, reference_from(idata, "state", paired_dims=hmm.paired_label_dims), "state",
+                       paired_dims=hmm.paired_label_dims)
+    for name in ("init_probs", "trans_mat", "emission_probs", "state_probs"):
+        np.testing.assert_allclose(restored.posterior[name].values, idata.posterior[name].values)
+
+
+# ----------------------------------------------------------------------------------------
 # the InferenceData contract
 # ----------------------------------------------------------------------------------------
 EXPECTED_GROUPS = {
@@ -468,20 +624,35 @@ EXPECTED_GROUPS = {
     "vb": {"posterior", "log_likelihood", "observed_data", "fit_history"},
     "gibbs": {"posterior", "log_likelihood", "observed_data"},
     "exact": {"posterior", "log_likelihood", "observed_data"},
+    "nuts": {"posterior", "log_likelihood", "observed_data", "sample_stats"},
+    "pymc_gibbs": {"posterior", "log_likelihood", "observed_data", "sample_stats"},
+    "advi": {"posterior", "log_likelihood", "observed_data", "fit_history"},
+    "fullrank_advi": {"posterior", "log_likelihood", "observed_data", "fit_history"},
+    "map": {"posterior", "log_likelihood", "observed_data", "fit_history"},
 }
+QUICK_MCMC = {"progressbar": False, "draws": 60, "tune": 60, "chains": 2}
 OPTIONS = {
     "em": {"progressbar": False},
     "vb": {"progressbar": False, "draws": 200},
     "gibbs": {"progressbar": False, "draws": 100, "tune": 20, "chains": 2},
     "exact": {"draws": 200},
+    "nuts": QUICK_MCMC,
+    "pymc_gibbs": QUICK_MCMC,
+    "advi": {"progressbar": False, "n_steps": 1500, "draws": 50},
+    "fullrank_advi": {"progressbar": False, "n_steps": 1500, "draws": 50},
+    "map": {"progressbar": False},
 }
+POINT_ESTIMATES = {"em", "map"}
 
 
 @pytest.mark.parametrize("model, data", [
     (DiceHMM(), SEED_ROLLS),
     (CategoricalHMM(2, 3), [[0, 1, 2, 2], [1, 1], [2, 0, 0]]),
 ], ids=["dice", "categorical-ragged"])
-@pytest.mark.parametrize("backend", list(EXPECTED_GROUPS))
+@pytest.mark.parametrize("backend", [
+    pytest.param(name, marks=[pytest.mark.pymc] if name in ("nuts", "pymc_gibbs", "advi", "fullrank_advi", "map") else [])
+    for name in EXPECTED_GROUPS
+])
 def test_contract(model, data, backend):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -506,9 +677,15 @@ def test_contract(model, data, backend):
         attrs = idata[group].attrs
         assert attrs["backend"] == backend and attrs["random_seed"] == 3
         assert attrs["model"] == type(model).__name__
-        assert attrs["point_estimate"] == (backend == "em")
+        assert attrs["point_estimate"] == (backend in POINT_ESTIMATES)
     for name in ("init_probs", "trans_mat", "emission_probs"):
         np.testing.assert_allclose(posterior[name].values.sum(-1), 1.0, atol=1e-10)
+    # the per-draw smoothed state probabilities are the model's forward-backward at each draw
+    state_probs = posterior["state_probs"]
+    assert state_probs.dims == ("chain", "draw", "time", "state")
+    first = {name: posterior[name].values[0, 0] for name in model.param_names}
+    smoothed = model.posterior_states(data, first)
+    np.testing.assert_allclose(state_probs.values[0, 0], np.concatenate(smoothed) if n_seq > 1 else smoothed, atol=1e-12)
 
 
 def test_label_dims():

@@ -192,18 +192,40 @@ class _ElboPlateau:
             raise StopIteration(f"ELBO changed by {abs(recent - before):.3g} over {self.window} steps")
 
 
-def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate, tol, progressbar):
+#: a restart whose final ELBO is below the best by more than this many nats per observation (and
+#: at least ELBO_GAP_MIN nats: the final ELBO is a noisy average) ended in another local optimum
+ELBO_GAP_PER_OBSERVATION = 0.01
+ELBO_GAP_MIN = 5.0
+
+
+def _variational_start(model, data, rng, start):
+    """``start`` of ``pm.fit``: None, the EM solution (``"em"``), or a dict of parameters."""
+    if start is None:
+        return None, "pymc"
+    if isinstance(start, str):
+        check_choice(start, "start", ("em",))
+        from .em import run as run_em
+
+        with warnings.catch_warnings():
+            # a start only needs to be near a good optimum; EM's own convergence is not the point
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            raw = run_em(model, data, rng=rng, progressbar=False)
+        params = {name: np.asarray(value)[0, 0] for name, value in raw.draws.items()}
+        origin = "em"
+    elif isinstance(start, dict):
+        params = model.check_params(start, name="start")
+        origin = "dict"
+    else:
+        raise TypeError(f"start must be None, 'em' or a dict of parameters, got {type(start).__name__}")
+    to_point = getattr(model, "pymc_initial_point", None)
+    point = to_point(params) if to_point is not None else {name: np.asarray(params[name], float) for name in model.param_names}
+    return point, origin
+
+
+def _fit_variational_once(pm_model, method, *, seed, n_steps, learning_rate, tol_nats, progressbar, start):
     import pymc as pm
 
-    n_steps = check_int(n_steps, "n_steps")
-    draws = check_int(draws, "draws")
-    learning_rate = check_float(learning_rate, "learning_rate")
-    tol = check_float(tol, "tol")
-    progressbar = check_bool(progressbar, "progressbar")
-    seed = _pymc_seed(rng)
-    pm_model = model.pymc_model(data, marginalized=True)
-    convergence = _ElboPlateau(window=ELBO_WINDOW, tolerance=tol * model.n_observations(data))
-    start = time.perf_counter()
+    convergence = _ElboPlateau(window=ELBO_WINDOW, tolerance=tol_nats)
     with pm_model:
         try:
             approx = pm.fit(
@@ -213,36 +235,78 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
                 progressbar=progressbar,
                 callbacks=[convergence],
                 obj_optimizer=pm.adam(learning_rate=learning_rate),
+                start=start,
             )
         except FloatingPointError as error:
             raise FloatingPointError(
                 f"{method} stopped: {error}. Try a smaller learning_rate (now {learning_rate}) or "
-                "another random_seed; for mixtures, start from the EM solution"
+                "another random_seed; for mixtures, start from the EM solution (start='em')"
             ) from None
-        fitting = time.perf_counter() - start
-        posterior = approx.sample(draws, random_seed=seed).posterior
-    elbo = -np.asarray(approx.hist, float)
-    converged = convergence.stopped
+    return approx, convergence.stopped
+
+
+def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate, tol, progressbar, start=None, n_init=1):
+    n_steps = check_int(n_steps, "n_steps")
+    draws = check_int(draws, "draws")
+    learning_rate = check_float(learning_rate, "learning_rate")
+    tol = check_float(tol, "tol")
+    progressbar = check_bool(progressbar, "progressbar")
+    n_init = check_int(n_init, "n_init")
+    start_point, origin = _variational_start(model, data, rng, start)
+    pm_model = model.pymc_model(data, marginalized=True)
+    n_observations = model.n_observations(data)
+    seeds = [_pymc_seed(rng) for _ in range(n_init)]
+    timer = time.perf_counter()
+    runs = [
+        _fit_variational_once(
+            pm_model, method, seed=seed, n_steps=n_steps, learning_rate=learning_rate,
+            tol_nats=tol * n_observations, progressbar=progressbar, start=start_point,
+        )
+        for seed in seeds
+    ]
+    fitting = time.perf_counter() - timer
+    elbos = [-np.asarray(approx.hist, float) for approx, _ in runs]
+    finals = np.array([float(np.mean(elbo[-100:])) for elbo in elbos])
+    best = int(np.nanargmax(finals))
+    approx, converged = runs[best]
+    with pm_model:
+        posterior = approx.sample(draws, random_seed=seeds[best]).posterior
     if not converged:
         warnings.warn(
             f"{method} did not converge in {n_steps} steps; raise n_steps or loosen tol",
             ConvergenceWarning,
             stacklevel=3,
         )
+    gap = max(ELBO_GAP_MIN, ELBO_GAP_PER_OBSERVATION * n_observations)
+    behind = [index for index, value in enumerate(finals) if finals[best] - value > gap]
+    if behind:
+        warnings.warn(
+            f"{method}: {len(behind)} of {n_init} restarts ended in a worse local optimum (final ELBOs "
+            f"{np.round(finals, 1).tolist()}, best {finals[best]:.1f}); the best was kept. The approximation "
+            "has several optima: keep n_init > 1, or start from the EM solution (start='em')",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    history = np.full((n_init, max(elbo.size for elbo in elbos)), np.nan)
+    for index, elbo in enumerate(elbos):
+        history[index, : elbo.size] = elbo
     return RawResult(
         draws=_posterior_arrays(model, posterior),
-        history={"elbo": elbo},
+        history={"elbo": history if n_init > 1 else history[0]},
         attrs={
             "converged": converged,
-            "n_iter": int(elbo.size),
+            "n_iter": int(elbos[best].size),
             "point_estimate": False,
-            "elbo": float(np.mean(elbo[-100:])),
+            "elbo": float(finals[best]),
             "fitting_s": fitting,
-            # pm.fit compiles the step function before the first step; the comparison splits on it
-            "compile_s": (convergence.first_step_at - start) if convergence.first_step_at else float("nan"),
             "learning_rate": learning_rate,
             "n_steps": n_steps,
             "tol": tol,
+            "start": origin,
+            "n_init": n_init,
+            "best_restart": best,
+            "restart_elbos": repr(np.round(finals, 3).tolist()),
+            "restarts_behind": len(behind),
         },
     )
 
@@ -262,6 +326,8 @@ def run_advi(
     draws: int = 1000,
     learning_rate: float = 0.01,
     tol: float = 1e-2,
+    start=None,
+    n_init: int = 1,
     progressbar: bool = True,
 ) -> RawResult:
     """Mean-field Gaussian ADVI (``pm.fit(method="advi")``) with Adam.
@@ -276,10 +342,19 @@ def run_advi(
     tol : float
         Stop when the mean ELBO over 500 steps changes by less than ``tol`` nats per
         observation from the previous 500.
+    start : None, "em" or dict
+        Where the approximation's mean starts (``pm.fit(start=...)``): PyMC's initial point
+        (None), the EM (MAP) solution (``"em"``: the remedy for mixtures, whose ELBO has poor
+        local optima such as two components collapsed onto one cluster), or a dict of parameters.
+    n_init : int
+        Independent restarts (different seeds); the one with the highest final ELBO (mean of its
+        last 100 steps) is kept, and a ConvergenceWarning reports restarts that ended more than
+        max(5, 0.01 N) nats below it. The history has one row per restart.
     progressbar : bool
     """
     return _run_variational(
-        model, data, rng, "advi", n_steps=n_steps, draws=draws, learning_rate=learning_rate, tol=tol, progressbar=progressbar
+        model, data, rng, "advi", n_steps=n_steps, draws=draws, learning_rate=learning_rate, tol=tol,
+        progressbar=progressbar, start=start, n_init=n_init,
     )
 
 
@@ -298,9 +373,12 @@ def run_fullrank_advi(
     draws: int = 1000,
     learning_rate: float = 0.01,
     tol: float = 1e-2,
+    start=None,
+    n_init: int = 1,
     progressbar: bool = True,
 ) -> RawResult:
-    """Full-rank Gaussian ADVI (``pm.fit(method="fullrank_advi")``); options as for ``advi``."""
+    """Full-rank Gaussian ADVI (``pm.fit(method="fullrank_advi")``); options (including the
+    mixture remedies ``start="em"`` and ``n_init``) as for ``advi``."""
     return _run_variational(
         model,
         data,
@@ -311,6 +389,8 @@ def run_fullrank_advi(
         learning_rate=learning_rate,
         tol=tol,
         progressbar=progressbar,
+        start=start,
+        n_init=n_init,
     )
 
 

@@ -131,16 +131,15 @@ def _check_spd_batch(array: np.ndarray, name: str) -> np.ndarray:
     asymmetry = np.abs(array - np.swapaxes(array, -1, -2))
     if np.any(asymmetry > 1e-10 * scale):
         bad = np.unravel_index(int(np.argmax(asymmetry.reshape(asymmetry.shape[:-2] + (-1,)).max(-1))), array.shape[:-2])
-        raise ValueError(f"{name}[{', '.join(map(str, bad))}] must be symmetric; largest asymmetry {asymmetry.max():.3g}")
+        where = f"[{', '.join(map(str, bad))}]" if bad else ""
+        raise ValueError(f"{name}{where} must be symmetric; largest asymmetry {asymmetry.max():.3g}")
     for index in np.ndindex(array.shape[:-2]):
         try:
             np.linalg.cholesky(array[index])
         except np.linalg.LinAlgError:
             smallest = float(np.linalg.eigvalsh(array[index])[0])
-            where = ", ".join(map(str, index))
-            raise ValueError(
-                f"{name}[{where}] must be positive definite; its smallest eigenvalue is {smallest:.3g}"
-            ) from None
+            where = f"[{', '.join(map(str, index))}]" if index else ""
+            raise ValueError(f"{name}{where} must be positive definite; its smallest eigenvalue is {smallest:.3g}") from None
     return 0.5 * (array + np.swapaxes(array, -1, -2))
 
 
@@ -656,6 +655,53 @@ class GaussianMixture(LatentModel):
         resp = np.exp(log_rho - log_norm[:, None])
         return self._stats(x, resp), float(log_norm.sum())
 
+    # -- PyMC declaration -------------------------------------------------------------------
+    def pymc_model(self, data, marginalized: bool = True):
+        """The PyMC declaration of the same priors and likelihood.
+
+        ``weights ~ Dirichlet(weights_prior)``, ``covs ~ IW(nu0, S0)`` (exact, batched over the
+        components: :func:`latentzoo.models.pymc_parts.inverse_wishart`),
+        ``means[k] | covs[k] ~ MvNormal(m0, covs[k] / kappa0)``.
+
+        Parameters
+        ----------
+        data : array-like of shape (N, D)
+        marginalized : bool
+            True: ``x ~ Mixture(weights, MvNormal(means_k, covs_k))`` with the assignments summed
+            out (NUTS, ADVI, MAP). False: explicit ``z ~ Categorical(weights)`` per observation and
+            ``x | z ~ MvNormal(means[z], covs[z])`` (PyMC's compound Gibbs).
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        from .pymc_parts import inverse_wishart
+
+        x = self.check_data(data)
+        prior = self.resolved_prior(x)
+        niw = prior[NIW_KEY]
+        K, dim = self.n_components, x.shape[1]
+        coords = {key: list(value) for key, value in self.coords(x).items()}
+        with pm.Model(coords=coords) as model:
+            if K == 1:
+                weights = pt.ones(1, dtype="float64")
+            else:
+                weights = pm.Dirichlet("weights", a=np.asarray(prior["weights"].concentration, np.float64), dims="component")
+            covs, chol = inverse_wishart("covs", np.float64(niw.nu[0]), np.asarray(niw.S, np.float64), dims=("component", "feature", "feature_bis"))
+            means = pm.MvNormal(
+                "means",
+                mu=np.asarray(niw.m, np.float64),
+                chol=chol / np.sqrt(np.float64(self.kappa0)),
+                dims=("component", "feature"),
+                initval=np.asarray(niw.m, np.float64) + _spread_initval(x, K),
+            )
+            if marginalized:
+                components = pm.MvNormal.dist(mu=means, chol=chol)
+                pm.Mixture("x", w=weights, comp_dists=components, observed=x, dims=("observation", "feature"))
+            else:
+                z = pm.Categorical("z", p=weights, dims="observation")
+                pm.MvNormal("x", mu=means[z], chol=chol[z], observed=x, dims=("observation", "feature"))
+        return model
+
     # -- K-means as a limit (seed 001) ----------------------------------------------------------
     def kmeans(self, data, init_centres, max_iter: int = 300):
         """K-means as classification EM with fixed equal weights and identity covariances.
@@ -782,6 +828,16 @@ class _OneCategory:
 
     def kl(self, other):
         return np.zeros(())
+
+
+def _spread_initval(x, K):
+    """Offsets that start the K component means apart (at data quantiles along the first
+    principal axis) instead of all at m0, where the gradient cannot tell them apart."""
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    scores = centred @ vt[0]
+    levels = np.quantile(scores, (np.arange(K) + 0.5) / K)
+    return levels[:, None] * vt[0][None, :]
 
 
 def _one_hot(labels, K):

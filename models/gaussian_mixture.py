@@ -702,6 +702,12 @@ class GaussianMixture(LatentModel):
                 pm.MvNormal("x", mu=means[z], chol=chol[z], observed=x, dims=("observation", "feature"))
         return model
 
+    def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
+        """The free variables of :meth:`pymc_model` at ``params`` (with K = 1 the weights are
+        the constant (1,), not a PyMC variable)."""
+        names = NAMES if self.n_components > 1 else NIW_KEY
+        return {name: np.asarray(params[name], float) for name in names}
+
     # -- K-means as a limit (seed 001) ----------------------------------------------------------
     def kmeans(self, data, init_centres, max_iter: int = 300):
         """K-means as classification EM with fixed equal weights and identity covariances.

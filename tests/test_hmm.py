@@ -14,6 +14,8 @@ import warnings
 import arviz as az
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import special
 
 from latentzoo.inference import ConvergenceWarning, applicable_backends, fit
@@ -94,7 +96,26 @@ CASES = [(seed, K, M, lengths, sparse) for seed, (K, M, lengths, sparse) in enum
 def test_kernels_against_enumeration(seed, K, M, lengths, sparse):
     rng = np.random.default_rng(100 + seed)
     init, trans, emission = random_params(rng, K, M, sparse)
-    sequences = [rng.integers(0, M, n) for n in lengths]
+    check_kernels_against_enumeration(init, trans, emission, [rng.integers(0, M, n) for n in lengths])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    K=st.integers(2, 3),
+    M=st.integers(2, 4),
+    lengths=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    sparse=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_kernels_against_enumeration_hypothesis(K, M, lengths, sparse, seed):
+    rng = np.random.default_rng(seed)
+    init, trans, emission = random_params(rng, K, M, sparse)
+    check_kernels_against_enumeration(init, trans, emission, [rng.integers(0, M, n) for n in lengths])
+
+
+def check_kernels_against_enumeration(init, trans, emission, sequences):
+    K, M = emission.shape
+    lengths = [len(seq) for seq in sequences]
     x = np.concatenate(sequences)
     offsets = kernels.as_offsets(lengths)
     lik = np.ascontiguousarray(emission.T[x])
@@ -122,6 +143,13 @@ def test_kernels_against_enumeration(seed, K, M, lengths, sparse):
 
     batch = kernels.log_likelihood_batch(init[None], trans[None], emission[None], x, offsets)
     np.testing.assert_allclose(batch[0], log_lik, rtol=1e-12)
+
+    # value and gradient for the PyMC Op: grad * entry = expected count (Fisher's identity)
+    value, grad_init, grad_trans, grad_emission = kernels.log_likelihood_gradient(init, trans, emission, x, offsets)
+    assert value == pytest.approx(sum(r["log_lik"] for r in references), rel=1e-12)
+    np.testing.assert_allclose(grad_init * init, sum(r["init_counts"] for r in references), atol=1e-12)
+    np.testing.assert_allclose(grad_trans * trans, sum(r["trans_counts"] for r in references), atol=1e-12)
+    np.testing.assert_allclose(grad_emission * emission, sum(r["emission_counts"] for r in references), atol=1e-12)
 
 
 def test_ffbs_path_frequencies_match_exact_path_posterior():
@@ -197,6 +225,13 @@ def test_a_million_steps_do_not_underflow():
     assert np.isfinite(log_prob[0]) and log_prob[0] < log_lik[0]
     batch = kernels.log_likelihood_batch(init[None], trans[None], emission[None], x, offsets)
     np.testing.assert_allclose(batch[0], log_lik, rtol=1e-12)
+
+    # value and gradient for the PyMC Op: grad * entry = expected count (Fisher's identity)
+    value, grad_init, grad_trans, grad_emission = kernels.log_likelihood_gradient(init, trans, emission, x, offsets)
+    assert value == pytest.approx(sum(r["log_lik"] for r in references), rel=1e-12)
+    np.testing.assert_allclose(grad_init * init, sum(r["init_counts"] for r in references), atol=1e-12)
+    np.testing.assert_allclose(grad_trans * trans, sum(r["trans_counts"] for r in references), atol=1e-12)
+    np.testing.assert_allclose(grad_emission * emission, sum(r["emission_counts"] for r in references), atol=1e-12)
 
 
 # ----------------------------------------------------------------------------------------

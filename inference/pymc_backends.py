@@ -422,7 +422,7 @@ def run_map(model, data, *, rng, init="random", maxeval: int = 5000, progressbar
     start = None
     if init is not None:
         start_params = resolve_init(model, data, init, rng, 1)(rng)
-        start = {name: np.asarray(value, float) for name, value in start_params.items()}
+        start = model.pymc_initial_point(start_params)
     pm_model = model.pymc_model(data, marginalized=True)
     with pm_model:
         point, raw = pm.find_MAP(

@@ -283,6 +283,8 @@ def history(comparison):
 def traces(comparison, max_parameters: int = 6, max_draws: int = 1000):
     """MCMC traces: one row per parameter element, one column per sampler, one line per chain.
 
+    With more than ``max_parameters`` elements, those with the largest R-hat are shown.
+
     Returns
     -------
     matplotlib.figure.Figure or None
@@ -292,9 +294,16 @@ def traces(comparison, max_parameters: int = 6, max_draws: int = 1000):
                 and comparison.idatas[name].posterior.sizes["draw"] > 1]
     if not samplers:
         return None
-    labels, omitted = _informative(comparison, max_parameters)
+    labels, omitted = _informative(comparison, 10**6)
     if not labels:
         return None
+    table = comparison.table[comparison.table["backend"].isin(samplers)]
+    worst = table.groupby("parameter", sort=False)["r_hat"].max()
+    if len(labels) > max_parameters and worst.notna().any():
+        # the chains worth looking at are those that disagree most
+        labels = sorted(labels, key=lambda label: -np.nan_to_num(worst.get(label, np.nan), nan=0.0))
+    omitted = max(0, len(labels) - max_parameters)
+    labels = labels[:max_parameters]
     figure = _figure(3.6 * len(samplers) + 0.6, 1.5 * len(labels) + 1.0)
     axes = figure.subplots(len(labels), len(samplers), squeeze=False, sharex="col")
     for column, name in enumerate(samplers):
@@ -316,7 +325,7 @@ def traces(comparison, max_parameters: int = 6, max_draws: int = 1000):
         axes[-1, column].set_xlabel("draw")
     title = "MCMC traces (one colour per chain)"
     if omitted:
-        title += f"; first {len(labels)} parameters shown"
+        title += f"; the {len(labels)} parameters with the largest R-hat of {len(labels) + omitted}"
     figure.suptitle(title)
     return figure
 

@@ -18,9 +18,12 @@ from scipy import special, stats
 from latentzoo.models.conjugate import NormalInverseWishart
 from latentzoo.models.datasets import blobs
 from latentzoo.models.gmm_kernels import (
+    _exp_nonpositive,
     component_stats,
     e_step,
+    e_step_stats,
     expected_e_step,
+    expected_e_step_stats,
     expected_log_densities,
     log_gaussian_densities,
 )
@@ -139,9 +142,10 @@ def test_memory_is_n_k_not_n_k_d():
 
 
 # -- sufficient statistics --------------------------------------------------------------------
-@pytest.mark.parametrize("dim", [1, 2, 6])
-def test_component_stats_match_explicit_sums(dim):
-    weights, means, covs = random_mixture(3, dim, seed=10 + dim)
+@pytest.mark.parametrize("n_components, dim", [(3, 1), (3, 2), (3, 6), (7, 2), (7, 6)])
+def test_component_stats_match_explicit_sums(n_components, dim):
+    # K = 3: moments as dot products along each block; K = 7: one BLAS product per block
+    weights, means, covs = random_mixture(n_components, dim, seed=10 + dim)
     x, _ = sample(weights, means, covs, 1500)
     _, resp = e_step(x, weights, means, covs)
     counts, xbar, scatters = component_stats(x, resp)
@@ -370,3 +374,80 @@ def test_expected_e_step_normalises_expected_log_densities():
     np.testing.assert_allclose(resp, np.exp(log_rho - special.logsumexp(log_rho, axis=1, keepdims=True)), rtol=1e-10, atol=1e-14)
     with pytest.raises(ValueError, match="expected_log_weights"):
         expected_e_step(x, np.array([np.nan, 0.0, 0.0]), m, kappa, nu, S)
+
+
+# -- the compiled pass's own pieces and the fused E-step + statistics --------------------------
+def test_vectorised_exp_matches_numpy_and_handles_the_edges():
+    values = np.concatenate([-np.linspace(0.0, 707.9, 200_001), [-0.0, -1e-300, -708.5, -1e4, -np.inf, np.nan]])
+    out = np.empty_like(values)
+    _exp_nonpositive(values, out, np.empty_like(values))
+    reference = np.exp(values[:-6])
+    np.testing.assert_allclose(out[:-6], reference, rtol=3e-16, atol=0)
+    np.testing.assert_array_equal(out[-6:-1], [1.0, 1.0, 0.0, 0.0, 0.0])  # below -708: exactly 0
+    assert np.isnan(out[-1])
+    # in place, as the E-step calls it
+    again = values.copy()
+    _exp_nonpositive(again, again, np.empty_like(values))
+    np.testing.assert_array_equal(again[:-1], out[:-1])
+
+
+def scipy_e_step(x, weights, means, covs):
+    joint = scipy_log_densities(x, means, covs) + np.log(weights)
+    log_norm = special.logsumexp(joint, axis=1)
+    return log_norm, np.exp(joint - log_norm[:, None])
+
+
+@pytest.mark.parametrize("n_components, dim", [(1, 1), (3, 2), (4, 5), (6, 3), (8, 10)])
+def test_e_step_stats_matches_scipy_responsibilities_and_explicit_sums(n_components, dim):
+    weights, means, covs = random_mixture(n_components, dim, seed=30 + dim)
+    x, _ = sample(weights, means, covs, 2049 + 3 * dim)  # a partial last block
+    log_norm, counts, xbar, scatters = e_step_stats(x, weights, means, covs)
+    ref_log_norm, ref_resp = scipy_e_step(x, weights, means, covs)
+    ref_counts, ref_means, ref_scatters = explicit_stats(x, ref_resp)
+    np.testing.assert_allclose(log_norm, ref_log_norm, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(counts, ref_counts, rtol=1e-10)
+    np.testing.assert_allclose(xbar, ref_means, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(scatters, ref_scatters, rtol=1e-9, atol=1e-8)
+    np.testing.assert_array_equal(scatters, np.swapaxes(scatters, -1, -2))
+
+
+def test_e_step_stats_far_apart_components_take_the_exact_pass():
+    # two tight clusters 1e6 apart, the means on them: the recentred second pass must run
+    rng = np.random.default_rng(31)
+    tight = rng.normal(scale=1e-3, size=(3000, 2))
+    centres = np.array([[-5e5, 1e5], [5e5, -1e5]])
+    x = tight + np.where(np.arange(3000)[:, None] < 1500, centres[0], centres[1])
+    covs = np.broadcast_to(1e-6 * np.eye(2), (2, 2, 2)).copy()
+    log_norm, counts, xbar, scatters = e_step_stats(x, np.array([0.5, 0.5]), centres, covs)
+    np.testing.assert_array_equal(counts, [1500.0, 1500.0])
+    reference = np.array([1499 * np.cov(t.T) for t in (tight[:1500], tight[1500:])])
+    np.testing.assert_allclose(scatters, reference, rtol=1e-6)
+    np.testing.assert_allclose(xbar - centres, [tight[:1500].mean(0), tight[1500:].mean(0)], atol=1e-9)
+    ref_log_norm = scipy_e_step(x, np.array([0.5, 0.5]), centres, covs)[0]
+    np.testing.assert_allclose(log_norm, ref_log_norm, rtol=1e-9)
+
+
+def test_e_step_stats_rejects_non_finite_data():
+    weights, means, covs = random_mixture(2, 2, seed=32)
+    x = np.zeros((700, 2))
+    x[612, 0] = np.nan
+    with pytest.raises(ValueError, match=r"x must be finite; NaN or inf at rows \[612\]"):
+        e_step_stats(x, weights, means, covs)
+
+
+@pytest.mark.parametrize("n_components", [3, 6])
+def test_expected_e_step_stats_matches_niw_expectations_and_explicit_sums(n_components):
+    m, kappa, nu, S = niw_factors(n_components, 3, seed=33)
+    x = np.random.default_rng(34).normal(scale=2.0, size=(1300, 3)) + 1e5
+    m = m + 1e5
+    niw = NormalInverseWishart(m, kappa, nu, S)
+    expected_log_weights = np.log(np.arange(1.0, n_components + 1) / np.sum(np.arange(1.0, n_components + 1))) - 0.2
+    log_rho = 0.5 * (niw.expected_log_det_precision() - 3 * np.log(2 * np.pi) - niw.expected_mahalanobis(x))
+    log_rho = log_rho + expected_log_weights
+    ref_log_norm = special.logsumexp(log_rho, axis=1)
+    ref_counts, ref_means, ref_scatters = explicit_stats(x, np.exp(log_rho - ref_log_norm[:, None]))
+    log_norm, counts, xbar, scatters = expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S)
+    np.testing.assert_allclose(log_norm, ref_log_norm, rtol=1e-10)
+    np.testing.assert_allclose(counts, ref_counts, rtol=1e-9)
+    np.testing.assert_allclose(xbar, ref_means, rtol=1e-12)
+    np.testing.assert_allclose(scatters, ref_scatters, rtol=1e-7, atol=1e-8)

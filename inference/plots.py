@@ -272,7 +272,8 @@ def history(comparison):
         ax.set_ylim(low - 0.15 * (high - low), high + 0.1 * (high - low))
     ax.set_xscale("log")
     ax.set_xlabel("iteration (log scale)")
-    unit = "time step" if scale != comparison.model.n_observations(comparison.data) else "observation"
+    same = scale == comparison.model.n_observations(comparison.data)
+    unit = getattr(comparison.model, "observation_dim", "observation") if same else "time step"
     ax.set_ylabel(f"objective per {unit}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")

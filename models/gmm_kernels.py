@@ -200,6 +200,7 @@ def _fused_pass(x, factors, centres, constants, shift, resp_in, mode, out, log_n
     xt = np.empty((dim, block))
     diff = np.empty((dim, block))
     row_sum = np.empty(block)
+    next_sum = np.empty(block)
     distance = np.empty(block)
     top = np.empty(block)
     total = np.empty(block)
@@ -226,8 +227,24 @@ def _fused_pass(x, factors, centres, constants, shift, resp_in, mode, out, log_n
                         diff[j, b] = xt[j, b] - c
                 for b in range(nb):
                     distance[b] = 0.0
-                for i in range(dim):
-                    # row i of A_k (x - mu_k), accumulated along the block
+                # rows i and i + 1 of A_k (x - mu_k) together, accumulated along the block (each
+                # load of diff[j] serves two rows)
+                for i in range(0, dim - 1, 2):
+                    a, a_next = factors[k, i, 0], factors[k, i + 1, 0]
+                    for b in range(nb):
+                        row_sum[b] = a * diff[0, b]
+                        next_sum[b] = a_next * diff[0, b]
+                    for j in range(1, i + 1):
+                        a, a_next = factors[k, i, j], factors[k, i + 1, j]
+                        for b in range(nb):
+                            row_sum[b] += a * diff[j, b]
+                            next_sum[b] += a_next * diff[j, b]
+                    a_next = factors[k, i + 1, i + 1]
+                    for b in range(nb):
+                        last = next_sum[b] + a_next * diff[i + 1, b]
+                        distance[b] += row_sum[b] * row_sum[b] + last * last
+                if dim % 2:
+                    i = dim - 1
                     a = factors[k, i, 0]
                     for b in range(nb):
                         row_sum[b] = a * diff[0, b]

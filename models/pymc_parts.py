@@ -27,7 +27,15 @@ import numbers
 import numpy as np
 from scipy import special
 
-__all__ = ["inverse_wishart", "inverse_wishart_logp", "SPDCholeskyTransform", "spd_log_jacobian_coefficients"]
+__all__ = [
+    "inverse_wishart",
+    "inverse_wishart_logp",
+    "lower_triangular_inverse",
+    "mvnormal",
+    "mvnormal_logp",
+    "SPDCholeskyTransform",
+    "spd_log_jacobian_coefficients",
+]
 
 
 def spd_log_jacobian_coefficients(dim: int) -> np.ndarray:
@@ -139,6 +147,114 @@ def _check_iw_parameters(nu, scale) -> tuple[float, np.ndarray]:
     return nu, scale
 
 
+#: up to this D, triangular inverses are unrolled into compiled (C) PyTensor Ops; above it
+#: they go through SciPy's solve_triangular (a Python Op, whose per-call cost dominates at small D)
+UNROLL_MAX_DIM = 8
+
+
+def _static_dim(chol) -> int | None:
+    dim = chol.type.shape[-1]
+    return int(dim) if dim is not None else None
+
+
+def lower_triangular_inverse(chol):
+    """L^{-1} of lower-triangular matrices (..., D, D) with a positive diagonal.
+
+    For D <= ``UNROLL_MAX_DIM`` (known statically) the forward substitution is written out
+    row by row, so the compiled function and its gradient are elementwise C Ops with no
+    Python-level linear-algebra call; otherwise ``solve_triangular(L, I)``.
+    """
+    import pytensor.tensor as pt
+
+    dim = _static_dim(chol)
+    if dim is None or dim > UNROLL_MAX_DIM:
+        dim = dim if dim is not None else chol.shape[-1]
+        return pt.linalg.solve_triangular(chol, pt.eye(dim), lower=True, b_ndim=2)
+    identity = np.eye(dim)
+    rows = []
+    for i in range(dim):
+        row = identity[i]
+        for k in range(i):
+            row = row - chol[..., i, k, None] * rows[k]
+        rows.append(row / chol[..., i, i, None])
+    return pt.stack(rows, axis=-2)
+
+
+def _log_diagonal_sum(chol, dim: int):
+    # sum_k log L_kk; the diagonal by a product with the identity, because ExtractDiag's
+    # gradient (AllocDiag) runs in Python
+    import pytensor.tensor as pt
+
+    return pt.sum(pt.log(pt.sum(chol * np.eye(dim), axis=-1)), axis=-1)
+
+
+def mvnormal_logp(value, mu, chol):
+    """log N(value | mu, L L^T) for a lower Cholesky factor L with a positive diagonal.
+
+    The same density as ``pm.MvNormal(mu, chol=chol)``, written so that a compiled model never
+    factorises L L^T again and (for D <= ``UNROLL_MAX_DIM``) calls no Python-level linear
+    algebra; use it as the ``logp`` of a ``pm.CustomDist`` (see :func:`mvnormal`).
+
+    Parameters
+    ----------
+    value : TensorVariable of shape (..., D)
+    mu : TensorVariable of shape (..., D)
+    chol : TensorVariable of shape (..., D, D)
+        Batch axes broadcast against those of ``value`` and ``mu``.
+
+    Returns
+    -------
+    TensorVariable of shape (...), one log-density per vector
+    """
+    import pytensor.tensor as pt
+
+    dim = _static_dim(chol)
+    if dim is None:
+        raise ValueError("chol must have a static last dimension D (a constant shape)")
+    inverse = lower_triangular_inverse(chol)
+    # whitened residuals L^{-1} (x - mu), as a broadcast product: no per-observation matmul Op
+    whitened = pt.sum(inverse * (value - mu)[..., None, :], axis=-1)
+    return -0.5 * dim * np.log(2.0 * np.pi) - _log_diagonal_sum(chol, dim) - 0.5 * pt.sum(whitened**2, axis=-1)
+
+
+def _mvnormal_random(mu, chol, rng=None, size=None):
+    mu, chol = np.asarray(mu), np.asarray(chol)
+    if size is None:
+        shape = np.broadcast_shapes(mu.shape[:-1], chol.shape[:-2])
+    else:
+        shape = tuple(int(n) for n in np.atleast_1d(size))
+    noise = rng.standard_normal((*shape, mu.shape[-1]))
+    return mu + np.einsum("...ij,...j->...i", chol, noise)
+
+
+def _mvnormal_support_point(rv, size, mu, chol):
+    import pytensor.tensor as pt
+
+    return pt.full_like(rv, 0.0) + mu
+
+
+def mvnormal(name: str, mu, chol, **kwargs):
+    """``pm.CustomDist`` multivariate normal N(mu, chol chol^T) with :func:`mvnormal_logp`.
+
+    A drop-in for ``pm.MvNormal(name, mu, chol=chol, **kwargs)`` (``observed``, ``dims``,
+    ``shape`` pass through; prior and posterior predictive draws work) whose compiled
+    log-density and gradient avoid the re-factorisation and the Python linear-algebra Ops of
+    ``pm.MvNormal``. ``chol`` must be lower triangular with a positive diagonal.
+    """
+    import pymc as pm
+
+    return pm.CustomDist(
+        name,
+        mu,
+        chol,
+        logp=mvnormal_logp,
+        random=_mvnormal_random,
+        support_point=_mvnormal_support_point,
+        signature="(d),(d,d)->(d)",
+        **kwargs,
+    )
+
+
 def inverse_wishart_logp(value, nu: float, scale: np.ndarray):
     """log IW(value | nu, scale) as a PyTensor expression, one value per matrix.
 
@@ -159,6 +275,7 @@ def inverse_wishart_logp(value, nu: float, scale: np.ndarray):
     -----
     log IW = nu/2 log|S| - nu D/2 log 2 - log Gamma_D(nu/2) - (nu + D + 1)/2 log|Sigma|
     - 1/2 tr(S Sigma^{-1}), with tr(S Sigma^{-1}) = ||L^{-1} C||_F^2 for Sigma = L L^T, S = C C^T.
+    Under the log-Cholesky transform PyTensor rewrites ``cholesky(value)`` to the transform's L.
     """
     import pytensor.tensor as pt
 
@@ -167,12 +284,11 @@ def inverse_wishart_logp(value, nu: float, scale: np.ndarray):
     scale_chol = np.linalg.cholesky(scale)
     log_det_scale = 2.0 * np.log(np.diagonal(scale_chol, axis1=-2, axis2=-1)).sum(-1)
     log_norm = 0.5 * nu * log_det_scale - 0.5 * nu * dim * np.log(2.0) - _log_multigamma(nu / 2.0, dim)
-    chol = pt.linalg.cholesky(value)
-    # the diagonal by a product with the identity: ExtractDiag's gradient runs in Python
-    diagonal = pt.sum(chol * np.eye(dim), axis=-1)
-    log_det = 2.0 * pt.sum(pt.log(diagonal), axis=-1)
-    solved = pt.linalg.solve_triangular(chol, scale_chol, lower=True, b_ndim=2)
-    return log_norm - 0.5 * (nu + dim + 1.0) * log_det - 0.5 * pt.sum(solved**2, axis=(-2, -1))
+    chol = pt.specify_shape(pt.linalg.cholesky(value), (*(None,) * (value.ndim - 2), dim, dim))
+    inverse = lower_triangular_inverse(chol)
+    # ||L^{-1} C||_F^2 as a broadcast product-sum (C Ops, batched over components)
+    solved = pt.sum(inverse[..., :, :, None] * scale_chol[..., None, :, :], axis=-2)
+    return log_norm - (nu + dim + 1.0) * _log_diagonal_sum(chol, dim) - 0.5 * pt.sum(solved**2, axis=(-2, -1))
 
 
 def inverse_wishart(name: str, nu, scale, *, dims=None):
@@ -233,4 +349,5 @@ def inverse_wishart(name: str, nu, scale, *, dims=None):
         initval=scale / (nu + dim + 1.0),  # the mode: always positive definite
         dims=dims,
     )
-    return Sigma, pt.linalg.cholesky(Sigma)
+    chol = pt.specify_shape(pt.linalg.cholesky(Sigma), (*(None,) * (scale.ndim - 2), dim, dim))
+    return Sigma, chol

@@ -56,7 +56,7 @@ from scipy import special
 from .base import LatentModel, check_rng, numeric_array
 from .conjugate import Dirichlet, NormalInverseWishart, _as_positive_array
 
-from .gmm_kernels import component_stats, e_step, expected_log_densities, log_gaussian_densities
+from .gmm_kernels import component_stats, e_step, expected_e_step, log_gaussian_densities
 
 __all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", "REG_COVAR"]
 
@@ -650,9 +650,7 @@ class GaussianMixture(LatentModel):
         """
         x = self.check_data(data)
         niw = factors[NIW_KEY]
-        log_rho = expected_log_densities(x, niw.m, niw.kappa, niw.nu, niw.S) + factors["weights"].expected_log()
-        log_norm = special.logsumexp(log_rho, axis=1)
-        resp = np.exp(log_rho - log_norm[:, None])
+        log_norm, resp = expected_e_step(x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S)
         return self._stats(x, resp), float(log_norm.sum())
 
     # -- PyMC declaration -------------------------------------------------------------------

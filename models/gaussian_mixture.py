@@ -56,7 +56,7 @@ from scipy import special
 from .base import LatentModel, check_rng, numeric_array
 from .conjugate import Dirichlet, NormalInverseWishart, _as_positive_array
 
-from .gmm_kernels import component_stats, e_step, expected_e_step, log_gaussian_densities
+from .gmm_kernels import component_stats, e_step, e_step_stats, expected_e_step_stats, log_gaussian_densities
 
 __all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", "REG_COVAR"]
 
@@ -552,8 +552,9 @@ class GaussianMixture(LatentModel):
         """E-step: ``{"counts", "means", "scatters"}`` weighted by the responsibilities, and the
         log-likelihood at ``params``."""
         x = self.check_data(data)
-        log_norm, resp = e_step(x, params["weights"], params["means"], params["covs"])
-        return self._stats(x, resp), float(log_norm.sum())
+        # one fused pass: the responsibilities are used block by block, never stored
+        log_norm, counts, means, scatters = e_step_stats(x, params["weights"], params["means"], params["covs"])
+        return {"counts": counts, "means": means, "scatters": scatters}, float(log_norm.sum())
 
     def classification_stats(self, data, params):
         """Classification EM's E + C step: each point goes to its most probable component.
@@ -650,8 +651,10 @@ class GaussianMixture(LatentModel):
         """
         x = self.check_data(data)
         niw = factors[NIW_KEY]
-        log_norm, resp = expected_e_step(x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S)
-        return self._stats(x, resp), float(log_norm.sum())
+        log_norm, counts, means, scatters = expected_e_step_stats(
+            x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S
+        )
+        return {"counts": counts, "means": means, "scatters": scatters}, float(log_norm.sum())
 
     # -- PyMC declaration -------------------------------------------------------------------
     def pymc_model(self, data, marginalized: bool = True):

@@ -27,7 +27,9 @@ def check_mixing(draws: dict, backend: str, divergences: int = 0, model=None) ->
     model : optional
         A model with an identification rule (``relabel_draws``): R-hat is computed on the
         identified draws, so that chains visiting mirror-image modes of an exchangeable
-        posterior (which is correct behaviour) do not count as disagreeing.
+        posterior (which is correct behaviour) do not count as disagreeing. A model with a
+        ``label_dim`` (mixture components, HMM states) is relabelled to a common labelling
+        first, for the same reason.
 
     Returns
     -------
@@ -38,6 +40,8 @@ def check_mixing(draws: dict, backend: str, divergences: int = 0, model=None) ->
 
     if model is not None and model.supports("relabel_draws"):
         draws, _ = model.relabel_draws(draws)
+    if model is not None and getattr(model, "label_dim", None) is not None:
+        draws = _identified_by_labels(draws, model)
     chains = next(iter(draws.values())).shape[0]
     max_rhat = float("nan")
     if chains > 1:
@@ -56,3 +60,20 @@ def check_mixing(draws: dict, backend: str, divergences: int = 0, model=None) ->
     if problems:
         warnings.warn(f"{backend}: " + "; ".join(problems), ConvergenceWarning, stacklevel=4)
     return not problems, {"divergences": int(divergences), "max_rhat": max_rhat}
+
+
+def _identified_by_labels(draws: dict, model) -> dict:
+    """Draws relabelled to a common labelling (exchangeable components or states): chains that
+    report the same mode under permuted labels are not disagreeing."""
+    import arviz as az
+
+    from .labels import relabel_self
+
+    dims = model.param_dims()
+    names = [name for name in draws if name in dims and model.label_dim in dims[name]]
+    if not names:
+        return draws
+    idata = az.from_dict(posterior={name: np.asarray(draws[name]) for name in draws if name in dims},
+                         dims={name: list(dims[name]) for name in draws if name in dims})
+    relabelled = relabel_self(idata, model.label_dim, paired_dims=getattr(model, "paired_label_dims", None))
+    return {name: relabelled.posterior[name].values if name in dims else value for name, value in draws.items()}

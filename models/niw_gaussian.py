@@ -434,7 +434,9 @@ class NIWGaussian(LatentModel):
         ``Sigma ~ IW(nu0, S0)`` by :func:`~latentzoo.models.pymc_parts.inverse_wishart` (exact
         log-density; NUTS/ADVI move on its log-Cholesky vector with the Jacobian, ``find_MAP``
         leaves the Jacobian out and so finds the mode in (mu, Sigma) itself),
-        ``mu ~ MvNormal(m0, Sigma / kappa0)``, ``x ~ MvNormal(mu, Sigma)``.
+        ``mu ~ MvNormal(m0, Sigma / kappa0)``, ``x ~ MvNormal(mu, Sigma)``, the normals by
+        :func:`~latentzoo.models.pymc_parts.mvnormal` (the same density as ``pm.MvNormal``, on
+        the Cholesky factor the transform already holds).
 
         Parameters
         ----------
@@ -444,17 +446,16 @@ class NIWGaussian(LatentModel):
         """
         import pymc as pm
 
-        from .pymc_parts import inverse_wishart
+        from .pymc_parts import inverse_wishart, mvnormal
 
         x = self.check_data(data)
         prior = self.resolved_prior(x)
         coords = {key: list(value) for key, value in self.coords(x).items()}
         with pm.Model(coords=coords) as model:
             _, chol = inverse_wishart("Sigma", float(prior.nu), np.asarray(prior.S, np.float64), dims=("feature", "feature_bis"))
-            mu = pm.MvNormal(
-                "mu", mu=np.asarray(prior.m, np.float64), chol=chol / np.sqrt(np.float64(prior.kappa)), dims="feature"
-            )
-            pm.MvNormal("x", mu=mu, chol=chol, observed=x, dims=("observation", "feature"))
+            # mvnormal: pm.MvNormal's density without re-factorising Sigma or Python linear algebra
+            mu = mvnormal("mu", np.asarray(prior.m, np.float64), chol / np.sqrt(np.float64(prior.kappa)), dims="feature")
+            mvnormal("x", mu, chol, observed=x, dims=("observation", "feature"))
         return model
 
 

@@ -9,6 +9,10 @@ CACHE_DIR ?= $(HOME)/.cache/latentzoo
 export PYTENSORRC := $(CACHE_DIR)/pytensorrc
 # matplotlib without a screen
 export MPLBACKEND := Agg
+# the models' matrices are small: OpenBLAS's thread hand-offs cost more than they save
+# (a 2x2 triangular solve took 2.5-4 ms with 2 threads on busy cores, 24 us with one)
+OPENBLAS_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test test-slow bench install clean-cache help

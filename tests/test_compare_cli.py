@@ -508,3 +508,16 @@ def test_point_estimate_with_equal_weights_is_relabelled_by_its_means():
               "means": np.array([[-6.0, -2.0], [0.0, 6.0], [6.0, -2.0]])}
     relabelled = relabel(az.InferenceData(posterior=posterior), target, "component")
     np.testing.assert_allclose(relabelled.posterior["means"].values[0, 0], target["means"])
+
+
+def test_backend_names_with_the_nuts_reference_can_be_passed_back_in():
+    """The CLI resolves names (adding the long-NUTS reference for a model without an exact
+    posterior) and passes them to compare, which resolves them again: that must not fail."""
+    from latentzoo.inference.compare import _resolve_backends
+    from latentzoo.models import GaussianMixture
+
+    names, reference = _resolve_backends(GaussianMixture(), ["em"], "auto")
+    assert (names, reference) == (["nuts_reference", "em"], "nuts_reference")
+    assert _resolve_backends(GaussianMixture(), names, reference) == (names, reference)
+    with pytest.raises(ValueError, match="unknown backend 'nut'"):
+        _resolve_backends(GaussianMixture(), ["nut"], "auto")

@@ -7,7 +7,7 @@ only validate and factorise the ``K`` parameter matrices.
 
 How they are fast
 -----------------
-* **One pass over the data.** Points go through in blocks of ``_BLOCK`` (512) laid out as
+* **One pass over the data.** Points go through in blocks of ``_BLOCK`` (256) laid out as
   ``(D, B)`` (a transposing copy), so every inner loop runs along the block and is vectorised
   by LLVM (AVX2 on the benchmark machine). Per block: the log-densities of every component,
   the log-normaliser and responsibilities, and, when asked for, the weighted counts, first and
@@ -63,8 +63,9 @@ __all__ = [
 _LOG_2PI = np.log(2.0 * np.pi)
 
 # Points per block: the (D, B) and (K, B) work arrays stay in L1/L2. Measured (N = 1e5, D = 2..10,
-# K = 3..8) 256-1024 equally fast, 4096 up to 2x slower at D = 10. A multiple of 8.
-_BLOCK = 512
+# K = 3..8): 256 and 512 equally fast at D <= 5, 256 10% faster at D = 10; 128 and 1024 slower,
+# 4096 up to 2x slower at D = 10. A multiple of 8.
+_BLOCK = 256
 
 # Above this many components the moments are one BLAS product per block instead of K (D + 1)
 # (D + 2) / 2 dot products (measured crossover between K = 3 and K = 8 at D = 5 and 10).

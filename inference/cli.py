@@ -56,6 +56,14 @@ DEMO_OPTIONS = {
     "exact": {"draws": 2000},
 }
 
+#: back-ends the demo leaves out, with the reason it prints: PyMC's explicit-assignment Gibbs
+#: evaluates the whole model for every point's proposal, O(N^2) per sweep (minutes for the
+#: 300 blob points); ``latentzoo compare gmm --backends pymc_gibbs`` still runs it
+DEMO_SKIPS = {
+    "gmm": {"pymc_gibbs": "explicit assignments cost O(N^2) per sweep in PyMC; "
+                          "run `latentzoo compare gmm --backends pymc_gibbs` to see it"},
+}
+
 #: ``demo --quick``: a shorter long-NUTS reference for models without an exact posterior
 QUICK_REFERENCE_OPTIONS = {"draws": 1000, "tune": 1000, "chains": 2}
 
@@ -462,6 +470,11 @@ def cmd_demo(args) -> int:
         data = model.default_data()
         console.rule(f"{name}: {cls.__name__} on its default data")
         names, reference, options = _comparison_options(model, None, "auto", defaults, None, {})
+        for skipped, reason in DEMO_SKIPS.get(name, {}).items():
+            if skipped in names:
+                names.remove(skipped)
+                options.pop(skipped, None)
+                console.print(f"[dim]{skipped} left out of the demo: {reason}[/]")
         # the demo's long-NUTS reference (GMM) is 2 x 1000 draws, cached on disk after the first run
         options.setdefault("nuts_reference", dict(QUICK_REFERENCE_OPTIONS))
         _quiet_pymc(names, getattr(args, "debug", False))

@@ -35,12 +35,13 @@ $(STAMP): pyproject.toml .ci/pytensor-config.sh
 demo: $(STAMP)
 	$(VENV)/bin/latentzoo demo --out latentzoo-report
 
+# two workers on two cores: the suite is mostly PyTensor compiling and sampling, both CPU-bound
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 test-slow: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,bench]"
-	$(PY) -m pytest -m "slow or not slow"
+	$(PY) -m pytest -n 2 -m "slow or not slow"
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,bench]"

@@ -674,15 +674,24 @@ OPTIONS = {
     "map": {"progressbar": False},
 }
 POINT_ESTIMATES = {"em", "map"}
+PYMC_BACKENDS = ("nuts", "pymc_gibbs", "advi", "fullrank_advi", "map")
 
 
-@pytest.mark.parametrize("model, data", [
-    (DiceHMM(), SEED_ROLLS),
-    (CategoricalHMM(2, 3), [[0, 1, 2, 2], [1, 1], [2, 0, 0]]),
-], ids=["dice", "categorical-ragged"])
-@pytest.mark.parametrize("backend", [
-    pytest.param(name, marks=[pytest.mark.pymc] if name in ("nuts", "pymc_gibbs", "advi", "fullrank_advi", "map") else [])
-    for name in EXPECTED_GROUPS
+CONTRACT_CASES = [("dice", DiceHMM(), SEED_ROLLS), ("categorical-ragged", CategoricalHMM(2, 3), [[0, 1, 2, 2], [1, 1], [2, 0, 0]])]
+
+
+def _contract_marks(case: str, backend: str) -> list:
+    if backend not in PYMC_BACKENDS:
+        return []
+    # the PyMC back-ends are checked on the dice by default; the ragged case compiles another
+    # set of PyMC graphs (minutes with a cold compile cache), so it runs with the slow tests
+    return [pytest.mark.pymc] + ([pytest.mark.slow] if case != "dice" else [])
+
+
+@pytest.mark.parametrize("model, data, backend", [
+    pytest.param(model, data, backend, id=f"{backend}-{case}", marks=_contract_marks(case, backend))
+    for case, model, data in CONTRACT_CASES
+    for backend in EXPECTED_GROUPS
 ])
 def test_contract(model, data, backend):
     with warnings.catch_warnings():

@@ -34,9 +34,17 @@ POINT_ESTIMATES = {"em", "map"}
 
 #: (model, data set) rows of the contract table; every applicable back-end is run on each
 CONTRACT_MODELS = [(ThreeCoins(), "seed"), (ThreeCoins(pi=0.5), "seed")]
+def _marks(model, backend) -> list:
+    if backend not in PYMC_BACKENDS:
+        return []
+    # the fixed-pi variant compiles its own PyMC graphs (minutes with a cold compile cache):
+    # its PyMC rows run with the slow tests, the free-pi model covers the PyMC back-ends by default
+    return [pytest.mark.pymc] + ([pytest.mark.slow] if model.pi is not None else [])
+
+
 PAIRS = [
     pytest.param(model, dataset, backend, id=f"{type(model).__name__}{'(pi=0.5)' if model.pi else ''}-{backend}",
-                 marks=[pytest.mark.pymc] if backend in PYMC_BACKENDS else [])
+                 marks=_marks(model, backend))
     for model, dataset in CONTRACT_MODELS
     for backend in applicable_backends(model)
 ]

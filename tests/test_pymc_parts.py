@@ -172,6 +172,7 @@ def test_find_map_is_the_mode(batch):
     np.testing.assert_allclose(point["Sigma"], mode, rtol=1e-5, atol=1e-5 * np.abs(mode).max())
 
 
+@pytest.mark.slow  # NUTS on the IW alone; NIWGaussian's NUTS-vs-exact test covers it by default
 def test_nuts_reproduces_the_mean():
     rng = np.random.default_rng(5)
     dim, nu = 2, 9.0

@@ -683,9 +683,10 @@ CONTRACT_CASES = [("dice", DiceHMM(), SEED_ROLLS), ("categorical-ragged", Catego
 def _contract_marks(case: str, backend: str) -> list:
     if backend not in PYMC_BACKENDS:
         return []
-    # the PyMC back-ends are checked on the dice by default; the ragged case compiles another
+    # nuts, advi and map are checked on the dice by default; the ragged case compiles another
     # set of PyMC graphs (minutes with a cold compile cache), so it runs with the slow tests
-    return [pytest.mark.pymc] + ([pytest.mark.slow] if case != "dice" else [])
+    # full-rank ADVI and the explicit-state model compile graphs of their own: slow suite too
+    return [pytest.mark.pymc] + ([pytest.mark.slow] if case != "dice" or backend in ("fullrank_advi", "pymc_gibbs") else [])
 
 
 @pytest.mark.parametrize("model, data, backend", [

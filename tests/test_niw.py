@@ -381,7 +381,9 @@ def test_applicable_backends():
             fit(NIWGaussian(), SMALL, backend=backend)
 
 
-CONTRACT = [pytest.param(b, marks=[pytest.mark.pymc] if b in ("nuts", "advi", "fullrank_advi", "map") else [])
+# full-rank ADVI compiles its own graph (about half a minute with a cold compile cache): slow suite
+CONTRACT = [pytest.param(b, marks=([pytest.mark.pymc] if b in ("nuts", "advi", "fullrank_advi", "map") else [])
+                         + ([pytest.mark.slow] if b == "fullrank_advi" else []))
             for b in SETTINGS]
 
 

@@ -37,7 +37,7 @@ demo: $(STAMP)
 
 # two workers on two cores: the suite is mostly PyTensor compiling and sampling, both CPU-bound
 test: $(STAMP)
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --durations=15
 
 test-slow: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,bench]"

@@ -29,7 +29,7 @@ from scipy import optimize, special, stats
 from latentzoo.inference import ConvergenceWarning, fit
 from latentzoo.models import ThreeCoins
 
-from .conftest import DATASETS, FIT_SETTINGS, SEED_FLIPS, heads_and_flips, reference_log_likelihood
+from .conftest import DATASETS, FIT_SETTINGS, PYMC_BACKENDS, SEED_FLIPS, heads_and_flips, reference_log_likelihood
 
 #: informative priors that make the 40 x 10 data set's posterior unimodal (the mirror mode
 #: p <-> q, pi <-> 1 - pi carries a negligible mass, checked in test_informative_prior_breaks_symmetry)
@@ -458,9 +458,20 @@ def case_id(case):
     return f"{dataset}-{'pi_fixed' if model.pi is not None else 'informative' if model is INFORMATIVE else 'uniform'}"
 
 
+def agreement_pairs(backends):
+    """(case, backend) pairs; PyMC back-ends on the fixed-pi and informative cases compile
+    graphs of their own (minutes with a cold compile cache), so those rows run with the slow
+    tests and the default run checks the PyMC back-ends on the uniform case."""
+    return [
+        pytest.param(case, backend, id=f"{backend}-{case_id(case)}",
+                     marks=[pytest.mark.slow] if backend in PYMC_BACKENDS and case[0] is not AGREEMENT_CASES[0][0] else [])
+        for case in AGREEMENT_CASES
+        for backend in backends
+    ]
+
+
 @pytest.mark.pymc
-@pytest.mark.parametrize("case", AGREEMENT_CASES, ids=case_id)
-@pytest.mark.parametrize("backend", ["gibbs", "nuts", "pymc_gibbs"])
+@pytest.mark.parametrize("case, backend", agreement_pairs(["gibbs", "nuts", "pymc_gibbs"]))
 def test_samplers_agree_with_exact_within_monte_carlo_error(fitted, case, backend):
     model, dataset, _ = case
     extra = GIBBS_TWO_D_START if (backend == "gibbs" and dataset == "two_d") else {}
@@ -480,8 +491,7 @@ def test_samplers_agree_with_exact_within_monte_carlo_error(fitted, case, backen
 # identified quantity) within 0.05. These hold with margin on these data (observed errors are
 # below 0.25 sd and 0.02).
 @pytest.mark.pymc
-@pytest.mark.parametrize("case", AGREEMENT_CASES, ids=case_id)
-@pytest.mark.parametrize("backend", ["vb", "advi", "fullrank_advi"])
+@pytest.mark.parametrize("case, backend", agreement_pairs(["vb", "advi", "fullrank_advi"]))
 def test_variational_backends_agree_with_exact_loosely(fitted, case, backend):
     model, dataset, _ = case
     idata = fitted(model, dataset, backend)

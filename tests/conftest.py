@@ -15,33 +15,6 @@ if "PYTENSORRC" not in os.environ and _PYTENSORRC.is_file():
     os.environ["PYTENSORRC"] = str(_PYTENSORRC)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-
-def _compile_dir_per_xdist_worker() -> None:
-    """Give each pytest-xdist worker its own PyTensor compile directory.
-
-    PyTensor compiles C modules under one lock per directory, so two workers sharing one wait
-    for each other and a cold run barely uses the second core (measured: 12 min with two
-    workers, about 1.3 cores busy). Separate directories compile in parallel; each stays warm
-    for the next run.
-    """
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not worker:
-        return
-    import configparser
-
-    rc = os.environ.get("PYTENSORRC")
-    base = None
-    if rc and Path(rc).is_file():
-        parser = configparser.ConfigParser()
-        parser.read(rc)
-        base = parser.get("global", "base_compiledir", fallback=None)
-    base = Path(base) if base else Path.home() / ".pytensor"
-    flags = os.environ.get("PYTENSOR_FLAGS", "")
-    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={base / ('xdist-' + worker)}"]))
-
-
-_compile_dir_per_xdist_worker()
-
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402

@@ -45,15 +45,6 @@ from scipy import linalg
 EM_GOAL, VB_GOAL = 5.0, 3.0
 
 
-def best_time(function, repeat: int) -> tuple[float, object]:
-    best, result = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def iteration_times(step, state, n_iter: int, repeat: int) -> tuple[float, object]:
     """Best seconds per call of ``state = step(state)`` over ``repeat`` runs of ``n_iter`` calls
     from ``state``; also the state after the first run."""

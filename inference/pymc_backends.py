@@ -226,9 +226,7 @@ def _variational_start(model, data, rng, start):
         origin = "dict"
     else:
         raise TypeError(f"start must be None, 'em' or a dict of parameters, got {type(start).__name__}")
-    to_point = getattr(model, "pymc_initial_point", None)
-    point = to_point(params) if to_point is not None else {name: np.asarray(params[name], float) for name in model.param_names}
-    return point, origin
+    return model.pymc_initial_point(params), origin
 
 
 def _fit_variational_once(pm_model, method, *, seed, n_steps, learning_rate, tol_nats, progressbar, start):
@@ -265,13 +263,21 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
     pm_model = model.pymc_model(data, marginalized=True)
     n_observations = model.n_observations(data)
     seeds = [_pymc_seed(rng) for _ in range(n_init)]
+    starts = [start_point] * n_init
+    if start is None and n_init > 1:
+        # restarts differing only in the seed share ADVI's deterministic initial mean and land in
+        # the same optimum; the later ones start from the model's own random initial points
+        from .em import resolve_init
+
+        draw_start = resolve_init(model, data, None, rng, 1)
+        starts[1:] = [model.pymc_initial_point(draw_start(rng)) for _ in range(n_init - 1)]
     timer = time.perf_counter()
     runs = [
         _fit_variational_once(
             pm_model, method, seed=seed, n_steps=n_steps, learning_rate=learning_rate,
-            tol_nats=tol * n_observations, progressbar=progressbar, start=start_point,
+            tol_nats=tol * n_observations, progressbar=progressbar, start=restart_point,
         )
-        for seed in seeds
+        for seed, restart_point in zip(seeds, starts)
     ]
     fitting = time.perf_counter() - timer
     elbos = [-np.asarray(approx.hist, float) for approx, _ in runs]
@@ -356,8 +362,9 @@ def run_advi(
         (None), the EM (MAP) solution (``"em"``: the remedy for mixtures, whose ELBO has poor
         local optima such as two components collapsed onto one cluster), or a dict of parameters.
     n_init : int
-        Independent restarts (different seeds); the one with the highest final ELBO (mean of its
-        last 100 steps) is kept, and a ConvergenceWarning reports restarts that ended more than
+        Restarts: with ``start=None`` the first from PyMC's initial point and the others from the
+        model's random initial points (as EM's restarts); with a given ``start`` all from it, with
+        different seeds. The one with the highest final ELBO (mean of its last 100 steps) is kept, and a ConvergenceWarning reports restarts that ended more than
         max(5, 0.01 N) nats below it. The history has one row per restart.
     progressbar : bool
     """

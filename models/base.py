@@ -28,7 +28,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["LatentModel", "check_rng", "numeric_array"]
+__all__ = ["LatentModel", "check_rng", "numeric_array", "check_positive", "check_spd", "as_tuple"]
 
 
 class LatentModel:
@@ -141,3 +141,38 @@ def numeric_array(value, name: str, expected: str) -> np.ndarray:
         return np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be {expected}, got {value!r}") from None
+
+
+def check_positive(value, name: str) -> float:
+    """A positive finite real number, or a TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return value
+
+
+def check_spd(array: np.ndarray, name: str) -> np.ndarray:
+    """Symmetric positive-definite (..., D, D) matrices (symmetrised), or a ValueError naming the
+    first bad one (``name[k]`` for a batch)."""
+    scale = max(float(np.max(np.abs(array))), np.finfo(float).tiny) if array.size else 1.0
+    asymmetry = np.abs(array - np.swapaxes(array, -1, -2))
+    if np.any(asymmetry > 1e-10 * scale):
+        bad = np.unravel_index(int(np.argmax(asymmetry.reshape(asymmetry.shape[:-2] + (-1,)).max(-1))), array.shape[:-2])
+        where = f"[{', '.join(map(str, bad))}]" if bad else ""
+        raise ValueError(f"{name}{where} must be symmetric; largest asymmetry {asymmetry.max():.3g}")
+    for index in np.ndindex(array.shape[:-2]):
+        try:
+            np.linalg.cholesky(array[index])
+        except np.linalg.LinAlgError:
+            smallest = float(np.linalg.eigvalsh(array[index])[0])
+            where = f"[{', '.join(map(str, index))}]" if index else ""
+            raise ValueError(f"{name}{where} must be positive definite; its smallest eigenvalue is {smallest:.3g}") from None
+    return 0.5 * (array + np.swapaxes(array, -1, -2))
+
+
+def as_tuple(array: np.ndarray):
+    """Nested tuples of floats: array-valued hyperparameters of a frozen dataclass then compare and
+    hash by value."""
+    return tuple(as_tuple(row) for row in array) if array.ndim > 1 else tuple(float(v) for v in array)

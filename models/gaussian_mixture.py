@@ -53,8 +53,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from .base import LatentModel, check_rng, numeric_array
-from .conjugate import Dirichlet, NormalInverseWishart, _as_positive_array
+from .base import LatentModel, as_tuple, check_positive, check_rng, check_spd, numeric_array
+from .conjugate import Dirichlet, NormalInverseWishart
+from .niw_gaussian import NIWHyperparameters
 
 from .gmm_kernels import component_stats, e_step, e_step_stats, expected_e_step_stats, log_gaussian_densities
 
@@ -98,7 +99,7 @@ def _batched_log_joint(x, weights, means, covs) -> np.ndarray:
             chol = np.linalg.cholesky(covs[part])
         except np.linalg.LinAlgError:
             for offset, set_covs in enumerate(covs[part]):
-                _check_spd_batch(set_covs, f"params['covs'] (draw {start + offset}) ")
+                check_spd(set_covs, f"params['covs'] (draw {start + offset}) ")
             raise
         chol_inv = np.linalg.inv(chol)
         z = np.einsum("skij,snkj->snki", chol_inv, x[None, :, None, :] - means[part][:, None, :, :])
@@ -109,42 +110,8 @@ def _batched_log_joint(x, weights, means, covs) -> np.ndarray:
     return out
 
 
-# ------------------------------------------------------------------------------------------
-# validation helpers
-# ------------------------------------------------------------------------------------------
-def _as_tuple(array: np.ndarray):
-    return tuple(_as_tuple(row) for row in array) if array.ndim > 1 else tuple(float(v) for v in array)
-
-
-def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
-
-
-def _check_spd_batch(array: np.ndarray, name: str) -> np.ndarray:
-    """Symmetric positive-definite (..., D, D) matrices, or a ValueError naming the bad one."""
-    scale = max(float(np.max(np.abs(array))), np.finfo(float).tiny) if array.size else 1.0
-    asymmetry = np.abs(array - np.swapaxes(array, -1, -2))
-    if np.any(asymmetry > 1e-10 * scale):
-        bad = np.unravel_index(int(np.argmax(asymmetry.reshape(asymmetry.shape[:-2] + (-1,)).max(-1))), array.shape[:-2])
-        where = f"[{', '.join(map(str, bad))}]" if bad else ""
-        raise ValueError(f"{name}{where} must be symmetric; largest asymmetry {asymmetry.max():.3g}")
-    for index in np.ndindex(array.shape[:-2]):
-        try:
-            np.linalg.cholesky(array[index])
-        except np.linalg.LinAlgError:
-            smallest = float(np.linalg.eigvalsh(array[index])[0])
-            where = f"[{', '.join(map(str, index))}]" if index else ""
-            raise ValueError(f"{name}{where} must be positive definite; its smallest eigenvalue is {smallest:.3g}") from None
-    return 0.5 * (array + np.swapaxes(array, -1, -2))
-
-
 @dataclass(frozen=True)
-class GaussianMixture(LatentModel):
+class GaussianMixture(NIWHyperparameters, LatentModel):
     """Mixture of K full-covariance Gaussians with Dirichlet and Normal-Inverse-Wishart priors.
 
     Parameters
@@ -205,43 +172,9 @@ class GaussianMixture(LatentModel):
             raise ValueError(f"weights_prior must be a number or have shape ({K},), got shape {prior.shape}")
         if not np.all(np.isfinite(prior)) or np.any(prior <= 0):
             raise ValueError(f"weights_prior must be finite and > 0, got {self.weights_prior!r}")
-        object.__setattr__(self, "weights_prior", float(prior) if prior.ndim == 0 else _as_tuple(prior))
-        object.__setattr__(self, "kappa0", _check_positive(self.kappa0, "kappa0"))
-        object.__setattr__(self, "reg_covar", _check_positive(self.reg_covar, "reg_covar"))
-        dim = None
-        if self.m0 is not None:
-            m0 = numeric_array(self.m0, "m0", "a 1-D array of numbers")
-            if m0.ndim != 1 or m0.size == 0 or not np.all(np.isfinite(m0)):
-                raise ValueError(f"m0 must be a finite non-empty 1-D array of shape (D,), got {self.m0!r}")
-            dim = m0.size
-            object.__setattr__(self, "m0", _as_tuple(m0))
-        if self.S0 is not None:
-            S0 = numeric_array(self.S0, "S0", "a (D, D) array of numbers")
-            if S0.ndim != 2 or S0.shape[0] != S0.shape[1] or S0.shape[0] == 0 or not np.all(np.isfinite(S0)):
-                raise ValueError(f"S0 must be a finite square (D, D) matrix, got shape {S0.shape}")
-            if dim is not None and S0.shape[0] != dim:
-                raise ValueError(f"S0 must have shape ({dim}, {dim}) to match m0, got {S0.shape}")
-            dim = S0.shape[0]
-            object.__setattr__(self, "S0", _as_tuple(_check_spd_batch(S0, "S0")))
-        if self.nu0 is not None:
-            nu0 = _check_positive(self.nu0, "nu0")
-            if dim is not None and nu0 <= dim - 1:
-                raise ValueError(f"nu0 must be > D - 1 = {dim - 1} (D = {dim}), got {nu0}")
-            object.__setattr__(self, "nu0", nu0)
-
-    # -- structure ----------------------------------------------------------------------
-    @property
-    def dim(self) -> int | None:
-        """D if the explicit hyperparameters fix it, else None (taken from the data)."""
-        if self.m0 is not None:
-            return len(self.m0)
-        if self.S0 is not None:
-            return len(self.S0)
-        return None
-
-    @property
-    def data_driven(self) -> bool:
-        return self.m0 is None or self.nu0 is None or self.S0 is None
+        object.__setattr__(self, "weights_prior", float(prior) if prior.ndim == 0 else as_tuple(prior))
+        object.__setattr__(self, "reg_covar", check_positive(self.reg_covar, "reg_covar"))
+        self._check_niw_hyperparameters()
 
     def param_dims(self) -> dict[str, tuple[str, ...]]:
         return {
@@ -356,7 +289,7 @@ class GaussianMixture(LatentModel):
             raise ValueError(f"{name}['covs'] must have shape ({K}, {D}, {D}), got {covs.shape}")
         if not np.all(np.isfinite(covs)):
             raise ValueError(f"{name}['covs'] must be finite")
-        covs = _check_spd_batch(covs, f"{name}['covs']")
+        covs = check_spd(covs, f"{name}['covs']")
         return {"weights": weights / weights.sum(), "means": means, "covs": covs}
 
     def _batched_params(self, params, dim: int):
@@ -680,7 +613,7 @@ class GaussianMixture(LatentModel):
         x = self.check_data(data)
         prior = self.resolved_prior(x)
         niw = prior[NIW_KEY]
-        K, dim = self.n_components, x.shape[1]
+        K = self.n_components
         coords = {key: list(value) for key, value in self.coords(x).items()}
         with pm.Model(coords=coords) as model:
             if K == 1:

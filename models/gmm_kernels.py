@@ -379,7 +379,7 @@ def _inverse_cholesky(covs: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarr
     ValueError
         Naming ``name`` and the component when a matrix is not positive definite.
     """
-    n_components, dim = covs.shape[0], covs.shape[1]
+    n_components = covs.shape[0]
     chols = np.empty_like(covs)
     lower = np.tril(covs) + np.swapaxes(np.tril(covs, -1), -1, -2)
     for k in range(n_components):

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import LatentModel, check_rng, numeric_array
+from .base import LatentModel, as_tuple, check_positive, check_rng, check_spd, numeric_array
 from .conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, _log_multigamma, gaussian_stats
 
 __all__ = ["NIWGaussian", "NIWPosterior", "DATA_DRIVEN_KAPPA0"]
@@ -45,10 +45,6 @@ __all__ = ["NIWGaussian", "NIWPosterior", "DATA_DRIVEN_KAPPA0"]
 #: kappa0 of the data-driven prior (Murphy 2012, section 4.6.3.2)
 DATA_DRIVEN_KAPPA0 = 0.01
 NAMES = ("mu", "Sigma")
-
-
-def _as_tuple(array: np.ndarray):
-    return tuple(_as_tuple(row) for row in array) if array.ndim > 1 else tuple(float(v) for v in array)
 
 
 def _check_vector(value, name: str) -> np.ndarray:
@@ -69,28 +65,49 @@ def _check_spd(value, name: str, dim: int | None = None) -> np.ndarray:
         raise ValueError(f"{name} must have shape ({dim}, {dim}) to match D = {dim}, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite")
-    scale = max(float(np.max(np.abs(array))), np.finfo(float).tiny)
-    if not np.allclose(array, array.T, rtol=0, atol=1e-10 * scale):
-        raise ValueError(f"{name} must be symmetric; largest asymmetry {np.max(np.abs(array - array.T)):.3g}")
-    try:
-        np.linalg.cholesky(array)
-    except np.linalg.LinAlgError:
-        smallest = float(np.linalg.eigvalsh(array)[0])
-        raise ValueError(f"{name} must be positive definite; its smallest eigenvalue is {smallest:.3g}") from None
-    return 0.5 * (array + array.T)
+    return check_spd(array, name)
 
 
-def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
+class NIWHyperparameters:
+    """The Normal-Inverse-Wishart hyperparameters ``m0``, ``kappa0``, ``nu0``, ``S0`` shared by
+    :class:`NIWGaussian` and :class:`~latentzoo.models.gaussian_mixture.GaussianMixture`
+    (dataclass fields of those classes; None = filled from the data)."""
+
+    def _check_niw_hyperparameters(self) -> None:
+        """Validate and freeze the hyperparameters (call from ``__post_init__``)."""
+        dim = None
+        if self.m0 is not None:
+            m0 = _check_vector(self.m0, "m0")
+            dim = m0.size
+            object.__setattr__(self, "m0", as_tuple(m0))
+        object.__setattr__(self, "kappa0", check_positive(self.kappa0, "kappa0"))
+        if self.S0 is not None:
+            S0 = _check_spd(self.S0, "S0", dim)
+            dim = S0.shape[0]
+            object.__setattr__(self, "S0", as_tuple(S0))
+        if self.nu0 is not None:
+            nu0 = check_positive(self.nu0, "nu0")
+            if dim is not None and nu0 <= dim - 1:
+                raise ValueError(f"nu0 must be > D - 1 = {dim - 1} (D = {dim}), got {nu0}")
+            object.__setattr__(self, "nu0", nu0)
+
+    @property
+    def dim(self) -> int | None:
+        """D if the explicit hyperparameters fix it, else None (taken from the data)."""
+        if self.m0 is not None:
+            return len(self.m0)
+        if self.S0 is not None:
+            return len(self.S0)
+        return None
+
+    @property
+    def data_driven(self) -> bool:
+        """True when some hyperparameter is filled from the data (m0, nu0 or S0 is None)."""
+        return self.m0 is None or self.nu0 is None or self.S0 is None
 
 
 @dataclass(frozen=True)
-class NIWGaussian(LatentModel):
+class NIWGaussian(NIWHyperparameters, LatentModel):
     """Multivariate Gaussian with a conjugate Normal-Inverse-Wishart prior on (mu, Sigma).
 
     Parameters
@@ -128,37 +145,9 @@ class NIWGaussian(LatentModel):
     label_dim = None
 
     def __post_init__(self):
-        dim = None
-        if self.m0 is not None:
-            m0 = _check_vector(self.m0, "m0")
-            dim = m0.size
-            object.__setattr__(self, "m0", _as_tuple(m0))
-        object.__setattr__(self, "kappa0", _check_positive(self.kappa0, "kappa0"))
-        if self.S0 is not None:
-            S0 = _check_spd(self.S0, "S0", dim)
-            dim = S0.shape[0]
-            object.__setattr__(self, "S0", _as_tuple(S0))
-        if self.nu0 is not None:
-            nu0 = _check_positive(self.nu0, "nu0")
-            if dim is not None and nu0 <= dim - 1:
-                raise ValueError(f"nu0 must be > D - 1 = {dim - 1} (D = {dim}), got {nu0}")
-            object.__setattr__(self, "nu0", nu0)
+        self._check_niw_hyperparameters()
 
     # -- structure ----------------------------------------------------------------------
-    @property
-    def dim(self) -> int | None:
-        """D if the explicit hyperparameters fix it, else None (taken from the data)."""
-        if self.m0 is not None:
-            return len(self.m0)
-        if self.S0 is not None:
-            return len(self.S0)
-        return None
-
-    @property
-    def data_driven(self) -> bool:
-        """True when some hyperparameter is filled from the data (m0, nu0 or S0 is None)."""
-        return self.m0 is None or self.nu0 is None or self.S0 is None
-
     def param_dims(self) -> dict[str, tuple[str, ...]]:
         return {"mu": ("feature",), "Sigma": ("feature", "feature_bis")}
 

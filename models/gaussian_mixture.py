@@ -229,36 +229,10 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
         ndarray of shape (N, D), float64, read-only
         """
         K = self.n_components
-        if isinstance(data, np.ndarray) and data.dtype == np.float64 and not data.flags.writeable and data.ndim == 2:
-            # our own validated output (read-only): skip the copy, keep the cheap checks
-            if data.shape[0] >= K and data.shape[1] >= 1 and (self.dim is None or data.shape[1] == self.dim):
-                if np.all(np.isfinite(data)):
-                    return data
-        if isinstance(data, str | bytes) or data is None or isinstance(data, dict):
-            raise TypeError(f"data must be a 2-D numeric array of shape (N, D), got {type(data).__name__}")
-        try:
-            array = np.asarray(data)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"data must be a 2-D numeric array of shape (N, D), could not read it: {error}") from None
-        if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-            raise TypeError(f"data must be a 2-D array of real numbers, got dtype {array.dtype}")
-        if array.ndim != 2:
-            hint = " (use data.reshape(-1, 1) for one feature)" if array.ndim == 1 else ""
-            raise ValueError(f"data must be 2-D of shape (N, D), got shape {array.shape}{hint}")
-        if array.shape[1] < 1:
-            raise ValueError(f"data must have at least one feature, got shape {array.shape}")
-        if array.shape[0] < K:
-            raise ValueError(
-                f"n_components = {K} exceeds the number of observations N = {array.shape[0]}; "
-                "use fewer components or more data"
-            )
-        if self.dim is not None and array.shape[1] != self.dim:
-            raise ValueError(f"data have D = {array.shape[1]} features but the prior (m0/S0) has D = {self.dim}")
-        array = np.array(array, dtype=np.float64)
-        if not np.all(np.isfinite(array)):
-            raise ValueError("data contain NaN or infinite values")
-        array.setflags(write=False)
-        return array
+        return self._check_observations(
+            data, min_rows=K,
+            too_few=f"n_components = {K} exceeds the number of observations N = {{n}}; use fewer components or more data",
+        )
 
     def check_params(self, params, name: str = "params", dim: int | None = None) -> dict[str, np.ndarray]:
         """Validate one parameter set: ``weights`` (K,) positive summing to 1, ``means`` (K, D)

@@ -91,6 +91,37 @@ class NIWHyperparameters:
                 raise ValueError(f"nu0 must be > D - 1 = {dim - 1} (D = {dim}), got {nu0}")
             object.__setattr__(self, "nu0", nu0)
 
+    def _check_observations(self, data, min_rows: int, too_few: str = "") -> np.ndarray:
+        """Gaussian observations as a read-only float64 (N, D) array with N >= ``min_rows`` and D
+        matching the hyperparameters; ``too_few`` is the error message when N is too small."""
+        if isinstance(data, np.ndarray) and data.dtype == np.float64 and not data.flags.writeable and data.ndim == 2:
+            # our own validated output (read-only): skip the copy, keep the cheap checks
+            if data.shape[0] >= min_rows and data.shape[1] >= 1 and (self.dim is None or data.shape[1] == self.dim):
+                if np.all(np.isfinite(data)):
+                    return data
+        if isinstance(data, str | bytes) or data is None or isinstance(data, dict):
+            raise TypeError(f"data must be a 2-D numeric array of shape (N, D), got {type(data).__name__}")
+        try:
+            array = np.asarray(data)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"data must be a 2-D numeric array of shape (N, D), could not read it: {error}") from None
+        if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+            raise TypeError(f"data must be a 2-D array of real numbers, got dtype {array.dtype}")
+        if array.ndim != 2:
+            hint = " (use data.reshape(-1, 1) for one feature)" if array.ndim == 1 else ""
+            raise ValueError(f"data must be 2-D of shape (N, D), got shape {array.shape}{hint}")
+        if array.shape[0] < 1 or array.shape[1] < 1:
+            raise ValueError(f"data must have at least one observation and one feature, got shape {array.shape}")
+        if array.shape[0] < min_rows:
+            raise ValueError(too_few.format(n=array.shape[0]))
+        if self.dim is not None and array.shape[1] != self.dim:
+            raise ValueError(f"data have D = {array.shape[1]} features but the prior (m0/S0) has D = {self.dim}")
+        array = np.array(array, dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            raise ValueError("data contain NaN or infinite values")
+        array.setflags(write=False)
+        return array
+
     @property
     def dim(self) -> int | None:
         """D if the explicit hyperparameters fix it, else None (taken from the data)."""
@@ -181,30 +212,7 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
         -------
         ndarray of shape (n_observations, D), float64, read-only
         """
-        if isinstance(data, np.ndarray) and data.dtype == np.float64 and not data.flags.writeable and data.ndim == 2:
-            # our own validated output (read-only): skip the copy, keep the cheap checks
-            if data.shape[0] >= 1 and (self.dim is None or data.shape[1] == self.dim) and np.all(np.isfinite(data)):
-                return data
-        if isinstance(data, str | bytes):
-            raise TypeError(f"data must be a 2-D numeric array of shape (n_observations, D), got {type(data).__name__}")
-        try:
-            array = np.asarray(data)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"data must be a 2-D numeric array, could not read it: {error}") from None
-        if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-            raise TypeError(f"data must be a 2-D array of real numbers, got dtype {array.dtype}")
-        if array.ndim != 2:
-            hint = " (use data.reshape(-1, 1) for one feature)" if array.ndim == 1 else ""
-            raise ValueError(f"data must be 2-D of shape (n_observations, D), got shape {array.shape}{hint}")
-        if array.shape[0] < 1 or array.shape[1] < 1:
-            raise ValueError(f"data must have at least one observation and one feature, got shape {array.shape}")
-        if self.dim is not None and array.shape[1] != self.dim:
-            raise ValueError(f"data have D = {array.shape[1]} features but the prior (m0/S0) has D = {self.dim}")
-        array = np.array(array, dtype=np.float64)
-        if not np.all(np.isfinite(array)):
-            raise ValueError("data contain NaN or infinite values")
-        array.setflags(write=False)
-        return array
+        return self._check_observations(data, min_rows=1)
 
     def check_params(self, params, name: str = "params", dim: int | None = None) -> dict[str, np.ndarray]:
         """Validate ``{"mu": (D,), "Sigma": (D, D) symmetric positive definite}``."""

@@ -24,7 +24,7 @@ Back-end hooks (seed 002: latent variables, EM and the ELBO; seed 001: GMM by EM
 * ``vb``: mean-field q(z) q(weights) q(means, covs) with Dirichlet and NIW factors (Bishop 2006,
   section 10.2, the Gauss-Wishart written for the covariance); the ELBO is the log normaliser of
   q(z) minus the factors' KL divergences from the prior.
-* ``pymc_model``: the same priors, with an exact Inverse-Wishart; marginalised (``pm.Mixture``)
+* ``pymc_model``: the same priors, with an exact Inverse-Wishart; marginalised (a mixture density)
   for NUTS/ADVI/MAP, explicit ``z`` for ``pymc_gibbs``.
 
 The data-driven prior (Fraley & Raftery 2007, "Bayesian regularization for normal mixture
@@ -582,7 +582,7 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
         import pymc as pm
         import pytensor.tensor as pt
 
-        from .pymc_parts import inverse_wishart
+        from .pymc_parts import gaussian_mixture, inverse_wishart, mvnormal
 
         x = self.check_data(data)
         prior = self.resolved_prior(x)
@@ -595,19 +595,20 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
             else:
                 weights = pm.Dirichlet("weights", a=np.asarray(prior["weights"].concentration, np.float64), dims="component")
             covs, chol = inverse_wishart("covs", np.float64(niw.nu[0]), np.asarray(niw.S, np.float64), dims=("component", "feature", "feature_bis"))
-            means = pm.MvNormal(
+            # mvnormal / gaussian_mixture: pm.MvNormal's and pm.Mixture's densities without their
+            # Python-level triangular solves (one per observation and component in pm.Mixture)
+            means = mvnormal(
                 "means",
-                mu=np.asarray(niw.m, np.float64),
-                chol=chol / np.sqrt(np.float64(self.kappa0)),
+                np.asarray(niw.m, np.float64),
+                chol / np.sqrt(np.float64(self.kappa0)),
                 dims=("component", "feature"),
                 initval=np.asarray(niw.m, np.float64) + _spread_initval(x, K),
             )
             if marginalized:
-                components = pm.MvNormal.dist(mu=means, chol=chol)
-                pm.Mixture("x", w=weights, comp_dists=components, observed=x, dims=("observation", "feature"))
+                gaussian_mixture("x", weights, means, chol, observed=x, dims=("observation", "feature"))
             else:
                 z = pm.Categorical("z", p=weights, dims="observation")
-                pm.MvNormal("x", mu=means[z], chol=chol[z], observed=x, dims=("observation", "feature"))
+                mvnormal("x", means[z], chol[z], observed=x, dims=("observation", "feature"))
         return model
 
     def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:

@@ -140,7 +140,9 @@ def reference_nuts(model, data, *, random_seed: int = 0, options: dict | None = 
             raise TypeError(f"cache must be True, False or a directory path, got {type(cache).__name__}") from None
     data = model.check_data(data)
     settings = {**options, "random_seed": random_seed}
-    path = directory / f"{cache_key(model, data, settings)}.nc" if directory is not None else None
+    # how many processes ran the chains does not change the draws, so it is not part of the key
+    keyed = {key: value for key, value in settings.items() if key != "cores"}
+    path = directory / f"{cache_key(model, data, keyed)}.nc" if directory is not None else None
     shape = f"{options['chains']} chains × {options['draws']} draws after {options['tune']} tuning steps"
     if path is not None and path.is_file():
         try:

@@ -182,6 +182,102 @@ def lower_triangular_inverse(chol):
     return pt.stack(rows, axis=-2)
 
 
+def _batched_transpose_product(a, b):
+    """a^T b for stacks of matrices (..., D, D), as a broadcast product-sum (elementwise C Ops)."""
+    import pytensor.tensor as pt
+
+    return pt.sum(a[..., :, :, None] * b[..., :, None, :], axis=-3)
+
+
+@functools.lru_cache(maxsize=None)
+def _spd_cholesky_op():
+    """Build the SPDCholesky Op and register its rewrite lazily (PyTensor is imported on use)."""
+    import pytensor.tensor as pt
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+    from pytensor.graph.rewriting.basic import node_rewriter
+    from pytensor.tensor.math import Dot, _matmul
+    from pytensor.tensor.rewriting.basic import register_canonicalize, register_stabilize
+    from pytensor.tensor.rewriting.linalg import is_matrix_transpose
+
+    class SPDCholesky(Op):
+        """Lower Cholesky factors of stacked SPD matrices (..., D, D).
+
+        Not a Blockwise: PyTensor's batched Cholesky builds its gradient through Blockwise,
+        whose symbolic set-up cost 5 s per gradient for the GMM's (K, D, D) covariances. This
+        Op's gradient is a few broadcast products, and a rewrite replaces
+        ``SPDCholesky(L @ L.mT)`` by ``L`` for L tagged lower triangular (the log-Cholesky
+        transform's output), so compiled models never run it.
+        """
+
+        __props__ = ()
+
+        def make_node(self, x):
+            x = pt.as_tensor_variable(x)
+            if x.ndim < 2:
+                raise TypeError(f"SPDCholesky needs (..., D, D) matrices, got {x.ndim} dimensions")
+            return Apply(self, [x], [x.type()])
+
+        def perform(self, node, inputs, outputs):
+            try:
+                chol = np.linalg.cholesky(inputs[0])
+            except np.linalg.LinAlgError:
+                # not positive definite (a rejected proposal): NaN makes the log-density -inf/NaN
+                chol = np.full_like(inputs[0], np.nan)
+            outputs[0][0] = chol
+
+        def infer_shape(self, fgraph, node, shapes):
+            return shapes
+
+        def L_op(self, inputs, outputs, output_grads):
+            # Murray (2016), "Differentiation of the Cholesky decomposition", eq. for the lower
+            # factor: S = L^{-T} Phi(L^T dL) L^{-1}, and the gradient on the lower triangle is
+            # tril(S + S^T) - diag(S) (the factorisation reads the lower triangle only)
+            (chol,) = outputs
+            (grad_chol,) = output_grads
+            dim = _static_dim(chol)
+            if dim is None:
+                raise ValueError("SPDCholesky's gradient needs a static matrix size D")
+            inverse = lower_triangular_inverse(chol)
+            phi = np.tril(np.ones((dim, dim))) - 0.5 * np.eye(dim)
+            middle = phi * _batched_transpose_product(chol, grad_chol)
+            # L^{-T} M L^{-1} = (L^{-1})^T (M L^{-1})
+            right = pt.sum(middle[..., :, :, None] * inverse[..., None, :, :], axis=-2)
+            s = _batched_transpose_product(inverse, right)
+            strictly_lower = np.tril(np.ones((dim, dim)), -1)
+            return [strictly_lower * (s + s.mT) + np.eye(dim) * s]
+
+    op = SPDCholesky()
+
+    @register_canonicalize
+    @register_stabilize
+    @node_rewriter([SPDCholesky])
+    def spd_cholesky_of_llt(fgraph, node):
+        """SPDCholesky(L @ L.mT) -> L when L is tagged lower triangular."""
+        product = node.inputs[0]
+        if product.owner is None or not (isinstance(product.owner.op, Dot) or product.owner.op == _matmul):
+            return None
+        left, right = product.owner.inputs
+        if getattr(left.tag, "lower_triangular", False) and is_matrix_transpose(right) and right.owner.inputs[0] == left:
+            return [left]
+        return None
+
+    return op
+
+
+def spd_cholesky(matrices):
+    """Lower Cholesky factor of SPD matrices (..., D, D) with a cheap symbolic gradient.
+
+    Equals ``pt.linalg.cholesky`` in value; see :func:`_spd_cholesky_op` for why it exists.
+    The matrix size D must be known statically.
+    """
+    import pytensor.tensor as pt
+
+    chol = _spd_cholesky_op()(matrices)
+    dim = matrices.type.shape[-1]
+    return pt.specify_shape(chol, (*(None,) * (chol.ndim - 2), dim, dim)) if dim is not None else chol
+
+
 def _log_diagonal_sum(chol, dim: int):
     # sum_k log L_kk; the diagonal by a product with the identity, because ExtractDiag's
     # gradient (AllocDiag) runs in Python
@@ -352,7 +448,7 @@ def inverse_wishart_logp(value, nu: float, scale: np.ndarray):
     scale_chol = np.linalg.cholesky(scale)
     log_det_scale = 2.0 * np.log(np.diagonal(scale_chol, axis1=-2, axis2=-1)).sum(-1)
     log_norm = 0.5 * nu * log_det_scale - 0.5 * nu * dim * np.log(2.0) - _log_multigamma(nu / 2.0, dim)
-    chol = pt.specify_shape(pt.linalg.cholesky(value), (*(None,) * (value.ndim - 2), dim, dim))
+    chol = pt.specify_shape(spd_cholesky(value), (*(None,) * (value.ndim - 2), dim, dim))
     inverse = lower_triangular_inverse(chol)
     # ||L^{-1} C||_F^2 as a broadcast product-sum (C Ops, batched over components)
     solved = pt.sum(inverse[..., :, :, None] * scale_chol[..., None, :, :], axis=-2)
@@ -417,5 +513,5 @@ def inverse_wishart(name: str, nu, scale, *, dims=None):
         initval=scale / (nu + dim + 1.0),  # the mode: always positive definite
         dims=dims,
     )
-    chol = pt.specify_shape(pt.linalg.cholesky(Sigma), (*(None,) * (scale.ndim - 2), dim, dim))
+    chol = pt.specify_shape(spd_cholesky(Sigma), (*(None,) * (scale.ndim - 2), dim, dim))
     return Sigma, chol

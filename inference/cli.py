@@ -598,6 +598,7 @@ def cmd_demo(args) -> int:
     jobs = args.jobs if args.jobs is not None else min(2, multiprocessing.cpu_count())
     if jobs < 1:
         raise UsageError(f"--jobs must be a positive integer, got {jobs}")
+    jobs = min(jobs, len(names))
     start = time.perf_counter()
     if jobs == 1:
         outcomes = {}
@@ -606,7 +607,7 @@ def cmd_demo(args) -> int:
             sys.stdout.write(outcome.printed)
             outcomes[name] = outcome
     else:
-        outcomes = _run_demo_parallel(names, args, out, min(jobs, len(names)))
+        outcomes = _run_demo_parallel(names, args, out, jobs)
     items = "".join(
         f"<li><a href='{html.escape(outcomes[name].report)}'><b>{html.escape(name)}</b> "
         f"({html.escape(outcomes[name].class_name)})</a><p>{html.escape(outcomes[name].summary)}</p></li>"

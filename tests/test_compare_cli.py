@@ -160,6 +160,7 @@ def test_cli_compare_json(capsys):
         (["compare", "three-coins", "--backends", "em,bogus"], "bogus"),
         (["fit", "three-coins", "--data", "/no/such/file.csv", "--backend", "em"], "file.csv"),
         (["fit", "no-such-model", "--backend", "em"], "no-such-model"),
+        (["demo", "--jobs", "0"], "--jobs"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(argv, words, capsys):

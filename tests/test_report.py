@@ -122,9 +122,27 @@ def test_demo_index_links_to_reports(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "_comparison_options",
                         lambda model, backends, reference, defaults, draws, extra: (list(fast), "exact", fast))
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out), "--quick"]) == 0
+    # one model runs in this process even with --jobs 2 (no worker to lose the patches in)
+    assert cli.main(["demo", "--out", str(out), "--quick", "--jobs", "2"]) == 0
     index = (out / "index.html").read_text(encoding="utf-8")
     links = re.findall(r"href='([^']+)'", index)
     assert links == ["three-coins/report.html"]
     numbers = _check_in_browser(out / links[0], tmp_path)
     assert numbers["broken"] == 0 and numbers["images"] == 5
+
+
+@pytest.mark.slow
+def test_demo_in_two_worker_processes(tmp_path):
+    """The whole quick demo with two worker processes: every model's report exists and its
+    images load, and the index links them in the models' order."""
+    from latentzoo.inference import cli
+    from latentzoo.models import MODELS
+
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--quick", "--jobs", "2"]) == 0
+    links = re.findall(r"href='([^']+)'", (out / "index.html").read_text(encoding="utf-8"))
+    expected = [f"{name}/report.html" for name, cls in MODELS.items() if cls().supports("default_data")]
+    assert links == expected
+    for link in links:
+        numbers = _check_in_browser(out / link, tmp_path)
+        assert numbers["broken"] == 0 and numbers["images"] >= 4

@@ -441,8 +441,8 @@ def _timing(idata, kind: str) -> tuple[float, float]:
     """(compile_s, run_s): PyMC's set-up and compilation vs the sampling or optimisation itself.
 
     NUTS and PyMC's Gibbs record the sampling time (``sampling_s``, PyMC's own clock); ADVI
-    records its optimisation time (``fitting_s``) and the part of it spent before the first
-    step (``compile_s``). Everything else in the wall time is model building, compilation and
+    and find_MAP record their optimisation time (``fitting_s``) and the part of it spent
+    before the first step (``compile_s``). Everything else in the wall time is model building, compilation and
     conversion. Hand-written back-ends compile nothing (NaN); their run time is the wall time.
     """
     attrs = idata.posterior.attrs

@@ -417,6 +417,14 @@ def run_fullrank_advi(
     )
 
 
+def _map_timing(started: float, iteration_times: list) -> dict:
+    """``fitting_s`` (start to the optimiser's last iteration) and ``compile_s`` (start to its
+    first) of a find_MAP run; empty if the optimiser reported no iteration."""
+    if not iteration_times:
+        return {}
+    return {"fitting_s": iteration_times[-1] - started, "compile_s": iteration_times[0] - started}
+
+
 @register(
     "map",
     requires=("pymc_model",),
@@ -447,9 +455,14 @@ def run_map(model, data, *, rng, init="random", maxeval: int = 5000, progressbar
         start_params = resolve_init(model, data, init, rng, 1)(rng)
         start = model.pymc_initial_point(start_params)
     pm_model = model.pymc_model(data, marginalized=True)
+    # find_MAP compiles before the optimiser's first iteration and after its last (the
+    # output function): the optimiser's callbacks mark where the optimisation itself ran
+    iteration_times = []
+    started = time.perf_counter()
     with pm_model, _one_blas_thread():
         point, raw = pm.find_MAP(
-            start=start, maxeval=maxeval, progressbar=progressbar, return_raw=True, seed=_pymc_seed(rng)
+            start=start, maxeval=maxeval, progressbar=progressbar, return_raw=True, seed=_pymc_seed(rng),
+            callback=lambda *_: iteration_times.append(time.perf_counter()),
         )
         value_point = {var.name: point[var.name] for var in pm_model.value_vars}
         log_density = float(pm_model.compile_logp(jacobian=False)(value_point))
@@ -470,5 +483,6 @@ def run_map(model, data, *, rng, init="random", maxeval: int = 5000, progressbar
             "n_iter": int(getattr(raw, "nit", 0)),
             "point_estimate": True,
             "objective": log_density,
+            **_map_timing(started, iteration_times),
         },
     )

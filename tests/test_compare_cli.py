@@ -522,3 +522,14 @@ def test_backend_names_with_the_nuts_reference_can_be_passed_back_in():
     assert _resolve_backends(GaussianMixture(), names, reference) == (names, reference)
     with pytest.raises(ValueError, match="unknown backend 'nut'"):
         _resolve_backends(GaussianMixture(), ["nut"], "auto")
+
+
+@pytest.mark.pymc
+def test_map_reports_its_compile_and_run_split():
+    """find_MAP's timing comes from the optimiser's iterations: compilation before the first,
+    so 0 < run_s < runtime_s and compile_s + run_s = runtime_s."""
+    result = compare(ThreeCoins(), "1111110000", backends=["map"], reference=None, random_seed=0, progressbar=False)
+    row = result.table.iloc[0]
+    assert 0 < row["run_s"] < row["runtime_s"]
+    assert row["compile_s"] > 0
+    assert row["compile_s"] + row["run_s"] == pytest.approx(row["runtime_s"])

@@ -464,7 +464,6 @@ def cmd_compare(args) -> int:
 class _DemoOutcome:
     """What one model's demo run hands back to the parent process (picklable)."""
 
-    name: str
     class_name: str
     report: str  # report.html, relative to the output directory
     summary: str
@@ -523,7 +522,7 @@ def _demo_one(name: str, args, out: Path, callback=None, width: int | None = Non
     for note in notes:
         console.print(f"[dim]{note}[/]")
     _print_comparison(result, f"{name}: {len(result.idatas)} back-ends", console)
-    return _DemoOutcome(name, type(model).__name__, str(report.relative_to(out)), result.summary(),
+    return _DemoOutcome(type(model).__name__, str(report.relative_to(out)), result.summary(),
                         buffer.getvalue(), time.perf_counter() - start)
 
 
@@ -538,13 +537,13 @@ def _demo_worker_init(queue) -> None:
 
 def _demo_worker(name: str, args, out: Path, width: int | None, terminal: bool) -> _DemoOutcome:
     def callback(backend, event, detail):
-        _demo_events.put((name, backend, event, detail if event != "failed" else str(detail)))
+        _demo_events.put((name, backend, event, detail))
 
     return _demo_one(name, args, out, callback, width, terminal, chains_in_parallel=False)
 
 
 #: the demo's models, costliest first, so that two workers finish at about the same time
-#: (measured warm: gmm ~40 s, dice-hmm ~30 s, niw-gaussian ~25 s, three-coins ~15 s)
+#: (measured warm with two workers: gmm 52 s, dice-hmm 48 s, niw-gaussian 22 s, three-coins 14 s)
 _DEMO_ORDER = ("gmm", "dice-hmm", "niw-gaussian", "three-coins")
 
 
@@ -587,7 +586,6 @@ def _run_demo_parallel(names: list[str], args, out: Path, jobs: int) -> dict[str
 
 def cmd_demo(args) -> int:
     import html
-    import multiprocessing
 
     from latentzoo.models import MODELS
 
@@ -595,7 +593,7 @@ def cmd_demo(args) -> int:
     console = _console()
     # a general-purpose model (CategoricalHMM) has no seed data set of its own
     names = [name for name, cls in MODELS.items() if cls().supports("default_data")]
-    jobs = args.jobs if args.jobs is not None else min(2, multiprocessing.cpu_count())
+    jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError(f"--jobs must be a positive integer, got {jobs}")
     jobs = min(jobs, len(names))

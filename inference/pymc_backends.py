@@ -201,8 +201,9 @@ class _ElboPlateau:
             raise StopIteration(f"ELBO changed by {abs(recent - before):.3g} over {self.window} steps")
 
 
-#: a restart whose final ELBO is below the best by more than this many nats per observation (and
-#: at least ELBO_GAP_MIN nats: the final ELBO is a noisy average) ended in another local optimum
+#: a restart whose final ELBO is below the best by more than this many nats per observation (per
+#: time step for an HMM), and at least ELBO_GAP_MIN nats (the final ELBO is a noisy average),
+#: ended in another local optimum
 ELBO_GAP_PER_OBSERVATION = 0.01
 ELBO_GAP_MIN = 5.0
 
@@ -267,7 +268,7 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
     pm_model = model.pymc_model(data, marginalized=True)
     # tolerances scale with the model's objective_scale (time steps for an HMM: one sequence of
     # ten rolls asked for 0.01 nats and ran all 20,000 steps)
-    n_observations = model.objective_scale(data)
+    scale = model.objective_scale(data)
     seeds = [_pymc_seed(rng) for _ in range(n_init)]
     starts = [start_point] * n_init
     if start is None and n_init > 1:
@@ -281,7 +282,7 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
     runs = [
         _fit_variational_once(
             pm_model, method, seed=seed, n_steps=n_steps, learning_rate=learning_rate,
-            tol_nats=tol * n_observations, progressbar=progressbar, start=restart_point,
+            tol_nats=tol * scale, progressbar=progressbar, start=restart_point,
         )
         for seed, restart_point in zip(seeds, starts)
     ]
@@ -298,7 +299,7 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
             ConvergenceWarning,
             stacklevel=3,
         )
-    gap = max(ELBO_GAP_MIN, ELBO_GAP_PER_OBSERVATION * n_observations)
+    gap = max(ELBO_GAP_MIN, ELBO_GAP_PER_OBSERVATION * scale)
     behind = [index for index, value in enumerate(finals) if finals[best] - value > gap]
     if behind:
         warnings.warn(
@@ -371,8 +372,9 @@ def run_advi(
     n_init : int
         Restarts: with ``start=None`` the first from PyMC's initial point and the others from the
         model's random initial points (as EM's restarts); with a given ``start`` all from it, with
-        different seeds. The one with the highest final ELBO (mean of its last 100 steps) is kept, and a ConvergenceWarning reports restarts that ended more than
-        max(5, 0.01 N) nats below it. The history has one row per restart.
+        different seeds. The one with the highest final ELBO (mean of its last 100 steps) is
+        kept, and a ConvergenceWarning reports restarts that ended more than max(5, 0.01 N)
+        nats below it (N observations, or time steps for an HMM). The history has one row per restart.
     progressbar : bool
     """
     return _run_variational(

@@ -182,11 +182,12 @@ def lower_triangular_inverse(chol):
     return pt.stack(rows, axis=-2)
 
 
-def _batched_transpose_product(a, b):
-    """a^T b for stacks of matrices (..., D, D), as a broadcast product-sum (elementwise C Ops)."""
+def _broadcast_matmul(a, b):
+    """a @ b for stacks of small matrices (..., D, D), as a broadcast product-sum: elementwise
+    C Ops whose gradients are elementwise too (no Python-level linear algebra)."""
     import pytensor.tensor as pt
 
-    return pt.sum(a[..., :, :, None] * b[..., :, None, :], axis=-3)
+    return pt.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
 
 
 @functools.lru_cache(maxsize=None)
@@ -240,10 +241,8 @@ def _spd_cholesky_op():
                 raise ValueError("SPDCholesky's gradient needs a static matrix size D")
             inverse = lower_triangular_inverse(chol)
             phi = np.tril(np.ones((dim, dim))) - 0.5 * np.eye(dim)
-            middle = phi * _batched_transpose_product(chol, grad_chol)
-            # L^{-T} M L^{-1} = (L^{-1})^T (M L^{-1})
-            right = pt.sum(middle[..., :, :, None] * inverse[..., None, :, :], axis=-2)
-            s = _batched_transpose_product(inverse, right)
+            middle = phi * _broadcast_matmul(chol.mT, grad_chol)
+            s = _broadcast_matmul(inverse.mT, _broadcast_matmul(middle, inverse))
             strictly_lower = np.tril(np.ones((dim, dim)), -1)
             return [strictly_lower * (s + s.mT) + np.eye(dim) * s]
 
@@ -271,11 +270,7 @@ def spd_cholesky(matrices):
     Equals ``pt.linalg.cholesky`` in value; see :func:`_spd_cholesky_op` for why it exists.
     The matrix size D must be known statically.
     """
-    import pytensor.tensor as pt
-
-    chol = _spd_cholesky_op()(matrices)
-    dim = matrices.type.shape[-1]
-    return pt.specify_shape(chol, (*(None,) * (chol.ndim - 2), dim, dim)) if dim is not None else chol
+    return _spd_cholesky_op()(matrices)
 
 
 def _log_diagonal_sum(chol, dim: int):
@@ -451,7 +446,7 @@ def inverse_wishart_logp(value, nu: float, scale: np.ndarray):
     chol = pt.specify_shape(spd_cholesky(value), (*(None,) * (value.ndim - 2), dim, dim))
     inverse = lower_triangular_inverse(chol)
     # ||L^{-1} C||_F^2 as a broadcast product-sum (C Ops, batched over components)
-    solved = pt.sum(inverse[..., :, :, None] * scale_chol[..., None, :, :], axis=-2)
+    solved = _broadcast_matmul(inverse, scale_chol)
     return log_norm - (nu + dim + 1.0) * _log_diagonal_sum(chol, dim) - 0.5 * pt.sum(solved**2, axis=(-2, -1))
 
 

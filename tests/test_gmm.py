@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from latentzoo.inference import ConvergenceWarning, applicable_backends, fit
+from latentzoo.inference import applicable_backends, fit
 from latentzoo.inference.labels import relabel
 from latentzoo.models import GaussianMixture
 from latentzoo.models.gaussian_mixture import DegenerateComponentError

@@ -1,7 +1,8 @@
 # latentzoo: the two set-up-and-go commands are `make demo` and `make test`.
 # Each creates .venv if missing, installs latentzoo into it, configures PyTensor once, and runs.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# PYTHON may name an interpreter >= 3.12; otherwise .ci/find-python looks on PATH and in pyenv
+PYTHON ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 # PyTensor's compile cache and config live outside the checkout so that clones share them.
@@ -25,8 +26,12 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml .ci/pytensor-config.sh
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(STAMP): pyproject.toml .ci/pytensor-config.sh .ci/find-python
+	@# a .venv left by an older interpreter (latentzoo once ran on 3.11) is rebuilt
+	@if ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	    python="$(PYTHON)"; [ -n "$$python" ] || python=$$(.ci/find-python) || exit 1; \
+	    echo "creating $(VENV) with $$python"; rm -rf $(VENV); "$$python" -m venv $(VENV) || exit 1; \
+	fi
 	$(PY) -m pip install --quiet --upgrade pip "setuptools>=77"
 	$(PY) -m pip install --quiet -e ".[test]"
 	.ci/pytensor-config.sh $(CACHE_DIR) >/dev/null

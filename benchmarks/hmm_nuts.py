@@ -73,7 +73,7 @@ def nuts(dice, rolls, draws: int, sampler: str = "pymc"):
             random_seed=0, progressbar=False,
         )
     wall = time.perf_counter() - start
-    ess = az.ess(idata.posterior[list(dice.param_names)])
+    ess = az.ess(idata, var_names=list(dice.param_names))
     values = np.concatenate([ess[name].values.ravel() for name in dice.param_names])
     values = values[np.isfinite(values)]
     return wall, float(values.min())

@@ -235,8 +235,8 @@ class Comparison:
             raise ValueError(f"directory {str(directory)!r} exists and is not a directory")
         directory.mkdir(parents=True, exist_ok=True)
         for name, idata in self.idatas.items():
-            # uncompressed: zlib took 2-3 s for a GMM run's per-point latent draws, 4x the write
-            idata.to_netcdf(str(directory / f"{name}.nc"), compress=False)
+            # uncompressed (the default): zlib took 2-3 s for a GMM run's per-point latent draws
+            idata.to_netcdf(directory / f"{name}.nc")
         self.table.to_csv(directory / "table.csv", index=False)
         if self.loo is not None:
             self.loo.to_csv(directory / "loo.csv")
@@ -372,7 +372,7 @@ def _variable_stats(idata, names: list[str], kind: str) -> dict[str, dict]:
     """mean, sd, HDI, ESS, R-hat arrays per variable (each of the variable's shape)."""
     import arviz as az
 
-    posterior = idata.posterior[names]
+    posterior = idata.posterior.to_dataset()[names]
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     point = n_chain * n_draw == 1
     stats = {name: {"mean": posterior[name].mean(("chain", "draw")).values} for name in names}
@@ -384,14 +384,14 @@ def _variable_stats(idata, names: list[str], kind: str) -> dict[str, dict]:
         # ArviZ warns about short chains, and divides 0 by 0 for entries fixed by the model
         # (masked HMM emissions); the numbers are still the right ones to show
         warnings.simplefilter("ignore")
-        hdi = az.hdi(posterior, hdi_prob=HDI_PROB)
+        hdi = az.hdi(posterior, prob=HDI_PROB)
         ess = az.ess(posterior, method="bulk") if mcmc_like else None
         ess_tail = az.ess(posterior, method="tail") if mcmc_like else None
         rhat = az.rhat(posterior) if kind == "sampler" and n_chain > 1 else None
     for name in names:
         stats[name]["sd"] = posterior[name].std(("chain", "draw"), ddof=1).values
-        stats[name]["hdi_3%"] = hdi[name].sel(hdi="lower").values
-        stats[name]["hdi_97%"] = hdi[name].sel(hdi="higher").values
+        stats[name]["hdi_3%"] = hdi[name].sel(ci_bound="lower").values
+        stats[name]["hdi_97%"] = hdi[name].sel(ci_bound="upper").values
         if ess is not None:
             stats[name]["ess_bulk"] = ess[name].values
             stats[name]["ess_tail"] = ess_tail[name].values
@@ -419,7 +419,7 @@ def _wasserstein(draws: np.ndarray, reference: np.ndarray) -> float:
 def _objective(idata, backend: str) -> tuple[float, str, float]:
     """(final objective, its name, spread of the restarts' final objectives) from the attrs and history."""
     attrs = idata.posterior.attrs
-    history_name = next(iter(idata.fit_history.data_vars), None) if "fit_history" in idata.groups() else None
+    history_name = next(iter(idata.fit_history.data_vars), None) if "fit_history" in idata.children else None
     spread = math.nan
     if history_name is not None:
         history = np.atleast_2d(np.asarray(idata.fit_history[history_name].values, float))
@@ -491,7 +491,7 @@ def comparison_table(model, idatas: dict, reference: str | None = None, referenc
     rows = []
     for backend, idata in idatas.items():
         kind, stats = per_backend[backend]
-        diverging = idata.sample_stats.get("diverging") if "sample_stats" in idata.groups() else None
+        diverging = idata.sample_stats.get("diverging") if "sample_stats" in idata.children else None
         divergences = float(np.sum(diverging.values)) if diverging is not None else math.nan
         objective, objective_name, spread = _objective(idata, backend)
         compile_s, run_s = _timing(idata, kind)
@@ -546,8 +546,9 @@ def loo_table(idatas: dict):
     -------
     table : pandas.DataFrame or None
         Index: back-end; columns ``rank``, ``elpd_loo``, ``p_loo``, ``elpd_diff``, ``se``,
-        ``dse``, ``warning`` (ArviZ's flag) and ``n_bad_k`` (observations with Pareto k > 0.7,
-        where the LOO estimate is unreliable). None when LOO does not apply.
+        ``dse``, ``warning`` (ArviZ's flag) and ``n_bad_k`` (observations whose Pareto k is above
+        ArviZ's threshold ``min(1 - 1/log10(S), 0.7)`` for S draws, where the LOO estimate is
+        unreliable). None when LOO does not apply.
     note : str
         Why LOO was left out, what was skipped, or what failed (empty if nothing to say).
     """
@@ -557,7 +558,7 @@ def loo_table(idatas: dict):
     usable, skipped, invalid = {}, [], []
     for name, idata in idatas.items():
         n_samples = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
-        if "log_likelihood" not in idata.groups() or n_samples < 2:
+        if "log_likelihood" not in idata.children or n_samples < 2:
             skipped.append(name)
         elif not all(np.isfinite(v.values).all() for v in idata.log_likelihood.data_vars.values()):
             invalid.append(name)  # a NaN would make every elpd NaN without an error
@@ -576,25 +577,24 @@ def loo_table(idatas: dict):
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            bad_k = {}
-            single = {}
-            for name, idata in usable.items():
-                loo = az.loo(idata, pointwise=True)
-                bad_k[name] = int(np.sum(np.asarray(loo.pareto_k) > 0.7))
-                single[name] = loo
+            single = {name: az.loo(idata, pointwise=True) for name, idata in usable.items()}
             # az.compare accepts the computed LOOs: PSIS once per back-end, not twice
-            ranked = az.compare(single, ic="loo") if len(single) > 1 else None
+            ranked = az.compare(single, round_to="none") if len(single) > 1 else None
     except Exception as error:  # LOO is an extra: report why, keep the comparison
         return None, f"LOO failed: {type(error).__name__}: {error}. " + note
     if ranked is None:
-        name, loo = next(iter(single.items()))
-        ranked = pd.DataFrame(
-            {"rank": [0], "elpd_loo": [loo.elpd_loo], "p_loo": [loo.p_loo], "elpd_diff": [0.0], "se": [loo.se],
-             "dse": [0.0], "warning": [bool(loo.warning)]},
-            index=[name],
-        )
-    ranked = ranked[["rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "warning"]].copy()
-    ranked["n_bad_k"] = [bad_k[name] for name in ranked.index]
+        name = next(iter(single))
+        ranked = pd.DataFrame({"rank": [0], "elpd_diff": [0.0], "dse": [0.0]}, index=[name])
+    ranked = ranked[["rank", "elpd_diff", "dse"]].copy()
+    ranked.insert(1, "elpd_loo", [float(single[name].elpd) for name in ranked.index])
+    ranked.insert(2, "p_loo", [float(single[name].p) for name in ranked.index])
+    ranked.insert(4, "se", [float(single[name].se) for name in ranked.index])
+    ranked["warning"] = [bool(single[name].warning) for name in ranked.index]
+    # ArviZ 1's threshold for a reliable PSIS estimate depends on the number of draws
+    # (min(1 - 1/log10(S), 0.7), Vehtari et al. 2024)
+    ranked["n_bad_k"] = [
+        int(np.sum(np.asarray(single[name].pareto_k) > single[name].good_k)) for name in ranked.index
+    ]
     ranked.index.name = "backend"
     return ranked, note
 
@@ -725,7 +725,7 @@ def summarize(table, reference: str | None = None, failures: dict | None = None,
     if loo is not None and len(loo) > 1:
         bad = [f"{name} ({n})" for name, n in loo["n_bad_k"].items() if n > 0]
         sentence = f"Best predictive fit by PSIS-LOO: {loo.index[0]}"
-        sentence += f"; unreliable LOO (Pareto k > 0.7) for {_join(bad)}." if bad else "."
+        sentence += f"; unreliable LOO (Pareto k above ArviZ's threshold) for {_join(bad)}." if bad else "."
         sentences.append(sentence)
     return " ".join(sentences)
 

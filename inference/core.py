@@ -1,7 +1,7 @@
-"""The back-end contract: ``RawResult`` in, ``arviz.InferenceData`` out.
+"""The back-end contract: ``RawResult`` in, ``xarray.DataTree`` out.
 
-Back-ends return plain arrays; :func:`to_idata` is the only place that builds InferenceData, so
-every back-end's output has the same groups, names, dims and coords.
+Back-ends return plain arrays; :func:`to_idata` is the only place that builds the result tree, so
+every back-end's output has the same groups, names, dims and coords (ArviZ 1's conventions).
 """
 
 from __future__ import annotations
@@ -91,15 +91,14 @@ def sample_coords(model, data, n_chain: int, n_draw: int) -> dict:
 
 
 def to_idata(model, data, raw: RawResult):
-    """Build the InferenceData every back-end returns.
+    """Build the result every back-end returns: an ``xarray.DataTree`` in ArviZ 1's conventions.
 
     Groups: ``posterior`` (free parameters, derived quantities and per-observation latent
     posteriors, with the model's dims and coords), ``sample_stats``, ``observed_data``,
     ``log_likelihood`` (pointwise, from ``model.log_likelihood`` for every back-end, under the
     name of the observed variable), ``fit_history`` (an extra group: the objective per restart
-    and iteration) and attrs.
+    and iteration) and attrs, set on the root and on every group.
     """
-    import arviz as az
     import xarray as xr
 
     data = model.check_data(data)
@@ -140,13 +139,6 @@ def to_idata(model, data, raw: RawResult):
     }
     for dataset in groups.values():
         dataset.attrs.update(attrs)
-    history = groups.pop("fit_history", None)
-    idata = az.InferenceData(**groups)
-    if history is not None:
-        # extra groups are part of the InferenceData schema; arviz warns about any name it does not know
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*fit_history.*")
-            idata.add_groups(fit_history=history)
-    return idata
+    result = xr.DataTree.from_dict(groups)
+    result.attrs.update(attrs)
+    return result

@@ -73,7 +73,7 @@ def _identified_by_labels(draws: dict, model) -> dict:
     names = [name for name in draws if name in dims and model.label_dim in dims[name]]
     if not names:
         return draws
-    idata = az.from_dict(posterior={name: np.asarray(draws[name]) for name in draws if name in dims},
+    idata = az.from_dict({"posterior": {name: np.asarray(draws[name]) for name in draws if name in dims}},
                          dims={name: list(dims[name]) for name in draws if name in dims})
     relabelled = relabel_self(idata, model.label_dim, paired_dims=getattr(model, "paired_label_dims", None))
     return {name: relabelled.posterior[name].values if name in dims else value for name, value in draws.items()}

@@ -22,7 +22,6 @@ Example
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 
 import numpy as np
@@ -52,7 +51,7 @@ def relabel_by_model(model, data, idata):
         return idata
     from .core import make_dataset, posterior_values
 
-    posterior = idata.posterior
+    posterior = idata.posterior.to_dataset()
     draws = {name: posterior[name].values for name in model.param_names}
     relabelled, swapped = model.relabel_draws(draws)
     values, dims = posterior_values(model, model.check_data(data), relabelled)
@@ -61,8 +60,8 @@ def relabel_by_model(model, data, idata):
     new_posterior = make_dataset(values, dims, coords)
     new_posterior.attrs.update(posterior.attrs)
     new_posterior.attrs["relabel_fraction_swapped"] = float(np.mean(swapped))
-    result = copy.copy(idata)
-    result.posterior = new_posterior
+    result = idata.copy(deep=False)
+    result["posterior"] = new_posterior
     return result
 
 
@@ -119,7 +118,7 @@ def reference_from(idata, label_dim: str | None, variables=None, paired_dims: di
     if label_dim is None:
         return {}
     paired = _check_dims(label_dim, paired_dims)
-    posterior = idata.posterior
+    posterior = idata.posterior.to_dataset()
     names = [name for name in _labelled_variables(posterior, label_dim, paired) if label_dim in posterior[name].dims]
     if variables is not None:
         wanted = list(variables)
@@ -188,7 +187,7 @@ def relabel(idata, reference: dict | None, label_dim: str | None, paired_dims: d
     paired = _check_dims(label_dim, paired_dims)
     if not isinstance(reference, dict) or not reference:
         raise TypeError(f"reference must be a non-empty dict of variable name -> array, got {reference!r}")
-    posterior = idata.posterior
+    posterior = idata.posterior.to_dataset()
     labelled = _labelled_variables(posterior, label_dim, paired)
     if not labelled:
         raise ValueError(
@@ -249,8 +248,8 @@ def relabel(idata, reference: dict | None, label_dim: str | None, paired_dims: d
     }
 
     # a shallow copy: the other groups are shared, only the posterior is replaced
-    result = copy.copy(idata)
-    result.posterior = new_posterior
+    result = idata.copy(deep=False)
+    result["posterior"] = new_posterior
     return result
 
 
@@ -323,7 +322,7 @@ def relabel_self(idata, label_dim: str | None, variables=None, paired_dims: dict
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
     names = reference_from(idata, label_dim, variables=variables, paired_dims=paired_dims).keys()
-    posterior = idata.posterior
+    posterior = idata.posterior.to_dataset()
     reference = {name: np.asarray(posterior[name].isel(chain=0, draw=-1).values, float) for name in names}
     current = relabel(idata, reference, label_dim, paired_dims=paired_dims)
     for _ in range(max_iter):

@@ -174,6 +174,7 @@ def densities(comparison, max_panels: int = 12):
         (ArviZ's ``kde``) of each back-end's draws.
     """
     import arviz as az
+    import xarray as xr
 
     if comparison.table is None or not len(comparison.table):
         return None
@@ -193,7 +194,8 @@ def densities(comparison, max_panels: int = 12):
             if values.size == 1 or (values.size and np.ptp(values) == 0):
                 ax.axvline(values[0], color=style["color"], lw=1.6, ls="--", label=f"{name} (point)")
             elif values.size > 1:
-                grid, density = az.kde(values)
+                curve = az.kde(xr.DataArray(values, dims=["sample"]), dim="sample")
+                grid, density = curve.sel(plot_axis="x").values, curve.sel(plot_axis="y").values
                 ax.plot(grid, density, color=style["color"], lw=style["lw"], ls=style["ls"], label=name)
         ax.set_title(label, fontsize=10)
         ax.set_yticks([])
@@ -237,7 +239,7 @@ def history(comparison):
     styles = _styles(comparison)
     curves = []
     for name, idata in comparison.idatas.items():
-        if "fit_history" not in idata.groups():
+        if "fit_history" not in idata.children:
             continue
         for variable, values in idata.fit_history.data_vars.items():
             array = np.atleast_2d(np.asarray(values.values, float))

@@ -2,7 +2,7 @@
 ``pymc_gibbs`` and ``map``.
 
 Each builds ``model.pymc_model(data, ...)``, runs PyMC, and copies the free parameters back
-into plain arrays; ``to_idata`` then builds the same InferenceData as for every other back-end.
+into plain arrays; ``to_idata`` then builds the same DataTree as for every other back-end.
 PyMC is imported lazily so that ``import latentzoo.inference`` stays fast.
 """
 
@@ -39,7 +39,7 @@ def _posterior_arrays(model, posterior) -> dict[str, np.ndarray]:
 
 
 def _sample_stats(idata) -> dict[str, np.ndarray]:
-    if "sample_stats" not in idata.groups():
+    if "sample_stats" not in idata.children:
         return {}
     stats = {}
     for name, variable in idata.sample_stats.data_vars.items():
@@ -433,7 +433,7 @@ def _map_timing(started: float, iteration_times: list) -> dict:
     kind="point",
     description="pm.find_MAP on the marginalised PyMC model (cross-checks em)",
 )
-def run_map(model, data, *, rng, init="random", maxeval: int = 5000, progressbar: bool = True) -> RawResult:
+def run_map(model, data, *, rng, init="random", max_iter: int = 5000, progressbar: bool = True) -> RawResult:
     """Maximise the PyMC model's log-density (without Jacobian terms: the mode in the
     original parameter space, the quantity MAP-EM maximises).
 
@@ -443,14 +443,15 @@ def run_map(model, data, *, rng, init="random", maxeval: int = 5000, progressbar
         Starting point: a strategy name as for ``em`` (default ``"random"``), a dict of
         parameters, or None for PyMC's initial point. PyMC's initial point can sit on a saddle
         of a symmetric posterior (three coins: p = q), where the optimiser stops at once.
-    maxeval : int
+    max_iter : int
+        Iterations of the optimiser (L-BFGS-B).
     progressbar : bool
     """
     import pymc as pm
 
     from .em import resolve_init
 
-    maxeval = check_int(maxeval, "maxeval")
+    max_iter = check_int(max_iter, "max_iter")
     progressbar = check_bool(progressbar, "progressbar")
     start = None
     if init is not None:
@@ -462,27 +463,32 @@ def run_map(model, data, *, rng, init="random", maxeval: int = 5000, progressbar
     iteration_times = []
     started = time.perf_counter()
     with pm_model, _one_blas_thread():
-        point, raw = pm.find_MAP(
-            start=start, maxeval=maxeval, progressbar=progressbar, return_raw=True, seed=_pymc_seed(rng),
+        result = pm.find_MAP(
+            initvals=start, maxiter=max_iter, progressbar=progressbar, random_seed=_pymc_seed(rng),
+            # the starting point is chosen above (init); PyMC's jitter would move it
+            jitter=False, return_inferencedata=True, idata_kwargs={"include_transformed": True},
             callback=lambda *_: iteration_times.append(time.perf_counter()),
         )
-        value_point = {var.name: point[var.name] for var in pm_model.value_vars}
+        posterior = result["posterior"]
+        value_point = {var.name: posterior[var.name].values[0, 0] for var in pm_model.value_vars}
         log_density = float(pm_model.compile_logp(jacobian=False)(value_point))
-    converged = bool(getattr(raw, "success", True))
+    optimizer = result["optimizer_result"]
+    converged = bool(optimizer["success"].values) if "success" in optimizer else True
     if not converged:
+        message = str(optimizer["message"].values) if "message" in optimizer else ""
         warnings.warn(
-            f"map: the optimiser stopped without converging ({getattr(raw, 'message', '')}); "
-            "raise maxeval or give a starting point (init)",
+            f"map: the optimiser stopped without converging ({message}); "
+            "raise max_iter or give a starting point (init)",
             ConvergenceWarning,
             stacklevel=3,
         )
-    draws = {name: np.asarray(point[name], float)[None, None] for name in model.param_names}
+    draws = {name: np.asarray(posterior[name].values, float) for name in model.param_names}
     return RawResult(
         draws=draws,
         history={"log_posterior": np.array([log_density])},
         attrs={
             "converged": converged,
-            "n_iter": int(getattr(raw, "nit", 0)),
+            "n_iter": int(optimizer["nit"].values) if "nit" in optimizer else 0,
             "point_estimate": True,
             "objective": log_density,
             **_map_timing(started, iteration_times),

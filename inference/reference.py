@@ -120,7 +120,7 @@ def reference_nuts(model, data, *, random_seed: int = 0, options: dict | None = 
 
     Returns
     -------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         As returned by ``fit(model, data, backend="nuts", ...)``.
     info : dict
         ``source`` ("cache" or "run"), ``path`` (the cache file or None), ``settings``, and
@@ -146,8 +146,9 @@ def reference_nuts(model, data, *, random_seed: int = 0, options: dict | None = 
     shape = f"{options['chains']} chains × {options['draws']} draws after {options['tune']} tuning steps"
     if path is not None and path.is_file():
         try:
-            idata = az.from_netcdf(str(path))
+            idata = az.from_netcdf(path)
             idata.load()  # read everything now, so that the file is not held open
+            idata.close()
             return idata, {"source": "cache", "path": str(path), "settings": settings,
                            "description": f"long NUTS run ({shape}), loaded from the cache {path}"}
         except (OSError, ValueError, KeyError) as error:
@@ -158,7 +159,7 @@ def reference_nuts(model, data, *, random_seed: int = 0, options: dict | None = 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(f".{os.getpid()}.part")
-            idata.to_netcdf(str(partial))
+            idata.to_netcdf(partial)
             partial.replace(path)  # atomic: a concurrent reader never sees half a file
         except OSError as error:
             warnings.warn(f"could not cache the reference run in {path.parent} ({error})", stacklevel=2)

@@ -42,8 +42,8 @@ def _op_class():
 
     class HMMLogLikelihood(Op):
         """``(init, trans, emission, symbols, offsets) -> (log_lik, grad_init, grad_trans,
-        grad_emission)``; ``grad`` reuses the last three outputs, so value and gradient come
-        from one forward-backward pass (PyTensor merges the two identical applications)."""
+        grad_emission)``; the pullback reuses the last three outputs, so value and gradient come
+        from one forward-backward pass."""
 
         __props__ = ()
 
@@ -64,23 +64,23 @@ def _op_class():
             for storage, grad in zip(output_storage[1:], grads):
                 storage[0] = grad
 
-        def infer_shape(self, fgraph, node, input_shapes):
+        def infer_shape(self, node, input_shapes):
             return [(), input_shapes[0], input_shapes[1], input_shapes[2]]
 
         def connection_pattern(self, node):
             # the probabilities reach every output; the integer data reach none
             return [[True] * 4] * 3 + [[False] * 4] * 2
 
-        def grad(self, inputs, output_grads):
-            _, grad_init, grad_trans, grad_emission = self(*inputs)
-            for index, output_grad in enumerate(output_grads[1:], start=1):
-                if not isinstance(output_grad.type, DisconnectedType):
+        def pullback(self, inputs, outputs, cotangents):
+            _, grad_init, grad_trans, grad_emission = outputs
+            for cotangent in cotangents[1:]:
+                if not isinstance(cotangent.type, DisconnectedType):
                     # second derivatives would need the expected counts' own derivatives
                     return [grad_not_implemented(self, k, inputs[k], "second derivatives") for k in range(3)] + [
                         DisconnectedType()(),
                         DisconnectedType()(),
                     ]
-            upstream = output_grads[0]
+            upstream = cotangents[0]
             return [
                 upstream * grad_init,
                 upstream * grad_trans,
@@ -94,26 +94,27 @@ def _op_class():
 
 
 def _register_numba(op_class) -> None:
-    """Give the Op a compiled implementation for PyTensor's numba backend, so that nutpie
-    (which compiles the whole log-density with numba) calls the kernel without Python."""
-    try:
-        from numba import njit
-        from pytensor.link.numba.dispatch import numba_funcify
-    except ImportError:  # an older PyTensor without the numba backend: the Python perform only
-        return
+    """The Op's Numba implementation: PyTensor's default linker (and nutpie, which compiles the
+    whole log-density with Numba) then call the kernel without Python, and the compiled model
+    is cached on disk (see :mod:`latentzoo.models.numba_dispatch`)."""
+    from .numba_dispatch import register_numba_impl
+
+    register_numba_impl(op_class, _build_numba_impl, kernels)
+
+
+def _build_numba_impl(op, node):
+    from numba import njit
 
     kernel = kernels._log_likelihood_gradient
 
-    @numba_funcify.register(op_class)
-    def _funcify(op, node=None, **kwargs):
-        @njit
-        def log_likelihood_and_gradient(init, trans, emission, symbols, offsets):
-            value, grad_init, grad_trans, grad_emission = kernel(init, trans, emission, symbols, offsets)
-            out = np.empty(())
-            out[()] = value
-            return out, grad_init, grad_trans, grad_emission
+    @njit
+    def log_likelihood_and_gradient(init, trans, emission, symbols, offsets):
+        value, grad_init, grad_trans, grad_emission = kernel(init, trans, emission, symbols, offsets)
+        out = np.empty(())
+        out[()] = value
+        return out, grad_init, grad_trans, grad_emission
 
-        return log_likelihood_and_gradient
+    return log_likelihood_and_gradient
 
 
 def hmm_log_likelihood(init, trans, emission, symbols, offsets):

@@ -199,7 +199,7 @@ def _spd_cholesky_op():
     from pytensor.graph.rewriting.basic import node_rewriter
     from pytensor.tensor.math import Dot, _matmul
     from pytensor.tensor.rewriting.basic import register_canonicalize, register_stabilize
-    from pytensor.tensor.rewriting.linalg import is_matrix_transpose
+    from pytensor.tensor.elemwise import DimShuffle
 
     class SPDCholesky(Op):
         """Lower Cholesky factors of stacked SPD matrices (..., D, D).
@@ -227,10 +227,10 @@ def _spd_cholesky_op():
                 chol = np.full_like(inputs[0], np.nan)
             outputs[0][0] = chol
 
-        def infer_shape(self, fgraph, node, shapes):
+        def infer_shape(self, node, shapes):
             return shapes
 
-        def L_op(self, inputs, outputs, output_grads):
+        def pullback(self, inputs, outputs, output_grads):
             # Murray (2016), "Differentiation of the Cholesky decomposition", eq. for the lower
             # factor: S = L^{-T} Phi(L^T dL) L^{-1}, and the gradient on the lower triangle is
             # tril(S + S^T) - diag(S) (the factorisation reads the lower triangle only)
@@ -246,6 +246,9 @@ def _spd_cholesky_op():
             strictly_lower = np.tril(np.ones((dim, dim)), -1)
             return [strictly_lower * (s + s.mT) + np.eye(dim) * s]
 
+    from .numba_dispatch import register_numba_impl
+
+    register_numba_impl(SPDCholesky, _build_spd_cholesky_numba, _lower_cholesky_or_nan)
     op = SPDCholesky()
 
     @register_canonicalize
@@ -257,11 +260,53 @@ def _spd_cholesky_op():
         if product.owner is None or not (isinstance(product.owner.op, Dot) or product.owner.op == _matmul):
             return None
         left, right = product.owner.inputs
-        if getattr(left.tag, "lower_triangular", False) and is_matrix_transpose(right) and right.owner.inputs[0] == left:
+        transposes_left = (
+            right.owner is not None
+            and isinstance(right.owner.op, DimShuffle)
+            and right.owner.op.is_matrix_transpose
+            and right.owner.inputs[0] == left
+        )
+        if getattr(left.tag, "lower_triangular", False) and transposes_left:
             return [left]
         return None
 
     return op
+
+
+def _lower_cholesky_or_nan(matrix, out):
+    """Cholesky-Banachiewicz factorisation of one small SPD matrix into ``out`` (lower
+    triangle; NaN everywhere when a pivot is not positive, as the Python ``perform`` does)."""
+    dim = matrix.shape[0]
+    out[:, :] = 0.0
+    for row in range(dim):
+        for col in range(row + 1):
+            total = matrix[row, col]
+            for k in range(col):
+                total -= out[row, k] * out[col, k]
+            if row == col:
+                if not total > 0.0:
+                    out[:, :] = np.nan
+                    return
+                out[row, row] = np.sqrt(total)
+            else:
+                out[row, col] = total / out[col, col]
+
+
+def _build_spd_cholesky_numba(op, node):
+    from numba import njit
+
+    factor = njit(_lower_cholesky_or_nan)
+
+    @njit
+    def spd_cholesky_numba(matrices):
+        dim = matrices.shape[-1]
+        flat = np.ascontiguousarray(matrices).reshape((-1, dim, dim))
+        out = np.empty_like(flat)
+        for index in range(flat.shape[0]):
+            factor(flat[index], out[index])
+        return out.reshape(matrices.shape)
+
+    return spd_cholesky_numba
 
 
 def spd_cholesky(matrices):

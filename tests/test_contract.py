@@ -59,8 +59,8 @@ def test_contract_table_covers_every_backend():
 @pytest.mark.parametrize("model, dataset, backend", PAIRS)
 def test_groups(fitted, model, dataset, backend):
     idata = fitted(model, dataset, backend)
-    assert isinstance(idata, az.InferenceData)
-    assert set(idata.groups()) == EXPECTED_GROUPS[backend]
+    assert isinstance(idata, xr.DataTree)
+    assert set(idata.children) == EXPECTED_GROUPS[backend]
 
 
 @pytest.mark.parametrize("model, dataset, backend", PAIRS)
@@ -120,7 +120,7 @@ def test_derived_and_latent_quantities(fitted, model, dataset, backend):
 @pytest.mark.parametrize("model, dataset, backend", PAIRS)
 def test_attrs(fitted, model, dataset, backend):
     idata = fitted(model, dataset, backend)
-    for group in idata.groups():
+    for group in idata.children:
         attrs = idata[group].attrs
         assert attrs["backend"] == backend
         assert attrs["converged"] in (0, 1) and isinstance(attrs["converged"], int | np.integer)
@@ -139,12 +139,13 @@ def test_attrs(fitted, model, dataset, backend):
 def test_netcdf_round_trip_keeps_groups_values_and_attrs(fitted, model, dataset, backend, tmp_path):
     idata = fitted(model, dataset, backend)
     path = tmp_path / f"{backend}.nc"
-    idata.to_netcdf(str(path))
-    loaded = az.from_netcdf(str(path))
-    assert set(loaded.groups()) == set(idata.groups())
-    for group in idata.groups():
-        xr.testing.assert_allclose(loaded[group].load(), idata[group], rtol=0, atol=0)
-        assert dict(loaded[group].attrs) == dict(idata[group].attrs)
+    idata.to_netcdf(path)
+    for loaded in (az.from_netcdf(path), xr.open_datatree(path)):
+        assert set(loaded.children) == set(idata.children)
+        for group in idata.children:
+            xr.testing.assert_identical(loaded[group].to_dataset().load(), idata[group].to_dataset())
+        assert dict(loaded.attrs) == dict(idata.attrs)
+        loaded.close()
 
 
 # ----------------------------------------------------------------------------------------

@@ -448,7 +448,7 @@ def test_gibbs_and_vb_agree_on_well_separated_data():
 
     for name in ("weights", "means"):
         g = gibbs.posterior[name]
-        ess = az.ess(gibbs.posterior[[name]])[name].values
+        ess = az.ess(gibbs, var_names=[name])[name].values
         se = g.std(("chain", "draw")).values / np.sqrt(ess)
         sd = g.std(("chain", "draw")).values
         difference = np.abs(g.mean(("chain", "draw")).values - vb.posterior[name].mean(("chain", "draw")).values)
@@ -525,7 +525,7 @@ def test_nuts_agrees_with_gibbs_within_monte_carlo_error():
         for idata in (nuts, gibbs):
             draws = idata.posterior[name]
             means.append(draws.mean(("chain", "draw")).values)
-            ses.append(draws.std(("chain", "draw")).values / np.sqrt(az.ess(idata.posterior[[name]])[name].values))
+            ses.append(draws.std(("chain", "draw")).values / np.sqrt(az.ess(idata, var_names=[name])[name].values))
         assert np.all(np.abs(means[0] - means[1]) < Z * np.hypot(*ses)), name
 
 

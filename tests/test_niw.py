@@ -390,7 +390,7 @@ CONTRACT = [pytest.param(b, marks=([pytest.mark.pymc] if b in ("nuts", "advi", "
 @pytest.mark.parametrize("backend", CONTRACT)
 def test_contract(backend):
     idata = fitted(backend)
-    groups = set(idata.groups())
+    groups = set(idata.children)
     assert {"posterior", "log_likelihood", "observed_data"} <= groups
     assert ("sample_stats" in groups) == (backend == "nuts")
     posterior = idata.posterior
@@ -471,7 +471,7 @@ def test_nuts_agrees_with_exact():
     reference = exact.sample(np.random.default_rng(22), 20_000)
     for name, expected, ref_draws in (("mu", mu_mean, reference[0]), ("Sigma", Sigma_mean, reference[1])):
         draws = idata.posterior[name]
-        ess = az.ess(idata.posterior[[name]])[name].values
+        ess = az.ess(idata, var_names=[name])[name].values
         sd = draws.std(("chain", "draw")).values
         error = draws.mean(("chain", "draw")).values - expected
         assert np.all(np.abs(error) < Z * sd / np.sqrt(ess)), (name, error / (sd / np.sqrt(ess)))

@@ -40,7 +40,7 @@ def test_nutpie_agrees_with_exact():
     exact = model.exact_posterior(TWO_COIN_FLIPS)
     idata = fit(model, TWO_COIN_FLIPS, backend="nuts", sampler="nutpie", draws=2000, tune=1000, chains=2,
                 random_seed=0, progressbar=False)
-    ess = az.ess(idata.posterior[["pi", "p", "q"]])
+    ess = az.ess(idata, var_names=["pi", "p", "q"])
     for name, mean in exact.mean().items():
         standard_error = exact.sd()[name] / np.sqrt(float(ess[name]))
         assert abs(float(idata.posterior[name].mean()) - mean) < 4 * standard_error

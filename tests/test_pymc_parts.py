@@ -238,7 +238,7 @@ def test_nuts_reproduces_the_mean():
     import arviz as az
 
     draws = idata.posterior["Sigma"]
-    ess = az.ess(idata.posterior[["Sigma"]])["Sigma"].values
+    ess = az.ess(idata, var_names=["Sigma"])["Sigma"].values
     sd = draws.std(("chain", "draw")).values
     error = draws.mean(("chain", "draw")).values - scale / (nu - dim - 1)
     assert np.all(np.abs(error) < Z * sd / np.sqrt(ess)), error / (sd / np.sqrt(ess))

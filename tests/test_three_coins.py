@@ -478,7 +478,7 @@ def test_samplers_agree_with_exact_within_monte_carlo_error(fitted, case, backen
     idata = fitted(model, dataset, backend, **extra)
     mean, sd = exact_reference(model, dataset)
     names = model.param_names + ("heads_prob",)
-    ess = az.ess(idata.posterior[list(names)])
+    ess = az.ess(idata, var_names=list(names))
     for name in names:
         assert float(ess[name]) > 100, f"{name}: ESS {float(ess[name]):.0f} too small for the test to mean much"
         standard_error = sd[name] / np.sqrt(float(ess[name]))

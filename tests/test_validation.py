@@ -170,7 +170,7 @@ BAD_OPTIONS = [
     ("advi", {"n_steps": 0}, ValueError, "n_steps must be an int >= 1"),
     ("advi", {"learning_rate": -0.1}, ValueError, "learning_rate must be a positive number"),
     ("fullrank_advi", {"tol": -1.0}, ValueError, "tol must be a positive number"),
-    ("map", {"maxeval": 0}, ValueError, "maxeval must be an int >= 1"),
+    ("map", {"max_iter": 0}, ValueError, "max_iter must be an int >= 1"),
 ]
 
 

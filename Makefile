@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 # PyTensor's compile cache and config live outside the checkout so that clones share them.
 CACHE_DIR ?= $(HOME)/.cache/latentzoo
 export PYTENSORRC := $(CACHE_DIR)/pytensorrc
+# latentzoo's own numba kernels (cache=True) would otherwise cache next to the sources, per clone
+export NUMBA_CACHE_DIR ?= $(CACHE_DIR)/numba
 # matplotlib without a screen
 export MPLBACKEND := Agg
 # the models' matrices are small: OpenBLAS's thread hand-offs cost more than they save

@@ -1,0 +1,183 @@
+"""The result contract for every model x every applicable back-end, PyMC back-ends included.
+
+One table of models (a new model is one row). Each pair is fitted once, with short settings, in
+one test (so that pytest-xdist's workers never fit the same pair twice), and its
+``xarray.DataTree`` is checked against what the model declares: groups, variable names, dims,
+coords and attrs; ArviZ 1 summarises it directly (``az.summary``, ``az.ess``, ``az.rhat``,
+``az.loo``); and it round-trips through NetCDF with identical values. Model-specific values
+(log-likelihoods against scipy, posteriors against closed forms) are tested per model.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pytest
+import xarray as xr
+
+from latentzoo.inference import BACKENDS, applicable_backends, fit
+from latentzoo.models import CategoricalHMM, DiceHMM, GaussianMixture, ThreeCoins
+
+from .conftest import PYMC_BACKENDS, SEED_FLIPS
+from .test_gmm import blobs
+from .test_hmm import SEED_ROLLS
+from .test_niw import MODEL as NIW_MODEL
+from .test_niw import SMALL as NIW_DATA
+
+#: (row id, model, data): the data sets of the models' own PyMC tests where there are some, since
+#: PyTensor compiles the observations into the graph: a new data set is a new compilation
+MODELS = [
+    ("three-coins", ThreeCoins(), SEED_FLIPS),
+    ("gmm", GaussianMixture(3), blobs(20, seed=5)),
+    ("dice-hmm", DiceHMM(), SEED_ROLLS),
+    ("categorical-hmm-ragged", CategoricalHMM(2, 3), [[0, 1, 2, 2], [1, 1], [2, 0, 0]]),
+    ("niw-gaussian", NIW_MODEL, NIW_DATA),
+]
+MODEL_ROWS = {row: (model, data) for row, model, data in MODELS}
+
+#: short runs: the contract is about layout, not accuracy
+SHORT = {
+    "em": {"progressbar": False},
+    "vb": {"draws": 40, "progressbar": False},
+    "gibbs": {"draws": 30, "tune": 10, "chains": 2, "progressbar": False},
+    "exact": {"draws": 40},
+    "nuts": {"draws": 30, "tune": 30, "chains": 2, "cores": 1, "progressbar": False},
+    "pymc_gibbs": {"draws": 20, "tune": 10, "chains": 2, "cores": 1, "progressbar": False},
+    "advi": {"n_steps": 300, "draws": 40, "progressbar": False},
+    "fullrank_advi": {"n_steps": 300, "draws": 40, "progressbar": False},
+    "map": {"progressbar": False},
+}
+SEED = 5
+BASE_GROUPS = {"posterior", "log_likelihood", "observed_data"}
+EXPECTED_GROUPS = {
+    "em": BASE_GROUPS | {"fit_history"},
+    "vb": BASE_GROUPS | {"fit_history"},
+    "gibbs": BASE_GROUPS,
+    "exact": BASE_GROUPS,
+    "nuts": BASE_GROUPS | {"sample_stats"},
+    "pymc_gibbs": BASE_GROUPS | {"sample_stats"},
+    "advi": BASE_GROUPS | {"fit_history"},
+    "fullrank_advi": BASE_GROUPS | {"fit_history"},
+    "map": BASE_GROUPS | {"fit_history"},
+}
+
+PAIRS = [
+    pytest.param(row, backend, id=f"{row}-{backend}", marks=[pytest.mark.pymc] if backend in PYMC_BACKENDS else [])
+    for row, model, _ in MODELS
+    for backend in applicable_backends(model)
+]
+
+
+def fitted(row: str, backend: str) -> xr.DataTree:
+    model, data = MODEL_ROWS[row]
+    with warnings.catch_warnings():
+        # short runs do not converge; the contract is about the layout
+        warnings.simplefilter("ignore")
+        return fit(model, data, backend=backend, random_seed=SEED, **SHORT[backend])
+
+
+def test_the_tables_cover_every_backend_and_model_kind():
+    assert set(SHORT) == set(EXPECTED_GROUPS) == set(BACKENDS)
+    covered = {backend for _, model, _ in MODELS for backend in applicable_backends(model)}
+    assert covered == set(BACKENDS)
+
+
+@pytest.mark.parametrize("row, backend", PAIRS)
+def test_contract(row, backend, tmp_path):
+    idata = fitted(row, backend)
+    check_layout(row, backend, idata)
+    check_arviz_summarises(row, backend, idata)
+    check_netcdf_round_trip(idata, tmp_path / f"{row}-{backend}.nc")
+
+
+def check_layout(row: str, backend: str, idata: xr.DataTree) -> None:
+    """Groups, names, dims, coords and attrs as the model declares them."""
+    model, data = MODEL_ROWS[row]
+    assert isinstance(idata, xr.DataTree)
+    assert set(idata.children) == EXPECTED_GROUPS[backend]
+
+    checked = model.check_data(data)
+    declared_dims = {**model.param_dims(), **model.derived_dims(), **model.latent_dims()}
+    posterior = idata.posterior
+    assert set(posterior.data_vars) == set(declared_dims)
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+    for name, dims in declared_dims.items():
+        assert posterior[name].dims == ("chain", "draw", *dims), name
+    coords = model.coords(checked)
+    for dim in {dim for dims in declared_dims.values() for dim in dims}:
+        if dim in coords:
+            np.testing.assert_array_equal(posterior.coords[dim].values, np.asarray(coords[dim]), err_msg=dim)
+    np.testing.assert_array_equal(posterior.coords["chain"].values, np.arange(n_chain))
+    np.testing.assert_array_equal(posterior.coords["draw"].values, np.arange(n_draw))
+    point = BACKENDS[backend].kind == "point"
+    assert ((n_chain, n_draw) == (1, 1)) == point
+
+    for name in model.param_names:
+        assert np.isfinite(posterior[name].values).all(), name
+    (observed_name,) = idata.log_likelihood.data_vars
+    log_lik = idata.log_likelihood[observed_name]
+    assert log_lik.dims == ("chain", "draw", model.observation_dim)
+    assert log_lik.shape[:2] == (n_chain, n_draw)
+    assert log_lik.shape[2] == model.n_observations(checked)
+    assert np.isfinite(log_lik.values).all()
+    assert observed_name in idata.observed_data.data_vars
+    if "sample_stats" in idata.children:
+        for variable in idata.sample_stats.data_vars.values():
+            assert variable.dims[:2] == ("chain", "draw")
+    if "fit_history" in idata.children:
+        assert set(idata.fit_history.dims) == {"restart", "iteration"}
+
+    for node in (idata, *idata.children.values()):
+        attrs = node.attrs
+        assert attrs["backend"] == backend
+        assert attrs["model"] == type(model).__name__
+        assert attrs["inference_library"] == "latentzoo"
+        assert attrs["random_seed"] == SEED
+        assert attrs["point_estimate"] == int(point)
+        assert attrs["converged"] in (0, 1)
+        assert isinstance(attrs["n_iter"], int | np.integer) and attrs["n_iter"] >= 0
+        assert isinstance(attrs["runtime_s"], float) and attrs["runtime_s"] > 0
+
+
+def check_arviz_summarises(row: str, backend: str, idata: xr.DataTree) -> None:
+    """az.summary, az.ess, az.rhat and az.loo work on the DataTree as it is."""
+    model, _ = MODEL_ROWS[row]
+    names = list(model.param_names)
+    with warnings.catch_warnings():
+        # a point estimate or a short run: ArviZ warns about too few draws
+        warnings.simplefilter("ignore")
+        summary = az.summary(idata, var_names=names)
+    n_elements = sum(int(np.prod(idata.posterior[name].shape[2:])) for name in names)
+    assert len(summary) == n_elements
+    # the means are the posterior means, element by element, in ArviZ's row order
+    means = np.concatenate([idata.posterior[name].mean(("chain", "draw")).values.ravel() for name in names])
+    np.testing.assert_allclose(summary["mean"].to_numpy(float), means, atol=0.01 * np.abs(means).max() + 1e-9)
+    if BACKENDS[backend].kind == "point":
+        return
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore")
+        ess = az.ess(idata, var_names=names)
+        loo = az.loo(idata)
+    assert all(np.nanmin(ess[name].values) > 0 for name in names)
+    assert np.isfinite(loo.elpd)
+    if idata.posterior.sizes["chain"] > 1:
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            warnings.simplefilter("ignore")
+            rhat = az.rhat(idata, var_names=names)
+        # entries fixed by the model (a die's impossible faces) have no R-hat; the rest do
+        assert all(np.isfinite(rhat[name].values).any() for name in names)
+
+
+def check_netcdf_round_trip(idata: xr.DataTree, path) -> None:
+    """DataTree.to_netcdf, then xarray.open_datatree and arviz.from_netcdf: identical values and attrs."""
+    idata.to_netcdf(path)
+    for loaded in (xr.open_datatree(path), az.from_netcdf(path)):
+        try:
+            assert set(loaded.children) == set(idata.children)
+            for group in idata.children:
+                xr.testing.assert_identical(loaded[group].to_dataset().load(), idata[group].to_dataset())
+            assert dict(loaded.attrs) == dict(idata.attrs)
+        finally:
+            loaded.close()

@@ -17,7 +17,7 @@ the EM step of ``inference/em.py`` (``model.expected_stats``, ``model.conditiona
 mle=True)``, the mode) and VB's ``inference.vb.elbo_step`` (checked to reproduce ``fit``'s result),
 for scikit-learn the body of ``BaseMixture.fit_predict``'s loop (``_e_step``, ``_m_step``,
 ``_compute_lower_bound``). Set-up (validation, initialisation, the final E-step, building the
-InferenceData) is excluded on both sides: like ``fit``, the timed steps get the data as
+result DataTree) is excluded on both sides: like ``fit``, the timed steps get the data as
 validated once by ``model.check_data`` (read-only, so each step only re-checks finiteness), and
 scikit-learn's loop the array its ``fit`` validated.
 

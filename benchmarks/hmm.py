@@ -98,7 +98,7 @@ def main(argv=None) -> None:
         rows.append((f"Viterbi,    T={T:.0e}", our_time, their_time, check))
 
     print(f"K = {K} states, M = {M} symbols; Baum-Welch: per iteration ({n_iter} iterations, ours includes the")
-    print("final E-step and the pointwise log-likelihood of the InferenceData); best of", args.repeat, "runs\n")
+    print("final E-step and the pointwise log-likelihood of the result); best of", args.repeat, "runs\n")
     print(f"{'':24s} {'latentzoo':>12s} {'hmmlearn':>12s} {'speed-up':>9s}   check")
     for label, our_time, their_time, check in rows:
         print(f"{label:24s} {our_time * 1e3:10.1f} ms {their_time * 1e3:10.1f} ms {their_time / our_time:8.1f}x   {check}")

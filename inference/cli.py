@@ -333,7 +333,7 @@ def cmd_fit(args) -> int:
         for message in messages:
             console.print(f"[yellow]warning:[/] {message}")
         if args.out:
-            console.print(f"saved InferenceData to {args.out}")
+            console.print(f"saved the result (xarray.DataTree) to {args.out}")
     for message in messages if args.json else ():
         print(f"{PROG}: warning: {message}", file=sys.stderr)
     return 0
@@ -688,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="back-end name (em, vb, gibbs, exact, nuts, ...; see `latentzoo list`)")
     fitting.add_argument("--option", metavar="KEY=VALUE", action="append",
                          help="back-end option, e.g. --option draws=2000 --option mle=True (repeatable)")
-    fitting.add_argument("--out", metavar="FILE.nc", help="save the InferenceData as NetCDF")
+    fitting.add_argument("--out", metavar="FILE.nc", help="save the result (an xarray.DataTree) as NetCDF")
     fitting.set_defaults(handler=cmd_fit)
 
     comparing = commands.add_parser(

@@ -2,7 +2,7 @@
 
 :func:`compare` fits every requested back-end with :func:`~latentzoo.inference.fit`, keeps going
 when one of them fails (the failure is part of the answer), relabels exchangeable labels to the
-reference back-end, and returns a :class:`Comparison` holding the InferenceData objects, one
+reference back-end, and returns a :class:`Comparison` holding the result DataTrees, one
 tidy table, figures and a self-contained HTML report.
 """
 
@@ -105,7 +105,7 @@ class Comparison:
     ----------
     model : the latentzoo model
     data : the validated data (``model.check_data(data)``)
-    idatas : dict of str -> arviz.InferenceData
+    idatas : dict of str -> xarray.DataTree
         One per back-end that ran (and the long NUTS reference, under ``"nuts_reference"``,
         when it is the yardstick), relabelled to the reference where the model has a
         ``label_dim``. Back-ends that failed are absent (see ``failures``).
@@ -153,7 +153,7 @@ class Comparison:
         dict of str -> matplotlib.figure.Figure
             ``"forest"`` (means and 94% HDIs per back-end), ``"densities"`` (marginal
             densities overlaid), ``"history"`` (convergence of the iterative back-ends on one
-            axis), ``"traces"`` (MCMC chains) and ``"model"`` (a model-specific picture), where
+            axis), ``"traces-<sampler>"`` (MCMC chains, one figure per sampler) and ``"model"`` (a model-specific picture), where
             each applies.
         """
         from . import plots
@@ -162,7 +162,7 @@ class Comparison:
             "forest": plots.forest(self),
             "densities": plots.densities(self),
             "history": plots.history(self),
-            "traces": plots.traces(self),
+            **plots.traces(self),
             "model": plots.model_picture(self),
         }
         return {name: figure for name, figure in figures.items() if figure is not None}
@@ -216,7 +216,7 @@ class Comparison:
     def save(self, directory) -> Path:
         """Write the comparison to ``directory`` (created if needed).
 
-        Files: ``<backend>.nc`` per back-end (``arviz.from_netcdf`` reads them back, with the
+        Files: ``<backend>.nc`` per back-end (``xarray.open_datatree`` or ``arviz.from_netcdf`` reads them back, with the
         ``fit_history`` group and attrs), ``table.csv``, ``loo.csv`` (where LOO applies),
         ``summary.txt``, ``<figure>.png`` per figure, and a self-contained ``report.html``
         (tables inline, figures embedded as base64 PNG, no external resources).
@@ -275,7 +275,7 @@ class Comparison:
             "reference": f"{self.reference}: {self.reference_info}" if self.reference else "none",
             "random_seed": str(self.random_seed),
             "options": "; ".join(f"{name}: {opts}" for name, opts in self.options.items() if opts) or "defaults",
-            "versions": ", ".join(f"{p} {installed(p)}" for p in ("latentzoo", "pymc", "arviz", "numpy")),
+            "versions": ", ".join(f"{p} {installed(p)}" for p in ("latentzoo", "pymc", "pytensor", "arviz", "numpy")),
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
 
@@ -307,12 +307,13 @@ class Comparison:
             "densities": "Marginal posterior densities per back-end, overlaid (point estimates: vertical lines).",
             "history": "Convergence: each iterative back-end's objective per iteration, divided by the number "
             "of observations so that they share an axis (EM: log-posterior, VB and ADVI: ELBO).",
-            "traces": "MCMC traces, one line per chain: well-mixed chains overlap like noise around one level.",
+            "traces": "MCMC traces and per-chain densities (arviz-plots), one colour per chain: well-mixed chains "
+            "overlap like noise around one level, and their densities agree.",
             "model": "The model's own picture.",
         }
         figures = "".join(
             f"<figure id='figure-{escape(name)}'><img alt='{escape(name)}' src='data:image/png;base64,{data}'/>"
-            f"<figcaption>{escape(captions.get(name, name))}</figcaption></figure>"
+            f"<figcaption>{escape(captions.get(name.partition('-')[0], name))}</figcaption></figure>"
             for name, data in images.items()
         )
         return f"""<!DOCTYPE html>
@@ -341,8 +342,8 @@ dt {{ float: left; clear: left; width: 11em; }} dd {{ margin-left: 12em; font-si
 <h2>Failures</h2><ul>{failures}</ul>
 <h2>Warnings</h2><ul>{warning_items}</ul>
 <h2>Settings</h2><table class="settings">{settings}</table>
-<p>Each back-end's InferenceData is saved next to this file as <code>&lt;backend&gt;.nc</code>
-(<code>arviz.from_netcdf</code>); the table as <code>table.csv</code>.</p>
+<p>Each back-end's result (an <code>xarray.DataTree</code>) is saved next to this file as <code>&lt;backend&gt;.nc</code>
+(<code>xarray.open_datatree</code> or <code>arviz.from_netcdf</code>); the table as <code>table.csv</code>.</p>
 </body></html>
 """
 
@@ -463,7 +464,7 @@ def comparison_table(model, idatas: dict, reference: str | None = None, referenc
     Parameters
     ----------
     model : latentzoo model
-    idatas : dict of str -> arviz.InferenceData
+    idatas : dict of str -> xarray.DataTree
         Back-end name -> result (already relabelled where needed).
     reference : str, optional
         Back-end whose draws are the yardstick (``ref_mean``, ``ref_sd``, ``sd_ratio``,
@@ -540,7 +541,7 @@ def loo_table(idatas: dict):
 
     Parameters
     ----------
-    idatas : dict of str -> arviz.InferenceData (each with a ``log_likelihood`` group)
+    idatas : dict of str -> xarray.DataTree (each with a ``log_likelihood`` group)
 
     Returns
     -------

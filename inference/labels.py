@@ -98,7 +98,7 @@ def reference_from(idata, label_dim: str | None, variables=None, paired_dims: di
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         Typically the reference back-end's result (exact draws or NUTS).
     label_dim : str or None
         The exchangeable dim (``model.label_dim``). None gives an empty dict.
@@ -151,7 +151,7 @@ def relabel(idata, reference: dict | None, label_dim: str | None, paired_dims: d
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         Its ``posterior`` group is relabelled; other groups are shared with the result
         (the pointwise log-likelihood and observed data do not depend on labels).
     reference : dict of str -> array-like of shape (*variable_shape,)
@@ -166,7 +166,7 @@ def relabel(idata, reference: dict | None, label_dim: str | None, paired_dims: d
 
     Returns
     -------
-    arviz.InferenceData
+    xarray.DataTree
         A new object whose posterior has every labelled variable permuted and a variable
         ``label_permutation`` of shape (chain, draw, n_labels): entry ``[c, d, k]`` is the
         original label now called ``k``. If ``idata`` was relabelled before, the permutations
@@ -303,7 +303,7 @@ def relabel_self(idata, label_dim: str | None, variables=None, paired_dims: dict
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
     label_dim : str or None
         None returns ``idata`` unchanged.
     variables : iterable of str, optional
@@ -314,7 +314,7 @@ def relabel_self(idata, label_dim: str | None, variables=None, paired_dims: dict
 
     Returns
     -------
-    arviz.InferenceData
+    xarray.DataTree
         As from :func:`relabel`; ``label_permutation`` refers to the original labels.
     """
     if label_dim is None:

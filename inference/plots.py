@@ -7,7 +7,7 @@ notebook the figure displays itself.
 * :func:`forest` -- posterior means and 94% HDIs, back-ends side by side, per parameter;
 * :func:`densities` -- marginal posterior densities, back-ends overlaid;
 * :func:`history` -- convergence of the iterative back-ends (EM, VB, ADVI) on one axis;
-* :func:`traces` -- MCMC chains;
+* :func:`traces` -- MCMC chains and per-chain densities (arviz-plots), one figure per sampler;
 * :func:`model_picture` -- a picture specific to the model type (registered with
   :func:`register_picture`): the (p, q) plane of the three-coin posterior, covariance
   ellipses (NIW, GMM), HMM state posteriors with the Viterbi path.
@@ -283,54 +283,63 @@ def history(comparison):
     return figure
 
 
-def traces(comparison, max_parameters: int = 6, max_draws: int = 1000):
-    """MCMC traces: one row per parameter element, one column per sampler, one line per chain.
+def traces(comparison, max_parameters: int = 6) -> dict:
+    """MCMC traces and per-chain densities (arviz-plots' ``plot_trace_dist``), one figure per sampler.
 
-    With more than ``max_parameters`` elements, those with the largest R-hat are shown.
+    One row per parameter element; with more than ``max_parameters`` elements, those with the
+    largest R-hat over the samplers are shown (the chains worth looking at are those that
+    disagree most).
 
     Returns
     -------
-    matplotlib.figure.Figure or None
-        None when no sampler (NUTS, Gibbs) ran.
+    dict of str -> matplotlib.figure.Figure
+        ``"traces-<sampler>"`` per sampler (NUTS, Gibbs) with more than one draw; empty when none ran.
     """
+    import arviz_plots as azp
+    import xarray as xr
+
     samplers = [name for name in _order(comparison) if _kind(comparison, name) == "sampler"
                 and comparison.idatas[name].posterior.sizes["draw"] > 1]
     if not samplers:
-        return None
-    labels, omitted = _informative(comparison, 10**6)
+        return {}
+    labels, _ = _informative(comparison, 10**6)
     if not labels:
-        return None
+        return {}
     table = comparison.table[comparison.table["backend"].isin(samplers)]
     worst = table.groupby("parameter", sort=False)["r_hat"].max()
     if len(labels) > max_parameters and worst.notna().any():
-        # the chains worth looking at are those that disagree most
         labels = sorted(labels, key=lambda label: -np.nan_to_num(worst.get(label, np.nan), nan=0.0))
     omitted = max(0, len(labels) - max_parameters)
     labels = labels[:max_parameters]
-    figure = _figure(3.6 * len(samplers) + 0.6, 1.5 * len(labels) + 1.0)
-    axes = figure.subplots(len(labels), len(samplers), squeeze=False, sharex="col")
-    for column, name in enumerate(samplers):
+    figures = {}
+    for name in samplers:
         posterior = comparison.idatas[name].posterior
-        for row, label in enumerate(labels):
-            ax = axes[row, column]
-            base, _, rest = label.partition("[")
-            values = np.asarray(posterior[base].values, float)
-            if rest:
-                index = tuple(int(part) for part in rest.rstrip("]").split(","))
-                values = values[(slice(None), slice(None)) + index]
-            for chain, line in enumerate(values[:, :max_draws]):
-                ax.plot(line, lw=0.5, alpha=0.7, color=f"C{chain % 10}")
-            if column == 0:
-                ax.set_ylabel(label, fontsize=9)
-            if row == 0:
-                ax.set_title(f"{name} ({values.shape[0]} chains)", fontsize=10)
-            ax.tick_params(labelsize=8)
-        axes[-1, column].set_xlabel("draw")
-    title = "MCMC traces (one colour per chain)"
-    if omitted:
-        title += f"; the {len(labels)} parameters with the largest R-hat of {len(labels) + omitted}"
-    figure.suptitle(title)
-    return figure
+        # one scalar variable per table label, so that rows are named as in the table
+        selected = xr.Dataset(
+            {label: (("chain", "draw"), _element_by_chain(posterior, label)) for label in labels},
+            coords={"chain": posterior.coords["chain"].values, "draw": posterior.coords["draw"].values},
+        )
+        collection = azp.plot_trace_dist(
+            xr.DataTree.from_dict({"posterior": selected}), compact=False, backend="matplotlib",
+            figure_kwargs={"figsize": (9.0, 1.6 * len(labels) + 1.0)},
+        )
+        figure = collection.viz["figure"].item()
+        title = f"{name}: MCMC traces and densities, one colour per chain"
+        if omitted:
+            title += f" (the {len(labels)} parameters with the largest R-hat of {len(labels) + omitted})"
+        figure.suptitle(title)
+        figures[f"traces-{name}"] = figure
+    return figures
+
+
+def _element_by_chain(posterior, label: str) -> np.ndarray:
+    """Draws of a table label such as ``p`` or ``means[1, 0]`` as (chain, draw)."""
+    base, _, rest = label.partition("[")
+    values = np.asarray(posterior[base].values, float)
+    if rest:
+        index = tuple(int(part) for part in rest.rstrip("]").split(","))
+        values = values[(slice(None), slice(None)) + index]
+    return values
 
 
 def _kind(comparison, name: str) -> str:

@@ -104,7 +104,7 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, **opti
 
     Returns
     -------
-    arviz.InferenceData
+    xarray.DataTree
         Groups ``posterior``, ``log_likelihood``, ``observed_data``, ``sample_stats`` (where
         the back-end has them) and ``fit_history``; attrs ``backend``, ``converged``,
         ``n_iter``, ``runtime_s``, ``point_estimate``, ``random_seed``.

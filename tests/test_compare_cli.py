@@ -399,10 +399,13 @@ def test_compare_with_the_long_nuts_reference(fake_nuts, tmp_path):
 # -- figures -----------------------------------------------------------------------------------------
 def test_every_figure_is_drawn(seed_comparison):
     figures = seed_comparison.plot()
-    assert set(figures) == {"forest", "densities", "history", "traces", "model"}
+    assert set(figures) == {"forest", "densities", "history", "traces-gibbs", "model"}
     history_axes = figures["history"].axes[0]
     assert {line.get_label().split(":")[0] for line in history_axes.get_lines()} >= {"em", "vb"}
-    assert len(figures["traces"].axes) == 4  # four parameters, one sampler (gibbs)
+    # four parameters (pi, p, q, heads_prob) x (density, trace), for the one sampler (gibbs)
+    trace_axes = figures["traces-gibbs"].axes
+    assert len(trace_axes) == 8
+    assert sum(len(ax.get_lines()) >= 2 for ax in trace_axes) == 8  # a line per chain (2 chains) in every panel
 
 
 def test_model_pictures_for_niw_and_hmm():

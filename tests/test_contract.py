@@ -1,5 +1,5 @@
 """The back-end contract (DESIGN.md, "Inference"): every (model, backend) pair returns the same
-InferenceData layout: groups, variable names, dims, coords, pointwise log-likelihood and attrs.
+result layout (an xarray.DataTree): groups, variable names, dims, coords, pointwise log-likelihood and attrs.
 
 Fits are cached for the session (tests/conftest.py), so each pair is fitted once.
 """
@@ -18,7 +18,7 @@ from latentzoo.models import ThreeCoins
 from .conftest import DATASETS, PYMC_BACKENDS, heads_and_flips, reference_log_likelihood
 
 BASE_GROUPS = {"posterior", "log_likelihood", "observed_data"}
-#: the groups each back-end's InferenceData must have, exactly
+#: the groups each back-end's result must have, exactly
 EXPECTED_GROUPS = {
     "em": BASE_GROUPS | {"fit_history"},
     "vb": BASE_GROUPS | {"fit_history"},

@@ -398,7 +398,7 @@ def test_bad_params_to_model_level_methods():
 
 
 # ------------------------------------------------------------------------------------------
-# the InferenceData contract (the shared table in test_contract.py is written for ThreeCoins)
+# the result (DataTree) contract (the shared table in test_contract.py is written for ThreeCoins)
 # ------------------------------------------------------------------------------------------
 CONTRACT_OPTIONS = {
     "em": {"progressbar": False},

@@ -1,6 +1,6 @@
 """CategoricalHMM and DiceHMM: compiled kernels against brute-force enumeration of every state
 path, long sequences, hmmlearn from identical starts, agreement between back-ends, the
-InferenceData contract and a catalogue of bad inputs.
+result (DataTree) contract and a catalogue of bad inputs.
 
 Reference values come from enumeration written here with plain NumPy/SciPy, from hmmlearn, or
 from closed forms (13/72) -- never from the code under test.
@@ -650,7 +650,7 @@ def test_relabelling_recovers_permuted_states_of_an_exchangeable_hmm():
 
 
 # ----------------------------------------------------------------------------------------
-# the InferenceData contract
+# the result (DataTree) contract
 # ----------------------------------------------------------------------------------------
 EXPECTED_GROUPS = {
     "em": {"posterior", "log_likelihood", "observed_data", "fit_history"},

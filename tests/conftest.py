@@ -37,6 +37,20 @@ FIT_SETTINGS = {
 }
 PYMC_BACKENDS = ("nuts", "pymc_gibbs", "advi", "fullrank_advi", "map")
 
+BASE_GROUPS = {"posterior", "log_likelihood", "observed_data"}
+#: the groups of each back-end's result DataTree, exactly
+EXPECTED_GROUPS = {
+    "em": BASE_GROUPS | {"fit_history"},
+    "vb": BASE_GROUPS | {"fit_history"},
+    "gibbs": BASE_GROUPS,
+    "exact": BASE_GROUPS,
+    "nuts": BASE_GROUPS | {"sample_stats"},
+    "pymc_gibbs": BASE_GROUPS | {"sample_stats"},
+    "advi": BASE_GROUPS | {"fit_history"},
+    "fullrank_advi": BASE_GROUPS | {"fit_history"},
+    "map": BASE_GROUPS | {"fit_history"},
+}
+
 
 def simulate_flips(n_trials: int, n_flips: int, pi: float, p: float, q: float, seed: int) -> np.ndarray:
     """Three-coin data simulated with plain NumPy (independently of ``ThreeCoins.simulate``)."""

@@ -15,21 +15,8 @@ from scipy import stats
 from latentzoo.inference import BACKENDS, applicable_backends, fit
 from latentzoo.models import ThreeCoins
 
-from .conftest import DATASETS, PYMC_BACKENDS, heads_and_flips, reference_log_likelihood
+from .conftest import DATASETS, EXPECTED_GROUPS, PYMC_BACKENDS, heads_and_flips, reference_log_likelihood
 
-BASE_GROUPS = {"posterior", "log_likelihood", "observed_data"}
-#: the groups each back-end's result must have, exactly
-EXPECTED_GROUPS = {
-    "em": BASE_GROUPS | {"fit_history"},
-    "vb": BASE_GROUPS | {"fit_history"},
-    "gibbs": BASE_GROUPS,
-    "exact": BASE_GROUPS,
-    "nuts": BASE_GROUPS | {"sample_stats"},
-    "pymc_gibbs": BASE_GROUPS | {"sample_stats"},
-    "advi": BASE_GROUPS | {"fit_history"},
-    "fullrank_advi": BASE_GROUPS | {"fit_history"},
-    "map": BASE_GROUPS | {"fit_history"},
-}
 POINT_ESTIMATES = {"em", "map"}
 
 #: (model, data set) rows of the contract table; every applicable back-end is run on each

@@ -20,7 +20,7 @@ import xarray as xr
 from latentzoo.inference import BACKENDS, applicable_backends, fit
 from latentzoo.models import CategoricalHMM, DiceHMM, GaussianMixture, ThreeCoins
 
-from .conftest import PYMC_BACKENDS, SEED_FLIPS
+from .conftest import EXPECTED_GROUPS, PYMC_BACKENDS, SEED_FLIPS
 from .test_gmm import blobs
 from .test_hmm import SEED_ROLLS
 from .test_niw import MODEL as NIW_MODEL
@@ -50,18 +50,6 @@ SHORT = {
     "map": {"progressbar": False},
 }
 SEED = 5
-BASE_GROUPS = {"posterior", "log_likelihood", "observed_data"}
-EXPECTED_GROUPS = {
-    "em": BASE_GROUPS | {"fit_history"},
-    "vb": BASE_GROUPS | {"fit_history"},
-    "gibbs": BASE_GROUPS,
-    "exact": BASE_GROUPS,
-    "nuts": BASE_GROUPS | {"sample_stats"},
-    "pymc_gibbs": BASE_GROUPS | {"sample_stats"},
-    "advi": BASE_GROUPS | {"fit_history"},
-    "fullrank_advi": BASE_GROUPS | {"fit_history"},
-    "map": BASE_GROUPS | {"fit_history"},
-}
 
 PAIRS = [
     pytest.param(row, backend, id=f"{row}-{backend}", marks=[pytest.mark.pymc] if backend in PYMC_BACKENDS else [])

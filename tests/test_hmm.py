@@ -22,6 +22,8 @@ from latentzoo.inference import ConvergenceWarning, applicable_backends, fit
 from latentzoo.models import hmm_kernels as kernels
 from latentzoo.models.hmm import EXACT_MAX_PATHS, CategoricalHMM, DiceHMM
 
+from .conftest import EXPECTED_GROUPS, PYMC_BACKENDS
+
 SEED_ROLLS = [1, 6, 3, 5, 2, 7, 3, 5, 2, 4]
 
 
@@ -652,17 +654,6 @@ def test_relabelling_recovers_permuted_states_of_an_exchangeable_hmm():
 # ----------------------------------------------------------------------------------------
 # the result (DataTree) contract
 # ----------------------------------------------------------------------------------------
-EXPECTED_GROUPS = {
-    "em": {"posterior", "log_likelihood", "observed_data", "fit_history"},
-    "vb": {"posterior", "log_likelihood", "observed_data", "fit_history"},
-    "gibbs": {"posterior", "log_likelihood", "observed_data"},
-    "exact": {"posterior", "log_likelihood", "observed_data"},
-    "nuts": {"posterior", "log_likelihood", "observed_data", "sample_stats"},
-    "pymc_gibbs": {"posterior", "log_likelihood", "observed_data", "sample_stats"},
-    "advi": {"posterior", "log_likelihood", "observed_data", "fit_history"},
-    "fullrank_advi": {"posterior", "log_likelihood", "observed_data", "fit_history"},
-    "map": {"posterior", "log_likelihood", "observed_data", "fit_history"},
-}
 QUICK_MCMC = {"progressbar": False, "draws": 60, "tune": 60, "chains": 2}
 OPTIONS = {
     "em": {"progressbar": False},
@@ -676,7 +667,6 @@ OPTIONS = {
     "map": {"progressbar": False},
 }
 POINT_ESTIMATES = {"em", "map"}
-PYMC_BACKENDS = ("nuts", "pymc_gibbs", "advi", "fullrank_advi", "map")
 
 
 CONTRACT_CASES = [("dice", DiceHMM(), SEED_ROLLS), ("categorical-ragged", CategoricalHMM(2, 3), [[0, 1, 2, 2], [1, 1], [2, 0, 0]])]

@@ -153,8 +153,8 @@ class Comparison:
         dict of str -> matplotlib.figure.Figure
             ``"forest"`` (means and 94% HDIs per back-end), ``"densities"`` (marginal
             densities overlaid), ``"history"`` (convergence of the iterative back-ends on one
-            axis), ``"traces-<sampler>"`` (MCMC chains, one figure per sampler) and ``"model"`` (a model-specific picture), where
-            each applies.
+            axis), ``"traces-<sampler>"`` (MCMC chains, one figure per sampler) and ``"model"``
+            (a model-specific picture), where each applies.
         """
         from . import plots
 
@@ -216,8 +216,8 @@ class Comparison:
     def save(self, directory) -> Path:
         """Write the comparison to ``directory`` (created if needed).
 
-        Files: ``<backend>.nc`` per back-end (``xarray.open_datatree`` or ``arviz.from_netcdf`` reads them back, with the
-        ``fit_history`` group and attrs), ``table.csv``, ``loo.csv`` (where LOO applies),
+        Files: ``<backend>.nc`` per back-end (``xarray.open_datatree`` or ``arviz.from_netcdf``
+        reads them back, with the ``fit_history`` group and attrs), ``table.csv``, ``loo.csv`` (where LOO applies),
         ``summary.txt``, ``<figure>.png`` per figure, and a self-contained ``report.html``
         (tables inline, figures embedded as base64 PNG, no external resources).
 

@@ -150,13 +150,7 @@ def _informative(comparison, max_panels: int) -> tuple[list[str], int]:
 
 def _element(idata, label: str) -> np.ndarray:
     """Flat draws of a table label such as ``p`` or ``means[1, 0]``."""
-    name, _, rest = label.partition("[")
-    values = np.asarray(idata.posterior[name].values, float)
-    values = values.reshape((-1,) + values.shape[2:])
-    if rest:
-        index = tuple(int(part) for part in rest.rstrip("]").split(","))
-        values = values[(slice(None),) + index]
-    return values
+    return _element_by_chain(idata.posterior, label).reshape(-1)
 
 
 def densities(comparison, max_panels: int = 12):

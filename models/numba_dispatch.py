@@ -2,8 +2,8 @@
 
 PyTensor 3 compiles graphs with Numba by default. An Op without a Numba implementation runs its
 Python ``perform`` in object mode, and an Op registered through the legacy ``numba_funcify``
-alone has no cache key, which makes every graph containing it uncacheable: the HMM model then
-recompiled for about 45 s in every new process. Registering through
+alone has no cache key, which makes every graph containing it uncacheable: every new process
+compiled the HMM model again. Registering through
 ``register_funcify_default_op_cache_key`` gives PyTensor a key, so a compiled model is reused
 across processes and clones (the cache lives under PyTensor's ``base_compiledir``).
 

@@ -347,7 +347,7 @@ def _quiet_pymc(backends, debug: bool) -> None:
     """
     from latentzoo.inference import BACKENDS
 
-    uses_pymc = any(BACKENDS[name].run.__module__.endswith("pymc_backends") for name in backends if name in BACKENDS)
+    uses_pymc = any(BACKENDS[name].library == "pymc" for name in backends if name in BACKENDS)
     if debug or not uses_pymc:
         return
     import pymc  # noqa: F401
@@ -362,9 +362,9 @@ def _comparison_options(model, backends, reference, defaults, draws, extra):
     under the key ``nuts_reference``; :func:`_run_comparison` passes them as ``reference_options``.
     """
     from latentzoo.inference import BACKENDS
-    from latentzoo.inference.compare import _resolve_backends
+    from latentzoo.inference.compare import resolve_backends
 
-    names, reference = _resolve_backends(model, backends, reference)
+    names, reference = resolve_backends(model, backends, reference)
     options = {name: dict(defaults.get(name, {})) for name in names}
     if draws is not None:
         # the reference keeps its own (larger) number of draws: it is the yardstick

@@ -26,7 +26,7 @@ from .labels import reference_from, relabel, relabel_by_model, relabel_self
 from .reference import REFERENCE_NUTS, reference_nuts
 from .registry import BACKENDS, applicable_backends, fit, get_backend
 
-__all__ = ["Comparison", "compare", "comparison_table", "loo_table", "summarize", "TABLE_COLUMNS", "COLUMN_DOCS"]
+__all__ = ["Comparison", "compare", "comparison_table", "loo_table", "resolve_backends", "summarize", "TABLE_COLUMNS", "COLUMN_DOCS"]
 
 #: columns of :attr:`Comparison.table`, in order (meanings in :data:`COLUMN_DOCS`)
 TABLE_COLUMNS = (
@@ -732,7 +732,21 @@ def summarize(table, reference: str | None = None, failures: dict | None = None,
 
 
 # -- compare ----------------------------------------------------------------------------------
-def _resolve_backends(model, backends, reference) -> tuple[list[str], str | None]:
+def resolve_backends(model, backends, reference) -> tuple[list[str], str | None]:
+    """The back-end names to run and the reference to compare them with.
+
+    Parameters
+    ----------
+    model : a latentzoo model
+    backends : str (comma-separated), sequence of str, or None (every applicable back-end)
+    reference : str, "auto" or None
+
+    Returns
+    -------
+    names : list of str
+        Validated, applicable back-end names, the reference included.
+    reference : str or None
+    """
     valid = applicable_backends(model)
     if backends is None:
         names = list(valid)
@@ -894,7 +908,7 @@ def compare(
     >>> result = compare(ThreeCoins(), "1111110000", backends=["em", "vb"])  # doctest: +SKIP
     >>> result.table[["backend", "parameter", "mean", "error_in_ref_sd"]]  # doctest: +SKIP
     """
-    names, reference = _resolve_backends(model, backends, reference)
+    names, reference = resolve_backends(model, backends, reference)
     options = _check_options(options, names)
     if not isinstance(progressbar, bool):
         raise TypeError(f"progressbar must be True or False, got {type(progressbar).__name__}")

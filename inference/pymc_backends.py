@@ -58,6 +58,7 @@ def _cores(chains: int, cores) -> int:
     "nuts",
     requires=("pymc_model",),
     kind="sampler",
+    library="pymc",
     description="PyMC NUTS on the marginalised PyMC model (sampler='pymc' or 'nutpie')",
 )
 def run_nuts(
@@ -106,6 +107,7 @@ def run_nuts(
     "pymc_gibbs",
     requires=("pymc_model", "sample_stats"),
     kind="sampler",
+    library="pymc",
     description="PyMC compound step: explicit discrete latents by Gibbs-Metropolis, the rest by NUTS",
 )
 def run_pymc_gibbs(
@@ -338,6 +340,7 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
     "advi",
     requires=("pymc_model",),
     kind="variational",
+    library="pymc",
     description="PyMC mean-field ADVI on the marginalised PyMC model",
 )
 def run_advi(
@@ -387,6 +390,7 @@ def run_advi(
     "fullrank_advi",
     requires=("pymc_model",),
     kind="variational",
+    library="pymc",
     description="PyMC full-rank ADVI on the marginalised PyMC model",
 )
 def run_fullrank_advi(
@@ -431,6 +435,7 @@ def _map_timing(started: float, iteration_times: list) -> dict:
     "map",
     requires=("pymc_model",),
     kind="point",
+    library="pymc",
     description="pm.find_MAP on the marginalised PyMC model (cross-checks em)",
 )
 def run_map(model, data, *, rng, init="random", max_iter: int = 5000, progressbar: bool = True) -> RawResult:

@@ -26,6 +26,9 @@ class Backend:
         Model hooks the back-end needs (see ``latentzoo.models.base``).
     kind : {"point", "variational", "sampler", "exact"}
     description : str
+    library : str
+        Who does the work: ``"latentzoo"`` (hand-written NumPy/Numba) or ``"pymc"`` (compiles the
+        model's PyMC declaration, so it needs PyMC's logging and compile cache set up).
     """
 
     name: str
@@ -33,6 +36,7 @@ class Backend:
     requires: tuple[str, ...]
     kind: str
     description: str
+    library: str = "latentzoo"
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -46,11 +50,11 @@ class Backend:
 BACKENDS: dict[str, Backend] = {}
 
 
-def register(name: str, *, requires: tuple[str, ...], kind: str, description: str):
+def register(name: str, *, requires: tuple[str, ...], kind: str, description: str, library: str = "latentzoo"):
     """Decorator adding a ``run`` function to the registry under ``name``."""
 
     def decorate(run):
-        BACKENDS[name] = Backend(name, run, tuple(requires), kind, description)
+        BACKENDS[name] = Backend(name, run, tuple(requires), kind, description, library)
         return run
 
     return decorate

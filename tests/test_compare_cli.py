@@ -517,14 +517,14 @@ def test_point_estimate_with_equal_weights_is_relabelled_by_its_means():
 def test_backend_names_with_the_nuts_reference_can_be_passed_back_in():
     """The CLI resolves names (adding the long-NUTS reference for a model without an exact
     posterior) and passes them to compare, which resolves them again: that must not fail."""
-    from latentzoo.inference.compare import _resolve_backends
+    from latentzoo.inference.compare import resolve_backends
     from latentzoo.models import GaussianMixture
 
-    names, reference = _resolve_backends(GaussianMixture(), ["em"], "auto")
+    names, reference = resolve_backends(GaussianMixture(), ["em"], "auto")
     assert (names, reference) == (["nuts_reference", "em"], "nuts_reference")
-    assert _resolve_backends(GaussianMixture(), names, reference) == (names, reference)
+    assert resolve_backends(GaussianMixture(), names, reference) == (names, reference)
     with pytest.raises(ValueError, match="unknown backend 'nut'"):
-        _resolve_backends(GaussianMixture(), ["nut"], "auto")
+        resolve_backends(GaussianMixture(), ["nut"], "auto")
 
 
 @pytest.mark.pymc

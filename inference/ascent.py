@@ -120,3 +120,21 @@ def best_of_restarts(run_one: Callable, n_init: int, rng: np.random.Generator, *
     for index, run in enumerate(runs):
         histories[index, : run.history.size] = run.history
     return best, histories, best_index
+
+
+def restart_spread(histories) -> float:
+    """Largest minus smallest final objective over restarts: 0 when they differ by round-off
+    only, NaN for a single restart (nothing to compare).
+
+    Parameters
+    ----------
+    histories : array-like of shape (n_init, n_iter) or (n_init,)
+        Objectives per restart and iteration, NaN-padded (or the final ones only).
+    """
+    histories = np.asarray(histories, float)
+    rows = histories.reshape(histories.shape[0], -1) if histories.ndim else histories.reshape(1, 1)
+    finals = np.array([row[np.isfinite(row)][-1] for row in rows if np.isfinite(row).any()])
+    if finals.size < 2:
+        return float("nan")
+    spread = float(finals.max() - finals.min())
+    return 0.0 if spread < 1e-6 * max(1.0, float(np.max(np.abs(finals)))) else spread

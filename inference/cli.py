@@ -588,11 +588,12 @@ def cmd_demo(args) -> int:
     import html
 
     from latentzoo.models import MODELS
+    from latentzoo.models.protocols import ExampleData
 
     out = Path(args.out)
     console = _console()
     # a general-purpose model (CategoricalHMM) has no seed data set of its own
-    names = [name for name, cls in MODELS.items() if cls().supports("default_data")]
+    names = [name for name, cls in MODELS.items() if isinstance(cls(), ExampleData)]
     jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError(f"--jobs must be a positive integer, got {jobs}")

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core import ConvergenceWarning
+from .core import ConvergenceWarning, FitRecord
 from .labels import reference_from, relabel, relabel_by_model, relabel_self
 from .reference import REFERENCE_NUTS, reference_nuts
 from .registry import BACKENDS, applicable_backends, fit, get_backend
@@ -358,10 +358,6 @@ def _element_labels(name: str, shape: tuple[int, ...]):
         yield f"{name}[{', '.join(str(i) for i in index)}]", index
 
 
-def _attr(idata, key, default=float("nan")):
-    return idata.posterior.attrs.get(key, default)
-
-
 def backend_kind(name: str) -> str:
     """The kind of a back-end (``point``, ``variational``, ``sampler``, ``exact``)."""
     if name in BACKENDS:
@@ -417,45 +413,9 @@ def _wasserstein(draws: np.ndarray, reference: np.ndarray) -> float:
     return float(wasserstein_distance(draws, reference))
 
 
-def _objective(idata, backend: str) -> tuple[float, str, float]:
-    """(final objective, its name, spread of the restarts' final objectives) from the attrs and history."""
-    attrs = idata.posterior.attrs
-    history_name = next(iter(idata.fit_history.data_vars), None) if "fit_history" in idata.children else None
-    spread = math.nan
-    if history_name is not None:
-        history = np.atleast_2d(np.asarray(idata.fit_history[history_name].values, float))
-        finals = np.array([row[np.isfinite(row)][-1] for row in history if np.isfinite(row).any()])
-        if finals.size > 1:
-            spread = float(finals.max() - finals.min())
-            # restarts that reached the same point differ by round-off only; call that 0
-            if spread < 1e-6 * max(1.0, float(np.max(np.abs(finals)))):
-                spread = 0.0
-    for key, name in (("objective", None), ("elbo", "ELBO"), ("log_evidence", "log-evidence")):
-        if key in attrs:
-            if name is None:
-                name = (history_name or "objective").replace("_", "-")
-            return float(attrs[key]), name, spread
-    return math.nan, "", spread
-
-
-def _timing(idata, kind: str) -> tuple[float, float]:
-    """(compile_s, run_s): PyMC's set-up and compilation vs the sampling or optimisation itself.
-
-    NUTS and PyMC's Gibbs record the sampling time (``sampling_s``, PyMC's own clock); ADVI
-    and find_MAP record their optimisation time (``fitting_s``) and the part of it spent
-    before the first step (``compile_s``). Everything else in the wall time is model building, compilation and
-    conversion. Hand-written back-ends compile nothing (NaN); their run time is the wall time.
-    """
-    attrs = idata.posterior.attrs
-    runtime = float(attrs.get("runtime_s", math.nan))
-    if "sampling_s" in attrs and np.isfinite(attrs["sampling_s"]):
-        run = float(attrs["sampling_s"])
-        return max(runtime - run, 0.0), run
-    if "fitting_s" in attrs:
-        compiling = float(attrs.get("compile_s", math.nan))
-        run = float(attrs["fitting_s"]) - (compiling if np.isfinite(compiling) else 0.0)
-        return max(runtime - run, 0.0), run
-    return math.nan, runtime
+def _record(idata) -> FitRecord:
+    """The typed fit record every back-end leaves in the posterior's attrs."""
+    return FitRecord.from_attrs(idata.posterior.attrs)
 
 
 def comparison_table(model, idatas: dict, reference: str | None = None, reference_label: str | None = None):
@@ -494,20 +454,20 @@ def comparison_table(model, idatas: dict, reference: str | None = None, referenc
         kind, stats = per_backend[backend]
         diverging = idata.sample_stats.get("diverging") if "sample_stats" in idata.children else None
         divergences = float(np.sum(diverging.values)) if diverging is not None else math.nan
-        objective, objective_name, spread = _objective(idata, backend)
-        compile_s, run_s = _timing(idata, kind)
+        record = _record(idata)
+        run_s = record.run_s
         common = {
             "backend": backend,
             "kind": kind,
             "divergences": divergences,
-            "objective": objective,
-            "objective_name": objective_name,
-            "objective_spread": spread,
-            "n_iter": _attr(idata, "n_iter", -1),
-            "converged": bool(_attr(idata, "converged", 1)),
-            "compile_s": compile_s,
+            "objective": record.objective,
+            "objective_name": record.objective_name,
+            "objective_spread": record.objective_spread,
+            "n_iter": record.n_iter,
+            "converged": record.converged,
+            "compile_s": record.compile_s,
             "run_s": run_s,
-            "runtime_s": float(_attr(idata, "runtime_s")),
+            "runtime_s": record.runtime_s,
             "reference": reference_label,
         }
         for name in names:

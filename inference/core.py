@@ -6,16 +6,119 @@ every back-end's output has the same groups, names, dims and coords (ArviZ 1's c
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ConvergenceWarning", "RawResult", "make_dataset", "posterior_values", "to_idata"]
+__all__ = ["ConvergenceWarning", "FitRecord", "RawResult", "make_dataset", "posterior_values", "to_idata"]
 
 
 class ConvergenceWarning(UserWarning):
     """An iterative fit stopped before meeting its tolerance, or a sampler did not mix."""
+
+
+#: separates the recorded warnings in the ``warnings`` attr (NetCDF attrs hold no lists of text)
+WARNING_SEPARATOR = "\n"
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """What every back-end reports about its run, beside the draws: the seam between the back-ends
+    and the comparison.
+
+    The back-end fills the fields it knows; ``fit`` adds ``backend``, ``random_seed``,
+    ``runtime_s``, ``compile_s`` and ``warnings``. ``to_idata`` writes the record into the
+    attrs of the result (root and every group) under the field names, and
+    :meth:`from_attrs` reads it back: the comparison reads nothing else.
+
+    Attributes
+    ----------
+    converged : bool
+        The iterative fit met its tolerance, or the sampler mixed (R-hat, ESS, divergences).
+    n_iter : int
+        Iterations of the best restart, sweeps per chain (tune + draws), or optimiser steps.
+    point_estimate : bool
+        One draw standing for a point (EM, MAP) rather than a sample of the posterior.
+    objective : float
+        The final value of what the back-end maximised (NaN for samplers).
+    objective_name : str
+        ``"log-posterior"``, ``"log-likelihood"``, ``"classification log-posterior"``,
+        ``"ELBO"`` or ``"log-evidence"`` ("" when there is none).
+    objective_spread : float
+        Largest minus smallest final objective over the restarts (0 when they agree to
+        round-off, NaN with a single restart).
+    run_s : float
+        Seconds of the sampling or optimisation itself (the whole fit for hand-written
+        back-ends; PyMC's own clock for its samplers and optimisers).
+    compile_s : float
+        Seconds of model building, compilation and conversion: the wall time minus ``run_s``
+        for back-ends that compile a PyMC model, NaN for the hand-written ones.
+    runtime_s : float
+        Wall time of the whole ``fit``.
+    warnings : tuple of str
+        The warnings the run raised (``"Category: message"``); they are also shown as usual.
+    backend : str
+    random_seed : int or None
+    """
+
+    converged: bool
+    n_iter: int
+    point_estimate: bool
+    objective: float = math.nan
+    objective_name: str = ""
+    objective_spread: float = math.nan
+    run_s: float = math.nan
+    compile_s: float = math.nan
+    runtime_s: float = math.nan
+    warnings: tuple[str, ...] = ()
+    backend: str = ""
+    random_seed: int | None = None
+
+    def to_attrs(self) -> dict:
+        """The record as NetCDF-safe attrs: booleans as 0/1, the warnings as one string, and
+        unknown values (NaN, None) left out (:meth:`from_attrs` restores them as defaults), so
+        that attrs compare equal after a round trip through a file."""
+        attrs = dataclasses.asdict(self)
+        attrs["warnings"] = WARNING_SEPARATOR.join(self.warnings)
+        known = {key: value for key, value in attrs.items()
+                 if value is not None and not (isinstance(value, float) and math.isnan(value))}
+        return {key: _attr_value(value) for key, value in known.items()}
+
+    @classmethod
+    def from_attrs(cls, attrs) -> "FitRecord":
+        """Read a record written by :meth:`to_attrs` (from a result, or one loaded from NetCDF).
+
+        Raises
+        ------
+        ValueError
+            If ``attrs`` lacks a field without a default: the result was not made by latentzoo's
+            ``fit`` (or by a version before the record existed).
+        """
+        missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in attrs]
+        if missing:
+            raise ValueError(f"these attrs hold no latentzoo fit record: {missing} missing; was the result made by fit()?")
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in attrs:
+                continue
+            value = attrs[f.name]
+            if f.name in ("converged", "point_estimate"):
+                value = bool(value)
+            elif f.name == "n_iter":
+                value = int(value)
+            elif f.name == "warnings":
+                value = tuple(part for part in str(value).split(WARNING_SEPARATOR) if part)
+            elif f.name == "random_seed":
+                value = None if value in (None, "None") else int(value)
+            elif f.name in ("backend", "objective_name"):
+                value = str(value)
+            else:
+                value = float(value)
+            values[f.name] = value
+        return cls(**values)
 
 
 @dataclass
@@ -26,17 +129,20 @@ class RawResult:
     ----------
     draws : dict of str -> ndarray of shape (chain, draw, *param_shape)
         Posterior draws, or a point estimate as one chain with one draw.
+    record : FitRecord
+        Convergence, objective and timing, in typed fields.
     sample_stats : dict of str -> ndarray of shape (chain, draw)
         Per-draw statistics (divergences, energies, ...).
     history : dict of str -> ndarray of shape (n_restart, n_iter) or (n_iter,)
         Per-iteration objective (log-likelihood, log-posterior, lower bound, ELBO), padded
         with NaN where restarts ran for different numbers of iterations.
     attrs : dict
-        ``backend``, ``converged``, ``n_iter``, ``runtime_s``, ``point_estimate``,
-        ``random_seed`` and the options used.
+        The back-end's own settings and details (the options used, the best restart, ...),
+        written to the result's attrs beside the record.
     """
 
     draws: dict
+    record: FitRecord
     sample_stats: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
@@ -93,6 +199,8 @@ def sample_coords(model, data, n_chain: int, n_draw: int) -> dict:
 def to_idata(model, data, raw: RawResult):
     """Build the result every back-end returns: an ``xarray.DataTree`` in ArviZ 1's conventions.
 
+    ``data`` is the validated data object (``model.check_data``'s output), trusted as it is.
+
     Groups: ``posterior`` (free parameters, derived quantities and per-observation latent
     posteriors, with the model's dims and coords), ``sample_stats``, ``observed_data``,
     ``log_likelihood`` (pointwise, from ``model.log_likelihood`` for every back-end, under the
@@ -101,10 +209,9 @@ def to_idata(model, data, raw: RawResult):
     """
     import xarray as xr
 
-    data = model.check_data(data)
     missing = set(model.param_names) - set(raw.draws)
     if missing:
-        raise RuntimeError(f"back-end {raw.attrs.get('backend')!r} returned no draws for {sorted(missing)}")
+        raise RuntimeError(f"back-end {raw.record.backend!r} returned no draws for {sorted(missing)}")
     draws = {name: np.asarray(raw.draws[name], float) for name in model.param_names}
     n_chain, n_draw = next(iter(draws.values())).shape[:2]
     coords = sample_coords(model, data, n_chain, n_draw)
@@ -136,6 +243,7 @@ def to_idata(model, data, raw: RawResult):
         "model_spec": repr(model),
         "inference_library": "latentzoo",
         **{key: _attr_value(value) for key, value in raw.attrs.items()},
+        **raw.record.to_attrs(),
     }
     for dataset in groups.values():
         dataset.attrs.update(attrs)

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from ..models.protocols import IdentificationRule
 from .core import ConvergenceWarning
 
 __all__ = ["RHAT_LIMIT", "check_mixing"]
@@ -38,9 +39,9 @@ def check_mixing(draws: dict, backend: str, divergences: int = 0, model=None) ->
     """
     import arviz as az
 
-    if model is not None and model.supports("relabel_draws"):
+    if isinstance(model, IdentificationRule):
         draws, _ = model.relabel_draws(draws)
-    if model is not None and getattr(model, "label_dim", None) is not None:
+    if model is not None and model.label_dim is not None:
         draws = _identified_by_labels(draws, model)
     chains = next(iter(draws.values())).shape[0]
     max_rhat = float("nan")
@@ -75,5 +76,5 @@ def _identified_by_labels(draws: dict, model) -> dict:
         return draws
     idata = az.from_dict({"posterior": {name: np.asarray(draws[name]) for name in draws if name in dims}},
                          dims={name: list(dims[name]) for name in draws if name in dims})
-    relabelled = relabel_self(idata, model.label_dim, paired_dims=getattr(model, "paired_label_dims", None))
+    relabelled = relabel_self(idata, model.label_dim, paired_dims=model.paired_label_dims)
     return {name: relabelled.posterior[name].values if name in dims else value for name, value in draws.items()}

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..models.conjugate import apply_to_factors
-from .ascent import ascend, best_of_restarts
-from .core import RawResult
+from ..models.protocols import ConjugateEStep, HardAssignments
+from .ascent import ascend, best_of_restarts, restart_spread
+from .core import FitRecord, RawResult
 from .options import check_bool, check_choice, check_float, check_int
 from .progress import progress_bar
 from .registry import register
@@ -51,7 +52,7 @@ def resolve_init(model, data, init, rng, n_init: int):
 
 @register(
     "em",
-    requires=("initial_params", "expected_stats", "conditional_posterior"),
+    requires=(ConjugateEStep,),
     kind="point",
     description="hand-written EM: MAP under the priors (mle=True: maximum likelihood)",
 )
@@ -103,7 +104,7 @@ def run(
     max_iter = check_int(max_iter, "max_iter")
     mle = check_bool(mle, "mle")
     assignment = check_choice(assignment, "assignment", ("soft", "hard"))
-    if assignment == "hard" and not model.supports("classification_stats"):
+    if assignment == "hard" and not isinstance(model, HardAssignments):
         raise ValueError(f"assignment='hard' needs a model with hard assignments; {type(model).__name__} has none")
     progressbar = check_bool(progressbar, "progressbar")
     if not mle:
@@ -146,12 +147,16 @@ def run(
     draws = {name: np.asarray(value, float)[None, None] for name, value in best.state.items()}
     return RawResult(
         draws=draws,
+        record=FitRecord(
+            converged=best.converged,
+            n_iter=best.n_iter,
+            point_estimate=True,
+            objective=best.objective,
+            objective_name=objective_name,
+            objective_spread=restart_spread(histories),
+        ),
         history={objective_name.replace("-", "_").replace(" ", "_"): histories},
         attrs={
-            "converged": best.converged,
-            "n_iter": best.n_iter,
-            "point_estimate": True,
-            "objective": best.objective,
             "best_restart": best_index,
             "mle": mle,
             "n_init": n_init,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .core import RawResult
+from ..models.protocols import ExactlySolvable
+from .core import FitRecord, RawResult
 from .options import check_int
 from .registry import register
 
@@ -11,7 +12,7 @@ __all__ = ["run"]
 
 @register(
     "exact",
-    requires=("exact_posterior",),
+    requires=(ExactlySolvable,),
     kind="exact",
     description="exact posterior (conjugacy or enumeration of the latent variables), sampled exactly",
 )
@@ -28,10 +29,12 @@ def run(model, data, *, rng, draws: int = 4000, chains: int = 1) -> RawResult:
     shaped = {name: value.reshape((chains, draws) + value.shape[1:]) for name, value in samples.items()}
     return RawResult(
         draws=shaped,
-        attrs={
-            "converged": True,
-            "n_iter": 0,
-            "point_estimate": False,
-            "log_evidence": posterior.log_evidence,
-        },
+        record=FitRecord(
+            converged=True,
+            n_iter=0,
+            point_estimate=False,
+            objective=float(posterior.log_evidence),
+            objective_name="log-evidence",
+        ),
+        attrs={"log_evidence": float(posterior.log_evidence)},
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..models.conjugate import apply_to_factors
-from .core import RawResult
+from ..models.protocols import ConjugateSweep
+from .core import FitRecord, RawResult
 from .diagnostics import check_mixing
 from .options import check_bool, check_int
 from .progress import progress_bar
@@ -22,7 +23,7 @@ __all__ = ["run"]
 
 @register(
     "gibbs",
-    requires=("initial_params", "sample_stats", "conditional_posterior"),
+    requires=(ConjugateSweep,),
     kind="sampler",
     description="hand-written blocked conjugate Gibbs sampler",
 )
@@ -77,11 +78,9 @@ def run(
     converged, diagnostics = check_mixing(draws_by_name, "gibbs", model=model)
     return RawResult(
         draws=draws_by_name,
+        record=FitRecord(converged=converged, n_iter=tune + draws, point_estimate=False),
         attrs={
             **diagnostics,
-            "converged": converged,
-            "n_iter": tune + draws,
-            "point_estimate": False,
             "draws": draws,
             "tune": tune,
             "chains": chains,

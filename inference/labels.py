@@ -47,7 +47,9 @@ def relabel_by_model(model, data, idata):
 
     Returns a shallow copy; the input is returned unchanged for models without the hook.
     """
-    if not model.supports("relabel_draws"):
+    from ..models.protocols import IdentificationRule
+
+    if not isinstance(model, IdentificationRule):
         return idata
     from .core import make_dataset, posterior_values
 

@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..models.protocols import IdentificationRule
+
 __all__ = ["forest", "densities", "history", "traces", "model_picture", "register_picture", "KIND_COLORS"]
 
 #: colour per back-end kind, so that families of methods read together
@@ -399,7 +401,7 @@ def _em_fixed_points(comparison, n_starts: int = 8) -> list[dict]:
                 continue
         point = {name: float(idata.posterior[name].values.ravel()[0]) for name in idata.posterior.data_vars
                  if idata.posterior[name].ndim == 2}
-        if comparison.model.supports("relabel_draws"):
+        if isinstance(comparison.model, IdentificationRule):
             # name the coins as the compared draws are named (the comparison identified them)
             point, _ = comparison.model.relabel_draws(point)
             point = {name: float(value) for name, value in point.items()}

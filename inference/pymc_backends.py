@@ -14,7 +14,9 @@ import warnings
 
 import numpy as np
 
-from .core import ConvergenceWarning, RawResult
+from ..models.protocols import ConjugateSweep
+from .ascent import restart_spread
+from .core import ConvergenceWarning, FitRecord, RawResult
 from .diagnostics import check_mixing
 from .options import check_bool, check_choice, check_float, check_int
 from .registry import register
@@ -56,7 +58,7 @@ def _cores(chains: int, cores) -> int:
 
 @register(
     "nuts",
-    requires=("pymc_model",),
+    requires=(),
     kind="sampler",
     library="pymc",
     description="PyMC NUTS on the marginalised PyMC model (sampler='pymc' or 'nutpie')",
@@ -105,7 +107,7 @@ def run_nuts(
 
 @register(
     "pymc_gibbs",
-    requires=("pymc_model", "sample_stats"),
+    requires=(ConjugateSweep,),
     kind="sampler",
     library="pymc",
     description="PyMC compound step: explicit discrete latents by Gibbs-Metropolis, the rest by NUTS",
@@ -159,12 +161,15 @@ def _sample(model, data, rng, backend, *, marginalized, draws, tune, chains, cor
     sampling = idata.posterior.attrs.get("sampling_time")
     return RawResult(
         draws=draws_by_name,
+        record=FitRecord(
+            converged=converged,
+            n_iter=tune + draws,
+            point_estimate=False,
+            # PyMC's own clock for the sampling; fit() counts the rest of the wall time as compiling
+            run_s=float(sampling) if sampling is not None else float("nan"),
+        ),
         sample_stats=_sample_stats(idata),
         attrs={
-            "converged": converged,
-            "n_iter": tune + draws,
-            "point_estimate": False,
-            "sampling_s": float(sampling) if sampling is not None else float("nan"),
             "draws": draws,
             "tune": tune,
             "chains": chains,
@@ -316,14 +321,18 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
         history[index, : elbo.size] = elbo
     return RawResult(
         draws=_posterior_arrays(model, posterior),
+        record=FitRecord(
+            converged=converged,
+            n_iter=int(elbos[best].size),
+            point_estimate=False,
+            objective=float(finals[best]),
+            objective_name="ELBO",
+            objective_spread=restart_spread(finals),
+            # pm.fit compiles before its first step: that part of the fitting time is not the run
+            run_s=fitting - float(sum(compiling for _, _, compiling in runs)),
+        ),
         history={"elbo": history if n_init > 1 else history[0]},
         attrs={
-            "converged": converged,
-            "n_iter": int(elbos[best].size),
-            "point_estimate": False,
-            "elbo": float(finals[best]),
-            "fitting_s": fitting,
-            "compile_s": float(sum(compiling for _, _, compiling in runs)),
             "learning_rate": learning_rate,
             "n_steps": n_steps,
             "tol": tol,
@@ -338,7 +347,7 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
 
 @register(
     "advi",
-    requires=("pymc_model",),
+    requires=(),
     kind="variational",
     library="pymc",
     description="PyMC mean-field ADVI on the marginalised PyMC model",
@@ -388,7 +397,7 @@ def run_advi(
 
 @register(
     "fullrank_advi",
-    requires=("pymc_model",),
+    requires=(),
     kind="variational",
     library="pymc",
     description="PyMC full-rank ADVI on the marginalised PyMC model",
@@ -423,17 +432,17 @@ def run_fullrank_advi(
     )
 
 
-def _map_timing(started: float, iteration_times: list) -> dict:
-    """``fitting_s`` (start to the optimiser's last iteration) and ``compile_s`` (start to its
-    first) of a find_MAP run; empty if the optimiser reported no iteration."""
+def _map_run_s(iteration_times: list) -> float:
+    """Seconds from the optimiser's first iteration to its last (find_MAP compiles before the
+    first and after the last); NaN if it reported no iteration."""
     if not iteration_times:
-        return {}
-    return {"fitting_s": iteration_times[-1] - started, "compile_s": iteration_times[0] - started}
+        return float("nan")
+    return iteration_times[-1] - iteration_times[0]
 
 
 @register(
     "map",
-    requires=("pymc_model",),
+    requires=(),
     kind="point",
     library="pymc",
     description="pm.find_MAP on the marginalised PyMC model (cross-checks em)",
@@ -466,7 +475,6 @@ def run_map(model, data, *, rng, init="random", max_iter: int = 5000, progressba
     # find_MAP compiles before the optimiser's first iteration and after its last (the
     # output function): the optimiser's callbacks mark where the optimisation itself ran
     iteration_times = []
-    started = time.perf_counter()
     with pm_model, _one_blas_thread():
         result = pm.find_MAP(
             initvals=start, maxiter=max_iter, progressbar=progressbar, random_seed=_pymc_seed(rng),
@@ -490,12 +498,13 @@ def run_map(model, data, *, rng, init="random", max_iter: int = 5000, progressba
     draws = {name: np.asarray(posterior[name].values, float) for name in model.param_names}
     return RawResult(
         draws=draws,
+        record=FitRecord(
+            converged=converged,
+            n_iter=int(optimizer["nit"].values) if "nit" in optimizer else 0,
+            point_estimate=True,
+            objective=log_density,
+            objective_name="log-posterior",
+            run_s=_map_run_s(iteration_times),
+        ),
         history={"log_posterior": np.array([log_density])},
-        attrs={
-            "converged": converged,
-            "n_iter": int(optimizer["nit"].values) if "nit" in optimizer else 0,
-            "point_estimate": True,
-            "objective": log_density,
-            **_map_timing(started, iteration_times),
-        },
     )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from ..models.protocols import DataDrivenPrior, Model
 from .core import to_idata
 
 __all__ = ["Backend", "BACKENDS", "register", "applicable_backends", "get_backend", "fit"]
@@ -22,8 +26,9 @@ class Backend:
     ----------
     name : str
     run : callable ``run(model, data, *, rng, **options) -> RawResult``
-    requires : tuple of str
-        Model hooks the back-end needs (see ``latentzoo.models.base``).
+    requires : tuple of Protocol classes
+        The capabilities a model needs for this back-end (``latentzoo.models.protocols``);
+        :class:`~latentzoo.models.protocols.Model` is always required.
     kind : {"point", "variational", "sampler", "exact"}
     description : str
     library : str
@@ -33,7 +38,7 @@ class Backend:
 
     name: str
     run: Callable
-    requires: tuple[str, ...]
+    requires: tuple[type, ...]
     kind: str
     description: str
     library: str = "latentzoo"
@@ -44,14 +49,25 @@ class Backend:
         return tuple(name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY and name != "rng")
 
     def applies_to(self, model) -> bool:
-        return all(model.supports(hook) for hook in self.requires)
+        return all(isinstance(model, protocol) for protocol in (Model, *self.requires))
+
+    def missing_capabilities(self, model) -> list[str]:
+        """Names of the protocols ``model`` lacks for this back-end."""
+        return [protocol.__name__ for protocol in (Model, *self.requires) if not isinstance(model, protocol)]
 
 
 BACKENDS: dict[str, Backend] = {}
 
 
-def register(name: str, *, requires: tuple[str, ...], kind: str, description: str, library: str = "latentzoo"):
-    """Decorator adding a ``run`` function to the registry under ``name``."""
+def register(name: str, *, requires: tuple[type, ...], kind: str, description: str, library: str = "latentzoo"):
+    """Decorator adding a ``run`` function to the registry under ``name``.
+
+    ``run(model, data, *, rng, **options)`` receives validated data and returns a
+    :class:`~latentzoo.inference.core.RawResult` whose ``record`` it fills; its keyword-only
+    arguments are the back-end's options.
+    """
+    if isinstance(requires, str) or not all(isinstance(p, type) for p in requires):
+        raise TypeError(f"requires must be a tuple of protocol classes from latentzoo.models.protocols, got {requires!r}")
 
     def decorate(run):
         BACKENDS[name] = Backend(name, run, tuple(requires), kind, description, library)
@@ -71,8 +87,10 @@ def get_backend(model, backend: str) -> Backend:
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends for {type(model).__name__}: {valid}")
     if backend not in valid:
+        missing = BACKENDS[backend].missing_capabilities(model)
         raise ValueError(
-            f"backend {backend!r} does not apply to {type(model).__name__}; valid backends: {valid}"
+            f"backend {backend!r} does not apply to {type(model).__name__} (it lacks {', '.join(missing)}); "
+            f"valid backends: {valid}"
         )
     return BACKENDS[backend]
 
@@ -110,8 +128,10 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, **opti
     -------
     xarray.DataTree
         Groups ``posterior``, ``log_likelihood``, ``observed_data``, ``sample_stats`` (where
-        the back-end has them) and ``fit_history``; attrs ``backend``, ``converged``,
-        ``n_iter``, ``runtime_s``, ``point_estimate``, ``random_seed``.
+        the back-end has them) and ``fit_history``; attrs: the fields of
+        :class:`~latentzoo.inference.core.FitRecord` (``converged``, ``n_iter``,
+        ``objective``, ``run_s``, ``runtime_s``, ``random_seed``, ...; read them back with
+        ``FitRecord.from_attrs(result.attrs)``) and the back-end's options.
     """
     spec = get_backend(model, backend)
     unknown = set(options) - set(spec.options)
@@ -119,14 +139,34 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, **opti
         raise ValueError(
             f"unknown option(s) {sorted(unknown)} for backend {backend!r}; valid options: {list(spec.options)}"
         )
+    # validated once, here: back-ends, the results builder and the comparison trust this object
     data = model.check_data(data)
-    if model.supports("with_data_prior"):
+    if isinstance(model, DataDrivenPrior):
         # empirical-Bayes defaults (NIWGaussian's data-driven prior) are fixed from the data once,
         # here, so every back-end sees one explicit prior and attrs["model_spec"] records it
         model = model.with_data_prior(data)
     seed = _seed_from(random_seed)
     start = time.perf_counter()
-    raw = spec.run(model, data, rng=np.random.default_rng(seed), **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = spec.run(model, data, rng=np.random.default_rng(seed), **options)
     runtime = time.perf_counter() - start
-    raw.attrs = {**raw.attrs, "backend": backend, "random_seed": seed, "runtime_s": runtime}
+    for warning in caught:  # shown as usual, after being recorded
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno, source=warning.source)
+    raw.record = _completed_record(raw.record, backend, seed, runtime, spec.library, caught)
     return to_idata(model, data, raw)
+
+
+def _completed_record(record, backend: str, seed: int, runtime: float, library: str, caught):
+    """The back-end's record with what only ``fit`` knows: the name, seed, wall time, the part
+    of it that was not the run itself (PyMC's compilation) and the warnings that users see."""
+    run_s = record.run_s if math.isfinite(record.run_s) else runtime
+    # hand-written back-ends compile nothing (their kernels are cached Numba functions)
+    compile_s = max(runtime - run_s, 0.0) if library == "pymc" else math.nan
+    shown = tuple(
+        f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, UserWarning | RuntimeWarning)
+    )
+    return dataclasses.replace(
+        record, backend=backend, random_seed=seed, runtime_s=runtime, run_s=run_s, compile_s=compile_s,
+        warnings=tuple(dict.fromkeys(shown)),
+    )

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..models.conjugate import apply_to_factors
-from .ascent import ascend, best_of_restarts
-from .core import RawResult
+from ..models.protocols import MeanField
+from .ascent import ascend, best_of_restarts, restart_spread
+from .core import FitRecord, RawResult
 from .options import check_bool, check_float, check_int
 from .progress import progress_bar
 from .registry import register
@@ -34,7 +35,7 @@ def elbo_step(model, data):
 
 @register(
     "vb",
-    requires=("initial_factors", "vb_expected_stats", "conditional_posterior"),
+    requires=(MeanField,),
     kind="variational",
     description="hand-written mean-field variational Bayes (CAVI) with the ELBO per iteration",
 )
@@ -94,12 +95,16 @@ def run(
     samples = apply_to_factors(factors, "sample", rng, size=(1, draws))
     return RawResult(
         draws=samples,
+        record=FitRecord(
+            converged=best.converged,
+            n_iter=best.n_iter,
+            point_estimate=False,
+            objective=best.objective,
+            objective_name="ELBO",
+            objective_spread=restart_spread(histories),
+        ),
         history={"elbo": histories},
         attrs={
-            "converged": best.converged,
-            "n_iter": best.n_iter,
-            "point_estimate": False,
-            "elbo": best.objective,
             "best_restart": best_index,
             "n_init": n_init,
             "tol": tol,

@@ -1,25 +1,10 @@
-"""The model protocol every latentzoo model follows, and shared validation helpers.
+"""The base class of latentzoo models and shared validation helpers.
 
-A model is a frozen dataclass of structure and hyperparameters. It holds no data and no fitted
-state. Back-ends talk to it only through the methods below, so a new model plugs into every
-back-end whose hooks it provides (``inference.registry`` checks which ones apply).
-
-Parameter dictionaries map variable names to arrays. Arrays may carry leading *batch*
-dimensions (``(chain, draw)`` when evaluating posterior draws); every vectorised method below
-broadcasts over them.
-
-Hooks by back-end
------------------
-all           ``check_data``, ``param_dims``, ``coords``, ``observed_data``, ``log_likelihood``,
-              ``log_prior``, ``prior``, ``simulate``, ``pymc_model``
-em            ``initial_params``, ``expected_stats``, ``conditional_posterior``
-gibbs         ``initial_params``, ``sample_stats``, ``conditional_posterior``
-vb            ``initial_factors``, ``vb_expected_stats``, ``conditional_posterior``
-exact         ``exact_posterior``
-optional      ``with_data_prior(data)`` (resolve a data-driven prior into an explicit model; ``fit``
-              calls it first), ``relabel_draws`` (an identification rule for a symmetry that lives
-              on no dim), ``objective_scale`` (what EM/VB's ``tol`` is per),
-              ``pymc_initial_point`` (params -> the PyMC model's free variables)
+What a model must provide for each back-end is declared in :mod:`latentzoo.models.protocols`
+(one ``typing.Protocol`` per capability, with a complete tiny model as an example).
+:class:`LatentModel` supplies the defaults of the optional parts of the core protocol: no
+derived quantities, no latent posterior, ``tol`` per observation, PyMC variables named after
+the parameters.
 """
 
 from __future__ import annotations
@@ -35,12 +20,15 @@ class LatentModel:
     """Base class: default implementations and the shared parts of the protocol.
 
     Subclasses set ``name`` (the command-line name), ``observation_dim`` (the dim of the
-    pointwise log-likelihood), ``label_dim`` (the dim whose labels are exchangeable, or None).
+    pointwise log-likelihood), ``label_dim`` (the dim whose labels are exchangeable, or None) and
+    ``paired_label_dims`` (dims that carry the same labels as another: an HMM's ``state_next``
+    is permuted with ``state``).
     """
 
     name: str = ""
     observation_dim: str = "observation"
     label_dim: str | None = None
+    paired_label_dims: dict[str, str] | None = None
 
     # -- parameters ---------------------------------------------------------------------
     @property
@@ -79,21 +67,11 @@ class LatentModel:
     def coords(self, data) -> dict[str, list]:
         return {}
 
-    def default_data(self):
-        """The seed document's example data set for this model."""
-        raise NotImplementedError
-
     def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
         """The free variables of :meth:`pymc_model` at ``params`` (a start for ``pm.find_MAP`` or
         ADVI). By default the PyMC variables carry the parameter names; models whose PyMC
         declaration splits a parameter into several variables override this."""
         return {name: np.asarray(params[name], float) for name in self.param_names}
-
-    def supports(self, hook: str) -> bool:
-        """Whether this model implements ``hook`` (used to decide which back-ends apply)."""
-        method = getattr(type(self), hook, None)
-        base = getattr(LatentModel, hook, None)
-        return method is not None and method is not base
 
 
 def check_rng(rng, name: str = "rng") -> np.random.Generator:

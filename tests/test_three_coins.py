@@ -432,7 +432,7 @@ def test_vb_elbo_is_below_log_evidence(model, dataset):
     # computed by brute force, independently of the model's dynamic programme
     data = DATASETS[dataset]
     idata = fit(model, data, backend="vb", random_seed=0, draws=10, progressbar=False)
-    elbo = idata.posterior.attrs["elbo"]
+    elbo = idata.posterior.attrs["objective"]
     log_evidence = fit(model, data, backend="exact", random_seed=0, draws=10).posterior.attrs["log_evidence"]
     if dataset != "two_d":
         assert log_evidence == pytest.approx(brute_force_posterior(model, data)[0], rel=1e-10)

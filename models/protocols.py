@@ -1,0 +1,306 @@
+"""What a model must provide for each back-end: one ``typing.Protocol`` per capability.
+
+A latentzoo model is a frozen dataclass of structure and hyperparameters; it holds no data and no
+fitted state. Back-ends talk to it only through the methods of these protocols, and the registry
+(``latentzoo.inference.registry``) offers a back-end for a model exactly when the model satisfies
+every protocol the back-end ``requires``. The protocols are runtime-checkable: ``isinstance(model,
+MeanField)`` says whether ``vb`` applies. Inherit :class:`~latentzoo.models.base.LatentModel` for
+the defaults of the optional parts of :class:`Model` (no derived quantities, no latent posterior).
+
+=========================  ==================================================  ===================
+protocol                   methods                                             back-ends
+=========================  ==================================================  ===================
+:class:`Model`             ``check_data``, ``param_dims``, ``coords``,         every one; ``nuts``,
+                           ``observed_data``, ``n_observations``,              ``advi``,
+                           ``log_likelihood``, ``log_prior``, ``prior``,       ``fullrank_advi``,
+                           ``simulate``, ``pymc_model``                        ``map`` need no more
+:class:`ConjugateEStep`    ``initial_params``, ``expected_stats``,             ``em``
+                           ``conditional_posterior``
+:class:`ConjugateSweep`    ``initial_params``, ``sample_stats``,               ``gibbs``,
+                           ``conditional_posterior``                           ``pymc_gibbs``
+:class:`HardAssignments`   ``classification_stats``                            ``em`` with
+                                                                               ``assignment="hard"``
+:class:`MeanField`         ``initial_factors``, ``vb_expected_stats``,         ``vb``
+                           ``conditional_posterior``
+:class:`ExactlySolvable`   ``exact_posterior``                                 ``exact``
+:class:`DataDrivenPrior`   ``with_data_prior``                                 ``fit`` resolves it
+                                                                               once, first
+:class:`IdentificationRule` ``relabel_draws``                                  the comparison
+:class:`ExampleData`       ``default_data``                                    CLI and demo
+:class:`Pictured`          ``picture``                                         the report
+=========================  ==================================================  ===================
+
+Conventions
+-----------
+- ``data`` is what ``check_data`` returns: the model's validated data object (``CoinData``,
+  ``HMMData``, ``GaussianData``). ``fit`` validates once, at the door; every later call receives
+  that object, and ``check_data`` given it back returns it at once.
+- ``params`` maps parameter names to arrays. Arrays may carry leading batch dims (``(chain,
+  draw)`` when evaluating posterior draws); vectorised methods broadcast over them.
+- Conjugate families (``Beta``, ``Dirichlet``, ``NormalInverseWishart`` in
+  ``latentzoo.models.conjugate``) are the currency of the hand-written back-ends: EM takes the
+  ``mode()`` of ``conditional_posterior(stats)``, Gibbs ``sample``\\ s it, VB keeps it as the
+  factor ``q`` and needs its ``expected_log``/``kl``.
+
+A complete tiny model
+---------------------
+A coin of unknown bias ``theta`` with a Beta prior, flipped ``n`` times. It has no latent
+variable, so its "expected" and "sampled" statistics are the counts themselves; it still gets
+``em`` (the MAP), ``gibbs`` (exact draws, one sweep each), ``exact`` and every PyMC back-end:
+
+.. code-block:: python
+
+    from dataclasses import dataclass
+
+    import numpy as np
+
+    from latentzoo.inference import fit
+    from latentzoo.models.base import LatentModel
+    from latentzoo.models.conjugate import Beta
+    from latentzoo.models.conjugate_mixture import ConjugateMixture
+
+
+    @dataclass(frozen=True)
+    class Coin(LatentModel):
+        a: float = 1.0
+        b: float = 1.0
+        name = "coin"
+        observation_dim = "flip"
+
+        def check_data(self, data):
+            flips = np.asarray(data)
+            if flips.ndim != 1 or flips.size == 0 or not np.isin(flips, (0, 1)).all():
+                raise ValueError(f"data must be a non-empty 1-D array of 0/1 flips, got {data!r}")
+            return flips.astype(np.int8)
+
+        def param_dims(self):
+            return {"theta": ()}
+
+        def coords(self, data):
+            return {"flip": list(range(len(data)))}
+
+        def observed_data(self, data):
+            return {"flips": (data, ("flip",))}
+
+        def n_observations(self, data):
+            return len(data)
+
+        def prior(self):
+            return {"theta": Beta(self.a, self.b)}
+
+        def log_prior(self, params):
+            return self.prior()["theta"].log_pdf(params["theta"])
+
+        def log_likelihood(self, data, params):  # (..., n_flips), broadcast over batch dims
+            theta = np.asarray(params["theta"])[..., None]
+            return np.where(data == 1, np.log(theta), np.log1p(-theta))
+
+        def simulate(self, params, size, rng=None):
+            return np.random.default_rng(rng).binomial(1, params["theta"], size)
+
+        def pymc_model(self, data, marginalized=True):
+            import pymc as pm
+
+            with pm.Model(coords=self.coords(data)) as model:
+                theta = pm.Beta("theta", self.a, self.b)
+                pm.Bernoulli("flips", theta, observed=data, dims="flip")
+            return model
+
+        # ConjugateEStep and ConjugateSweep: no latent variable, so the statistics are counts
+        def initial_params(self, data, rng, strategy="random"):
+            return {"theta": np.asarray(rng.uniform(0.1, 0.9))}
+
+        def expected_stats(self, data, params):
+            log_lik = float(self.log_likelihood(data, params).sum())
+            return {"heads": data.sum(), "tails": (1 - data).sum()}, log_lik
+
+        def sample_stats(self, data, params, rng):
+            return {"heads": data.sum(), "tails": (1 - data).sum()}
+
+        def conditional_posterior(self, stats, mle=False):
+            prior = Beta(1.0, 1.0) if mle else self.prior()["theta"]
+            return {"theta": prior.update(stats["heads"], stats["tails"])}
+
+        # ExactlySolvable: the conjugate posterior, a mixture with a single component
+        def exact_posterior(self, data):
+            posterior = self.conditional_posterior(self.sample_stats(data, None, None))
+            return ConjugateMixture.single(posterior)
+
+
+    coin = Coin(a=2.0, b=2.0)
+    for backend in ("em", "gibbs", "exact"):
+        result = fit(coin, [1, 1, 1, 0], backend=backend, random_seed=1)
+
+``tests/test_protocols.py`` runs this example, checks which back-ends the registry offers for it
+and compares every back-end with the closed-form Beta(5, 3) posterior.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "Model",
+    "ConjugateEStep",
+    "ConjugateSweep",
+    "HardAssignments",
+    "MeanField",
+    "ExactlySolvable",
+    "DataDrivenPrior",
+    "IdentificationRule",
+    "ExampleData",
+    "Pictured",
+    "capability_names",
+]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What every back-end needs: data validation, the density, simulation and the PyMC twin.
+
+    Attributes
+    ----------
+    name : str
+        The command-line name (``"three-coins"``).
+    observation_dim : str
+        The dim of the pointwise log-likelihood (``"trial"``, ``"sequence"``, ``"observation"``).
+    label_dim : str or None
+        The dim whose labels are exchangeable (``"component"``, ``"state"``); the comparison
+        relabels every result along it. None when labels are identified.
+    paired_label_dims : dict of str -> str, or None
+        Dims permuted together with another (an HMM's ``state_next`` with ``state``).
+    """
+
+    name: str
+    observation_dim: str
+    label_dim: str | None
+    paired_label_dims: dict[str, str] | None
+
+    def check_data(self, data) -> Any:
+        """The validated data object (returned unchanged when ``data`` already is one)."""
+
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        """Parameter name -> its dims (without the sample dims); the order is the reporting order."""
+
+    def coords(self, data) -> dict[str, list]:
+        """Coordinate values of every dim the results use."""
+
+    def observed_data(self, data) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
+        """Name -> (array, dims) of the observations; the first name labels the log-likelihood."""
+
+    def n_observations(self, data) -> int:
+        """Number of entries of the pointwise log-likelihood."""
+
+    def log_likelihood(self, data, params: dict) -> np.ndarray:
+        """Pointwise log p(observation | params), shape ``batch + (n_observations,)``."""
+
+    def log_prior(self, params: dict) -> np.ndarray:
+        """log p(params) under the model's explicit prior, shape ``batch``."""
+
+    def prior(self) -> dict:
+        """Parameter name (or a tuple of names for a joint factor) -> its conjugate prior."""
+
+    def simulate(self, params: dict, size, rng=None):
+        """Data drawn from the model at ``params``, in the form ``check_data`` accepts."""
+
+    def pymc_model(self, data, marginalized: bool = True):
+        """The model declared once in PyMC, with the same variable names, dims and coords."""
+
+
+@runtime_checkable
+class ConjugateEStep(Protocol):
+    """EM: expected complete-data statistics, then the mode of the conjugate posterior."""
+
+    def initial_params(self, data, rng: np.random.Generator, strategy: str = ...) -> dict:
+        """Starting parameters from a named strategy (``"random"``, ``"prior"``, ...)."""
+
+    def expected_stats(self, data, params: dict) -> tuple[dict, float]:
+        """E-step: statistics under p(latents | data, params), and log p(data | params)."""
+
+    def conditional_posterior(self, stats: dict, mle: bool = False) -> dict:
+        """The conjugate posterior of the parameters given statistics (flat prior if ``mle``)."""
+
+
+@runtime_checkable
+class ConjugateSweep(Protocol):
+    """Blocked Gibbs: draw the latents given the parameters, then the parameters given them."""
+
+    def initial_params(self, data, rng: np.random.Generator, strategy: str = ...) -> dict:
+        """Starting parameters from a named strategy."""
+
+    def sample_stats(self, data, params: dict, rng: np.random.Generator) -> dict:
+        """Complete-data statistics of one draw of the latents from p(latents | data, params)."""
+
+    def conditional_posterior(self, stats: dict, mle: bool = False) -> dict:
+        """The conjugate posterior of the parameters given statistics."""
+
+
+@runtime_checkable
+class HardAssignments(Protocol):
+    """Classification EM: each observation goes to its most probable latent value."""
+
+    def classification_stats(self, data, params: dict) -> tuple[dict, float]:
+        """Statistics of the hard assignment and the classification log-likelihood."""
+
+
+@runtime_checkable
+class MeanField(Protocol):
+    """Mean-field VB (CAVI) with conjugate factors: q(latents) q(params)."""
+
+    def initial_factors(self, data, rng: np.random.Generator) -> dict:
+        """Starting factors q(params), as conjugate distributions."""
+
+    def vb_expected_stats(self, data, factors: dict) -> tuple[dict, float]:
+        """Update q(latents): statistics under it, and E_q[log p(data, latents | params)] + H[q(latents)]."""
+
+    def conditional_posterior(self, stats: dict, mle: bool = False) -> dict:
+        """Update q(params) from the statistics."""
+
+
+@runtime_checkable
+class ExactlySolvable(Protocol):
+    """The posterior in closed form (conjugacy, or a sum over the latent variables)."""
+
+    def exact_posterior(self, data):
+        """A :class:`~latentzoo.models.conjugate_mixture.ConjugateMixture`, with ``log_evidence``."""
+
+
+@runtime_checkable
+class DataDrivenPrior(Protocol):
+    """A default prior set from the data (empirical Bayes), resolved once before any back-end."""
+
+    def with_data_prior(self, data):
+        """The same model with every data-driven hyperparameter made explicit."""
+
+
+@runtime_checkable
+class IdentificationRule(Protocol):
+    """A symmetry that lives on no dim (three coins: swapping coins B and C with pi -> 1 - pi)."""
+
+    def relabel_draws(self, draws: dict) -> tuple[dict, np.ndarray]:
+        """Draws mapped to the identified labelling, and a mask of the draws that were mapped."""
+
+
+@runtime_checkable
+class ExampleData(Protocol):
+    """The seed documents' example data set for this model."""
+
+    def default_data(self):
+        """The example data, in the form ``check_data`` accepts."""
+
+
+@runtime_checkable
+class Pictured(Protocol):
+    """A model-specific figure for the report."""
+
+    def picture(self, comparison):
+        """A matplotlib Figure drawn from a finished comparison (never fitting anything), or None."""
+
+
+def capability_names(model) -> list[str]:
+    """Names of the protocols ``model`` satisfies, in the order of this module's table."""
+    protocols = (Model, ConjugateEStep, ConjugateSweep, HardAssignments, MeanField, ExactlySolvable,
+                 DataDrivenPrior, IdentificationRule, ExampleData, Pictured)
+    return [protocol.__name__ for protocol in protocols if isinstance(model, protocol)]

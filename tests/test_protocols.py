@@ -1,0 +1,142 @@
+"""The model protocols and the typed fit record: the two seams a newcomer reads.
+
+The tiny model in ``latentzoo.models.protocols``'s docstring is run here as written, so the
+example cannot drift from the code; its posterior is Beta(a + heads, b + tails) in closed form.
+"""
+
+import inspect
+import math
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+from latentzoo.inference import BACKENDS, ConvergenceWarning, applicable_backends, fit
+from latentzoo.inference.core import FitRecord
+from latentzoo.models import MODELS, protocols
+
+FLIPS = [1, 1, 1, 0]  # with the example's Beta(2, 2) prior: posterior Beta(5, 3)
+
+
+@pytest.fixture(scope="module")
+def coin():
+    """The docstring's example model, executed from the docstring itself."""
+    doc = protocols.__doc__
+    code = doc.split(".. code-block:: python", 1)[1].split("``tests/test_protocols.py``", 1)[0]
+    code = code.split("\ncoin = Coin(", 1)[0]  # the class only; the tests below make the calls
+    namespace = {"__name__": "protocol_example"}
+    exec(compile(textwrap.dedent(code), "protocols-example", "exec"), namespace)
+    return namespace["Coin"](a=2.0, b=2.0)
+
+
+def test_example_model_gets_every_backend_its_protocols_allow(coin):
+    assert protocols.capability_names(coin) == ["Model", "ConjugateEStep", "ConjugateSweep", "ExactlySolvable"]
+    offered = applicable_backends(coin)
+    assert {"em", "gibbs", "exact", "nuts", "advi", "fullrank_advi", "map"} <= set(offered)
+    assert "vb" not in offered  # no MeanField methods
+    with pytest.raises(ValueError, match="lacks MeanField"):
+        fit(coin, FLIPS, backend="vb")
+
+
+def test_example_model_matches_the_closed_form_posterior(coin):
+    posterior = stats.beta(5, 3)
+    em = fit(coin, FLIPS, backend="em", random_seed=0)
+    assert float(em.posterior["theta"].values.squeeze()) == pytest.approx((5 - 1) / (5 + 3 - 2), abs=1e-6)
+    # log p(flips) = log B(5, 3) - log B(2, 2) for this sequence of flips
+    exact = fit(coin, FLIPS, backend="exact", random_seed=0, draws=20_000)
+    record = FitRecord.from_attrs(exact.posterior.attrs)
+    assert record.objective_name == "log-evidence"
+    assert record.objective == pytest.approx(special.betaln(5, 3) - special.betaln(2, 2), rel=1e-12)
+    for backend, options in (("exact", {"draws": 20_000}), ("gibbs", {"draws": 2000, "chains": 2})):
+        draws = fit(coin, FLIPS, backend=backend, random_seed=1, **options).posterior["theta"].values.ravel()
+        standard_error = posterior.std() / math.sqrt(draws.size)
+        assert abs(draws.mean() - posterior.mean()) < 5 * standard_error, backend
+        assert draws.std() == pytest.approx(posterior.std(), rel=0.05), backend
+
+
+@pytest.mark.pymc
+def test_example_model_through_pymc(coin):
+    result = fit(coin, FLIPS, backend="nuts", random_seed=2, draws=1000, tune=500, chains=2, progressbar=False)
+    draws = result.posterior["theta"].values.ravel()
+    assert abs(draws.mean() - 5 / 8) < 0.03
+    record = FitRecord.from_attrs(result.posterior.attrs)
+    # PyMC back-ends split the wall time into compiling and sampling
+    assert record.compile_s >= 0 and 0 < record.run_s <= record.runtime_s
+    assert record.compile_s + record.run_s == pytest.approx(record.runtime_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_registry_offers_exactly_what_the_protocols_say(name):
+    model = MODELS[name]()
+    offered = set(applicable_backends(model))
+    for backend, spec in BACKENDS.items():
+        satisfied = all(isinstance(model, protocol) for protocol in (protocols.Model, *spec.requires))
+        assert (backend in offered) == satisfied, backend
+    assert isinstance(model, protocols.Model)
+
+
+def test_protocols_have_no_probes_by_name():
+    """Capabilities are protocols: no back-end or the comparison looks hooks up by name."""
+    import latentzoo.inference as inference_package
+    from pathlib import Path
+
+    for path in Path(inference_package.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        assert ".supports(" not in text, path.name
+        assert "getattr(model" not in text and "getattr(comparison.model" not in text, path.name
+
+
+def test_register_refuses_hook_names():
+    from latentzoo.inference.registry import register
+
+    with pytest.raises(TypeError, match="protocol classes"):
+        register("broken", requires=("expected_stats",), kind="point", description="")
+
+
+# -- the fit record ------------------------------------------------------------------------------
+def test_record_round_trips_through_attrs():
+    record = FitRecord(converged=False, n_iter=7, point_estimate=True, objective=-3.5, objective_name="log-posterior",
+                       objective_spread=0.25, run_s=1.5, runtime_s=2.0, warnings=("ConvergenceWarning: a", "UserWarning: b"),
+                       backend="em", random_seed=3)
+    attrs = record.to_attrs()
+    assert attrs["converged"] == 0 and "compile_s" not in attrs  # NaN fields are left out
+    assert FitRecord.from_attrs(attrs) == record
+
+
+def test_record_refuses_foreign_attrs():
+    with pytest.raises(ValueError, match="no latentzoo fit record.*converged"):
+        FitRecord.from_attrs({"n_iter": 3})
+
+
+def test_fit_records_objective_timing_and_warnings():
+    from latentzoo.models import ThreeCoins
+
+    trials = [[1, 1, 0, 1], [0, 0, 1, 0], [1, 1, 1, 0], [0, 1, 0, 0]]  # EM needs many steps here
+    with pytest.warns(ConvergenceWarning, match="did not converge"):  # still shown to the user
+        result = fit(ThreeCoins(), trials, backend="em", random_seed=0, max_iter=2, n_init=2)
+    record = FitRecord.from_attrs(result.attrs)
+    assert record == FitRecord.from_attrs(result.posterior.attrs)
+    assert not record.converged and record.n_iter == 2
+    assert record.objective_name == "log-posterior" and np.isfinite(record.objective)
+    assert any(w.startswith("ConvergenceWarning: EM did not converge") for w in record.warnings)
+    assert math.isnan(record.compile_s) and record.run_s == record.runtime_s > 0
+    assert record.backend == "em" and record.random_seed == 0
+    # the best restart's final objective is the recorded one
+    history = result["fit_history"]["log_posterior"].values
+    finals = [row[np.isfinite(row)][-1] for row in history]
+    assert record.objective == pytest.approx(max(finals), rel=1e-12)
+    assert record.objective_spread == pytest.approx(max(finals) - min(finals), abs=1e-9) and record.objective_spread > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = fit(ThreeCoins(), "1111110000", backend="em", random_seed=0)
+    assert FitRecord.from_attrs(quiet.attrs).warnings == ()
+
+
+def test_every_backend_documents_its_record_fields():
+    """A new back-end's author learns what to emit from FitRecord alone."""
+    documented = inspect.getdoc(FitRecord)
+    for name in ("converged", "n_iter", "point_estimate", "objective", "objective_name", "objective_spread",
+                 "run_s", "compile_s", "runtime_s", "warnings"):
+        assert f"{name} :" in documented, name

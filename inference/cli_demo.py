@@ -16,7 +16,8 @@ from .cli_input import UsageError, comparison_options
 from .cli_output import StatusLines, make_console, print_comparison
 from .cli_run import configure_environment, quiet_pymc, run_comparison
 
-__all__ = ["DEMO_BACKENDS", "DEMO_OPTIONS", "DEMO_SKIPS", "QUICK_OPTIONS", "QUICK_REFERENCE_OPTIONS", "cmd_demo"]
+__all__ = ["DEMO_BACKENDS", "DEMO_OPTIONS", "DEMO_SKIPS", "QUICK_OPTIONS", "QUICK_REFERENCE_OPTIONS", "cmd_demo",
+           "render_demo_index"]
 
 #: ``demo --quick``: fewer draws everywhere (rough numbers, same pictures)
 QUICK_OPTIONS = {
@@ -55,6 +56,9 @@ DEMO_SKIPS = {
 
 #: ``demo --quick``: a shorter long-NUTS reference for models without an exact posterior
 QUICK_REFERENCE_OPTIONS = {"draws": 1000, "tune": 1000, "chains": 2}
+
+INDEX_TEMPLATE = "demo_index.html.j2"
+
 
 @dataclasses.dataclass
 class _DemoOutcome:
@@ -180,10 +184,45 @@ def _run_demo_parallel(names: list[str], args, out: Path, jobs: int) -> dict[str
     return outcomes
 
 
+def _index_template():
+    """The index page's jinja2 template, autoescaped: model names and summaries are text, not HTML."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("latentzoo.inference", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return environment.get_template(INDEX_TEMPLATE)
+
+
+def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=None) -> str:
+    """The demo's index page: a link to each model's report, with the model's summary.
+
+    Parameters
+    ----------
+    outcomes : dict
+        Model name -> its demo outcome, in the page's order; each outcome has the attributes
+        ``report`` (report.html's path relative to the index), ``class_name`` and ``summary``.
+    all_backends, quick : bool
+        The ``demo`` flags, which the page's introduction names.
+    template : jinja2.Template, optional
+        The loaded ``demo_index.html.j2`` (loaded here when None).
+
+    Returns
+    -------
+    str
+        The HTML page, every model-supplied text escaped.
+    """
+    template = template or _index_template()
+    return template.render(outcomes=outcomes, all_backends=all_backends, quick=quick)
+
+
 def cmd_demo(args) -> int:
     """``latentzoo demo``: compare every model that ships default data and write the reports."""
-    import html
-
     from latentzoo.models import MODELS
 
     out = Path(args.out)
@@ -194,6 +233,8 @@ def cmd_demo(args) -> int:
     if jobs < 1:
         raise UsageError(f"--jobs must be a positive integer, got {jobs}")
     jobs = min(jobs, len(names))
+    # loaded before the models run, so that a missing jinja2 or template fails in a second, not after minutes
+    template = _index_template()
     start = time.perf_counter()
     if jobs == 1:
         outcomes = {}
@@ -203,21 +244,9 @@ def cmd_demo(args) -> int:
             outcomes[name] = outcome
     else:
         outcomes = _run_demo_parallel(names, args, out, jobs)
-    items = "".join(
-        f"<li><a href='{html.escape(outcomes[name].report)}'><b>{html.escape(name)}</b> "
-        f"({html.escape(outcomes[name].class_name)})</a><p>{html.escape(outcomes[name].summary)}</p></li>"
-        for name in names
-    )
-    chosen = "every applicable back-end" if args.all_backends else \
-        "EM, VB, ADVI, Gibbs, NUTS and the exact posterior where they apply"
     index = out / "index.html"
-    index.write_text(
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>latentzoo demo</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;}li{margin:1em 0}</style>"
-        f"</head><body><h1>latentzoo demo</h1><p>Every model on its default data: {chosen}"
-        f"{' (quick settings)' if args.quick else ''}.</p><ul>{items}</ul></body></html>\n",
-        encoding="utf-8",
-    )
+    page = render_demo_index({name: outcomes[name] for name in names}, args.all_backends, args.quick, template)
+    index.write_text(page, encoding="utf-8")
     per_model = ", ".join(f"{name} {outcomes[name].seconds:.0f} s" for name in names)
     console.print(f"\n[dim]{len(names)} models in {time.perf_counter() - start:.0f} s with {jobs} "
                   f"job{'s' if jobs > 1 else ''} ({per_model})[/]")

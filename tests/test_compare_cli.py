@@ -538,3 +538,28 @@ def test_map_reports_its_compile_and_run_split():
     assert 0 < row["run_s"] < row["runtime_s"]
     assert row["compile_s"] > 0
     assert row["compile_s"] + row["run_s"] == pytest.approx(row["runtime_s"])
+
+
+def test_cli_demo_index_escapes_model_names(tmp_path, monkeypatch, capsys):
+    """The demo's index.html shows model names and summaries as text: ``<`` and quotes are escaped
+    (the models' runs are replaced by a stand-in: only the page is under test)."""
+    from types import SimpleNamespace
+
+    import latentzoo.models as models
+    from latentzoo.inference import cli_demo
+
+    name = "<script>coins'"
+    monkeypatch.setattr(models, "MODELS", {name: ThreeCoins})
+
+    def one_model(model_name, args, out, **display):
+        return SimpleNamespace(class_name="ThreeCoins", report=f"{model_name}/report.html",
+                               summary="p < q & q > 0", printed="", seconds=0.0)
+
+    monkeypatch.setattr(cli_demo, "_demo_one", one_model)
+    assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "<script>" not in index
+    assert index.count("&lt;script&gt;coins&#39;") == 2  # the link and its text
+    assert "<p>p &lt; q &amp; q &gt; 0</p>" in index
+    assert "EM, VB, ADVI, Gibbs, NUTS and the exact posterior where they apply (quick settings)." in index
+    assert "report:" in capsys.readouterr().out

@@ -113,13 +113,13 @@ def test_demo_index_links_to_reports(tmp_path, monkeypatch):
     """``latentzoo demo`` on one model (the others take minutes): the index links to a report
     that exists and renders."""
     import latentzoo.models as models
-    from latentzoo.inference import cli
+    from latentzoo.inference import cli, cli_demo
 
     monkeypatch.setattr(models, "MODELS", {"three-coins": ThreeCoins})
     fast = {"em": {}, "vb": {"draws": 300}, "gibbs": {"draws": 200, "tune": 100, "chains": 2},
             "exact": {"draws": 1000}}
-    monkeypatch.setattr(cli, "QUICK_OPTIONS", fast)
-    monkeypatch.setattr(cli, "_comparison_options",
+    monkeypatch.setattr(cli_demo, "QUICK_OPTIONS", fast)
+    monkeypatch.setattr(cli_demo, "comparison_options",
                         lambda model, backends, reference, defaults, draws, extra: (list(fast), "exact", fast))
     out = tmp_path / "demo"
     # one model runs in this process even with --jobs 2 (no worker to lose the patches in)

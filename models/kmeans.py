@@ -23,7 +23,7 @@ from .gmm_stats import hard_component_stats
 __all__ = ["kmeans_plusplus", "lloyd", "nearest_centres"]
 
 
-def kmeans_plusplus(x, n_components: int, rng: np.random.Generator) -> np.ndarray:
+def kmeans_plusplus(x, K: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ seeding: K centres drawn from the rows of ``x`` (Arthur & Vassilvitskii 2007).
 
     The first centre is uniform; each next one is the best (lowest resulting inertia) of
@@ -35,8 +35,8 @@ def kmeans_plusplus(x, n_components: int, rng: np.random.Generator) -> np.ndarra
     ----------
     x : array-like of shape (N, D), or GaussianData
         N >= K finite rows (a GaussianData is not checked again).
-    n_components : int
-        K.
+    K : int
+        The number of centres.
     rng : numpy.random.Generator
         One integer drawn from it seeds scikit-learn (which takes a seed or a ``RandomState``,
         not a Generator), so the same seeded Generator gives the same centres.
@@ -53,7 +53,7 @@ def kmeans_plusplus(x, n_components: int, rng: np.random.Generator) -> np.ndarra
     seed = int(rng.integers(2**32))  # the range of a RandomState seed
     # validated data were scanned for NaN once already; scikit-learn would scan them again
     with config_context(assume_finite=validated):
-        centres, _ = sklearn_kmeans_plusplus(x.x if validated else x, n_components, random_state=seed)
+        centres, _ = sklearn_kmeans_plusplus(x.x if validated else x, K, random_state=seed)
     return centres
 
 

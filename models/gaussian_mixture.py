@@ -42,22 +42,29 @@ calls it):
 
 The weights get a symmetric Dirichlet(1) (uniform on the simplex) by default, so that MAP-EM's
 weights are the expected fractions, as in maximum likelihood.
+
+Where the parts live: kernels in ``gmm_kernels``, ``gmm_stats`` and ``gmm_pass``; priors in
+``gmm_priors``; K-means and k-means++ in ``kmeans``; AIC, BIC and the choice of K in
+``gmm_selection``; data are validated once into a ``gaussian_data.GaussianData``.
 """
 
 from __future__ import annotations
 
 import numbers
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
+from . import gmm_selection
 from .base import LatentModel, as_tuple, check_positive, check_rng, check_spd, numeric_array
-from .conjugate import Dirichlet, NormalInverseWishart
-from .niw_gaussian import NIWHyperparameters
-
-from .gmm_kernels import component_stats, e_step, e_step_stats, expected_e_step_stats, log_gaussian_densities
+from .conjugate import NormalInverseWishart
+from .gaussian_data import GaussianData, GaussianObservations
+from .gmm_kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats
+from .gmm_priors import component_niw, data_driven_scale, weights_distribution
+from .gmm_stats import component_stats, hard_component_stats
+from .kmeans import kmeans_plusplus, lloyd, nearest_centres
+from .niw_hyperparameters import NIWHyperparameters
 
 __all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", "REG_COVAR"]
 
@@ -71,47 +78,14 @@ NAMES = ("weights", "means", "covs")
 #: centres of the default data's blobs
 DEFAULT_CENTRES = ((-6.0, -2.0), (0.0, 6.0), (6.0, -2.0))
 NIW_KEY = ("means", "covs")
-LOG_2PI = np.log(2.0 * np.pi)
 
 
 class DegenerateComponentError(ValueError):
     """Maximum-likelihood EM met a collapsing component (the likelihood is unbounded there)."""
 
 
-#: elements of the (draws, N, K, D) temporaries when many parameter draws are evaluated at once
-_BATCH_ELEMENTS = 1 << 21
-
-
-def _batched_log_joint(x, weights, means, covs) -> np.ndarray:
-    """log(weights_k N(x_n | means_k, covs_k)) for many parameter sets, shape (S, N, K).
-
-    The kernels in :mod:`gmm_kernels` are built for one parameter set and many points; posterior
-    draws need the opposite (thousands of small sets), so this loops over chunks of draws with
-    batched Cholesky factors instead of over draws.
-    """
-    n, dim = x.shape
-    n_sets, K = weights.shape
-    out = np.empty((n_sets, n, K))
-    chunk = max(1, _BATCH_ELEMENTS // max(1, n * K * dim))
-    for start in range(0, n_sets, chunk):
-        part = slice(start, min(n_sets, start + chunk))
-        try:
-            chol = np.linalg.cholesky(covs[part])
-        except np.linalg.LinAlgError:
-            for offset, set_covs in enumerate(covs[part]):
-                check_spd(set_covs, f"params['covs'] (draw {start + offset}) ")
-            raise
-        chol_inv = np.linalg.inv(chol)
-        z = np.einsum("skij,snkj->snki", chol_inv, x[None, :, None, :] - means[part][:, None, :, :])
-        half_log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (s, K)
-        with np.errstate(divide="ignore"):
-            log_w = np.log(weights[part])
-        out[part] = (log_w - half_log_det - 0.5 * dim * LOG_2PI)[:, None, :] - 0.5 * np.einsum("snki,snki->snk", z, z)
-    return out
-
-
 @dataclass(frozen=True)
-class GaussianMixture(NIWHyperparameters, LatentModel):
+class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
     """Mixture of K full-covariance Gaussians with Dirichlet and Normal-Inverse-Wishart priors.
 
     Parameters
@@ -137,8 +111,9 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
     Notes
     -----
     Parameters: ``weights`` (component,), ``means`` (component, feature), ``covs``
-    (component, feature, feature_bis); data: an (N, D) array. See the module docstring for the
-    data-driven defaults and for what each back-end does.
+    (component, feature, feature_bis); data: an (N, D) array (or a
+    :class:`~latentzoo.models.gaussian_data.GaussianData`, which :meth:`check_data` returns). See
+    the module docstring for the data-driven defaults and for what each back-end does.
 
     Examples
     --------
@@ -186,47 +161,36 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
     def latent_dims(self) -> dict[str, tuple[str, ...]]:
         return {"responsibilities": ("observation", "component")}
 
-    def n_observations(self, data) -> int:
-        return self.check_data(data).shape[0]
-
     def n_parameters(self, dim: int) -> int:
         """Free parameters: K - 1 weights, K D means, K D (D + 1) / 2 covariance entries."""
-        K = self.n_components
-        return K - 1 + K * dim + K * dim * (dim + 1) // 2
+        return gmm_selection.n_parameters(self.n_components, dim)
 
     def coords(self, data) -> dict[str, list]:
-        x = self.check_data(data)
-        features = np.arange(x.shape[1])
-        return {
-            "observation": np.arange(x.shape[0]),
-            "feature": features,
-            "feature_bis": features,
-            "component": np.arange(self.n_components),
-        }
-
-    def observed_data(self, data) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
-        return {"x": (self.check_data(data), ("observation", "feature"))}
+        return {**GaussianObservations.coords(self, data), "component": np.arange(self.n_components)}
 
     def default_data(self) -> np.ndarray:
         """The seed's example: three well-separated 2-D blobs of unit spread, 100 points each, centred
-        at (-6, -2), (0, 6) and (6, -2) (``datasets.blobs`` with a fixed seed)."""
+        at (-6, -2), (0, 6) and (6, -2) (``datasets.blobs`` with a fixed seed), as a read-only
+        (300, 2) float64 array."""
         from .datasets import blobs
 
         x, _ = blobs(300, centers=DEFAULT_CENTRES, cluster_std=1.0, random_seed=20240)
-        return self.check_data(x)
+        return self.check_data(x).x
 
     # -- validation ---------------------------------------------------------------------
-    def check_data(self, data) -> np.ndarray:
+    def check_data(self, data) -> GaussianData:
         """Validate observations.
 
         Parameters
         ----------
-        data : array-like of shape (N, D)
-            Finite real numbers, N >= n_components rows; D must match m0/S0 when given.
+        data : array-like of shape (N, D), or GaussianData
+            Finite real numbers, N >= n_components rows; D must match m0/S0 when given. A
+            GaussianData is returned as it is once N and D are checked (no pass over the values).
 
         Returns
         -------
-        ndarray of shape (N, D), float64, read-only
+        GaussianData
+            ``x``: ndarray of shape (N, D), float64, read-only.
         """
         K = self.n_components
         return self._check_observations(
@@ -289,42 +253,18 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
         )
 
     # -- the prior ------------------------------------------------------------------------
-    def _weights_prior(self) -> Dirichlet:
-        concentration = np.broadcast_to(np.asarray(self.weights_prior, float), (self.n_components,))
-        if self.n_components == 1:
-            return _OneCategory()
-        return Dirichlet(concentration)
+    def _weights_prior(self):
+        return weights_distribution(np.broadcast_to(np.asarray(self.weights_prior, float), (self.n_components,)))
 
     def _niw(self, m0, nu0, S0) -> NormalInverseWishart:
-        K = self.n_components
-        dim = m0.size
-        return NormalInverseWishart(
-            np.broadcast_to(m0, (K, dim)).copy(), np.full(K, self.kappa0), np.full(K, float(nu0)),
-            np.broadcast_to(S0, (K, dim, dim)).copy(),
-        )
+        return component_niw(m0, self.kappa0, nu0, S0, self.n_components)
 
     def resolved_prior(self, data) -> dict:
         """``{"weights": Dirichlet, ("means", "covs"): NIW batched over the K components}`` for
         ``data``: explicit hyperparameters as given, the others from the data (module docstring)."""
-        x = self.check_data(data)
-        n, dim = x.shape
-        m0 = np.asarray(self.m0, float) if self.m0 is not None else x.mean(0)
-        nu0 = self.nu0 if self.nu0 is not None else dim + 2.0
-        if nu0 <= dim - 1:
-            raise ValueError(f"nu0 must be > D - 1 = {dim - 1} for data with D = {dim}, got {nu0}")
-        if self.S0 is not None:
-            S0 = np.asarray(self.S0, float)
-        else:
-            centred = x - x.mean(0)
-            cov = centred.T @ centred / n
-            S0 = cov / self.n_components ** (2.0 / dim)
-            try:
-                np.linalg.cholesky(S0)
-            except np.linalg.LinAlgError:
-                raise ValueError(
-                    "the data-driven S0 = cov(data) / K^(2/D) is singular (a constant feature, or fewer distinct "
-                    f"points than D = {dim} + 1, or points on a hyperplane); give S0 explicitly"
-                ) from None
+        x = self.check_data(data).x
+        m0, nu0 = self._resolved_m0_nu0(x.mean(0))
+        S0 = np.asarray(self.S0, float) if self.S0 is not None else data_driven_scale(x, self.n_components)
         return {"weights": self._weights_prior(), NIW_KEY: self._niw(m0, nu0, S0)}
 
     def with_data_prior(self, data) -> "GaussianMixture":
@@ -338,11 +278,7 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
 
     def prior(self) -> dict:
         """``{"weights": Dirichlet, ("means", "covs"): NIW}``; only for explicit hyperparameters."""
-        if self.data_driven:
-            raise ValueError(
-                "this GaussianMixture's prior is data-driven (m0, nu0 or S0 is None), so it depends on the data; "
-                "use model.with_data_prior(data) (the same prior, fixed from the data), or em with mle=True"
-            )
+        self._require_explicit_prior("prior()")
         return {
             "weights": self._weights_prior(),
             NIW_KEY: self._niw(np.asarray(self.m0), self.nu0, np.asarray(self.S0)),
@@ -366,7 +302,7 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
             except ValueError as error:
                 raise ValueError(f"params: {error}") from None
         size = int(np.prod(batch))
-        log_joint = _batched_log_joint(
+        log_joint = batched_log_joint(
             x, weights.reshape(size, -1), means.reshape((size,) + means.shape[-2:]), covs.reshape((size,) + covs.shape[-3:])
         )
         log_norm = special.logsumexp(log_joint, axis=-1)
@@ -378,18 +314,18 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
 
         Parameters
         ----------
-        data : array-like of shape (N, D)
+        data : array-like of shape (N, D), or GaussianData
         params : dict with weights (*B, K), means (*B, K, D), covs (*B, K, D, D)
 
         Returns
         -------
         ndarray of shape (*B, N)
         """
-        return self._log_norm_and_resp(self.check_data(data), params)[0]
+        return self._log_norm_and_resp(self.check_data(data).x, params)[0]
 
     def responsibilities(self, data, params) -> np.ndarray:
         """p(z_n = k | x_n, params), shape (*B, N, K); rows sum to one."""
-        return self._log_norm_and_resp(self.check_data(data), params)[1]
+        return self._log_norm_and_resp(self.check_data(data).x, params)[1]
 
     def latent_posterior(self, data, params) -> dict[str, np.ndarray]:
         """``{"responsibilities": (*B, N, K)}``."""
@@ -397,15 +333,11 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
 
     def aic(self, data, params) -> float:
         """Akaike's criterion -2 log L + 2 p (p = :meth:`n_parameters`); lower is better."""
-        x = self.check_data(data)
-        params = self.check_params(params, dim=x.shape[1])
-        return float(-2.0 * self.log_likelihood(x, params).sum() + 2.0 * self.n_parameters(x.shape[1]))
+        return gmm_selection.aic(self, data, params)
 
     def bic(self, data, params) -> float:
         """Schwarz's criterion -2 log L + p log N; lower is better."""
-        x = self.check_data(data)
-        params = self.check_params(params, dim=x.shape[1])
-        return float(-2.0 * self.log_likelihood(x, params).sum() + self.n_parameters(x.shape[1]) * np.log(x.shape[0]))
+        return gmm_selection.bic(self, data, params)
 
     def simulate(self, params, size, rng=None):
         """Draw ``size`` observations.
@@ -430,12 +362,14 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
 
         ``"kmeans++"`` (default): centres by k-means++ seeding (Arthur & Vassilvitskii 2007: each
         next centre is a data point drawn with probability proportional to its squared distance
-        to the nearest centre so far); each point joins its nearest centre; weights are the
-        cluster fractions, every covariance the pooled within-cluster covariance.
+        to the nearest centre so far; scikit-learn's greedy variant, see
+        :func:`~latentzoo.models.kmeans.kmeans_plusplus`); each point joins its nearest centre;
+        weights are the cluster fractions, every covariance the pooled within-cluster covariance.
         ``"random"``: means at K distinct random observations, equal weights, every covariance
         the data covariance.
         """
-        x = self.check_data(data)
+        data = self.check_data(data)
+        x = data.x
         n, dim = x.shape
         K = self.n_components
         floor = 1e-6 * max(float(np.mean(x.var(0))), np.finfo(float).tiny) * np.eye(dim)
@@ -445,11 +379,8 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
             return {"weights": np.full(K, 1.0 / K), "means": means, "covs": np.broadcast_to(cov, (K, dim, dim)).copy()}
         if strategy != "kmeans++":
             raise ValueError(f"init strategy must be 'kmeans++', 'random' or a dict of params, got {strategy!r}")
-        centres = kmeans_plusplus(x, K, rng)
-        labels = _nearest(x, centres)
-        hard = np.zeros((n, K))
-        hard[np.arange(n), labels] = 1.0
-        counts, means, scatters = component_stats(x, hard)
+        centres = kmeans_plusplus(data, K, rng)
+        counts, means, scatters = hard_component_stats(x, nearest_centres(x, centres), K)
         means = np.where(counts[:, None] > 0, means, centres)
         pooled = scatters.sum(0) / n + floor
         weights = np.maximum(counts, 1.0)
@@ -458,10 +389,10 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
     def expected_stats(self, data, params):
         """E-step: ``{"counts", "means", "scatters"}`` weighted by the responsibilities, and the
         log-likelihood at ``params``."""
-        x = self.check_data(data)
+        x = self.check_data(data).x
         # one fused pass: the responsibilities are used block by block, never stored
         log_norm, counts, means, scatters = e_step_stats(x, params["weights"], params["means"], params["covs"])
-        return {"counts": counts, "means": means, "scatters": scatters}, float(log_norm.sum())
+        return self._stats(counts, means, scatters), float(log_norm.sum())
 
     def classification_stats(self, data, params):
         """Classification EM's E + C step: each point goes to its most probable component.
@@ -473,21 +404,12 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
             The classification log-likelihood sum_n max_k log(weights_k N(x_n | means_k, covs_k)),
             which classification EM never decreases.
         """
-        x = self.check_data(data)
-        labels, objective = self._classify(x, params)
-        return self._stats(x, _one_hot(labels, self.n_components)), objective
+        x = self.check_data(data).x
+        labels, objective = classify(x, params["weights"], params["means"], params["covs"])
+        return self._stats(*hard_component_stats(x, labels, self.n_components)), objective
 
     @staticmethod
-    def _classify(x, params):
-        """(most probable component per point (N,), sum of the winning log joint densities)."""
-        with np.errstate(divide="ignore"):
-            log_joint = log_gaussian_densities(x, params["means"], params["covs"]) + np.log(params["weights"])
-        labels = np.argmax(log_joint, axis=1)
-        return labels, float(log_joint[np.arange(x.shape[0]), labels].sum())
-
-    @staticmethod
-    def _stats(x, weights):
-        counts, means, scatters = component_stats(x, weights)
+    def _stats(counts, means, scatters):
         return {"counts": counts, "means": means, "scatters": scatters}
 
     def conditional_posterior(self, stats, mle: bool = False) -> dict:
@@ -511,7 +433,7 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
             return {"weights": prior["weights"].update(counts), NIW_KEY: prior[NIW_KEY].update(counts, means, scatters)}
         self._check_not_collapsed(counts, scatters)
         regularised = scatters + (counts * self.reg_covar)[:, None, None] * np.eye(dim)
-        weights = _OneCategory() if K == 1 else Dirichlet(np.ones(K))
+        weights = weights_distribution(np.ones(K))
         return {"weights": weights.update(counts), NIW_KEY: NormalInverseWishart.flat(dim, (K,)).update(counts, means, regularised)}
 
     def _check_not_collapsed(self, counts, scatters):
@@ -535,19 +457,19 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
     # -- hooks: gibbs -----------------------------------------------------------------------
     def sample_stats(self, data, params, rng):
         """Draw every assignment z_n from its responsibilities; complete statistics."""
-        x = self.check_data(data)
+        x = self.check_data(data).x
         _, resp = e_step(x, params["weights"], params["means"], params["covs"])
         cumulative = np.cumsum(resp, axis=1)
         labels = np.minimum((rng.random((x.shape[0], 1)) > cumulative).sum(1), self.n_components - 1)
-        return self._stats(x, _one_hot(labels, self.n_components))
+        return self._stats(*hard_component_stats(x, labels, self.n_components))
 
     # -- hooks: vb --------------------------------------------------------------------------
     def initial_factors(self, data, rng) -> dict:
         """VB start: the conjugate posterior given the responsibilities at a k-means++ start."""
-        x = self.check_data(data)
-        start = self.initial_params(x, rng, "kmeans++")
-        _, resp = e_step(x, start["weights"], start["means"], start["covs"])
-        return self.conditional_posterior(self._stats(x, resp))
+        data = self.check_data(data)
+        start = self.initial_params(data, rng, "kmeans++")
+        _, resp = e_step(data.x, start["weights"], start["means"], start["covs"])
+        return self.conditional_posterior(self._stats(*component_stats(data.x, resp)))
 
     def vb_expected_stats(self, data, factors):
         """Update q(z): expected statistics and the ELBO's data term.
@@ -556,12 +478,12 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
         with the optimal q(z) the terms E_q[log p(x, z | theta)] - E_q[log q(z)] sum to
         sum_n log sum_k rho_nk; the ELBO is that minus the factors' KL divergences from the prior.
         """
-        x = self.check_data(data)
+        x = self.check_data(data).x
         niw = factors[NIW_KEY]
         log_norm, counts, means, scatters = expected_e_step_stats(
             x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S
         )
-        return {"counts": counts, "means": means, "scatters": scatters}, float(log_norm.sum())
+        return self._stats(counts, means, scatters), float(log_norm.sum())
 
     # -- PyMC declaration -------------------------------------------------------------------
     def pymc_model(self, data, marginalized: bool = True):
@@ -573,7 +495,7 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
 
         Parameters
         ----------
-        data : array-like of shape (N, D)
+        data : array-like of shape (N, D), or GaussianData
         marginalized : bool
             True: ``x ~ Mixture(weights, MvNormal(means_k, covs_k))`` with the assignments summed
             out (NUTS, ADVI, MAP). False: explicit ``z ~ Categorical(weights)`` per observation and
@@ -584,11 +506,12 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
 
         from .pymc_parts import gaussian_mixture, inverse_wishart, mvnormal
 
-        x = self.check_data(data)
-        prior = self.resolved_prior(x)
+        data = self.check_data(data)
+        x = data.x
+        prior = self.resolved_prior(data)
         niw = prior[NIW_KEY]
         K = self.n_components
-        coords = {key: list(value) for key, value in self.coords(x).items()}
+        coords = {key: list(value) for key, value in self.coords(data).items()}
         with pm.Model(coords=coords) as model:
             if K == 1:
                 weights = pt.ones(1, dtype="float64")
@@ -628,7 +551,7 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
 
         Parameters
         ----------
-        data : array-like of shape (N, D)
+        data : array-like of shape (N, D), or GaussianData
         init_centres : array-like of shape (K, D)
         max_iter : int
 
@@ -639,25 +562,7 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
         inertia : float
             Sum of squared distances to the assigned centres.
         """
-        x = self.check_data(data)
-        K, dim = self.n_components, x.shape[1]
-        centres = numeric_array(init_centres, "init_centres", "a (K, D) array of numbers").copy()
-        if centres.shape != (K, dim) or not np.all(np.isfinite(centres)):
-            raise ValueError(f"init_centres must be a finite array of shape ({K}, {dim}), got shape {centres.shape}")
-        fixed = {"weights": np.full(K, 1.0 / K), "covs": np.broadcast_to(np.eye(dim), (K, dim, dim))}
-        labels = None
-        for _ in range(max_iter):
-            new_labels, _ = self._classify(x, {**fixed, "means": centres})
-            if labels is not None and np.array_equal(new_labels, labels):
-                break
-            labels = new_labels
-            counts, means, _ = component_stats(x, _one_hot(labels, K))
-            # an empty cluster keeps its centre (scikit-learn would relocate it)
-            centres = np.where(counts[:, None] > 0, means, centres)
-        else:
-            warnings.warn(f"kmeans did not converge in {max_iter} iterations", UserWarning, stacklevel=2)
-        inertia = float(np.sum((x - centres[labels]) ** 2))
-        return centres, labels, inertia
+        return lloyd(self.check_data(data).x, init_centres, self.n_components, max_iter)
 
     # -- choosing K (seed 002) ----------------------------------------------------------------
     def choose_n_components(self, data, candidates=range(1, 7), criterion: str = "bic", random_seed: int = 0, n_init: int = 5):
@@ -665,7 +570,7 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
 
         Parameters
         ----------
-        data : array-like of shape (N, D)
+        data : array-like of shape (N, D), or GaussianData
         candidates : iterable of int
         criterion : {"bic", "aic"}
             The column whose minimum picks K (marked in the ``best`` column).
@@ -680,69 +585,7 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
             ``bic``, ``converged``, ``best``. A K whose maximum-likelihood fit collapses
             (:class:`DegenerateComponentError`) gets NaN scores and the reason in ``note``.
         """
-        import pandas as pd
-
-        from ..inference import fit  # models do not depend on inference at import time
-
-        if criterion not in ("bic", "aic"):
-            raise ValueError(f"criterion must be 'bic' or 'aic', got {criterion!r}")
-        candidates = [int(k) for k in candidates]
-        if not candidates:
-            raise ValueError("candidates must name at least one number of components")
-        x = np.asarray(data)
-        rows = []
-        for K in candidates:
-            model = GaussianMixture(n_components=K, reg_covar=self.reg_covar)
-            x = model.check_data(data)
-            row = {"n_components": K, "n_parameters": model.n_parameters(x.shape[1]), "note": ""}
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    idata = fit(model, x, backend="em", mle=True, n_init=n_init, random_seed=random_seed, progressbar=False)
-            except DegenerateComponentError as error:
-                row.update(log_likelihood=np.nan, aic=np.nan, bic=np.nan, converged=False, note=str(error).split(";")[0])
-            else:
-                params = {name: idata.posterior[name].values[0, 0] for name in NAMES}
-                row.update(
-                    log_likelihood=float(model.log_likelihood(x, params).sum()),
-                    aic=model.aic(x, params),
-                    bic=model.bic(x, params),
-                    converged=bool(idata.posterior.attrs["converged"]),
-                )
-            rows.append(row)
-        table = pd.DataFrame(rows, columns=["n_components", "log_likelihood", "n_parameters", "aic", "bic", "converged", "note"])
-        scores = table[criterion].to_numpy(float)
-        table["best"] = False
-        if np.any(np.isfinite(scores)):
-            table.loc[int(np.nanargmin(scores)), "best"] = True
-        return table
-
-
-class _OneCategory:
-    """The Dirichlet over a single category: weights = (1,), with no free parameter (K = 1)."""
-
-    concentrations = np.ones(1)
-
-    def update(self, counts):
-        return self
-
-    def mode(self):
-        return np.ones(1)
-
-    mean = mode
-
-    def sample(self, rng, size=None):
-        shape = () if size is None else tuple(np.atleast_1d(size))
-        return np.ones(shape + (1,))
-
-    def log_pdf(self, x):
-        return np.zeros(np.shape(x)[:-1])
-
-    def expected_log(self):
-        return np.zeros(1)
-
-    def kl(self, other):
-        return np.zeros(())
+        return gmm_selection.choose_n_components(self, data, candidates, criterion, random_seed, n_init)
 
 
 def _spread_initval(x, K):
@@ -753,34 +596,3 @@ def _spread_initval(x, K):
     scores = centred @ vt[0]
     levels = np.quantile(scores, (np.arange(K) + 0.5) / K)
     return levels[:, None] * vt[0][None, :]
-
-
-def _one_hot(labels, K):
-    hard = np.zeros((labels.size, K))
-    hard[np.arange(labels.size), labels] = 1.0
-    return hard
-
-
-def _nearest(x, centres):
-    distances = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(-1) if x.shape[0] * centres.shape[0] < 5e6 else None
-    if distances is None:
-        return np.array([np.argmin(((centres - row) ** 2).sum(-1)) for row in x])
-    return np.argmin(distances, axis=1)
-
-
-def kmeans_plusplus(x, K: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding: K centres drawn from the rows of ``x`` (Arthur & Vassilvitskii 2007).
-
-    The first centre is uniform; each next one is drawn with probability proportional to the
-    squared distance to the nearest centre chosen so far (uniformly if every point already
-    coincides with a centre, which happens with fewer distinct points than K).
-    """
-    n = x.shape[0]
-    centres = [x[rng.integers(n)]]
-    closest = ((x - centres[0]) ** 2).sum(1)
-    for _ in range(1, K):
-        total = closest.sum()
-        index = rng.choice(n, p=closest / total) if total > 0 else rng.integers(n)
-        centres.append(x[index])
-        closest = np.minimum(closest, ((x - x[index]) ** 2).sum(1))
-    return np.array(centres)

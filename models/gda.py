@@ -25,6 +25,7 @@ import numpy as np
 from scipy import special
 
 from .conjugate import NormalInverseWishart, gaussian_stats
+from .gaussian_data import GaussianData
 from .niw_gaussian import NIWGaussian
 
 __all__ = ["GaussianDiscriminantAnalysis", "NotFittedError"]
@@ -83,13 +84,14 @@ class GaussianDiscriminantAnalysis:
         return prior
 
     @staticmethod
-    def _check_X(X, dim: int | None = None) -> np.ndarray:
+    def _check_X(X, dim: int | None = None) -> GaussianData:
+        """``X`` validated once (a GaussianData passes as it is), with D = ``dim`` when given."""
         try:
             X = NIWGaussian().check_data(X)
         except (TypeError, ValueError) as error:
             raise type(error)(str(error).replace("data", "X", 1)) from None
-        if dim is not None and X.shape[1] != dim:
-            raise ValueError(f"X has D = {X.shape[1]} features but the classifier was fitted with D = {dim}")
+        if dim is not None and X.n_features != dim:
+            raise ValueError(f"X has D = {X.n_features} features but the classifier was fitted with D = {dim}")
         return X
 
     def _check_fitted(self):
@@ -102,7 +104,7 @@ class GaussianDiscriminantAnalysis:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, D)
+        X : array-like of shape (n_samples, D), or GaussianData
         y : array-like of shape (n_samples,)
             Class labels (any sortable values); at least two distinct classes.
 
@@ -115,15 +117,15 @@ class GaussianDiscriminantAnalysis:
         y = np.asarray(y)
         if y.ndim != 1:
             raise ValueError(f"y must be 1-D of shape (n_samples,), got shape {y.shape}")
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X and y must have the same number of samples, got {X.shape[0]} and {y.shape[0]}")
+        if y.shape[0] != X.n_observations:
+            raise ValueError(f"X and y must have the same number of samples, got {X.n_observations} and {y.shape[0]}")
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinite labels")
         classes, labels = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise ValueError(f"y must contain at least two classes, got only {classes.tolist()}")
         one_hot = np.eye(classes.size)[labels]  # (N, K)
-        count, mean, scatter = gaussian_stats(X, one_hot)  # (K,), (K, D), (K, D, D)
+        count, mean, scatter = gaussian_stats(X.x, one_hot)  # (K,), (K, D), (K, D, D)
 
         if self.estimator == "mle":
             means, covariances = self._mle(count, mean, scatter, classes)

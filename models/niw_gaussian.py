@@ -37,8 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import LatentModel, as_tuple, check_positive, check_rng, check_spd, numeric_array
+from .base import LatentModel, check_rng
 from .conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, _log_multigamma, gaussian_stats
+from .gaussian_data import GaussianData, GaussianObservations
+from .niw_hyperparameters import NIWHyperparameters, _check_spd, _check_vector
 
 __all__ = ["NIWGaussian", "NIWPosterior", "DATA_DRIVEN_KAPPA0"]
 
@@ -47,98 +49,8 @@ DATA_DRIVEN_KAPPA0 = 0.01
 NAMES = ("mu", "Sigma")
 
 
-def _check_vector(value, name: str) -> np.ndarray:
-    array = numeric_array(value, name, "a 1-D array of numbers")
-    if array.ndim != 1 or array.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array of shape (D,), got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return array
-
-
-def _check_spd(value, name: str, dim: int | None = None) -> np.ndarray:
-    """A symmetric positive-definite (D, D) matrix, or a ValueError/TypeError naming ``name``."""
-    array = numeric_array(value, name, "a (D, D) array of numbers")
-    if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] == 0:
-        raise ValueError(f"{name} must be a square (D, D) matrix, got shape {array.shape}")
-    if dim is not None and array.shape[0] != dim:
-        raise ValueError(f"{name} must have shape ({dim}, {dim}) to match D = {dim}, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite")
-    return check_spd(array, name)
-
-
-class NIWHyperparameters:
-    """The Normal-Inverse-Wishart hyperparameters ``m0``, ``kappa0``, ``nu0``, ``S0`` shared by
-    :class:`NIWGaussian` and :class:`~latentzoo.models.gaussian_mixture.GaussianMixture`
-    (dataclass fields of those classes; None = filled from the data)."""
-
-    def _check_niw_hyperparameters(self) -> None:
-        """Validate and freeze the hyperparameters (call from ``__post_init__``)."""
-        dim = None
-        if self.m0 is not None:
-            m0 = _check_vector(self.m0, "m0")
-            dim = m0.size
-            object.__setattr__(self, "m0", as_tuple(m0))
-        object.__setattr__(self, "kappa0", check_positive(self.kappa0, "kappa0"))
-        if self.S0 is not None:
-            S0 = _check_spd(self.S0, "S0", dim)
-            dim = S0.shape[0]
-            object.__setattr__(self, "S0", as_tuple(S0))
-        if self.nu0 is not None:
-            nu0 = check_positive(self.nu0, "nu0")
-            if dim is not None and nu0 <= dim - 1:
-                raise ValueError(f"nu0 must be > D - 1 = {dim - 1} (D = {dim}), got {nu0}")
-            object.__setattr__(self, "nu0", nu0)
-
-    def _check_observations(self, data, min_rows: int, too_few: str = "") -> np.ndarray:
-        """Gaussian observations as a read-only float64 (N, D) array with N >= ``min_rows`` and D
-        matching the hyperparameters; ``too_few`` is the error message when N is too small."""
-        if isinstance(data, np.ndarray) and data.dtype == np.float64 and not data.flags.writeable and data.ndim == 2:
-            # our own validated output (read-only): skip the copy, keep the cheap checks
-            if data.shape[0] >= min_rows and data.shape[1] >= 1 and (self.dim is None or data.shape[1] == self.dim):
-                if np.all(np.isfinite(data)):
-                    return data
-        if isinstance(data, str | bytes) or data is None or isinstance(data, dict):
-            raise TypeError(f"data must be a 2-D numeric array of shape (N, D), got {type(data).__name__}")
-        try:
-            array = np.asarray(data)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"data must be a 2-D numeric array of shape (N, D), could not read it: {error}") from None
-        if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-            raise TypeError(f"data must be a 2-D array of real numbers, got dtype {array.dtype}")
-        if array.ndim != 2:
-            hint = " (use data.reshape(-1, 1) for one feature)" if array.ndim == 1 else ""
-            raise ValueError(f"data must be 2-D of shape (N, D), got shape {array.shape}{hint}")
-        if array.shape[0] < 1 or array.shape[1] < 1:
-            raise ValueError(f"data must have at least one observation and one feature, got shape {array.shape}")
-        if array.shape[0] < min_rows:
-            raise ValueError(too_few.format(n=array.shape[0]))
-        if self.dim is not None and array.shape[1] != self.dim:
-            raise ValueError(f"data have D = {array.shape[1]} features but the prior (m0/S0) has D = {self.dim}")
-        array = np.array(array, dtype=np.float64)
-        if not np.all(np.isfinite(array)):
-            raise ValueError("data contain NaN or infinite values")
-        array.setflags(write=False)
-        return array
-
-    @property
-    def dim(self) -> int | None:
-        """D if the explicit hyperparameters fix it, else None (taken from the data)."""
-        if self.m0 is not None:
-            return len(self.m0)
-        if self.S0 is not None:
-            return len(self.S0)
-        return None
-
-    @property
-    def data_driven(self) -> bool:
-        """True when some hyperparameter is filled from the data (m0, nu0 or S0 is None)."""
-        return self.m0 is None or self.nu0 is None or self.S0 is None
-
-
 @dataclass(frozen=True)
-class NIWGaussian(NIWHyperparameters, LatentModel):
+class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
     """Multivariate Gaussian with a conjugate Normal-Inverse-Wishart prior on (mu, Sigma).
 
     Parameters
@@ -182,35 +94,27 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
     def param_dims(self) -> dict[str, tuple[str, ...]]:
         return {"mu": ("feature",), "Sigma": ("feature", "feature_bis")}
 
-    def n_observations(self, data) -> int:
-        return self.check_data(data).shape[0]
-
-    def coords(self, data) -> dict[str, list]:
-        x = self.check_data(data)
-        features = np.arange(x.shape[1])
-        return {"observation": np.arange(x.shape[0]), "feature": features, "feature_bis": features}
-
-    def observed_data(self, data) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
-        return {"x": (self.check_data(data), ("observation", "feature"))}
-
     def default_data(self) -> np.ndarray:
-        """Old Faithful (272 eruptions: duration and waiting time, minutes)."""
+        """Old Faithful (272 eruptions: duration and waiting time, minutes), as a read-only
+        (272, 2) float64 array."""
         from .datasets import old_faithful
 
-        return self.check_data(old_faithful())
+        return self.check_data(old_faithful()).x
 
     # -- validation ---------------------------------------------------------------------
-    def check_data(self, data) -> np.ndarray:
+    def check_data(self, data) -> GaussianData:
         """Validate observations.
 
         Parameters
         ----------
-        data : array-like of shape (n_observations, D)
-            Finite numbers, at least one row; D must match m0/S0 when those are given.
+        data : array-like of shape (n_observations, D), or GaussianData
+            Finite numbers, at least one row; D must match m0/S0 when those are given. A
+            GaussianData is returned as it is once its D is checked (no pass over the values).
 
         Returns
         -------
-        ndarray of shape (n_observations, D), float64, read-only
+        GaussianData
+            ``x``: ndarray of shape (n_observations, D), float64, read-only.
         """
         return self._check_observations(data, min_rows=1)
 
@@ -231,11 +135,7 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
     # -- the prior ------------------------------------------------------------------------
     def _prior_from_stats(self, count, mean, scatter) -> NormalInverseWishart:
         """The prior with data-driven hyperparameters filled from full-data statistics."""
-        dim = mean.shape[-1]
-        m0 = np.asarray(self.m0) if self.m0 is not None else mean
-        nu0 = self.nu0 if self.nu0 is not None else dim + 2.0
-        if nu0 <= dim - 1:
-            raise ValueError(f"nu0 must be > D - 1 = {dim - 1} for data with D = {dim}, got {nu0}")
+        m0, nu0 = self._resolved_m0_nu0(mean)
         if self.S0 is not None:
             S0 = np.asarray(self.S0)
         else:
@@ -252,7 +152,7 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
     def resolved_prior(self, data) -> NormalInverseWishart:
         """The NIW prior used for ``data``: explicit hyperparameters as given, the others from
         the data (see the module docstring)."""
-        return self._prior_from_stats(*gaussian_stats(self.check_data(data)))
+        return self._prior_from_stats(*gaussian_stats(self.check_data(data).x))
 
     def with_data_prior(self, data) -> "NIWGaussian":
         """This model with every data-driven hyperparameter fixed from ``data`` (empirical
@@ -261,12 +161,7 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
         return NIWGaussian(m0=prior.m, kappa0=float(prior.kappa), nu0=float(prior.nu), S0=prior.S)
 
     def _explicit_prior(self, what: str) -> NormalInverseWishart:
-        if self.data_driven:
-            raise ValueError(
-                f"{what} needs the prior, and this NIWGaussian's prior is data-driven (m0, nu0 or S0 is None), "
-                "so it depends on the data; use model.with_data_prior(data) (the same prior, fixed from the "
-                "data), or em with mle=True"
-            )
+        self._require_explicit_prior(what)
         return NormalInverseWishart(np.asarray(self.m0), self.kappa0, self.nu0, np.asarray(self.S0))
 
     def prior(self) -> dict:
@@ -287,14 +182,14 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
 
         Parameters
         ----------
-        data : array-like of shape (N, D)
+        data : array-like of shape (N, D), or GaussianData
         params : dict with ``mu`` of shape (*B, D) and ``Sigma`` of shape (*B, D, D)
 
         Returns
         -------
         ndarray of shape (*B, N)
         """
-        x = self.check_data(data)
+        x = self.check_data(data).x
         missing = [key for key in NAMES if key not in params]
         if missing:
             raise ValueError(f"params is missing {missing}; expected keys {list(NAMES)}")
@@ -333,7 +228,7 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
         ValueError
             When the scatter is singular (N <= D, or points on a hyperplane): no finite maximum.
         """
-        count, mean, scatter = gaussian_stats(self.check_data(data))
+        count, mean, scatter = gaussian_stats(self.check_data(data).x)
         return self._mle_from_stats(count, mean, scatter)
 
     @staticmethod
@@ -351,8 +246,7 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
 
     def posterior(self, data) -> NormalInverseWishart:
         """The exact posterior NIW(m_N, kappa_N, nu_N, S_N)."""
-        x = self.check_data(data)
-        stats = gaussian_stats(x)
+        stats = gaussian_stats(self.check_data(data).x)
         return self._prior_from_stats(*stats).update(*stats)
 
     def map(self, data) -> tuple[np.ndarray, np.ndarray]:
@@ -373,7 +267,7 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
 
     def log_evidence(self, data) -> float:
         """log p(data), the marginal likelihood (Murphy 2012, eq. 4.215)."""
-        x = self.check_data(data)
+        x = self.check_data(data).x
         stats = gaussian_stats(x)
         prior = self._prior_from_stats(*stats)
         post = prior.update(*stats)
@@ -389,21 +283,22 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
     def initial_params(self, data, rng, strategy: str = "random") -> dict[str, np.ndarray]:
         """EM start. ``"random"``: mu at a random observation, Sigma the diagonal of the data's
         variances (1 where a feature is constant); ``"prior"``: a draw from the prior."""
-        x = self.check_data(data)
+        data = self.check_data(data)
+        x = data.x
         if strategy == "random":
             variances = x.var(axis=0) if x.shape[0] > 1 else np.ones(x.shape[1])
             return {"mu": x[rng.integers(x.shape[0])].copy(), "Sigma": np.diag(np.where(variances > 0, variances, 1.0))}
         if strategy == "prior":
-            mu, Sigma = self.resolved_prior(x).sample(rng)
+            mu, Sigma = self.resolved_prior(data).sample(rng)
             return {"mu": mu, "Sigma": Sigma}
         raise ValueError(f"init strategy must be 'random', 'prior' or a dict of params, got {strategy!r}")
 
     def expected_stats(self, data, params):
         """With no latent variables the 'expected' statistics are the complete ones:
         ``{"count", "mean", "scatter"}`` of all the data, and the log-likelihood at params."""
-        x = self.check_data(data)
-        count, mean, scatter = gaussian_stats(x)
-        log_lik = float(np.sum(self.log_likelihood(x, params)))
+        data = self.check_data(data)
+        count, mean, scatter = gaussian_stats(data.x)
+        log_lik = float(np.sum(self.log_likelihood(data, params)))
         return {"count": count, "mean": mean, "scatter": scatter}, log_lik
 
     def conditional_posterior(self, stats, mle: bool = False) -> dict:
@@ -437,7 +332,7 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
 
         Parameters
         ----------
-        data : array-like of shape (N, D)
+        data : array-like of shape (N, D), or GaussianData
         marginalized : bool
             Ignored: the model has no latent variables.
         """
@@ -445,14 +340,14 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
 
         from .pymc_parts import inverse_wishart, mvnormal
 
-        x = self.check_data(data)
-        prior = self.resolved_prior(x)
-        coords = {key: list(value) for key, value in self.coords(x).items()}
+        data = self.check_data(data)
+        prior = self.resolved_prior(data)
+        coords = {key: list(value) for key, value in self.coords(data).items()}
         with pm.Model(coords=coords) as model:
             _, chol = inverse_wishart("Sigma", float(prior.nu), np.asarray(prior.S, np.float64), dims=("feature", "feature_bis"))
             # mvnormal: pm.MvNormal's density without re-factorising Sigma or Python linear algebra
             mu = mvnormal("mu", np.asarray(prior.m, np.float64), chol / np.sqrt(np.float64(prior.kappa)), dims="feature")
-            mvnormal("x", mu, chol, observed=x, dims=("observation", "feature"))
+            mvnormal("x", mu, chol, observed=data.x, dims=("observation", "feature"))
         return model
 
 

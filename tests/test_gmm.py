@@ -1,7 +1,8 @@
 """GaussianMixture: EM against scikit-learn from identical starts, VB against scikit-learn's
 BayesianGaussianMixture (the same Dirichlet x Gauss-Wishart model), densities against scipy.stats,
-K-means against scikit-learn's KMeans and an independent Lloyd loop, numpy vs PyMC log-density,
-EM's fixed point vs ``map``, Gibbs/VB/NUTS agreement, degenerate data and bad inputs.
+K-means against scikit-learn's KMeans and an independent Lloyd loop, k-means++ against
+scikit-learn's kmeans_plusplus, numpy vs PyMC log-density, EM's fixed point vs ``map``,
+Gibbs/VB/NUTS agreement, degenerate data and bad inputs.
 
 Reference values never come from the code under test.
 """
@@ -18,6 +19,7 @@ from latentzoo.inference import applicable_backends, fit
 from latentzoo.inference.labels import relabel
 from latentzoo.models import GaussianMixture
 from latentzoo.models.gaussian_mixture import DegenerateComponentError
+from latentzoo.models.kmeans import kmeans_plusplus
 
 sklearn_mixture = pytest.importorskip("sklearn.mixture")
 sklearn_cluster = pytest.importorskip("sklearn.cluster")
@@ -181,6 +183,44 @@ def test_default_init_is_kmeans_plus_plus_and_random_works():
     idata = fit(model, x, backend="em", init="random", n_init=2, random_seed=0, progressbar=False)
     assert idata.posterior.attrs["init"] == "random"
     assert fit(model, x, backend="em", random_seed=0, progressbar=False).posterior.attrs["init"] == "default"
+
+
+def test_kmeans_plusplus_is_scikit_learns_seeded_from_the_generator():
+    x = overlapping(200, dim=3, K=4, seed=2)
+    for seed in range(3):
+        centres = kmeans_plusplus(x, 4, np.random.default_rng(seed))
+        # the documented seeding: one integer drawn from the Generator seeds scikit-learn
+        expected, indices = sklearn_cluster.kmeans_plusplus(
+            x, 4, random_state=int(np.random.default_rng(seed).integers(2**32))
+        )
+        np.testing.assert_array_equal(centres, expected)
+        np.testing.assert_array_equal(centres, x[indices])  # data points
+        # validated data (no second finiteness scan) give the same centres
+        validated = GaussianMixture(4).check_data(x)
+        np.testing.assert_array_equal(kmeans_plusplus(validated, 4, np.random.default_rng(seed)), expected)
+
+
+def test_kmeans_plusplus_start_is_its_nearest_centre_clusters():
+    x = blobs(30, seed=5)
+    model = GaussianMixture(3)
+    for seed in range(5):
+        start = model.initial_params(x, np.random.default_rng(seed))
+        centres = kmeans_plusplus(x, 3, np.random.default_rng(seed))
+        # one centre per well-separated blob
+        assert sorted(np.argmin(((centres[:, None] - np.array([[-6, -2], [0, 6], [6, -2]])) ** 2).sum(-1), 1)) == [0, 1, 2]
+        # then Lloyd's assignment, the clusters' fractions and means, the pooled within-cluster covariance
+        labels = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+        members = [x[labels == k] for k in range(3)]
+        np.testing.assert_allclose(start["weights"], [len(m) / len(x) for m in members], rtol=1e-12)
+        np.testing.assert_allclose(start["means"], [m.mean(0) for m in members], rtol=1e-12, atol=1e-12)
+        pooled = sum((m - m.mean(0)).T @ (m - m.mean(0)) for m in members) / len(x)
+        floor = 1e-6 * np.mean(x.var(0)) * np.eye(2)
+        for cov in start["covs"]:
+            np.testing.assert_allclose(cov, pooled + floor, rtol=1e-10)
+    # the same seed, the same start
+    again = model.initial_params(x, np.random.default_rng(4))
+    for name in NAMES:
+        np.testing.assert_array_equal(again[name], start[name])
 
 
 # ------------------------------------------------------------------------------------------

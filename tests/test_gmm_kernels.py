@@ -1,4 +1,5 @@
-"""The Gaussian-mixture kernels (models/gmm_kernels.py) against independent evaluations.
+"""The Gaussian-mixture kernels (models/gmm_kernels.py, gmm_stats.py, gmm_pass.py) against
+independent evaluations.
 
 References never come from the code under test: ``scipy.stats.multivariate_normal.logpdf``,
 ``scipy.special.logsumexp``, explicit weighted sums with centring before the products, exact
@@ -18,8 +19,6 @@ from scipy import special, stats
 from latentzoo.models.conjugate import NormalInverseWishart
 from latentzoo.models.datasets import blobs
 from latentzoo.models.gmm_kernels import (
-    _exp_nonpositive,
-    component_stats,
     e_step,
     e_step_stats,
     expected_e_step,
@@ -27,6 +26,8 @@ from latentzoo.models.gmm_kernels import (
     expected_log_densities,
     log_gaussian_densities,
 )
+from latentzoo.models.gmm_pass import _exp_nonpositive
+from latentzoo.models.gmm_stats import component_stats
 
 #: Monte-Carlo tolerance in standard errors
 Z = 4.5

@@ -236,6 +236,8 @@ def history(comparison):
         if "fit_history" not in idata.children:
             continue
         for variable, values in idata.fit_history.data_vars.items():
+            if "iteration" not in values.dims:
+                continue  # where each restart ended (final_<param>), not an objective trace
             array = np.atleast_2d(np.asarray(values.values, float))
             best = int(idata.posterior.attrs.get("best_restart", 0)) if array.shape[0] > 1 else 0
             line = array[min(best, array.shape[0] - 1)]

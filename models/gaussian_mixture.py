@@ -717,6 +717,14 @@ class GaussianMixture(NIWHyperparameters, LatentModel):
             table.loc[int(np.nanargmin(scores)), "best"] = True
         return table
 
+    def picture(self, comparison):
+        """The data by component, with each back-end's 95% component contours: a matplotlib Figure,
+        or None for one feature (see :func:`~latentzoo.models.gaussian_pictures.gmm_picture`)."""
+        # imported here: importing the models must not import matplotlib
+        from .gaussian_pictures import gmm_picture
+
+        return gmm_picture(comparison)
+
 
 class _OneCategory:
     """The Dirichlet over a single category: weights = (1,), with no free parameter (K = 1)."""

@@ -423,19 +423,47 @@ def test_model_pictures_for_niw_and_hmm():
     assert len(figure.axes) == 2 and "Viterbi" in figure.get_suptitle()
 
 
-def test_pictures_register_by_model_name():
+def test_model_picture_is_the_models_own():
     from latentzoo.inference import plots
 
-    class Fake:
-        name = "no-such-model-name"
+    class Drawn:
+        def picture(self, comparison):
+            calls.append(comparison)
+            return "figure"
 
     calls = []
-    plots.register_picture("no-such-model-name")(lambda comparison: calls.append(comparison) or "figure")
-    try:
-        holder = type("C", (), {"model": Fake()})()
-        assert plots.model_picture(holder) == "figure" and calls == [holder]
-    finally:
-        plots._PICTURES.pop()
+    holder = type("C", (), {"model": Drawn()})()
+    assert plots.model_picture(holder) == "figure" and calls == [holder]
+    assert plots.model_picture(type("C", (), {"model": object()})()) is None  # a model without a picture
+
+
+def test_pictures_and_report_fit_nothing(seed_comparison, monkeypatch, tmp_path):
+    """The figures and the saved report are drawn from the finished results: no back-end runs."""
+    import dataclasses
+    import importlib
+
+    import latentzoo.inference as inference
+    from latentzoo.inference import BACKENDS, registry
+
+    compare_module = importlib.import_module("latentzoo.inference.compare")  # the package's compare is the function
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a figure or the report fitted a model")
+
+    for module in (registry, compare_module, inference):
+        monkeypatch.setattr(module, "fit", refuse)
+    for name, backend in list(BACKENDS.items()):
+        monkeypatch.setitem(BACKENDS, name, dataclasses.replace(backend, run=refuse))
+    figures = seed_comparison.plot()
+    plane = figures["model"].axes[0]
+    labels = [handle.get_label() for handle in plane.collections]
+    assert "EM fixed points (5 restarts)" in labels  # em's default n_init, read from its fit_history
+    assert seed_comparison.save(tmp_path / "report").is_file()
+    # without an em result the picture shows the rest
+    without_em = dataclasses.replace(seed_comparison,
+                                     idatas={k: v for k, v in seed_comparison.idatas.items() if k != "em"})
+    plane = without_em.plot()["model"].axes[0]
+    assert not any("EM fixed points" in handle.get_label() for handle in plane.collections)
 
 
 def test_em_records_where_every_restart_stopped():

@@ -135,7 +135,9 @@ class RawResult:
         Per-draw statistics (divergences, energies, ...).
     history : dict of str -> ndarray of shape (n_restart, n_iter) or (n_iter,)
         Per-iteration objective (log-likelihood, log-posterior, lower bound, ELBO), padded
-        with NaN where restarts ran for different numbers of iterations.
+        with NaN where restarts ran for different numbers of iterations; the objective comes
+        first. Entries ``final_<param>`` of shape (n_restart, *param_shape) hold where each
+        restart ended (EM).
     attrs : dict
         The back-end's own settings and details (the options used, the best restart, ...),
         written to the result's attrs beside the record.
@@ -196,6 +198,28 @@ def sample_coords(model, data, n_chain: int, n_draw: int) -> dict:
     return coords
 
 
+#: prefix of the history entries that hold where each restart ended (``final_<param>``)
+FINAL_PREFIX = "final_"
+
+
+def _history_dataset(model, history: dict, coords: dict):
+    """The ``fit_history`` group: objective traces over ("restart", "iteration"), and each
+    restart's final parameters (``final_<param>``) over ("restart", *param_dims) with the
+    model's coords."""
+    import xarray as xr
+
+    param_dims = model.param_dims()
+    variables = {}
+    for name, values in history.items():
+        param = name.removeprefix(FINAL_PREFIX)
+        if name.startswith(FINAL_PREFIX) and param in param_dims:
+            variables[name] = (("restart", *param_dims[param]), np.asarray(values, float))
+        else:
+            variables[name] = (("restart", "iteration"), np.atleast_2d(np.asarray(values, float)))
+    used = {dim for dims, _ in variables.values() for dim in dims}
+    return xr.Dataset(variables, coords={dim: coords[dim] for dim in used if dim in coords})
+
+
 def to_idata(model, data, raw: RawResult):
     """Build the result every back-end returns: an ``xarray.DataTree`` in ArviZ 1's conventions.
 
@@ -205,7 +229,8 @@ def to_idata(model, data, raw: RawResult):
     posteriors, with the model's dims and coords), ``sample_stats``, ``observed_data``,
     ``log_likelihood`` (pointwise, from ``model.log_likelihood`` for every back-end, under the
     name of the observed variable), ``fit_history`` (an extra group: the objective per restart
-    and iteration) and attrs, set on the root and on every group.
+    and iteration, and where back-ends that record it ended each restart: ``final_<param>``
+    over ("restart", *param_dims)) and attrs, set on the root and on every group.
     """
     import xarray as xr
 
@@ -231,12 +256,7 @@ def to_idata(model, data, raw: RawResult):
     if raw.sample_stats:
         groups["sample_stats"] = make_dataset(raw.sample_stats, {}, coords)
     if raw.history:
-        groups["fit_history"] = xr.Dataset(
-            {
-                name: (("restart", "iteration"), np.atleast_2d(np.asarray(values, float)))
-                for name, values in raw.history.items()
-            }
-        )
+        groups["fit_history"] = _history_dataset(model, raw.history, coords)
 
     attrs = {
         "model": type(model).__name__,

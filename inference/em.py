@@ -13,7 +13,7 @@ import numpy as np
 from ..models.conjugate import apply_to_factors
 from ..models.protocols import ConjugateEStep, HardAssignments
 from .ascent import ascend, best_of_restarts, restart_spread
-from .core import FitRecord, RawResult
+from .core import FINAL_PREFIX, FitRecord, RawResult
 from .options import check_bool, check_choice, check_float, check_int
 from .progress import progress_bar
 from .registry import register
@@ -96,7 +96,8 @@ def run(
     Returns
     -------
     RawResult with one chain and one draw; history ``log_likelihood`` (MLE) or
-    ``log_posterior`` (MAP) per restart and iteration.
+    ``log_posterior`` (MAP) per restart and iteration, and ``final_<param>`` of shape
+    (n_init, *param_shape): where each restart stopped.
     """
     # restarts only make sense from random starting points
     n_init = check_int(n_init, "n_init") if n_init is not None else (1 if isinstance(init, dict) else 5)
@@ -122,6 +123,7 @@ def run(
         posterior = model.conditional_posterior(stats, mle=mle)
         return apply_to_factors(posterior, "mode"), objective
 
+    ends = []  # each restart's final parameters, in restart order (the picture's fixed points)
     with progress_bar("EM", n_init * max_iter, progressbar) as progress:
 
         def run_one(child_rng):
@@ -135,6 +137,7 @@ def run(
                 progress=progress,
             )
             progress.advance(max_iter - run.n_iter)  # a restart that converged early is done
+            ends.append(run.state)
             return run
 
         best, histories, best_index = best_of_restarts(
@@ -145,6 +148,9 @@ def run(
             advice="raise max_iter, loosen tol, or try other starting points (init, n_init)",
         )
     draws = {name: np.asarray(value, float)[None, None] for name, value in best.state.items()}
+    finals = {
+        FINAL_PREFIX + name: np.stack([np.asarray(end[name], float) for end in ends]) for name in model.param_names
+    }
     return RawResult(
         draws=draws,
         record=FitRecord(
@@ -155,7 +161,8 @@ def run(
             objective_name=objective_name,
             objective_spread=restart_spread(histories),
         ),
-        history={objective_name.replace("-", "_").replace(" ", "_"): histories},
+        # the objective first: readers take the first entry as the objective's trace
+        history={objective_name.replace("-", "_").replace(" ", "_"): histories, **finals},
         attrs={
             "best_restart": best_index,
             "mle": mle,

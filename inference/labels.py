@@ -26,7 +26,16 @@ from collections import Counter
 
 import numpy as np
 
-__all__ = ["relabel", "relabel_self", "relabel_by_model", "reference_from", "PERMUTATION_VAR", "SWAP_VAR"]
+__all__ = [
+    "relabel",
+    "relabel_self",
+    "relabel_by_model",
+    "reference_from",
+    "labelled_names",
+    "paired_label_dims",
+    "PERMUTATION_VAR",
+    "SWAP_VAR",
+]
 
 #: name of the posterior variable recording the permutation applied to each draw
 PERMUTATION_VAR = "label_permutation"
@@ -35,6 +44,27 @@ PERMUTATION_VAR = "label_permutation"
 SWAP_VAR = "label_swapped"
 
 _SAMPLE_DIMS = ("chain", "draw")
+
+
+def paired_label_dims(model) -> dict[str, str] | None:
+    """The dims that index a model's labels a second time, or None.
+
+    Models whose labels appear twice (HMM: ``trans_mat`` over ``(state, state_next)``) declare
+    the pairing as ``paired_label_dims`` (``{"state_next": "state"}``; see
+    :class:`~latentzoo.models.protocols.Model`).
+    """
+    return model.paired_label_dims
+
+
+def labelled_names(model, dims: dict) -> list[str]:
+    """The names in ``dims`` (name -> tuple of dims) that carry the model's ``label_dim``.
+
+    Empty for a model without a ``label_dim``.
+    """
+    label_dim = model.label_dim
+    if label_dim is None:
+        return []
+    return [name for name, name_dims in dims.items() if label_dim in name_dims]
 
 
 def relabel_by_model(model, data, idata):

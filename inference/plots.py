@@ -8,28 +8,38 @@ notebook the figure displays itself.
 * :func:`densities` -- marginal posterior densities, back-ends overlaid;
 * :func:`history` -- convergence of the iterative back-ends (EM, VB, ADVI) on one axis;
 * :func:`traces` -- MCMC chains and per-chain densities (arviz-plots), one figure per sampler;
-* :func:`model_picture` -- a picture specific to the model type (registered with
-  :func:`register_picture`): the (p, q) plane of the three-coin posterior, covariance
-  ellipses (NIW, GMM), HMM state posteriors with the Viterbi path.
+* :func:`model_picture` -- the model's own picture (``model.picture(comparison)``, drawn by
+  the model's module in :mod:`latentzoo.models`): the (p, q) plane of the three-coin
+  posterior, covariance ellipses (NIW, GMM), HMM state posteriors with the Viterbi path.
+
+The pictures share this module's look through :func:`new_figure`, :func:`result_styles` and
+:func:`result_order`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import numpy as np
 
-from ..models.protocols import IdentificationRule
-
-__all__ = ["forest", "densities", "history", "traces", "model_picture", "register_picture", "KIND_COLORS"]
+__all__ = [
+    "forest",
+    "densities",
+    "history",
+    "traces",
+    "model_picture",
+    "new_figure",
+    "result_order",
+    "result_styles",
+    "KIND_COLORS",
+]
 
 #: colour per back-end kind, so that families of methods read together
 KIND_COLORS = {"exact": "#222222", "sampler": "#1f77b4", "variational": "#2ca02c", "point": "#d62728"}
 _FALLBACK_COLOR = "#7f7f7f"
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
+    """An empty figure of ``width`` x ``height`` inches with constrained layout, without pyplot."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
@@ -67,7 +77,7 @@ def forest(comparison, parameters=None, max_panels: int = 24):
     backends = list(dict.fromkeys(table["backend"]))
     n_cols = min(len(labels), 4)
     n_rows = math.ceil(len(labels) / n_cols)
-    figure = _figure(3.2 * n_cols + 0.8, 0.32 * len(backends) * n_rows + 1.2 * n_rows + 0.4)
+    figure = new_figure(3.2 * n_cols + 0.8, 0.32 * len(backends) * n_rows + 1.2 * n_rows + 0.4)
     axes = figure.subplots(n_rows, n_cols, squeeze=False, sharey=True)
     positions = {name: len(backends) - 1 - i for i, name in enumerate(backends)}
     for ax, label in zip(axes.flat, labels):
@@ -117,7 +127,7 @@ def _kind_legend(figure, kinds, not_converged: bool):
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
 
 
-def _order(comparison) -> list[str]:
+def result_order(comparison) -> list[str]:
     """Result names with the reference first, then in the comparison's order."""
     names = list(comparison.idatas)
     if comparison.reference in comparison.idatas:
@@ -126,7 +136,7 @@ def _order(comparison) -> list[str]:
     return names
 
 
-def _styles(comparison) -> dict[str, dict]:
+def result_styles(comparison) -> dict[str, dict]:
     """A fixed colour (and dashed line for point estimates) per result, shared by every figure."""
     styles = {}
     for i, name in enumerate(comparison.idatas):
@@ -177,13 +187,13 @@ def densities(comparison, max_panels: int = 12):
     labels, omitted = _informative(comparison, max_panels)
     if not labels:
         return None
-    styles = _styles(comparison)
+    styles = result_styles(comparison)
     n_cols = min(len(labels), 4)
     n_rows = math.ceil(len(labels) / n_cols)
-    figure = _figure(3.3 * n_cols + 0.4, 2.5 * n_rows + 0.9)
+    figure = new_figure(3.3 * n_cols + 0.4, 2.5 * n_rows + 0.9)
     axes = figure.subplots(n_rows, n_cols, squeeze=False)
     for ax, label in zip(axes.flat, labels):
-        for name in _order(comparison):
+        for name in result_order(comparison):
             values = _element(comparison.idatas[name], label)
             values = values[np.isfinite(values)]
             style = styles[name]
@@ -232,12 +242,14 @@ def history(comparison):
         None when no back-end recorded a history of at least two iterations.
     """
     scale = max(int(comparison.model.objective_scale(comparison.data)), 1)
-    styles = _styles(comparison)
+    styles = result_styles(comparison)
     curves = []
     for name, idata in comparison.idatas.items():
         if "fit_history" not in idata.children:
             continue
         for variable, values in idata.fit_history.data_vars.items():
+            if "iteration" not in values.dims:
+                continue  # where each restart ended (final_<param>), not an objective trace
             array = np.atleast_2d(np.asarray(values.values, float))
             best = int(idata.posterior.attrs.get("best_restart", 0)) if array.shape[0] > 1 else 0
             line = array[min(best, array.shape[0] - 1)]
@@ -246,7 +258,7 @@ def history(comparison):
                 curves.append((name, variable, line / scale, array.shape[0]))
     if not curves:
         return None
-    figure = _figure(8.5, 4.6)
+    figure = new_figure(8.5, 4.6)
     ax = figure.subplots()
     tails = []
     for name, variable, line, n_restarts in curves:
@@ -271,7 +283,7 @@ def history(comparison):
     ax.set_xscale("log")
     ax.set_xlabel("iteration (log scale)")
     same = scale == comparison.model.n_observations(comparison.data)
-    unit = getattr(comparison.model, "observation_dim", "observation") if same else "time step"
+    unit = comparison.model.observation_dim if same else "time step"
     ax.set_ylabel(f"objective per {unit}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")
@@ -294,7 +306,7 @@ def traces(comparison, max_parameters: int = 6) -> dict:
     import arviz_plots as azp
     import xarray as xr
 
-    samplers = [name for name in _order(comparison) if _kind(comparison, name) == "sampler"
+    samplers = [name for name in result_order(comparison) if _kind(comparison, name) == "sampler"
                 and comparison.idatas[name].posterior.sizes["draw"] > 1]
     if not samplers:
         return {}
@@ -343,316 +355,18 @@ def _kind(comparison, name: str) -> str:
     return str(rows["kind"].iloc[0]) if len(rows) else "unknown"
 
 
-# -- model-specific pictures ------------------------------------------------------------------
-_PICTURES: list[tuple[type | str, Callable]] = []
-
-
-def register_picture(model_type: type | str):
-    """Decorator registering ``function(comparison) -> Figure`` as the picture of ``model_type``.
-
-    ``model_type`` is a model class or a model's command-line ``name`` (so that a picture can
-    be registered without importing the model). :func:`model_picture` prefers a name match,
-    then the most specific registered class.
-    """
-
-    def decorate(function):
-        _PICTURES.append((model_type, function))
-        return function
-
-    return decorate
-
-
+# -- the model's own picture -----------------------------------------------------------------
 def model_picture(comparison):
-    """The picture registered for the comparison's model type (see :func:`register_picture`).
+    """The model's own picture: ``comparison.model.picture(comparison)``.
+
+    Each model family draws its picture in its own module of :mod:`latentzoo.models`, from the
+    results the comparison holds (nothing is fitted).
 
     Returns
     -------
     matplotlib.figure.Figure or None
-        None for model types without a picture.
+        None for models without a ``picture`` method, or when the model has nothing to show.
     """
-    name = getattr(comparison.model, "name", None)
-    for registered, function in reversed(_PICTURES):  # the latest registration wins
-        if isinstance(registered, str) and registered == name:
-            return function(comparison)
-    for model_type in type(comparison.model).__mro__:
-        for registered, function in reversed(_PICTURES):
-            if registered is model_type:
-                return function(comparison)
-    return None
+    from ..models.protocols import Pictured
 
-
-def _em_fixed_points(comparison, n_starts: int = 8) -> list[dict]:
-    """EM from several seeds, one start each: where EM stops depends on where it starts."""
-    import warnings
-
-    from .registry import fit
-
-    em_options = comparison.options.get("em", {})
-    mle = em_options.get("mle", False)
-    points = []
-    for seed in range(n_starts):
-        with warnings.catch_warnings():
-            # a start that does not converge still shows where EM went; the warning adds nothing here
-            warnings.simplefilter("ignore")
-            try:
-                idata = fit(comparison.model, comparison.data, backend="em", n_init=1, random_seed=seed, mle=mle,
-                            progressbar=False)
-            except (ValueError, FloatingPointError, RuntimeError):
-                continue
-        point = {name: float(idata.posterior[name].values.ravel()[0]) for name in idata.posterior.data_vars
-                 if idata.posterior[name].ndim == 2}
-        if isinstance(comparison.model, IdentificationRule):
-            # name the coins as the compared draws are named (the comparison identified them)
-            point, _ = comparison.model.relabel_draws(point)
-            point = {name: float(value) for name, value in point.items()}
-        points.append(point)
-    return points
-
-
-def _three_coins_picture(comparison):
-    """(p, q) plane of the three-coin posterior, with the ridge, EM fixed points and estimates."""
-    model, data = comparison.model, comparison.data
-    data = model.check_data(data)
-    heads_fraction = float(data.heads.sum() / (data.n_trials * data.n_flips))
-    reference = comparison.reference if comparison.reference in comparison.idatas else None
-    if reference is None:
-        samplers = [name for name, idata in comparison.idatas.items() if idata.posterior.sizes["draw"] > 1]
-        reference = samplers[0] if samplers else None
-
-    from matplotlib import colormaps
-
-    cmap = colormaps["viridis"]
-    figure = _figure(13.5, 6.6)
-    plane, identified = figure.subplots(1, 2, width_ratios=(1.35, 1))
-    if reference is not None:
-        posterior = comparison.idatas[reference].posterior
-        p = posterior["p"].values.ravel()
-        q = posterior["q"].values.ravel()
-        keep = np.random.default_rng(0).permutation(p.size)[:3000]  # enough to see the shape
-        if model.pi is None:
-            # colour by pi: each draw sits on the ridge line of its own pi
-            cloud = plane.scatter(p[keep], q[keep], c=posterior["pi"].values.ravel()[keep], cmap=cmap, vmin=0, vmax=1,
-                                  s=4, alpha=0.5, lw=0)
-            figure.colorbar(cloud, ax=plane, label="π of the draw", shrink=0.8, pad=0.02)
-        else:
-            plane.scatter(p[keep], q[keep], color="#888888", s=4, alpha=0.4, lw=0)
-        identified.hist(posterior["heads_prob"].values.ravel(), bins=40, range=(0, 1), density=True,
-                        color="#bbbbbb", label=f"{reference}: heads_prob")
-        for values, name, color in ((p, "p", "C0"), (q, "q", "C1")):
-            identified.hist(values, bins=40, range=(0, 1), density=True, histtype="step", color=color, lw=1.5,
-                            label=f"{reference}: {name}")
-
-    grid = np.linspace(0, 1, 201)
-    pis = [model.pi] if model.pi is not None else [0.2, 0.35, 0.5, 0.65, 0.8]
-    for pi in pis:
-        # pi p + (1 - pi) q = heads fraction, solved for q
-        q_line = (heads_fraction - pi * grid) / (1 - pi)
-        inside = (q_line >= 0) & (q_line <= 1)
-        color = cmap(pi) if model.pi is None else "C2"
-        plane.plot(grid[inside], q_line[inside], color="white", lw=3, alpha=0.7)
-        plane.plot(grid[inside], q_line[inside], color=color, lw=1.5, ls="--")
-        if inside.any():
-            at = np.flatnonzero(inside)[int(0.85 * (inside.sum() - 1))]
-            plane.annotate(f"π={pi:g}", (grid[at], q_line[at]), color="black", fontsize=8,
-                           xytext=(3, 3), textcoords="offset points")
-
-    fixed_points = _em_fixed_points(comparison)
-    if fixed_points:
-        plane.scatter([f["p"] for f in fixed_points], [f["q"] for f in fixed_points], marker="*", s=160,
-                      color="C3", edgecolor="black", lw=0.5, zorder=5,
-                      label=f"EM fixed points ({len(fixed_points)} seeds)")
-        identified.plot([f["heads_prob"] for f in fixed_points], np.zeros(len(fixed_points)), "*", color="C3",
-                        ms=12, mec="black", mew=0.5, clip_on=False, zorder=5, label="EM fixed points: heads_prob")
-
-    markers = iter("osD^vP<>hX")
-    for name, idata in comparison.idatas.items():
-        if name == reference:
-            continue
-        posterior = idata.posterior
-        plane.plot(float(posterior["p"].mean()), float(posterior["q"].mean()), next(markers, "o"), ms=8,
-                   mec="black", mew=0.6, label=f"{name} mean" if posterior.sizes["draw"] > 1 else f"{name} estimate",
-                   zorder=6)
-
-    plane.set_xlim(0, 1)
-    plane.set_ylim(0, 1)
-    plane.set_aspect("equal")
-    plane.set_xlabel("p  (heads probability of coin B)")
-    plane.set_ylabel("q  (heads probability of coin C)")
-    ridge_label = f"π p + (1−π) q = {heads_fraction:.2g}\n(heads fraction) for fixed π"
-    plane.plot([], [], color="#555555", ls="--", label=ridge_label)
-    plane.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=3, frameon=False)
-    where = f"dots: {reference} draws" if reference else "no posterior draws"
-    plane.set_title(f"Posterior in the (p, q) plane ({where})", fontsize=10)
-    identified.set_xlim(0, 1)
-    identified.set_xlabel("probability")
-    identified.set_yticks([])
-    identified.set_title("What the data pin down: heads_prob vs p and q", fontsize=10)
-    identified.legend(fontsize="x-small", loc="upper left")
-    if data.n_flips == 1:
-        headline = ("Three coins, one flip per trial: only π·p + (1−π)·q is identified — "
-                    "the posterior is a ridge and EM stops wherever it meets it")
-    else:
-        headline = (f"Three coins, {data.n_flips} flips per trial: the flips within a trial tell the coins apart, "
-                    "so p and q are identified (up to swapping B and C)")
-    figure.suptitle(headline, fontsize=11)
-    return figure
-
-
-def _ellipse(mean: np.ndarray, cov: np.ndarray, mass: float = 0.95, n: int = 100) -> np.ndarray:
-    """Points (n, 2) of the ``mass`` contour of a 2-D normal distribution."""
-    from scipy.stats import chi2
-
-    values, vectors = np.linalg.eigh(np.asarray(cov, float))
-    radius = np.sqrt(chi2.ppf(mass, 2) * np.clip(values, 0, None))
-    angle = np.linspace(0, 2 * np.pi, n)
-    circle = np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    return mean + (circle * radius) @ vectors.T
-
-
-def _feature_names(comparison, data) -> tuple[str, str]:
-    names = getattr(comparison.model, "feature_names", None)
-    if isinstance(names, list | tuple) and len(names) >= 2:
-        return str(names[0]), str(names[1])
-    return "feature 0", "feature 1"
-
-
-def _niw_picture(comparison):
-    """Data scatter with 95% contours of N(mu, Sigma): each back-end's posterior mean, and a
-    few reference draws (grey) showing how uncertain the covariance is."""
-    x = np.asarray(comparison.model.check_data(comparison.data), float)
-    if x.shape[1] < 2:
-        return None
-    styles = _styles(comparison)
-    figure = _figure(7.5, 6.2)
-    ax = figure.subplots()
-    ax.scatter(x[:, 0], x[:, 1], s=8, color="#999999", alpha=0.6, lw=0, label=f"data ({x.shape[0]} points)")
-    reference = comparison.reference if comparison.reference in comparison.idatas else None
-    if reference is not None:
-        posterior = comparison.idatas[reference].posterior
-        mu = posterior["mu"].values.reshape(-1, x.shape[1])[:, :2]
-        sigma = posterior["Sigma"].values.reshape(-1, x.shape[1], x.shape[1])[:, :2, :2]
-        if mu.shape[0] > 1:
-            for i in np.random.default_rng(0).choice(mu.shape[0], size=min(40, mu.shape[0]), replace=False):
-                curve = _ellipse(mu[i], sigma[i])
-                ax.plot(curve[:, 0], curve[:, 1], color="#bbbbbb", lw=0.5, alpha=0.6, zorder=1)
-            ax.plot([], [], color="#bbbbbb", lw=0.8, label=f"{reference}: 40 posterior draws")
-    for name in _order(comparison):
-        posterior = comparison.idatas[name].posterior
-        mu = posterior["mu"].mean(("chain", "draw")).values[:2]
-        sigma = posterior["Sigma"].mean(("chain", "draw")).values[:2, :2]
-        curve = _ellipse(mu, sigma)
-        style = styles[name]
-        ax.plot(curve[:, 0], curve[:, 1], color=style["color"], lw=style["lw"], label=f"{name}: posterior mean")
-        ax.plot(*mu, "+", color=style["color"], ms=10, mew=2)
-    first, second = _feature_names(comparison, x)
-    ax.set_xlabel(first)
-    ax.set_ylabel(second)
-    ax.legend(fontsize="small", loc="best")
-    ax.grid(alpha=0.3)
-    figure.suptitle("95% contour of N(μ, Σ) at each back-end's posterior mean, over the data")
-    return figure
-
-
-def _gmm_picture(comparison):
-    """Data coloured by their most probable component (under the reference's posterior mean),
-    with each back-end's 95% component contours at its posterior mean (line width ∝ weight)."""
-    model = comparison.model
-    x = np.asarray(model.check_data(comparison.data), float)
-    if x.ndim != 2 or x.shape[1] < 2 or not comparison.idatas:
-        return None
-    styles = _styles(comparison)
-    order = _order(comparison)
-    means_at = {}
-    for name in order:
-        posterior = comparison.idatas[name].posterior
-        means_at[name] = {var: posterior[var].mean(("chain", "draw")).values for var in ("weights", "means", "covs")}
-    figure = _figure(8.0, 6.4)
-    ax = figure.subplots()
-    colours = "#999999"
-    try:
-        responsibilities = np.asarray(model.responsibilities(x, means_at[order[0]]))
-        colours = [f"C{k % 10}" for k in np.argmax(responsibilities, axis=1)]
-    except Exception:  # the picture still helps without colours (e.g. an ill-conditioned mean covariance)
-        pass
-    ax.scatter(x[:, 0], x[:, 1], s=8, c=colours, alpha=0.35, lw=0)
-    for name in order:
-        params = means_at[name]
-        style = styles[name]
-        for k in range(params["weights"].shape[0]):
-            curve = _ellipse(params["means"][k, :2], params["covs"][k, :2, :2])
-            ax.plot(curve[:, 0], curve[:, 1], color=style["color"], lw=0.8 + 4 * float(params["weights"][k]),
-                    ls="-" if name == order[0] else "--", label=name if k == 0 else None)
-            ax.plot(*params["means"][k, :2], "+", color=style["color"], ms=9, mew=1.5)
-    first, second = _feature_names(comparison, x)
-    ax.set_xlabel(first)
-    ax.set_ylabel(second)
-    ax.legend(fontsize="small", loc="best", title="95% contours (width ∝ weight)")
-    ax.grid(alpha=0.3)
-    figure.suptitle("Mixture components at each back-end's posterior mean; points coloured by component "
-                    f"({order[0]})", fontsize=10)
-    return figure
-
-
-def _hmm_picture(comparison, max_rows: int = 6):
-    """Smoothed state probabilities p(z_t | x) at each back-end's posterior mean (stacked
-    areas), with the Viterbi path as a strip above each panel."""
-    from matplotlib.colors import to_rgba
-
-    model = comparison.model
-    data = model.check_data(comparison.data)
-    names = _order(comparison)[:max_rows]
-    if not names:
-        return None
-    figure = _figure(11.0, 1.7 * len(names) + 1.2)
-    axes = figure.subplots(len(names), 1, squeeze=False, sharex=True)[:, 0]
-    state_names = None
-    symbols = np.asarray(data.labels)
-    steps = np.arange(symbols.size)
-    for ax, name in zip(axes, names):
-        posterior = comparison.idatas[name].posterior
-        params = {var: posterior[var].mean(("chain", "draw")).values for var in model.param_names}
-        # averaging draws keeps rows on the simplex up to round-off; renormalise that away
-        params = {var: value / value.sum(axis=-1, keepdims=True) for var, value in params.items()}
-        state_names = [str(s) for s in posterior["state"].values]
-        try:
-            states = model.posterior_states(data, params)
-            path, _ = model.viterbi(data, params)
-        except ValueError as error:
-            ax.text(0.5, 0.5, f"{name}: {error}", ha="center", va="center", transform=ax.transAxes, fontsize=8)
-            continue
-        states = np.concatenate(states) if isinstance(states, list) else np.asarray(states)
-        path = np.concatenate(path) if isinstance(path, list) else np.asarray(path)
-        colours = [f"C{k % 10}" for k in range(states.shape[1])]
-        ax.stackplot(steps, states.T, colors=[to_rgba(c, 0.75) for c in colours], step="mid",
-                     labels=state_names)
-        ax.scatter(steps, np.full(steps.size, 1.06), c=[colours[k] for k in path], marker="s", s=18,
-                   clip_on=False, edgecolors="black", linewidths=0.3)
-        for boundary in data.offsets[1:-1]:
-            ax.axvline(boundary - 0.5, color="black", lw=0.8)
-        ax.set_ylim(0, 1)
-        ax.set_xlim(-0.5, symbols.size - 0.5)
-        ax.set_ylabel(name, fontsize=9)
-        ax.set_yticks([0, 0.5, 1])
-        ax.tick_params(labelsize=8)
-    if symbols.size <= 60:
-        axes[-1].set_xticks(steps, [str(s) for s in symbols], fontsize=8)
-        axes[-1].set_xlabel("observed symbol at each time step")
-    else:
-        axes[-1].set_xlabel("time step")
-    handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False,
-                  title="state", fontsize="small")
-    figure.suptitle("Posterior state probabilities p(z_t | x) at each back-end's posterior mean "
-                    "(squares: Viterbi path)", fontsize=10)
-    return figure
-
-
-def _register_builtin_pictures():
-    register_picture("three-coins")(_three_coins_picture)
-    register_picture("niw-gaussian")(_niw_picture)
-    register_picture("categorical-hmm")(_hmm_picture)
-    register_picture("dice-hmm")(_hmm_picture)
-    register_picture("gmm")(_gmm_picture)
-
-
-_register_builtin_pictures()
+    return comparison.model.picture(comparison) if isinstance(comparison.model, Pictured) else None

@@ -587,6 +587,14 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         """
         return gmm_selection.choose_n_components(self, data, candidates, criterion, random_seed, n_init)
 
+    def picture(self, comparison):
+        """The data by component, with each back-end's 95% component contours: a matplotlib Figure,
+        or None for one feature (see :func:`~latentzoo.models.gaussian_pictures.gmm_picture`)."""
+        # imported here: importing the models must not import matplotlib
+        from .gaussian_pictures import gmm_picture
+
+        return gmm_picture(comparison)
+
 
 def _spread_initval(x, K):
     """Offsets that start the K component means apart (at data quantiles along the first

@@ -846,6 +846,14 @@ class _CategoricalHMMBase(LatentModel):
         pm.Potential("state_chain", chain_logp + data.n_steps * np.log(K))
         pm.Categorical(self.observed_name, p=emission[states], observed=data.symbols, dims="time")
 
+    def picture(self, comparison):
+        """State probabilities over time at each back-end's posterior mean, with the Viterbi path: a
+        matplotlib Figure (see :func:`~latentzoo.models.hmm_picture.hmm_picture`)."""
+        # imported here: importing the models must not import matplotlib
+        from .hmm_picture import hmm_picture
+
+        return hmm_picture(comparison)
+
 
 @dataclass(frozen=True)
 class HMMExactPosterior:

@@ -350,6 +350,14 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
             mvnormal("x", mu, chol, observed=data.x, dims=("observation", "feature"))
         return model
 
+    def picture(self, comparison):
+        """95% contours of N(mu, Sigma) at each back-end's posterior mean over the data: a matplotlib
+        Figure, or None for one feature (see :func:`~latentzoo.models.gaussian_pictures.niw_picture`)."""
+        # imported here: importing the models must not import matplotlib
+        from .gaussian_pictures import niw_picture
+
+        return niw_picture(comparison)
+
 
 @dataclass(frozen=True)
 class NIWPosterior:

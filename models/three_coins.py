@@ -504,6 +504,14 @@ class ThreeCoins(LatentModel):
             pm.Deterministic("heads_prob", pi * p + (1.0 - pi) * q)
         return model
 
+    def picture(self, comparison):
+        """The posterior in the (p, q) plane, with where EM's restarts stopped: a matplotlib Figure
+        (see :func:`~latentzoo.models.three_coins_picture.three_coins_picture`)."""
+        # imported here: importing the models must not import matplotlib
+        from .three_coins_picture import three_coins_picture
+
+        return three_coins_picture(comparison)
+
 
 @dataclass(frozen=True)
 class ThreeCoinsPosterior:

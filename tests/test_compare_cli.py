@@ -425,19 +425,135 @@ def test_model_pictures_for_niw_and_hmm():
     assert len(figure.axes) == 2 and "Viterbi" in figure.get_suptitle()
 
 
-def test_pictures_register_by_model_name():
+def test_model_picture_is_the_models_own():
     from latentzoo.inference import plots
 
-    class Fake:
-        name = "no-such-model-name"
+    class Drawn:
+        def picture(self, comparison):
+            calls.append(comparison)
+            return "figure"
 
     calls = []
-    plots.register_picture("no-such-model-name")(lambda comparison: calls.append(comparison) or "figure")
-    try:
-        holder = type("C", (), {"model": Fake()})()
-        assert plots.model_picture(holder) == "figure" and calls == [holder]
-    finally:
-        plots._PICTURES.pop()
+    holder = type("C", (), {"model": Drawn()})()
+    assert plots.model_picture(holder) == "figure" and calls == [holder]
+    assert plots.model_picture(type("C", (), {"model": object()})()) is None  # a model without a picture
+
+
+def test_pictures_and_report_fit_nothing(seed_comparison, monkeypatch, tmp_path):
+    """The figures and the saved report are drawn from the finished results: no back-end runs."""
+    import dataclasses
+    import importlib
+
+    import latentzoo.inference as inference
+    from latentzoo.inference import BACKENDS, registry
+
+    compare_module = importlib.import_module("latentzoo.inference.compare")  # the package's compare is the function
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a figure or the report fitted a model")
+
+    for module in (registry, compare_module, inference):
+        monkeypatch.setattr(module, "fit", refuse)
+    for name, backend in list(BACKENDS.items()):
+        monkeypatch.setitem(BACKENDS, name, dataclasses.replace(backend, run=refuse))
+    figures = seed_comparison.plot()
+    plane = figures["model"].axes[0]
+    labels = [handle.get_label() for handle in plane.collections]
+    assert "EM fixed points (5 restarts)" in labels  # em's default n_init, read from its fit_history
+    assert seed_comparison.save(tmp_path / "report").is_file()
+    # without an em result the picture shows the rest
+    without_em = dataclasses.replace(seed_comparison,
+                                     idatas={k: v for k, v in seed_comparison.idatas.items() if k != "em"})
+    plane = without_em.plot()["model"].axes[0]
+    assert not any("EM fixed points" in handle.get_label() for handle in plane.collections)
+
+
+def test_em_records_where_every_restart_stopped():
+    """``final_<param>`` in fit_history: one entry per restart, each an EM fixed point, the best
+    one the estimate."""
+    from latentzoo.models import GaussianMixture
+    from latentzoo.models.conjugate import apply_to_factors
+
+    from .test_gmm import blobs
+
+    model, data = ThreeCoins(), [[1, 1, 0, 1], [0, 0, 1, 0], [1, 1, 1, 1], [0, 1, 0, 0], [1, 0, 1, 1]]
+    idata = fit(model, data, backend="em", random_seed=2, n_init=6, progressbar=False)
+    history = idata.fit_history
+    assert list(history.data_vars)[0] == "log_posterior"  # the objective's trace stays first
+    checked = model.check_data(data)
+    ends = {name: history[f"final_{name}"] for name in model.param_names}
+    for name, end in ends.items():
+        assert end.dims == ("restart",) and end.size == 6
+        best = end.values[idata.posterior.attrs["best_restart"]]
+        assert best == idata.posterior[name].values.item()
+    for restart in range(6):
+        params = {name: end.values[restart] for name, end in ends.items()}
+        stats, _ = model.expected_stats(checked, params)
+        stepped = apply_to_factors(model.conditional_posterior(stats), "mode")
+        for name in model.param_names:
+            assert abs(float(stepped[name]) - params[name]) < 1e-4, (restart, name)
+
+    gmm = GaussianMixture(3)
+    idata = fit(gmm, blobs(15, seed=1), backend="em", random_seed=0, n_init=3, progressbar=False)
+    for name, dims in gmm.param_dims().items():
+        end = idata.fit_history[f"final_{name}"]
+        assert end.dims == ("restart", *dims) and end.sizes["restart"] == 3
+    np.testing.assert_array_equal(idata.fit_history["final_means"].coords["component"].values,
+                                  idata.posterior.coords["component"].values)
+
+
+def _with_hostile_names(comparison):
+    """The comparison with a back-end, a parameter and a failure named like markup."""
+    import dataclasses
+
+    hostile = "<script>alert('backend')</script>"
+    table = comparison.table.copy()
+    table["backend"] = table["backend"].replace({"vb": hostile})
+    table["parameter"] = table["parameter"].replace({"pi": "<script>alert('parameter')</script>"})
+    idatas = {hostile if name == "vb" else name: idata for name, idata in comparison.idatas.items()}
+    return dataclasses.replace(comparison, table=table, idatas=idatas, backends=list(idatas),
+                               failures={"<script>failed</script>": "ValueError: <img src=x onerror=alert(1)>"},
+                               warnings={hostile: [f"{hostile}: <b>warned</b>"]})
+
+
+def test_report_escapes_names_and_messages(seed_comparison):
+    from latentzoo.inference.report import render_html
+
+    page = render_html(_with_hostile_names(seed_comparison), images={})
+    assert "<script" not in page and "<img" not in page and "<b>warned" not in page
+    assert "&lt;script&gt;alert(" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "&lt;b&gt;warned&lt;/b&gt;" in page
+
+
+def test_save_writes_everything_it_can_then_lists_the_failures(seed_comparison, monkeypatch, tmp_path):
+    from latentzoo.inference import plots
+    from latentzoo.inference.report import SaveError
+
+    real_to_netcdf = xr.DataTree.to_netcdf
+
+    def failing_for_vb(self, path, *args, **kwargs):
+        if path.name == "vb.nc":
+            raise OSError("disk full")
+        return real_to_netcdf(self, path, *args, **kwargs)
+
+    def broken_forest(comparison):
+        raise ValueError("no forest today")
+
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", failing_for_vb)
+    monkeypatch.setattr(plots, "forest", broken_forest)
+    out = tmp_path / "report"
+    with pytest.raises(SaveError) as raised:
+        seed_comparison.save(out)
+    error = raised.value
+    assert error.failed == {"vb.nc": "OSError: disk full", "forest figure": "ValueError: no forest today"}
+    assert "vb.nc" in str(error) and "forest" in str(error)
+    # every write after the failing ones still happened
+    written = {path.name for path in out.iterdir()}
+    assert written == {"em.nc", "gibbs.nc", "exact.nc", "table.csv", "loo.csv", "summary.txt", "densities.png",
+                       "history.png", "traces-gibbs.png", "model.png", "report.html"}
+    assert error.report == out / "report.html"
+    assert error.report.read_text(encoding="utf-8").count("data:image/png;base64") == 4
+    assert isinstance(error.__cause__, OSError)
 
 
 # -- report and command line -------------------------------------------------------------------------

@@ -115,7 +115,12 @@ def check_layout(row: str, backend: str, idata: xr.DataTree) -> None:
         for variable in idata.sample_stats.data_vars.values():
             assert variable.dims[:2] == ("chain", "draw")
     if "fit_history" in idata.children:
-        assert set(idata.fit_history.dims) == {"restart", "iteration"}
+        for name, variable in idata.fit_history.data_vars.items():
+            param = name.removeprefix("final_")
+            if name.startswith("final_"):  # where each restart ended (EM): the parameter's dims
+                assert variable.dims == ("restart", *model.param_dims()[param]), name
+            else:
+                assert variable.dims == ("restart", "iteration"), name
 
     for node in (idata, *idata.children.values()):
         attrs = node.attrs

@@ -36,9 +36,10 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import multigammaln
 
 from .base import LatentModel, as_tuple, check_positive, check_rng, check_spd, numeric_array
-from .conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, _log_multigamma, gaussian_stats
+from .conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, gaussian_stats
 
 __all__ = ["NIWGaussian", "NIWPosterior", "DATA_DRIVEN_KAPPA0"]
 
@@ -380,7 +381,7 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
         n, dim = x.shape
         return float(
             -0.5 * n * dim * np.log(np.pi)
-            + _log_multigamma(post.nu / 2, dim) - _log_multigamma(prior.nu / 2, dim)
+            + multigammaln(post.nu / 2, dim) - multigammaln(prior.nu / 2, dim)
             + 0.5 * prior.nu * _log_det_spd(prior.S) - 0.5 * post.nu * _log_det_spd(post.S)
             + 0.5 * dim * (np.log(prior.kappa) - np.log(post.kappa))
         )

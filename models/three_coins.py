@@ -39,6 +39,9 @@ EXACT_MAX_WORK = 3e9  # rough count of array operations the exact enumeration ma
 class CoinData:
     """Validated coin data.
 
+    :meth:`ThreeCoins.check_data` builds it once and afterwards passes it through unchanged (every
+    ``ThreeCoins`` accepts the same flips); a ``CoinData`` built by hand is validated again.
+
     Attributes
     ----------
     flips : ndarray of shape (n_trials,) or (n_trials, n_flips), dtype int8
@@ -46,6 +49,12 @@ class CoinData:
     """
 
     flips: np.ndarray
+
+    @property
+    def validated(self) -> bool:
+        """True when :meth:`ThreeCoins.check_data` built this object."""
+        # an attribute, not a field: it stays out of equality and of reference.cache_key's hash
+        return self.__dict__.get("_validated", False)
 
     @property
     def flips_2d(self) -> np.ndarray:
@@ -195,7 +204,9 @@ class ThreeCoins(LatentModel):
             0/1 characters such as ``"1111110000"``, or a :class:`CoinData`.
         """
         if isinstance(data, CoinData):
-            return data
+            if data.validated:
+                return data
+            data = data.flips  # built by hand: check its flips like any other array
         if isinstance(data, str):
             text = data.replace(" ", "").replace(",", "")
             if not text or set(text) - {"0", "1"}:
@@ -226,7 +237,9 @@ class ThreeCoins(LatentModel):
             raise ValueError(f"flips must be 0 (tails) or 1 (heads), found {examples.tolist()}")
         flips = array.astype(np.int8)
         flips.setflags(write=False)
-        return CoinData(flips)
+        checked = CoinData(flips)
+        object.__setattr__(checked, "_validated", True)
+        return checked
 
     def check_params(self, params, name: str = "params") -> dict[str, np.ndarray]:
         """Validate a dict of scalar parameters (``init``, ``simulate``); ``name`` is the

@@ -50,9 +50,10 @@ from . import hmm_data
 from . import hmm_kernels as kernels
 from .base import LatentModel, check_rng, numeric_array
 from .conjugate import Dirichlet, MaskedDirichlet
+from .conjugate_mixture import ConjugateMixture
 from .hmm_data import SEED_ROLLS, HMMData, _check_count, _freeze_prior
 
-__all__ = ["CategoricalHMM", "DiceHMM", "HMMData", "HMMExactPosterior"]
+__all__ = ["CategoricalHMM", "DiceHMM", "HMMData"]
 
 #: the exact posterior enumerates every state path that can emit the data; above this many it
 #: refuses (memory ~ 40 bytes per path and time step)
@@ -510,7 +511,7 @@ class _CategoricalHMMBase(LatentModel):
         return self._expected_counts(data, tilde["init_probs"], tilde["trans_mat"], tilde["emission_probs"])
 
     # -- hooks: exact -------------------------------------------------------------------
-    def exact_posterior(self, data) -> "HMMExactPosterior":
+    def exact_posterior(self, data) -> ConjugateMixture:
         """The exact posterior by enumerating every state path that can emit the data.
 
         Given a path z, the rows are independent Dirichlets (prior + the path's counts), and the
@@ -518,6 +519,13 @@ class _CategoricalHMMBase(LatentModel):
         same counts contribute the same term, so paths are grouped by their counts (the seed's
         10 rolls: 3^10 = 59,049 paths, of which 5,832 can emit the rolls under the dice mask).
         Refuses above ``EXACT_MAX_PATHS`` = 2e6 possible paths.
+
+        Returns
+        -------
+        ConjugateMixture
+            One component per group of paths, with Dirichlet factors ``init_probs`` and
+            ``trans_mat`` and a Dirichlet or MaskedDirichlet ``emission_probs``, each with the
+            groups on its leading batch axis.
         """
         data = self.check_data(data)
         K, M = self.n_states, self.n_symbols
@@ -567,9 +575,7 @@ class _CategoricalHMMBase(LatentModel):
         )
         log_evidence = float(special.logsumexp(log_weight))
         factors = self.conditional_posterior(self._stats(init_c, trans_c, emission_c))
-        return HMMExactPosterior(
-            log_weights=log_weight - log_evidence, factors=factors, log_evidence=log_evidence
-        )
+        return ConjugateMixture(log_weights=log_weight - log_evidence, factors=factors, log_evidence=log_evidence)
 
     # -- latent posterior ---------------------------------------------------------------
     def latent_dims(self) -> dict[str, tuple[str, ...]]:
@@ -637,39 +643,6 @@ class _CategoricalHMMBase(LatentModel):
         from .hmm_pymc import pymc_model
 
         return pymc_model(self, data, marginalized)
-
-
-@dataclass(frozen=True)
-class HMMExactPosterior:
-    """Exact posterior ``sum_g w_g prod_rows Dirichlet(row | factors[.][g])``.
-
-    Attributes
-    ----------
-    log_weights : ndarray of shape (n_groups,)
-        Normalised log weights of the groups of state paths with equal counts.
-    factors : dict of Dirichlet / MaskedDirichlet with leading batch axis n_groups
-    log_evidence : float
-        ``log p(data)``, the marginal likelihood.
-    """
-
-    log_weights: np.ndarray
-    factors: dict
-    log_evidence: float
-
-    def mean(self) -> dict[str, np.ndarray]:
-        weights = np.exp(self.log_weights)
-        return {name: np.tensordot(weights, factor.mean(), axes=1) for name, factor in self.factors.items()}
-
-    def sample(self, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
-        """Independent exact draws, each of shape (size, *param_shape)."""
-        group = rng.choice(self.log_weights.size, size=size, p=np.exp(self.log_weights))
-        draws = {}
-        for name, factor in self.factors.items():
-            if isinstance(factor, MaskedDirichlet):
-                draws[name] = factor.select(group).sample(rng)
-            else:
-                draws[name] = Dirichlet(factor.concentration[group]).sample(rng)
-        return draws
 
 
 # ------------------------------------------------------------------------------------------

@@ -40,8 +40,9 @@ from scipy.special import multigammaln
 
 from .base import LatentModel, as_tuple, check_positive, check_rng, check_spd, numeric_array
 from .conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, gaussian_stats
+from .conjugate_mixture import ConjugateMixture
 
-__all__ = ["NIWGaussian", "NIWPosterior", "DATA_DRIVEN_KAPPA0"]
+__all__ = ["NIWGaussian", "DATA_DRIVEN_KAPPA0"]
 
 #: kappa0 of the data-driven prior (Murphy 2012, section 4.6.3.2)
 DATA_DRIVEN_KAPPA0 = 0.01
@@ -422,8 +423,10 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
         return {NAMES: self._prior_from_stats(count, mean, scatter).update(count, mean, scatter)}
 
     # -- hooks: exact ---------------------------------------------------------------------
-    def exact_posterior(self, data) -> "NIWPosterior":
-        return NIWPosterior(self.posterior(data), self.log_evidence(data))
+    def exact_posterior(self, data) -> ConjugateMixture:
+        """The exact posterior as a one-component :class:`ConjugateMixture` (the form the ``exact``
+        back-end samples): the NIW posterior keyed by ``("mu", "Sigma")``, and ``log p(data)``."""
+        return ConjugateMixture.single({NAMES: self.posterior(data)}, self.log_evidence(data))
 
     # -- PyMC declaration -----------------------------------------------------------------
     def pymc_model(self, data, marginalized: bool = True):
@@ -455,31 +458,3 @@ class NIWGaussian(NIWHyperparameters, LatentModel):
             mu = mvnormal("mu", np.asarray(prior.m, np.float64), chol / np.sqrt(np.float64(prior.kappa)), dims="feature")
             mvnormal("x", mu, chol, observed=x, dims=("observation", "feature"))
         return model
-
-
-@dataclass(frozen=True)
-class NIWPosterior:
-    """The exact posterior of :class:`NIWGaussian`, in the form the ``exact`` back-end uses.
-
-    Attributes
-    ----------
-    distribution : NormalInverseWishart
-    log_evidence : float
-        log p(data).
-    """
-
-    distribution: NormalInverseWishart
-    log_evidence: float
-
-    def sample(self, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
-        """Exact draws: ``mu`` of shape (size, D), ``Sigma`` of shape (size, D, D)."""
-        mu, Sigma = self.distribution.sample(rng, size)
-        return {"mu": mu, "Sigma": Sigma}
-
-    def mean(self) -> dict[str, np.ndarray]:
-        mu, Sigma = self.distribution.mean()
-        return {"mu": mu, "Sigma": Sigma}
-
-    def mode(self) -> dict[str, np.ndarray]:
-        mu, Sigma = self.distribution.mode()
-        return {"mu": mu, "Sigma": Sigma}

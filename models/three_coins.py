@@ -26,8 +26,9 @@ from scipy import special
 
 from .base import LatentModel, check_prior_pair, check_probability, check_rng
 from .conjugate import Beta
+from .conjugate_mixture import ConjugateMixture
 
-__all__ = ["CoinData", "ThreeCoins", "ThreeCoinsPosterior"]
+__all__ = ["CoinData", "ThreeCoins"]
 
 FLAT_BETA = Beta(1.0, 1.0)  # its mode given counts is the maximum-likelihood estimate
 
@@ -431,7 +432,7 @@ class ThreeCoins(LatentModel):
         return self._stats_from_assignments(data, coin_b_prob), data_term
 
     # -- exact posterior ----------------------------------------------------------------
-    def exact_posterior(self, data) -> "ThreeCoinsPosterior":
+    def exact_posterior(self, data) -> ConjugateMixture:
         """The exact posterior: a mixture of products of Beta densities.
 
         Summing over the 2^n coin assignments, each assignment contributes a product of
@@ -439,6 +440,12 @@ class ThreeCoins(LatentModel):
         heads they hold. Trials with the same number of heads are interchangeable, so the
         number of assignments for each (n_b, heads_b) is a product of binomial coefficients,
         accumulated group by group (a polynomial-time dynamic programme instead of 2^n terms).
+
+        Returns
+        -------
+        ConjugateMixture
+            One component per reachable (n_b, heads_b), with Beta factors of batch shape
+            (n_components,) for ``pi`` (unless fixed), ``p`` and ``q``.
         """
         data = self.check_data(data)
         n, m = data.n_trials, data.n_flips
@@ -472,7 +479,7 @@ class ThreeCoins(LatentModel):
         else:
             log_weight = log_weight + n_b * np.log(self.pi) + n_c * np.log1p(-self.pi)
         log_evidence = special.logsumexp(log_weight) + data.log_binomial_coefficients.sum()
-        return ThreeCoinsPosterior(
+        return ConjugateMixture(
             log_weights=log_weight - special.logsumexp(log_weight),
             factors=factors,
             log_evidence=float(log_evidence),
@@ -516,44 +523,6 @@ class ThreeCoins(LatentModel):
                 pm.Binomial("heads", n=data.n_flips, p=pt.switch(coin_b, p, q), observed=data.heads, dims="trial")
             pm.Deterministic("heads_prob", pi * p + (1.0 - pi) * q)
         return model
-
-
-@dataclass(frozen=True)
-class ThreeCoinsPosterior:
-    """Exact posterior: ``sum_k w_k prod_v Beta(v | factors[v][k])``.
-
-    Attributes
-    ----------
-    log_weights : ndarray of shape (n_components,)
-        Normalised log mixture weights.
-    factors : dict of Beta with batch shape (n_components,)
-    log_evidence : float
-        log p(data), the marginal likelihood.
-    """
-
-    log_weights: np.ndarray
-    factors: dict
-    log_evidence: float
-
-    def mean(self) -> dict[str, float]:
-        weights = np.exp(self.log_weights)
-        return {name: float(weights @ beta.mean()) for name, beta in self.factors.items()}
-
-    def sd(self) -> dict[str, float]:
-        weights = np.exp(self.log_weights)
-        out = {}
-        for name, beta in self.factors.items():
-            mean = beta.mean()
-            second = beta.var() + mean**2
-            out[name] = float(np.sqrt(weights @ second - (weights @ mean) ** 2))
-        return out
-
-    def sample(self, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
-        """Exact independent draws, each array of shape (size,)."""
-        component = rng.choice(self.log_weights.size, size=size, p=np.exp(self.log_weights))
-        return {
-            name: rng.beta(beta.alpha[component], beta.beta[component]) for name, beta in self.factors.items()
-        }
 
 
 def _log_assignment_counts(heads: np.ndarray, n_flips: int) -> np.ndarray:

@@ -244,12 +244,6 @@ class Dirichlet:
 
 
 # -- Normal-Inverse-Wishart ---------------------------------------------------------------------
-def _log_multigamma(a, dim: int) -> np.ndarray:
-    """log Gamma_D(a) = D(D-1)/4 log(pi) + sum_{i=1..D} log Gamma(a + (1 - i)/2), elementwise."""
-    a = np.asarray(a, float)
-    return dim * (dim - 1) / 4.0 * np.log(np.pi) + special.gammaln(a[..., None] + (1.0 - np.arange(1, dim + 1)) / 2.0).sum(-1)
-
-
 def _multidigamma(a, dim: int) -> np.ndarray:
     """psi_D(a) = sum_{i=1..D} psi(a + (1 - i) / 2), elementwise over ``a``."""
     a = np.asarray(a, float)
@@ -538,7 +532,7 @@ class NormalInverseWishart:
         trace = np.einsum("...ij,...jk,...ik->...", chol_inv, self.S, chol_inv)  # tr(S Sigma^{-1})
         log_normal = -0.5 * dim * np.log(2 * np.pi) + 0.5 * dim * np.log(self.kappa) - 0.5 * log_det - 0.5 * self.kappa * np.sum(z**2, -1)
         log_iw = (
-            0.5 * self.nu * _log_det_spd(self.S) - 0.5 * self.nu * dim * np.log(2.0) - _log_multigamma(self.nu / 2, dim)
+            0.5 * self.nu * _log_det_spd(self.S) - 0.5 * self.nu * dim * np.log(2.0) - special.multigammaln(self.nu / 2, dim)
             - 0.5 * (self.nu + dim + 1.0) * log_det - 0.5 * trace
         )
         return log_normal + log_iw
@@ -583,7 +577,7 @@ class NormalInverseWishart:
         log_det_ratio = _log_det_spd(other.S) - _log_det_spd(self.S)  # log|V_p^{-1} V_q| = log|S_p| - log|S_q|
         kl_wishart = (
             -0.5 * nu_p * log_det_ratio + 0.5 * nu_q * (trace - dim)
-            + _log_multigamma(nu_p / 2, dim) - _log_multigamma(nu_q / 2, dim)
+            + special.multigammaln(nu_p / 2, dim) - special.multigammaln(nu_q / 2, dim)
             + 0.5 * (nu_q - nu_p) * _multidigamma(nu_q / 2, dim)
         )
         ratio = other.kappa / self.kappa

@@ -15,8 +15,10 @@ the states are dice (D6, D4, D8 by default), the symbols the faces 1..max(dice) 
 them, and a die can only show its own faces.
 
 Inference given parameters (forward, backward, smoothing, Viterbi, FFBS, expected counts) is in
-:mod:`latentzoo.models.hmm_kernels`; this module validates, builds the (T, K) emission
-likelihoods, and supplies the hooks of the back-ends:
+:mod:`latentzoo.models.hmm_kernels`, reading and validating sequences in
+:mod:`latentzoo.models.hmm_data`, the PyMC declarations in :mod:`latentzoo.models.hmm_pymc`.
+This module holds the mathematics: it builds the (T, K) emission likelihoods and supplies the
+hooks of the back-ends:
 
 * ``em``: Baum-Welch; the M-step is the mode of the Dirichlet posteriors given the
   forward-backward expected counts (MAP under the priors; ``mle=True``: maximum likelihood);
@@ -44,14 +46,14 @@ from functools import cached_property
 import numpy as np
 from scipy import special
 
+from . import hmm_data
 from . import hmm_kernels as kernels
 from .base import LatentModel, check_rng, numeric_array
 from .conjugate import Dirichlet, MaskedDirichlet
+from .conjugate_mixture import ConjugateMixture
+from .hmm_data import SEED_ROLLS, HMMData, _check_count, _freeze_prior
 
-__all__ = ["CategoricalHMM", "DiceHMM", "HMMData", "HMMExactPosterior"]
-
-#: the seed's rolls (seed 001, "1 6 3 5 2 7 3 5 2 4")
-SEED_ROLLS = (1, 6, 3, 5, 2, 7, 3, 5, 2, 4)
+__all__ = ["CategoricalHMM", "DiceHMM", "HMMData"]
 
 #: the exact posterior enumerates every state path that can emit the data; above this many it
 #: refuses (memory ~ 40 bytes per path and time step)
@@ -61,75 +63,8 @@ EXACT_MAX_PATHS = 2_000_000
 #: (draws x time steps x states; 5e6 float64 is 40 MB)
 LATENT_MAX_ENTRIES = 5_000_000
 
-#: explicit-state PyMC models (``pymc_gibbs``) refuse longer data: a Gibbs sweep is O(T^2)
-PYMC_GIBBS_MAX_STEPS = 1000
-
 #: rows of a probability vector must sum to one within this tolerance
 STOCHASTIC_ATOL = 1e-6
-
-
-# ------------------------------------------------------------------------------------------
-# data
-# ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HMMData:
-    """Validated sequences, concatenated.
-
-    Attributes
-    ----------
-    symbols : int64 ndarray of shape (T,)
-        Symbols 0..n_symbols-1 of all sequences, one after the other (read-only).
-    offsets : int64 ndarray of shape (n_sequences + 1,)
-        Sequence ``s`` is ``symbols[offsets[s]:offsets[s + 1]]``.
-    single : bool
-        True when the data were given as one sequence (model-level methods then return one
-        array instead of a list).
-    first_label : int
-        How the user writes symbol 0 (0 for ``CategoricalHMM``, face 1 for ``DiceHMM``).
-    """
-
-    symbols: np.ndarray
-    offsets: np.ndarray
-    single: bool
-    first_label: int = 0
-
-    @property
-    def n_sequences(self) -> int:
-        return self.offsets.size - 1
-
-    @property
-    def n_steps(self) -> int:
-        """Total number of time steps T over all sequences."""
-        return self.symbols.size
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    @property
-    def labels(self) -> np.ndarray:
-        """The symbols as the user writes them (faces 1..8 for dice)."""
-        return self.symbols + self.first_label
-
-    def split(self, array: np.ndarray):
-        """Split an array over concatenated time steps into sequences (or return it for one)."""
-        if self.single:
-            return array
-        return [array[start:stop] for start, stop in zip(self.offsets[:-1], self.offsets[1:])]
-
-
-def _is_scalar(value) -> bool:
-    return isinstance(value, numbers.Number | np.generic) and not isinstance(value, bool | np.bool_)
-
-
-def _read_text(text: str):
-    tokens = text.replace(",", " ").split()
-    if not tokens:
-        raise ValueError("data given as text must hold whitespace- or comma-separated integers, got an empty string")
-    try:
-        return [int(token) for token in tokens]
-    except ValueError:
-        raise ValueError(f"data given as text must hold whitespace- or comma-separated integers, got {text!r}") from None
 
 
 def _log_multivariate_beta(alpha: np.ndarray, mask=None) -> np.ndarray:
@@ -260,42 +195,16 @@ class _CategoricalHMMBase(LatentModel):
     def _describe_symbols(self) -> str:
         return f"integers 0..{self.n_symbols - 1}"
 
-    def _check_sequence(self, sequence, index: int) -> np.ndarray:
-        where = f"sequence {index}"
-        if isinstance(sequence, str):
-            sequence = _read_text(sequence)
-        try:
-            array = np.asarray(sequence)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"data: could not read {where} as an array of symbols: {error}") from None
-        if array.dtype == object or not (
-            np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-        ):
-            raise TypeError(
-                f"data: {where} must hold {self._describe_symbols()}, got an array of dtype {array.dtype}"
-            )
-        if array.ndim != 1:
-            raise ValueError(f"data: {where} must be 1-D, got shape {array.shape}")
-        if array.size == 0:
-            raise ValueError(f"data: {where} is empty; every sequence needs at least one symbol")
-        if np.issubdtype(array.dtype, np.floating):
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f"data: {where} contains NaN or infinite values; symbols must be {self._describe_symbols()}")
-            fractional = array != np.round(array)
-            if np.any(fractional):
-                raise ValueError(
-                    f"data: {where} contains non-integer values {np.unique(array[fractional])[:5].tolist()}; "
-                    f"symbols must be {self._describe_symbols()}"
-                )
-        labels = array.astype(np.int64)
-        low, high = self.first_label, self.first_label + self.n_symbols - 1
-        outside = (labels < low) | (labels > high)
-        if np.any(outside):
-            raise ValueError(
-                f"data: {where} contains {np.unique(labels[outside])[:5].tolist()} (first at position "
-                f"{int(np.argmax(outside))}); symbols must be {self._describe_symbols()}"
-            )
-        return labels - self.first_label
+    @cached_property
+    def _alphabet(self) -> hmm_data.Alphabet:
+        mask = self._mask
+        return hmm_data.Alphabet(
+            n_symbols=self.n_symbols,
+            first_label=self.first_label,
+            description=self._describe_symbols(),
+            emittable=None if mask is None else mask.any(axis=0),
+            model_name=type(self).__name__,
+        )
 
     def check_data(self, data) -> HMMData:
         """Validate one sequence or a list of sequences.
@@ -309,61 +218,10 @@ class _CategoricalHMMBase(LatentModel):
         Returns
         -------
         HMMData
+            An ``HMMData`` validated before is returned as it is after an O(n_symbols) check
+            that this model accepts its symbols (see :func:`latentzoo.models.hmm_data.check_data`).
         """
-        if isinstance(data, HMMData):
-            if data.first_label != self.first_label or (data.n_steps and int(data.symbols.max()) >= self.n_symbols):
-                raise ValueError(f"data were validated for another model; pass the raw sequences to {type(self).__name__}")
-            self._check_emittable(data)
-            return data
-        if isinstance(data, str):
-            sequences, single = [data], True
-        elif isinstance(data, np.ndarray):
-            if data.ndim == 2:
-                sequences, single = list(data), False
-            else:
-                sequences, single = [data], True
-        elif isinstance(data, list | tuple):
-            if len(data) == 0:
-                raise ValueError("data must contain at least one sequence, got an empty list")
-            scalar = [_is_scalar(item) for item in data]
-            if all(scalar):
-                sequences, single = [data], True
-            elif any(scalar):
-                raise TypeError(
-                    "data must be one sequence of symbols or a list of sequences, got a list mixing "
-                    "numbers and sequences"
-                )
-            else:
-                bad = [type(item).__name__ for item in data if not isinstance(item, list | tuple | np.ndarray | str)]
-                if bad:
-                    raise TypeError(
-                        f"data given as a list must hold sequences (lists, tuples, arrays or strings), got {bad[0]}"
-                    )
-                sequences, single = list(data), False
-        else:
-            raise TypeError(
-                "data must be a sequence of symbols, a list of sequences or a string of integers, "
-                f"got {type(data).__name__}"
-            )
-        if len(sequences) == 0:
-            raise ValueError("data must contain at least one sequence")
-        checked = [self._check_sequence(sequence, index) for index, sequence in enumerate(sequences)]
-        symbols = np.concatenate(checked)
-        symbols.setflags(write=False)
-        offsets = kernels.as_offsets([len(sequence) for sequence in checked])
-        offsets.setflags(write=False)
-        result = HMMData(symbols, offsets, single, self.first_label)
-        self._check_emittable(result)
-        return result
-
-    def _check_emittable(self, data: HMMData) -> None:
-        mask = self._mask
-        if mask is None:
-            return
-        never = ~mask.any(axis=0)
-        if np.any(never[data.symbols]):
-            symbol = int(data.symbols[np.argmax(never[data.symbols])]) + self.first_label
-            raise ValueError(f"data contain the symbol {symbol}, which no state can emit (emission_mask)")
+        return hmm_data.check_data(data, self._alphabet)
 
     def _check_param_arrays(self, params, name: str) -> dict[str, np.ndarray]:
         """Validate a params dict whose arrays may carry common leading batch dims."""
@@ -653,7 +511,7 @@ class _CategoricalHMMBase(LatentModel):
         return self._expected_counts(data, tilde["init_probs"], tilde["trans_mat"], tilde["emission_probs"])
 
     # -- hooks: exact -------------------------------------------------------------------
-    def exact_posterior(self, data) -> "HMMExactPosterior":
+    def exact_posterior(self, data) -> ConjugateMixture:
         """The exact posterior by enumerating every state path that can emit the data.
 
         Given a path z, the rows are independent Dirichlets (prior + the path's counts), and the
@@ -661,6 +519,13 @@ class _CategoricalHMMBase(LatentModel):
         same counts contribute the same term, so paths are grouped by their counts (the seed's
         10 rolls: 3^10 = 59,049 paths, of which 5,832 can emit the rolls under the dice mask).
         Refuses above ``EXACT_MAX_PATHS`` = 2e6 possible paths.
+
+        Returns
+        -------
+        ConjugateMixture
+            One component per group of paths, with Dirichlet factors ``init_probs`` and
+            ``trans_mat`` and a Dirichlet or MaskedDirichlet ``emission_probs``, each with the
+            groups on its leading batch axis.
         """
         data = self.check_data(data)
         K, M = self.n_states, self.n_symbols
@@ -710,9 +575,7 @@ class _CategoricalHMMBase(LatentModel):
         )
         log_evidence = float(special.logsumexp(log_weight))
         factors = self.conditional_posterior(self._stats(init_c, trans_c, emission_c))
-        return HMMExactPosterior(
-            log_weights=log_weight - log_evidence, factors=factors, log_evidence=log_evidence
-        )
+        return ConjugateMixture(log_weights=log_weight - log_evidence, factors=factors, log_evidence=log_evidence)
 
     # -- latent posterior ---------------------------------------------------------------
     def latent_dims(self) -> dict[str, tuple[str, ...]]:
@@ -749,22 +612,13 @@ class _CategoricalHMMBase(LatentModel):
             out[index] = gamma if bad < 0 else np.nan
         return {"state_probs": out.reshape(batch + (data.n_steps, K))}
 
-    # -- PyMC declaration ---------------------------------------------------------------
-    def _emission_row_names(self) -> list[str]:
-        return [f"emission_probs_{label}".replace("#", "_") for label in self.state_labels]
-
+    # -- PyMC declaration (models/hmm_pymc.py; imported here so that PyMC loads only when used) --
     def pymc_initial_point(self, params) -> dict[str, np.ndarray]:
         """The PyMC model's free variables at ``params`` (rows of masked emissions are separate
         variables over each state's allowed symbols)."""
-        point = {name: np.asarray(params[name], float) for name in ("init_probs", "trans_mat")}
-        emission = np.asarray(params["emission_probs"], float)
-        mask = self._mask
-        if mask is None:
-            point["emission_probs"] = emission
-        else:
-            for row, name in enumerate(self._emission_row_names()):
-                point[name] = emission[row, mask[row]]
-        return point
+        from .hmm_pymc import pymc_initial_point
+
+        return pymc_initial_point(self, params)
 
     def pymc_model(self, data, marginalized: bool = True):
         """The PyMC declaration of the same priors and likelihood.
@@ -784,67 +638,11 @@ class _CategoricalHMMBase(LatentModel):
             and find_MAP at any length. False: explicit ``states`` (dims ``time``) for PyMC's
             ``CategoricalGibbsMetropolis`` (``pymc_gibbs``); each Gibbs update evaluates the
             whole model, so a sweep costs O(T^2), and sequences are limited to
-            ``PYMC_GIBBS_MAX_STEPS`` steps.
+            ``latentzoo.models.hmm_pymc.PYMC_GIBBS_MAX_STEPS`` steps.
         """
-        import pymc as pm
-        import pytensor.tensor as pt
+        from .hmm_pymc import pymc_model
 
-        from .hmm_op import hmm_log_likelihood
-
-        data = self.check_data(data)
-        arrays = self._prior_arrays()
-        mask = self._mask
-        coords = {key: list(value) for key, value in self.coords(data).items()}
-        with pm.Model(coords=coords) as model:
-            init = pm.Dirichlet("init_probs", a=arrays["init_prior"], dims="state")
-            trans = pm.Dirichlet("trans_mat", a=arrays["trans_prior"], dims=("state", "state_next"))
-            if mask is None:
-                emission = pm.Dirichlet("emission_probs", a=arrays["emission_prior"], dims=("state", "symbol"))
-            else:
-                rows = []
-                for row, name in enumerate(self._emission_row_names()):
-                    allowed = np.flatnonzero(mask[row])
-                    row_probs = pm.Dirichlet(name, a=arrays["emission_prior"][row, allowed])
-                    # scatter into the full row by a 0/1 matrix product: exact zeros elsewhere,
-                    # and compiled BLAS ops (set_subtensor with index arrays runs in Python)
-                    placement = np.zeros((allowed.size, self.n_symbols))
-                    placement[np.arange(allowed.size), allowed] = 1.0
-                    rows.append(pt.dot(row_probs, placement))
-                emission = pm.Deterministic("emission_probs", pt.stack(rows), dims=("state", "symbol"))
-            if marginalized:
-                pm.Potential(
-                    "log_likelihood", hmm_log_likelihood(init, trans, emission, data.symbols, data.offsets)
-                )
-            else:
-                self._declare_explicit_states(data, init, trans, emission)
-        return model
-
-    def _declare_explicit_states(self, data: HMMData, init, trans, emission) -> None:
-        import pymc as pm
-        import pytensor.tensor as pt
-
-        if data.n_steps > PYMC_GIBBS_MAX_STEPS:
-            raise ValueError(
-                f"explicit states for PyMC's Gibbs steps cost O(T^2) per sweep; {data.n_steps} time steps is "
-                f"more than the limit {PYMC_GIBBS_MAX_STEPS}; use backend='gibbs' (FFBS) for long sequences"
-            )
-        K = self.n_states
-        starts = data.offsets[:-1]
-        is_start = np.zeros(data.n_steps, bool)
-        is_start[starts] = True
-        previous = np.flatnonzero(~is_start) - 1
-        # a start that can emit the data: the Viterbi path under the prior means
-        start_path, _ = kernels.viterbi_symbols(
-            *(np.log(np.maximum(self._priors[name].mean(), 1e-300)) for name in self.param_names),
-            data.symbols,
-            data.offsets,
-        )
-        # the uniform Categorical makes PyMC pick CategoricalGibbsMetropolis; the potential
-        # replaces its log(1/K) per step by the Markov chain's log-probability
-        states = pm.Categorical("states", p=np.full(K, 1.0 / K), dims="time", initval=start_path)
-        chain_logp = pt.sum(pt.log(init[states[starts]])) + pt.sum(pt.log(trans[states[previous], states[previous + 1]]))
-        pm.Potential("state_chain", chain_logp + data.n_steps * np.log(K))
-        pm.Categorical(self.observed_name, p=emission[states], observed=data.symbols, dims="time")
+        return pymc_model(self, data, marginalized)
 
     def picture(self, comparison):
         """State probabilities over time at each back-end's posterior mean, with the Viterbi path: a
@@ -855,61 +653,9 @@ class _CategoricalHMMBase(LatentModel):
         return hmm_picture(comparison)
 
 
-@dataclass(frozen=True)
-class HMMExactPosterior:
-    """Exact posterior ``sum_g w_g prod_rows Dirichlet(row | factors[.][g])``.
-
-    Attributes
-    ----------
-    log_weights : ndarray of shape (n_groups,)
-        Normalised log weights of the groups of state paths with equal counts.
-    factors : dict of Dirichlet / MaskedDirichlet with leading batch axis n_groups
-    log_evidence : float
-        ``log p(data)``, the marginal likelihood.
-    """
-
-    log_weights: np.ndarray
-    factors: dict
-    log_evidence: float
-
-    def mean(self) -> dict[str, np.ndarray]:
-        weights = np.exp(self.log_weights)
-        return {name: np.tensordot(weights, factor.mean(), axes=1) for name, factor in self.factors.items()}
-
-    def sample(self, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
-        """Independent exact draws, each of shape (size, *param_shape)."""
-        group = rng.choice(self.log_weights.size, size=size, p=np.exp(self.log_weights))
-        draws = {}
-        for name, factor in self.factors.items():
-            if isinstance(factor, MaskedDirichlet):
-                draws[name] = factor.select(group).sample(rng)
-            else:
-                draws[name] = Dirichlet(factor.concentration[group]).sample(rng)
-        return draws
-
-
 # ------------------------------------------------------------------------------------------
 # the two models
 # ------------------------------------------------------------------------------------------
-def _check_count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def _freeze_prior(value):
-    """Scalars stay floats, arrays become nested tuples (hashable, readable in repr)."""
-    if _is_scalar(value):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return tuple(map(_freeze_prior, value)) if value.ndim else float(value)
-    if isinstance(value, list | tuple):
-        return tuple(_freeze_prior(item) for item in value)
-    return value  # validated (and rejected) by _prior_arrays
-
-
 @dataclass(frozen=True)
 class CategoricalHMM(_CategoricalHMMBase):
     """Hidden Markov model with categorical emissions and Dirichlet priors on every row.

@@ -26,6 +26,11 @@ Conventions
   turns it into a ValueError naming the sequence and position.
 * Randomness stays with NumPy: FFBS and chain simulation take uniforms drawn by a
   ``numpy.random.Generator`` and invert cumulative sums.
+
+The kernels stay in one module: they share compiled helpers (``_forward`` inside smoothing,
+expected counts, FFBS and the gradient; ``_inverse_cdf`` inside FFBS and chain simulation),
+and numba's on-disk cache is invalidated by changes to the file that defines a cached function
+only, not by changes to a compiled callee defined in another file.
 """
 
 from __future__ import annotations

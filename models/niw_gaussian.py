@@ -36,13 +36,15 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import multigammaln
 
 from .base import LatentModel, check_rng
-from .conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, _log_multigamma, gaussian_stats
+from .conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, gaussian_stats
+from .conjugate_mixture import ConjugateMixture
 from .gaussian_data import GaussianData, GaussianObservations
 from .niw_hyperparameters import NIWHyperparameters, _check_spd, _check_vector
 
-__all__ = ["NIWGaussian", "NIWPosterior", "DATA_DRIVEN_KAPPA0"]
+__all__ = ["NIWGaussian", "DATA_DRIVEN_KAPPA0"]
 
 #: kappa0 of the data-driven prior (Murphy 2012, section 4.6.3.2)
 DATA_DRIVEN_KAPPA0 = 0.01
@@ -274,7 +276,7 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         n, dim = x.shape
         return float(
             -0.5 * n * dim * np.log(np.pi)
-            + _log_multigamma(post.nu / 2, dim) - _log_multigamma(prior.nu / 2, dim)
+            + multigammaln(post.nu / 2, dim) - multigammaln(prior.nu / 2, dim)
             + 0.5 * prior.nu * _log_det_spd(prior.S) - 0.5 * post.nu * _log_det_spd(post.S)
             + 0.5 * dim * (np.log(prior.kappa) - np.log(post.kappa))
         )
@@ -316,8 +318,10 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         return {NAMES: self._prior_from_stats(count, mean, scatter).update(count, mean, scatter)}
 
     # -- hooks: exact ---------------------------------------------------------------------
-    def exact_posterior(self, data) -> "NIWPosterior":
-        return NIWPosterior(self.posterior(data), self.log_evidence(data))
+    def exact_posterior(self, data) -> ConjugateMixture:
+        """The exact posterior as a one-component :class:`ConjugateMixture` (the form the ``exact``
+        back-end samples): the NIW posterior keyed by ``("mu", "Sigma")``, and ``log p(data)``."""
+        return ConjugateMixture.single({NAMES: self.posterior(data)}, self.log_evidence(data))
 
     # -- PyMC declaration -----------------------------------------------------------------
     def pymc_model(self, data, marginalized: bool = True):
@@ -357,31 +361,3 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         from .gaussian_pictures import niw_picture
 
         return niw_picture(comparison)
-
-
-@dataclass(frozen=True)
-class NIWPosterior:
-    """The exact posterior of :class:`NIWGaussian`, in the form the ``exact`` back-end uses.
-
-    Attributes
-    ----------
-    distribution : NormalInverseWishart
-    log_evidence : float
-        log p(data).
-    """
-
-    distribution: NormalInverseWishart
-    log_evidence: float
-
-    def sample(self, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
-        """Exact draws: ``mu`` of shape (size, D), ``Sigma`` of shape (size, D, D)."""
-        mu, Sigma = self.distribution.sample(rng, size)
-        return {"mu": mu, "Sigma": Sigma}
-
-    def mean(self) -> dict[str, np.ndarray]:
-        mu, Sigma = self.distribution.mean()
-        return {"mu": mu, "Sigma": Sigma}
-
-    def mode(self) -> dict[str, np.ndarray]:
-        mu, Sigma = self.distribution.mode()
-        return {"mu": mu, "Sigma": Sigma}

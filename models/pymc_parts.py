@@ -115,10 +115,6 @@ def SPDCholeskyTransform(dim: int):
     return _transform_class()(int(dim))
 
 
-def _log_multigamma(a: float, dim: int) -> float:
-    return float(dim * (dim - 1) / 4.0 * np.log(np.pi) + special.gammaln(a + (1.0 - np.arange(1, dim + 1)) / 2.0).sum())
-
-
 def _check_iw_parameters(nu, scale) -> tuple[float, np.ndarray]:
     if isinstance(nu, bool) or not isinstance(nu, numbers.Real):
         raise TypeError(f"nu must be a real number (degrees of freedom), got {type(nu).__name__} {nu!r}")
@@ -487,7 +483,7 @@ def inverse_wishart_logp(value, nu: float, scale: np.ndarray):
     dim = scale.shape[-1]
     scale_chol = np.linalg.cholesky(scale)
     log_det_scale = 2.0 * np.log(np.diagonal(scale_chol, axis1=-2, axis2=-1)).sum(-1)
-    log_norm = 0.5 * nu * log_det_scale - 0.5 * nu * dim * np.log(2.0) - _log_multigamma(nu / 2.0, dim)
+    log_norm = 0.5 * nu * log_det_scale - 0.5 * nu * dim * np.log(2.0) - special.multigammaln(nu / 2.0, dim)
     chol = pt.specify_shape(spd_cholesky(value), (*(None,) * (value.ndim - 2), dim, dim))
     inverse = lower_triangular_inverse(chol)
     # ||L^{-1} C||_F^2 as a broadcast product-sum (C Ops, batched over components)

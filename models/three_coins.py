@@ -26,8 +26,9 @@ from scipy import special
 
 from .base import LatentModel, check_prior_pair, check_probability, check_rng
 from .conjugate import Beta
+from .conjugate_mixture import ConjugateMixture
 
-__all__ = ["CoinData", "ThreeCoins", "ThreeCoinsPosterior"]
+__all__ = ["CoinData", "ThreeCoins"]
 
 FLAT_BETA = Beta(1.0, 1.0)  # its mode given counts is the maximum-likelihood estimate
 
@@ -39,6 +40,9 @@ EXACT_MAX_WORK = 3e9  # rough count of array operations the exact enumeration ma
 class CoinData:
     """Validated coin data.
 
+    :meth:`ThreeCoins.check_data` builds it once and afterwards passes it through unchanged (every
+    ``ThreeCoins`` accepts the same flips); a ``CoinData`` built by hand is validated again.
+
     Attributes
     ----------
     flips : ndarray of shape (n_trials,) or (n_trials, n_flips), dtype int8
@@ -46,6 +50,12 @@ class CoinData:
     """
 
     flips: np.ndarray
+
+    @property
+    def validated(self) -> bool:
+        """True when :meth:`ThreeCoins.check_data` built this object."""
+        # an attribute, not a field: it stays out of equality and of reference.cache_key's hash
+        return self.__dict__.get("_validated", False)
 
     @property
     def flips_2d(self) -> np.ndarray:
@@ -195,7 +205,9 @@ class ThreeCoins(LatentModel):
             0/1 characters such as ``"1111110000"``, or a :class:`CoinData`.
         """
         if isinstance(data, CoinData):
-            return data
+            if data.validated:
+                return data
+            data = data.flips  # built by hand: check its flips like any other array
         if isinstance(data, str):
             text = data.replace(" ", "").replace(",", "")
             if not text or set(text) - {"0", "1"}:
@@ -226,7 +238,9 @@ class ThreeCoins(LatentModel):
             raise ValueError(f"flips must be 0 (tails) or 1 (heads), found {examples.tolist()}")
         flips = array.astype(np.int8)
         flips.setflags(write=False)
-        return CoinData(flips)
+        checked = CoinData(flips)
+        object.__setattr__(checked, "_validated", True)
+        return checked
 
     def check_params(self, params, name: str = "params") -> dict[str, np.ndarray]:
         """Validate a dict of scalar parameters (``init``, ``simulate``); ``name`` is the
@@ -418,7 +432,7 @@ class ThreeCoins(LatentModel):
         return self._stats_from_assignments(data, coin_b_prob), data_term
 
     # -- exact posterior ----------------------------------------------------------------
-    def exact_posterior(self, data) -> "ThreeCoinsPosterior":
+    def exact_posterior(self, data) -> ConjugateMixture:
         """The exact posterior: a mixture of products of Beta densities.
 
         Summing over the 2^n coin assignments, each assignment contributes a product of
@@ -426,6 +440,12 @@ class ThreeCoins(LatentModel):
         heads they hold. Trials with the same number of heads are interchangeable, so the
         number of assignments for each (n_b, heads_b) is a product of binomial coefficients,
         accumulated group by group (a polynomial-time dynamic programme instead of 2^n terms).
+
+        Returns
+        -------
+        ConjugateMixture
+            One component per reachable (n_b, heads_b), with Beta factors of batch shape
+            (n_components,) for ``pi`` (unless fixed), ``p`` and ``q``.
         """
         data = self.check_data(data)
         n, m = data.n_trials, data.n_flips
@@ -459,7 +479,7 @@ class ThreeCoins(LatentModel):
         else:
             log_weight = log_weight + n_b * np.log(self.pi) + n_c * np.log1p(-self.pi)
         log_evidence = special.logsumexp(log_weight) + data.log_binomial_coefficients.sum()
-        return ThreeCoinsPosterior(
+        return ConjugateMixture(
             log_weights=log_weight - special.logsumexp(log_weight),
             factors=factors,
             log_evidence=float(log_evidence),
@@ -511,44 +531,6 @@ class ThreeCoins(LatentModel):
         from .three_coins_picture import three_coins_picture
 
         return three_coins_picture(comparison)
-
-
-@dataclass(frozen=True)
-class ThreeCoinsPosterior:
-    """Exact posterior: ``sum_k w_k prod_v Beta(v | factors[v][k])``.
-
-    Attributes
-    ----------
-    log_weights : ndarray of shape (n_components,)
-        Normalised log mixture weights.
-    factors : dict of Beta with batch shape (n_components,)
-    log_evidence : float
-        log p(data), the marginal likelihood.
-    """
-
-    log_weights: np.ndarray
-    factors: dict
-    log_evidence: float
-
-    def mean(self) -> dict[str, float]:
-        weights = np.exp(self.log_weights)
-        return {name: float(weights @ beta.mean()) for name, beta in self.factors.items()}
-
-    def sd(self) -> dict[str, float]:
-        weights = np.exp(self.log_weights)
-        out = {}
-        for name, beta in self.factors.items():
-            mean = beta.mean()
-            second = beta.var() + mean**2
-            out[name] = float(np.sqrt(weights @ second - (weights @ mean) ** 2))
-        return out
-
-    def sample(self, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
-        """Exact independent draws, each array of shape (size,)."""
-        component = rng.choice(self.log_weights.size, size=size, p=np.exp(self.log_weights))
-        return {
-            name: rng.beta(beta.alpha[component], beta.beta[component]) for name, beta in self.factors.items()
-        }
 
 
 def _log_assignment_counts(heads: np.ndarray, n_flips: int) -> np.ndarray:

@@ -616,7 +616,7 @@ def test_nuts_with_the_op_agrees_with_the_exact_posterior():
 
 
 def test_pymc_gibbs_refuses_long_sequences():
-    from latentzoo.models.hmm import PYMC_GIBBS_MAX_STEPS
+    from latentzoo.models.hmm_pymc import PYMC_GIBBS_MAX_STEPS
 
     with pytest.raises(ValueError, match="O\\(T\\^2\\).*backend='gibbs'"):
         DiceHMM().pymc_model([1] * (PYMC_GIBBS_MAX_STEPS + 1), marginalized=False)
@@ -766,6 +766,57 @@ def test_good_data_forms():
     many = CategoricalHMM(2, 3).check_data([[0, 1], (2,), np.array([1, 1, 1])])
     assert many.n_sequences == 3 and list(many.lengths) == [2, 1, 3]
     assert CategoricalHMM(2, 3).check_data(np.zeros((4, 5), int)).n_sequences == 4
+
+
+def test_validated_data_passes_through_unchanged(monkeypatch):
+    from latentzoo.models import hmm_data
+
+    dice = DiceHMM()
+    data = dice.check_data(SEED_ROLLS)
+    np.testing.assert_array_equal(data.present_symbols, [0, 1, 2, 3, 4, 5, 6])  # faces 1..7
+    low = CategoricalHMM(2, 8).check_data([0, 3, 1])
+    # a second check, by this or any model that accepts the symbols, scans nothing
+    monkeypatch.setattr(hmm_data, "_check_sequence", lambda *args: pytest.fail("validated data were scanned again"))
+    assert dice.check_data(data) is data
+    assert DiceHMM(trans_prior=2.0).check_data(data) is data
+    params = dice.default_params()
+    dice.log_likelihood(data, params)
+    dice.expected_stats(data, params)
+    dice.sample_stats(data, params, np.random.default_rng(0))
+    dice.vb_expected_stats(data, dice.conditional_posterior(dice.expected_stats(data, params)[0]))
+    dice.latent_posterior(data, params)
+    dice.exact_posterior(data), dice.filter(data, params), dice.viterbi(data, params)
+    dice.coords(data), dice.observed_data(data), dice.n_observations(data), dice.objective_scale(data)
+    # a narrower alphabet that holds the symbols present is compatible too
+    assert CategoricalHMM(3, 4).check_data(low) is low
+
+
+@pytest.mark.parametrize("checked_by, model, message", [
+    (CategoricalHMM(2, 8), CategoricalHMM(2, 4),
+     r"validated for another model and contain the symbol 7, but CategoricalHMM takes integers 0..3"),
+    (DiceHMM(), CategoricalHMM(2, 8), r"validated for another model, whose symbols start at 1, but CategoricalHMM"),
+    (CategoricalHMM(2, 8), DiceHMM(), r"validated for another model, whose symbols start at 0, but DiceHMM takes faces"),
+    (CategoricalHMM(2, 8), CategoricalHMM(2, 8, emission_mask=np.arange(8) < np.array([[7], [5]])),
+     "the symbol 7, which no state can emit"),
+])
+def test_validated_data_for_an_incompatible_model_is_rejected(checked_by, model, message):
+    data = checked_by.check_data([1, 7, 2])
+    with pytest.raises(ValueError, match=message):
+        model.check_data(data)
+
+
+def test_hand_built_hmm_data_is_validated():
+    from latentzoo.models import HMMData
+
+    model = CategoricalHMM(2, 3)
+    built = HMMData(np.array([0, 2, 1, 1]), np.array([0, 1, 4]), single=False)
+    checked = model.check_data(built)
+    assert checked is not built and checked.present_symbols.tolist() == [0, 1, 2]
+    assert [list(s) for s in checked.split(checked.symbols)] == [[0], [2, 1, 1]]
+    with pytest.raises(ValueError, match=r"sequence 0 contains \[3\]"):
+        model.check_data(HMMData(np.array([3, 0]), np.array([0, 2]), single=True))
+    with pytest.raises(ValueError, match="offsets rising from 0 to len"):
+        model.check_data(HMMData(np.array([0, 1]), np.array([0, 3]), single=True))
 
 
 GOOD = {"init_probs": [0.5, 0.5], "trans_mat": [[0.9, 0.1], [0.2, 0.8]], "emission_probs": [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]}

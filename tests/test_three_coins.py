@@ -540,3 +540,24 @@ def test_nuts_same_seed_same_draws(fitted):
     for name in ("pi", "p", "q"):
         np.testing.assert_array_equal(cached.posterior[name].values, again.posterior[name].values)
         assert not np.array_equal(cached.posterior[name].values, other.posterior[name].values)
+
+
+# ----------------------------------------------------------------------------------------
+# data validated once
+# ----------------------------------------------------------------------------------------
+def test_validated_coin_data_passes_through_unchanged():
+    data = ThreeCoins().check_data(SEED_FLIPS)
+    assert data.validated
+    # any ThreeCoins accepts the same flips: no second scan, the same object
+    assert ThreeCoins().check_data(data) is data
+    assert PI_FIXED.check_data(data) is data
+
+
+def test_hand_built_coin_data_is_validated():
+    from latentzoo.models import CoinData
+
+    with pytest.raises(ValueError, match=r"flips must be 0 \(tails\) or 1 \(heads\), found \[2\]"):
+        ThreeCoins().check_data(CoinData(np.array([0, 2])))
+    checked = ThreeCoins().check_data(CoinData(np.array([1, 0, 1])))
+    assert checked.validated and not checked.flips.flags.writeable
+    np.testing.assert_array_equal(checked.flips, [1, 0, 1])

@@ -53,6 +53,7 @@ variable, so its "expected" and "sampled" statistics are the counts themselves; 
     from dataclasses import dataclass
 
     import numpy as np
+    from scipy.special import betaln
 
     from latentzoo.inference import fit
     from latentzoo.models.base import LatentModel
@@ -121,10 +122,13 @@ variable, so its "expected" and "sampled" statistics are the counts themselves; 
             prior = Beta(1.0, 1.0) if mle else self.prior()["theta"]
             return {"theta": prior.update(stats["heads"], stats["tails"])}
 
-        # ExactlySolvable: the conjugate posterior, a mixture with a single component
+        # ExactlySolvable: the conjugate posterior (a mixture with a single component) and the
+        # log marginal likelihood log B(a + heads, b + tails) - log B(a, b)
         def exact_posterior(self, data):
             posterior = self.conditional_posterior(self.sample_stats(data, None, None))
-            return ConjugateMixture.single(posterior)
+            theta = posterior["theta"]
+            log_evidence = betaln(theta.alpha, theta.beta) - betaln(self.a, self.b)
+            return ConjugateMixture.single(posterior, float(log_evidence))
 
 
     coin = Coin(a=2.0, b=2.0)

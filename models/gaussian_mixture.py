@@ -284,10 +284,11 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
             NIW_KEY: self._niw(np.asarray(self.m0), self.nu0, np.asarray(self.S0)),
         }
 
-    def log_prior(self, params, data=None) -> np.ndarray:
+    def log_prior(self, params) -> np.ndarray:
         """log Dirichlet(weights) + sum_k log NIW(means_k, covs_k), shape B for params of batch
-        shape B. ``data`` resolves a data-driven prior."""
-        prior = self.resolved_prior(data) if data is not None else self.prior()
+        shape B. Only for explicit hyperparameters: for a data-driven prior, use
+        ``model.with_data_prior(data).log_prior(params)`` (``fit`` does so)."""
+        prior = self.prior()
         weights = np.asarray(params["weights"], float)
         niw = prior[NIW_KEY]
         log_niw = niw.log_pdf(np.asarray(params["means"], float), np.asarray(params["covs"], float)).sum(-1)

@@ -170,12 +170,13 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         """``{("mu", "Sigma"): NormalInverseWishart}``; only for explicit hyperparameters."""
         return {NAMES: self._explicit_prior("prior()")}
 
-    def log_prior(self, params, data=None) -> np.ndarray:
+    def log_prior(self, params) -> np.ndarray:
         """log NIW(mu, Sigma | prior), shape B for params of batch shape B.
 
-        ``data`` resolves a data-driven prior; without it only explicit priors work.
+        Only for explicit hyperparameters: for a data-driven prior, use
+        ``model.with_data_prior(data).log_prior(params)`` (``fit`` does so).
         """
-        prior = self.resolved_prior(data) if data is not None else self._explicit_prior("log_prior(params)")
+        prior = self._explicit_prior("log_prior(params)")
         return prior.log_pdf(np.asarray(params["mu"], float), np.asarray(params["Sigma"], float))
 
     # -- likelihood -----------------------------------------------------------------------

@@ -3,9 +3,12 @@
 One table of models (a new model is one row). Each pair is fitted once, with short settings, in
 one test (so that pytest-xdist's workers never fit the same pair twice), and its
 ``xarray.DataTree`` is checked against what the model declares: groups, variable names, dims,
-coords and attrs; ArviZ 1 summarises it directly (``az.summary``, ``az.ess``, ``az.rhat``,
-``az.loo``); and it round-trips through NetCDF with identical values. Model-specific values
-(log-likelihoods against scipy, posteriors against closed forms) are tested per model.
+coords, observed data, the pointwise log-likelihood and latent posteriors at the draws, the
+support of every parameter (from its prior's family), and the typed fit record in the attrs;
+ArviZ 1 summarises it directly (``az.summary``, ``az.ess``, ``az.rhat``, ``az.loo``); and it
+round-trips through NetCDF with identical values. This is the only layout test: the models'
+own tests check values (log-likelihoods against scipy, posteriors against closed forms), which
+makes comparing the result's groups with the model's methods here a complete check.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import pytest
 import xarray as xr
 
 from latentzoo.inference import BACKENDS, applicable_backends, fit
+from latentzoo.inference.core import FitRecord
 from latentzoo.models import CategoricalHMM, DiceHMM, GaussianMixture, ThreeCoins
+from latentzoo.models.conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart
+from latentzoo.models.protocols import DataDrivenPrior
 
 from .conftest import EXPECTED_GROUPS, PYMC_BACKENDS, SEED_FLIPS
 from .test_gmm import blobs
@@ -76,6 +82,9 @@ def test_the_tables_cover_every_backend_and_model_kind():
 def test_contract(row, backend, tmp_path):
     idata = fitted(row, backend)
     check_layout(row, backend, idata)
+    check_values_match_the_model(row, idata)
+    check_support(row, idata)
+    check_fit_record(row, backend, idata)
     check_arviz_summarises(row, backend, idata)
     check_netcdf_round_trip(idata, tmp_path / f"{row}-{backend}.nc")
 
@@ -132,6 +141,69 @@ def check_layout(row: str, backend: str, idata: xr.DataTree) -> None:
         assert attrs["converged"] in (0, 1)
         assert isinstance(attrs["n_iter"], int | np.integer) and attrs["n_iter"] >= 0
         assert isinstance(attrs["runtime_s"], float) and attrs["runtime_s"] > 0
+
+
+def _explicit(model, checked):
+    """The model as fit ran it: a data-driven prior resolved from the data."""
+    return model.with_data_prior(checked) if isinstance(model, DataDrivenPrior) else model
+
+
+def check_values_match_the_model(row: str, idata: xr.DataTree) -> None:
+    """Observed data, the pointwise log-likelihood and latent posteriors are the model's own,
+    evaluated at the result's draws (the model's methods are checked against scipy elsewhere)."""
+    model, data = MODEL_ROWS[row]
+    checked = model.check_data(data)
+    for name, (array, dims) in model.observed_data(checked).items():
+        np.testing.assert_array_equal(idata.observed_data[name].values, array)
+        assert idata.observed_data[name].dims == tuple(dims)
+    posterior = idata.posterior
+    draws = {name: posterior[name].values for name in model.param_names}
+    (observed_name,) = idata.log_likelihood.data_vars
+    np.testing.assert_allclose(idata.log_likelihood[observed_name].values, model.log_likelihood(checked, draws), rtol=1e-10)
+    first = {name: values[0, 0] for name, values in draws.items()}
+    for name, values in model.latent_posterior(checked, first).items():
+        np.testing.assert_allclose(posterior[name].values[0, 0], values, atol=1e-12, err_msg=name)
+
+
+def check_support(row: str, idata: xr.DataTree) -> None:
+    """Every parameter lies where its prior family lives: probabilities in (0, 1) or [0, 1],
+    simplex rows summing to one, covariance matrices symmetric positive definite."""
+    model, data = MODEL_ROWS[row]
+    posterior = idata.posterior
+    for key, family in _explicit(model, model.check_data(data)).prior().items():
+        if isinstance(family, Beta):
+            values = posterior[key].values
+            assert np.all((values >= 0) & (values <= 1)), key
+        elif isinstance(family, Dirichlet | MaskedDirichlet):
+            values = posterior[key].values
+            assert np.all(values >= 0), key
+            np.testing.assert_allclose(values.sum(-1), 1.0, atol=1e-9, err_msg=key)
+        elif isinstance(family, NormalInverseWishart):
+            covariances = posterior[key[1]].values
+            np.testing.assert_allclose(covariances, np.swapaxes(covariances, -1, -2), atol=1e-10 * np.abs(covariances).max())
+            assert np.all(np.linalg.eigvalsh(covariances) > 0), key
+        else:
+            raise AssertionError(f"no support check for the prior family {type(family).__name__} of {key}")
+
+
+#: what each kind of back-end reports as its objective
+OBJECTIVE_NAMES = {"point": {"log-posterior", "log-likelihood"}, "variational": {"ELBO"}, "exact": {"log-evidence"},
+                   "sampler": {""}}
+
+
+def check_fit_record(row: str, backend: str, idata: xr.DataTree) -> None:
+    """The typed record reads back from the attrs of the root and of every group."""
+    model, data = MODEL_ROWS[row]
+    record = FitRecord.from_attrs(idata.attrs)
+    for node in idata.children.values():
+        assert FitRecord.from_attrs(node.attrs) == record
+    assert record.backend == backend and record.random_seed == SEED
+    assert record.objective_name in OBJECTIVE_NAMES[BACKENDS[backend].kind]
+    assert np.isfinite(record.objective) == (record.objective_name != "")
+    assert record.runtime_s > 0 and 0 < record.run_s <= record.runtime_s * (1 + 1e-9)
+    assert np.isnan(record.compile_s) == (BACKENDS[backend].library == "latentzoo")
+    # the recorded spec is the model the back-end ran: data-driven priors resolved
+    assert idata.attrs["model_spec"] == repr(_explicit(model, model.check_data(data)))
 
 
 def check_arviz_summarises(row: str, backend: str, idata: xr.DataTree) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from latentzoo.inference import applicable_backends, fit
+from latentzoo.inference import fit
 from latentzoo.inference.labels import relabel
 from latentzoo.models import GaussianMixture
 from latentzoo.models.gaussian_mixture import DegenerateComponentError
@@ -438,39 +438,7 @@ def test_bad_params_to_model_level_methods():
 
 
 # ------------------------------------------------------------------------------------------
-# the result (DataTree) contract (the shared table in test_contract.py is written for ThreeCoins)
-# ------------------------------------------------------------------------------------------
-CONTRACT_OPTIONS = {
-    "em": {"progressbar": False},
-    "vb": {"progressbar": False, "draws": 50},
-    "gibbs": {"progressbar": False, "draws": 30, "tune": 10, "chains": 2},
-}
-
-
-@pytest.mark.parametrize("backend", list(CONTRACT_OPTIONS))
-def test_contract(backend):
-    x = blobs(20)
-    model = GaussianMixture(3)
-    assert set(applicable_backends(model)) >= {"em", "vb", "gibbs", "nuts", "advi", "fullrank_advi", "map", "pymc_gibbs"}
-    idata = quiet_fit(model, x, backend=backend, random_seed=3, **CONTRACT_OPTIONS[backend])
-    posterior = idata.posterior
-    assert posterior["weights"].dims == ("chain", "draw", "component")
-    assert posterior["means"].dims == ("chain", "draw", "component", "feature")
-    assert posterior["covs"].dims == ("chain", "draw", "component", "feature", "feature_bis")
-    assert posterior["responsibilities"].dims == ("chain", "draw", "observation", "component")
-    np.testing.assert_allclose(posterior["responsibilities"].values.sum(-1), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(posterior["weights"].values.sum(-1), 1.0, rtol=1e-12)
-    assert idata.log_likelihood["x"].dims == ("chain", "draw", "observation")
-    assert idata.observed_data["x"].dims == ("observation", "feature")
-    flat = {name: posterior[name].values.reshape((-1,) + posterior[name].shape[2:]) for name in NAMES}
-    for index in range(0, flat["weights"].shape[0], max(1, flat["weights"].shape[0] // 3)):
-        p = {name: flat[name][index] for name in NAMES}
-        np.testing.assert_allclose(idata.log_likelihood["x"].values.reshape(-1, 60)[index], scipy_log_likelihood(x, p), rtol=1e-10)
-    assert posterior.attrs["backend"] == backend and posterior.attrs["model"] == "GaussianMixture"
-    assert "S0=" in posterior.attrs["model_spec"]  # the resolved prior is recorded
-    assert GaussianMixture.label_dim == "component" and GaussianMixture.name == "gmm"
-
-
+# the result layout is tested for every model in test_contract_models.py
 # ------------------------------------------------------------------------------------------
 # Gibbs against VB on well-separated data (both hand-written; NUTS below)
 # ------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from latentzoo.inference import ConvergenceWarning, applicable_backends, fit
 from latentzoo.models import hmm_kernels as kernels
 from latentzoo.models.hmm import EXACT_MAX_PATHS, CategoricalHMM, DiceHMM
 
-from .conftest import EXPECTED_GROUPS, PYMC_BACKENDS
+from .conftest import EXPECTED_GROUPS
 
 SEED_ROLLS = [1, 6, 3, 5, 2, 7, 3, 5, 2, 4]
 
@@ -652,75 +652,8 @@ def test_relabelling_recovers_permuted_states_of_an_exchangeable_hmm():
 
 
 # ----------------------------------------------------------------------------------------
-# the result (DataTree) contract
+# labels (the result layout is tested for every model in test_contract_models.py)
 # ----------------------------------------------------------------------------------------
-QUICK_MCMC = {"progressbar": False, "draws": 60, "tune": 60, "chains": 2}
-OPTIONS = {
-    "em": {"progressbar": False},
-    "vb": {"progressbar": False, "draws": 200},
-    "gibbs": {"progressbar": False, "draws": 100, "tune": 20, "chains": 2},
-    "exact": {"draws": 200},
-    "nuts": QUICK_MCMC,
-    "pymc_gibbs": QUICK_MCMC,
-    "advi": {"progressbar": False, "n_steps": 1500, "draws": 50},
-    "fullrank_advi": {"progressbar": False, "n_steps": 1500, "draws": 50},
-    "map": {"progressbar": False},
-}
-POINT_ESTIMATES = {"em", "map"}
-
-
-CONTRACT_CASES = [("dice", DiceHMM(), SEED_ROLLS), ("categorical-ragged", CategoricalHMM(2, 3), [[0, 1, 2, 2], [1, 1], [2, 0, 0]])]
-
-
-def _contract_marks(case: str, backend: str) -> list:
-    if backend not in PYMC_BACKENDS:
-        return []
-    # nuts, advi and map are checked on the dice by default; the ragged case compiles another
-    # set of PyMC graphs (minutes with a cold compile cache), so it runs with the slow tests
-    # full-rank ADVI and the explicit-state model compile graphs of their own: slow suite too
-    return [pytest.mark.pymc] + ([pytest.mark.slow] if case != "dice" or backend in ("fullrank_advi", "pymc_gibbs") else [])
-
-
-@pytest.mark.parametrize("model, data, backend", [
-    pytest.param(model, data, backend, id=f"{backend}-{case}", marks=_contract_marks(case, backend))
-    for case, model, data in CONTRACT_CASES
-    for backend in EXPECTED_GROUPS
-])
-def test_contract(model, data, backend):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        idata = fit(model, data, backend=backend, random_seed=3, **OPTIONS[backend])
-    assert set(idata.children) == EXPECTED_GROUPS[backend]
-    posterior = idata.posterior
-    K, M = model.n_states, model.n_symbols
-    assert posterior["init_probs"].dims == ("chain", "draw", "state")
-    assert posterior["trans_mat"].dims == ("chain", "draw", "state", "state_next")
-    assert posterior["emission_probs"].dims == ("chain", "draw", "state", "symbol")
-    assert posterior.sizes["state"] == K and posterior.sizes["symbol"] == M
-    assert list(posterior.coords["symbol"].values) == list(range(model.first_label, model.first_label + M))
-    n_seq = 1 if backend and isinstance(data[0], int) else len(data)
-    log_lik = idata.log_likelihood[model.observed_name]
-    assert log_lik.dims == ("chain", "draw", "sequence") and log_lik.sizes["sequence"] == n_seq
-    params = {name: posterior[name].values for name in model.param_names}
-    np.testing.assert_allclose(log_lik.values, model.log_likelihood(data, params), rtol=1e-12)
-    assert np.all(np.isfinite(log_lik.values))
-    flat = np.concatenate([np.ravel(s) for s in data]) if n_seq > 1 else np.asarray(data)
-    np.testing.assert_array_equal(idata.observed_data[model.observed_name].values, flat)
-    for group in idata.children:
-        attrs = idata[group].attrs
-        assert attrs["backend"] == backend and attrs["random_seed"] == 3
-        assert attrs["model"] == type(model).__name__
-        assert attrs["point_estimate"] == (backend in POINT_ESTIMATES)
-    for name in ("init_probs", "trans_mat", "emission_probs"):
-        np.testing.assert_allclose(posterior[name].values.sum(-1), 1.0, atol=1e-10)
-    # the per-draw smoothed state probabilities are the model's forward-backward at each draw
-    state_probs = posterior["state_probs"]
-    assert state_probs.dims == ("chain", "draw", "time", "state")
-    first = {name: posterior[name].values[0, 0] for name in model.param_names}
-    smoothed = model.posterior_states(data, first)
-    np.testing.assert_allclose(state_probs.values[0, 0], np.concatenate(smoothed) if n_seq > 1 else smoothed, atol=1e-12)
-
-
 def test_label_dims():
     assert CategoricalHMM(3, 4).label_dim == "state"
     assert CategoricalHMM(2, 2, emission_mask=[[True, False], [True, True]]).label_dim is None

@@ -381,38 +381,6 @@ def test_applicable_backends():
             fit(NIWGaussian(), SMALL, backend=backend)
 
 
-# full-rank ADVI compiles its own graph (about half a minute with a cold compile cache): slow suite
-CONTRACT = [pytest.param(b, marks=([pytest.mark.pymc] if b in ("nuts", "advi", "fullrank_advi", "map") else [])
-                         + ([pytest.mark.slow] if b == "fullrank_advi" else []))
-            for b in SETTINGS]
-
-
-@pytest.mark.parametrize("backend", CONTRACT)
-def test_contract(backend):
-    idata = fitted(backend)
-    groups = set(idata.children)
-    assert {"posterior", "log_likelihood", "observed_data"} <= groups
-    assert ("sample_stats" in groups) == (backend == "nuts")
-    posterior = idata.posterior
-    assert set(posterior.data_vars) == {"mu", "Sigma"}
-    assert posterior["mu"].dims == ("chain", "draw", "feature")
-    assert posterior["Sigma"].dims == ("chain", "draw", "feature", "feature_bis")
-    assert idata.log_likelihood["x"].dims == ("chain", "draw", "observation")
-    assert idata.log_likelihood["x"].shape[-1] == 30
-    np.testing.assert_array_equal(idata.observed_data["x"].values, SMALL)
-    attrs = posterior.attrs
-    for key in ("backend", "converged", "n_iter", "runtime_s", "point_estimate", "random_seed"):
-        assert key in attrs
-    assert attrs["backend"] == backend and attrs["model"] == "NIWGaussian"
-    Sigma = posterior["Sigma"].values.reshape(-1, 2, 2)
-    np.testing.assert_allclose(Sigma, np.swapaxes(Sigma, 1, 2), atol=1e-10)
-    # pointwise log-likelihood from the draws, against scipy
-    mu0, Sigma0 = posterior["mu"].values[0, 0], posterior["Sigma"].values[0, 0]
-    np.testing.assert_allclose(
-        idata.log_likelihood["x"].values[0, 0], stats.multivariate_normal(mu0, Sigma0).logpdf(SMALL), rtol=1e-10
-    )
-
-
 def test_em_is_the_closed_form_map_and_mle():
     idata = fitted("em")
     mu_map, Sigma_map = MODEL.map(SMALL)

@@ -140,3 +140,13 @@ def test_every_backend_documents_its_record_fields():
     for name in ("converged", "n_iter", "point_estimate", "objective", "objective_name", "objective_spread",
                  "run_s", "compile_s", "runtime_s", "warnings"):
         assert f"{name} :" in documented, name
+
+
+def test_readme_shows_the_same_tiny_model():
+    """The README's Design section repeats the docstring's example; this test keeps them equal."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme_code = readme.split("```python\nfrom dataclasses import dataclass", 1)[1].split("```", 1)[0]
+    doc_code = textwrap.dedent(protocols.__doc__.split(".. code-block:: python", 1)[1].split("``tests/test_protocols.py``", 1)[0])
+    assert ("from dataclasses import dataclass" + readme_code).strip() == doc_code.strip()

@@ -24,7 +24,7 @@ class ConvergenceWarning(UserWarning):
 WARNING_SEPARATOR = "\n"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FitRecord:
     """What every back-end reports about its run, beside the draws: the seam between the back-ends
     and the comparison.
@@ -76,6 +76,15 @@ class FitRecord:
     warnings: tuple[str, ...] = ()
     backend: str = ""
     random_seed: int | None = None
+
+    def __eq__(self, other) -> bool:
+        # field by field, with unknown values (NaN) equal to each other: dataclass equality
+        # compares NaN with NaN as unequal on Python 3.13 (on 3.12 it compared field tuples)
+        if not isinstance(other, FitRecord):
+            return NotImplemented
+        return self.to_attrs() == other.to_attrs()
+
+    __hash__ = None  # equal records need not hash alike (to_attrs drops NaN), so none hashes
 
     def to_attrs(self) -> dict:
         """The record as NetCDF-safe attrs: booleans as 0/1, the warnings as one string, and

@@ -150,6 +150,9 @@ class RawResult:
     attrs : dict
         The back-end's own settings and details (the options used, the best restart, ...),
         written to the result's attrs beside the record.
+    variational : dict of str -> (ndarray, tuple of str)
+        The parameters of a fitted variational family (``vb``'s final q(theta)), each with its
+        dims (the model's dims, no sample dims); written to the ``variational`` group.
     """
 
     draws: dict
@@ -157,6 +160,7 @@ class RawResult:
     sample_stats: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
+    variational: dict = field(default_factory=dict)
 
 
 def _attr_value(value):
@@ -239,7 +243,9 @@ def to_idata(model, data, raw: RawResult):
     ``log_likelihood`` (pointwise, from ``model.log_likelihood`` for every back-end, under the
     name of the observed variable), ``fit_history`` (an extra group: the objective per restart
     and iteration, and where back-ends that record it ended each restart: ``final_<param>``
-    over ("restart", *param_dims)) and attrs, set on the root and on every group.
+    over ("restart", *param_dims)), ``variational`` (an extra group, for back-ends that fit a
+    variational family: its parameters, with the model's dims and coords and no sample dims) and
+    attrs, set on the root and on every group.
     """
     import xarray as xr
 
@@ -266,6 +272,13 @@ def to_idata(model, data, raw: RawResult):
         groups["sample_stats"] = make_dataset(raw.sample_stats, {}, coords)
     if raw.history:
         groups["fit_history"] = _history_dataset(model, raw.history, coords)
+    if raw.variational:
+        groups["variational"] = make_dataset(
+            {name: array for name, (array, _) in raw.variational.items()},
+            {name: dims for name, (_, dims) in raw.variational.items()},
+            coords,
+            sample_dims=(),
+        )
 
     attrs = {
         "model": type(model).__name__,

@@ -3,10 +3,13 @@
 q(z) q(theta) with q(theta) in the prior's conjugate family. Each iteration updates q(z) from
 the factors' expected logarithms (``model.vb_expected_stats``) and then every factor to the
 conjugate posterior given the expected statistics (``model.conditional_posterior``, the same
-algebra EM and Gibbs use). The ELBO is recorded per iteration and never decreases.
+algebra EM and Gibbs use). The ELBO is recorded per iteration and never decreases. The final
+q(theta) is returned as data (the ``variational`` group), beside draws from it.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -18,7 +21,7 @@ from .options import check_bool, check_float, check_int
 from .progress import progress_bar
 from .registry import register
 
-__all__ = ["run", "elbo_step"]
+__all__ = ["run", "elbo_step", "variational_parameters"]
 
 
 def elbo_step(model, data):
@@ -31,6 +34,48 @@ def elbo_step(model, data):
         return model.conditional_posterior(stats), data_term - kl
 
     return step
+
+
+def variational_parameters(model, factors: dict) -> dict:
+    """q(theta) as data: every parameter of every factor, with the model's dims.
+
+    A parameter is named ``<variable>_<parameter>``; a joint factor joins its variables' names
+    (the Normal-Inverse-Wishart over ``("means", "covs")`` gives ``means_covs_m``, ``_kappa``,
+    ``_nu`` and ``_S``). The conjugate families are frozen dataclasses whose fields are their
+    parameters (Beta: ``alpha``, ``beta``; Dirichlet: ``concentration``; MaskedDirichlet:
+    ``concentration`` and the ``mask`` of allowed entries; NormalInverseWishart: ``m``,
+    ``kappa``, ``nu``, ``S``). A parameter with as many dims as one of the factor's variables
+    takes that variable's dims (a concentration, ``m``, ``S``); one with fewer takes the leading
+    (batch) dims of the first variable (``kappa`` and ``nu``: one per component).
+
+    Parameters
+    ----------
+    model : a model with ``param_dims()``
+    factors : dict of str or tuple of str -> conjugate distribution
+        The factors as ``model.conditional_posterior`` returns them.
+
+    Returns
+    -------
+    dict of str -> (ndarray, tuple of str)
+        What :class:`~latentzoo.inference.core.RawResult` takes as ``variational``: each array
+        has the shape of its dims (no sample dims).
+    """
+    param_dims = model.param_dims()
+    parameters = {}
+    for key, factor in factors.items():
+        names = key if isinstance(key, tuple) else (key,)
+        if not dataclasses.is_dataclass(factor):
+            raise TypeError(
+                f"factor {key!r} is a {type(factor).__name__}, not a conjugate family (a dataclass of its parameters)"
+            )
+        for field in dataclasses.fields(factor):
+            array = np.array(getattr(factor, field.name))
+            dims = next(
+                (param_dims[name] for name in names if len(param_dims[name]) == array.ndim),
+                param_dims[names[0]][: array.ndim],
+            )
+            parameters[f"{'_'.join(names)}_{field.name}"] = (array, tuple(dims))
+    return parameters
 
 
 @register(
@@ -64,7 +109,8 @@ def run(
 
     Returns
     -------
-    RawResult with one chain of ``draws`` draws from q(theta); history ``elbo``.
+    RawResult with one chain of ``draws`` draws from q(theta); history ``elbo``; the parameters
+    of q(theta) in ``variational`` (see :func:`variational_parameters`).
     """
     n_init = check_int(n_init, "n_init")
     tol = check_float(tol, "tol")
@@ -104,6 +150,7 @@ def run(
             objective_spread=restart_spread(histories),
         ),
         history={"elbo": histories},
+        variational=variational_parameters(model, factors),
         attrs={
             "best_restart": best_index,
             "n_init": n_init,

@@ -41,7 +41,7 @@ BASE_GROUPS = {"posterior", "log_likelihood", "observed_data"}
 #: the groups of each back-end's result DataTree, exactly
 EXPECTED_GROUPS = {
     "em": BASE_GROUPS | {"fit_history"},
-    "vb": BASE_GROUPS | {"fit_history"},
+    "vb": BASE_GROUPS | {"fit_history", "variational"},
     "gibbs": BASE_GROUPS,
     "exact": BASE_GROUPS,
     "nuts": BASE_GROUPS | {"sample_stats"},

@@ -130,6 +130,19 @@ def check_layout(row: str, backend: str, idata: xr.DataTree) -> None:
                 assert variable.dims == ("restart", *model.param_dims()[param]), name
             else:
                 assert variable.dims == ("restart", "iteration"), name
+    if "variational" in idata.children:
+        # q(theta)'s parameters, <factor>_<parameter> for every factor of the prior (a joint factor's
+        # variables joined by "_"), over that factor's dims without sample dims
+        param_dims = model.param_dims()
+        factors = {"_".join(key) if isinstance(key, tuple) else key: key for key in _explicit(model, checked).prior()}
+        seen = set()
+        for name, variable in idata.variational.data_vars.items():
+            (prefix,) = [prefix for prefix in factors if name.startswith(prefix + "_")]
+            seen.add(prefix)
+            names = factors[prefix] if isinstance(factors[prefix], tuple) else (factors[prefix],)
+            assert set(variable.dims) <= {dim for key in names for dim in param_dims[key]}, name
+            assert np.isfinite(variable.values).all(), name
+        assert seen == set(factors)
 
     for node in (idata, *idata.children.values()):
         attrs = node.attrs

@@ -128,7 +128,8 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, **opti
     -------
     xarray.DataTree
         Groups ``posterior``, ``log_likelihood``, ``observed_data``, ``sample_stats`` (where
-        the back-end has them) and ``fit_history``; attrs: the fields of
+        the back-end has them), ``fit_history`` and, for ``vb``, ``variational`` (the parameters
+        of the final q(theta), such as ``p_alpha``, ``p_beta``); attrs: the fields of
         :class:`~latentzoo.inference.core.FitRecord` (``converged``, ``n_iter``,
         ``objective``, ``run_s``, ``runtime_s``, ``random_seed``, ...; read them back with
         ``FitRecord.from_attrs(result.attrs)``) and the back-end's options.

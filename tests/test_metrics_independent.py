@@ -28,7 +28,10 @@ permuted.
 
 The relabelling the metrics depend on is checked by permuting a result's labels on purpose
 (swapping mixture components or HMM states in its draws, mirroring the three coins): the
-comparison relabels them to the reference, so its table is unchanged.
+comparison relabels them to the reference, so its table is unchanged. Whether the relabelled
+draws are right is checked against a closed form: the GMM's blobs do not overlap, so each
+component mean's posterior sd is the Normal-inverse-Wishart update of its blob. That check
+fails today (strict xfail): the relabelling mislabels a few draws and widens the reference.
 """
 
 from __future__ import annotations
@@ -525,6 +528,72 @@ def test_relabelled_gmm_components_sit_on_the_reference(gmm):
     unrelabelled = metrics.comparison_table(comparison.model, permuted, reference="gibbs")
     rows = unrelabelled[(unrelabelled["backend"] == "em") & unrelabelled["parameter"].str.startswith("means")]
     assert rows["error_in_ref_sd"].abs().max() > 10
+
+
+def gmm_component_mean_sds() -> dict:
+    """Closed-form posterior sd of each blob's mean, keyed by the blob's centre.
+
+    The three blobs of ``GMM_DATA`` lie 10-12 noise sd apart, so every point's component is
+    certain and each component's (mean, cov) posterior is the Normal-inverse-Wishart update
+    with that blob's points: the mean is multivariate t with covariance
+    S_n / (kappa_n (nu_n - D - 1)). The prior's hyperparameters are the model's data-driven
+    ones (``with_data_prior``); the update is written out here.
+    """
+    prior = GaussianMixture(3).with_data_prior(GMM_DATA)
+    m0, kappa0, nu0, S0 = np.asarray(prior.m0), prior.kappa0, prior.nu0, np.asarray(prior.S0)
+    sds = {}
+    for points in np.split(GMM_DATA, 3):  # blobs() stacks its blobs in order
+        n, centre = len(points), points.mean(axis=0)
+        kappa_n, nu_n = kappa0 + n, nu0 + n
+        scatter = (points - centre).T @ (points - centre)
+        S_n = S0 + scatter + kappa0 * n / kappa_n * np.outer(centre - m0, centre - m0)
+        sds[tuple(centre)] = np.sqrt(np.diag(S_n) / (kappa_n * (nu_n - m0.size - 1)))
+    return sds
+
+
+def check_component_widths(idata, z: float = 5.0, ess_floor: float = 100.0) -> None:
+    """Every component mean's posterior sd equals the closed form, within z standard errors of
+    an sd estimate (relative SE 1 / sqrt(2 ESS)) with the ESS floored at ``ess_floor`` (a
+    well-mixing sampler gets no tighter test than 100 effective draws; z = 5: an honest run
+    fails with probability below 1e-6 per element)."""
+    draws = np.asarray(idata.posterior["means"].values, float).reshape(-1, 3, 2)
+    tolerance = z / math.sqrt(2 * ess_floor)
+    for centre, expected in gmm_component_mean_sds().items():
+        k = int(np.argmin(np.linalg.norm(draws.mean(axis=0) - np.array(centre), axis=1)))
+        ratio = draws[:, k].std(axis=0, ddof=1) / expected
+        assert np.all(np.abs(ratio - 1) < tolerance), f"component {k} at {np.round(centre, 1)}: sd ratio {ratio}"
+
+
+def test_component_widths_check_on_correctly_labelled_draws(gmm):
+    """The check above passes on the Gibbs draws labelled by their means alone (the blobs do
+    not overlap, so that labelling is right) and fails when 1% of those draws have two labels
+    swapped: its power against the mislabelling tested below."""
+    from latentzoo.inference.labels import relabel_self
+
+    _, raw = gmm
+    by_means = relabel_self(raw["gibbs"], "component", variables=["means"])
+    check_component_widths(by_means)
+    swapped = permute_labels(by_means, "component")
+    posterior = by_means.posterior.to_dataset()
+    mixed = posterior["means"].values.copy()
+    mixed[0, :5] = swapped.posterior["means"].values[0, :5]  # 5 of 500 draws with labels 0 and 2 exchanged
+    posterior["means"] = (posterior["means"].dims, mixed)
+    broken = by_means.copy(deep=False)
+    broken["posterior"] = posterior
+    with pytest.raises(AssertionError, match="sd ratio"):
+        check_component_widths(broken)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "labels.relabel mislabels a few draws of well-separated GMM components: its cost divides each "
+    "variable's squared distance by the variable's variance over draws and labels, so the weights "
+    "(equal-sized clusters: their spread is mostly noise) can outvote the means; a handful of "
+    "swapped draws widen the reference's component sds 1.5-2.5x (labels.py was outside the change "
+    "that added this test; see its report)"))
+def test_relabelled_components_keep_their_closed_form_width(gmm):
+    comparison, _ = gmm
+    for backend in ("gibbs", "vb"):
+        check_component_widths(comparison.idatas[backend])
 
 
 # -- power: every check fails on a planted fault -------------------------------------------------

@@ -65,7 +65,12 @@ def load_data(text: str | None, model):
     """
     import numpy as np
 
+    from latentzoo.models.protocols import ExampleData
+
     if text is None:
+        # a general-purpose model (CategoricalHMM) has no example data set of its own
+        if not isinstance(model, ExampleData):
+            raise UsageError(f"{type(model).__name__} has no default data; give them with --data")
         return model.default_data()
     path = Path(text).expanduser()
     if path.is_file():

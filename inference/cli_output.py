@@ -90,9 +90,37 @@ def rich_table(table, title: str, columns=TABLE_VIEW):
     return view
 
 
+def _json_value(value):
+    """One cell as a JSON value: a number with every digit (the shortest text that reads back as
+    the same float), a missing or non-finite number as null (JSON has no NaN)."""
+    import math
+    import numbers
+
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
 def print_json(table) -> None:
-    """Print a comparison table (a pandas DataFrame) on stdout as a JSON list of records."""
-    sys.stdout.write(table.to_json(orient="records", indent=2, double_precision=10))
+    """Print a comparison table (a pandas DataFrame) on stdout as a JSON list of records.
+
+    Numbers keep every digit (pandas' own writer rounds to a fixed number of decimals, which
+    left one significant digit of a probability of 1e-10); NaN is written as null.
+    """
+    import json
+
+    records = [{column: _json_value(value) for column, value in record.items()}
+               for record in table.to_dict(orient="records")]
+    sys.stdout.write(json.dumps(records, indent=2, allow_nan=False))
     sys.stdout.write("\n")
 
 

@@ -84,6 +84,9 @@ COLUMN_DOCS = {
 }
 
 HDI_PROB = 0.94
+#: the quantiles whose indicators define the tail ESS (Vehtari et al. 2021); passed to ArviZ
+#: explicitly, since its default is its ``stats.ci_prob`` setting (0.89: the 11% and 89% quantiles)
+TAIL_ESS_PROBS = (0.05, 0.95)
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -121,7 +124,7 @@ def _variable_stats(idata, names: list[str], kind: str) -> dict[str, dict]:
         warnings.simplefilter("ignore")
         hdi = az.hdi(posterior, prob=HDI_PROB)
         ess = az.ess(posterior, method="bulk") if mcmc_like else None
-        ess_tail = az.ess(posterior, method="tail") if mcmc_like else None
+        ess_tail = az.ess(posterior, method="tail", prob=TAIL_ESS_PROBS) if mcmc_like else None
         rhat = az.rhat(posterior) if kind == "sampler" and n_chain > 1 else None
     for name in names:
         stats[name]["sd"] = posterior[name].std(("chain", "draw"), ddof=1).values

@@ -1,30 +1,37 @@
-"""The HTML report in a real browser (headless Chromium from the system packages).
+"""The HTML report: its content (default suite) and the page in a real browser (slow).
 
-Chromium is driven without extra Python packages: ``--dump-dom`` prints the page after its load
-event, and ``--enable-logging=stderr`` prints every console message. A copy of the report gets
-a small script that writes what it measured (images loaded, tables, page height) into the
-document title, which ``--dump-dom`` shows, and logs one deliberate probe message to prove that
-console messages are captured at all; any other console message is a failure.
+Content: the page shows the comparison's table with every cell as the table holds it (numbers
+in the report's ``.4g`` format, a dash for a missing value), the summary equal to
+``Comparison.summary()``, and the failures and warnings in their sections, everything escaped
+(a back-end's message with ``<b>&"`` appears as text, never as markup). Each check is shown to
+fail on a page that is wrong in that way.
 
-Skipped when Chromium is missing, unless ``LATENTZOO_REQUIRE_BROWSER=1`` (then it fails).
+Browser (``slow``): Chromium is driven without extra Python packages: ``--dump-dom`` prints the
+page after its load event, and ``--enable-logging=stderr`` prints every console message. A copy
+of the report gets a small script that writes what it measured (images loaded, tables, page
+height) into the document title, which ``--dump-dom`` shows, and logs one deliberate probe
+message to prove that console messages are captured at all; any other console message is a
+failure. Skipped when Chromium is missing, unless ``LATENTZOO_REQUIRE_BROWSER=1`` (then it fails).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from latentzoo.inference import compare
 from latentzoo.models import ThreeCoins
 
 from .conftest import SEED_FLIPS
-
-pytestmark = pytest.mark.slow
 
 _CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 PROBE = "latentzoo-console-probe"
@@ -88,6 +95,7 @@ def quick_report(tmp_path_factory):
     return result, result.save(tmp_path_factory.mktemp("browser") / "three-coins")
 
 
+@pytest.mark.slow
 def test_report_renders_with_all_images_and_no_console_errors(quick_report, tmp_path):
     result, report = quick_report
     numbers = _check_in_browser(report, tmp_path)
@@ -97,6 +105,7 @@ def test_report_renders_with_all_images_and_no_console_errors(quick_report, tmp_
     assert numbers["height"] > 2000  # figures are laid out at their size, not collapsed
 
 
+@pytest.mark.slow
 def test_browser_check_catches_a_broken_image(quick_report, tmp_path):
     # the check must be able to fail: a truncated base64 image is counted as broken
     _, report = quick_report
@@ -109,6 +118,7 @@ def test_browser_check_catches_a_broken_image(quick_report, tmp_path):
     assert numbers["broken"] == 1
 
 
+@pytest.mark.slow
 def test_demo_index_links_to_reports(tmp_path, monkeypatch):
     """``latentzoo demo`` on one model (the others take minutes): the index links to a report
     that exists and renders."""
@@ -141,8 +151,184 @@ def test_demo_in_two_worker_processes(tmp_path):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--quick", "--jobs", "2"]) == 0
     links = re.findall(r"href='([^']+)'", (out / "index.html").read_text(encoding="utf-8"))
-    expected = [f"{name}/report.html" for name, cls in MODELS.items() if cls().supports("default_data")]
+    from latentzoo.models.protocols import ExampleData
+
+    expected = [f"{name}/report.html" for name, cls in MODELS.items() if isinstance(cls(), ExampleData)]
     assert links == expected
     for link in links:
         numbers = _check_in_browser(out / link, tmp_path)
         assert numbers["broken"] == 0 and numbers["images"] >= 4
+
+
+# -- the page's content (default suite) ---------------------------------------------------------------
+HOSTILE = '<b>&"'
+
+
+class _PageParser(HTMLParser):
+    """Every table of a page as rows of cell texts (entities decoded), and the text of the
+    summary paragraph and of the list items under each <h2>."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tables, self.summary, self.items = [], None, {}
+        self._cell = self._summary = self._heading = self._item = None
+        self._section = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th") and self.tables:
+            self._cell = []
+        elif tag == "p" and attrs.get("class") == "summary":
+            self._summary = []
+        elif tag == "h2":
+            self._heading = []
+        elif tag == "li" and self._section is not None:
+            self._item = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell))
+            self._cell = None
+        elif tag == "p" and self._summary is not None:
+            self.summary, self._summary = "".join(self._summary), None
+        elif tag == "h2" and self._heading is not None:
+            self._section, self._heading = "".join(self._heading), None
+            self.items[self._section] = []
+        elif tag == "li" and self._item is not None:
+            self.items[self._section].append("".join(self._item))
+            self._item = None
+
+    def handle_data(self, data):
+        for collecting in (self._cell, self._summary, self._heading, self._item):
+            if collecting is not None:
+                collecting.append(data)
+
+
+def parse_page(page: str) -> _PageParser:
+    parser = _PageParser()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def shown(value) -> str:
+    """A table cell as the report shows it: numbers to 4 significant digits, a dash if missing."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def check_table_shown(page: str, table) -> None:
+    rows = parse_page(page).tables[0]  # the comparison table comes first
+    assert rows[0] == list(table.columns)
+    assert len(rows) - 1 == len(table)
+    for cells, (_, row) in zip(rows[1:], table.iterrows()):
+        assert cells == [shown(row[column]) for column in table.columns], row["backend"] + " " + row["parameter"]
+
+
+def check_messages_escaped(page: str, failures: dict, warnings_: dict) -> None:
+    """Failures and warnings in their sections, as text; the markup in them never raw."""
+    parsed = parse_page(page)
+    assert parsed.items["Failures"] == [f"{backend}: {message}" for backend, message in failures.items()]
+    expected = [f"{backend}: {message.removeprefix(backend + ': ')}"
+                for backend, messages in warnings_.items() for message in messages]
+    assert parsed.items["Warnings"] == expected
+    assert HOSTILE not in page and "<b>&" not in page
+
+
+@pytest.fixture(scope="module")
+def troubled():
+    """A comparison with a back-end that fails and one that warns, both with markup and an
+    ampersand and a quote in their messages."""
+    import dataclasses
+    import functools
+    import warnings
+
+    from latentzoo.inference import BACKENDS
+
+    em, vb = BACKENDS["em"], BACKENDS["vb"]
+
+    @functools.wraps(em.run)  # the same signature, so the same options
+    def failing_run(*args, **kwargs):
+        raise RuntimeError(f"em broke: {HOSTILE}")
+
+    @functools.wraps(vb.run)
+    def warning_run(*args, **kwargs):
+        warnings.warn(f"vb warned: {HOSTILE}", UserWarning, stacklevel=2)
+        return vb.run(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(BACKENDS, "em", dataclasses.replace(em, run=failing_run))
+        patch.setitem(BACKENDS, "vb", dataclasses.replace(vb, run=warning_run))
+        return compare(ThreeCoins(), SEED_FLIPS, backends=("em", "vb", "gibbs", "exact"), random_seed=0,
+                       progressbar=False, options={"vb": {"draws": 300}, "gibbs": {"draws": 200, "tune": 100},
+                                                   "exact": {"draws": 500}})
+
+
+@pytest.fixture(scope="module")
+def troubled_page(troubled):
+    from latentzoo.inference.report import render_html
+
+    return render_html(troubled, images={})
+
+
+def test_the_fixture_has_a_failure_and_a_warning(troubled):
+    assert troubled.failures == {"em": f"RuntimeError: em broke: {HOSTILE}"}
+    assert f"UserWarning: vb warned: {HOSTILE}" in troubled.warnings["vb"]
+
+
+def test_page_shows_every_cell_of_the_table(troubled, troubled_page):
+    check_table_shown(troubled_page, troubled.table)
+    # a few numbers written out, as a reader sees them
+    table = troubled.table.set_index(["backend", "parameter"])
+    cells = {(r[0], r[1]): r for r in parse_page(troubled_page).tables[0][1:]}
+    column = list(troubled.table.columns).index("mean")
+    for key in [("exact", "p"), ("gibbs", "heads_prob"), ("vb", "q")]:
+        assert cells[key][column] == f"{table.loc[key, 'mean']:.4g}"
+    assert cells[("exact", "pi")][list(troubled.table.columns).index("r_hat")] == "–"  # no R-hat for exact draws
+
+
+def test_page_summary_is_the_comparisons(troubled, troubled_page):
+    summary = troubled.summary()
+    assert parse_page(troubled_page).summary == summary
+    assert "em failed (RuntimeError)." in summary and "raised warnings (see the report)" in summary
+
+
+def test_page_failures_and_warnings_are_escaped_in_their_sections(troubled, troubled_page):
+    check_messages_escaped(troubled_page, troubled.failures, troubled.warnings)
+    escaped = "&lt;b&gt;&amp;&#34;"
+    assert troubled_page.count(escaped) == 2  # once in each section, escaped once (not &amp;lt;)
+
+
+def test_power_the_page_checks_fail_on_a_wrong_page(troubled, troubled_page, monkeypatch):
+    import dataclasses
+
+    import jinja2
+
+    from latentzoo.inference import report
+
+    # stale or rounded numbers
+    table = troubled.table.copy()
+    table.loc[table.index[3], "mean"] += 1e-3
+    with pytest.raises(AssertionError):
+        check_table_shown(report.render_html(dataclasses.replace(troubled, table=table), images={}), troubled.table)
+    # another summary
+    assert parse_page(report.render_html(troubled, images={}, summary_text="All fine.")).summary != troubled.summary()
+    # a template rendered without autoescaping
+    raw = jinja2.Environment(loader=jinja2.FileSystemLoader(report.TEMPLATE_DIRECTORY), autoescape=False)
+    monkeypatch.setattr(report, "_environment", lambda: raw)
+    with pytest.raises(AssertionError):
+        check_messages_escaped(report.render_html(troubled, images={}), troubled.failures, troubled.warnings)
+    # a failure left out of its section
+    with pytest.raises(AssertionError):
+        check_messages_escaped(troubled_page, {**troubled.failures, "gibbs": "ValueError: x"}, troubled.warnings)

@@ -171,9 +171,12 @@ def relabel(idata, reference: dict | None, label_dim: str | None, paired_dims: d
         C_s[j, k] = sum_v || x_v[s, j] - r_v[k] ||^2 / (n_v * scale_v)
 
     over the variables ``v`` present in ``reference`` that carry ``label_dim``, where ``n_v`` is
-    the number of elements per label and ``scale_v`` the variable's variance over draws and
-    labels (so that a variable measured in large units, or with many elements, does not decide
-    alone). The Hungarian algorithm gives the permutation minimising ``sum_j C_s[j, perm(j)]``.
+    the number of elements per label and ``scale_v`` the variable's posterior variance within a
+    label (so that a variable measured in large units, or with many elements, does not decide
+    alone, and a variable counts by how far apart it puts the labels in units of its own
+    uncertainty). The Hungarian algorithm gives the permutation minimising
+    ``sum_j C_s[j, perm(j)]``. The within-label variance needs a labelling: a first pass scales
+    by the variance over draws and labels, and its labelling gives the variances of the second.
 
     Variables whose label dim appears twice (an HMM transition matrix ``(state, state_next)``,
     declared with ``paired_dims={"state_next": "state"}``) are permuted along both axes. Their
@@ -214,8 +217,6 @@ def relabel(idata, reference: dict | None, label_dim: str | None, paired_dims: d
     """
     if label_dim is None:
         return idata
-    from scipy.optimize import linear_sum_assignment
-
     paired = _check_dims(label_dim, paired_dims)
     if not isinstance(reference, dict) or not reference:
         raise TypeError(f"reference must be a non-empty dict of variable name -> array, got {reference!r}")
@@ -234,29 +235,19 @@ def relabel(idata, reference: dict | None, label_dim: str | None, paired_dims: d
     n_labels = posterior.sizes[label_dim]
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
 
-    cost = np.zeros((n_chain, n_draw, n_labels, n_labels))
+    pieces = []
     for name, target in reference.items():
         values, target = _label_first(posterior[name], target, label_dim, paired, name)
         # values (chain, draw, K, rest...), target (K, rest...), flattened over rest
-        values = values.reshape(n_chain, n_draw, n_labels, -1)
-        target = target.reshape(n_labels, -1)
-        scale = float(np.nanmean(np.nanvar(values, axis=(0, 1, 2)))) if values.size else 1.0
-        # a point estimate with equal entries (mixture weights of equal-sized clusters) has a
-        # variance of round-off size; dividing by it would let round-off decide the labels
-        floor = 1e-8 * float(np.nanmean(values**2)) if values.size else 0.0
-        scale = max(scale, floor)
-        if not np.isfinite(scale) or scale <= 0:
-            scale = 1.0
-        difference = values[:, :, :, None, :] - target[None, None, None, :, :]
-        cost += np.nansum(difference**2, axis=-1) / (values.shape[-1] * scale)
-
-    # linear_sum_assignment has no batch form; K is small, so a loop over draws is cheap
-    flat_cost = cost.reshape(-1, n_labels, n_labels)
-    assignment = np.empty((flat_cost.shape[0], n_labels), dtype=np.int64)
-    for index, matrix in enumerate(flat_cost):
-        _, assignment[index] = linear_sum_assignment(matrix)
-    # sample label j goes to reference label assignment[j]; new label k was old label perm[k]
-    permutation = np.argsort(assignment, axis=-1).reshape(n_chain, n_draw, n_labels)
+        pieces.append((values.reshape(n_chain, n_draw, n_labels, -1), target.reshape(n_labels, -1)))
+    # first pass: each variable scaled by its spread over draws and labels; that spread includes
+    # the distance between labels, which shrinks the variables that separate the labels best
+    # (component means) against those that barely do (the weights of equal-sized clusters),
+    # so a second pass rescales by the posterior spread within a label, measured on the
+    # first pass's labelling
+    permutation = _best_permutations(pieces, [_scale(values, values) for values, _ in pieces])
+    within = [_scale(values, _permute_axis(values, permutation, 2), per_label=True) for values, _ in pieces]
+    permutation = _best_permutations(pieces, within)
 
     new_posterior = posterior.copy()
     for name in labelled:
@@ -283,6 +274,42 @@ def relabel(idata, reference: dict | None, label_dim: str | None, paired_dims: d
     result = idata.copy(deep=False)
     result["posterior"] = new_posterior
     return result
+
+
+def _scale(values: np.ndarray, labelled: np.ndarray, per_label: bool = False) -> float:
+    """A variable's squared-distance unit: the variance of ``labelled`` (chain, draw, K, n)
+    over draws and labels, or (``per_label``) over draws within each label, averaged."""
+    if not values.size:
+        return 1.0
+    axes = (0, 1) if per_label else (0, 1, 2)
+    scale = float(np.nanmean(np.nanvar(labelled, axis=axes)))
+    # a point estimate with equal entries (mixture weights of equal-sized clusters) has a
+    # variance of round-off size; dividing by it would let round-off decide the labels
+    scale = max(scale, 1e-8 * float(np.nanmean(values**2)))
+    return scale if np.isfinite(scale) and scale > 0 else 1.0
+
+
+def _best_permutations(pieces, scales) -> np.ndarray:
+    """Per draw, the permutation minimising the scaled squared distance to the reference.
+
+    Returns
+    -------
+    ndarray of shape (chain, draw, K): entry ``k`` is the sample label now called ``k``.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    n_chain, n_draw, n_labels = pieces[0][0].shape[:3]
+    cost = np.zeros((n_chain, n_draw, n_labels, n_labels))
+    for (values, target), scale in zip(pieces, scales):
+        difference = values[:, :, :, None, :] - target[None, None, None, :, :]
+        cost += np.nansum(difference**2, axis=-1) / (values.shape[-1] * scale)
+    # linear_sum_assignment has no batch form; K is small, so a loop over draws is cheap
+    flat_cost = cost.reshape(-1, n_labels, n_labels)
+    assignment = np.empty((flat_cost.shape[0], n_labels), dtype=np.int64)
+    for index, matrix in enumerate(flat_cost):
+        _, assignment[index] = linear_sum_assignment(matrix)
+    # sample label j goes to reference label assignment[j]; new label k was old label perm[k]
+    return np.argsort(assignment, axis=-1).reshape(n_chain, n_draw, n_labels)
 
 
 def _label_first(variable, target, label_dim, paired, name):

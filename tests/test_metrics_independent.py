@@ -30,8 +30,9 @@ The relabelling the metrics depend on is checked by permuting a result's labels 
 (swapping mixture components or HMM states in its draws, mirroring the three coins): the
 comparison relabels them to the reference, so its table is unchanged. Whether the relabelled
 draws are right is checked against a closed form: the GMM's blobs do not overlap, so each
-component mean's posterior sd is the Normal-inverse-Wishart update of its blob. That check
-fails today (strict xfail): the relabelling mislabels a few draws and widens the reference.
+component mean's posterior sd is the Normal-inverse-Wishart update of its blob. (It caught the
+relabelling scaling each variable by its spread over labels, which let the weights of
+equal-sized clusters outvote the means and swapped a few draws.)
 """
 
 from __future__ import annotations
@@ -584,12 +585,6 @@ def test_component_widths_check_on_correctly_labelled_draws(gmm):
         check_component_widths(broken)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "labels.relabel mislabels a few draws of well-separated GMM components: its cost divides each "
-    "variable's squared distance by the variable's variance over draws and labels, so the weights "
-    "(equal-sized clusters: their spread is mostly noise) can outvote the means; a handful of "
-    "swapped draws widen the reference's component sds 1.5-2.5x (labels.py was outside the change "
-    "that added this test; see its report)"))
 def test_relabelled_components_keep_their_closed_form_width(gmm):
     comparison, _ = gmm
     for backend in ("gibbs", "vb"):

@@ -70,7 +70,8 @@ def variational_failures_by_name(draws: dict, references: dict, tol: float, **ba
 
 def rows(backends, cases, default=()):
     """(case, backend) rows; PyMC rows are marked pymc, and slow unless listed in ``default``
-    (a short run on a graph the default suite compiles anyway: the seed data's)."""
+    (runs of a few seconds on a graph the default suite compiles anyway, the contract test's
+    seed data; other data sets cost a compilation each)."""
     return [
         pytest.param(case, backend, id=f"{backend}-{case}",
                      marks=[pytest.mark.pymc] + ([] if (backend, case) in default else [pytest.mark.slow]))
@@ -173,7 +174,8 @@ def test_coin_exact_posterior_and_draws_match_enumeration(case):
     assert_no_failures(failures_by_name({name: idata.posterior[name].values for name in references}, references))
 
 
-@pytest.mark.parametrize("case, backend", rows(["gibbs", "nuts", "pymc_gibbs"], COIN_CASES, {("nuts", "seed-uniform")}))
+@pytest.mark.parametrize("case, backend", rows(["gibbs", "nuts", "pymc_gibbs"], COIN_CASES,
+                                                {("nuts", "seed-uniform"), ("pymc_gibbs", "seed-uniform")}))
 def test_coin_samplers_match_exact_mean_and_sd(fitted, case, backend):
     assert_no_failures(coin_sampler_failures(case, coin_fit(fitted, case, backend)))
 

@@ -133,3 +133,196 @@ class FitCache:
 @pytest.fixture(scope="session")
 def fitted() -> FitCache:
     return FitCache()
+
+
+# ----------------------------------------------------------------------------------------
+# agreement of posterior draws with a reference, within Monte-Carlo error
+# ----------------------------------------------------------------------------------------
+from dataclasses import dataclass  # noqa: E402
+
+import arviz as az  # noqa: E402
+
+#: z of every agreement bound. One comparison fails honest code with probability 5.7e-7 (the
+#: two-sided normal tail beyond 5); the largest check makes about 60 comparisons (the mean and
+#: sd of each free element of the dice HMM), so an honest sampler fails it less than 1e-4 of
+#: the time
+AGREEMENT_Z = 5.0
+#: the fewest effective draws per element an agreement check accepts. Bounds use
+#: max(ESS, ESS_FLOOR) and an element below the floor fails, so a badly mixing sampler fails
+#: instead of earning a looser bound. At the floor a normal's sd bound is +-5 sqrt(2 / 1600)
+#: = +-0.18 of the sd, so draws 0.7 times too narrow fail; a mean off by one sd misses by 20 SE
+ESS_FLOOR = 400
+#: a variational posterior's sd as a fraction of the exact sd: mean-field q ignores posterior
+#: correlations and is too narrow (Bishop 10.1.2), never wider beyond Monte-Carlo error. On the
+#: data sets here the ratios measured 0.6-1.0; less than half the exact width fails
+VARIATIONAL_MIN_SD_RATIO = 0.5
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Reference posterior moments of one parameter, element by element.
+
+    Attributes
+    ----------
+    mean, sd : ndarray of the parameter's shape
+        Posterior mean and standard deviation; ``sd == 0`` marks an element the model fixes
+        (a die's impossible face), whose draws must equal ``mean`` exactly.
+    mean_se, sd_se : float or ndarray of the parameter's shape
+        The reference's own standard errors: 0 for closed forms and enumeration, Monte-Carlo
+        errors for a reference that is itself a sample (:meth:`from_draws`).
+    """
+
+    mean: np.ndarray
+    sd: np.ndarray
+    mean_se: np.ndarray | float = 0.0
+    sd_se: np.ndarray | float = 0.0
+
+    @classmethod
+    def from_draws(cls, draws, ess_floor: int = ESS_FLOOR) -> "Reference":
+        """Moments of a Monte-Carlo reference, draws of shape (chain, draw, ...), with their
+        standard errors; every element's ESS must reach ``ess_floor``."""
+        draws = np.asarray(draws, float)
+        ess_mean, ess_sd = effective_sizes(draws)
+        sd = draws.std(axis=(0, 1))
+        free = sd > 0
+        assert np.all(np.minimum(ess_mean, ess_sd)[free] >= ess_floor), (
+            f"reference ESS {np.minimum(ess_mean, ess_sd)[free].min():.0f} below the floor {ess_floor}"
+        )
+        return cls(draws.mean(axis=(0, 1)), sd, sd / np.sqrt(ess_mean), sd * sd_relative_se(draws, ess_sd))
+
+
+def effective_sizes(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ESS of the mean and of the sd (arviz.ess, methods "mean" and "sd") per element of draws
+    of shape (chain, draw, ...), capped at the number of draws; NaN (no estimate) becomes 0."""
+    n = draws.shape[0] * draws.shape[1]
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore")
+        sizes = [np.asarray(az.ess(draws, method=method), float) for method in ("mean", "sd")]
+    return tuple(np.nan_to_num(np.minimum(size, n), nan=0.0) for size in sizes)
+
+
+def sd_relative_se(draws: np.ndarray, ess) -> np.ndarray:
+    """Relative standard error of the sample sd, sqrt((kurtosis - 1) / (4 ESS)) (the delta
+    method on the variance; 1 / sqrt(2 ESS) for a normal), with the kurtosis of the draws."""
+    centred = draws - draws.mean(axis=(0, 1))
+    variance = (centred**2).mean(axis=(0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kurtosis = np.where(variance > 0, (centred**4).mean(axis=(0, 1)) / variance**2, 1.0)
+    return np.sqrt(np.maximum(kurtosis - 1.0, 0.0) / (4.0 * np.asarray(ess, float)))
+
+
+def _element(name: str, index: tuple) -> str:
+    return f"{name}[{', '.join(str(i) for i in index)}]" if index else name
+
+
+def _fixed_elements_failures(name, draws, reference) -> tuple[list[str], np.ndarray]:
+    """Elements the reference fixes (sd 0) must be exactly the reference's value in every draw."""
+    mean = np.broadcast_to(np.asarray(reference.mean, float), draws.shape[2:])
+    fixed = np.broadcast_to(np.asarray(reference.sd, float), draws.shape[2:]) == 0
+    moved = fixed & ~np.all(np.abs(draws - mean) <= 1e-12, axis=(0, 1))
+    return [f"{_element(name, i)}: fixed at {mean[i]:.4g} by the model, but the draws move" for i in map(tuple, np.argwhere(moved))], ~fixed
+
+
+def agreement_failures(name: str, draws, reference: Reference, *, z: float = AGREEMENT_Z,
+                       ess_floor: int = ESS_FLOOR) -> list[str]:
+    """How draws of a sampler disagree with a reference posterior, element by element.
+
+    Three checks per free element (empty list: the draws agree):
+
+    * ESS (of the mean and of the sd) at least ``ess_floor``;
+    * |mean - reference mean| <= z sqrt(sd_ref^2 / ESS + mean_se^2), with the reference's sd
+      (an over-dispersed sampler does not widen its own bound) and ESS = max(ESS, ess_floor);
+    * |sd - reference sd| <= z sqrt((sd_ref r)^2 + sd_se^2), r = :func:`sd_relative_se`.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the messages.
+    draws : array-like of shape (chain, draw, *param_shape)
+    reference : Reference
+    """
+    draws = np.asarray(draws, float)
+    failures, free = _fixed_elements_failures(name, draws, reference)
+    shape = draws.shape[2:]
+    ref_mean, ref_sd, mean_se, sd_se = (np.broadcast_to(np.asarray(v, float), shape) for v in
+                                        (reference.mean, reference.sd, reference.mean_se, reference.sd_se))
+    ess_mean, ess_sd = effective_sizes(draws)
+    bound_mean = z * np.sqrt(ref_sd**2 / np.maximum(ess_mean, ess_floor) + mean_se**2)
+    bound_sd = z * np.sqrt((ref_sd * sd_relative_se(draws, np.maximum(ess_sd, ess_floor))) ** 2 + sd_se**2)
+    mean, sd = draws.mean(axis=(0, 1)), draws.std(axis=(0, 1))
+    for index in map(tuple, np.argwhere(free)):
+        label = _element(name, index)
+        if min(ess_mean[index], ess_sd[index]) < ess_floor:
+            failures.append(f"{label}: ESS {ess_mean[index]:.0f} (mean), {ess_sd[index]:.0f} (sd) below the floor {ess_floor}")
+        if abs(mean[index] - ref_mean[index]) > bound_mean[index]:
+            failures.append(f"{label}: mean {mean[index]:.4g} vs {ref_mean[index]:.4g}, off by "
+                            f"{z * abs(mean[index] - ref_mean[index]) / bound_mean[index]:.1f} standard errors")
+        if abs(sd[index] - ref_sd[index]) > bound_sd[index]:
+            failures.append(f"{label}: sd {sd[index]:.4g} vs {ref_sd[index]:.4g} (ratio {sd[index] / ref_sd[index]:.3f}, "
+                            f"allowed 1 +- {bound_sd[index] / ref_sd[index]:.3f})")
+    return failures
+
+
+def variational_allowance(exact: Reference, n_draws: int, tol: float, z: float = AGREEMENT_Z) -> np.ndarray:
+    """How far a variational mean may be from the exact mean: the approximation's bias ``tol``,
+    stated by the caller, plus z Monte-Carlo errors of n independent draws. The Monte-Carlo
+    term uses the exact sd, which an honest mean-field q does not exceed, so that an
+    over-dispersed q does not widen its own bound."""
+    return tol + z * np.asarray(exact.sd, float) / np.sqrt(n_draws)
+
+
+def variational_failures(name: str, draws, exact: Reference, *, tol: float, z: float = AGREEMENT_Z,
+                         min_sd_ratio: float = VARIATIONAL_MIN_SD_RATIO, max_sd_ratio: float | None = None) -> list[str]:
+    """How draws of a variational approximation disagree with the exact posterior.
+
+    Per free element: |mean - exact mean| <= :func:`variational_allowance`, and
+    ``min_sd_ratio <= sd / exact sd <= max_sd_ratio``. The default ``max_sd_ratio`` is the
+    mean-field one, 1 + z r: under-dispersion accepted, over-dispersion only within
+    Monte-Carlo error r = :func:`sd_relative_se`. Pair it with :func:`assert_data_move_the_mean`,
+    without which a q that ignores the data may pass.
+
+    Parameters
+    ----------
+    draws : array-like of shape (chain, draw, *param_shape)
+        Independent draws from q.
+    """
+    draws = np.asarray(draws, float)
+    failures, free = _fixed_elements_failures(name, draws, exact)
+    shape = draws.shape[2:]
+    n = draws.shape[0] * draws.shape[1]
+    exact_mean, exact_sd = (np.broadcast_to(np.asarray(v, float), shape) for v in (exact.mean, exact.sd))
+    allowance = np.broadcast_to(variational_allowance(exact, n, tol, z), shape)
+    mean, sd = draws.mean(axis=(0, 1)), draws.std(axis=(0, 1))
+    upper = np.broadcast_to(1.0 + z * sd_relative_se(draws, n) if max_sd_ratio is None else max_sd_ratio, shape)
+    for index in map(tuple, np.argwhere(free)):
+        label = _element(name, index)
+        if abs(mean[index] - exact_mean[index]) > allowance[index]:
+            failures.append(f"{label}: mean {mean[index]:.4g} vs exact {exact_mean[index]:.4g} (allowed +-{allowance[index]:.4g})")
+        ratio = sd[index] / exact_sd[index]
+        if not min_sd_ratio <= ratio <= upper[index]:
+            failures.append(f"{label}: sd ratio {ratio:.3f} outside [{min_sd_ratio}, {upper[index]:.3f}]")
+    return failures
+
+
+def assert_data_move_the_mean(name: str, exact: Reference, prior_mean, n_draws: int, *, tol: float,
+                              z: float = AGREEMENT_Z) -> None:
+    """Some element's exact mean is at least 4 variational allowances from its prior mean, so
+    that a q returning the prior (ignoring the data) fails :func:`variational_failures`."""
+    free = np.asarray(exact.sd, float) > 0
+    distance = np.abs(np.asarray(prior_mean, float) - np.asarray(exact.mean, float))
+    allowance = np.broadcast_to(variational_allowance(exact, n_draws, tol, z), distance.shape)
+    assert np.any(distance[free] >= 4 * allowance[free]), (
+        f"{name}: the exact mean is at most {distance[free].max():.4g} from the prior mean, less than 4 x the "
+        f"allowance {allowance[free].max():.4g}: these data cannot tell a q that ignores them"
+    )
+
+
+def assert_no_failures(failures: list[str]) -> None:
+    """Fail with every disagreement listed."""
+    assert not failures, "\n".join(failures)
+
+
+#: informative multi-flip coin data for the agreement tests: 30 trials x 8 flips from
+#: pi = 0.3, p = 0.85, q = 0.2, far enough from the asymmetric priors used with them that a
+#: back-end ignoring the data cannot pass
+DATASETS["multi_flip"] = simulate_flips(30, 8, 0.3, 0.85, 0.2, seed=1)

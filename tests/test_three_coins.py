@@ -19,7 +19,6 @@ and the exact back-end's draws against enumeration, are in test_agreement.py.
 from __future__ import annotations
 
 import itertools
-import time
 import warnings
 
 import numpy as np
@@ -209,9 +208,8 @@ def test_exact_handles_300_flips_against_quadrature():
     # polynomial of degree 300 in each variable, so 160-point Gauss-Legendre is exact for it
     flips = (np.random.default_rng(300).random(300) < 0.62).astype(int)
     heads, tails = flips.sum(), 300 - flips.sum()
-    start = time.perf_counter()
+    # (its speed, polynomial rather than 2^300, is a benchmark's business, not a unit test's)
     posterior = ThreeCoins().exact_posterior(flips)
-    assert time.perf_counter() - start < 10.0
     x, w = gauss_legendre_unit(160)
     pi, p, q = np.meshgrid(x, x, x, indexing="ij", sparse=True)
     h = pi * p + (1 - pi) * q

@@ -18,13 +18,14 @@ OPENBLAS_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow bench install clean-cache help
+.PHONY: demo test test-slow bench mutants install clean-cache help
 
 help:
 	@echo "make demo       install (first time) and run the comparison demo"
 	@echo "make test       install (first time) and run the default test suite"
 	@echo "make test-slow  also run the long statistical tests"
 	@echo "make bench      speed benchmarks against hmmlearn and scikit-learn"
+	@echo "make mutants    plant known faults in a copy and check that the default tests catch each"
 
 install: $(STAMP)
 
@@ -54,6 +55,11 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) benchmarks/hmm.py
 	$(PY) benchmarks/gmm.py
+
+# planted faults (tests/mutation/run_mutants.py), one at a time in a temporary copy of the tracked
+# files; each runs the default tests that should notice it (5-10 minutes on two busy cores)
+mutants: $(STAMP)
+	$(PY) tests/mutation/run_mutants.py
 
 clean-cache:
 	rm -rf $(CACHE_DIR)

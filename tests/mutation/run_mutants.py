@@ -1,0 +1,424 @@
+"""Mutation testing: plant known wrong answers in a copy of latentzoo and check the tests fail.
+
+Each :class:`Mutant` is one planted fault: in one file, an exact snippet of the original code is
+replaced (it must occur exactly once, so that a fault planted in code that has since moved
+fails loudly instead of silently testing nothing), and the default (not slow) tests that should
+notice it are run with ``-x``. The mutant is *killed* when they fail, *survives* when they pass.
+
+Everything happens in a temporary copy of the tracked files (``git ls-files``, as they are in
+the working tree, uncommitted edits included), imported through a ``.shim/latentzoo`` directory
+of symlinks on ``PYTHONPATH``, the way a worktree is; the checkout itself is never edited.
+Mutants run one at a time. A kill counts only if the test that failed passes once the fault is
+taken out again (it is rerun alone): a test failing anyway would otherwise kill every mutant.
+
+Usage (``make mutants`` runs it with the project's interpreter)::
+
+    python tests/mutation/run_mutants.py [--list] [--only NAME ...] [--fail-under SCORE]
+                                         [--timeout SECONDS]
+
+Prints a table (mutant, killed/survived, seconds, the first failing test) and the mutation
+score killed / total. The exit status is 1 when the score is below ``--fail-under`` (default 1:
+every planted fault must be caught) or a run errs, 0 otherwise.
+
+This file is a script, not a test module: pytest collects ``test_*.py`` only, so it is never
+collected, and nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: options of every pytest run: stop at the first failure, no cache written into the copy
+PYTEST_OPTIONS = ("-x", "-q", "-p", "no:cacheprovider")
+
+#: the packages the shim maps into the ``latentzoo`` namespace (pyproject's package-dir)
+PACKAGES = ("models", "inference")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted fault.
+
+    Attributes
+    ----------
+    name : str
+    path : str
+        File to edit, relative to the repository root.
+    original : str
+        Exact text that must occur exactly once in ``path``.
+    replacement : str
+    tests : tuple of str
+        pytest arguments naming what to run: files, node ids or glob patterns of files
+        (``tests/test_*metric*.py``, so that test modules added later are picked up; a pattern
+        matching nothing is dropped, but at least one argument must name something).
+    keyword : str, optional
+        A ``-k`` expression narrowing ``tests``.
+    what : str
+        The wrong answer the fault produces, in words.
+    """
+
+    name: str
+    path: str
+    original: str
+    replacement: str
+    tests: tuple[str, ...]
+    keyword: str | None = None
+    what: str = ""
+
+
+#: where the comparison's numbers and report are tested (files added later by name pattern)
+COMPARE_TESTS = ("tests/test_compare_cli.py", "tests/test_*metric*.py", "tests/test_*compar*.py")
+
+MUTANTS = (
+    Mutant(
+        "coins-gibbs-ignores-data",
+        "models/three_coins.py",
+        "coin_b = (rng.random(data.n_trials) < coin_b_prob).astype(float)",
+        "coin_b = (rng.random(data.n_trials) < 0.5).astype(float)",
+        ("tests/test_three_coins.py", "tests/test_*agree*.py"),
+        keyword="gibbs and not pymc_gibbs",
+        what="the three-coin Gibbs sampler gives every trial to coin B with probability 0.5",
+    ),
+    Mutant(
+        "gibbs-shifted",
+        "inference/gibbs.py",
+        "kept[name].append(params[name])",
+        'kept[name].append(params[name] + 0.05 if name == "p" else params[name])',
+        ("tests/test_three_coins.py", "tests/test_*agree*.py"),
+        keyword="gibbs and not pymc_gibbs",
+        what="the kept Gibbs draws of p are shifted by +0.05",
+    ),
+    Mutant(
+        "gibbs-under-dispersed",
+        "inference/gibbs.py",
+        "draws_by_name = {name: np.stack(chain_draws) for name, chain_draws in samples.items()}",
+        "draws_by_name = {name: 0.3 * np.stack(chain_draws).mean((0, 1)) + 0.7 * np.stack(chain_draws)"
+        " for name, chain_draws in samples.items()}",
+        ("tests/test_three_coins.py", "tests/test_hmm.py", "tests/test_gmm.py", "tests/test_*agree*.py"),
+        keyword="gibbs and not pymc_gibbs",
+        what="every Gibbs draw is pulled toward the mean: sd x 0.7, mean kept",
+    ),
+    Mutant(
+        "pymc-sampler-under-dispersed",
+        "inference/pymc_backends.py",
+        "    draws_by_name = _posterior_arrays(model, idata.posterior)\n",
+        "    draws_by_name = {name: 0.3 * value.mean((0, 1)) + 0.7 * value"
+        " for name, value in _posterior_arrays(model, idata.posterior).items()}\n",
+        ("tests/test_three_coins.py", "tests/test_niw.py", "tests/test_hmm.py", "tests/test_*agree*.py"),
+        keyword="nuts or pymc_gibbs",
+        what="NUTS and PyMC-Gibbs draws are pulled toward their mean: sd x 0.7, mean kept",
+    ),
+    Mutant(
+        "exact-backend-too-narrow",
+        "inference/exact.py",
+        "samples = posterior.sample(rng, chains * draws)",
+        "samples = {name: 0.3 * value.mean(0) + 0.7 * value"
+        " for name, value in posterior.sample(rng, chains * draws).items()}",
+        ("tests/test_three_coins.py", "tests/test_hmm.py", "tests/test_niw.py", "tests/test_*agree*.py"),
+        keyword="exact",
+        what="the exact back-end's draws are pulled toward their mean: sd x 0.7, mean kept",
+    ),
+    Mutant(
+        "exact-mixture-too-narrow",
+        "models/conjugate_mixture.py",
+        'return apply_to_factors(self.component(component), "sample", rng)',
+        "return {name: 0.3 * value.mean(0) + 0.7 * value for name, value in"
+        ' apply_to_factors(self.component(component), "sample", rng).items()}',
+        ("tests/test_conjugate_mixture.py", "tests/test_three_coins.py", "tests/test_hmm.py", "tests/test_*agree*.py"),
+        keyword="exact or sample or mixture",
+        what="draws from a mixture exact posterior (three coins, HMMs) are too narrow: sd x 0.7",
+    ),
+    Mutant(
+        "vb-elbo-minus-2",
+        "inference/vb.py",
+        "return model.conditional_posterior(stats), data_term - kl",
+        "return model.conditional_posterior(stats), data_term - kl - 2.0",
+        ("tests/test_three_coins.py", "tests/test_gmm.py", "tests/test_hmm.py", "tests/test_*elbo*.py"),
+        keyword="elbo or vb",
+        what="the reported ELBO is 2 nats too low (the updates are unchanged)",
+    ),
+    Mutant(
+        "error-in-ref-sd-over-3",
+        "inference/metrics.py",
+        'row["error_in_ref_sd"] = (row["mean"] - row["ref_mean"]) / row["ref_sd"] if positive else math.nan',
+        'row["error_in_ref_sd"] = (row["mean"] - row["ref_mean"]) / row["ref_sd"] / 3 if positive else math.nan',
+        COMPARE_TESTS,
+        what="the comparison's error_in_ref_sd is a third of the truth",
+    ),
+    Mutant(
+        "sd-ratio-inverted",
+        "inference/metrics.py",
+        'row["sd_ratio"] = row["sd"] / row["ref_sd"] if positive else math.nan',
+        'row["sd_ratio"] = row["ref_sd"] / row["sd"] if positive else math.nan',
+        COMPARE_TESTS,
+        what="the comparison's sd_ratio is ref_sd / sd",
+    ),
+    Mutant(
+        "wasserstein-halved",
+        "inference/metrics.py",
+        "return float(wasserstein_distance(draws, reference))",
+        "return float(wasserstein_distance(draws, reference)) / 2",
+        COMPARE_TESTS,
+        what="the comparison's 1-Wasserstein distance is halved",
+    ),
+    Mutant(
+        "report-drops-failures",
+        "inference/templates/report.html.j2",
+        "<h2>Failures</h2><ul>\n"
+        "{%- for backend, message in failures.items() %}<li><b>{{ backend }}</b>: {{ message }}</li>"
+        "{% else %}<li>none</li>{% endfor -%}\n"
+        "</ul>\n",
+        "",
+        ("tests/test_compare_cli.py", "tests/test_report.py"),
+        keyword="report or fail or save",
+        what="the HTML report has no failures section",
+    ),
+    Mutant(
+        "em-second-best-restart",
+        "inference/em.py",
+        "    draws = {name: np.asarray(value, float)[None, None] for name, value in best.state.items()}",
+        "    finals = [row[np.isfinite(row)][-1] for row in histories]\n"
+        "    second = int(np.argsort(finals)[-2]) if len(ends) > 1 else best_index\n"
+        "    draws = {name: np.asarray(value, float)[None, None] for name, value in ends[second].items()}",
+        ("tests/test_three_coins.py", "tests/test_gmm.py", "tests/test_hmm.py", "tests/test_compare_cli.py"),
+        keyword="em",
+        what="EM returns where its second-best restart stopped (the record keeps the best objective)",
+    ),
+    Mutant(
+        "relabelling-skipped",
+        "inference/labels.py",
+        "    if label_dim is None:\n        return idata\n    from scipy.optimize import linear_sum_assignment",
+        "    if label_dim is None or True:\n        return idata\n    from scipy.optimize import linear_sum_assignment",
+        ("tests/test_compare_cli.py", "tests/test_gmm.py", "tests/test_hmm.py"),
+        keyword="relabel or label or agree",
+        what="relabel() returns every result with the labels the back-end happened to use",
+    ),
+)
+
+
+def tracked_files(root: Path) -> list[str]:
+    """The repository's tracked files (relative paths), from ``git ls-files``."""
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=root, check=True, capture_output=True, text=True)
+    return [name for name in listing.stdout.split("\0") if name]
+
+
+def copy_repository(root: Path, target: Path) -> None:
+    """Copy the tracked files (as they are in the working tree) and build the import shim."""
+    for name in tracked_files(root):
+        source = root / name
+        if not source.is_file():  # deleted in the working tree but not yet in git
+            continue
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
+    shim = target / ".shim" / "latentzoo"
+    shim.mkdir(parents=True)
+    for package in PACKAGES:
+        (shim / package).symlink_to(target / package, target_is_directory=True)
+
+
+def check_snippets(root: Path, mutants) -> None:
+    """Every original snippet occurs exactly once in its file; raise listing all that do not."""
+    problems = []
+    for mutant in mutants:
+        path = root / mutant.path
+        if not path.is_file():
+            problems.append(f"{mutant.name}: {mutant.path} does not exist")
+            continue
+        text = path.read_text()
+        count = text.count(mutant.original)
+        if count != 1:
+            problems.append(f"{mutant.name}: the snippet occurs {count} times in {mutant.path} (expected once): "
+                            f"{mutant.original!r}")
+        elif path.suffix == ".py":
+            # a fault that does not even parse would be 'killed' by any import, proving nothing
+            try:
+                compile(text.replace(mutant.original, mutant.replacement), str(path), "exec")
+            except SyntaxError as error:
+                problems.append(f"{mutant.name}: the mutated {mutant.path} does not parse: {error}")
+    if problems:
+        raise SystemExit("the code moved; update tests/mutation/run_mutants.py:\n  " + "\n  ".join(problems))
+
+
+def pytest_arguments(copy: Path, mutant: Mutant) -> list[str]:
+    """pytest's arguments for ``mutant``: its tests with glob patterns expanded in the copy."""
+    arguments = []
+    for pattern in mutant.tests:
+        file_part = pattern.split("::")[0]
+        if glob.has_magic(file_part):
+            arguments += sorted(str(Path(match).relative_to(copy)) for match in glob.glob(str(copy / file_part)))
+        elif (copy / file_part).exists():
+            arguments.append(pattern)
+        else:
+            raise SystemExit(f"{mutant.name}: {file_part} does not exist; update tests/mutation/run_mutants.py")
+    if not arguments:
+        raise SystemExit(f"{mutant.name}: no test file matches {mutant.tests}")
+    arguments = list(dict.fromkeys(arguments))
+    return arguments + (["-k", mutant.keyword] if mutant.keyword else [])
+
+
+def environment(copy: Path) -> dict[str, str]:
+    """The environment of every pytest run: the copy's shim first on PYTHONPATH, the PyTensor
+    configuration inherited (its compile cache is keyed by graph, so it is shared), a Numba
+    cache inside the copy (it is keyed by source path) and one BLAS thread."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(copy / ".shim"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["NUMBA_CACHE_DIR"] = str(copy / ".numba-cache")
+    env.setdefault("MPLBACKEND", "Agg")
+    env["COLUMNS"] = "240"  # pytest's short summary is cut at the terminal width
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    pytensorrc = Path.home() / ".cache" / "latentzoo" / "pytensorrc"
+    if "PYTENSORRC" not in env and pytensorrc.is_file():
+        env["PYTENSORRC"] = str(pytensorrc)
+    return env
+
+
+def check_shim(python: str, copy: Path, env: dict) -> None:
+    """``latentzoo.*`` must import from the copy, or every mutant would survive."""
+    probe = "import latentzoo.inference as i, latentzoo.models as m; print(i.__file__); print(m.__file__)"
+    found = subprocess.run([python, "-c", probe], cwd=copy, env=env, capture_output=True, text=True)
+    files = found.stdout.split()
+    if found.returncode != 0 or len(files) != 2 or not all(f.startswith(str(copy)) for f in files):
+        raise SystemExit(f"latentzoo does not import from the copy {copy}: {found.stdout}{found.stderr}")
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # "killed", "survived", "error", "timeout"
+    seconds: float
+    detail: str
+    check_seconds: float = 0.0  # rerunning the failed test without the fault
+
+
+#: pytest's exit codes: 0 all passed, 1 some failed, 2 interrupted (a collection error: the
+#: mutant broke an import, which the tests noticed), others a usage or internal error
+KILLED_CODES = (1, 2)
+
+
+def run_pytest(python: str, copy: Path, env: dict, arguments: list[str], timeout: float) -> tuple[str, float, str]:
+    command = [python, "-m", "pytest", *PYTEST_OPTIONS, *arguments]
+    start = time.perf_counter()
+    try:
+        finished = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.perf_counter() - start, f"no result after {timeout:.0f} s"
+    seconds = time.perf_counter() - start
+    output = finished.stdout + finished.stderr
+    if finished.returncode == 0:
+        return "passed", seconds, _last_line(output)
+    if finished.returncode in KILLED_CODES:
+        return "failed", seconds, _first_failure(output)
+    return "error", seconds, f"pytest exit {finished.returncode}: {_last_line(output)}"
+
+
+def _first_failure(output: str) -> str:
+    """The first ``FAILED``/``ERROR`` line of pytest's short summary."""
+    for line in output.splitlines():
+        if re.match(r"(FAILED|ERROR) ", line):
+            return line
+    return _last_line(output)
+
+
+def _last_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def run_mutant(python: str, copy: Path, env: dict, mutant: Mutant, timeout: float) -> Outcome:
+    """Plant the fault, run its tests, restore the file (contents and modification time); for
+    a kill, rerun the failing test without the fault, which must pass."""
+    path = copy / mutant.path
+    original = path.read_text()
+    stat = path.stat()
+    path.write_text(original.replace(mutant.original, mutant.replacement, 1))
+    try:
+        result, seconds, detail = run_pytest(python, copy, env, pytest_arguments(copy, mutant), timeout)
+    finally:
+        path.write_text(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    if result == "failed":
+        node = _node_id(detail)
+        again, check_seconds, again_detail = (
+            run_pytest(python, copy, env, [node], timeout) if node else ("error", 0.0, detail)
+        )
+        if again != "passed":
+            return Outcome(mutant.name, "error", seconds, f"fails without the fault too: {again_detail}", check_seconds)
+        return Outcome(mutant.name, "killed", seconds, detail, check_seconds)
+    return Outcome(mutant.name, {"passed": "survived"}.get(result, result), seconds, detail)
+
+
+def _node_id(summary_line: str) -> str | None:
+    """The node id of a short-summary line ``FAILED tests/x.py::test[id] - message``."""
+    match = re.match(r"(FAILED|ERROR) (.+?)(?: - .*)?$", summary_line)
+    return match.group(2) if match else None
+
+
+def print_table(outcomes: list[Outcome]) -> None:
+    width = max(len("mutant"), *(len(outcome.name) for outcome in outcomes))
+    print(f"\n{'mutant':<{width}}  {'result':<8}  {'seconds':>7}  {'check s':>7}  detail (the first failure)")
+    for outcome in outcomes:
+        check = f"{outcome.check_seconds:7.1f}" if outcome.check_seconds else " " * 7
+        print(f"{outcome.name:<{width}}  {outcome.status:<8}  {outcome.seconds:7.1f}  {check}  {outcome.detail}")
+    killed = sum(outcome.status == "killed" for outcome in outcomes)
+    print(f"\nmutation score: {killed}/{len(outcomes)} killed ({killed / len(outcomes):.0%})")
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run these mutants only")
+    parser.add_argument("--fail-under", type=float, default=1.0, metavar="SCORE",
+                        help="exit 1 when killed/total is below this (default 1: every fault caught)")
+    parser.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS", help="per pytest run")
+    parser.add_argument("--python", default=sys.executable, help="interpreter with latentzoo's dependencies")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    options = parse_arguments(argv)
+    mutants = MUTANTS
+    if options.only:
+        unknown = set(options.only) - {mutant.name for mutant in MUTANTS}
+        if unknown:
+            raise SystemExit(f"unknown mutant(s) {sorted(unknown)}; known: {[mutant.name for mutant in MUTANTS]}")
+        mutants = tuple(mutant for mutant in MUTANTS if mutant.name in options.only)
+    if options.list:
+        for mutant in mutants:
+            print(f"{mutant.name}: {mutant.path}: {mutant.what}")
+        return 0
+    check_snippets(ROOT, mutants)
+    with tempfile.TemporaryDirectory(prefix="latentzoo-mutants-") as directory:
+        copy = Path(directory)
+        copy_repository(ROOT, copy)
+        check_snippets(copy, mutants)
+        env = environment(copy)
+        check_shim(options.python, copy, env)
+        print(f"{len(mutants)} mutants, in a copy at {copy}", flush=True)
+        outcomes = []
+        for mutant in mutants:
+            outcome = run_mutant(options.python, copy, env, mutant, options.timeout)
+            print(f"{outcome.name}: {outcome.status} in {outcome.seconds:.0f} s", flush=True)
+            outcomes.append(outcome)
+    print_table(outcomes)
+    killed = sum(outcome.status == "killed" for outcome in outcomes)
+    errors = [outcome.name for outcome in outcomes if outcome.status in ("error", "timeout")]
+    if errors:
+        print(f"erred or timed out (not counted as killed): {', '.join(errors)}")
+    return int(bool(errors) or killed / len(outcomes) < options.fail_under)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

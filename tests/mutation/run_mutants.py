@@ -199,9 +199,9 @@ MUTANTS = (
     Mutant(
         "relabelling-skipped",
         "inference/labels.py",
-        "    if label_dim is None:\n        return idata\n    from scipy.optimize import linear_sum_assignment",
-        "    if label_dim is None or True:\n        return idata\n    from scipy.optimize import linear_sum_assignment",
-        ("tests/test_compare_cli.py", "tests/test_gmm.py", "tests/test_hmm.py"),
+        "    if label_dim is None:\n        return idata\n    paired = _check_dims",
+        "    if label_dim is None or True:\n        return idata\n    paired = _check_dims",
+        ("tests/test_compare_cli.py", "tests/test_*metric*.py", "tests/test_gmm.py", "tests/test_hmm.py"),
         keyword="relabel or label or agree",
         what="relabel() returns every result with the labels the back-end happened to use",
     ),

@@ -86,7 +86,8 @@ def ascend(
         history.append(objective)
         if progress is not None:
             progress.advance(status=f"{objective_name} {objective:.6g}")
-        if change <= tol * n_observations:
+        # tol = 0 asks for exactly max_iter iterations: never converged early
+        if tol > 0 and change <= tol * n_observations:
             return AscentRun(state, np.asarray(history), True, iteration)
     return AscentRun(state, np.asarray(history), False, max_iter)
 

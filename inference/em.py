@@ -14,7 +14,7 @@ from ..models.conjugate import apply_to_factors
 from ..models.protocols import ConjugateEStep, HardAssignments
 from .ascent import ascend, best_of_restarts, restart_spread
 from .core import FINAL_PREFIX, FitRecord, RawResult
-from .options import check_bool, check_choice, check_float, check_int
+from .options import check_bool, check_choice, check_int, check_tolerance
 from .progress import progress_bar
 from .registry import register
 
@@ -79,8 +79,9 @@ def run(
     n_init : int, optional
         Number of restarts; default 5 from random starts, 1 from an init dict (which allows
         no more).
-    tol : float
-        Stop when the objective rises by less than ``tol`` per observation.
+    tol : float >= 0
+        Stop when the objective rises by less than ``tol`` per observation; 0 runs exactly
+        ``max_iter`` iterations (reported as not converged).
     max_iter : int
     mle : bool
         Maximise the likelihood instead of the posterior density.
@@ -101,7 +102,7 @@ def run(
     """
     # restarts only make sense from random starting points
     n_init = check_int(n_init, "n_init") if n_init is not None else (1 if isinstance(init, dict) else 5)
-    tol = check_float(tol, "tol")
+    tol = check_tolerance(tol, "tol")
     max_iter = check_int(max_iter, "max_iter")
     mle = check_bool(mle, "mle")
     assignment = check_choice(assignment, "assignment", ("soft", "hard"))

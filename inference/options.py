@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
-__all__ = ["check_int", "check_float", "check_bool", "check_choice"]
+__all__ = ["check_int", "check_float", "check_tolerance", "check_bool", "check_choice"]
 
 
 def check_int(value, name: str, *, minimum: int = 1) -> int:
@@ -21,6 +22,18 @@ def check_float(value, name: str, *, positive: bool = True) -> float:
     value = float(value)
     if value != value or (positive and value <= 0):
         raise ValueError(f"{name} must be a {'positive ' if positive else ''}number, got {value}")
+    return value
+
+
+def check_tolerance(value, name: str = "tol") -> float:
+    """A convergence tolerance: a finite number >= 0. Zero means "run exactly max_iter
+    iterations" (as in scikit-learn and hmmlearn); infinity would stop after one step and call
+    that converged, so it is refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number >= 0, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 (0 runs exactly max_iter iterations), got {value}")
     return value
 
 

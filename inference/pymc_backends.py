@@ -18,7 +18,7 @@ from ..models.protocols import ConjugateSweep
 from .ascent import restart_spread
 from .core import ConvergenceWarning, FitRecord, RawResult
 from .diagnostics import check_mixing
-from .options import check_bool, check_choice, check_float, check_int
+from .options import check_bool, check_choice, check_float, check_int, check_tolerance
 from .registry import register
 
 __all__ = ["run_nuts", "run_advi", "run_fullrank_advi", "run_pymc_gibbs", "run_map"]
@@ -268,7 +268,7 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
     n_steps = check_int(n_steps, "n_steps")
     draws = check_int(draws, "draws")
     learning_rate = check_float(learning_rate, "learning_rate")
-    tol = check_float(tol, "tol")
+    tol = check_tolerance(tol, "tol")
     progressbar = check_bool(progressbar, "progressbar")
     n_init = check_int(n_init, "n_init")
     start_point, origin = _variational_start(model, data, rng, start)

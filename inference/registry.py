@@ -103,6 +103,9 @@ def _seed_from(random_seed) -> int:
         raise TypeError(f"random_seed must be a non-negative int or None, got {type(random_seed).__name__}")
     if random_seed < 0:
         raise ValueError(f"random_seed must be a non-negative int, got {random_seed}")
+    if random_seed >= 2**63:
+        # the seed is stored in the result's attrs, and NetCDF holds integers as int64
+        raise ValueError(f"random_seed must be below 2**63 (it is saved with the result), got {random_seed}")
     return int(random_seed)
 
 

@@ -17,7 +17,7 @@ from ..models.conjugate import apply_to_factors
 from ..models.protocols import MeanField
 from .ascent import ascend, best_of_restarts, restart_spread
 from .core import FitRecord, RawResult
-from .options import check_bool, check_float, check_int
+from .options import check_bool, check_int, check_tolerance
 from .progress import progress_bar
 from .registry import register
 
@@ -100,8 +100,9 @@ def run(
     Parameters
     ----------
     n_init : int
-    tol : float
-        Stop when the ELBO rises by less than ``tol`` per observation.
+    tol : float >= 0
+        Stop when the ELBO rises by less than ``tol`` per observation; 0 runs exactly
+        ``max_iter`` iterations (reported as not converged).
     max_iter : int
     draws : int
         Number of draws taken from the final q(theta) for the posterior group.
@@ -113,7 +114,7 @@ def run(
     of q(theta) in ``variational`` (see :func:`variational_parameters`).
     """
     n_init = check_int(n_init, "n_init")
-    tol = check_float(tol, "tol")
+    tol = check_tolerance(tol, "tol")
     max_iter = check_int(max_iter, "max_iter")
     draws = check_int(draws, "draws")
     progressbar = check_bool(progressbar, "progressbar")

@@ -144,8 +144,9 @@ def test_map_init_must_be_a_strategy_or_a_dict_of_valid_params():
 BAD_OPTIONS = [
     ("em", {"n_init": 0}, ValueError, "n_init must be an int >= 1"),
     ("em", {"n_init": 2.0}, TypeError, "n_init must be an int"),
-    ("em", {"tol": -1}, ValueError, "tol must be a positive number"),
-    ("em", {"tol": float("nan")}, ValueError, "tol must be a positive number"),
+    ("em", {"tol": -1}, ValueError, "tol must be a finite number >= 0"),
+    ("em", {"tol": float("nan")}, ValueError, "tol must be a finite number >= 0"),
+    ("em", {"tol": float("inf")}, ValueError, "tol must be a finite number >= 0"),
     ("em", {"tol": "small"}, TypeError, "tol must be a number"),
     ("em", {"max_iter": 1.5}, TypeError, "max_iter must be an int"),
     ("em", {"max_iter": 0}, ValueError, "max_iter must be an int >= 1"),
@@ -153,7 +154,7 @@ BAD_OPTIONS = [
     ("em", {"progressbar": 1}, TypeError, "progressbar must be True or False"),
     ("vb", {"n_init": -3}, ValueError, "n_init must be an int >= 1"),
     ("vb", {"draws": 0}, ValueError, "draws must be an int >= 1"),
-    ("vb", {"tol": 0}, ValueError, "tol must be a positive number"),
+    ("vb", {"tol": -1e-9}, ValueError, "tol must be a finite number >= 0"),
     ("gibbs", {"draws": 0}, ValueError, "draws must be an int >= 1"),
     ("gibbs", {"chains": -1}, ValueError, "chains must be an int >= 1"),
     ("gibbs", {"tune": -1}, ValueError, "tune must be an int >= 0"),
@@ -169,7 +170,7 @@ BAD_OPTIONS = [
     ("pymc_gibbs", {"tune": -5}, ValueError, "tune must be an int >= 0"),
     ("advi", {"n_steps": 0}, ValueError, "n_steps must be an int >= 1"),
     ("advi", {"learning_rate": -0.1}, ValueError, "learning_rate must be a positive number"),
-    ("fullrank_advi", {"tol": -1.0}, ValueError, "tol must be a positive number"),
+    ("fullrank_advi", {"tol": -1.0}, ValueError, "tol must be a finite number >= 0"),
     ("map", {"max_iter": 0}, ValueError, "max_iter must be an int >= 1"),
 ]
 
@@ -239,3 +240,31 @@ def test_simulate_refuses_bad_rng():
         ThreeCoins().simulate(GOOD_INIT, 3, rng="seed")
     with pytest.raises(ValueError, match="non-negative"):
         ThreeCoins().simulate(GOOD_INIT, 3, rng=-2)
+
+
+# -- tol = 0 and seeds (robustness round 2) ---------------------------------------------------
+@pytest.mark.parametrize("backend", ["em", "vb"])
+def test_tol_zero_runs_exactly_max_iter_iterations(backend):
+    """As in scikit-learn and hmmlearn: tol=0 never stops early, and the run is not converged."""
+    from latentzoo.inference import ConvergenceWarning, fit
+    from latentzoo.inference.core import FitRecord
+    from latentzoo.models import ThreeCoins
+
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        result = fit(ThreeCoins(), "1111110000", backend=backend, tol=0, max_iter=7, n_init=2, random_seed=0,
+                     progressbar=False)
+    record = FitRecord.from_attrs(result.attrs)
+    assert record.n_iter == 7 and not record.converged
+    history = next(iter(result["fit_history"].data_vars.values())).values
+    # every restart ran all 7 iterations: the history holds the objective at the start and after each
+    assert np.isfinite(history).sum(axis=-1).tolist() == [8, 8]
+
+
+def test_seeds_that_netcdf_cannot_store_are_refused_up_front(tmp_path):
+    from latentzoo.inference import fit
+    from latentzoo.models import ThreeCoins
+
+    with pytest.raises(ValueError, match=r"random_seed must be below 2\*\*63"):
+        fit(ThreeCoins(), "1111110000", backend="em", random_seed=2**63)
+    largest = fit(ThreeCoins(), "1111110000", backend="em", random_seed=2**63 - 1, progressbar=False)
+    largest.to_netcdf(tmp_path / "largest.nc")  # the largest accepted seed saves

@@ -20,7 +20,7 @@ from typing import Callable
 
 from . import report
 from .core import ConvergenceWarning
-from .labels import labelled_names, paired_label_dims, reference_from, relabel, relabel_by_model, relabel_self
+from .labels import labelled_names, reference_from, relabel, relabel_by_model, relabel_self
 from .metrics import COLUMN_DOCS, TABLE_COLUMNS, comparison_table, loo_table
 from .reference import REFERENCE_NUTS, reference_nuts
 from .registry import BACKENDS, applicable_backends, fit, get_backend
@@ -360,7 +360,7 @@ def _relabelled(model, data, idatas: dict, reference: str | None) -> dict:
         return idatas
     anchor = reference if reference in idatas else next(iter(idatas))
     # models whose labels appear twice (HMM: trans_mat (state, state_next)) declare the pairing
-    paired = paired_label_dims(model)
+    paired = model.paired_label_dims
     variables = labelled_names(model, {**model.param_dims(), **model.derived_dims()})
     # the reference's own draws may switch labels too; make them consistent before averaging
     anchored = relabel_self(idatas[anchor], label_dim, variables=variables, paired_dims=paired)

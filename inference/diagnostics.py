@@ -68,12 +68,12 @@ def _identified_by_labels(draws: dict, model) -> dict:
     report the same mode under permuted labels are not disagreeing."""
     import arviz as az
 
-    from .labels import labelled_names, paired_label_dims, relabel_self
+    from .labels import labelled_names, relabel_self
 
     dims = model.param_dims()
     if not any(name in draws for name in labelled_names(model, dims)):
         return draws
     idata = az.from_dict({"posterior": {name: np.asarray(draws[name]) for name in draws if name in dims}},
                          dims={name: list(dims[name]) for name in draws if name in dims})
-    relabelled = relabel_self(idata, model.label_dim, paired_dims=paired_label_dims(model))
+    relabelled = relabel_self(idata, model.label_dim, paired_dims=model.paired_label_dims)
     return {name: relabelled.posterior[name].values if name in dims else value for name, value in draws.items()}

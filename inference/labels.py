@@ -32,7 +32,6 @@ __all__ = [
     "relabel_by_model",
     "reference_from",
     "labelled_names",
-    "paired_label_dims",
     "PERMUTATION_VAR",
     "SWAP_VAR",
 ]
@@ -44,16 +43,6 @@ PERMUTATION_VAR = "label_permutation"
 SWAP_VAR = "label_swapped"
 
 _SAMPLE_DIMS = ("chain", "draw")
-
-
-def paired_label_dims(model) -> dict[str, str] | None:
-    """The dims that index a model's labels a second time, or None.
-
-    Models whose labels appear twice (HMM: ``trans_mat`` over ``(state, state_next)``) declare
-    the pairing as ``paired_label_dims`` (``{"state_next": "state"}``; see
-    :class:`~latentzoo.models.protocols.Model`).
-    """
-    return model.paired_label_dims
 
 
 def labelled_names(model, dims: dict) -> list[str]:

@@ -157,6 +157,5 @@ def run(
             "n_init": n_init,
             "tol": tol,
             "max_iter": max_iter,
-            "variational_params": repr(factors),
         },
     )

@@ -51,7 +51,8 @@ from . import hmm_kernels as kernels
 from .base import LatentModel, check_rng, numeric_array
 from .conjugate import Dirichlet, MaskedDirichlet
 from .conjugate_mixture import ConjugateMixture
-from .hmm_data import SEED_ROLLS, HMMData, _check_count, _freeze_prior
+from .hmm_data import SEED_ROLLS, HMMData, _freeze_prior
+from .sizes import check_count as _check_count
 
 __all__ = ["CategoricalHMM", "DiceHMM", "HMMData"]
 

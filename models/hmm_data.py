@@ -9,7 +9,7 @@ Validation scans the data once. The resulting ``HMMData`` records which symbols 
 O(n_symbols), not O(T): the back-ends call ``model.check_data`` in every hook, and a Gibbs sweep
 or an EM step must not re-scan a long sequence.
 
-The argument checks of the model classes (:func:`_check_count`, :func:`_freeze_prior`) live here
+The argument checks of the model classes (:func:`_freeze_prior`; counts in :mod:`.sizes`) live here
 too, next to the data checks.
 """
 
@@ -292,14 +292,6 @@ def check_data(data, alphabet: Alphabet) -> HMMData:
 # ------------------------------------------------------------------------------------------
 # arguments of the model classes
 # ------------------------------------------------------------------------------------------
-def _check_count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
-
-
 def _freeze_prior(value):
     """Scalars stay floats, arrays become nested tuples (hashable, readable in repr)."""
     if _is_scalar(value):

@@ -313,7 +313,7 @@ def test_reference_run_is_cached_and_keyed_on_data_and_settings(fake_nuts, tmp_p
 
     model, options = ThreeCoins(), {"draws": 50, "chains": 2, "tune": 10}
     first, info = reference_nuts(model, SEED_FLIPS, options=options, cache=tmp_path)
-    assert info["source"] == "run" and len(fake_nuts) == 1 and len(list(tmp_path.rglob("output.pkl"))) == 1
+    assert info["source"] == "run" and len(fake_nuts) == 1 and len(list(tmp_path.glob("*.nc"))) == 1
     # the number of processes does not change the draws, so it is not part of the key
     again, info = reference_nuts(model, SEED_FLIPS, options={**options, "cores": 1}, cache=tmp_path)
     assert info["source"] == "cache" and len(fake_nuts) == 1 and "cache" in info["description"]
@@ -323,7 +323,7 @@ def test_reference_run_is_cached_and_keyed_on_data_and_settings(fake_nuts, tmp_p
     reference_nuts(ThreeCoins(p_prior=(2, 2)), SEED_FLIPS, options=options, cache=tmp_path)  # other model
     # the same observations in a fresh data object (its cached properties unset) hit the cache
     reference_nuts(model, ThreeCoins().check_data(SEED_FLIPS), options=options, cache=tmp_path)
-    assert len(fake_nuts) == 4 and len(list(tmp_path.rglob("output.pkl"))) == 4
+    assert len(fake_nuts) == 4 and len(list(tmp_path.glob("*.nc"))) == 4
     _, info = reference_nuts(model, SEED_FLIPS, options=options, cache=False)
     assert info["source"] == "run" and info["path"] is None and len(fake_nuts) == 5
 

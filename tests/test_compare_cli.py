@@ -94,11 +94,16 @@ def test_em_on_the_ridge_reports_the_identified_quantity(seed_comparison):
 
 
 def test_failing_backend_is_reported_not_fatal():
+    # an option only the back-end itself checks: its refusal is that back-end's failure
     result = compare(
-        ThreeCoins(), SEED_FLIPS, backends=("em", "exact"), options={"em": {"tol": -1.0}}, progressbar=False
+        ThreeCoins(), SEED_FLIPS, backends=("em", "exact"), options={"em": {"assignment": "bogus"}},
+        progressbar=False,
     )
-    assert "em" in result.failures and "tol" in result.failures["em"]
+    assert "em" in result.failures and "assignment" in result.failures["em"]
     assert "exact" in result.idatas
+    # a value every back-end checks alike is refused before anything runs
+    with pytest.raises(ValueError, match=r"options\['em'\]\['tol'\]"):
+        compare(ThreeCoins(), SEED_FLIPS, backends=("em", "exact"), options={"em": {"tol": -1.0}}, progressbar=False)
 
 
 @pytest.fixture(scope="module")
@@ -499,7 +504,7 @@ def test_save_writes_everything_it_can_then_lists_the_failures(seed_comparison, 
     # every write after the failing ones still happened
     written = {path.name for path in out.iterdir()}
     assert written == {"em.nc", "gibbs.nc", "exact.nc", "table.csv", "loo.csv", "summary.txt", "densities.png",
-                       "history.png", "traces-gibbs.png", "model.png", "report.html"}
+                       "history.png", "traces-gibbs.png", "model.png", "report.html", "latentzoo-manifest.json"}
     assert error.report == out / "report.html"
     assert error.report.read_text(encoding="utf-8").count("data:image/png;base64") == 4
     assert isinstance(error.__cause__, OSError)

@@ -163,8 +163,8 @@ def read_data_file(path: Path, feature_rows: bool = False):
 
 
 def read_table(text: str, where: str = "the data", feature_rows: bool = False):
-    """Numbers from the text of a data file (see :func:`read_data_file`); a first row holding
-    any cell that is not a number is the header."""
+    """Numbers from the text of a data file (see :func:`read_data_file`); a first row in which
+    no cell is a number is the header (one mixing names and numbers is refused)."""
     import io
 
     import pandas as pd
@@ -188,7 +188,11 @@ def read_table(text: str, where: str = "the data", feature_rows: bool = False):
         raise UsageError(f"--data {where}: could not read it as a table ({error})") from None
     cells = cells.apply(lambda column: column.str.strip())
     first = cells.iloc[0]
-    has_header = bool((pd.to_numeric(first, errors="coerce").isna() & first.notna()).any())
+    words = pd.to_numeric(first, errors="coerce").isna() & first.notna()
+    if words.any() and not words.all():
+        raise UsageError(f"--data {where}: line {numbered[0][0]} mixes names and numbers ({', '.join(first.astype(str))}); "
+                         "a header row names every column, and the other rows hold only numbers")
+    has_header = bool(words.all())
     names = None
     if has_header:
         names = [str(name) for name in first]

@@ -193,8 +193,10 @@ def _problem(idata, key: str, model, data, options: dict) -> str | None:
     return None
 
 
-def _read(path: Path, key: str, model, data, options: dict):
-    """The cached run at ``path`` if it is the one asked for; else None (a bad file is removed)."""
+def _read(path: Path, key: str, model, data, options: dict, discard: bool = True):
+    """The cached run at ``path`` if it is the one asked for; else None. With ``discard`` (only
+    while holding the lock, so that no other process's fresh file is removed) a bad file is
+    removed with a warning."""
     import xarray as xr
 
     if not path.is_file():
@@ -208,6 +210,8 @@ def _read(path: Path, key: str, model, data, options: dict):
         for name in _KEY_ATTRS:
             idata.attrs.pop(name, None)
         return idata
+    if not discard:
+        return None
     warnings.warn(f"discarded the cached reference run {path}: {problem}; running it again",
                   ReferenceCacheWarning, stacklevel=3)
     with contextlib.suppress(FileNotFoundError):
@@ -251,7 +255,8 @@ def _holder_is_gone(lock: Path) -> bool:
             return time.time() - lock.stat().st_mtime > _UNREADABLE_LOCK_S
         except FileNotFoundError:
             return False
-    if host != socket.gethostname():
+    if host != socket.gethostname() or os.name == "nt":
+        # another machine's processes cannot be asked; on Windows os.kill(pid, 0) would end the process
         return False
     try:
         os.kill(pid, 0)
@@ -345,7 +350,7 @@ def reference_nuts(model, data, *, random_seed: int = 0, options: dict | None = 
         return answer(run(), "run", None)
     key = _cache_key(model, data, nuts_options, random_seed)
     path = directory / f"{key}.nc"
-    cached = _read(path, key, model, data, options)
+    cached = _read(path, key, model, data, options, discard=False)
     if cached is not None:
         return answer(cached, "cache", directory)
     with contextlib.ExitStack() as held:

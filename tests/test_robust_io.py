@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import multiprocessing
 import os
 import subprocess
@@ -490,6 +491,7 @@ BAD_FILES = [
     ("empty.txt", b"# only a comment\n\n", "holds no data"),
     ("ragged.csv", b"1,0\n1\n", "line 2 has 1 value"),
     ("words.csv", b"heads,tails\n1,x\n", "column 'tails' holds 'x'"),
+    ("mixed.csv", b"heads,1\n1,0\n", "mixes names and numbers"),
     ("twos.csv", b"1,2\n0,1\n", ""),  # refused by the model (in its words): the file is named all the same
 ]
 
@@ -654,3 +656,68 @@ def test_long_inline_data_is_not_taken_for_a_file_name(capsys):
     flips = "10" * 3000  # longer than any file name may be
     assert main(["fit", "three-coins", "--backend", "em", "--data", flips, "--json"]) == 0
     assert strict_json(capsys.readouterr().out)[0]["backend"] == "em"
+
+
+# -- the table reader, property-based --------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from latentzoo.inference.cli_input import UsageError, read_table  # noqa: E402
+
+_NUMBER = st.one_of(st.integers(-10**6, 10**6), st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False))
+
+
+@st.composite
+def _tables(draw):
+    """A table of numbers and the text of a file holding it, written in one of the ways people do."""
+    n_rows, n_columns = draw(st.integers(1, 12)), draw(st.integers(1, 4))
+    rows = draw(st.lists(st.lists(_NUMBER, min_size=n_columns, max_size=n_columns), min_size=n_rows, max_size=n_rows))
+    values = np.array(rows, dtype=float)
+    separator = draw(st.sampled_from([",", ";", "\t", " ", ", ", " \t "]))
+    header = draw(st.one_of(st.none(), st.lists(st.from_regex(r"x[a-z0-9_]{0,6}", fullmatch=True), min_size=n_columns,
+                                                max_size=n_columns, unique=True)))
+    trailing = draw(st.sampled_from(["", " ", "\t", "  \t"]))
+    lines = [separator.join(header)] if header else []
+    lines += [separator.join(repr(float(v)) if draw(st.booleans()) else repr(v) for v in row) for row in rows]
+    if draw(st.booleans()):
+        lines.insert(draw(st.integers(0, len(lines))), "# a comment")
+    if draw(st.booleans()):
+        lines.insert(draw(st.integers(0, len(lines))), "")
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    return values, header, newline.join(line + trailing for line in lines) + draw(st.sampled_from(["", newline]))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(_tables())
+def test_read_table_gives_back_the_numbers_written(table):
+    values, header, text = table
+    for feature_rows in (False, True):
+        result = read_table(text, "a file", feature_rows)
+        if isinstance(result, str):  # one number on one line: passed on as text, like inline data
+            assert values.size == 1 and header is None and float(result) == values[0, 0]
+            continue
+        if feature_rows and header is not None:
+            assert isinstance(result, pd.DataFrame) and list(result.columns) == header
+        array = np.asarray(result, dtype=float)
+        expected = values if feature_rows or values.shape[1] > 1 else values[:, 0]
+        np.testing.assert_array_equal(array, expected)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(_tables(), st.sampled_from(["abc", "1..2", "--", "0x1g"]), st.data())
+def test_read_table_names_the_cell_that_is_not_a_number(table, word, data):
+    values, header, text = table
+    lines = text.splitlines()
+    # after the first row of the table: a first row of words is a header
+    rows = [i for i, line in enumerate(lines) if line.strip() and not line.startswith("#")][1:]
+    if not rows:
+        return
+    row = data.draw(st.sampled_from(rows))
+    separator = "," if "," in text else ";" if ";" in text else None
+    cells = lines[row].split(separator) if separator else lines[row].split()
+    column = data.draw(st.integers(0, len(cells) - 1))
+    cells[column] = word
+    lines[row] = (separator or " ").join(cells)
+    broken = "\n".join(lines)
+    with pytest.raises(UsageError, match=f"a file: line {row + 1}, column .* holds '{re.escape(word)}'"):
+        read_table(broken, "a file")

@@ -28,7 +28,7 @@ import traceback
 # before anything imports PyTensor
 from .cli_demo import QUICK_OPTIONS, cmd_demo
 from .cli_input import UsageError, check_out_file, comparison_options, load_data, make_model, parse_pairs
-from .cli_output import make_console, print_comparison, print_json, rich_table
+from .cli_output import make_console, print_comparison, print_json, print_json_error, rich_table
 from .cli_run import configure_environment, quiet_pymc, run_comparison
 
 # importable from here as before the split (examples/ reads the demo's options from this module)
@@ -120,6 +120,8 @@ def cmd_fit(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from latentzoo.inference.report import check_directory
+
     model = make_model(args.model, parse_pairs(args.param, "--param"))
     data = load_data(args.data, model)
     reference = None if args.reference.lower() == "none" else args.reference
@@ -128,11 +130,24 @@ def cmd_compare(args) -> int:
     names, reference, options = comparison_options(
         model, args.backends, reference, DEFAULT_OPTIONS, args.draws, parse_pairs(args.option, "--option")
     )
+    if args.out:
+        # before the run: minutes of fitting must not end in a directory that cannot take the files
+        check_directory(args.out, names, overwrite=args.overwrite)
     quiet_pymc(names, getattr(args, "debug", False))
     start = time.perf_counter()
     result = run_comparison(model, data, names, reference, options, args.seed, show_status=not args.json,
                             cache=not args.no_cache)
-    report = result.save(args.out) if args.out else None
+    report = result.save(args.out, overwrite=args.overwrite) if args.out else None
+    if not result.idatas:  # every back-end failed: the report says so, and the exit status too
+        if args.json:
+            print_json_error("AllBackendsFailed", result.summary(), failures=result.failures,
+                             report=str(report) if report else None)
+        else:
+            print_comparison(result, f"{args.model}: every back-end failed")
+            if report:
+                make_console().print(f"report: [bold]{report}[/]")
+        print(f"{PROG}: error: every back-end failed ({', '.join(result.failures)})", file=sys.stderr)
+        return 1
     if args.json:
         print_json(result.table)
         for backend, message in result.failures.items():
@@ -160,18 +175,35 @@ examples:
   latentzoo compare three-coins --json > table.json
   latentzoo demo --out latentzoo-report --quick
 
-DATA is inline text such as 1111110000, or a .csv/.txt file (comma- or whitespace-separated,
-one trial per row) or a .npy file. Without --data the model's default (seed) data are used.
+DATA is inline text such as 1111110000 (passed to the model as it is), or a .csv/.tsv/.txt file
+(comma-, semicolon- or whitespace-separated, one trial per row, an optional header row naming the
+columns, # comments) or a .npy file. Without --data the model's default (seed) data are used.
+
+exit status: 0 success (compare: also when some back-ends failed), 1 a failure while running
+(compare: every back-end failed), 2 bad input (arguments, data, paths, permissions), 130
+interrupted. With --json, an error is a JSON object {"error": {"type": ..., "message": ...}} on
+stdout.
 """
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, keeping its error message for ``--json`` (argparse prints it and exits)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        exit_ = SystemExit(2)
+        exit_.usage_error = message
+        raise exit_
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     formatter = argparse.RawDescriptionHelpFormatter
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks and PyMC's log messages")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Compare EM, variational inference and MCMC on the same latent-variable model.",
         epilog=EPILOG,
@@ -193,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="model constructor argument, e.g. --param pi=0.5 or --param 'p_prior=(2, 2)' "
                          "(repeatable)")
         sub.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-        sub.add_argument("--json", action="store_true", help="print the result table as JSON records on stdout")
+        sub.add_argument("--json", action="store_true", help="print the result table as JSON records on stdout "
+                         "(an error as a JSON object {\"error\": {\"type\", \"message\"}})")
 
     fitting = commands.add_parser(
         "fit", parents=[common], help="fit one back-end and print a posterior summary",
@@ -231,7 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="draws for every back-end with a draws option, except the reference")
     comparing.add_argument("--option", metavar="BACKEND.KEY=VALUE", action="append",
                            help="option for one back-end, e.g. --option nuts.chains=4 (repeatable)")
-    comparing.add_argument("--out", metavar="DIR", help="save report.html, table.csv, figures and one .nc per back-end")
+    comparing.add_argument("--out", metavar="DIR", help="save report.html, table.csv, figures and one .nc per back-end "
+                           "(checked before the run; a directory holding an earlier comparison needs --overwrite)")
+    comparing.add_argument("--overwrite", action="store_true",
+                           help="replace an earlier comparison in --out (only the files it lists in its "
+                           "latentzoo-manifest.json are removed)")
     comparing.add_argument("--no-cache", action="store_true",
                            help="run the long NUTS reference again instead of reusing a cached one")
     comparing.set_defaults(handler=cmd_compare)
@@ -245,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="latentzoo-report", metavar="DIR",
                       help="output directory (default latentzoo-report)")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace the reports of an earlier demo in --out")
     demo.add_argument("--quick", action="store_true", help="fewer draws: faster, rougher numbers")
     demo.add_argument("--all-backends", action="store_true",
                       help="every applicable back-end (adds fullrank_advi, map and pymc_gibbs; several minutes "
@@ -258,39 +297,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: errors in what the user gave (arguments, data, paths, permissions): exit status 2
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+               NotADirectoryError)
+
+
 def main(argv=None) -> int:
     """Entry point of the ``latentzoo`` console script; returns the exit status.
 
-    0 success, 1 a failure while running, 2 bad input (also for argparse usage errors).
+    0 success, 1 a failure while running, 2 bad input (also for argparse usage errors, missing
+    files, paths one cannot write, and bad values the library refuses), 130 interrupted. With
+    ``--json``, every error is also printed on stdout as ``{"error": {"type": ..., "message": ...}}``.
     """
     configure_environment()
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in tokens
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(tokens)
     except SystemExit as exit_:  # --help, or a usage error argparse already reported
-        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+        status = int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+        if status and as_json:
+            print_json_error("UsageError", getattr(exit_, "usage_error", "invalid arguments (see stderr)"))
+        return status
     debug = getattr(args, "debug", False)
+
+    def report(error, status: int, shown: str) -> int:
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: {shown}", file=sys.stderr)
+        if as_json:
+            print_json_error(type(error).__name__, str(error) or shown)
+        return status
+
     try:
         return args.handler(args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        return report(error, 130, "interrupted")
     except BrokenPipeError:
         # the reader went away (`latentzoo compare ... --json | head`); as the Python docs advise,
         # point stdout at devnull so that the interpreter's final flush does not fail again
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
-        if debug:
-            traceback.print_exc()
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as error:
+        return report(error, 2, f"error: {error}")
     except Exception as error:  # the command line reports; --debug shows where
-        if debug:
-            traceback.print_exc()
-        print(f"{PROG}: error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        return report(error, 1, f"error: {type(error).__name__}: {error}")
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def _demo_one(name: str, args, out: Path, callback=None, width: int | None = Non
     quiet_pymc(names, getattr(args, "debug", False))
     result = run_comparison(model, data, names, reference, options, args.seed, show_status=callback is None,
                             cache=not args.no_cache, callback=callback)
-    report = result.save(out / name)
+    report = result.save(out / name, overwrite=getattr(args, "overwrite", False))
     buffer = io.StringIO()
     console = Console(file=buffer, width=width or 120, force_terminal=terminal, highlight=False)
     console.rule(f"{name}: {type(model).__name__} on its default data")
@@ -221,6 +221,20 @@ def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=
     return template.render(outcomes=outcomes, all_backends=all_backends, quick=quick)
 
 
+def _check_out(out: Path, names: list[str], args) -> None:
+    """Before anything runs: every model's report directory can take its files, and the index
+    page is not an earlier demo's unless --overwrite (see :func:`latentzoo.inference.report.save`)."""
+    from latentzoo.inference.report import check_directory
+
+    overwrite = getattr(args, "overwrite", False)
+    for name in names:
+        _, _, backends, _, _, _ = _demo_plan(name, args.quick, args.all_backends)
+        check_directory(out / name, backends, overwrite=overwrite)
+    if (out / "index.html").exists() and not overwrite:
+        raise FileExistsError(f"{str(out)!r} already holds a demo (index.html); pass --overwrite to replace it, "
+                              "or choose another --out")
+
+
 def cmd_demo(args) -> int:
     """``latentzoo demo``: compare every model that ships default data and write the reports."""
     from latentzoo.models import MODELS
@@ -234,6 +248,7 @@ def cmd_demo(args) -> int:
     if jobs < 1:
         raise UsageError(f"--jobs must be a positive integer, got {jobs}")
     jobs = min(jobs, len(names))
+    _check_out(out, names, args)
     # loaded before the models run, so that a missing jinja2 or template fails in a second, not after minutes
     template = _index_template()
     start = time.perf_counter()

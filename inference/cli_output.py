@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["TABLE_VIEW", "StatusLines", "make_console", "print_comparison", "print_json", "rich_table"]
+__all__ = ["TABLE_VIEW", "StatusLines", "make_console", "print_comparison", "print_json", "print_json_error",
+           "rich_table"]
 
 TABLE_VIEW = ("backend", "parameter", "mean", "sd", "hdi", "error_in_ref_sd", "sd_ratio", "ess_bulk", "r_hat",
               "runtime_s")
@@ -122,6 +123,17 @@ def print_json(table) -> None:
                for record in table.to_dict(orient="records")]
     sys.stdout.write(json.dumps(records, indent=2, allow_nan=False))
     sys.stdout.write("\n")
+
+
+def print_json_error(kind: str, message: str, **details) -> None:
+    """Print ``{"error": {"type": kind, "message": message}, **details}`` on stdout: what a
+    ``--json`` reader gets instead of the table when the command fails."""
+    import json
+
+    record = {"error": {"type": kind, "message": message}, **details}
+    sys.stdout.write(json.dumps(record, indent=2, default=str))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
 
 
 class StatusLines:

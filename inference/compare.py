@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..models.protocols import Model
 from . import report
 from .core import ConvergenceWarning
 from .labels import labelled_names, reference_from, relabel, relabel_by_model, relabel_self
 from .metrics import COLUMN_DOCS, TABLE_COLUMNS, comparison_table, loo_table
-from .reference import REFERENCE_NUTS, reference_nuts
-from .registry import BACKENDS, applicable_backends, fit, get_backend
+from .options import check_bool, check_float, check_int, check_tolerance
+from .reference import REFERENCE_NUTS, check_cache, check_reference_options, reference_nuts
+from .registry import BACKENDS, _seed_from, applicable_backends, fit, get_backend
 from .report import summarize
 
 __all__ = ["Comparison", "compare", "comparison_table", "loo_table", "resolve_backends", "summarize", "TABLE_COLUMNS", "COLUMN_DOCS"]
@@ -99,7 +101,7 @@ class Comparison:
         who fails how (see :func:`~latentzoo.inference.report.summarize`)."""
         return report.summary(self)
 
-    def save(self, directory) -> Path:
+    def save(self, directory, overwrite: bool = False) -> Path:
         """Write the comparison to ``directory`` (created if needed).
 
         Files: ``<backend>.nc`` per back-end (``xarray.open_datatree`` or ``arviz.from_netcdf``
@@ -110,9 +112,17 @@ class Comparison:
         Every file is attempted even when an earlier one fails; the failures are raised
         together at the end (:class:`~latentzoo.inference.report.SaveError`).
 
+        The files written are listed in ``latentzoo-manifest.json``. A directory that holds an
+        earlier comparison (its manifest), or a file of the name of one this save may write, is
+        refused unless ``overwrite=True``; then the earlier comparison's files (those its
+        manifest lists, and no other) are removed first, so that none of them is left stale,
+        while files latentzoo did not write stay (see :func:`~latentzoo.inference.report.save`).
+
         Parameters
         ----------
         directory : str or os.PathLike
+        overwrite : bool, default False
+            Replace an earlier comparison in ``directory``.
 
         Returns
         -------
@@ -123,10 +133,13 @@ class Comparison:
         ------
         ValueError
             ``directory`` exists and is not a directory.
+        FileExistsError
+            ``directory`` holds an earlier comparison or a file this save would replace, and
+            ``overwrite`` is False (nothing is written).
         latentzoo.inference.report.SaveError
             Some files could not be written (listed); all the others were.
         """
-        return report.save(self, directory)
+        return report.save(self, directory, overwrite=overwrite)
 
 
 # -- compare ----------------------------------------------------------------------------------
@@ -151,10 +164,16 @@ def resolve_backends(model, backends, reference) -> tuple[list[str], str | None]
     elif isinstance(backends, str):
         names = [part.strip() for part in backends.split(",") if part.strip()]
     else:
+        if isinstance(backends, bytes | dict):
+            raise TypeError(f"backends must be a sequence of names or None, got {type(backends).__name__}")
         try:
             names = list(backends)
         except TypeError:
             raise TypeError(f"backends must be a sequence of names or None, got {type(backends).__name__}") from None
+        strange = [name for name in names if not isinstance(name, str)]
+        if strange:
+            raise TypeError(f"backends must hold back-end names (str), got {strange[0]!r} "
+                            f"({type(strange[0]).__name__})")
     if not names:
         raise ValueError(f"backends must name at least one back-end; valid backends: {valid}")
     for name in names:
@@ -195,6 +214,32 @@ def _check_options(options, names) -> dict[str, dict]:
                 f"valid options: {list(BACKENDS[name].options)}"
             )
     return {name: dict(value) for name, value in options.items()}
+
+
+#: back-end options that mean the same and are checked the same way in every back-end that has
+#: them (the checks of :mod:`latentzoo.inference.options` the back-ends themselves apply), so that
+#: compare can refuse a bad value before anything runs; None is left to the back-end (some take it)
+_UNIFORM_OPTIONS = {
+    "draws": check_int,
+    "chains": check_int,
+    "tune": lambda value, name: check_int(value, name, minimum=0),
+    "n_init": check_int,
+    "max_iter": check_int,
+    "n_steps": check_int,
+    "cores": check_int,
+    "tol": check_tolerance,
+    "progressbar": check_bool,
+    "mle": check_bool,
+    "learning_rate": check_float,
+    "target_accept": check_float,
+}
+
+
+def _check_option_values(options: dict) -> None:
+    for backend, values in options.items():
+        for key, value in values.items():
+            if value is not None and key in _UNIFORM_OPTIONS:
+                _UNIFORM_OPTIONS[key](value, f"options[{backend!r}][{key!r}]")
 
 
 def _run_one(model, data, backend, random_seed, options, progressbar, reference_options=None, cache=True):
@@ -273,8 +318,8 @@ def compare(
         Passed to every back-end, so the whole comparison is repeatable.
     options : dict of str -> dict, optional
         Per back-end options, e.g. ``{"nuts": {"chains": 2}, "em": {"n_init": 10}}``;
-        validated by :func:`~latentzoo.inference.fit` (a bad one is recorded as that
-        back-end's failure).
+        names and the values every back-end checks alike are validated up front; the rest by
+        the back-end itself (a bad one is recorded as that back-end's failure).
     progressbar : bool, default True
         Passed to back-ends that show progress, unless their ``options`` set it.
     callback : callable, optional
@@ -283,6 +328,7 @@ def compare(
     reference_options : dict, optional
         Settings of the long NUTS reference (``draws``, ``tune``, ``chains``,
         ``target_accept``, ...); see :data:`~latentzoo.inference.reference.DEFAULT_REFERENCE_OPTIONS`.
+        Checked here even when the reference is not the long NUTS run (then they are unused).
     cache : bool or path, default True
         Where the long NUTS reference is cached: True the default directory
         (``$LATENTZOO_CACHE/reference`` or ``~/.cache/latentzoo/reference``), a path that
@@ -294,10 +340,15 @@ def compare(
 
     Raises
     ------
-    ValueError
-        Unknown or inapplicable back-end names (the message lists the valid ones), duplicate
-        names, or options for a back-end that is not compared. Errors *inside* a back-end do
-        not raise: they are recorded in ``Comparison.failures``.
+    TypeError, ValueError
+        Every argument is checked before anything runs, and a bad one is named: ``model`` not a
+        latentzoo model; unknown or inapplicable back-end names (the message lists the valid
+        ones) or duplicates; options for a back-end that is not compared, unknown option names,
+        or bad values of the options every back-end checks alike (``draws``, ``chains``,
+        ``tune``, ``tol``, ``max_iter``, ...); ``random_seed`` (as :func:`fit` checks it);
+        ``reference_options``; ``cache``; ``progressbar``; ``callback``; data the model
+        refuses. Errors *inside* a back-end do not raise: they are recorded in
+        ``Comparison.failures`` (all of them, when every back-end fails; the summary says so).
 
     Examples
     --------
@@ -306,8 +357,15 @@ def compare(
     >>> result = compare(ThreeCoins(), "1111110000", backends=["em", "vb"])  # doctest: +SKIP
     >>> result.table[["backend", "parameter", "mean", "error_in_ref_sd"]]  # doctest: +SKIP
     """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a latentzoo model (e.g. ThreeCoins()), got {type(model).__name__}")
     names, reference = resolve_backends(model, backends, reference)
     options = _check_options(options, names)
+    _check_option_values(options)
+    if random_seed is not None:
+        _seed_from(random_seed)  # fit's own check, so that a bad seed fails here and not in every back-end
+    reference_options = check_reference_options(reference_options)
+    cache = check_cache(cache)
     if not isinstance(progressbar, bool):
         raise TypeError(f"progressbar must be True or False, got {type(progressbar).__name__}")
     if callback is not None and not callable(callback):

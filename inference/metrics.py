@@ -18,7 +18,8 @@ from .core import FitRecord
 from .reference import REFERENCE_NUTS
 from .registry import BACKENDS
 
-__all__ = ["COLUMN_DOCS", "HDI_PROB", "TABLE_COLUMNS", "backend_kind", "comparison_table", "loo_table"]
+__all__ = ["COLUMN_DOCS", "HDI_PROB", "TABLE_COLUMNS", "backend_kind", "comparison_table", "coordinate_names",
+           "loo_table"]
 
 #: columns of :attr:`~latentzoo.inference.compare.Comparison.table`, in order (meanings in :data:`COLUMN_DOCS`)
 TABLE_COLUMNS = (
@@ -90,13 +91,36 @@ TAIL_ESS_PROBS = (0.05, 0.95)
 
 
 # -- the table ---------------------------------------------------------------------------------
-def _element_labels(name: str, shape: tuple[int, ...]):
-    """``("p", ())`` for a scalar; ``("means[1, 0]", (1, 0))`` ... for array elements."""
+def _element_labels(name: str, shape: tuple[int, ...], names: tuple | None = None):
+    """``("p", ())`` for a scalar; ``("means[1, 0]", (1, 0))`` ... for array elements.
+
+    ``names`` holds, per dimension, the names of its positions (``("eruptions", "waiting")``) or
+    None; a named position is labelled by its name (``means[1, waiting]``)."""
     if not shape:
         yield name, ()
         return
+    names = names or (None,) * len(shape)
     for index in itertools.product(*(range(n) for n in shape)):
-        yield f"{name}[{', '.join(str(i) for i in index)}]", index
+        parts = (str(i) if labels is None else labels[i] for i, labels in zip(index, names))
+        yield f"{name}[{', '.join(parts)}]", index
+
+
+def coordinate_names(variable) -> tuple:
+    """Per dimension of a posterior variable (after ``chain`` and ``draw``), the names of its
+    positions where its coordinate holds text (a DataFrame's columns as ``feature``), else None.
+
+    Names that would make a table label ambiguous (holding ``,``, ``[`` or ``]``, or repeated)
+    are not used."""
+    result = []
+    for dim in variable.dims[2:]:
+        values = variable.coords[dim].values if dim in variable.coords else None
+        labels = None
+        if values is not None and values.dtype.kind in "OUS":
+            labels = tuple(str(value) for value in values)
+            if len(set(labels)) != len(labels) or any(c in label for label in labels for c in ",[]"):
+                labels = None
+        result.append(labels)
+    return tuple(result)
 
 
 def backend_kind(name: str) -> str:
@@ -214,7 +238,8 @@ def comparison_table(model, idatas: dict, reference: str | None = None, referenc
         for name in names:
             values = stats[name]
             draws = _flat_draws(idata, name) if reference_stats is not None else None
-            for label, index in _element_labels(name, np.shape(values["mean"])):
+            labels = coordinate_names(idata.posterior[name])
+            for label, index in _element_labels(name, np.shape(values["mean"]), labels):
                 row = dict(common, parameter=label)
                 for column in ("mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "ess_tail", "r_hat"):
                     row[column] = float(values[column][index]) if column in values else math.nan
@@ -233,7 +258,10 @@ def comparison_table(model, idatas: dict, reference: str | None = None, referenc
                 )
                 rows.append(row)
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
-    return table.astype({"n_iter": "Int64", "converged": bool})
+    # typed even when empty (every back-end failed), so that the summary's arithmetic works on it
+    text = ("backend", "parameter", "kind", "objective_name", "reference")
+    types = {column: object if column in text else float for column in TABLE_COLUMNS}
+    return table.astype({**types, "n_iter": "Int64", "converged": bool})
 
 
 # -- LOO ----------------------------------------------------------------------------------------

@@ -19,7 +19,11 @@ The pictures share this module's look through :func:`new_figure`, :func:`result_
 from __future__ import annotations
 
 import math
+
 import numpy as np
+
+# the table's labels are what the figures look up, so one function reads the names for both
+from .metrics import coordinate_names
 
 __all__ = [
     "forest",
@@ -341,11 +345,15 @@ def traces(comparison, max_parameters: int = 6) -> dict:
 
 
 def _element_by_chain(posterior, label: str) -> np.ndarray:
-    """Draws of a table label such as ``p`` or ``means[1, 0]`` as (chain, draw)."""
+    """Draws of a table label such as ``p``, ``means[1, 0]`` or ``means[1, waiting]`` (a named
+    position, :func:`~latentzoo.inference.metrics.coordinate_names`) as (chain, draw)."""
     base, _, rest = label.partition("[")
-    values = np.asarray(posterior[base].values, float)
+    variable = posterior[base]
+    values = np.asarray(variable.values, float)
     if rest:
-        index = tuple(int(part) for part in rest.rstrip("]").split(","))
+        names = coordinate_names(variable)
+        parts = [part.strip() for part in rest.rstrip("]").split(",")]
+        index = tuple(int(part) if labels is None else labels.index(part) for part, labels in zip(parts, names))
         values = values[(slice(None), slice(None)) + index]
     return values
 

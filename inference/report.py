@@ -6,13 +6,18 @@ Everything here reads the results a comparison already holds; nothing fits a mod
 * :func:`figures` -- the figures of :mod:`latentzoo.inference.plots`, by name;
 * :func:`render_html` -- the self-contained HTML page (the jinja2 template
   ``templates/report.html.j2``, autoescaped);
-* :func:`save` -- every file of a comparison in one directory, as many as can be written.
+* :func:`save` -- every file of a comparison in one directory, as many as can be written, listed
+  in a manifest; :func:`check_directory` says beforehand whether a save there would succeed.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import json
+import os
+import tempfile
 import time
 from functools import cache
 from pathlib import Path
@@ -25,7 +30,8 @@ from .metrics import COLUMN_DOCS
 if TYPE_CHECKING:
     from .compare import Comparison
 
-__all__ = ["SaveError", "figures", "render_html", "save", "summarize", "summary"]
+__all__ = ["MANIFEST", "SaveError", "check_directory", "figures", "planned_files", "render_html", "save", "summarize",
+           "summary"]
 
 TEMPLATE_DIRECTORY = Path(__file__).parent / "templates"
 REPORT_TEMPLATE = "report.html.j2"
@@ -169,8 +175,12 @@ def summary(comparison: Comparison) -> str:
     n_obs = comparison.model.n_observations(comparison.data)
     ran = [name for name in comparison.backends if name in comparison.idatas]
     unit = comparison.model.observation_dim
-    opening = (f"{len(ran)} of {len(comparison.backends)} back-ends fitted {model_name} to {n_obs} "
-               f"{unit}{'' if n_obs == 1 else 's'}")
+    observations = f"{n_obs} {unit}{'' if n_obs == 1 else 's'}"
+    if not ran:
+        failed = "; ".join(f"{name}: {message}" for name, message in comparison.failures.items())
+        return (f"Every back-end failed: none of the {len(comparison.backends)} fitted {model_name} to "
+                f"{observations}, so there is nothing to compare. {failed}.")
+    opening = f"{len(ran)} of {len(comparison.backends)} back-ends fitted {model_name} to {observations}"
     if comparison.reference and comparison.reference not in comparison.failures:
         opening += f" (reference: {comparison.reference_info or comparison.reference})."
     elif not comparison.reference:
@@ -242,6 +252,8 @@ def figures(comparison: Comparison, errors: dict | None = None) -> dict:
     """
     from . import plots
 
+    if not comparison.idatas:
+        return {}  # every back-end failed: nothing to draw
     makers = {
         "forest": plots.forest,
         "densities": plots.densities,
@@ -400,42 +412,170 @@ class _Writes:
             return None
 
 
-def save(comparison: Comparison, directory) -> Path:
+#: the file in which :func:`save` lists what it wrote; only files listed there are ever removed
+MANIFEST = "latentzoo-manifest.json"
+
+#: figures whose file name is fixed (the trace figures are named per sampler, ``traces-<name>``)
+_FIGURE_NAMES = ("forest", "densities", "history", "model")
+
+
+def planned_files(backends) -> set[str]:
+    """The names of every file a save of a comparison of ``backends`` may write (a superset:
+    figures that do not apply are not drawn)."""
+    names = {"table.csv", "loo.csv", "summary.txt", "report.html", MANIFEST}
+    names |= {f"{figure}.png" for figure in _FIGURE_NAMES}
+    for backend in backends:
+        names |= {f"{backend}.nc", f"traces-{backend}.png"}
+    return names
+
+
+def check_directory(directory, backends, overwrite: bool = False) -> Path:
+    """Check, before anything runs, that a comparison of ``backends`` can be saved in ``directory``.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Need not exist; its nearest existing ancestor must be a directory one can write into.
+    backends : sequence of str
+        The back-ends (and reference) of the comparison.
+    overwrite : bool, default False
+        Whether an earlier comparison, or files of the names this save writes, may be replaced.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    TypeError
+        ``directory`` is not a path.
+    ValueError
+        ``directory`` (or an ancestor) exists and is not a directory.
+    PermissionError
+        No file can be created there.
+    FileExistsError
+        ``directory`` holds an earlier comparison (a manifest) or a file of a name this save
+        writes, and ``overwrite`` is False.
+    """
+    if not isinstance(directory, str | os.PathLike) or not os.fspath(directory):
+        raise TypeError(f"directory must be a path, got {directory!r}")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {type(overwrite).__name__}")
+    directory = Path(directory).expanduser()
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "exists" if existing == directory else f"lies under {str(existing)!r}, which exists"
+        raise ValueError(f"directory {str(directory)!r} {where} and is not a directory")
+    try:
+        # os.access says yes to root even on a read-only file system; creating a file tells the truth
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise PermissionError(f"cannot write into {str(existing)!r} (for {str(directory)!r}): "
+                              f"{error.strerror or error}") from None
+    if existing == directory and not overwrite:
+        clashes = sorted(name for name in planned_files(backends) if (directory / name).exists())
+        if clashes:
+            what = "an earlier comparison" if MANIFEST in clashes else "files of the names a comparison writes"
+            raise FileExistsError(
+                f"directory {str(directory)!r} already holds {what} ({', '.join(clashes[:6])}"
+                f"{', ...' if len(clashes) > 6 else ''}); pass overwrite=True (command line: --overwrite) to "
+                "replace it, or choose another directory"
+            )
+    return directory
+
+
+def _listed_files(directory: Path) -> list[str]:
+    """The files an earlier save listed in ``directory``'s manifest that are still there: plain
+    names of regular files (anything else in a manifest is ignored, never removed)."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        names = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(names, list):
+        return []
+    return [name for name in names if isinstance(name, str) and name and name == Path(name).name
+            and name not in (".", "..") and (directory / name).is_file()]
+
+
+def _write_manifest(directory: Path, files, complete: bool) -> None:
+    """The manifest, written whole or not at all (a temporary file moved into place)."""
+    content = json.dumps({"written_by": "latentzoo", "content": "comparison", "complete": complete,
+                          "files": sorted(files)}, indent=1)
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{MANIFEST}.", suffix=".part")
+    try:
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; the other files of the report are not
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(content + "\n")
+        os.replace(temporary, directory / MANIFEST)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def save(comparison: Comparison, directory, overwrite: bool = False) -> Path:
     """Write ``comparison`` to ``directory`` as :meth:`~latentzoo.inference.compare.Comparison.save`
     describes; return the path of ``report.html``.
 
     Every file is attempted: a failing write (a full disk, a result that NetCDF cannot encode,
     a figure that cannot be drawn) does not stop the others, so nothing already computed is
     lost to a later step. The failures are raised together at the end, as a :class:`SaveError`.
-    A ``directory`` that exists and is not a directory is a ValueError, before anything is written.
+
+    What was written is listed in :data:`MANIFEST`. Before anything is written,
+    :func:`check_directory` refuses a directory that is not one, cannot be written into, or
+    holds an earlier comparison or files of the names this save writes (unless ``overwrite``).
+    With ``overwrite=True`` the files the earlier manifest lists are removed first, so that none
+    of the earlier comparison is left stale (a back-end's ``.nc`` or figure that this one lacks);
+    files no manifest lists are never removed (those of the names this save writes are replaced).
+    A comparison in which every back-end failed is saved too: its summary and report say so.
     """
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"directory {str(directory)!r} exists and is not a directory")
+    names = list(dict.fromkeys([*comparison.backends, *comparison.idatas]))
+    directory = check_directory(directory, names, overwrite)
     directory.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        for name in _listed_files(directory):
+            (directory / name).unlink()
+    # listed before they are written, so that an interrupted save can still be replaced whole; a
+    # file already there (not ours: the earlier comparison's are gone) is listed only once written
+    ours = {name for name in planned_files(names) if not (directory / name).exists()}
+    _write_manifest(directory, ours, False)
     writes = _Writes()
+    written = set()
+
+    def write(name: str, function, *args, **kwargs):
+        result = writes.run(name, function, *args, **kwargs)
+        if name not in writes.failed:
+            written.add(name)
+        return result
+
     for name, idata in comparison.idatas.items():
         # uncompressed (the default): zlib took 2-3 s for a GMM run's per-point latent draws
-        writes.run(f"{name}.nc", idata.to_netcdf, directory / f"{name}.nc")
-    writes.run("table.csv", comparison.table.to_csv, directory / "table.csv", index=False)
+        write(f"{name}.nc", idata.to_netcdf, directory / f"{name}.nc")
+    write("table.csv", comparison.table.to_csv, directory / "table.csv", index=False)
     if comparison.loo is not None:
-        writes.run("loo.csv", comparison.loo.to_csv, directory / "loo.csv")
+        write("loo.csv", comparison.loo.to_csv, directory / "loo.csv")
     summary_text = writes.run("summary.txt", summary, comparison)
     if summary_text is not None:
-        writes.run("summary.txt", (directory / "summary.txt").write_text, summary_text + "\n", encoding="utf-8")
+        write("summary.txt", (directory / "summary.txt").write_text, summary_text + "\n", encoding="utf-8")
     figure_errors = {}
     images = {}
     for name, figure in figures(comparison, errors=figure_errors).items():
         png = writes.run(f"{name}.png", _png, figure)
-        if png is not None and writes.run(f"{name}.png", (directory / f"{name}.png").write_bytes, png) is not None:
+        if png is not None and write(f"{name}.png", (directory / f"{name}.png").write_bytes, png) is not None:
             images[name] = base64.b64encode(png).decode("ascii")
     writes.failed.update({f"{name} figure": message for name, message in figure_errors.items()})
     if summary_text is None:
         summary_text = f"(The summary could not be made: {writes.failed['summary.txt']})"
     report = directory / "report.html"
     page = writes.run("report.html", render_html, comparison, images, summary_text)
-    if page is None or writes.run("report.html", report.write_text, page, encoding="utf-8") is None:
+    if page is None or write("report.html", report.write_text, page, encoding="utf-8") is None:
         report = None
+    # a write that failed half-way may have left its file: listed, so that an overwrite removes it
+    listed = {name for name in ours | written if (directory / name).exists()} | {MANIFEST}
+    writes.run(MANIFEST, _write_manifest, directory, listed, not writes.failed)
     if writes.failed:
         raise SaveError(writes.failed, directory, report) from writes.first_error
     return report

@@ -11,6 +11,10 @@ Exit status (``latentzoo.inference.cli.main``, the console script's entry point)
   written;
 * 130 -- interrupted (``KeyboardInterrupt``, i.e. Ctrl-C), with one line on stderr.
 
+With ``--json`` every error (exit status 1, 2 or 130) is also one JSON object on stdout,
+``{"error": {"type": ..., "message": ...}}``; when every back-end of ``compare`` fails, the object
+also holds the ``failures`` and the exit status is 1.
+
 ``fit --json`` and ``compare --json`` print strict JSON (no ``NaN`` tokens: a missing value is
 ``null``) whose every number is the Python table's (``comparison_table`` / ``compare`` on the
 same fit with the same seed), to the last bit: the same seed gives the same draws. Timing
@@ -294,4 +298,5 @@ def test_interrupt_exits_130(argv, monkeypatch, capsys):
     assert captured.err.strip().splitlines()[-1] == "latentzoo: interrupted"
     assert ran == [] and "Traceback" not in captured.err
     if "--json" in argv:
-        assert captured.out == ""  # no half-written JSON
+        # no half-written table: the one JSON object on stdout is the error
+        assert strict_json(captured.out) == {"error": {"type": "KeyboardInterrupt", "message": "interrupted"}}

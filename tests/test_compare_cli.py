@@ -94,11 +94,16 @@ def test_em_on_the_ridge_reports_the_identified_quantity(seed_comparison):
 
 
 def test_failing_backend_is_reported_not_fatal():
+    # an option only the back-end itself checks: its refusal is that back-end's failure
     result = compare(
-        ThreeCoins(), SEED_FLIPS, backends=("em", "exact"), options={"em": {"tol": -1.0}}, progressbar=False
+        ThreeCoins(), SEED_FLIPS, backends=("em", "exact"), options={"em": {"assignment": "bogus"}},
+        progressbar=False,
     )
-    assert "em" in result.failures and "tol" in result.failures["em"]
+    assert "em" in result.failures and "assignment" in result.failures["em"]
     assert "exact" in result.idatas
+    # a value every back-end checks alike is refused before anything runs
+    with pytest.raises(ValueError, match=r"options\['em'\]\['tol'\]"):
+        compare(ThreeCoins(), SEED_FLIPS, backends=("em", "exact"), options={"em": {"tol": -1.0}}, progressbar=False)
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +318,7 @@ def test_reference_run_is_cached_and_keyed_on_data_and_settings(fake_nuts, tmp_p
 
     model, options = ThreeCoins(), {"draws": 50, "chains": 2, "tune": 10}
     first, info = reference_nuts(model, SEED_FLIPS, options=options, cache=tmp_path)
-    assert info["source"] == "run" and len(fake_nuts) == 1 and len(list(tmp_path.rglob("output.pkl"))) == 1
+    assert info["source"] == "run" and len(fake_nuts) == 1 and len(list(tmp_path.glob("*.nc"))) == 1
     # the number of processes does not change the draws, so it is not part of the key
     again, info = reference_nuts(model, SEED_FLIPS, options={**options, "cores": 1}, cache=tmp_path)
     assert info["source"] == "cache" and len(fake_nuts) == 1 and "cache" in info["description"]
@@ -323,7 +328,7 @@ def test_reference_run_is_cached_and_keyed_on_data_and_settings(fake_nuts, tmp_p
     reference_nuts(ThreeCoins(p_prior=(2, 2)), SEED_FLIPS, options=options, cache=tmp_path)  # other model
     # the same observations in a fresh data object (its cached properties unset) hit the cache
     reference_nuts(model, ThreeCoins().check_data(SEED_FLIPS), options=options, cache=tmp_path)
-    assert len(fake_nuts) == 4 and len(list(tmp_path.rglob("output.pkl"))) == 4
+    assert len(fake_nuts) == 4 and len(list(tmp_path.glob("*.nc"))) == 4
     _, info = reference_nuts(model, SEED_FLIPS, options=options, cache=False)
     assert info["source"] == "run" and info["path"] is None and len(fake_nuts) == 5
 
@@ -499,7 +504,7 @@ def test_save_writes_everything_it_can_then_lists_the_failures(seed_comparison, 
     # every write after the failing ones still happened
     written = {path.name for path in out.iterdir()}
     assert written == {"em.nc", "gibbs.nc", "exact.nc", "table.csv", "loo.csv", "summary.txt", "densities.png",
-                       "history.png", "traces-gibbs.png", "model.png", "report.html"}
+                       "history.png", "traces-gibbs.png", "model.png", "report.html", "latentzoo-manifest.json"}
     assert error.report == out / "report.html"
     assert error.report.read_text(encoding="utf-8").count("data:image/png;base64") == 4
     assert isinstance(error.__cause__, OSError)

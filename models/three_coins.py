@@ -252,7 +252,7 @@ class ThreeCoins(LatentModel):
         if array.shape[0] == 0:
             raise ValueError(f"data must contain at least one trial, got shape {array.shape}")
         if array.ndim == 2 and array.shape[1] == 0:
-            raise ValueError(f"each trial must have at least one flip, got shape {array.shape}")
+            raise ValueError(f"each trial must have at least one flip, got data of shape {array.shape}")
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
             raise ValueError("data contains NaN or infinite values; flips must be 0 or 1")
         bad = ~np.isin(array, (0, 1))

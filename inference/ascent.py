@@ -55,13 +55,16 @@ def ascend(
     n_observations: int,
     objective_name: str,
     progress=None,
+    round_off: float = 0.0,
 ) -> AscentRun:
     """Iterate ``state, objective = step(state)`` until the objective stops rising.
 
     ``step(state)`` returns ``(next_state, objective(state))``: the objective of the state it
     was given, computed as a by-product of the E-step (so the objective of the final state
     costs one more E-step, as scikit-learn's final E-step). Convergence: the last update raised
-    the objective by less than ``tol`` per observation.
+    the objective by less than ``tol`` per observation. ``round_off`` (the model's
+    ``objective_round_off``) is added to the drop the guard tolerates: the objective at
+    parameters that are rounded to float64 may fall by that much without any mistake.
 
     Raises
     ------
@@ -78,7 +81,7 @@ def ascend(
         next_state, objective = step(state)
         _check_finite(objective, objective_name)
         change = objective - history[-1]
-        if change < -ROUND_OFF_RELATIVE * (abs(objective) + n_observations):
+        if change < -(ROUND_OFF_RELATIVE * (abs(objective) + n_observations) + round_off):
             raise RuntimeError(
                 f"the {objective_name} decreased from {history[-1]!r} to {objective!r} at iteration "
                 f"{iteration}; EM and CAVI never decrease it, so this is a bug in latentzoo"

@@ -117,6 +117,7 @@ def run(
         objective_name = "classification " + objective_name
     expected_stats = model.classification_stats if assignment == "hard" else model.expected_stats
     n_observations = model.objective_scale(data)
+    round_off = float(model.objective_round_off(data))
 
     def step(params):
         stats, log_lik = expected_stats(data, params)
@@ -134,6 +135,7 @@ def run(
                 tol=tol,
                 max_iter=max_iter,
                 n_observations=n_observations,
+                round_off=round_off,
                 objective_name=objective_name,
                 progress=progress,
             )

@@ -120,6 +120,7 @@ def run(
     progressbar = check_bool(progressbar, "progressbar")
     step = elbo_step(model, data)
     n_observations = model.objective_scale(data)
+    round_off = float(model.objective_round_off(data))
     with progress_bar("VB", n_init * max_iter, progressbar) as progress:
 
         def run_one(child_rng):
@@ -129,6 +130,7 @@ def run(
                 tol=tol,
                 max_iter=max_iter,
                 n_observations=n_observations,
+                round_off=round_off,
                 objective_name="ELBO",
                 progress=progress,
             )

@@ -64,6 +64,12 @@ class LatentModel:
         so that a tolerance means the same for one long sequence as for many short ones."""
         return self.n_observations(data)
 
+    def objective_round_off(self, data) -> float:
+        """How much EM's and VB's objective may drop by round-off alone, beyond the loop's own
+        relative allowance (none by default). Models whose parameters cannot be stored precisely
+        for these data (Gaussian means at timestamps of 1e12) say how much that costs."""
+        return 0.0
+
     def coords(self, data) -> dict[str, list]:
         return {}
 

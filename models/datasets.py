@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from .base import check_rng, numeric_array
+from .sizes import check_parameter_size
 
 __all__ = ["blobs", "casino", "old_faithful"]
 
@@ -99,6 +100,7 @@ def blobs(
         box = numeric_array(center_box, "center_box", "a pair (low, high) of numbers")
         if box.shape != (2,) or not np.all(np.isfinite(box)) or box[0] >= box[1]:
             raise ValueError(f"center_box must be a pair (low, high) with low < high, got {center_box!r}")
+        check_parameter_size({"centers": int(centers), "n_features": int(n_features)}, "the blob centres")
         centres = rng.uniform(box[0], box[1], size=(int(centers), int(n_features)))
     else:
         centres = numeric_array(centers, "centers", "a number of blobs or a (K, D) array of centres")
@@ -122,6 +124,7 @@ def blobs(
             raise ValueError(f"n_samples must be a positive integer or {n_blobs} non-negative integer counts, got {n_samples!r}")
         sizes = sizes.astype(np.int64)
 
+    check_parameter_size({"n_samples": int(sizes.sum()), "n_features": dim}, "the blobs data")
     labels = np.repeat(np.arange(n_blobs), sizes)
     x = centres[labels] + spread[labels, None] * rng.standard_normal((labels.size, dim))
     if shuffle:

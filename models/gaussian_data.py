@@ -11,11 +11,21 @@ never scans the data again.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["GaussianData", "GaussianObservations"]
+
+
+# The magnitudes latentzoo computes with. Sums of N squared deviations must neither overflow
+# (1e100 squared leaves a factor 1e108 for N and D) nor underflow to zero (a spread of 1e-100
+# squares to 1e-200, far above the smallest normal double, 2.2e-308).
+LARGEST_VALUE = 1e100
+SMALLEST_SPREAD = 1e-100
+# Components may be this much narrower (in variance) than the data, for the round-off allowance.
+ROUND_OFF_NARROWING = 1e4
 
 
 def _require_finite(x: np.ndarray) -> None:
@@ -24,16 +34,71 @@ def _require_finite(x: np.ndarray) -> None:
         raise ValueError("data contain NaN or infinite values")
 
 
+def _require_computable_range(x: np.ndarray) -> None:
+    """A ValueError naming ``data`` when its values are too large or vary too little to compute
+    with in float64 (their squares would overflow or underflow): they must be rescaled."""
+    largest = float(np.max(np.abs(x)))
+    if largest > LARGEST_VALUE:
+        raise ValueError(
+            f"data hold values up to {largest:.3g} in magnitude; latentzoo computes with |values| <= "
+            f"{LARGEST_VALUE:g} (their squares and sums of squares must not overflow): rescale the data, "
+            f"e.g. divide by 1e{int(np.log10(largest))}, and the fitted means and covariances by that factor "
+            "and its square"
+        )
+    spread = np.ptp(x, axis=0)
+    tiny = np.flatnonzero((spread > 0) & (spread < SMALLEST_SPREAD))
+    if tiny.size:
+        column = int(tiny[0])
+        raise ValueError(
+            f"data feature(s) {tiny.tolist()} vary by only {spread[column]:.3g} (feature {column}), too little to "
+            f"compute with (squared deviations would underflow to 0); latentzoo needs a spread of at least "
+            f"{SMALLEST_SPREAD:g}: rescale the data, e.g. multiply by 1e{-int(np.floor(np.log10(spread[column])))}"
+        )
+
+
+def _unmasked(data, model: str):
+    """A masked array's data when nothing is masked; a ValueError naming ``data`` otherwise (a
+    Gaussian model cannot marginalise missing values, and NumPy would silently fit the hidden ones)."""
+    masked = int(np.ma.count_masked(data))
+    if masked:
+        raise ValueError(
+            f"data is a masked array with {masked} masked value(s); {model} cannot marginalise missing values: "
+            "drop those rows (data[~np.ma.getmaskarray(data).any(axis=1)]) or fill them (data.filled(...))"
+        )
+    return np.ma.getdata(data)
+
+
+def _real_objects(array: np.ndarray) -> np.ndarray:
+    """An object array of Python numbers (integers beyond int64, Fractions) as float64; a TypeError
+    naming ``data`` for anything else (text, None, bool)."""
+    for value in array.flat:
+        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+            raise TypeError(f"data must be a 2-D array of real numbers, got {type(value).__name__} {value!r}")
+    try:
+        return array.astype(np.float64)
+    except OverflowError:  # an integer beyond the float range (about 1.8e308)
+        largest = max(array.flat, key=abs)
+        raise ValueError(
+            f"data hold the integer {largest}, beyond float64's range; rescale the data"
+        ) from None
+
+
 def _read_array(data) -> np.ndarray:
     """``data`` as a 2-D real array (not yet copied), or a TypeError/ValueError naming ``data``."""
     if isinstance(data, str | bytes) or data is None or isinstance(data, dict):
         raise TypeError(f"data must be a 2-D numeric array of shape (N, D), got {type(data).__name__}")
+    if isinstance(data, np.ma.MaskedArray):
+        data = _unmasked(data, "a Gaussian model (GaussianMixture, NIWGaussian, GaussianDiscriminantAnalysis)")
     try:
         array = np.asarray(data)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise TypeError(f"data must be a 2-D numeric array of shape (N, D), could not read it: {error}") from None
+    if array.dtype == object and array.size:
+        array = _real_objects(array)
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"data must be a 2-D array of real numbers, got dtype {array.dtype}")
+    if array.ndim == 1 and _is_series(data):  # a pandas Series is one column
+        array = array.reshape(-1, 1)
     if array.ndim != 2:
         hint = " (use data.reshape(-1, 1) for one feature)" if array.ndim == 1 else ""
         raise ValueError(f"data must be 2-D of shape (N, D), got shape {array.shape}{hint}")
@@ -42,11 +107,18 @@ def _read_array(data) -> np.ndarray:
     return array
 
 
+def _is_series(data) -> bool:
+    # duck-typed: importing pandas only to test for it would slow every import down
+    return type(data).__name__ == "Series" and hasattr(data, "name") and hasattr(data, "index")
+
+
 def _read_feature_names(names, data, n_features: int) -> tuple[str, ...] | None:
     """Explicit ``names``, else the columns of a pandas DataFrame, else None."""
     if names is None:
         columns = getattr(data, "columns", None)
         if columns is None:
+            if _is_series(data) and data.name is not None:
+                return (str(data.name),)
             return None
         names = list(columns)
     if isinstance(names, str | bytes):
@@ -64,10 +136,15 @@ class GaussianData:
     Parameters
     ----------
     x : array-like of shape (N, D)
-        Finite real numbers (a NumPy array, nested lists, a pandas DataFrame, or a GaussianData),
-        at least one row and one column. Copied into a read-only float64 array.
+        Finite real numbers (a NumPy array, nested lists, a pandas DataFrame, a pandas Series as
+        one column, a masked array with nothing masked, or a GaussianData), at least one row and
+        one column; Python integers beyond int64 are read as floats. Magnitudes up to 1e100, and
+        each varying feature spread over at least 1e-100 (module constants ``LARGEST_VALUE`` and
+        ``SMALLEST_SPREAD``: beyond them squared deviations overflow or underflow). Copied into a
+        read-only float64 array.
     feature_names : sequence of str, optional
-        One name per column; by default the columns of a pandas DataFrame, else None.
+        One name per column; by default the columns of a pandas DataFrame (the name of a named
+        Series), else None. They become the ``feature`` coordinates of fitted results.
 
     Attributes
     ----------
@@ -79,7 +156,8 @@ class GaussianData:
     TypeError
         For text, None, a dict, ragged lists or non-numeric values.
     ValueError
-        For data that are not 2-D, empty, or contain NaN or infinite values.
+        For data that are not 2-D, empty, contain NaN or infinite values, have masked values, or
+        lie outside the computable range (the message says how to rescale).
 
     Notes
     -----
@@ -106,6 +184,7 @@ class GaussianData:
         else:
             array = np.array(_read_array(source), dtype=np.float64)
             _require_finite(array)
+            _require_computable_range(array)
             array.setflags(write=False)
             names = _read_feature_names(self.feature_names, source, array.shape[1])
         object.__setattr__(self, "x", array)
@@ -147,9 +226,32 @@ class GaussianObservations:
     def n_observations(self, data) -> int:
         return self.check_data(data).n_observations
 
+    def objective_round_off(self, data) -> float:
+        """How far the log-likelihood can drop because means are stored in float64.
+
+        A mean near ``c`` is stored to about ``eps |c|``; moving it by ``delta`` lowers the
+        log-likelihood of the N_k points of its component by about
+        ``N_k delta^T covs_k^{-1} delta / 2``. For data far from the origin compared with their
+        spread (timestamps of 1.7e12 milliseconds varying by seconds) that is more than the
+        relative round-off the EM and VB loops allow, and is no mistake. Bounded by
+        ``ROUND_OFF_NARROWING * N * sum_i (eps max|x_i|)^2 / var(x_i)``: components may be
+        narrower than the data, by a factor ``sqrt(ROUND_OFF_NARROWING)`` in standard deviation.
+        Zero for data centred near the origin (to about 1e-25 per observation).
+        """
+        x = self.check_data(data).x
+        variance = x.var(0)
+        if np.any(variance <= 0):
+            return 0.0
+        stored = (np.finfo(float).eps * np.abs(x).max(0)) ** 2
+        return float(ROUND_OFF_NARROWING * x.shape[0] * np.sum(stored / variance))
+
     def coords(self, data) -> dict[str, list]:
-        n, dim = self.check_data(data).shape
-        features = np.arange(dim)
+        data = self.check_data(data)
+        n, dim = data.shape
+        # a DataFrame's column names label the results (means[0, "waiting"]); else 0..D-1
+        names = data.feature_names
+        unique = names is not None and len(set(names)) == len(names)
+        features = np.array(names) if unique else np.arange(dim)
         return {"observation": np.arange(n), "feature": features, "feature_bis": features}
 
     def observed_data(self, data) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:

@@ -65,6 +65,7 @@ from .gmm_priors import component_niw, data_driven_scale, weights_distribution
 from .gmm_stats import component_stats, hard_component_stats
 from .kmeans import kmeans_plusplus, lloyd, nearest_centres
 from .niw_hyperparameters import NIWHyperparameters
+from .sizes import check_count, check_parameter_size
 
 __all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", "REG_COVAR"]
 
@@ -91,7 +92,8 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
     Parameters
     ----------
     n_components : int, default 3
-        K >= 1.
+        K >= 1; K D^2 (the covariances) at most ``sizes.MAX_PARAMETER_ELEMENTS``, checked here when
+        m0 or S0 fixes D, else when the data are.
     weights_prior : float or array-like of shape (K,), default 1.0
         Dirichlet concentration of the weights (a number: symmetric). Values >= 1 are needed for
         MAP-EM (otherwise the posterior density is unbounded at the simplex's boundary).
@@ -136,12 +138,9 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
     label_dim = "component"
 
     def __post_init__(self):
-        K = self.n_components
-        if isinstance(K, bool) or not isinstance(K, numbers.Integral):
-            raise TypeError(f"n_components must be an int >= 1, got {type(K).__name__} {K!r}")
-        if K < 1:
-            raise ValueError(f"n_components must be an int >= 1, got {K}")
-        object.__setattr__(self, "n_components", int(K))
+        K = check_count(self.n_components, "n_components", 1)
+        object.__setattr__(self, "n_components", K)
+        check_parameter_size({"n_components": K}, "the weights")
         prior = numeric_array(self.weights_prior, "weights_prior", "a positive number or an array of K positive numbers")
         if prior.ndim > 1 or (prior.ndim == 1 and prior.size != K):
             raise ValueError(f"weights_prior must be a number or have shape ({K},), got shape {prior.shape}")
@@ -150,6 +149,14 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         object.__setattr__(self, "weights_prior", float(prior) if prior.ndim == 0 else as_tuple(prior))
         object.__setattr__(self, "reg_covar", check_positive(self.reg_covar, "reg_covar"))
         self._check_niw_hyperparameters()
+        if self.dim is not None:
+            self._check_table_size(self.dim)
+
+    def _check_table_size(self, dim: int) -> None:
+        """Refuse K x D x D covariances too large to allocate (before any allocation)."""
+        check_parameter_size(
+            {"n_components": self.n_components, "n_features": dim, "n_features_bis": dim}, "the covariances covs"
+        )
 
     def param_dims(self) -> dict[str, tuple[str, ...]]:
         return {
@@ -193,10 +200,12 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
             ``x``: ndarray of shape (N, D), float64, read-only.
         """
         K = self.n_components
-        return self._check_observations(
+        data = self._check_observations(
             data, min_rows=K,
             too_few=f"n_components = {K} exceeds the number of observations N = {{n}}; use fewer components or more data",
         )
+        self._check_table_size(data.n_features)
+        return data
 
     def check_params(self, params, name: str = "params", dim: int | None = None) -> dict[str, np.ndarray]:
         """Validate one parameter set: ``weights`` (K,) positive summing to 1, ``means`` (K, D)

@@ -106,7 +106,8 @@ class GaussianDiscriminantAnalysis:
         ----------
         X : array-like of shape (n_samples, D), or GaussianData
         y : array-like of shape (n_samples,)
-            Class labels (any sortable values); at least two distinct classes.
+            Class labels (any sortable values; a pandas Series, or a masked array with nothing
+            masked); at least two distinct classes.
 
         Returns
         -------
@@ -114,7 +115,7 @@ class GaussianDiscriminantAnalysis:
         """
         prior_model = self._check_settings()
         X = self._check_X(X)
-        y = np.asarray(y)
+        y = _labels(y)
         if y.ndim != 1:
             raise ValueError(f"y must be 1-D of shape (n_samples,), got shape {y.shape}")
         if y.shape[0] != X.n_observations:
@@ -200,8 +201,22 @@ class GaussianDiscriminantAnalysis:
 
     def score(self, X, y) -> float:
         """Accuracy on (X, y)."""
-        y = np.asarray(y)
+        y = _labels(y)
         predicted = self.predict(X)
         if y.shape != predicted.shape:
             raise ValueError(f"y must have shape {predicted.shape} to match X, got {y.shape}")
         return float(np.mean(predicted == y))
+
+
+def _labels(y) -> np.ndarray:
+    """Class labels as an array; a masked array must have nothing masked (a missing label is not
+    a class, and NumPy would silently use the hidden value)."""
+    if isinstance(y, np.ma.MaskedArray):
+        masked = int(np.ma.count_masked(y))
+        if masked:
+            raise ValueError(
+                f"y is a masked array with {masked} masked label(s); GaussianDiscriminantAnalysis needs every "
+                "label: drop those samples from X and y (keep = ~np.ma.getmaskarray(y)) or fill them"
+            )
+        y = np.ma.getdata(y)
+    return np.asarray(y)

@@ -50,11 +50,16 @@ def kmeans_plusplus(x, K: int, rng: np.random.Generator) -> np.ndarray:
     from sklearn.cluster import kmeans_plusplus as sklearn_kmeans_plusplus
 
     validated = isinstance(x, GaussianData)
+    array = x.x if validated else np.asarray(x, dtype=float)
     seed = int(rng.integers(2**32))  # the range of a RandomState seed
+    # scikit-learn's squared distances are |x|^2 - 2 x.c + |c|^2, which cancel catastrophically for
+    # data far from the origin (timestamps): centred data keep them accurate, and make the
+    # chosen centres the same for shifted data
+    centre = array.mean(0)
     # validated data were scanned for NaN once already; scikit-learn would scan them again
     with config_context(assume_finite=validated):
-        centres, _ = sklearn_kmeans_plusplus(x.x if validated else x, K, random_state=seed)
-    return centres
+        centres, indices = sklearn_kmeans_plusplus(array - centre, K, random_state=seed)
+    return array[indices]
 
 
 def nearest_centres(x, centres) -> np.ndarray:

@@ -201,26 +201,49 @@ class ThreeCoins(LatentModel):
 
         Parameters
         ----------
-        data : array-like of 0/1 of shape (n_trials,) or (n_trials, n_flips), a string of
-            0/1 characters such as ``"1111110000"``, or a :class:`CoinData`.
+        data : array-like of 0/1 of shape (n_trials,) or (n_trials, n_flips), text, or a
+            :class:`CoinData`. Array-likes include pandas Series and DataFrames, a 0-d array (one
+            trial of one flip) and a masked array with nothing masked. Text: whitespace (spaces,
+            tabs, newlines) and commas separate tokens, and each 0/1 character of a token is one
+            flip. One line (``"1111110000"``, ``"1 1 0"``) holds one flip per trial; several lines
+            of one flip each are the same; several lines of m > 1 flips each (``"0110\\n1010"``) are
+            trials of m flips, one per line (as ``numpy.loadtxt`` reads whitespace-separated rows).
+
+        Raises
+        ------
+        TypeError
+            For non-numeric values.
+        ValueError
+            For values other than 0 and 1 (reported as given, however large), masked values,
+            empty data, lines of unequal length, or arrays of more than 2 dims.
         """
         if isinstance(data, CoinData):
             if data.validated:
                 return data
             data = data.flips  # built by hand: check its flips like any other array
         if isinstance(data, str):
-            text = data.replace(" ", "").replace(",", "")
-            if not text or set(text) - {"0", "1"}:
-                raise ValueError(f"data given as text must contain only the characters 0 and 1, got {data!r}")
-            data = [int(c) for c in text]
+            data = _flips_from_text(data)
+        if isinstance(data, np.ma.MaskedArray):
+            masked = int(np.ma.count_masked(data))
+            if masked:
+                raise ValueError(
+                    f"data is a masked array with {masked} masked value(s); ThreeCoins cannot marginalise missing "
+                    "flips: drop those trials (data[~np.ma.getmaskarray(data)] for one flip per trial, or the rows "
+                    "with a masked flip) or fill them"
+                )
+            data = np.ma.getdata(data)
         try:
             array = np.asarray(data)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, OverflowError) as error:
             raise TypeError(f"data must be an array of 0/1 flips, could not read it: {error}") from None
+        if array.dtype == object and array.size:
+            array = _flips_from_objects(array)
         if array.dtype == bool:
             array = array.astype(np.int8)
         if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
             raise TypeError(f"data must be numeric 0/1 flips, got an array of dtype {array.dtype}")
+        if array.ndim == 0:  # a single flip: one trial
+            array = array.reshape(1)
         if array.ndim not in (1, 2):
             raise ValueError(
                 "data must be 1-D (one flip per trial) or 2-D (trials x flips), "
@@ -229,13 +252,13 @@ class ThreeCoins(LatentModel):
         if array.shape[0] == 0:
             raise ValueError(f"data must contain at least one trial, got shape {array.shape}")
         if array.ndim == 2 and array.shape[1] == 0:
-            raise ValueError(f"each trial must have at least one flip, got shape {array.shape}")
+            raise ValueError(f"each trial must have at least one flip, got data of shape {array.shape}")
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
             raise ValueError("data contains NaN or infinite values; flips must be 0 or 1")
         bad = ~np.isin(array, (0, 1))
         if np.any(bad):
             examples = np.unique(array[bad])[:5]
-            raise ValueError(f"flips must be 0 (tails) or 1 (heads), found {examples.tolist()}")
+            raise ValueError(_not_flips(examples.tolist()))
         flips = array.astype(np.int8)
         flips.setflags(write=False)
         checked = CoinData(flips)
@@ -256,7 +279,7 @@ class ThreeCoins(LatentModel):
                 f"{name} must have exactly the keys {list(self.param_names)}; "
                 f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
             )
-        return {key: np.asarray(check_probability(params[key], f"{name}[{key!r}]")) for key in self.param_names}
+        return {key: np.asarray(check_probability(_scalar(params[key]), f"{name}[{key!r}]")) for key in self.param_names}
 
     def _require_keys(self, params) -> None:
         missing = [key for key in self.param_names if key not in params]
@@ -531,6 +554,58 @@ class ThreeCoins(LatentModel):
         from .three_coins_picture import three_coins_picture
 
         return three_coins_picture(comparison)
+
+
+def _scalar(value):
+    """A 0-d array (NumPy, xarray, a squeezed posterior value) as the number it holds; anything
+    else unchanged, for check_probability to judge."""
+    if getattr(value, "ndim", None) == 0 and not isinstance(value, str | bytes):
+        try:
+            return np.asarray(value).item()
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def _not_flips(values) -> str:
+    # Python ints and floats print as given (2**70 in full, not wrapped into int64)
+    return f"data must hold 0/1 flips: flips must be 0 (tails) or 1 (heads), found {list(values)}"
+
+
+def _flips_from_objects(array: np.ndarray) -> np.ndarray:
+    """An object array (Python integers beyond int64, for instance) as int8 flips; values other than
+    0/1 are reported as given, not wrapped into int64."""
+    bad = []
+    for value in array.flat:
+        if isinstance(value, bool | np.bool_):
+            continue
+        if not isinstance(value, numbers.Real):
+            raise TypeError(f"data must be numeric 0/1 flips, got {type(value).__name__} {value!r}")
+        if value not in (0, 1) and value not in bad:
+            bad.append(value)
+    if bad:
+        raise ValueError(_not_flips(bad[:5]))
+    return array.astype(np.int8)
+
+
+def _flips_from_text(text: str):
+    """Coin text as a list (one line, or lines of one flip) or a list of equal-length rows."""
+    lines = [line.replace(",", " ").split() for line in text.splitlines()]
+    rows = ["".join(tokens) for tokens in lines if tokens]
+    if not rows or any(set(row) - {"0", "1"} for row in rows):
+        raise ValueError(
+            f"data given as text must contain only the characters 0 and 1 (separated by whitespace or commas, "
+            f"if at all), and at least one of them; got {text!r}"
+        )
+    lengths = {len(row) for row in rows}
+    if len(rows) == 1 or lengths == {1}:
+        return [int(character) for row in rows for character in row]
+    if len(lengths) > 1:
+        raise ValueError(
+            f"data given as text has lines of {sorted(lengths)} flips; each line is one trial, so every line "
+            "must hold the same number of flips"
+        )
+    return [[int(character) for character in row] for row in rows]
 
 
 def _log_assignment_counts(heads: np.ndarray, n_flips: int) -> np.ndarray:

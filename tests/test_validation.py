@@ -26,7 +26,6 @@ BAD_DATA = [
     ("empty 2-D", np.zeros((0, 3)), ValueError, "data must contain at least one trial"),
     ("no flips per trial", np.zeros((3, 0)), ValueError, "each trial must have at least one flip"),
     ("3-D", np.zeros((2, 2, 2)), ValueError, r"data must be 1-D .* or 2-D .* shape \(2, 2, 2\)"),
-    ("scalar", 1, ValueError, r"data must be 1-D .* shape \(\)"),
     ("text with other characters", "1121", ValueError, "data given as text must contain only the characters 0 and 1"),
     ("empty text", "", ValueError, "data given as text"),
     ("list of strings", ["1", "0"], TypeError, "data must be numeric 0/1 flips"),

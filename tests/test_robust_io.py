@@ -545,11 +545,6 @@ def _numbers(table: pd.DataFrame) -> pd.DataFrame:
     return numbers.astype({column: float for column in columns})
 
 
-def _coords_are_named() -> bool:
-    frame = pd.DataFrame({"eruptions": [1.0, 2.0, 3.0], "waiting": [3.0, 1.0, 2.0]})
-    return list(NIWGaussian().coords(frame)["feature"]) == ["eruptions", "waiting"]
-
-
 FAITHFUL = Path(__file__).parents[1] / "models" / "data" / "old_faithful.csv"
 
 
@@ -570,8 +565,6 @@ def test_cli_reads_a_csv_with_a_header_as_the_python_api_reads_the_frame(tmp_pat
         pd.testing.assert_frame_equal(_numbers(plain), _numbers(cli), check_dtype=False)
 
 
-@pytest.mark.xfail(not _coords_are_named(), strict=True,
-                   reason="needs the model side of issue 13: GaussianData's feature names as the feature coords")
 def test_a_header_names_the_features_in_the_summary(capsys):
     cli = _table(["compare", "gmm", "--data", str(FAITHFUL), "--backends", "em", "--reference", "none",
                   "--param", "n_components=2", "--json"], capsys)

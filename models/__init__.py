@@ -6,7 +6,8 @@ from .gaussian_mixture import GaussianMixture
 from .gda import GaussianDiscriminantAnalysis
 from .hmm import CategoricalHMM, DiceHMM, HMMData
 from .niw_gaussian import NIWGaussian
-from .three_coins import CoinData, ThreeCoins
+from .coin_data import CoinData
+from .three_coins import ThreeCoins
 
 __all__ = [
     "Beta",

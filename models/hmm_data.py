@@ -189,6 +189,17 @@ def _is_scalar(value) -> bool:
     return isinstance(value, numbers.Number | np.generic) and not isinstance(value, bool | np.bool_)
 
 
+def _scalar_items(items) -> list[bool]:
+    """``_is_scalar`` of every item, decided once per type (and per item for arrays, whose
+    dimension varies): a list of 1e6 rolls is classified in milliseconds."""
+    verdict = {}
+    for item in items:
+        kind = type(item)
+        if kind not in verdict and kind is not np.ndarray:
+            verdict[kind] = _is_scalar(item)
+    return [verdict[type(item)] if type(item) is not np.ndarray else item.ndim == 0 for item in items]
+
+
 def _read_token(token: str, text: str):
     if token.lower() in MISSING_TOKENS:
         return None
@@ -245,37 +256,55 @@ def _raw_values(sequence, where: str) -> tuple[np.ndarray, np.ndarray | None]:
         array = np.asarray(sequence)
     except (TypeError, ValueError) as error:
         raise TypeError(f"data: could not read {where} as an array of symbols: {error}") from None
-    if isinstance(sequence, list | tuple) and array.dtype.kind in "fO":
-        # numbers mixed with None or NaN, or integers beyond int64 (which NumPy turns into
-        # floats or objects): read every value exactly, one by one
+    if isinstance(sequence, list | tuple) and (
+        array.dtype.kind == "O" or array.dtype.kind == "f" and any(_inexact_as_float(value) for value in sequence)
+    ):
+        # numbers mixed with None, or integers beyond int64 (which NumPy turns into objects, or
+        # into rounded floats): read every value exactly, one by one
         array = np.empty(len(sequence), dtype=object)
         array[:] = list(sequence)
     return array, None
 
 
+def _inexact_as_float(value) -> bool:
+    """An integer that a float64 would round (NumPy reads [1, 2**63] as floats)."""
+    return isinstance(value, int | np.integer) and not -(2**53) <= value <= 2**53
+
+
+def _is_number_type(kind: type) -> bool:
+    return issubclass(kind, numbers.Real) and not issubclass(kind, bool | np.bool_)
+
+
 def _object_values(array: np.ndarray, where: str, described: str) -> tuple[np.ndarray, np.ndarray]:
-    """An object array (Python numbers and missing markers) as exact integers (as an object
-    array) and its missing mask."""
-    values = np.zeros(array.size, dtype=object)
-    missing = np.zeros(array.size, dtype=bool)
-    for position, value in enumerate(array):
-        if isinstance(value, np.ndarray) and value.ndim == 0:
-            value = value[()]
-        if _is_missing_marker(value):
-            missing[position] = True
-        elif isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+    """An object array of Python numbers and missing markers as float64 (NaN where missing,
+    integers beyond float range clipped to +-1e300, far outside any alphabet) for the checks,
+    and the values unwrapped as given (exact Python integers), for error messages.
+
+    The checks run per distinct type and vectorised, not per value: lists of 1e6 rolls
+    are common, and a Python-level check of each value would take seconds.
+    """
+    if any(isinstance(value, np.ndarray) for value in array):
+        unwrapped = np.empty(array.size, dtype=object)
+        unwrapped[:] = [value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value for value in array]
+        array = unwrapped
+    pandas = sys.modules.get("pandas")
+    na = pandas.NA if pandas is not None else None
+    for kind in {type(value) for value in array}:
+        if not (_is_number_type(kind) or kind is type(None) or (na is not None and kind is type(na))):
+            position = next(p for p, value in enumerate(array) if type(value) is kind)
+            value = array[position]
             raise TypeError(
-                f"data: {where} must hold {described}, got {type(value).__name__} {value!r} at position {position}"
+                f"data: {where} must hold {described}, got {kind.__name__} {value!r} at position {position}"
             )
-        elif isinstance(value, numbers.Integral):
-            values[position] = int(value)
-        elif not np.isfinite(value):
-            raise ValueError(f"data: {where} contains infinite values; symbols must be {described}")
-        elif not float(value).is_integer():
-            raise ValueError(f"data: {where} contains non-integer values [{value}]; symbols must be {described}")
-        else:
-            values[position] = int(value)
-    return values, missing
+    # ``value != value`` is NaN's test; None and NA are caught first (NA != NA is NA)
+    missing = np.fromiter((value is None or value is na or value != value for value in array), bool, array.size)
+    filled = np.where(missing, 0, array)
+    try:
+        numbers_ = filled.astype(np.float64)
+    except OverflowError:  # an int beyond 1e308
+        numbers_ = np.array([float(max(min(value, 10**300), -(10**300))) for value in filled])
+    numbers_[missing] = np.nan
+    return numbers_, array
 
 
 def _check_sequence(sequence, index: int, alphabet: Alphabet) -> np.ndarray:
@@ -289,9 +318,10 @@ def _check_sequence(sequence, index: int, alphabet: Alphabet) -> np.ndarray:
     if array.size == 0:
         raise ValueError(f"data: {where} is empty; every sequence needs at least one symbol")
     kind = array.dtype.kind
+    given = array  # what error messages show
     if kind == "O":
-        array, marked = _object_values(array, where, described)
-        missing = marked if missing is None else missing | marked
+        array, given = _object_values(array, where, described)
+        kind = "f"
     elif kind not in "iuf":
         raise TypeError(f"data: {where} must hold {described}, got an array of dtype {array.dtype}")
     if kind == "f":
@@ -302,8 +332,9 @@ def _check_sequence(sequence, index: int, alphabet: Alphabet) -> np.ndarray:
             raise ValueError(f"data: {where} contains infinite values; symbols must be {described}")
         fractional = observed != np.round(observed)
         if np.any(fractional):
+            shown = given if missing is None else given[~missing]
             raise ValueError(
-                f"data: {where} contains non-integer values {np.unique(observed[fractional])[:5].tolist()}; "
+                f"data: {where} contains non-integer values {_format_symbols(np.unique(shown[fractional])[:5])}; "
                 f"symbols must be {described}"
             )
     if missing is not None and not missing.any():
@@ -315,7 +346,7 @@ def _check_sequence(sequence, index: int, alphabet: Alphabet) -> np.ndarray:
         outside &= ~missing
     if np.any(outside):
         raise ValueError(
-            f"data: {where} contains {_format_symbols(np.unique(array[outside])[:5])} (first at position "
+            f"data: {where} contains {_format_symbols(np.unique(given[outside])[:5])} (first at position "
             f"{int(np.argmax(outside))}), outside the symbols {described}"
         )
     if missing is None:
@@ -346,15 +377,21 @@ def _as_sequences(data) -> tuple[list, bool]:
     if isinstance(data, list | tuple):
         if len(data) == 0:
             raise ValueError("data must contain at least one sequence, got an empty list")
-        scalar = [_is_scalar(item) for item in data]
+        scalar = _scalar_items(data)
         if all(scalar):
             return [data], True
+        sequence_types = (list, tuple, np.ndarray, str, *_pandas_types("Series", "Index"))
+        odd = [item for item, is_scalar in zip(data, scalar) if not is_scalar and not isinstance(item, sequence_types)]
+        if any(scalar) and odd:
+            raise TypeError(
+                "data given as one sequence must hold numbers or missing markers (None, NaN), "
+                f"got {type(odd[0]).__name__} {odd[0]!r}"
+            )
         if any(scalar):
             raise TypeError(
                 "data must be one sequence of symbols or a list of sequences, got a list mixing "
                 "numbers and sequences"
             )
-        sequence_types = (list, tuple, np.ndarray, str, *_pandas_types("Series", "Index"))
         bad = [type(item).__name__ for item in data if not isinstance(item, sequence_types)]
         if bad:
             raise TypeError(

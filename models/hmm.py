@@ -36,7 +36,8 @@ hooks of the back-ends:
   sub-normalised parameters ``exp(E_q[log theta])``; the ELBO is the sum of the log normalisers
   of q(z) minus the KL divergences of the Dirichlet factors from the priors;
 * ``exact``: for short data, the exact posterior by enumerating every state path, grouped by
-  their sufficient statistics (a mixture of products of Dirichlets).
+  their sufficient statistics (a mixture of products of Dirichlets;
+  :mod:`latentzoo.models.hmm_exact`).
 
 * ``nuts``, ``advi``, ``fullrank_advi``, ``map``: the PyMC declaration sums the states out with
   a custom PyTensor Op whose gradient comes from the same forward-backward expected counts
@@ -53,21 +54,17 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import special
 
 from . import hmm_data
 from . import hmm_kernels as kernels
 from .base import LatentModel, check_rng, numeric_array
 from .conjugate import Dirichlet, MaskedDirichlet
 from .conjugate_mixture import ConjugateMixture
+from .hmm_exact import EXACT_MAX_PATHS, exact_posterior  # noqa: F401 (EXACT_MAX_PATHS: public here too)
 from .hmm_data import SEED_ROLLS, HMMData, _freeze_prior
 from .sizes import check_count, check_parameter_size
 
 __all__ = ["CategoricalHMM", "DiceHMM", "HMMData"]
-
-#: the exact posterior enumerates every state path that can emit the data; above this many it
-#: refuses (memory ~ 40 bytes per path and time step)
-EXACT_MAX_PATHS = 2_000_000
 
 #: ``latent_posterior`` returns the per-draw state probabilities only up to this many entries
 #: (draws x time steps x states; 5e6 float64 is 40 MB)
@@ -91,14 +88,6 @@ def _with_missing_column(data: HMMData, emission: np.ndarray) -> np.ndarray:
     if not data.n_missing:
         return emission
     return np.concatenate([emission, np.ones(emission.shape[:-1] + (1,))], axis=-1)
-
-
-def _log_multivariate_beta(alpha: np.ndarray, mask=None) -> np.ndarray:
-    """``log B(alpha) = sum log Gamma(alpha_k) - log Gamma(sum alpha_k)`` over the last axis."""
-    if mask is None:
-        return special.gammaln(alpha).sum(-1) - special.gammaln(alpha.sum(-1))
-    alpha = np.where(mask, alpha, 1.0)
-    return np.where(mask, special.gammaln(alpha), 0.0).sum(-1) - special.gammaln(np.where(mask, alpha, 0.0).sum(-1))
 
 
 # ------------------------------------------------------------------------------------------
@@ -572,59 +561,7 @@ class _CategoricalHMMBase(LatentModel):
             ``trans_mat`` and a Dirichlet or MaskedDirichlet ``emission_probs``, each with the
             groups on its leading batch axis.
         """
-        data = self.check_data(data)
-        K, M = self.n_states, self.n_symbols
-        mask = self._mask if self._mask is not None else np.ones((K, M), bool)
-        # a missing step (coded M) may be in any state: the padding column allows them all
-        mask = np.concatenate([mask, np.ones((K, 1), bool)], axis=1)
-        symbols = data.coded(M)
-        allowed = [np.flatnonzero(mask[:, symbol]) for symbol in symbols]
-        sizes = np.array([a.size for a in allowed], dtype=float)
-        n_paths = float(np.prod(sizes))
-        if n_paths > EXACT_MAX_PATHS:
-            raise ValueError(
-                f"the exact posterior enumerates every state path: {n_paths:.3g} paths for {data.n_steps} "
-                f"time steps and {K} states, more than the limit {EXACT_MAX_PATHS:,}; use backend='gibbs' or 'vb'"
-            )
-        n_paths = int(n_paths)
-        codes = np.arange(n_paths)
-        paths = np.empty((n_paths, data.n_steps), dtype=np.int64)
-        for t in range(data.n_steps - 1, -1, -1):  # mixed-radix digits, last step fastest
-            paths[:, t] = allowed[t][codes % allowed[t].size]
-            codes //= allowed[t].size
-        rows = np.arange(n_paths)
-        counts_init = np.zeros((n_paths, K), np.int32)
-        counts_trans = np.zeros((n_paths, K * K), np.int32)
-        counts_emission = np.zeros((n_paths, K * M), np.int32)
-        starts = set(data.offsets[:-1].tolist())
-        for t in range(data.n_steps):
-            if t in starts:
-                counts_init[rows, paths[:, t]] += 1
-            else:
-                counts_trans[rows, paths[:, t - 1] * K + paths[:, t]] += 1
-            if symbols[t] != M:  # a missing step emits nothing
-                counts_emission[rows, paths[:, t] * M + symbols[t]] += 1
-        del paths
-        stacked = np.concatenate([counts_init, counts_trans, counts_emission], axis=1)
-        groups, multiplicity = np.unique(stacked, axis=0, return_counts=True)
-        init_c = groups[:, :K].astype(float)
-        trans_c = groups[:, K : K + K * K].reshape(-1, K, K).astype(float)
-        emission_c = groups[:, K + K * K :].reshape(-1, K, M).astype(float)
-
-        arrays = self._prior_arrays()
-        emission_mask = self._mask
-        log_weight = (
-            np.log(multiplicity)
-            + _log_multivariate_beta(arrays["init_prior"] + init_c) - _log_multivariate_beta(arrays["init_prior"])
-            + (_log_multivariate_beta(arrays["trans_prior"] + trans_c) - _log_multivariate_beta(arrays["trans_prior"])).sum(-1)
-            + (
-                _log_multivariate_beta(arrays["emission_prior"] + emission_c, emission_mask)
-                - _log_multivariate_beta(arrays["emission_prior"], emission_mask)
-            ).sum(-1)
-        )
-        log_evidence = float(special.logsumexp(log_weight))
-        factors = self.conditional_posterior(self._stats(init_c, trans_c, emission_c))
-        return ConjugateMixture(log_weights=log_weight - log_evidence, factors=factors, log_evidence=log_evidence)
+        return exact_posterior(self, self.check_data(data))
 
     # -- latent posterior ---------------------------------------------------------------
     def latent_dims(self) -> dict[str, tuple[str, ...]]:

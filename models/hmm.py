@@ -8,6 +8,15 @@ Generative model (one sequence; many sequences share the parameters)::
     z_1 ~ Categorical(init_probs),  z_t | z_t-1 ~ Categorical(trans_mat[z_t-1])
     x_t | z_t ~ Categorical(emission_probs[z_t])
 
+Missing observations (NaN, None, ``pandas.NA``, masked entries; see
+:func:`latentzoo.models.hmm_data.check_data`) drop their emission factor: the chain still moves
+through the step, which constrains the states around it, and every back-end and method (the
+likelihood, filtering, smoothing, Viterbi, FFBS, the expected counts, exact enumeration and the
+PyMC Op) sums over the symbol that step could have shown. The kernels see one extra emission
+column of ones that the missing steps index (:meth:`HMMData.coded`); the counts of that column
+are dropped before any Dirichlet update. In ``observed_data`` a missing step is the label -1
+(:data:`~latentzoo.models.hmm_data.MISSING`), so results keep integer symbols through NetCDF.
+
 An optional ``emission_mask`` (state, symbol) says which symbols a state can emit; a row's
 Dirichlet lives on its allowed symbols only, so masked probabilities are exactly zero in every
 back-end (EM modes, Gibbs draws, VB factors, exact draws). ``DiceHMM`` is the seed's dice game:
@@ -27,7 +36,8 @@ hooks of the back-ends:
   sub-normalised parameters ``exp(E_q[log theta])``; the ELBO is the sum of the log normalisers
   of q(z) minus the KL divergences of the Dirichlet factors from the priors;
 * ``exact``: for short data, the exact posterior by enumerating every state path, grouped by
-  their sufficient statistics (a mixture of products of Dirichlets).
+  their sufficient statistics (a mixture of products of Dirichlets;
+  :mod:`latentzoo.models.hmm_exact`).
 
 * ``nuts``, ``advi``, ``fullrank_advi``, ``map``: the PyMC declaration sums the states out with
   a custom PyTensor Op whose gradient comes from the same forward-backward expected counts
@@ -44,21 +54,17 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import special
 
 from . import hmm_data
 from . import hmm_kernels as kernels
 from .base import LatentModel, check_rng, numeric_array
 from .conjugate import Dirichlet, MaskedDirichlet
 from .conjugate_mixture import ConjugateMixture
+from .hmm_exact import EXACT_MAX_PATHS, exact_posterior  # noqa: F401 (EXACT_MAX_PATHS: public here too)
 from .hmm_data import SEED_ROLLS, HMMData, _freeze_prior
-from .sizes import check_count as _check_count
+from .sizes import check_count, check_parameter_size
 
 __all__ = ["CategoricalHMM", "DiceHMM", "HMMData"]
-
-#: the exact posterior enumerates every state path that can emit the data; above this many it
-#: refuses (memory ~ 40 bytes per path and time step)
-EXACT_MAX_PATHS = 2_000_000
 
 #: ``latent_posterior`` returns the per-draw state probabilities only up to this many entries
 #: (draws x time steps x states; 5e6 float64 is 40 MB)
@@ -68,12 +74,20 @@ LATENT_MAX_ENTRIES = 5_000_000
 STOCHASTIC_ATOL = 1e-6
 
 
-def _log_multivariate_beta(alpha: np.ndarray, mask=None) -> np.ndarray:
-    """``log B(alpha) = sum log Gamma(alpha_k) - log Gamma(sum alpha_k)`` over the last axis."""
-    if mask is None:
-        return special.gammaln(alpha).sum(-1) - special.gammaln(alpha.sum(-1))
-    alpha = np.where(mask, alpha, 1.0)
-    return np.where(mask, special.gammaln(alpha), 0.0).sum(-1) - special.gammaln(np.where(mask, alpha, 0.0).sum(-1))
+def _count(value, name: str, minimum: int) -> int:
+    """:func:`check_count`, accepting a 0-d integer array where an int is documented."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    return check_count(value, name, minimum)
+
+
+def _with_missing_column(data: HMMData, emission: np.ndarray) -> np.ndarray:
+    """``emission`` (..., K, M) with one more column of ones when ``data`` has missing steps,
+    which read it through ``data.coded(M)``: their emission factor is 1 in every kernel. Data
+    without missing steps get ``emission`` itself, so the kernels' speed is unchanged."""
+    if not data.n_missing:
+        return emission
+    return np.concatenate([emission, np.ones(emission.shape[:-1] + (1,))], axis=-1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -113,8 +127,10 @@ class _CategoricalHMMBase(LatentModel):
         return self.check_data(data).n_sequences
 
     def objective_scale(self, data) -> int:
-        # EM/VB tolerances are per time step: one sequence of 1e6 rolls is not one observation
-        return self.check_data(data).n_steps
+        # EM/VB tolerances are per observed time step: one sequence of 1e6 rolls is not one
+        # observation, and a missing step adds nothing to the log-likelihood
+        data = self.check_data(data)
+        return data.n_steps - data.n_missing
 
     def coords(self, data) -> dict[str, list]:
         data = self.check_data(data)
@@ -128,8 +144,10 @@ class _CategoricalHMMBase(LatentModel):
         }
 
     def observed_data(self, data) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
-        """The symbols (as written) of all sequences concatenated over ``time``, and each
-        sequence's length (the first entry names the pointwise log-likelihood)."""
+        """The symbols (as written) of all sequences concatenated over ``time``, int64 with -1
+        (:data:`~latentzoo.models.hmm_data.MISSING`) where a step is missing, and each
+        sequence's length (the first entry names the pointwise log-likelihood, per sequence: a
+        missing step contributes nothing to it)."""
         data = self.check_data(data)
         return {
             self.observed_name: (data.labels, ("time",)),
@@ -213,8 +231,12 @@ class _CategoricalHMMBase(LatentModel):
         Parameters
         ----------
         data : array-like of shape (T,), a list of array-likes of lengths (T_s,), a 2-D array
-            (one sequence per row), a string of whitespace-separated integers, or HMMData.
+            (one sequence per row), text, or HMMData.
             ``CategoricalHMM`` symbols are 0..n_symbols-1; ``DiceHMM`` faces 1..max(dice).
+            Array-likes include lists, NumPy arrays, masked arrays and pandas Series (pass a
+            DataFrame's columns). Text holds integers separated by any whitespace or commas;
+            several non-blank lines are several sequences, one per line. A missing step is NaN,
+            None, ``pandas.NA``, a masked entry, or ``NA``/``NaN``/``?`` in text.
 
         Returns
         -------
@@ -280,8 +302,9 @@ class _CategoricalHMMBase(LatentModel):
     # -- inference given parameters -----------------------------------------------------
     @staticmethod
     def _lik(data: HMMData, emission: np.ndarray) -> np.ndarray:
-        # (T, K), C-contiguous: row t is p(x_t | z_t = k) for every k
-        return np.ascontiguousarray(emission.T[data.symbols])
+        # (T, K), C-contiguous: row t is p(x_t | z_t = k) for every k (1 at a missing step)
+        n_symbols = emission.shape[-1]
+        return np.ascontiguousarray(_with_missing_column(data, emission).T[data.coded(n_symbols)])
 
     def log_likelihood(self, data, params) -> np.ndarray:
         """Per-sequence log-likelihood with the states summed out (scaled forward algorithm).
@@ -303,8 +326,8 @@ class _CategoricalHMMBase(LatentModel):
         out = kernels.log_likelihood_batch(
             np.ascontiguousarray(params["init_probs"].reshape(-1, K)),
             np.ascontiguousarray(params["trans_mat"].reshape(-1, K, K)),
-            np.ascontiguousarray(params["emission_probs"].reshape(-1, K, M)),
-            data.symbols,
+            np.ascontiguousarray(_with_missing_column(data, params["emission_probs"].reshape(-1, K, M))),
+            data.coded(M),
             data.offsets,
         )
         return out.reshape(batch + (data.n_sequences,))
@@ -360,8 +383,9 @@ class _CategoricalHMMBase(LatentModel):
         data = self.check_data(data)
         params = self.check_params(params)
         with np.errstate(divide="ignore"):
-            log_params = [np.log(params[name]) for name in self.param_names]
-        path, log_prob = kernels.viterbi_symbols(*log_params, data.symbols, data.offsets)
+            log_params = [np.log(params["init_probs"]), np.log(params["trans_mat"]),
+                          np.log(_with_missing_column(data, params["emission_probs"]))]
+        path, log_prob = kernels.viterbi_symbols(*log_params, data.coded(self.n_symbols), data.offsets)
         if not np.all(np.isfinite(log_prob)):
             sequence = int(np.argmax(~np.isfinite(log_prob)))
             raise ValueError(f"sequence {sequence} has probability zero under the parameters; no path can emit it")
@@ -382,10 +406,13 @@ class _CategoricalHMMBase(LatentModel):
         Returns
         -------
         data : int ndarray of shape (T,) (symbols as written: faces 1.. for dice), or a list
+            Complete: no step is missing (mask or set to NaN the steps to hide).
         states : int ndarray of shape (T,) of state indices, or a list
         """
         rng = check_rng(rng, "rng")
         params = self.check_params(params)
+        if isinstance(size, np.ndarray) and size.ndim == 0:
+            size = size[()]
         if isinstance(size, numbers.Integral) and not isinstance(size, bool):
             lengths, single = [int(size)], True
         else:
@@ -439,11 +466,13 @@ class _CategoricalHMMBase(LatentModel):
         return {"init_counts": init_counts, "trans_counts": trans_counts, "emission_counts": emission_counts}
 
     def _expected_counts(self, data: HMMData, init, trans, emission):
+        M = self.n_symbols
         log_lik, init_c, trans_c, emission_c, bad = kernels.expected_counts(
-            init, trans, self._lik(data, emission), data.symbols, data.offsets, self.n_symbols
+            init, trans, self._lik(data, emission), data.coded(M), data.offsets, M + (data.n_missing > 0)
         )
         kernels.raise_if_impossible(bad, data.offsets)
-        return self._stats(init_c, trans_c, emission_c), float(log_lik.sum())
+        # the padding column counts the missing steps' states, which emitted nothing we saw
+        return self._stats(init_c, trans_c, np.ascontiguousarray(emission_c[:, :M])), float(log_lik.sum())
 
     def expected_stats(self, data, params):
         """Baum-Welch E-step: forward-backward expected counts and the log-likelihood.
@@ -484,7 +513,11 @@ class _CategoricalHMMBase(LatentModel):
             rng.random(data.n_steps),
         )
         kernels.raise_if_impossible(bad, data.offsets)
-        return self._stats(*kernels.path_counts(path, data.symbols, data.offsets, self.n_states, self.n_symbols))
+        M = self.n_symbols
+        init_c, trans_c, emission_c = kernels.path_counts(
+            path, data.coded(M), data.offsets, self.n_states, M + (data.n_missing > 0)
+        )
+        return self._stats(init_c, trans_c, np.ascontiguousarray(emission_c[:, :M]))
 
     # -- hooks: VB ----------------------------------------------------------------------
     def initial_factors(self, data, rng) -> dict:
@@ -528,55 +561,7 @@ class _CategoricalHMMBase(LatentModel):
             ``trans_mat`` and a Dirichlet or MaskedDirichlet ``emission_probs``, each with the
             groups on its leading batch axis.
         """
-        data = self.check_data(data)
-        K, M = self.n_states, self.n_symbols
-        mask = self._mask if self._mask is not None else np.ones((K, M), bool)
-        allowed = [np.flatnonzero(mask[:, symbol]) for symbol in data.symbols]
-        sizes = np.array([a.size for a in allowed], dtype=float)
-        n_paths = float(np.prod(sizes))
-        if n_paths > EXACT_MAX_PATHS:
-            raise ValueError(
-                f"the exact posterior enumerates every state path: {n_paths:.3g} paths for {data.n_steps} "
-                f"time steps and {K} states, more than the limit {EXACT_MAX_PATHS:,}; use backend='gibbs' or 'vb'"
-            )
-        n_paths = int(n_paths)
-        codes = np.arange(n_paths)
-        paths = np.empty((n_paths, data.n_steps), dtype=np.int64)
-        for t in range(data.n_steps - 1, -1, -1):  # mixed-radix digits, last step fastest
-            paths[:, t] = allowed[t][codes % allowed[t].size]
-            codes //= allowed[t].size
-        rows = np.arange(n_paths)
-        counts_init = np.zeros((n_paths, K), np.int32)
-        counts_trans = np.zeros((n_paths, K * K), np.int32)
-        counts_emission = np.zeros((n_paths, K * M), np.int32)
-        starts = set(data.offsets[:-1].tolist())
-        for t in range(data.n_steps):
-            if t in starts:
-                counts_init[rows, paths[:, t]] += 1
-            else:
-                counts_trans[rows, paths[:, t - 1] * K + paths[:, t]] += 1
-            counts_emission[rows, paths[:, t] * M + data.symbols[t]] += 1
-        del paths
-        stacked = np.concatenate([counts_init, counts_trans, counts_emission], axis=1)
-        groups, multiplicity = np.unique(stacked, axis=0, return_counts=True)
-        init_c = groups[:, :K].astype(float)
-        trans_c = groups[:, K : K + K * K].reshape(-1, K, K).astype(float)
-        emission_c = groups[:, K + K * K :].reshape(-1, K, M).astype(float)
-
-        arrays = self._prior_arrays()
-        emission_mask = self._mask
-        log_weight = (
-            np.log(multiplicity)
-            + _log_multivariate_beta(arrays["init_prior"] + init_c) - _log_multivariate_beta(arrays["init_prior"])
-            + (_log_multivariate_beta(arrays["trans_prior"] + trans_c) - _log_multivariate_beta(arrays["trans_prior"])).sum(-1)
-            + (
-                _log_multivariate_beta(arrays["emission_prior"] + emission_c, emission_mask)
-                - _log_multivariate_beta(arrays["emission_prior"], emission_mask)
-            ).sum(-1)
-        )
-        log_evidence = float(special.logsumexp(log_weight))
-        factors = self.conditional_posterior(self._stats(init_c, trans_c, emission_c))
-        return ConjugateMixture(log_weights=log_weight - log_evidence, factors=factors, log_evidence=log_evidence)
+        return exact_posterior(self, self.check_data(data))
 
     # -- latent posterior ---------------------------------------------------------------
     def latent_dims(self) -> dict[str, tuple[str, ...]]:
@@ -701,8 +686,11 @@ class CategoricalHMM(_CategoricalHMMBase):
     name = "categorical-hmm"
 
     def __post_init__(self):
-        object.__setattr__(self, "n_states", _check_count(self.n_states, "n_states", 2))
-        object.__setattr__(self, "n_symbols", _check_count(self.n_symbols, "n_symbols", 2))
+        object.__setattr__(self, "n_states", _count(self.n_states, "n_states", 2))
+        object.__setattr__(self, "n_symbols", _count(self.n_symbols, "n_symbols", 2))
+        # refused before any (K, M) array is made: n_symbols=10**9 would allocate gigabytes
+        check_parameter_size({"n_states": self.n_states, "n_symbols": self.n_symbols}, "emission_probs")
+        check_parameter_size({"n_states": self.n_states, "n_states (next)": self.n_states}, "trans_mat")
         if self.emission_mask is not None:
             try:
                 mask = np.asarray(self.emission_mask)
@@ -769,9 +757,12 @@ class DiceHMM(_CategoricalHMMBase):
     def __post_init__(self):
         if isinstance(self.dice, str | bytes) or not isinstance(self.dice, tuple | list | np.ndarray):
             raise TypeError(f"dice must be a tuple of face counts such as (6, 4, 8), got {self.dice!r}")
-        dice = tuple(_check_count(n, "each entry of dice", 2) for n in self.dice)
+        dice = tuple(_count(n, "each entry of dice", 2) for n in self.dice)
         if len(dice) < 2:
             raise ValueError(f"dice must name at least two dice, got {self.dice!r}")
+        # refused before any (dice, faces) array is made: a die of 10**9 faces would allocate gigabytes
+        check_parameter_size({"len(dice)": len(dice), "max(dice)": max(dice)}, "dice: emission_probs")
+        check_parameter_size({"len(dice)": len(dice), "len(dice) (next)": len(dice)}, "dice: trans_mat")
         object.__setattr__(self, "dice", dice)
         for name in ("init_prior", "trans_prior", "emission_prior"):
             object.__setattr__(self, name, _freeze_prior(getattr(self, name)))

@@ -18,6 +18,10 @@ to the unconstrained entries; PyMC's simplex transforms supply the chain rule to
 coordinates. Entries that are exactly zero (masked emissions) get gradient zero: they carry no
 expected count either, and PyMC never moves them.
 
+Missing observations need nothing here: the caller appends a constant column of ones to the
+emission matrix and codes missing steps as its index (:mod:`latentzoo.models.hmm_pymc`), so the
+Op sees ordinary symbols, and the gradient it returns for that column reaches no free variable.
+
 PyTensor is imported lazily: this module is loaded only when a PyMC model is declared.
 """
 
@@ -126,6 +130,7 @@ def hmm_log_likelihood(init, trans, emission, symbols, offsets):
     trans : tensor of shape (K, K)
     emission : tensor of shape (K, M)
     symbols : int array of shape (T,)
+        Column indices into ``emission`` (0..M-1).
     offsets : int array of shape (n_seq + 1,)
     """
     return _op_class()()(init, trans, emission, symbols, offsets)[0]

@@ -56,8 +56,10 @@ def hmm_picture(comparison, max_rows: int = 6):
         ax.set_yticks([0, 0.5, 1])
         ax.tick_params(labelsize=8)
     if symbols.size <= 60:
-        axes[-1].set_xticks(steps, [str(s) for s in symbols], fontsize=8)
-        axes[-1].set_xlabel("observed symbol at each time step")
+        axes[-1].set_xticks(steps, ["?" if missing else str(s) for s, missing in zip(symbols, data.missing)],
+                            fontsize=8)
+        axes[-1].set_xlabel("observed symbol at each time step (?: missing)" if data.n_missing
+                            else "observed symbol at each time step")
     else:
         axes[-1].set_xlabel("time step")
     handles, labels = axes[0].get_legend_handles_labels()

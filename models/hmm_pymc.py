@@ -12,6 +12,11 @@ Two declarations of the same priors and likelihood:
   compiled pass;
 * explicit states (``pymc_gibbs``): a ``states`` variable updated by PyMC's
   ``CategoricalGibbsMetropolis`` one time step at a time.
+
+Missing steps: the Op reads an emission matrix with one more column of ones, which the missing
+steps index (:meth:`~latentzoo.models.hmm_data.HMMData.coded`); the column is a constant, so
+the gradient the Op returns for it goes nowhere. With explicit states, only the observed steps
+enter the ``Categorical`` likelihood; the states of missing steps still follow the chain.
 """
 
 from __future__ import annotations
@@ -95,8 +100,11 @@ def pymc_model(model, data, marginalized: bool = True) -> pm.Model:
                 rows.append(pt.dot(row_probs, placement))
             emission = pm.Deterministic("emission_probs", pt.stack(rows), dims=("state", "symbol"))
         if marginalized:
+            if data.n_missing:
+                emission = pt.concatenate([emission, pt.ones((model.n_states, 1))], axis=1)
             pm.Potential(
-                "log_likelihood", hmm_log_likelihood(init, trans, emission, data.symbols, data.offsets)
+                "log_likelihood",
+                hmm_log_likelihood(init, trans, emission, data.coded(model.n_symbols), data.offsets),
             )
         else:
             _declare_explicit_states(model, data, init, trans, emission)
@@ -115,14 +123,17 @@ def _declare_explicit_states(model, data: HMMData, init, trans, emission) -> Non
     is_start[starts] = True
     previous = np.flatnonzero(~is_start) - 1
     # a start that can emit the data: the Viterbi path under the prior means
-    start_path, _ = kernels.viterbi_symbols(
-        *(np.log(np.maximum(model._priors[name].mean(), 1e-300)) for name in model.param_names),
-        data.symbols,
-        data.offsets,
-    )
+    log_means = [np.log(np.maximum(model._priors[name].mean(), 1e-300)) for name in model.param_names]
+    if data.n_missing:
+        log_means[2] = np.concatenate([log_means[2], np.zeros((K, 1))], axis=1)  # log 1 at a missing step
+    start_path, _ = kernels.viterbi_symbols(*log_means, data.coded(model.n_symbols), data.offsets)
     # the uniform Categorical makes PyMC pick CategoricalGibbsMetropolis; the potential
     # replaces its log(1/K) per step by the Markov chain's log-probability
     states = pm.Categorical("states", p=np.full(K, 1.0 / K), dims="time", initval=start_path)
     chain_logp = pt.sum(pt.log(init[states[starts]])) + pt.sum(pt.log(trans[states[previous], states[previous + 1]]))
     pm.Potential("state_chain", chain_logp + data.n_steps * np.log(K))
-    pm.Categorical(model.observed_name, p=emission[states], observed=data.symbols, dims="time")
+    if data.n_missing:
+        observed = np.flatnonzero(~data.missing)
+        pm.Categorical(model.observed_name, p=emission[states[observed]], observed=data.symbols[observed])
+    else:
+        pm.Categorical(model.observed_name, p=emission[states], observed=data.symbols, dims="time")

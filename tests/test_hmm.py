@@ -13,6 +13,7 @@ import itertools
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -634,7 +635,13 @@ BAD_DATA = [
     ("symbol out of range", CategoricalHMM(2, 3), [0, 3], ValueError, r"contains \[3\].*integers 0..2"),
     ("negative", CategoricalHMM(2, 3), [0, -1], ValueError, r"contains \[-1\]"),
     ("fraction", CategoricalHMM(2, 3), [0.0, 1.5], ValueError, r"non-integer values \[1.5\]"),
-    ("nan", CategoricalHMM(2, 3), [0.0, np.nan], ValueError, "NaN"),
+    ("inf", CategoricalHMM(2, 3), [0.0, np.inf], ValueError, "infinite"),
+    ("every step missing", CategoricalHMM(2, 3), [[np.nan], [None, None]], ValueError, "every one of the 3 steps is missing"),
+    ("DataFrame", CategoricalHMM(2, 3), pd.DataFrame({"rolls": [0, 1, 2]}), TypeError, r"pass one column \(df\['rolls'\]\)"),
+    ("0-d array", CategoricalHMM(2, 3), np.array(1), ValueError, "got a 0-d array"),
+    ("text token", DiceHMM(), "1 2 x", ValueError, "got 'x' in '1 2 x'"),
+    ("huge integer", DiceHMM(), [1, 2, 2**70], ValueError, r"contains \[1180591620717411303424\].*faces 1..8"),
+    ("int64 wrap-around", DiceHMM(), np.array([1, 2**63 + 1], dtype=np.uint64), ValueError, r"\[9223372036854775809\]"),
     ("face 0", DiceHMM(), [1, 0, 3], ValueError, r"contains \[0\].*faces 1..8"),
     ("face beyond the largest die", DiceHMM(), [1, 9], ValueError, r"contains \[9\].*faces 1..8"),
     ("empty sequence", CategoricalHMM(2, 3), [[0, 1], []], ValueError, "sequence 1 is empty"),

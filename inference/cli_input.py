@@ -11,14 +11,19 @@ import dataclasses
 import os
 from pathlib import Path
 
-__all__ = ["DATA_SUFFIXES", "UsageError", "check_out_file", "comparison_options", "load_data", "make_model",
-           "parse_pairs", "read_data_file", "read_table"]
+__all__ = ["DATA_SUFFIXES", "NotATableError", "UsageError", "check_out_file", "comparison_options", "load_data", "make_model",
+           "parse_pairs", "read_data_file", "read_table", "sequence_text"]
 
 DATA_SUFFIXES = (".csv", ".txt", ".tsv", ".dat", ".npy")
 
 
 class UsageError(ValueError):
     """Bad command-line input (exit status 2)."""
+
+
+class NotATableError(UsageError):
+    """A text file whose rows are not a rectangular table of numbers: ragged rows, or missing-step
+    tokens (NA, ?) in cells. Sequences may be either."""
 
 
 def _parse_value(text: str):
@@ -92,7 +97,15 @@ def load_data(text: str | None, model):
         raise UsageError("--data is empty; give inline data (e.g. 1111110000) or a data file")
     path = Path(text).expanduser()
     if _is_file(path):
-        data = read_data_file(path, _takes_feature_rows(model))
+        feature_rows = _takes_feature_rows(model)
+        try:
+            data = read_data_file(path, feature_rows)
+        except NotATableError:
+            if feature_rows:
+                raise
+            # sequences may be ragged and may hold missing steps (NA, ?): the model's own text
+            # reader knows its rules, so it gets the file's lines
+            data = sequence_text(path.read_text(encoding="utf-8-sig"))
         try:
             return model.check_data(data)
         except (TypeError, ValueError) as error:
@@ -204,20 +217,50 @@ def read_table(text: str, where: str = "the data", feature_rows: bool = False):
     if missing.any().any():
         row = int(missing.any(axis=1).to_numpy().argmax())
         count = int((~missing.iloc[row]).sum())
-        raise UsageError(f"--data {where}: line {numbered[row][0]} has {count} value(s) where others have "
+        raise NotATableError(f"--data {where}: line {numbered[row][0]} has {count} value(s) where others have "
                          f"{cells.shape[1]}; every row needs one value per column")
     bad = values.isna() & ~missing
     if bad.any().any():
         row = int(bad.any(axis=1).to_numpy().argmax())
         column = int(bad.iloc[row].to_numpy().argmax())
         label = f"column {names[column]!r}" if names else f"column {column + 1}"
-        raise UsageError(f"--data {where}: line {numbered[row][0]}, {label} holds {cells.iat[row, column]!r}, "
+        # a missing-step token (NA, ?) is no number, but sequences may hold it
+        error_class = NotATableError if _is_number_or_missing(str(cells.iat[row, column])) else UsageError
+        raise error_class(f"--data {where}: line {numbered[row][0]}, {label} holds {cells.iat[row, column]!r}, "
                          "not a number")
     if names is not None and feature_rows:
         values.columns = names
         return values
     array = values.to_numpy()
     return array if feature_rows or array.shape[1] > 1 else array[:, 0]
+
+
+def sequence_text(text: str) -> str:
+    """A data file's text as text data for a model of flips or sequences.
+
+    ``#`` comments, blank lines and a header row of words go; semicolons separate like commas. A
+    file of one value per line is one sequence (one line of text); otherwise each line stays a
+    line (a sequence of an HMM, a trial of the coins), ragged or not.
+    """
+    lines = [line.split("#", 1)[0].replace(";", ",").strip() for line in text.splitlines()]
+    rows = [line.replace(",", " ").split() for line in lines if line]
+    if rows and not any(_is_number_or_missing(token) for token in rows[0]):
+        rows = rows[1:]
+    if all(len(row) <= 1 for row in rows):
+        return " ".join(token for row in rows for token in row)
+    return "\n".join(" ".join(row) for row in rows)
+
+
+def _is_number_or_missing(token: str) -> bool:
+    from latentzoo.models.hmm_data import MISSING_TOKENS
+
+    if token.lower() in MISSING_TOKENS:
+        return True
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def check_out_file(out) -> None:

@@ -489,7 +489,7 @@ BAD_FILES = [
     ("latin1.csv", "größe,1\n".encode("latin-1"), "not UTF-8"),
     ("fake.npy", b"1,0,1\n", "not a .npy file"),
     ("empty.txt", b"# only a comment\n\n", "holds no data"),
-    ("ragged.csv", b"1,0\n1\n", "line 2 has 1 value"),
+    ("ragged.csv", b"1,0\n1\n", "lines of [1, 2] flips"),  # the coins read ragged lines by their own rule
     ("words.csv", b"heads,tails\n1,x\n", "column 'tails' holds 'x'"),
     ("mixed.csv", b"heads,1\n1,0\n", "mixes names and numbers"),
     ("twos.csv", b"1,2\n0,1\n", ""),  # refused by the model (in its words): the file is named all the same
@@ -714,3 +714,45 @@ def test_read_table_names_the_cell_that_is_not_a_number(table, word, data):
     broken = "\n".join(lines)
     with pytest.raises(UsageError, match=f"a file: line {row + 1}, column .* holds '{re.escape(word)}'"):
         read_table(broken, "a file")
+
+
+# -- sequence files: ragged lines and missing steps reach the model's own text rules ----------
+@pytest.mark.parametrize(
+    "content, python_data",
+    [
+        ("1\n6\nNA\n3\n", "1 6 NA 3"),  # one roll per line: one sequence, with a missing step
+        ("roll\n1\n?\n6\n", "1 ? 6"),  # a header row of words is dropped
+        ("1,6,3\n5,2\n# a comment\n4;NA;2;1\n", "1 6 3\n5 2\n4 NA 2 1"),  # ragged: a sequence per line
+    ],
+)
+def test_a_sequence_file_reads_as_the_same_text_given_to_the_python_api(tmp_path, content, python_data):
+    from latentzoo.inference.cli_input import load_data
+    from latentzoo.models import DiceHMM
+
+    path = tmp_path / "rolls.csv"
+    path.write_text(content)
+    model = DiceHMM()
+    from_file, from_python = load_data(str(path), model), model.check_data(python_data)
+    np.testing.assert_array_equal(from_file.symbols, from_python.symbols)
+    np.testing.assert_array_equal(from_file.lengths, from_python.lengths)
+    assert from_file.n_missing == content.count("NA") + content.count("?")
+
+
+def test_a_ragged_file_for_a_feature_model_is_still_refused_naming_the_line(tmp_path):
+    from latentzoo.inference.cli_input import UsageError, load_data
+    from latentzoo.models import GaussianMixture
+
+    path = tmp_path / "points.csv"
+    path.write_text("1.0,2.0\n3.0\n")
+    with pytest.raises(UsageError, match="line 2 has 1 value"):
+        load_data(str(path), GaussianMixture(n_components=1))
+
+
+def test_ragged_coin_rows_get_the_coin_models_own_message_with_the_file_name(tmp_path):
+    from latentzoo.inference.cli_input import UsageError, load_data
+    from latentzoo.models import ThreeCoins
+
+    path = tmp_path / "flips.txt"
+    path.write_text("0 1 1\n1 0\n")
+    with pytest.raises(UsageError, match=r"flips\.txt.*same number of flips"):
+        load_data(str(path), ThreeCoins())

@@ -313,6 +313,11 @@ class GaussianHMM(GaussianHMMParams, LatentModel):
         ``("means", "covs")``: NIW batched over the states, or with fixed covariances
         ``means``: :class:`NormalKnownCovariance`. Only for explicit hyperparameters."""
         self._require_explicit_prior("prior()")
+        return dict(self._prior)
+
+    @cached_property
+    def _prior(self) -> dict:
+        # built (and validated) once: EM, Gibbs and VB ask for it at every iteration
         arrays = self._dirichlet_arrays()
         K, D = self.n_states, self.n_features
         prior = {"init_probs": Dirichlet(arrays["init_prior"]), "trans_mat": Dirichlet(arrays["trans_prior"])}
@@ -648,7 +653,7 @@ class GaussianHMM(GaussianHMMParams, LatentModel):
         else:
             normal = factors["means"]
             # E_q[log N(x | mu, Sigma)] = log N(x | m_q, Sigma) - tr(Sigma^-1 Sigma / kappa_q) / 2
-            rows = log_gaussian_densities(data.x_observed, normal.m, normal.covs) - 0.5 * self.n_features / normal.kappa
+            rows = log_gaussian_densities(data.x_observed, normal.m, normal.known_covs) - 0.5 * self.n_features / normal.kappa
         stats, log_z, _ = self._pass(data, init, trans, self._place(data, rows))
         return stats, log_z
 

@@ -160,11 +160,11 @@ def _as_sequences(data, n_features: int) -> tuple[list, bool]:
             return [data], True
         if any(_is_scalar(item) for item in data):
             raise TypeError("data must be one sequence or a list of sequences, got a list mixing numbers and sequences")
-        dims = {np.ndim(item) if not (_is_frame(item) or _is_series(item)) else (2 if _is_frame(item) else 1) for item in data}
-        # items that are sequences themselves: 2-D arrays or frames, or 1-D arrays for one feature
-        if dims == {2} or (dims == {1} and n_features == 1) or any(_is_frame(item) for item in data):
+        # items that are sequences themselves: NumPy arrays, pandas objects, or nested lists of
+        # rows; a list of flat lists is the rows of one (T, D) sequence
+        if all(isinstance(item, np.ndarray) or _is_frame(item) or _is_series(item) or np.ndim(item) == 2 for item in data):
             return list(data), False
-        return [data], True  # a list of rows: one (T, D) sequence
+        return [data], True
     raise TypeError(
         "data must be a (T, D) array, a pandas DataFrame, or a list of them (one per sequence), "
         f"got {type(data).__name__}"
@@ -177,7 +177,8 @@ def check_sequences(data, n_features: int) -> GaussianSequences:
     Parameters
     ----------
     data : array-like of shape (T, D), pandas DataFrame, 1-D array or Series (D = 1), 3-D array
-        of shape (n_sequences, T, D), a list of those, or GaussianSequences
+        of shape (n_sequences, T, D), a list of those (NumPy arrays, pandas objects or nested lists
+        of rows; a list of flat lists is read as the rows of one sequence), or GaussianSequences
     n_features : int
         D.
 

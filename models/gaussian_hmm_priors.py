@@ -11,7 +11,7 @@ of :mod:`latentzoo.models.conjugate` (``update``, ``mode``, ``mean``, ``sample``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 import numpy as np
 
@@ -41,7 +41,12 @@ class NormalKnownCovariance:
 
     m: np.ndarray
     kappa: np.ndarray
-    covs: np.ndarray
+    # not a field: the known covariances are the model's constants, not parameters of q (the
+    # fields are what VB reports in its variational group)
+    covs: InitVar[np.ndarray]
+
+    def __post_init__(self, covs):
+        object.__setattr__(self, "known_covs", np.asarray(covs, float))
 
     @classmethod
     def flat(cls, covs: np.ndarray) -> "NormalKnownCovariance":
@@ -61,7 +66,7 @@ class NormalKnownCovariance:
         weighted_sum = np.where(count[..., None] > 0, count[..., None] * np.asarray(mean, float), 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             m_n = np.where(kappa_n[..., None] > 0, (self.kappa[..., None] * self.m + weighted_sum) / kappa_n[..., None], self.m)
-        return NormalKnownCovariance(m_n, kappa_n, self.covs)
+        return NormalKnownCovariance(m_n, kappa_n, self.known_covs)
 
     def mode(self) -> np.ndarray:
         return np.array(self.m, float)
@@ -71,20 +76,20 @@ class NormalKnownCovariance:
     def sample(self, rng: np.random.Generator, size=None) -> np.ndarray:
         """Draws of mu, shape ``size + batch + (D,)``."""
         shape = (() if size is None else tuple(np.atleast_1d(size))) + self.m.shape
-        chol = np.linalg.cholesky(self.covs / self.kappa[..., None, None])
+        chol = np.linalg.cholesky(self.known_covs / self.kappa[..., None, None])
         noise = rng.standard_normal(shape)
         return self.m + np.einsum("...ij,...j->...i", chol, noise)
 
     def log_pdf(self, mu) -> np.ndarray:
         """log N(mu | m, covs / kappa), one value per batch element."""
-        log_det, inverse = _log_det_and_inverse_chol(self.covs)
+        log_det, inverse = _log_det_and_inverse_chol(self.known_covs)
         z = np.einsum("...ij,...j->...i", inverse, np.asarray(mu, float) - self.m)
         return -0.5 * self.dim * (_LOG_2PI - np.log(self.kappa)) - 0.5 * log_det - 0.5 * self.kappa * np.sum(z**2, -1)
 
     def kl(self, other: "NormalKnownCovariance") -> np.ndarray:
         """KL(self || other) for two Normals with covariances covs / kappa_q and covs / kappa_p:
         D/2 (kappa_p / kappa_q - 1 - log(kappa_p / kappa_q)) + kappa_p / 2 |m_q - m_p|^2_{covs^-1}."""
-        _, inverse = _log_det_and_inverse_chol(self.covs)
+        _, inverse = _log_det_and_inverse_chol(self.known_covs)
         z = np.einsum("...ij,...j->...i", inverse, self.m - other.m)
         ratio = other.kappa / self.kappa
         return 0.5 * self.dim * (ratio - 1.0 - np.log(ratio)) + 0.5 * other.kappa * np.sum(z**2, -1)

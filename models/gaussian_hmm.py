@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy import special
 
 from . import hmm_kernels as kernels
 from .base import LatentModel, as_tuple, check_positive, check_rng, check_spd, numeric_array
@@ -56,7 +55,6 @@ from .gmm_kernels import expected_log_densities, log_gaussian_densities
 from .gmm_priors import data_driven_scale
 from .gmm_stats import component_stats, hard_component_stats
 from .hmm_data import _freeze_prior
-from .kmeans import kmeans_plusplus, nearest_centres
 from .sizes import check_count, check_parameter_size
 
 __all__ = ["GaussianHMM", "GaussianSequences"]
@@ -65,16 +63,9 @@ __all__ = ["GaussianHMM", "GaussianSequences"]
 DATA_DRIVEN_KAPPA0 = 0.01
 #: maximum-likelihood EM adds this to every covariance's diagonal (as GaussianMixture)
 REG_COVAR = 1e-6
-#: the exact posterior enumerates K^T state paths; above this many it refuses
-EXACT_MAX_PATHS = 100_000
 #: ``latent_posterior`` returns per-draw state probabilities only up to this many entries
 LATENT_MAX_ENTRIES = 5_000_000
 NIW_KEY = ("means", "covs")
-
-
-def _log_dirichlet_normaliser(alpha):
-    """``log B(alpha)`` over the last axis."""
-    return special.gammaln(alpha).sum(-1) - special.gammaln(alpha.sum(-1))
 
 
 @dataclass(frozen=True)
@@ -386,7 +377,6 @@ class GaussianHMM(GaussianHMMParams, LatentModel):
         data = self.check_data(data)
         full = self._batched(params, "params")
         batch = full["trans_mat"].shape[:-2]
-        K, D = self.n_states, self.n_features
         flat = {name: value.reshape((-1,) + value.shape[len(batch):]) for name, value in full.items()}
         out = np.empty((flat["trans_mat"].shape[0], data.n_sequences))
         starts = data.offsets[:-1]
@@ -496,48 +486,9 @@ class GaussianHMM(GaussianHMMParams, LatentModel):
         rows of ``trans_mat`` and ``init_probs`` drawn uniformly from the simplex (mixed half and
         half with uniform). ``"prior"``: a draw from the prior.
         """
-        data = self.check_data(data)
-        x = data.x_observed
-        n, D = x.shape
-        K = self.n_states
-        if strategy == "prior":
-            self._require_explicit_prior("init='prior'")
-            params = {}
-            for key, factor in self.prior().items():
-                draw = factor.sample(rng)
-                params.update(zip(key, draw) if isinstance(key, tuple) else [(key, draw)])
-            for key in ("init_probs", "trans_mat"):
-                if key in params:  # small concentrations can round entries to 0
-                    params[key] = np.maximum(params[key], 1e-6) / np.maximum(params[key], 1e-6).sum(-1, keepdims=True)
-            return params
-        if strategy not in ("kmeans++", "random"):
-            raise ValueError(f"init strategy must be 'kmeans++', 'random', 'prior' or a dict of params, got {strategy!r}")
-        if n < K:
-            raise ValueError(f"init={strategy!r} needs at least n_states = {K} observed rows, got {n}; use init='prior' or a dict")
-        floor = 1e-6 * max(float(np.mean(x.var(0))), np.finfo(float).tiny) * np.eye(D)
-        uniform = np.full((K, K), 1.0 / K)
-        if strategy == "random":
-            means = x[rng.choice(n, size=K, replace=False)].copy()
-            cov = np.cov(x.T, bias=True).reshape(D, D) + floor
-            covs = np.broadcast_to(cov, (K, D, D)).copy()
-            trans = 0.5 * uniform + 0.5 * rng.dirichlet(np.ones(K), size=K)
-            init = 0.5 / K + 0.5 * rng.dirichlet(np.ones(K))
-        else:
-            centres = kmeans_plusplus(x, K, rng)
-            labels = nearest_centres(x, centres)
-            counts, means, scatters = hard_component_stats(x, labels, K)
-            means = np.where(counts[:, None] > 0, means, centres)
-            covs = np.broadcast_to(scatters.sum(0) / n + floor, (K, D, D)).copy()
-            path = np.full(data.n_steps, -1)
-            path[data.observed] = labels
-            following = np.ones((K, K))
-            consecutive = (path[:-1] >= 0) & (path[1:] >= 0)
-            consecutive[data.offsets[1:-1] - 1] = False  # no transition across sequences
-            np.add.at(following, (path[:-1][consecutive], path[1:][consecutive]), 1.0)
-            trans = 0.5 * uniform + 0.5 * following / following.sum(1, keepdims=True)
-            init = np.full(K, 1.0 / K)
-        params = {"init_probs": init, "trans_mat": trans, "means": means, "covs": covs}
-        return {name: params[name] for name in self.param_names}
+        from .gaussian_hmm_start import initial_params
+
+        return initial_params(self, self.check_data(data), rng, strategy)
 
     def expected_stats(self, data, params):
         """Baum-Welch E-step.
@@ -659,54 +610,24 @@ class GaussianHMM(GaussianHMMParams, LatentModel):
 
     # -- hooks: exact -------------------------------------------------------------------
     def exact_posterior(self, data) -> ConjugateMixture:
-        """The exact posterior by enumerating all K^T state paths (tiny data only).
+        """The exact posterior by enumerating all K^T state paths (tiny data only; see
+        :func:`latentzoo.models.gaussian_hmm_exact.exact_posterior`)."""
+        from .gaussian_hmm_exact import exact_posterior
 
-        Given a path, the rows of ``trans_mat`` and ``init_probs`` are Dirichlets updated by its
-        counts and each state's (mean, covariance) an NIW updated by the observations it emits;
-        the path's weight is its marginal likelihood, the product of the Dirichlet normaliser
-        ratios and each state's NIW evidence ``pi^(-N D/2) Gamma_D(nu_N/2) / Gamma_D(nu0/2)
-        |S0|^(nu0/2) / |S_N|^(nu_N/2) (kappa0 / kappa_N)^(D/2)`` (Murphy 2012, eq. 4.217).
-        Refuses above ``EXACT_MAX_PATHS`` = 1e5 paths, and with fixed covariances.
-        """
-        data = self.check_data(data)
-        if self.covs is not None:
-            raise ValueError("backend 'exact' is not available with fixed covs; use 'gibbs' or 'nuts'")
-        K, D, T = self.n_states, self.n_features, data.n_steps
-        if float(K) ** T > EXACT_MAX_PATHS:
-            raise ValueError(
-                f"the exact posterior enumerates every state path: {float(K) ** T:.3g} paths for {T} time steps and "
-                f"{K} states, more than the limit {EXACT_MAX_PATHS:,}; use backend='gibbs' or 'vb'"
-            )
-        codes = np.arange(K**T)
-        paths = np.stack([(codes // K ** (T - 1 - t)) % K for t in range(T)], axis=1)  # (P, T)
-        stats = [self._path_stats(data, path) for path in paths]
-        stacked = {key: np.stack([s[key] for s in stats]) for key in stats[0]}
-        arrays = self._dirichlet_arrays()
-        log_weight = (_log_dirichlet_normaliser(arrays["trans_prior"] + stacked["trans_counts"])
-                      - _log_dirichlet_normaliser(arrays["trans_prior"])).sum(-1)
-        if self.init_probs is None:
-            log_weight += _log_dirichlet_normaliser(arrays["init_prior"] + stacked["init_counts"]) - _log_dirichlet_normaliser(arrays["init_prior"])
-        else:
-            with np.errstate(divide="ignore"):
-                log_weight += special.xlogy(stacked["init_counts"], np.asarray(self.init_probs)).sum(-1)
-        prior = self.prior()[NIW_KEY]
-        posterior = prior.update(stacked["counts"], stacked["means"], stacked["scatters"])  # batch (P, K)
-
-        def log_det(S):
-            return np.linalg.slogdet(S)[1]
-
-        log_evidence_states = (
-            -0.5 * stacked["counts"] * D * np.log(np.pi)
-            + special.multigammaln(posterior.nu / 2, D) - special.multigammaln(prior.nu / 2, D)
-            + 0.5 * prior.nu * log_det(prior.S) - 0.5 * posterior.nu * log_det(posterior.S)
-            + 0.5 * D * (np.log(prior.kappa) - np.log(posterior.kappa))
-        )
-        log_weight = log_weight + log_evidence_states.sum(-1)
-        log_evidence = float(special.logsumexp(log_weight))
-        factors = self.conditional_posterior(stacked)
-        return ConjugateMixture(log_weights=log_weight - log_evidence, factors=factors, log_evidence=log_evidence)
+        return exact_posterior(self, data)
 
     # -- PyMC declaration (models/gaussian_hmm_pymc.py, imported only when used) ----------
+    def pymc_initial_point(self, params) -> dict[str, np.ndarray]:
+        """The PyMC free variables at ``params``, probabilities kept off the simplex's boundary: an
+        EM solution often has ``init_probs`` exactly (1, 0) (one sequence), where PyMC's simplex
+        transform is infinite."""
+        point = {name: np.asarray(params[name], float) for name in self.param_names}
+        for name in ("init_probs", "trans_mat"):
+            if name in point:
+                inside = np.maximum(point[name], 1e-8)
+                point[name] = inside / inside.sum(-1, keepdims=True)
+        return point
+
     def pymc_model(self, data, marginalized: bool = True):
         """The PyMC declaration of the same priors and likelihood (see
         :func:`latentzoo.models.gaussian_hmm_pymc.pymc_model`): marginalised through the

@@ -3,6 +3,7 @@
 from .base import LatentModel
 from .conjugate import Beta, Dirichlet, NormalInverseWishart
 from .gaussian_mixture import GaussianMixture
+from .gaussian_hmm import GaussianHMM
 from .gda import GaussianDiscriminantAnalysis
 from .hmm import CategoricalHMM, DiceHMM, HMMData
 from .niw_gaussian import NIWGaussian
@@ -16,6 +17,7 @@ __all__ = [
     "DiceHMM",
     "Dirichlet",
     "GaussianDiscriminantAnalysis",
+    "GaussianHMM",
     "GaussianMixture",
     "HMMData",
     "LatentModel",
@@ -26,4 +28,4 @@ __all__ = [
 ]
 
 #: command-line name -> model class, for ``latentzoo list`` and friends
-MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture)}
+MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM)}

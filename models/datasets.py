@@ -13,7 +13,7 @@ import numpy as np
 from .base import check_rng, numeric_array
 from .sizes import check_parameter_size
 
-__all__ = ["blobs", "casino", "old_faithful"]
+__all__ = ["blobs", "casino", "nile", "old_faithful"]
 
 
 def old_faithful() -> np.ndarray:
@@ -27,6 +27,21 @@ def old_faithful() -> np.ndarray:
     """
     text = resources.files("latentzoo.models").joinpath("data", "old_faithful.csv").read_text(encoding="utf-8")
     return np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1)
+
+
+def nile() -> tuple[np.ndarray, np.ndarray]:
+    """The annual flow of the river Nile at Aswan, 1871-1970 (R ``datasets::Nile``; Cobb 1978).
+
+    Returns
+    -------
+    years : int ndarray of shape (100,)
+    volume : ndarray of shape (100,)
+        Annual flow in 10^8 cubic metres; it drops around 1898 (the Aswan dam's first works
+        and a change of climate are the usual explanations).
+    """
+    text = resources.files("latentzoo.models").joinpath("data", "nile.csv").read_text(encoding="utf-8")
+    table = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1)
+    return table[:, 0].astype(np.int64), table[:, 1]
 
 
 def casino() -> tuple[np.ndarray, np.ndarray]:

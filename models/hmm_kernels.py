@@ -636,3 +636,177 @@ def log_likelihood_gradient(init, trans, emission, symbols, offsets):
         offsets,
     )
     return float(value), *grads
+
+
+# ------------------------------------------------------------------------------------------
+# any emission family: forward-backward from a (T, K) matrix of log emission densities
+# ------------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _shift_log_emission(log_emission, lik, shift):
+    """Fill ``lik = exp(log_emission - shift)`` with the row maximum as ``shift`` (so that no
+    row underflows however small its densities); return the first row with no finite maximum
+    (every state impossible, or NaN/+inf), or -1."""
+    n_steps, n_states = log_emission.shape
+    for t in range(n_steps):
+        top = -np.inf
+        for k in range(n_states):
+            value = log_emission[t, k]
+            if value != value or value == np.inf:
+                return t
+            if value > top:
+                top = value
+        if top == -np.inf:
+            return t
+        shift[t] = top
+        for k in range(n_states):
+            lik[t, k] = np.exp(log_emission[t, k] - top)
+    return -1
+
+
+@njit(**_JIT)
+def _smoothed_counts(init, trans, lik, offsets, alpha, scale, gamma):
+    """Forward pass, then a backward pass that fills ``gamma`` (T, K) and returns the expected
+    initial and transition counts; as :func:`_expected_counts` with gamma in place of the
+    categorical emission counts."""
+    n_states = init.size
+    log_lik, bad = _forward(init, trans, lik, offsets, alpha, scale)
+    init_counts = np.zeros(n_states)
+    trans_counts = np.zeros((n_states, n_states))
+    if bad >= 0:
+        return log_lik, init_counts, trans_counts, bad
+    beta = np.empty(n_states)
+    beta_prev = np.empty(n_states)
+    weighted = np.empty(n_states)
+    xi_sum = np.zeros((n_states, n_states))
+    for s in range(offsets.size - 1):
+        start, stop = offsets[s], offsets[s + 1]
+        for k in range(n_states):
+            beta[k] = 1.0
+            gamma[stop - 1, k] = alpha[stop - 1, k]
+        for t in range(stop - 2, start - 1, -1):
+            inverse = 1.0 / scale[t + 1]
+            for j in range(n_states):
+                weighted[j] = lik[t + 1, j] * beta[j] * inverse
+            for i in range(n_states):
+                a_i = alpha[t, i]
+                value = 0.0
+                for j in range(n_states):
+                    xi_sum[i, j] += a_i * weighted[j]
+                    value += trans[i, j] * weighted[j]
+                beta_prev[i] = value
+            total = 0.0
+            for k in range(n_states):
+                beta[k] = beta_prev[k]
+                total += alpha[t, k] * beta[k]
+            for k in range(n_states):
+                gamma[t, k] = alpha[t, k] * beta[k] / total
+        for k in range(n_states):
+            init_counts[k] += gamma[start, k]
+    for i in range(n_states):
+        for j in range(n_states):
+            trans_counts[i, j] = xi_sum[i, j] * trans[i, j]
+    return log_lik, init_counts, trans_counts, -1
+
+
+@njit(**_JIT)
+def _log_emission_pass(init, trans, log_emission, offsets):
+    n_steps, n_states = log_emission.shape
+    lik = np.empty((n_steps, n_states))
+    shift = np.zeros(n_steps)
+    gamma = np.zeros((n_steps, n_states))
+    bad = _shift_log_emission(log_emission, lik, shift)
+    if bad >= 0:
+        return np.full(offsets.size - 1, -np.inf), np.zeros(n_states), np.zeros((n_states, n_states)), gamma, bad
+    alpha = np.empty((n_steps, n_states))
+    scale = np.ones(n_steps)
+    log_lik, init_counts, trans_counts, bad = _smoothed_counts(init, trans, lik, offsets, alpha, scale, gamma)
+    if bad >= 0:
+        return np.full(offsets.size - 1, -np.inf), init_counts, trans_counts, gamma, bad
+    for s in range(offsets.size - 1):
+        for t in range(offsets[s], offsets[s + 1]):
+            log_lik[s] += shift[t]
+    return log_lik, init_counts, trans_counts, gamma, -1
+
+
+def log_emission_smooth(init, trans, log_emission, offsets):
+    """Forward-backward for any emission family, from log emission densities.
+
+    Each row of ``log_emission`` is shifted by its maximum before ``exp`` (and the shifts are
+    added back to the log-likelihood), so densities far below ``exp(-745)`` do not underflow. A
+    row of zeros is a missing observation: it carries no information about the state.
+
+    Parameters
+    ----------
+    init : ndarray of shape (K,)
+        Initial state probabilities (or, for VB, sub-normalised weights).
+    trans : ndarray of shape (K, K)
+    log_emission : ndarray of shape (T, K)
+        ``log p(x_t | z_t = k)``; -inf where a state cannot emit ``x_t``.
+    offsets : int ndarray of shape (n_seq + 1,)
+
+    Returns
+    -------
+    log_lik : ndarray of shape (n_seq,)
+        ``log p(x_s)`` per sequence (-inf for every sequence when ``bad >= 0``).
+    init_counts : ndarray of shape (K,)
+        ``E[#(z_1 = k)]`` summed over sequences.
+    trans_counts : ndarray of shape (K, K)
+        ``E[#(z_t = i, z_t+1 = j)]`` summed over sequences.
+    gamma : ndarray of shape (T, K)
+        Smoothed marginals ``p(z_t = k | x)``.
+    bad : int
+        -1, or the flat index of the first step that no reachable state can emit (a row of
+        ``log_emission`` that is all -inf, or holds NaN or +inf).
+    """
+    log_lik, init_counts, trans_counts, gamma, bad = _log_emission_pass(
+        np.ascontiguousarray(init, dtype=np.float64),
+        np.ascontiguousarray(trans, dtype=np.float64),
+        np.ascontiguousarray(log_emission, dtype=np.float64),
+        np.ascontiguousarray(offsets, dtype=np.int64),
+    )
+    return log_lik, init_counts, trans_counts, gamma, int(bad)
+
+
+@njit(**_JIT)
+def _log_emission_gradient(init, trans, log_emission, offsets):
+    log_lik, init_g, trans_g, gamma, bad = _log_emission_pass(init, trans, log_emission, offsets)
+    if bad >= 0:
+        return -np.inf, init_g, trans_g, gamma  # zeros
+    n_states = init.size
+    # Fisher's identity: d log p / d theta_e = E[n_e] / theta_e (0 where theta_e = 0); the
+    # likelihood is linear in each exp(log_emission[t, k]), so d log p / d log_emission = gamma
+    for i in range(n_states):
+        init_g[i] = init_g[i] / init[i] if init[i] > 0.0 else 0.0
+        for j in range(n_states):
+            trans_g[i, j] = trans_g[i, j] / trans[i, j] if trans[i, j] > 0.0 else 0.0
+    return log_lik.sum(), init_g, trans_g, gamma
+
+
+def log_emission_gradient(init, trans, log_emission, offsets):
+    """Total log-likelihood and its gradient for the generalised forward-backward Op.
+
+    Parameters
+    ----------
+    init : ndarray of shape (K,)
+    trans : ndarray of shape (K, K)
+    log_emission : ndarray of shape (T, K)
+    offsets : int ndarray of shape (n_seq + 1,)
+
+    Returns
+    -------
+    log_lik : float
+        ``sum_s log p(x_s)``; -inf when some step is impossible (the gradients are then 0).
+    grad_init : ndarray of shape (K,)
+        ``E[#(z_1 = k) | x] / init[k]``.
+    grad_trans : ndarray of shape (K, K)
+        ``E[#(i -> j) | x] / trans[i, j]``.
+    grad_log_emission : ndarray of shape (T, K)
+        The smoothed marginals ``p(z_t = k | x)``.
+    """
+    value, *grads = _log_emission_gradient(
+        np.ascontiguousarray(init, dtype=np.float64),
+        np.ascontiguousarray(trans, dtype=np.float64),
+        np.ascontiguousarray(log_emission, dtype=np.float64),
+        np.ascontiguousarray(offsets, dtype=np.int64),
+    )
+    return float(value), *grads

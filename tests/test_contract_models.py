@@ -22,7 +22,7 @@ import xarray as xr
 
 from latentzoo.inference import BACKENDS, applicable_backends, fit
 from latentzoo.inference.core import FitRecord
-from latentzoo.models import CategoricalHMM, DiceHMM, GaussianMixture, ThreeCoins
+from latentzoo.models import CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, ThreeCoins
 from latentzoo.models.conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart
 from latentzoo.models.protocols import DataDrivenPrior
 
@@ -32,6 +32,9 @@ from .test_hmm import SEED_ROLLS
 from .test_niw import MODEL as NIW_MODEL
 from .test_niw import SMALL as NIW_DATA
 
+GAUSSIAN_HMM_DATA = np.array([[-1.0, 0.2], [-1.3, 0.1], [np.nan, np.nan], [2.1, 1.4], [1.8, 1.0],
+                              [2.4, 1.2], [-0.8, -0.1], [-1.1, 0.3]])
+
 #: (row id, model, data): the data sets of the models' own PyMC tests where there are some, since
 #: PyTensor compiles the observations into the graph: a new data set is a new compilation
 MODELS = [
@@ -40,6 +43,8 @@ MODELS = [
     ("dice-hmm", DiceHMM(), SEED_ROLLS),
     ("categorical-hmm-ragged", CategoricalHMM(2, 3), [[0, 1, 2, 2], [1, 1], [2, 0, 0]]),
     ("niw-gaussian", NIW_MODEL, NIW_DATA),
+    # two sequences (one with a missing step), short enough for exact enumeration (2^8 paths)
+    ("gaussian-hmm", GaussianHMM(2, 2), [GAUSSIAN_HMM_DATA[:5], GAUSSIAN_HMM_DATA[5:]]),
 ]
 MODEL_ROWS = {row: (model, data) for row, model, data in MODELS}
 

@@ -1,0 +1,315 @@
+"""GaussianHMM: values against enumeration over state paths with scipy's densities, Baum-Welch
+against hmmlearn from the same start, the exact posterior against closed-form predictive
+densities, Gibbs against the exact posterior, and the bad-input catalogue."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+from latentzoo.inference import fit
+from latentzoo.models import MODELS, GaussianHMM
+from latentzoo.models.gaussian_mixture import DegenerateComponentError
+
+from .conftest import Reference, agreement_failures, assert_no_failures
+
+PARAMS = {
+    "init_probs": np.array([0.6, 0.4]),
+    "trans_mat": np.array([[0.85, 0.15], [0.25, 0.75]]),
+    "means": np.array([[0.0, 1.0], [3.0, -1.0]]),
+    "covs": np.array([[[1.0, 0.3], [0.3, 0.5]], [[0.6, -0.2], [-0.2, 1.2]]]),
+}
+
+
+def simulated(T=120, seed=0):
+    """Data from PARAMS, drawn with plain NumPy (not GaussianHMM.simulate)."""
+    rng = np.random.default_rng(seed)
+    z = np.empty(T, int)
+    z[0] = rng.choice(2, p=PARAMS["init_probs"])
+    for t in range(1, T):
+        z[t] = rng.choice(2, p=PARAMS["trans_mat"][z[t - 1]])
+    x = np.array([rng.multivariate_normal(PARAMS["means"][k], PARAMS["covs"][k]) for k in z])
+    return x, z
+
+
+def enumerate_sequence(x, params):
+    """log p(x), the smoothed marginals and the best path of one sequence by summing over all
+    K^T paths, with scipy's multivariate normal (NaN rows: density 1)."""
+    T, K = x.shape[0], params["trans_mat"].shape[0]
+    log_e = np.zeros((T, K))
+    for k in range(K):
+        dens = stats.multivariate_normal(params["means"][k], params["covs"][k]).logpdf(np.nan_to_num(x))
+        log_e[:, k] = np.where(np.isnan(x[:, 0]), 0.0, np.atleast_1d(dens))
+    paths = np.array(list(itertools.product(range(K), repeat=T)))
+    log_joint = np.log(params["init_probs"][paths[:, 0]]) + log_e[np.arange(T), paths].sum(1)
+    for t in range(1, T):
+        log_joint += np.log(params["trans_mat"][paths[:, t - 1], paths[:, t]])
+    total = logsumexp(log_joint)
+    gamma = np.zeros((T, K))
+    for t in range(T):
+        np.add.at(gamma[t], paths[:, t], np.exp(log_joint - total))
+    return total, gamma, paths[np.argmax(log_joint)], log_joint.max()
+
+
+# ------------------------------------------------------------------------------------------
+# values given the parameters
+# ------------------------------------------------------------------------------------------
+def test_likelihood_smoothing_and_viterbi_match_enumeration():
+    x, _ = simulated(11, seed=1)
+    x[4] = np.nan  # a missing observation
+    sequences = [x[:5], x[5:]]
+    model = GaussianHMM(2, 2)
+    log_lik = model.log_likelihood(sequences, PARAMS)
+    gammas = model.posterior_states(sequences, PARAMS)
+    paths, log_probs = model.viterbi(sequences, PARAMS)
+    filtered = model.filter(sequences, PARAMS)
+    for s, sequence in enumerate(sequences):
+        total, gamma, path, best = enumerate_sequence(sequence, PARAMS)
+        np.testing.assert_allclose(log_lik[s], total, rtol=1e-12)
+        np.testing.assert_allclose(gammas[s], gamma, atol=1e-12)
+        np.testing.assert_array_equal(paths[s], path)
+        np.testing.assert_allclose(log_probs[s], best, rtol=1e-12)
+        np.testing.assert_allclose(filtered[s][-1], gamma[-1], atol=1e-12)  # filtering = smoothing at T
+
+
+def test_batched_log_likelihood_and_latent_posterior_equal_one_set_at_a_time():
+    x, _ = simulated(30)
+    model = GaussianHMM(2, 2)
+    other = {**PARAMS, "means": PARAMS["means"] + 0.5}
+    batch = {name: np.stack([PARAMS[name], other[name]])[None] for name in PARAMS}
+    values = model.log_likelihood(x, batch)
+    assert values.shape == (1, 2, 1)
+    np.testing.assert_allclose(values[0, 1], model.log_likelihood(x, other), rtol=1e-13)
+    np.testing.assert_allclose(model.latent_posterior(x, batch)["state_probs"][0, 0], model.posterior_states(x, PARAMS), atol=1e-13)
+
+
+def test_simulate_draws_the_model():
+    model = GaussianHMM(2, 2)
+    x, z = model.simulate(PARAMS, 20000, rng=3)
+    assert x.shape == (20000, 2) and z.shape == (20000,)
+    switches = np.mean(z[1:][z[:-1] == 0] == 1)
+    assert abs(switches - 0.15) < 0.02
+    np.testing.assert_allclose(np.cov(x[z == 1].T), PARAMS["covs"][1], atol=0.06)
+    xs, zs = model.simulate(PARAMS, [3, 4], rng=3)
+    assert [len(a) for a in xs] == [3, 4] and [len(a) for a in zs] == [3, 4]
+
+
+# ------------------------------------------------------------------------------------------
+# Baum-Welch against hmmlearn
+# ------------------------------------------------------------------------------------------
+def test_maximum_likelihood_baum_welch_matches_hmmlearn():
+    hmmlearn = pytest.importorskip("hmmlearn.hmm")
+    x, _ = simulated(400, seed=2)
+    lengths = [150, 250]
+    rng = np.random.default_rng(4)
+    start = {
+        "init_probs": np.array([0.5, 0.5]),
+        "trans_mat": np.array([[0.7, 0.3], [0.4, 0.6]]),
+        "means": x[rng.choice(400, 2, replace=False)],
+        "covs": np.stack([np.cov(x.T)] * 2),
+    }
+    n_iter = 12
+    # hmmlearn with its priors switched off: covars_prior = 0, covars_weight = 0, means_weight = 0
+    peer = hmmlearn.GaussianHMM(2, covariance_type="full", n_iter=n_iter, tol=-np.inf, init_params="", params="stmc",
+                                covars_prior=0.0, covars_weight=0.0, means_weight=0.0, implementation="scaling")
+    peer.startprob_, peer.transmat_, peer.means_, peer.covars_ = (start[k].copy() for k in ("init_probs", "trans_mat", "means", "covs"))
+    peer.fit(x, lengths)
+    assert len(peer.monitor_.history) == n_iter
+    model = GaussianHMM(2, 2, reg_covar=1e-13)  # reg_covar adds 1e-13 to the diagonals: negligible here
+    sequences = [x[:150], x[150:]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tol=0: "not converged" by design
+        result = fit(model, sequences, backend="em", mle=True, init=start, tol=0, max_iter=n_iter, random_seed=0, progressbar=False)
+    post = result.posterior
+    np.testing.assert_allclose(post["init_probs"].values[0, 0], peer.startprob_, atol=1e-8)
+    np.testing.assert_allclose(post["trans_mat"].values[0, 0], peer.transmat_, atol=1e-8)
+    np.testing.assert_allclose(post["means"].values[0, 0], peer.means_, atol=1e-8)
+    np.testing.assert_allclose(post["covs"].values[0, 0], peer.covars_, atol=1e-8)
+    # the log-likelihood before the last M-step is hmmlearn's last recorded one
+    history = result.fit_history["log_likelihood"].values[0]
+    np.testing.assert_allclose(history[n_iter - 1], peer.monitor_.history[-1], rtol=1e-10)
+
+
+def test_map_em_objective_is_the_log_posterior_with_scipy_densities():
+    x, _ = simulated(80)
+    model = GaussianHMM(2, 2, init_prior=2.0, trans_prior=[[3.0, 1.0], [1.0, 3.0]], m0=[0.0, 0.0], kappa0=0.5, nu0=5.0, S0=np.eye(2))
+    result = fit(model, x, backend="em", random_seed=0, n_init=2, progressbar=False)
+    params = {name: result.posterior[name].values[0, 0] for name in model.param_names}
+    log_prior = stats.dirichlet([2.0, 2.0]).logpdf(params["init_probs"])
+    log_prior += stats.dirichlet([3.0, 1.0]).logpdf(params["trans_mat"][0]) + stats.dirichlet([1.0, 3.0]).logpdf(params["trans_mat"][1])
+    for k in range(2):
+        log_prior += stats.invwishart(5.0, np.eye(2)).logpdf(params["covs"][k])
+        log_prior += stats.multivariate_normal(np.zeros(2), params["covs"][k] / 0.5).logpdf(params["means"][k])
+    np.testing.assert_allclose(result.attrs["objective"], model.log_likelihood(x, params).sum() + log_prior, rtol=1e-10)
+    assert model.label_dim == "state"  # a sticky prior of equal diagonals keeps the states exchangeable
+
+
+def test_affine_change_of_the_data_moves_the_mle_with_it():
+    x, _ = simulated(200, seed=5)
+    scale, shift = np.array([10.0, 0.01]), np.array([1e4, -3.0])
+    model = GaussianHMM(2, 2, reg_covar=1e-300)
+    start = {**PARAMS}
+    moved = {**PARAMS, "means": PARAMS["means"] * scale + shift, "covs": PARAMS["covs"] * np.outer(scale, scale)}
+    kwargs = dict(backend="em", mle=True, tol=0, max_iter=15, random_seed=0, progressbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = fit(model, x, init=start, **kwargs).posterior
+        b = fit(model, pd.DataFrame(x * scale + shift, columns=["u", "v"]), init=moved, **kwargs).posterior
+    np.testing.assert_allclose(b["trans_mat"].values, a["trans_mat"].values, atol=1e-9)
+    np.testing.assert_allclose(b["means"].values, a["means"].values * scale + shift, rtol=1e-9)
+    np.testing.assert_allclose(b["covs"].values, a["covs"].values * np.outer(scale, scale), rtol=1e-7)
+    assert list(b.coords["feature"].values) == ["u", "v"]
+
+
+# ------------------------------------------------------------------------------------------
+# exact posterior, Gibbs, VB
+# ------------------------------------------------------------------------------------------
+PRIOR = dict(m0=[0.5], kappa0=0.8, nu0=3.0, S0=[[1.5]])
+
+
+def test_exact_log_evidence_of_one_and_two_observations_in_closed_form():
+    model = GaussianHMM(2, 1, **PRIOR)
+    df = 3.0 - 1 + 1
+    predictive = stats.multivariate_t([0.5], [[1.5 * 1.8 / (0.8 * df)]], df=df)
+    x1, x2 = 1.7, -0.4
+    assert np.isclose(model.exact_posterior([[x1]]).log_evidence, predictive.logpdf(x1), rtol=1e-12)
+    # two steps: same state with probability 1/2 (uniform priors), then x2 | x1 is the
+    # posterior predictive after one observation; otherwise two independent predictives
+    kappa1, nu1 = 1.8, 4.0
+    m1 = (0.8 * 0.5 + x1) / kappa1
+    S1 = 1.5 + 0.8 * (x1 - 0.5) ** 2 / kappa1
+    df1 = nu1 - 1 + 1
+    after = stats.multivariate_t([m1], [[S1 * (kappa1 + 1) / (kappa1 * df1)]], df=df1)
+    expected = np.log(0.5 * np.exp(predictive.logpdf(x1) + after.logpdf(x2)) + 0.5 * np.exp(predictive.logpdf(x1) + predictive.logpdf(x2)))
+    assert np.isclose(model.exact_posterior([[x1], [x2]]).log_evidence, expected, rtol=1e-12)
+    # a missing last step adds nothing to the evidence (its density integrates to one)
+    assert np.isclose(model.exact_posterior([[x1], [x2], [np.nan]]).log_evidence, expected, rtol=1e-12)
+
+
+TINY = np.array([[-1.9], [-2.4], [-1.5], [2.2], [1.6], [2.5], [np.nan], [1.8]])
+#: distinct prior means make the states distinguishable, so samplers need no relabelling
+TINY_MODEL = GaussianHMM(2, 1, m0=[[-2.0], [2.0]], kappa0=1.0, nu0=3.0, S0=[[1.0]], trans_prior=2.0)
+
+
+def test_gibbs_agrees_with_the_exact_posterior():
+    assert TINY_MODEL.label_dim is None
+    exact = fit(TINY_MODEL, TINY, backend="exact", random_seed=0, draws=20000).posterior
+    gibbs = fit(TINY_MODEL, TINY, backend="gibbs", random_seed=1, draws=1000, tune=100, chains=2, progressbar=False).posterior
+    failures = []
+    for name in TINY_MODEL.param_names:
+        reference = Reference.from_draws(exact[name].values)
+        failures += agreement_failures(name, gibbs[name].values, reference)
+    assert_no_failures(failures)
+    # the check fails on draws shifted by one posterior sd
+    shifted = gibbs["means"].values + exact["means"].values.std(axis=(0, 1))
+    assert agreement_failures("means", shifted, Reference.from_draws(exact["means"].values))
+
+
+def test_vb_elbo_rises_and_stays_below_the_exact_log_evidence():
+    exact = TINY_MODEL.exact_posterior(TINY).log_evidence
+    result = fit(TINY_MODEL, TINY, backend="vb", random_seed=0, draws=50, progressbar=False)
+    for history in result.fit_history["elbo"].values:  # one row per restart
+        history = history[np.isfinite(history)]
+        assert np.all(np.diff(history) >= -1e-9)  # (also guarded by the ascent loop)
+    assert result.attrs["objective"] <= exact + 1e-9
+    assert result.attrs["objective"] > exact - 1.0  # the mean-field gap on these data is small
+
+
+def test_fixed_covariances_and_initial_distribution():
+    x, _ = simulated(150, seed=6)
+    model = GaussianHMM(2, 2, covs=PARAMS["covs"], init_probs=[1.0, 0.0], m0=[[0, 1], [3, -1]])
+    assert model.param_names == ("trans_mat", "means") and model.label_dim is None
+    for backend, options in (("em", {}), ("vb", {"draws": 50}), ("gibbs", {"draws": 50, "tune": 20, "chains": 1})):
+        result = fit(model, x, backend=backend, random_seed=0, progressbar=False, **options)
+        means = result.posterior["means"].mean(("chain", "draw")).values
+        np.testing.assert_allclose(means, PARAMS["means"], atol=0.35)
+        assert "covs" not in result.posterior and "init_probs" not in result.posterior
+    with pytest.raises(ValueError, match="not available with fixed covs"):
+        model.exact_posterior(x[:3])
+
+
+# ------------------------------------------------------------------------------------------
+# data forms and bad input
+# ------------------------------------------------------------------------------------------
+def test_data_forms_give_the_same_sequences():
+    x, _ = simulated(10)
+    model = GaussianHMM(2, 2)
+    one = model.check_data(x)
+    for same in (pd.DataFrame(x), x.tolist(), [list(row) for row in x]):
+        np.testing.assert_array_equal(model.check_data(same).x, one.x)
+    many = model.check_data([x[:4], pd.DataFrame(x[4:])])
+    assert many.n_sequences == 2 and not many.single
+    assert model.check_data(np.stack([x[:5], x[5:]])).n_sequences == 2
+    flat = GaussianHMM(2, 1).check_data(pd.Series(x[:, 0]))
+    assert flat.x.shape == (10, 1)
+    assert GaussianHMM(2, 1).check_data([x[:3, 0], x[3:, 0]]).n_sequences == 2
+    assert model.check_data(one) is one
+    assert "gaussian-hmm" in MODELS
+
+
+@pytest.mark.parametrize("data, error, match", [
+    (np.zeros((5, 3)), ValueError, "D = 3 features per row but the model has n_features = 2"),
+    (np.zeros(5), ValueError, "read as one feature"),
+    ([[0.0, 1.0], [np.nan, 1.0]], ValueError, "partly missing row at time step 1"),
+    ([[0.0, np.inf]], ValueError, "infinite value at time step 0"),
+    ([[np.nan, np.nan]], ValueError, "every observation is missing"),
+    ([np.zeros((3, 2)), np.zeros((0, 2))], ValueError, "sequence 1 is empty"),
+    ([[0.0, 1.0], [2.0]], TypeError, "ragged"),
+    ("1 2 3", TypeError, "got str"),
+    ([["a", "b"]], TypeError, "real numbers"),
+    ([1.0, [2.0, 3.0]], TypeError, "mixing numbers and sequences"),
+])
+def test_bad_data_are_refused_with_a_clear_message(data, error, match):
+    with pytest.raises(error, match=match):
+        GaussianHMM(2, 2).check_data(data)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"n_states": 1}, ValueError, "n_states must be an int >= 2"),
+    ({"n_features": 2.5}, TypeError, "n_features must be an int"),
+    ({"n_states": 10**4}, ValueError, "the transition matrix would hold"),
+    ({"m0": [0.0, 1.0, 2.0]}, ValueError, r"m0 must have shape \(D,\)"),
+    ({"S0": [[1.0, 2.0], [2.0, 1.0]]}, ValueError, "S0 must be positive definite"),
+    ({"nu0": 0.5}, ValueError, "nu0 must be > D - 1"),
+    ({"trans_prior": [[1.0, 1.0, 1.0]]}, ValueError, "trans_prior must be a number or broadcast"),
+    ({"init_prior": -1.0}, ValueError, "init_prior must be finite and > 0"),
+    ({"init_probs": [0.5, 0.6]}, ValueError, "init_probs must be 2 probabilities"),
+    ({"covs": np.eye(2)}, ValueError, r"covs must be a finite array of shape \(K, D, D\)"),
+    ({"kappa0": 0.0}, ValueError, "kappa0 must be a positive finite number"),
+])
+def test_bad_model_arguments_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        GaussianHMM(**{"n_states": 2, "n_features": 2, **kwargs})
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"trans_mat": [[0.5, 0.6], [0.5, 0.5]]}, "rows must sum to 1"),
+    ({"means": np.zeros((2, 3))}, r"must have shape \(2, 2\)"),
+    ({"covs": -np.stack([np.eye(2)] * 2)}, "positive definite"),
+    ({"means": [[np.nan, 0.0], [0.0, 0.0]]}, "must be finite"),
+])
+def test_bad_parameters_are_refused(change, match):
+    with pytest.raises(ValueError, match=match):
+        GaussianHMM(2, 2).posterior_states(np.zeros((3, 2)), {**PARAMS, **change})
+    with pytest.raises(ValueError, match="missing"):
+        GaussianHMM(2, 2).viterbi(np.zeros((3, 2)), {"means": PARAMS["means"]})
+
+
+def test_data_driven_prior_needs_the_data_and_mle_reports_collapse():
+    model = GaussianHMM(2, 2)
+    with pytest.raises(ValueError, match="data-driven"):
+        model.prior()
+    explicit = model.with_data_prior(np.array([[0.0, 1.0], [2.0, 0.0], [1.0, 1.0]]))
+    np.testing.assert_allclose(explicit.m0, [1.0, 2.0 / 3.0])
+    assert explicit.nu0 == 4.0 and not explicit.data_driven
+    # a state left with a single point makes the likelihood unbounded
+    x = np.array([[0.0, 0.0], [5.0, 5.0], [0.1, 0.3], [-0.2, 0.1], [0.3, -0.1]])
+    start = {**PARAMS, "means": np.array([[0.0, 0.0], [5.0, 5.0]]), "covs": np.stack([np.eye(2), 0.01 * np.eye(2)])}
+    with pytest.raises(DegenerateComponentError, match="state 1 collapsed"):
+        fit(model, x, backend="em", mle=True, init=start, random_seed=0, progressbar=False)

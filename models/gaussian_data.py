@@ -56,6 +56,16 @@ def _require_computable_range(x: np.ndarray) -> None:
         )
 
 
+def mean_round_off(x: np.ndarray) -> float:
+    """The log-likelihood drop that storing Gaussian means in float64 can cost, for observations
+    ``x`` of shape (N, D) (see :meth:`GaussianObservations.objective_round_off`)."""
+    variance = x.var(0)
+    if np.any(variance <= 0):
+        return 0.0
+    stored = (np.finfo(float).eps * np.abs(x).max(0)) ** 2
+    return float(ROUND_OFF_NARROWING * x.shape[0] * np.sum(stored / variance))
+
+
 def _unmasked(data, model: str):
     """A masked array's data when nothing is masked; a ValueError naming ``data`` otherwise (a
     Gaussian model cannot marginalise missing values, and NumPy would silently fit the hidden ones)."""
@@ -238,12 +248,7 @@ class GaussianObservations:
         narrower than the data, by a factor ``sqrt(ROUND_OFF_NARROWING)`` in standard deviation.
         Zero for data centred near the origin (to about 1e-25 per observation).
         """
-        x = self.check_data(data).x
-        variance = x.var(0)
-        if np.any(variance <= 0):
-            return 0.0
-        stored = (np.finfo(float).eps * np.abs(x).max(0)) ** 2
-        return float(ROUND_OFF_NARROWING * x.shape[0] * np.sum(stored / variance))
+        return mean_round_off(self.check_data(data).x)
 
     def coords(self, data) -> dict[str, list]:
         data = self.check_data(data)

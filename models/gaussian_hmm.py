@@ -47,6 +47,7 @@ from . import hmm_kernels as kernels
 from .base import LatentModel, as_tuple, check_positive, check_rng, check_spd, numeric_array
 from .conjugate import Dirichlet, NormalInverseWishart
 from .conjugate_mixture import ConjugateMixture
+from .gaussian_data import mean_round_off
 from .gaussian_hmm_data import GaussianSequences, check_sequences
 from .gaussian_hmm_params import GaussianHMMParams
 from .gaussian_hmm_priors import NormalKnownCovariance
@@ -225,6 +226,10 @@ class GaussianHMM(GaussianHMMParams, LatentModel):
     def objective_scale(self, data) -> int:
         # tolerances per time step: one long sequence is not one observation
         return self.check_data(data).n_steps
+
+    def objective_round_off(self, data) -> float:
+        data = self.check_data(data)
+        return mean_round_off(data.x[data.observed])
 
     def coords(self, data) -> dict[str, list]:
         data = self.check_data(data)

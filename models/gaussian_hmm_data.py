@@ -4,7 +4,7 @@ Users give one sequence or many: a (T, D) array, a pandas DataFrame (its columns
 features), a 1-D array or Series when D = 1, a 3-D array (one sequence per leading index), or a
 list of any of these (ragged lengths allowed). :func:`check_sequences` turns them into a
 :class:`GaussianSequences` (the sequences concatenated, with offsets). A row of NaN is a missing
-observation: it tells nothing about the state at that step, and every back-end gives it a log
+observation (so are the masked rows of a ``numpy.ma.MaskedArray``): it tells nothing about the state at that step, and every back-end gives it a log
 emission density of 0. A row that is only partly NaN is refused (the model has no missing
 features), as are infinities.
 """
@@ -17,6 +17,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .gaussian_data import _real_objects, _require_computable_range
 from .hmm_kernels import as_offsets
 
 __all__ = ["GaussianSequences", "check_sequences"]
@@ -115,10 +116,15 @@ def _read_sequence(sequence, index: int, n_features: int) -> np.ndarray:
         sequence = sequence.to_numpy()
     if isinstance(sequence, str | bytes) or sequence is None or isinstance(sequence, dict):
         raise TypeError(f"{where} must be a (T, D) array of real numbers, got {type(sequence).__name__}")
+    if isinstance(sequence, np.ma.MaskedArray):
+        # masked entries are missing observations, as NaN rows are (a partly masked row is refused below)
+        sequence = np.ma.filled(sequence.astype(np.float64), np.nan)
     try:
         array = np.asarray(sequence)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise TypeError(f"{where}: could not read it as a (T, D) array (ragged rows?): {error}") from None
+    if array.dtype == object and array.size:
+        array = _real_objects(array)
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"{where} must hold real numbers, got an array of dtype {array.dtype}")
     if array.ndim == 1 and n_features == 1:
@@ -144,6 +150,8 @@ def _read_sequence(sequence, index: int, n_features: int) -> np.ndarray:
             f"{where} has a partly missing row at time step {row}; a row must be all numbers or all NaN "
             "(a missing observation)"
         )
+    if not missing.all():
+        _require_computable_range(array[~missing.any(axis=1)])
     return array
 
 

@@ -313,3 +313,50 @@ def test_data_driven_prior_needs_the_data_and_mle_reports_collapse():
     start = {**PARAMS, "means": np.array([[0.0, 0.0], [5.0, 5.0]]), "covs": np.stack([np.eye(2), 0.01 * np.eye(2)])}
     with pytest.raises(DegenerateComponentError, match="state 1 collapsed"):
         fit(model, x, backend="em", mle=True, init=start, random_seed=0, progressbar=False)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 13's classes, for this model too
+# ------------------------------------------------------------------------------------------
+def test_masked_rows_are_missing_observations_as_nan_rows_are():
+    x, _ = simulated(6, seed=3)
+    mask = np.zeros(x.shape, bool)
+    mask[[1, 4]] = True
+    model = GaussianHMM(2, 2)
+    with_nan = x.copy()
+    with_nan[mask] = np.nan
+    expected, _, _, _ = enumerate_sequence(with_nan, PARAMS)
+    masked = model.check_data(np.ma.MaskedArray(x, mask))
+    assert masked.n_steps == 6 and list(np.flatnonzero(~masked.observed)) == [1, 4]
+    np.testing.assert_allclose(model.log_likelihood(masked, PARAMS).sum(), expected, rtol=1e-12)
+    partly = mask.copy()
+    partly[2, 0] = True
+    with pytest.raises(ValueError, match="partly missing row at time step 2"):
+        model.check_data(np.ma.MaskedArray(x, partly))
+
+
+@pytest.mark.parametrize("factor, match", [(1e150, "values up to"), (1e-110, "vary by only")])
+def test_values_out_of_float64_range_are_refused_naming_data(factor, match):
+    x, _ = simulated(20, seed=1)
+    with pytest.raises(ValueError, match=f"data.*{match}.*rescale"):
+        GaussianHMM(2, 2).check_data(x * factor)
+
+
+def test_timestamps_far_from_the_origin_fit_like_the_centred_data():
+    """1.7e12 (Unix milliseconds) + data: EM and VB must not mistake float64's storage of the
+    means for a decrease of the objective, and the fit moves with the shift."""
+    x, _ = simulated(300, seed=4)
+    model = GaussianHMM(2, 2)
+    shift = 1.7e12
+    kwargs = dict(random_seed=0, progressbar=False, max_iter=60)
+    for backend in ("em", "vb"):
+        centred = fit(model, x, backend=backend, **kwargs).posterior["means"].values
+        shifted = fit(model, x + shift, backend=backend, **kwargs).posterior["means"].values
+        # float64 holds 1.7e12 + x to about 2e-4
+        np.testing.assert_allclose(np.sort((shifted - shift).ravel()), np.sort(centred.ravel()), atol=0.05)
+
+
+def test_python_integers_beyond_int64_are_read_as_numbers():
+    x = [[2**70, 1], [2**70 + 2**20, 3], [2**70 - 2**20, 2]]
+    data = GaussianHMM(2, 2).check_data(x)
+    assert data.x[0, 0] == float(2**70)

@@ -21,9 +21,12 @@ class UsageError(ValueError):
     """Bad command-line input (exit status 2)."""
 
 
+#: cells that mean a missing value (the HMMs' text tokens: NA, NaN, ? in any case)
+MISSING_CELLS = frozenset({"NA", "na", "Na", "NaN", "nan", "NAN", "?"})
+
+
 class NotATableError(UsageError):
-    """A text file whose rows are not a rectangular table of numbers: ragged rows, or missing-step
-    tokens (NA, ?) in cells. Sequences may be either."""
+    """A text file whose rows are not a rectangular table: ragged rows, which sequences may be."""
 
 
 def _parse_value(text: str):
@@ -122,8 +125,10 @@ def _takes_feature_rows(model) -> bool:
     features, a one-column table stays 2-D) rather than flips or sequences of symbols (a column
     is the sequence)."""
     from latentzoo.models.gaussian_data import GaussianObservations
+    from latentzoo.models.gaussian_hmm import GaussianHMM
 
-    return isinstance(model, GaussianObservations)
+    # a GaussianHMM's file is one sequence of feature rows
+    return isinstance(model, GaussianObservations | GaussianHMM)
 
 
 def read_data_file(path: Path, feature_rows: bool = False):
@@ -195,8 +200,9 @@ def read_table(text: str, where: str = "the data", feature_rows: bool = False):
         # a trailing separator ("1,2,3,") ends the row rather than adding an empty column
         content = "\n".join(line.rstrip(separator + " \t") for line in lines)
     try:
+        # keep_default_na=False: only absent cells (ragged rows) are NaN; NA and NaN tokens are read below
         cells = pd.read_csv(io.StringIO(content), sep=separator, header=None, dtype=str, skipinitialspace=True,
-                            engine="python", skip_blank_lines=False)
+                            engine="python", skip_blank_lines=False, keep_default_na=False)
     except (pd.errors.ParserError, ValueError) as error:
         raise UsageError(f"--data {where}: could not read it as a table ({error})") from None
     cells = cells.apply(lambda column: column.str.strip())
@@ -219,14 +225,14 @@ def read_table(text: str, where: str = "the data", feature_rows: bool = False):
         count = int((~missing.iloc[row]).sum())
         raise NotATableError(f"--data {where}: line {numbered[row][0]} has {count} value(s) where others have "
                          f"{cells.shape[1]}; every row needs one value per column")
-    bad = values.isna() & ~missing
+    # NA, NaN and ? are read as NaN: models that marginalise missing values (the HMMs) take them,
+    # the others refuse them in their own words
+    bad = values.isna() & ~missing & ~cells.isin(MISSING_CELLS)
     if bad.any().any():
         row = int(bad.any(axis=1).to_numpy().argmax())
         column = int(bad.iloc[row].to_numpy().argmax())
         label = f"column {names[column]!r}" if names else f"column {column + 1}"
-        # a missing-step token (NA, ?) is no number, but sequences may hold it
-        error_class = NotATableError if _is_number_or_missing(str(cells.iat[row, column])) else UsageError
-        raise error_class(f"--data {where}: line {numbered[row][0]}, {label} holds {cells.iat[row, column]!r}, "
+        raise UsageError(f"--data {where}: line {numbered[row][0]}, {label} holds {cells.iat[row, column]!r}, "
                          "not a number")
     if names is not None and feature_rows:
         values.columns = names
@@ -252,9 +258,7 @@ def sequence_text(text: str) -> str:
 
 
 def _is_number_or_missing(token: str) -> bool:
-    from latentzoo.models.hmm_data import MISSING_TOKENS
-
-    if token.lower() in MISSING_TOKENS:
+    if token in MISSING_CELLS:
         return True
     try:
         float(token)

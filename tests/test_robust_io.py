@@ -756,3 +756,25 @@ def test_ragged_coin_rows_get_the_coin_models_own_message_with_the_file_name(tmp
     path.write_text("0 1 1\n1 0\n")
     with pytest.raises(UsageError, match=r"flips\.txt.*same number of flips"):
         load_data(str(path), ThreeCoins())
+
+
+def test_a_gaussian_hmm_file_with_a_header_is_one_sequence_with_named_features(tmp_path):
+    from latentzoo.inference.cli_input import UsageError, load_data
+    from latentzoo.models import GaussianHMM
+
+    path = tmp_path / "flow.csv"
+    path.write_text("volume,rain\n1120,3.5\nNA,NaN\n1160,2.0\n")
+    data = load_data(str(path), GaussianHMM(2, 2))
+    assert data.n_sequences == 1 and data.feature_names == ("volume", "rain")
+    np.testing.assert_array_equal(data.x[[0, 2]], [[1120, 3.5], [1160, 2.0]])
+    assert list(np.flatnonzero(~data.observed)) == [1]
+    path.write_text("volume,rain\n1120,3.5\n963,?\n")
+    with pytest.raises(UsageError, match=r"flow\.csv.*partly missing row at time step 1"):
+        load_data(str(path), GaussianHMM(2, 2))
+
+
+def test_the_demo_leaves_out_an_exact_posterior_it_cannot_enumerate_and_says_why():
+    from latentzoo.inference.cli_demo import _demo_plan
+
+    _, _, names, reference, _, notes = _demo_plan("gaussian-hmm", quick=True, all_backends=False)
+    assert "exact" not in names and reference == "nuts_reference" and "2^100" in notes[0]

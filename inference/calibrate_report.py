@@ -71,7 +71,7 @@ def summary(result) -> str:
                 f"PSIS k-hat of q against the posterior: median {np.nanmedian(khat):.2f}, above {KHAT_LIMIT} in "
                 f"{np.mean(khat > KHAT_LIMIT):.0%} of the simulations."
             )
-    sentences.extend(note[0].upper() + note[1:] + "." for note in result.notes)
+    sentences.extend(result.notes)
     return " ".join(sentences)
 
 

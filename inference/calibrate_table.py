@@ -48,7 +48,7 @@ def build_result(job, rows, records: list[dict], alpha: float, runtime: float, n
         table["rmse_sd"] = np.sqrt((error**2).mean(axis=0))
     else:
         table["bias_sd"] = table["rmse_sd"] = math.nan
-        notes.append("every simulation failed")
+        notes.append("Every simulation failed.")
     pit = np.empty((0, n_rows))
     band = None
     ranked = job.kind != "point" and len(ok) >= 2
@@ -79,7 +79,7 @@ def build_result(job, rows, records: list[dict], alpha: float, runtime: float, n
         table["diagnosis"] = ""
         table["calibrated"] = pd.array([pd.NA] * n_rows, dtype="boolean")
         if job.kind == "point":
-            notes.append(f"{job.backend} returns a point estimate without uncertainty: judged by bias and RMSE only")
+            notes.append(f"The back-end {job.backend} returns a point estimate without uncertainty: judged by bias and RMSE only.")
     table = table[list(TABLE_COLUMNS)]
     simulations = pd.DataFrame({
         "simulation": [record["index"] for record in records],
@@ -96,7 +96,7 @@ def build_result(job, rows, records: list[dict], alpha: float, runtime: float, n
     }).set_index("simulation")
     failed = len(records) - len(ok)
     if failed:
-        notes.append(f"{failed} of {len(records)} simulations failed (their fits raised) and are left out")
+        notes.append(f"{failed} of {len(records)} simulations failed (their fits raised) and are left out.")
     return Calibration(
         model=job.model, backend=job.backend, kind=job.kind, n_simulations=n_simulations,
         data_size=job.data_size, random_seed=job.random_seed, options=dict(job.options), table=table,

@@ -73,7 +73,7 @@ def cache_directory() -> Path:
 class QuantitySpec:
     """The scalar quantities a calibration reports: every element of every parameter and derived
     quantity, less those that never vary under the prior (masked probabilities) and exact copies of
-    an earlier one (the upper triangle of a covariance matrix).
+    an earlier one (the lower triangle of a covariance matrix).
 
     Attributes
     ----------
@@ -457,7 +457,9 @@ def _cache_path(cache, key_parts) -> str | None:
         try:
             base = Path(cache).expanduser()
         except TypeError:
-            raise TypeError(f"cache must be None, True, False or a directory path, got {type(cache).__name__}") from None
+            raise TypeError(
+                f"cache must be None, True, False or a directory path, got {type(cache).__name__}"
+            ) from None
     return str(base / joblib.hash(key_parts))
 
 
@@ -513,7 +515,9 @@ def calibrate(model, backend: str, n_simulations: int = 100, data_size=None, ran
     spec = get_backend(model, backend)
     unknown = set(options) - set(spec.options)
     if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for backend {backend!r}; valid options: {list(spec.options)}")
+        raise ValueError(
+            f"unknown option(s) {sorted(unknown)} for backend {backend!r}; valid options: {list(spec.options)}"
+        )
     options = dict(options)
     if "progressbar" in spec.options:
         options["progressbar"] = False

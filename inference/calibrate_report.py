@@ -46,7 +46,8 @@ def summary(result) -> str:
         worst = table["rmse_sd"].idxmax() if table["rmse_sd"].notna().any() else None
         if worst is not None:
             sentences.append(
-                f"A point estimate: no uncertainty to calibrate. Largest RMSE {table.loc[worst, 'rmse_sd']:.2f} prior sd "
+                "A point estimate: no uncertainty to calibrate. Largest RMSE "
+                f"{table.loc[worst, 'rmse_sd']:.2f} prior sd "
                 f"({worst}), bias there {table.loc[worst, 'bias_sd']:+.2f}."
             )
     elif n_ok >= 2:
@@ -111,7 +112,8 @@ def plot_calibration(result, quantities=None):
     for position, name in enumerate(quantities):
         column = result.pit[:, labels.index(name)]
         row = result.table.loc[name]
-        top, bottom = axes[2 * (position // n_cols), position % n_cols], axes[2 * (position // n_cols) + 1, position % n_cols]
+        grid_row, grid_col = 2 * (position // n_cols), position % n_cols
+        top, bottom = axes[grid_row, grid_col], axes[grid_row + 1, grid_col]
         top.axhspan(low, high, color="0.88", lw=0)
         top.axhline(n / n_bins, color="0.5", lw=0.8)
         top.hist(column, bins=n_bins, range=(0, 1), color="C0" if row["calibrated"] else "C3", alpha=0.85)

@@ -79,7 +79,8 @@ def build_result(job, rows, records: list[dict], alpha: float, runtime: float, n
         table["diagnosis"] = ""
         table["calibrated"] = pd.array([pd.NA] * n_rows, dtype="boolean")
         if job.kind == "point":
-            notes.append(f"The back-end {job.backend} returns a point estimate without uncertainty: judged by bias and RMSE only.")
+            notes.append(f"The back-end {job.backend} returns a point estimate without uncertainty: "
+                         "judged by bias and RMSE only.")
     table = table[list(TABLE_COLUMNS)]
     simulations = pd.DataFrame({
         "simulation": [record["index"] for record in records],

@@ -293,6 +293,8 @@ def _run_simulation(job: _Job, index: int) -> dict:
     if job.library == "pymc":
         import logging
 
+        import pymc  # noqa: F401  PyMC sets its logger to INFO when imported: quieten it afterwards
+
         logging.getLogger("pymc").setLevel(logging.WARNING)
     model = job.model
     param_seed, data_seed, fit_seed, rank_seed = _seeds(job.random_seed, index)

@@ -296,6 +296,10 @@ def test_plot_save_and_ranks(tmp_path):
     ranks = result.ranks()["prior_sbc"]
     assert ranks["q0"].shape == (1, 30) and ranks["q0"].attrs["quantity"] == "pi"
     assert np.array_equal(ranks["q3"].values[0], result.pit[:, 3])
+    # the layout of simuk's results, which arviz-plots draws
+    import arviz_plots
+
+    arviz_plots.plot_ecdf_pit(result.ranks())
 
 
 @pytest.mark.parametrize("arguments, error, match", [

@@ -531,7 +531,12 @@ def calibrate(model, backend: str, n_simulations: int = 100, data_size=None, ran
         random_seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
     # a data set of this size, once, to check the size and to name the rows
     rng = np.random.default_rng(random_seed)
-    example = model.simulate(prior_draw(model, rng), data_size, rng)
+    try:
+        example = model.simulate(prior_draw(model, rng), data_size, rng)
+    except (TypeError, ValueError) as error:
+        raise type(error)(
+            f"data_size={data_size!r} is not a size {type(model).__name__}.simulate takes: {error}"
+        ) from None
     example = model.check_data(example[0] if isinstance(example, tuple) else example)
     rows = quantity_spec(model, model.coords(example), rng)
     key = (_FORMAT, repr(model), backend, sorted(options.items()), repr(data_size), random_seed)

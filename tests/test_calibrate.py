@@ -310,6 +310,8 @@ def test_plot_save_and_ranks(tmp_path):
     (dict(alpha=1.5), ValueError, "alpha"),
     (dict(draws_typo=3), ValueError, "unknown option"),
     (dict(cache=3.5), TypeError, "cache"),
+    (dict(data_size=0), ValueError, "data_size=0"),
+    (dict(data_size="ten"), ValueError, "data_size='ten'"),
 ])
 def test_bad_arguments_are_refused(arguments, error, match):
     settings_ = dict(n_simulations=4, random_seed=0, progress=False, n_jobs=1, cache=False) | arguments

@@ -26,6 +26,7 @@ import traceback
 
 # only the standard library and the cli* modules at import: configure_environment must run
 # before anything imports PyTensor
+from .cli_calibrate import add_calibrate_parser
 from .cli_demo import QUICK_OPTIONS, cmd_demo
 from .cli_input import UsageError, check_out_file, comparison_options, load_data, make_model, parse_pairs
 from .cli_output import make_console, print_comparison, print_json, print_json_error, rich_table
@@ -294,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-cache", action="store_true",
                       help="run the long NUTS references again instead of reusing cached ones")
     demo.set_defaults(handler=cmd_demo)
+    add_calibrate_parser(commands, common, formatter)
     return parser
 
 

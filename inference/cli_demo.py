@@ -17,7 +17,8 @@ from .cli_output import StatusLines, make_console, print_comparison
 from .cli_run import configure_environment, quiet_pymc, run_comparison
 from .reference import REFERENCE_NUTS
 
-__all__ = ["DEMO_BACKENDS", "DEMO_OPTIONS", "DEMO_SKIPS", "QUICK_OPTIONS", "QUICK_REFERENCE_OPTIONS", "cmd_demo",
+__all__ = ["CALIBRATION_DIR", "DEMO_BACKENDS", "DEMO_OPTIONS", "DEMO_SKIPS", "QUICK_OPTIONS", "QUICK_REFERENCE_OPTIONS",
+           "calibration_links", "cmd_demo",
            "render_demo_index"]
 
 #: ``demo --quick``: fewer draws everywhere (rough numbers, same pictures)
@@ -207,7 +208,31 @@ def _index_template():
     return environment.get_template(INDEX_TEMPLATE)
 
 
-def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=None) -> str:
+#: where the index looks for each model's calibration report, relative to the demo's --out
+CALIBRATION_DIR = "calibration"
+
+
+def calibration_links(out: Path, names: list[str]) -> dict[str, dict]:
+    """Per model: its calibration report under ``out/calibration/<model>/`` when one was made
+    (``latentzoo calibrate MODEL --out OUT/calibration/MODEL``), else the command that makes it.
+
+    Calibration (simulation-based, :func:`latentzoo.inference.calibrate`) costs minutes per model,
+    so the demo links its reports rather than running it.
+
+    Returns
+    -------
+    dict
+        Model name -> ``{"report": relative path or None, "command": str}``.
+    """
+    links = {}
+    for name in names:
+        report = out / CALIBRATION_DIR / name / "report.html"
+        command = f"latentzoo calibrate {name} --out {out / CALIBRATION_DIR / name}"
+        links[name] = {"report": str(report.relative_to(out)) if report.is_file() else None, "command": command}
+    return links
+
+
+def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=None, calibration=None) -> str:
     """The demo's index page: a link to each model's report, with the model's summary.
 
     Parameters
@@ -219,6 +244,8 @@ def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=
         The ``demo`` flags, which the page's introduction names.
     template : jinja2.Template, optional
         The loaded ``demo_index.html.j2`` (loaded here when None).
+    calibration : dict, optional
+        :func:`calibration_links`: each model's calibration report, or the command to make it.
 
     Returns
     -------
@@ -226,7 +253,7 @@ def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=
         The HTML page, every model-supplied text escaped.
     """
     template = template or _index_template()
-    return template.render(outcomes=outcomes, all_backends=all_backends, quick=quick)
+    return template.render(outcomes=outcomes, all_backends=all_backends, quick=quick, calibration=calibration or {})
 
 
 def _check_out(out: Path, names: list[str], args) -> None:
@@ -269,7 +296,8 @@ def cmd_demo(args) -> int:
     else:
         outcomes = _run_demo_parallel(names, args, out, jobs)
     index = out / "index.html"
-    page = render_demo_index({name: outcomes[name] for name in names}, args.all_backends, args.quick, template)
+    page = render_demo_index({name: outcomes[name] for name in names}, args.all_backends, args.quick, template,
+                             calibration_links(out, names))
     index.write_text(page, encoding="utf-8")
     per_model = ", ".join(f"{name} {outcomes[name].seconds:.0f} s" for name in names)
     console.print(f"\n[dim]{len(names)} models in {time.perf_counter() - start:.0f} s with {jobs} "

@@ -332,3 +332,20 @@ def test_power_the_page_checks_fail_on_a_wrong_page(troubled, troubled_page, mon
     # a failure left out of its section
     with pytest.raises(AssertionError):
         check_messages_escaped(troubled_page, {**troubled.failures, "gibbs": "ValueError: x"}, troubled.warnings)
+
+
+def test_demo_index_links_a_calibration_report_where_one_was_made(tmp_path):
+    """The index links ``OUT/calibration/<model>/report.html`` when ``latentzoo calibrate`` wrote
+    it, and otherwise shows the command that makes it."""
+    from types import SimpleNamespace
+
+    from latentzoo.inference.cli_demo import calibration_links, render_demo_index
+
+    (tmp_path / "calibration" / "three-coins").mkdir(parents=True)
+    (tmp_path / "calibration" / "three-coins" / "report.html").write_text("<html></html>")
+    outcomes = {name: SimpleNamespace(report=f"{name}/report.html", class_name="X", summary="s")
+                for name in ("three-coins", "dice-hmm")}
+    page = render_demo_index(outcomes, False, True, calibration=calibration_links(tmp_path, list(outcomes)))
+    assert re.findall(r"href='([^']+)'", page) == ["three-coins/report.html", "calibration/three-coins/report.html",
+                                                   "dice-hmm/report.html"]
+    assert f"latentzoo calibrate dice-hmm --out {tmp_path / 'calibration' / 'dice-hmm'}" in page

@@ -213,14 +213,16 @@ def smooth(init, trans, lik, offsets):
 # expected sufficient statistics (Baum-Welch E-step, VB's q(z) update)
 # ------------------------------------------------------------------------------------------
 @njit(**_JIT)
-def _expected_counts(init, trans, lik, symbols, offsets, n_symbols, alpha, scale):
+def _smoothed_counts(init, trans, lik, offsets, alpha, scale, gamma):
+    """Forward pass, then a backward pass that fills ``gamma`` (T, K) with the smoothed
+    marginals and returns the expected initial and transition counts. ``gamma`` may be ``alpha``
+    itself (the categorical E-step overwrites the forward messages)."""
     n_states = init.size
     log_lik, bad = _forward(init, trans, lik, offsets, alpha, scale)
     init_counts = np.zeros(n_states)
     trans_counts = np.zeros((n_states, n_states))
-    emission_counts = np.zeros((n_states, n_symbols))
     if bad >= 0:
-        return log_lik, init_counts, trans_counts, emission_counts, bad
+        return log_lik, init_counts, trans_counts, bad
     beta = np.empty(n_states)
     beta_prev = np.empty(n_states)
     weighted = np.empty(n_states)
@@ -231,11 +233,7 @@ def _expected_counts(init, trans, lik, symbols, offsets, n_symbols, alpha, scale
         start, stop = offsets[s], offsets[s + 1]
         for k in range(n_states):
             beta[k] = 1.0
-        t = stop - 1
-        # gamma_T = alpha_T
-        symbol = symbols[t]
-        for k in range(n_states):
-            emission_counts[k, symbol] += alpha[t, k]
+            gamma[stop - 1, k] = alpha[stop - 1, k]
         for t in range(stop - 2, start - 1, -1):
             inverse = 1.0 / scale[t + 1]
             for j in range(n_states):
@@ -252,17 +250,29 @@ def _expected_counts(init, trans, lik, symbols, offsets, n_symbols, alpha, scale
                 beta[k] = beta_prev[k]
                 total += alpha[t, k] * beta[k]
             # gamma_t = alpha_t * beta_t sums to one up to round-off; normalise to keep counts exact
-            symbol = symbols[t]
             for k in range(n_states):
-                emission_counts[k, symbol] += alpha[t, k] * beta[k] / total
-        total = 0.0
+                gamma[t, k] = alpha[t, k] * beta[k] / total
         for k in range(n_states):
-            total += alpha[start, k] * beta[k]
-        for k in range(n_states):
-            init_counts[k] += alpha[start, k] * beta[k] / total
+            init_counts[k] += gamma[start, k]
     for i in range(n_states):
         for j in range(n_states):
             trans_counts[i, j] = xi_sum[i, j] * trans[i, j]
+    return log_lik, init_counts, trans_counts, -1
+
+
+@njit(**_JIT)
+def _expected_counts(init, trans, lik, symbols, offsets, n_symbols, alpha, scale):
+    n_states = init.size
+    # the smoothed marginals overwrite the forward messages in place: the backward pass reads
+    # alpha[t] just before it writes gamma[t], and never reads alpha[t] again
+    log_lik, init_counts, trans_counts, bad = _smoothed_counts(init, trans, lik, offsets, alpha, scale, alpha)
+    emission_counts = np.zeros((n_states, n_symbols))
+    if bad >= 0:
+        return log_lik, init_counts, trans_counts, emission_counts, bad
+    for t in range(symbols.size):
+        symbol = symbols[t]
+        for k in range(n_states):
+            emission_counts[k, symbol] += alpha[t, k]
     return log_lik, init_counts, trans_counts, emission_counts, -1
 
 
@@ -661,51 +671,6 @@ def _shift_log_emission(log_emission, lik, shift):
         for k in range(n_states):
             lik[t, k] = np.exp(log_emission[t, k] - top)
     return -1
-
-
-@njit(**_JIT)
-def _smoothed_counts(init, trans, lik, offsets, alpha, scale, gamma):
-    """Forward pass, then a backward pass that fills ``gamma`` (T, K) and returns the expected
-    initial and transition counts; as :func:`_expected_counts` with gamma in place of the
-    categorical emission counts."""
-    n_states = init.size
-    log_lik, bad = _forward(init, trans, lik, offsets, alpha, scale)
-    init_counts = np.zeros(n_states)
-    trans_counts = np.zeros((n_states, n_states))
-    if bad >= 0:
-        return log_lik, init_counts, trans_counts, bad
-    beta = np.empty(n_states)
-    beta_prev = np.empty(n_states)
-    weighted = np.empty(n_states)
-    xi_sum = np.zeros((n_states, n_states))
-    for s in range(offsets.size - 1):
-        start, stop = offsets[s], offsets[s + 1]
-        for k in range(n_states):
-            beta[k] = 1.0
-            gamma[stop - 1, k] = alpha[stop - 1, k]
-        for t in range(stop - 2, start - 1, -1):
-            inverse = 1.0 / scale[t + 1]
-            for j in range(n_states):
-                weighted[j] = lik[t + 1, j] * beta[j] * inverse
-            for i in range(n_states):
-                a_i = alpha[t, i]
-                value = 0.0
-                for j in range(n_states):
-                    xi_sum[i, j] += a_i * weighted[j]
-                    value += trans[i, j] * weighted[j]
-                beta_prev[i] = value
-            total = 0.0
-            for k in range(n_states):
-                beta[k] = beta_prev[k]
-                total += alpha[t, k] * beta[k]
-            for k in range(n_states):
-                gamma[t, k] = alpha[t, k] * beta[k] / total
-        for k in range(n_states):
-            init_counts[k] += gamma[start, k]
-    for i in range(n_states):
-        for j in range(n_states):
-            trans_counts[i, j] = xi_sum[i, j] * trans[i, j]
-    return log_lik, init_counts, trans_counts, -1
 
 
 @njit(**_JIT)

@@ -62,8 +62,19 @@ SHORT = {
 }
 SEED = 5
 
+# Each costs 40-50 s of cold compiling on two cores, for a layout the default suite already checks
+# on this model (nuts, advi, map: the same PyMC declaration and to_idata) and on every other model
+# (full-rank ADVI and PyMC's Gibbs): they run with `make test-slow`.
+SLOW_PAIRS = {("gaussian-hmm", "fullrank_advi"), ("gaussian-hmm", "pymc_gibbs")}
+
+
+def _marks(row: str, backend: str) -> list:
+    marks = [pytest.mark.pymc] if backend in PYMC_BACKENDS else []
+    return marks + [pytest.mark.slow] if (row, backend) in SLOW_PAIRS else marks
+
+
 PAIRS = [
-    pytest.param(row, backend, id=f"{row}-{backend}", marks=[pytest.mark.pymc] if backend in PYMC_BACKENDS else [])
+    pytest.param(row, backend, id=f"{row}-{backend}", marks=_marks(row, backend))
     for row, model, _ in MODELS
     for backend in applicable_backends(model)
 ]

@@ -343,6 +343,9 @@ def test_op_gradient_matches_finite_differences_on_missing_data():
     np.testing.assert_allclose(dlogp(point), numeric, rtol=1e-5, atol=1e-7)
 
 
+# slow: 45 s warm (find_MAP on 120 rolls); the default suite checks the Op on missing data through
+# its gradient, the explicit-state model and the contract test
+@pytest.mark.slow
 @pytest.mark.pymc
 def test_map_finds_the_em_mode_on_missing_data():
     dice = DiceHMM(trans_prior=2.0, emission_prior=2.0)

@@ -609,7 +609,8 @@ def test_cli_demo_index_escapes_model_names(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
     index = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "<script>" not in index
-    assert index.count("&lt;script&gt;coins&#39;") == 2  # the link and its text
+    # the link and its text, and the model's name and directory in the calibrate command
+    assert index.count("&lt;script&gt;coins&#39;") == 4
     assert "<p>p &lt; q &amp; q &gt; 0</p>" in index
     assert "EM, VB, ADVI, Gibbs, NUTS and the exact posterior where they apply (quick settings)." in index
     assert "report:" in capsys.readouterr().out

@@ -41,7 +41,8 @@ $(STAMP): pyproject.toml .ci/pytensor-config.sh .ci/find-python
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/latentzoo demo --out latentzoo-report
+	@# the report directory is make demo's own: a second run replaces it
+	$(VENV)/bin/latentzoo demo --out latentzoo-report --overwrite
 
 # two workers on two cores: the suite is mostly PyTensor compiling and sampling, both CPU-bound
 test: $(STAMP)

@@ -68,9 +68,13 @@ def summary(result) -> str:
                              + "; ".join(described) + more + ".")
         if np.isfinite(result.median_khat):
             khat = result.simulations["khat"].to_numpy(float)
+            # NaN: no k-hat (a fit that failed, or too few distinct ratios for the Pareto fit)
+            defined = khat[~np.isnan(khat)]
+            undefined = khat.size - defined.size
             sentences.append(
-                f"PSIS k-hat of q against the posterior: median {np.nanmedian(khat):.2f}, above {KHAT_LIMIT} in "
-                f"{np.mean(khat > KHAT_LIMIT):.0%} of the simulations."
+                f"PSIS k-hat of q against the posterior: median {np.median(defined):.2f}, above {KHAT_LIMIT} in "
+                f"{np.mean(defined > KHAT_LIMIT):.0%} of the {defined.size} simulations where it is defined"
+                + (f" (undefined in {undefined})." if undefined else ".")
             )
     sentences.extend(result.notes)
     return " ".join(sentences)

@@ -13,7 +13,7 @@ simulations CSV per back-end, the rank figures, and ``summary.csv``.
 
 from __future__ import annotations
 
-from .cli_input import UsageError, make_model, parse_pairs
+from .cli_input import UsageError, apply_backend_options, make_model, parse_pairs
 
 __all__ = ["CALIBRATION_OPTIONS", "add_calibrate_parser", "cmd_calibrate"]
 
@@ -85,13 +85,7 @@ def _backends(model, text) -> list[str]:
 
 def _options(names, extra) -> dict:
     options = {name: dict(CALIBRATION_OPTIONS.get(name, {})) for name in names}
-    for key, value in extra.items():
-        backend, dot, option = key.partition(".")
-        if not dot or not option:
-            raise UsageError(f"--option for calibrate is backend.key=value (e.g. gibbs.draws=2000), got {key!r}")
-        if backend not in options:
-            raise UsageError(f"--option {key}: {backend!r} is not among the calibrated back-ends {names}")
-        options[backend][option] = value
+    apply_backend_options(options, extra, "calibrate", "gibbs.draws=2000")
     return options
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 __all__ = ["DATA_SUFFIXES", "NotATableError", "UsageError", "check_out_file", "comparison_options", "load_data", "make_model",
-           "parse_pairs", "read_data_file", "read_table", "sequence_text"]
+           "apply_backend_options", "parse_pairs", "read_data_file", "read_table", "sequence_text"]
 
 DATA_SUFFIXES = (".csv", ".txt", ".tsv", ".dat", ".npy")
 
@@ -308,11 +308,18 @@ def comparison_options(model, backends, reference, defaults, draws, extra):
         for name in names:
             if name in BACKENDS and name != reference and "draws" in BACKENDS[name].options:
                 options[name]["draws"] = draws
+    apply_backend_options(options, extra, "compare", "nuts.chains=4")
+    return names, reference, {name: value for name, value in options.items() if value}
+
+
+def apply_backend_options(options: dict, extra: dict, command: str, example: str) -> None:
+    """Put ``--option backend.key=value`` pairs (``extra``, from :func:`parse_pairs`) into the
+    per-back-end ``options`` (back-end name -> dict, changed in place); a UsageError for a pair
+    that is not ``backend.key`` or names a back-end that does not run."""
     for key, value in extra.items():
         backend, dot, option = key.partition(".")
         if not dot or not option:
-            raise UsageError(f"--option for compare is backend.key=value (e.g. nuts.chains=4), got {key!r}")
-        if backend not in names:
-            raise UsageError(f"--option {key}: {backend!r} is not among the compared back-ends {names}")
+            raise UsageError(f"--option for {command} is backend.key=value (e.g. {example}), got {key!r}")
+        if backend not in options:
+            raise UsageError(f"--option {key}: {backend!r} is not among the {command}d back-ends {list(options)}")
         options[backend][option] = value
-    return names, reference, {name: value for name, value in options.items() if value}

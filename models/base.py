@@ -80,6 +80,19 @@ class LatentModel:
         return {name: np.asarray(params[name], float) for name in self.param_names}
 
 
+def check_param_keys(params, names, name: str = "params", optional=()) -> None:
+    """A TypeError unless ``params`` is a dict, a ValueError naming what is missing or unexpected
+    unless its keys are exactly ``names`` (``optional`` keys may also appear)."""
+    names = list(names)
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict with keys {names}, got {type(params).__name__}")
+    missing = set(names) - set(params)
+    unknown = set(params) - set(names) - set(optional)
+    if missing or unknown:
+        raise ValueError(f"{name} must have exactly the keys {names}; missing {sorted(missing)}, "
+                         f"unexpected {sorted(unknown)}")
+
+
 def check_rng(rng, name: str = "rng") -> np.random.Generator:
     """Accept a Generator, an int seed or None; anything else is a TypeError naming ``name``."""
     if isinstance(rng, np.random.Generator):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import check_spd, numeric_array
+from .base import check_param_keys, check_spd, numeric_array
 
 __all__ = ["GaussianHMMParams"]
 
@@ -27,15 +27,7 @@ class GaussianHMMParams:
     def _batched(self, params, name: str) -> dict[str, np.ndarray]:
         """All four parameters as arrays of a common batch shape B, validated: probability rows
         summing to one, finite means, and (for one set) positive-definite covariances."""
-        if not isinstance(params, dict):
-            raise TypeError(f"{name} must be a dict with keys {list(self.param_names)}, got {type(params).__name__}")
-        missing = set(self.param_names) - set(params)
-        unknown = set(params) - set(self.param_names)
-        if missing or unknown:
-            raise ValueError(
-                f"{name} must have exactly the keys {list(self.param_names)}; missing {sorted(missing)}, "
-                f"unexpected {sorted(unknown)}"
-            )
+        check_param_keys(params, self.param_names, name)
         arrays, batch = {}, None
         for key, shape in self._param_shapes().items():
             array = numeric_array(params[key], f"{name}[{key!r}]", f"an array of shape {shape}")

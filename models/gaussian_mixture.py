@@ -57,7 +57,7 @@ import numpy as np
 from scipy import special
 
 from . import gmm_selection
-from .base import LatentModel, as_tuple, check_positive, check_rng, check_spd, numeric_array
+from .base import LatentModel, as_tuple, check_param_keys, check_positive, check_rng, check_spd, numeric_array
 from .conjugate import NormalInverseWishart
 from .gaussian_data import GaussianData, GaussianObservations
 from .gmm_kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats
@@ -210,11 +210,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
     def check_params(self, params, name: str = "params", dim: int | None = None) -> dict[str, np.ndarray]:
         """Validate one parameter set: ``weights`` (K,) positive summing to 1, ``means`` (K, D)
         finite, ``covs`` (K, D, D) symmetric positive definite. ``name`` is used in messages."""
-        if not isinstance(params, dict):
-            raise TypeError(f"{name} must be a dict with keys {list(NAMES)}, got {type(params).__name__}")
-        missing, unknown = set(NAMES) - set(params), set(params) - set(NAMES)
-        if missing or unknown:
-            raise ValueError(f"{name} must have exactly the keys {list(NAMES)}; missing {sorted(missing)}, unexpected {sorted(unknown)}")
+        check_param_keys(params, NAMES, name)
         K = self.n_components
         dim = dim if dim is not None else self.dim
         weights = numeric_array(params["weights"], f"{name}['weights']", f"an array of {K} numbers")

@@ -57,7 +57,7 @@ import numpy as np
 
 from . import hmm_data
 from . import hmm_kernels as kernels
-from .base import LatentModel, check_rng, numeric_array
+from .base import LatentModel, check_param_keys, check_rng, numeric_array
 from .conjugate import Dirichlet, MaskedDirichlet
 from .conjugate_mixture import ConjugateMixture
 from .hmm_exact import EXACT_MAX_PATHS, exact_posterior  # noqa: F401 (EXACT_MAX_PATHS: public here too)
@@ -248,15 +248,7 @@ class _CategoricalHMMBase(LatentModel):
 
     def _check_param_arrays(self, params, name: str) -> dict[str, np.ndarray]:
         """Validate a params dict whose arrays may carry common leading batch dims."""
-        if not isinstance(params, dict):
-            raise TypeError(f"{name} must be a dict with keys {list(self.param_names)}, got {type(params).__name__}")
-        missing = set(self.param_names) - set(params)
-        unknown = set(params) - set(self.param_names)
-        if missing or unknown:
-            raise ValueError(
-                f"{name} must have exactly the keys {list(self.param_names)}; "
-                f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
-            )
+        check_param_keys(params, self.param_names, name)
         arrays, batch = {}, None
         for key, shape in self._param_shapes().items():
             try:

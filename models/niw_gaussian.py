@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import multigammaln
 
-from .base import LatentModel, check_rng
+from .base import LatentModel, check_param_keys, check_rng
 from .conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, gaussian_stats
 from .conjugate_mixture import ConjugateMixture
 from .gaussian_data import GaussianData, GaussianObservations
@@ -122,11 +122,7 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
 
     def check_params(self, params, name: str = "params", dim: int | None = None) -> dict[str, np.ndarray]:
         """Validate ``{"mu": (D,), "Sigma": (D, D) symmetric positive definite}``."""
-        if not isinstance(params, dict):
-            raise TypeError(f"{name} must be a dict with keys {list(NAMES)}, got {type(params).__name__}")
-        missing, unknown = set(NAMES) - set(params), set(params) - set(NAMES)
-        if missing or unknown:
-            raise ValueError(f"{name} must have exactly the keys {list(NAMES)}; missing {sorted(missing)}, unexpected {sorted(unknown)}")
+        check_param_keys(params, NAMES, name)
         dim = dim if dim is not None else self.dim
         mu = _check_vector(params["mu"], f"{name}['mu']")
         if dim is not None and mu.size != dim:

@@ -24,7 +24,7 @@ from functools import cached_property
 import numpy as np
 from scipy import special
 
-from .base import LatentModel, check_prior_pair, check_probability, check_rng
+from .base import LatentModel, check_param_keys, check_prior_pair, check_probability, check_rng
 from .conjugate import Beta
 from .coin_data import CoinData, check_coin_data
 from .conjugate_mixture import ConjugateMixture
@@ -177,17 +177,8 @@ class ThreeCoins(LatentModel):
     def check_params(self, params, name: str = "params") -> dict[str, np.ndarray]:
         """Validate a dict of scalar parameters (``init``, ``simulate``); ``name`` is the
         argument named in error messages."""
-        if not isinstance(params, dict):
-            raise TypeError(f"{name} must be a dict with keys {list(self.param_names)}, got {type(params).__name__}")
-        missing = set(self.param_names) - set(params)
-        unknown = set(params) - set(self.param_names)
-        if self.pi is not None:
-            unknown.discard("pi")
-        if missing or unknown:
-            raise ValueError(
-                f"{name} must have exactly the keys {list(self.param_names)}; "
-                f"missing {sorted(missing)}, unexpected {sorted(unknown)}"
-            )
+        # with pi fixed, a full parameter set (pi included) is still accepted
+        check_param_keys(params, self.param_names, name, optional=("pi",) if self.pi is not None else ())
         return {key: np.asarray(check_probability(_scalar(params[key]), f"{name}[{key!r}]")) for key in self.param_names}
 
     def _require_keys(self, params) -> None:

@@ -164,9 +164,31 @@ def test_fits_are_relabelled_against_the_truth():
     idata = fit(model, x, backend="em", random_seed=0, progressbar=False)
     swapped = {name: value[::-1] for name, value in truth.items()}
     for reference in (truth, swapped):
-        draws = _posterior_draws(model, idata, reference)
+        draws, same = _posterior_draws(model, idata, reference, "point")
+        assert same is reference
         assert np.allclose(draws["means"][0, 0], reference["means"], atol=0.5)
         assert np.allclose(draws["weights"][0, 0], reference["weights"], atol=0.1)
+
+
+def test_draws_and_truth_are_relabelled_to_the_pivot_draw():
+    """Samplers: the truth and the draws follow the first draw's labelling, whichever labelling
+    the truth came in (so the truth gets no say in how the draws are labelled)."""
+    from latentzoo.inference import fit
+
+    model = GaussianMixture(n_components=2, m0=(0.0, 0.0), S0=((1.0, 0.0), (0.0, 1.0)), nu0=4.0, kappa0=0.01)
+    truth = {"weights": np.array([0.3, 0.7]), "means": np.array([[-8.0, 0.0], [8.0, 0.0]]),
+             "covs": np.stack([np.eye(2), np.eye(2)])}
+    x, _ = model.simulate(truth, 200, np.random.default_rng(0))
+    idata = fit(model, x, backend="gibbs", random_seed=0, draws=30, tune=20, chains=2, progressbar=False)
+    pivot_means = idata.posterior["means"].values[0, 0]
+    swapped = {name: value[::-1] for name, value in truth.items()}
+    results = [_posterior_draws(model, idata, reference, "sampler") for reference in (truth, swapped)]
+    for draws, pivoted in results:
+        assert np.allclose(draws["means"][0, 0], pivot_means)  # the pivot keeps its labels
+        # every draw and the truth sit on the pivot's side of each label
+        assert np.all(np.sign(draws["means"][..., 0]) == np.sign(pivot_means[:, 0]))
+        assert np.array_equal(np.sign(pivoted["means"][:, 0]), np.sign(pivot_means[:, 0]))
+    assert np.array_equal(results[0][1]["means"], results[1][1]["means"])
 
 
 def test_log_q_is_the_product_of_the_variational_betas():

@@ -29,7 +29,7 @@ import traceback
 from .cli_calibrate import add_calibrate_parser
 from .cli_demo import QUICK_OPTIONS, cmd_demo
 from .cli_input import UsageError, check_out_file, comparison_options, load_data, make_model, parse_pairs
-from .cli_output import make_console, print_comparison, print_json, print_json_error, rich_table
+from .cli_output import make_console, print_comparison, print_json, print_json_error, rich_table, save_netcdf
 from .cli_run import configure_environment, quiet_pymc, run_comparison
 
 # importable from here as before the split (examples/ reads the demo's options from this module)
@@ -100,7 +100,7 @@ def cmd_fit(args) -> int:
                                   if not issubclass(record.category, (DeprecationWarning, FutureWarning))))
     table = comparison_table(model, {args.backend: idata})
     if args.out:
-        idata.to_netcdf(args.out)
+        save_netcdf(idata, args.out)
     if args.json:
         print_json(table)
     else:

@@ -22,6 +22,21 @@ _COLUMN_WIDTHS = {"backend": 15, "parameter": 14, "mean": 8, "sd": 8, "hdi": 18,
 _DROP_ORDER = ("runtime_s", "r_hat", "ess_bulk", "sd_ratio", "sd")
 
 
+def save_netcdf(idata, path) -> None:
+    """Write ``idata`` to ``path`` through a temporary file in the same directory, moved into
+    place when whole: a failed or interrupted write leaves an earlier file at ``path`` as it was
+    and no partial file behind."""
+    from pathlib import Path
+
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        idata.to_netcdf(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def make_console(stderr: bool = False):
     """A rich Console on stdout (or stderr) that keeps table rows whole when piped."""
     from rich.console import Console

@@ -19,7 +19,9 @@ again. A run is written to a temporary ``.part`` file in the same directory and 
 with ``os.replace``, so a reader never sees half a file and a failed or interrupted write leaves
 nothing behind. A lock file (``<key>.lock``, created with ``O_EXCL``) stops two processes from
 making the same run at once: the second waits, then reads the first one's result. A lock left by
-a process that died is recognised (its process id no longer exists) and taken over.
+a process that died is recognised (its process id no longer exists) and taken over; a waiter
+says on stderr whom it waits for, and after ``LOCK_TIMEOUT_S`` (an hour) of a live but hung
+holder runs the reference itself without the cache.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 import tempfile
 import time
 import warnings
@@ -58,6 +61,11 @@ LOCK_POLL_S = 0.2
 # a lock file without readable contents is being written, or was left half-written by a crash;
 # after this many seconds it is taken to be the latter
 _UNREADABLE_LOCK_S = 30.0
+#: after waiting this long for another live process's run (a long NUTS run takes minutes; a
+#: hung process holds its lock for ever), the waiter runs the reference itself, without the cache
+LOCK_TIMEOUT_S = 3600.0
+#: a waiter says once on stderr whom it waits for, after this many seconds
+LOCK_NOTICE_S = 5.0
 
 
 class ReferenceCacheWarning(UserWarning):
@@ -267,9 +275,25 @@ def _holder_is_gone(lock: Path) -> bool:
     return False
 
 
+def _holder(lock: Path) -> str:
+    try:
+        holder = json.loads(lock.read_text())
+        return f"process {int(holder['pid'])} on {holder['host']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
 @contextlib.contextmanager
 def _exclusive(lock: Path):
-    """Hold ``lock`` (created with O_EXCL) for the duration; wait while another live process does."""
+    """Hold ``lock`` (created with O_EXCL) for the duration; wait while another live process does.
+
+    Raises
+    ------
+    TimeoutError
+        The lock stayed held by a live process for :data:`LOCK_TIMEOUT_S` seconds.
+    """
+    start = time.monotonic()
+    told = False
     while True:
         try:
             descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -278,6 +302,14 @@ def _exclusive(lock: Path):
                 with contextlib.suppress(FileNotFoundError):
                     lock.unlink()
                 continue
+            waited = time.monotonic() - start
+            if waited > LOCK_TIMEOUT_S:
+                raise TimeoutError(f"{_holder(lock)} has held {lock} for over {LOCK_TIMEOUT_S:.0f} s") from None
+            if not told and waited > LOCK_NOTICE_S:
+                # a silent wait of minutes looks like a hang
+                print(f"latentzoo: waiting for {_holder(lock)}, which is making the same reference NUTS run "
+                      f"(lock {lock}; delete it if that process hangs)", file=sys.stderr, flush=True)
+                told = True
             time.sleep(LOCK_POLL_S)
             continue
         with os.fdopen(descriptor, "w") as handle:
@@ -356,6 +388,10 @@ def reference_nuts(model, data, *, random_seed: int = 0, options: dict | None = 
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(_exclusive(directory / f"{key}.lock"))
+        except TimeoutError as error:  # a hung holder: run here, and leave its file to it
+            warnings.warn(f"gave up waiting for the reference cache's lock ({error}); running the reference "
+                          "here without caching it", ReferenceCacheWarning, stacklevel=2)
+            return answer(run(), "run", None)
         except OSError as error:  # a read-only cache: run without the lock, and do not write
             warnings.warn(f"cannot lock the reference cache {directory} ({type(error).__name__}: {error}); "
                           "running without it", ReferenceCacheWarning, stacklevel=2)

@@ -442,6 +442,27 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(fake_nuts, tmp_path):
     _no_leftovers(tmp_path)
 
 
+def test_a_lock_held_too_long_by_a_live_process_is_waited_for_then_bypassed(fake_nuts, tmp_path, monkeypatch,
+                                                                              capsys):
+    """A hung holder (alive, never finishing) does not stall the waiter for ever: it says whom it
+    waits for, then runs the reference itself without touching the holder's lock or cache."""
+    import socket
+
+    model = ThreeCoins()
+    key = reference_module._cache_key(model, model.check_data(SEED_FLIPS),
+                                      {**reference_module.DEFAULT_REFERENCE_OPTIONS, **OPTIONS}, 0)
+    lock = tmp_path / f"{key}.lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": 0}))  # alive
+    monkeypatch.setattr(reference_module, "LOCK_NOTICE_S", 0.1)
+    monkeypatch.setattr(reference_module, "LOCK_TIMEOUT_S", 0.6)
+    with pytest.warns(ReferenceCacheWarning, match="gave up waiting"):
+        _, info = reference_nuts(model, SEED_FLIPS, options=OPTIONS, cache=tmp_path)
+    assert info["source"] == "run" and info["path"] is None and len(fake_nuts) == 1
+    err = capsys.readouterr().err
+    assert f"waiting for process {os.getpid()}" in err and str(lock) in err and err.count("waiting for") == 1
+    assert lock.exists() and not list(tmp_path.glob("*.nc"))  # the holder's lock and cache are left alone
+
+
 # -- 5. the command line: paths, data files, errors ------------------------------------------------------
 def test_cli_checks_out_before_fitting(runs, tmp_path, monkeypatch, capsys):
     a_file = tmp_path / "file.txt"
@@ -469,6 +490,22 @@ def test_cli_checks_out_before_fitting(runs, tmp_path, monkeypatch, capsys):
         assert strict_json(captured.out)["error"]["type"] == "PermissionError"
         assert "Permission denied" in captured.err
     assert runs == []
+
+
+def test_fit_out_replaces_a_file_only_when_the_new_one_is_whole(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "em.nc"
+    assert main(["fit", "three-coins", "--backend", "em", "--out", str(out)]) == 0
+    before = out.read_bytes()
+
+    def half_written(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"CDF half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", half_written)
+    assert main(["fit", "three-coins", "--backend", "em", "--seed", "1", "--out", str(out)]) == 1  # not a usage error
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_bytes() == before  # the earlier result is intact ...
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["em.nc"]  # ... and no partial file is left
 
 
 def test_cli_refuses_an_earlier_comparison_until_overwrite(runs, no_figures, tmp_path, capsys):

@@ -510,6 +510,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         import pymc as pm
         import pytensor.tensor as pt
 
+        from .pymc_data import observed_data
         from .pymc_parts import gaussian_mixture, inverse_wishart, mvnormal
 
         data = self.check_data(data)
@@ -533,11 +534,13 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
                 dims=("component", "feature"),
                 initval=np.asarray(niw.m, np.float64) + _spread_initval(x, K),
             )
+            # a container, not a constant: one compiled model serves every data set (models/pymc_data.py)
+            x_data = observed_data("x_data", x)
             if marginalized:
-                gaussian_mixture("x", weights, means, chol, observed=x, dims=("observation", "feature"))
+                gaussian_mixture("x", weights, means, chol, observed=x_data, dims=("observation", "feature"))
             else:
                 z = pm.Categorical("z", p=weights, dims="observation")
-                mvnormal("x", means[z], chol[z], observed=x, dims=("observation", "feature"))
+                mvnormal("x", means[z], chol[z], observed=x_data, dims=("observation", "feature"))
         return model
 
     def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:

@@ -28,6 +28,7 @@ import pytensor.tensor as pt
 from . import hmm_kernels as kernels
 from .hmm_data import HMMData
 from .hmm_op import hmm_log_likelihood
+from .pymc_data import observed_data
 
 __all__ = ["PYMC_GIBBS_MAX_STEPS", "pymc_initial_point", "pymc_model"]
 
@@ -104,7 +105,9 @@ def pymc_model(model, data, marginalized: bool = True) -> pm.Model:
                 emission = pt.concatenate([emission, pt.ones((model.n_states, 1))], axis=1)
             pm.Potential(
                 "log_likelihood",
-                hmm_log_likelihood(init, trans, emission, data.coded(model.n_symbols), data.offsets),
+                # containers, not constants: one compiled model serves every data set (models/pymc_data.py)
+                hmm_log_likelihood(init, trans, emission, observed_data("symbols_data", data.coded(model.n_symbols)),
+                                   observed_data("offsets_data", data.offsets)),
             )
         else:
             _declare_explicit_states(model, data, init, trans, emission)

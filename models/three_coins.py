@@ -422,6 +422,8 @@ class ThreeCoins(LatentModel):
         import pymc as pm
         import pytensor.tensor as pt
 
+        from .pymc_data import observed_data
+
         data = self.check_data(data)
         # NumPy float64 scalars, not Python floats: PyTensor turns a Python float that float32
         # represents exactly (1.0, 2.0, 0.5) into a float32 constant, and the Beta log-density
@@ -430,6 +432,9 @@ class ThreeCoins(LatentModel):
             np.asarray(prior, dtype=np.float64) for prior in (self.pi_prior, self.p_prior, self.q_prior)
         )
         with pm.Model(coords={"trial": np.arange(data.n_trials)}) as model:
+            # containers, not constants: one compiled model serves every data set (models/pymc_data.py)
+            heads = observed_data("heads_data", data.heads)
+            n_flips = observed_data("n_flips_data", data.n_flips)
             pi = pm.Beta("pi", *pi_prior) if self.pi is None else pt.constant(np.float64(self.pi))
             p = pm.Beta("p", *p_prior)
             q = pm.Beta("q", *q_prior)
@@ -437,13 +442,13 @@ class ThreeCoins(LatentModel):
                 pm.Mixture(
                     "heads",
                     w=pt.stack([pi, 1.0 - pi]),
-                    comp_dists=[pm.Binomial.dist(data.n_flips, p), pm.Binomial.dist(data.n_flips, q)],
-                    observed=data.heads,
+                    comp_dists=[pm.Binomial.dist(n_flips, p), pm.Binomial.dist(n_flips, q)],
+                    observed=heads,
                     dims="trial",
                 )
             else:
                 coin_b = pm.Bernoulli("coin_b", p=pi, dims="trial")
-                pm.Binomial("heads", n=data.n_flips, p=pt.switch(coin_b, p, q), observed=data.heads, dims="trial")
+                pm.Binomial("heads", n=n_flips, p=pt.switch(coin_b, p, q), observed=heads, dims="trial")
             pm.Deterministic("heads_prob", pi * p + (1.0 - pi) * q)
         return model
 

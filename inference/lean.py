@@ -85,15 +85,42 @@ def _chunk_observed(model, part, name):
     return np.asarray(model.observed_data(part)[name][0])
 
 
-def _concatenate(function, parts, shapes, dtype, axis: int, *arguments):
+#: a lazy variable's tasks each compute about this many numbers at most (one chunk of the data
+#: for as many draws as fit), so reading one draw never computes all of them
+BLOCK_NUMBERS = 10_000_000
+
+
+def _lazy_array(function, model, parts, lengths, trailing: tuple, draws: dict, batch: tuple, dtype, *arguments):
+    """A Dask array of shape batch + (sum(lengths),) + trailing: ``function(model, part,
+    draws_block, *arguments)`` per part and block of draws, concatenated."""
     import dask
     import dask.array as da
 
-    pieces = [
-        da.from_delayed(dask.delayed(function)(model_and_part[0], model_and_part[1], *arguments), shape=shape, dtype=dtype)
-        for model_and_part, shape in zip(parts, shapes)
-    ]
-    return pieces[0] if len(pieces) == 1 else da.concatenate(pieces, axis=axis)
+    n_chain, n_draw = batch
+    width = int(np.prod(trailing, dtype=np.int64))
+    columns = []
+    for part, length in zip(parts, lengths):
+        per_block = int(max(1, BLOCK_NUMBERS // max(length * width, 1)))
+        chains = []
+        for chain in range(n_chain):
+            blocks = []
+            for start in range(0, n_draw, per_block):
+                stop = min(start + per_block, n_draw)
+                block_draws = {name: value[chain:chain + 1, start:stop] for name, value in draws.items()}
+                task = dask.delayed(function)(model, part, block_draws, *arguments)
+                blocks.append(da.from_delayed(task, shape=(1, stop - start, length) + trailing, dtype=dtype))
+            chains.append(blocks[0] if len(blocks) == 1 else da.concatenate(blocks, axis=1))
+        columns.append(chains[0] if len(chains) == 1 else da.concatenate(chains, axis=0))
+    return columns[0] if len(columns) == 1 else da.concatenate(columns, axis=2)
+
+
+def _observed_array(model, parts, lengths, name, trailing: tuple, dtype):
+    import dask
+    import dask.array as da
+
+    pieces = [da.from_delayed(dask.delayed(_chunk_observed)(model, part, name), shape=(length,) + trailing, dtype=dtype)
+              for part, length in zip(parts, lengths)]
+    return pieces[0] if len(pieces) == 1 else da.concatenate(pieces)
 
 
 def lazy_values(model, data, draws: dict, batch: tuple):
@@ -115,22 +142,22 @@ def lazy_values(model, data, draws: dict, batch: tuple):
     """
     parts, sizes, sample = _parts(model, data)
     coords = model.coords(sample)
-    pairs = [(model, part) for part in parts]
     observation_dim = model.observation_dim
-    log_lik = _concatenate(
-        _chunk_log_likelihood, pairs, [batch + (s[observation_dim],) for s in sizes], float, len(batch), draws
+    draws = {name: np.asarray(value) for name, value in draws.items()}
+    log_lik = _lazy_array(
+        _chunk_log_likelihood, model, parts, [s[observation_dim] for s in sizes], (), draws, batch, float
     )
     latents = {}
     for name, dims in model.latent_dims().items():
         trailing = tuple(len(coords[dim]) for dim in dims[1:])
-        shapes = [batch + (s[dims[0]],) + trailing for s in sizes]
-        latents[name] = _concatenate(_chunk_latent, pairs, shapes, float, len(batch), draws, name)
+        lengths = [s[dims[0]] for s in sizes]
+        latents[name] = _lazy_array(_chunk_latent, model, parts, lengths, trailing, draws, batch, float, name)
     if not isinstance(data, ChunkedData):
         return log_lik, latents, model.observed_data(data)
     observed = {}
     for name, (array, dims) in model.observed_data(sample).items():
-        shapes = [(s[dims[0]],) + array.shape[1:] for s in sizes]
-        observed[name] = (_concatenate(_chunk_observed, pairs, shapes, array.dtype, 0, name), dims)
+        lengths = [s[dims[0]] for s in sizes]
+        observed[name] = (_observed_array(model, parts, lengths, name, array.shape[1:], array.dtype), dims)
     return log_lik, latents, observed
 
 

@@ -17,7 +17,7 @@ distributed = pytest.importorskip("distributed")
 
 from latentzoo.inference import fit, sequences  # noqa: E402
 from latentzoo.inference import chunked  # noqa: E402
-from latentzoo.models import CategoricalHMM, GaussianMixture, NIWGaussian, ThreeCoins  # noqa: E402
+from latentzoo.models import CategoricalHMM, GaussianHMM, GaussianMixture, NIWGaussian, ThreeCoins  # noqa: E402
 from latentzoo.models.datasets import blobs  # noqa: E402
 from latentzoo.models.gmm_stats import component_stats  # noqa: E402
 from latentzoo.models.stats_combine import combine_centred, sum_stats  # noqa: E402
@@ -166,6 +166,21 @@ def test_hmm_em_and_vb_on_many_sequences(client):
     # a list of Dask arrays is chunked input as well (one partition per worker)
     result = fit(model, [da.from_array(s) for s in seqs], "vb", random_seed=6, progressbar=False, n_init=1, tol=1e-6)
     _assert_same_params(result, expected, ("trans_mat",))
+
+
+def test_gaussian_hmm_em_on_many_sequences_without_a_client():
+    model = GaussianHMM(2, 2)
+    rng = np.random.default_rng(7)
+    # two regimes far from the origin, so that the centred statistics must combine pairwise
+    seqs = []
+    for length in rng.integers(10, 30, size=12):
+        states = np.cumsum(rng.random(length) < 0.15) % 2
+        seqs.append(np.array([5e3, -1e3]) + 3.0 * states[:, None] + rng.normal(size=(length, 2)))
+    expected = fit(model, seqs, "em", random_seed=3, progressbar=False, n_init=1, tol=1e-7)
+    with dask.config.set(scheduler="sync"):
+        result = fit(model, sequences(seqs, partitions=4), "em", random_seed=3, progressbar=False, n_init=1, tol=1e-7)
+    _assert_same_params(result, expected, ("init_probs", "trans_mat", "means", "covs"), atol=1e-7)
+    np.testing.assert_allclose(result.log_likelihood["x"].values, expected.log_likelihood["x"].values, rtol=1e-9)
 
 
 # -- bad input ---------------------------------------------------------------------------------------

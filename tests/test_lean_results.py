@@ -101,3 +101,16 @@ def test_per_observation_is_checked():
         fit(ThreeCoins(), [1, 0, 1], "em", per_observation="lean")
     with pytest.raises(ValueError, match="per_observation must be one of"):
         fit(ThreeCoins(), [1, 0, 1], "em", per_observation=None)
+
+
+def test_lazy_tasks_split_the_draws_so_one_draw_is_read_alone(gmm_results, monkeypatch):
+    x, results = gmm_results
+    monkeypatch.setattr(lean, "BLOCK_NUMBERS", 3 * len(x))  # responsibilities: one draw per task
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lazy = fit(GaussianMixture(2), x, "gibbs", random_seed=4, per_observation="lazy", **GIBBS)
+    assert lazy.posterior["responsibilities"].chunks[1] == (1,) * GIBBS["draws"]
+    assert lazy.log_likelihood["x"].chunks[1] == (3,) * 13 + (1,)
+    np.testing.assert_allclose(lazy.posterior["responsibilities"][1, 7].values,
+                               results["full"].posterior["responsibilities"][1, 7].values, rtol=1e-12)
+    np.testing.assert_allclose(lazy.log_likelihood["x"].values, results["full"].log_likelihood["x"].values, rtol=1e-12)

@@ -106,14 +106,18 @@ def run_sklearn(x, iterations: int) -> dict:
 
 
 def child(config: str, n: int, iterations: int, chunk: int) -> dict:
-    """One configuration in this process; returns its measurements."""
+    """One configuration in this process; returns its measurements (after a warm-up fit of 1,000
+    points that loads the compiled kernels, on the workers too)."""
     if config == "dask":
         import distributed
 
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       dashboard_address=None) as cluster, distributed.Client(cluster):
+            run_latentzoo(dask_data(2000, 1000), 1)
             measured = run_latentzoo(dask_data(n, chunk), iterations)
     else:
+        if config == "memory":
+            run_latentzoo(in_memory_data(1000, chunk), 1)
         x = in_memory_data(n, chunk)
         measured = run_latentzoo(x, iterations) if config == "memory" else run_sklearn(x, iterations)
     measured["peak_mb"] = peak_mb()

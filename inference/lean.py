@@ -86,8 +86,9 @@ def _chunk_observed(model, part, name):
 
 
 #: a lazy variable's tasks each compute about this many numbers at most (one chunk of the data
-#: for as many draws as fit), so reading one draw never computes all of them
-BLOCK_NUMBERS = 10_000_000
+#: for as many draws as fit), so reading one draw never computes all of them; below the HMMs'
+#: guard on smoothed state probabilities (``LATENT_MAX_ENTRIES`` = 5e6)
+BLOCK_NUMBERS = 4_000_000
 
 
 def _lazy_array(function, model, parts, lengths, trailing: tuple, draws: dict, batch: tuple, dtype, *arguments):

@@ -104,8 +104,14 @@ def test_gmm_hard_assignment_em_on_dask_without_a_client(points):
     model = GaussianMixture(3, m0=(1e3, -2e3), nu0=4.0, S0=((1.0, 0.0), (0.0, 1.0)))
     expected = fit(model, points, "em", random_seed=1, progressbar=False, assignment="hard", n_init=2)
     with dask.config.set(scheduler="sync"):  # before any client: Dask's local schedulers
-        result = fit(model, _chunked(points), "em", random_seed=1, progressbar=False, assignment="hard", n_init=2)
+        result = fit(model, _chunked(points), "em", random_seed=1, progressbar=False, assignment="hard", n_init=2,
+                     per_observation="summary")
     _assert_same_params(result, expected, PARAMS)
+    assert "log_likelihood" not in result.children and result.attrs["per_observation"] == "summary"
+    totals = result["per_observation_summary"]
+    np.testing.assert_allclose(totals["log_likelihood_sum"].values, expected.log_likelihood["x"].values.sum(-1))
+    np.testing.assert_allclose(totals["responsibilities_sum"].values,
+                               expected.posterior["responsibilities"].values.sum(2), rtol=1e-10)
 
 
 def test_gibbs_on_dask_is_reproducible(client, points):
@@ -121,7 +127,7 @@ def test_gibbs_on_dask_is_reproducible(client, points):
 @pytest.mark.filterwarnings("ignore::latentzoo.inference.ConvergenceWarning")
 def test_gibbs_on_dask_agrees_with_in_memory_gibbs(points):
     model = GaussianMixture(3)
-    options = {"draws": 300, "tune": 50, "chains": 2, "progressbar": False}
+    options = {"draws": 200, "tune": 40, "chains": 2, "progressbar": False}
     with dask.config.set(scheduler="sync"):
         chunked_result = fit(model, _chunked(points), "gibbs", random_seed=8, **options)
     in_memory = fit(model, points, "gibbs", random_seed=8, **options)
@@ -134,7 +140,7 @@ def test_gibbs_on_dask_agrees_with_in_memory_gibbs(points):
         return np.take_along_axis(means, order[..., None], axis=1)
 
     ours, theirs = sorted_means(chunked_result), sorted_means(in_memory)
-    spread = np.sqrt(ours.var(0) / 60 + theirs.var(0) / 60)  # ESS >= 60 of 600 draws, conservatively
+    spread = np.sqrt(ours.var(0) / 40 + theirs.var(0) / 40)  # ESS >= 40 of 400 draws, conservatively
     assert np.all(np.abs(ours.mean(0) - theirs.mean(0)) < 4 * spread)
 
 
@@ -209,9 +215,11 @@ def test_default_scheduler_and_bounded_sample(points, monkeypatch):
     expected = fit(model, points, "em", random_seed=5, progressbar=False, n_init=1)
     # the configured scheduler comes before any distributed client: this is the no-client path
     with dask.config.set(scheduler="sync"):
-        result = fit(model, _chunked(points), "em", random_seed=5, progressbar=False, n_init=1)
+        result = fit(model, _chunked(points), "em", random_seed=5, progressbar=False, n_init=1, per_observation="full")
         monkeypatch.setattr(chunked, "MAX_SAMPLE", 50)
         data = chunked.read_chunked(model, _chunked(points))
     _assert_same_params(result, expected, PARAMS)
+    assert result.log_likelihood["x"].chunks is None and result.posterior["responsibilities"].chunks is None
+    np.testing.assert_allclose(result.log_likelihood["x"].values, expected.log_likelihood["x"].values, rtol=1e-9)
     assert data.sample.x.shape == (50, 2)
     assert sum(sizes["observation"] for sizes in data.dim_sizes) == 600

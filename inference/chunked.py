@@ -203,6 +203,19 @@ def _first_sequences(items, budget: int) -> list:
     return list(dask.compute(*chosen))
 
 
+def _leading_bag_items(partitions, budget: int) -> list:
+    import dask
+
+    items, steps = [], 0
+    for partition in partitions:
+        if steps >= budget:
+            break
+        fetched = list(dask.compute(partition)[0])
+        items += fetched
+        steps += sum(len(item) for item in fetched)
+    return items
+
+
 def read_chunked(model, data) -> ChunkedData:
     """Validate chunked ``data`` on the workers for ``model``; see the module docstring.
 
@@ -230,8 +243,8 @@ def read_chunked(model, data) -> ChunkedData:
     if is_array:
         sample = model.check_data(np.asarray(sample_source.compute()))
     else:
-        if items is None:  # a bag: the sample is its first partition's leading sequences
-            items = dask.compute(blocks[0])[0]
+        if items is None:  # a bag: its leading partitions, fetched one by one until the budget is met
+            items = _leading_bag_items(blocks, MAX_SAMPLE)
         sample = model.check_data(_first_sequences(items, MAX_SAMPLE))
     sizes, scales, round_offs = zip(*described_parts)
     return ChunkedData(tuple(parts), tuple(sizes), tuple(scales), tuple(round_offs), sample)

@@ -17,7 +17,7 @@ distributed = pytest.importorskip("distributed")
 
 from latentzoo.inference import fit, sequences  # noqa: E402
 from latentzoo.inference import chunked  # noqa: E402
-from latentzoo.models import CategoricalHMM, GaussianHMM, GaussianMixture, NIWGaussian, ThreeCoins  # noqa: E402
+from latentzoo.models import CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, NIWGaussian, ThreeCoins  # noqa: E402
 from latentzoo.models.datasets import blobs  # noqa: E402
 from latentzoo.models.gmm_stats import component_stats  # noqa: E402
 from latentzoo.models.stats_combine import combine_centred, sum_stats  # noqa: E402
@@ -187,6 +187,19 @@ def test_gaussian_hmm_em_on_many_sequences_without_a_client():
         result = fit(model, sequences(seqs, partitions=4), "em", random_seed=3, progressbar=False, n_init=1, tol=1e-7)
     _assert_same_params(result, expected, ("init_probs", "trans_mat", "means", "covs"), atol=1e-7)
     np.testing.assert_allclose(result.log_likelihood["x"].values, expected.log_likelihood["x"].values, rtol=1e-9)
+
+
+def test_dice_hmm_on_a_dask_bag_of_sequences_without_a_client():
+    import dask.bag as db
+
+    model = DiceHMM()
+    rng = np.random.default_rng(12)
+    seqs = [model.simulate(model.default_params(), int(n), rng)[0] for n in rng.integers(5, 25, size=20)]
+    expected = fit(model, seqs, "em", random_seed=4, progressbar=False, n_init=1, tol=1e-7)
+    with dask.config.set(scheduler="sync"):
+        result = fit(model, db.from_sequence(seqs, npartitions=4), "em", random_seed=4, progressbar=False, n_init=1,
+                     tol=1e-7)
+    _assert_same_params(result, expected, ("init_probs", "trans_mat", "emission_probs"))
 
 
 # -- bad input ---------------------------------------------------------------------------------------

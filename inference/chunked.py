@@ -162,6 +162,8 @@ def _array_blocks(array):
     keep = [i for i in range(len(blocks)) if array.chunks[0][i] > 0]
     described = [f"data chunk {i} (rows {starts[i]} to {starts[i + 1] - 1})" for i in keep]
     n_rows = int(array.shape[0])
+    if not keep:
+        raise ValueError(f"data must have at least one row, got a Dask array of shape {array.shape}")
     if n_rows <= MAX_SAMPLE:
         sample = array
     else:

@@ -214,6 +214,8 @@ def test_nan_in_one_chunk_is_named(client, points):
 def test_refusals_name_what_is_wrong(points):
     with pytest.raises(ValueError, match="data must be 2-D"):
         fit(GaussianMixture(3), da.from_array(points[:, 0], chunks=100), "em", progressbar=False)
+    with pytest.raises(ValueError, match=r"data must have at least one row, got a Dask array of shape \(0, 2\)"):
+        fit(GaussianMixture(3), da.zeros((0, 2), chunks=(10, 2)), "em", progressbar=False)
     with pytest.raises(ValueError, match="backend 'exact' does not run on chunked"):
         fit(ThreeCoins(), da.from_array(np.ones(10, int), chunks=5), "exact")
     with pytest.raises(TypeError, match="NIWGaussian cannot be fitted on chunked"):

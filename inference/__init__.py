@@ -1,5 +1,6 @@
 """latentzoo inference: interchangeable back-ends behind one ``fit`` and one ``compare``."""
 
+from .chunked import sequences
 from .core import ConvergenceWarning, RawResult, to_idata
 from .registry import BACKENDS, Backend, applicable_backends, fit, register
 
@@ -20,5 +21,6 @@ __all__ = [
     "compare",
     "fit",
     "register",
+    "sequences",
     "to_idata",
 ]

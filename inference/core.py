@@ -196,7 +196,8 @@ def make_dataset(values: dict, dims: dict, coords: dict, sample_dims=("chain", "
 
     variables = {}
     for name, array in values.items():
-        array = np.asarray(array)
+        if not hasattr(array, "__dask_graph__"):  # lazy (Dask) variables stay lazy
+            array = np.asarray(array)
         var_dims = tuple(sample_dims) + tuple(dims.get(name, ()))
         if array.ndim != len(var_dims):
             raise RuntimeError(f"{name!r} has shape {array.shape}, expected dims {var_dims}")
@@ -206,7 +207,15 @@ def make_dataset(values: dict, dims: dict, coords: dict, sample_dims=("chain", "
 
 
 def sample_coords(model, data, n_chain: int, n_draw: int) -> dict:
-    coords = {key: np.asarray(value) for key, value in model.coords(data).items()}
+    from .chunked import ChunkedData, data_dims
+
+    if isinstance(data, ChunkedData):
+        # per-observation dims of chunked data go without coordinates (a range of N numbers
+        # gathered on the client for nothing); the others come from the in-memory sample
+        per_observation = data_dims(model, data.sample)
+        coords = {key: np.asarray(value) for key, value in model.coords(data.sample).items() if key not in per_observation}
+    else:
+        coords = {key: np.asarray(value) for key, value in model.coords(data).items()}
     coords.update(chain=np.arange(n_chain), draw=np.arange(n_draw))
     return coords
 
@@ -233,7 +242,7 @@ def _history_dataset(model, history: dict, coords: dict):
     return xr.Dataset(variables, coords={dim: coords[dim] for dim in used if dim in coords})
 
 
-def to_idata(model, data, raw: RawResult):
+def to_idata(model, data, raw: RawResult, per_observation: str = "auto"):
     """Build the result every back-end returns: an ``xarray.DataTree`` in ArviZ 1's conventions.
 
     ``data`` is the validated data object (``model.check_data``'s output), trusted as it is.
@@ -246,8 +255,17 @@ def to_idata(model, data, raw: RawResult):
     over ("restart", *param_dims)), ``variational`` (an extra group, for back-ends that fit a
     variational family: its parameters, with the model's dims and coords and no sample dims) and
     attrs, set on the root and on every group.
+
+    ``data`` may be :class:`~latentzoo.inference.chunked.ChunkedData` (a fit on Dask).
+    ``per_observation`` (``"auto"``, ``"full"``, ``"lazy"``, ``"summary"``) says how the
+    per-observation quantities enter (:mod:`latentzoo.inference.lean`); the choice made is
+    recorded in the attr ``per_observation``.
     """
+    from .lean import SUMMARY_GROUP, lazy_values, resolve_mode, summaries
+
     import xarray as xr
+
+    from .chunked import ChunkedData
 
     missing = set(model.param_names) - set(raw.draws)
     if missing:
@@ -256,12 +274,31 @@ def to_idata(model, data, raw: RawResult):
     n_chain, n_draw = next(iter(draws.values())).shape[:2]
     coords = sample_coords(model, data, n_chain, n_draw)
 
-    groups = {"posterior": make_dataset(*posterior_values(model, data, draws), coords)}
-    observed = model.observed_data(data)
+    mode = resolve_mode(per_observation, model, data, n_chain * n_draw, coords)
+    if mode == "full" and not isinstance(data, ChunkedData):
+        posterior, posterior_dims = posterior_values(model, data, draws)
+        observed = model.observed_data(data)
+        log_lik = model.log_likelihood(data, draws)
+    else:
+        log_lik, latents, observed = lazy_values(model, data, draws, (n_chain, n_draw))
+        posterior = {**draws, **model.derived(draws)}
+        posterior_dims = {**model.param_dims(), **model.derived_dims(), **model.latent_dims()}
+        if mode == "full":  # chunked data asked for in full: computed on the workers, then gathered
+            import dask
+
+            log_lik, latents, observed = dask.compute(log_lik, latents, observed)
+        if mode in ("lazy", "full"):
+            posterior.update(latents)
+    groups = {"posterior": make_dataset(posterior, posterior_dims, coords)}
     observed_name = next(iter(observed))
-    groups["log_likelihood"] = make_dataset(
-        {observed_name: model.log_likelihood(data, draws)}, {observed_name: (model.observation_dim,)}, coords
-    )
+    if mode == "summary":
+        groups[SUMMARY_GROUP] = make_dataset(
+            *summaries(log_lik, latents, model.latent_dims(), (n_chain, n_draw)), coords
+        )
+    else:
+        groups["log_likelihood"] = make_dataset(
+            {observed_name: log_lik}, {observed_name: (model.observation_dim,)}, coords
+        )
     groups["observed_data"] = make_dataset(
         {name: array for name, (array, _) in observed.items()},
         {name: dims for name, (_, dims) in observed.items()},
@@ -284,6 +321,7 @@ def to_idata(model, data, raw: RawResult):
         "model": type(model).__name__,
         "model_spec": repr(model),
         "inference_library": "latentzoo",
+        "per_observation": mode,
         **{key: _attr_value(value) for key, value in raw.attrs.items()},
         **raw.record.to_attrs(),
     }

@@ -265,6 +265,19 @@ def comparison_table(model, idatas: dict, reference: str | None = None, referenc
 
 
 # -- LOO ----------------------------------------------------------------------------------------
+def _loaded_for_loo(idata):
+    """A lazy result (``per_observation="lazy"``) as ArviZ's LOO needs it: the pointwise
+    log-likelihood computed (PSIS reads every value anyway), lazy posterior variables (latent
+    posteriors, which LOO does not use) left out rather than computed."""
+    if idata.attrs.get("per_observation") != "lazy":
+        return idata
+    result = idata.copy(deep=False)
+    result["log_likelihood"] = idata.log_likelihood.to_dataset().load()
+    posterior = idata.posterior.to_dataset()
+    result["posterior"] = posterior.drop_vars([name for name, v in posterior.data_vars.items() if v.chunks is not None])
+    return result
+
+
 def loo_table(idatas: dict):
     """PSIS-LOO of every result with more than one draw, ranked as by :func:`arviz.compare`.
 
@@ -285,20 +298,28 @@ def loo_table(idatas: dict):
     import arviz as az
     import pandas as pd
 
-    usable, skipped, invalid = {}, [], []
+    usable, skipped, invalid, summarised = {}, [], [], []
     for name, idata in idatas.items():
         n_samples = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
-        if "log_likelihood" not in idata.children or n_samples < 2:
+        if idata.attrs.get("per_observation") == "summary" and n_samples >= 2:
+            summarised.append(name)
+        elif "log_likelihood" not in idata.children or n_samples < 2:
             skipped.append(name)
         elif not all(np.isfinite(v.values).all() for v in idata.log_likelihood.data_vars.values()):
             invalid.append(name)  # a NaN would make every elpd NaN without an error
         else:
-            usable[name] = idata
+            usable[name] = _loaded_for_loo(idata)
     note = f"left out (point estimates, no draws to average over): {', '.join(skipped)}." if skipped else ""
     if invalid:
         note += f" Left out for a non-finite pointwise log-likelihood: {', '.join(invalid)}."
+    if summarised:
+        note += (f" Left out: {', '.join(summarised)} kept only totals of the pointwise log-likelihood "
+                 "(per_observation='summary'); LOO needs the pointwise values: fit with "
+                 "per_observation='lazy' (computed on access) or 'full'.")
     note = note.strip()
     if not usable:
+        if summarised:
+            return None, note
         return None, "LOO needs posterior draws; no back-end has more than one. " + note
     first = next(iter(usable.values()))
     n_obs = int(np.prod([size for dim, size in first.log_likelihood.sizes.items() if dim not in ("chain", "draw")]))

@@ -13,7 +13,10 @@ from typing import Callable
 import numpy as np
 
 from ..models.protocols import DataDrivenPrior, Model
+from .chunked import is_chunked_input
 from .core import to_idata
+from .distributed import ChunkedModel, chunked_model
+from .lean import check_per_observation
 
 __all__ = ["Backend", "BACKENDS", "register", "applicable_backends", "get_backend", "fit"]
 
@@ -109,20 +112,30 @@ def _seed_from(random_seed) -> int:
     return int(random_seed)
 
 
-def fit(model, data, backend: str = "em", random_seed: int | None = None, **options):
+def fit(model, data, backend: str = "em", random_seed: int | None = None, per_observation: str = "auto", **options):
     """Fit ``model`` to ``data`` with one back-end.
 
     Parameters
     ----------
     model : a latentzoo model (``ThreeCoins``, ...)
     data : array-like
-        Validated by ``model.check_data``.
+        Validated by ``model.check_data``. Chunked data (a ``dask.array.Array`` of rows, many
+        sequences marked with :func:`latentzoo.inference.chunked.sequences`, a list of Dask
+        arrays, a ``dask.bag``) run ``em``, ``vb`` and ``gibbs`` as a map-reduce over the chunks
+        (on the workers of a ``distributed.Client`` when one is active), never gathering the
+        data (:mod:`latentzoo.inference.distributed`).
     backend : str
         One of :func:`applicable_backends` (``"em"``, ``"vb"``, ``"gibbs"``, ``"exact"``,
         ``"advi"``, ``"fullrank_advi"``, ``"nuts"``, ``"pymc_gibbs"``, ``"map"``).
     random_seed : int, optional
         Seeds every random choice; the same seed gives the same result. None draws a fresh
         seed, which is recorded in ``idata.posterior.attrs["random_seed"]``.
+    per_observation : {"auto", "full", "lazy", "summary"}
+        How the per-observation quantities (pointwise log-likelihood, latent posteriors,
+        observed data) enter the result: NumPy arrays, Dask-backed variables computed on
+        access, or left out with their totals per draw kept (see
+        :mod:`latentzoo.inference.lean`). ``"auto"``: full up to 1e7 numbers, lazy above and
+        for chunked data.
     **options
         Back-end options (``init``, ``n_init``, ``tol``, ``max_iter``, ``mle``, ``draws``,
         ``tune``, ``chains``, ``progressbar``, ...); unknown names raise ValueError.
@@ -143,6 +156,9 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, **opti
         raise ValueError(
             f"unknown option(s) {sorted(unknown)} for backend {backend!r}; valid options: {list(spec.options)}"
         )
+    check_per_observation(per_observation)
+    if is_chunked_input(data):
+        model = chunked_model(model, backend)
     # validated once, here: back-ends, the results builder and the comparison trust this object
     data = model.check_data(data)
     if isinstance(model, DataDrivenPrior):
@@ -158,7 +174,7 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, **opti
     for warning in caught:  # shown as usual, after being recorded
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno, source=warning.source)
     raw.record = _completed_record(raw.record, backend, seed, runtime, spec.library, caught)
-    return to_idata(model, data, raw)
+    return to_idata(model.model if isinstance(model, ChunkedModel) else model, data, raw, per_observation)
 
 
 def _completed_record(record, backend: str, seed: int, runtime: float, library: str, caught):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GaussianData", "GaussianObservations"]
+__all__ = ["GaussianData", "GaussianChunk", "GaussianObservations"]
 
 
 # The magnitudes latentzoo computes with. Sums of N squared deviations must neither overflow
@@ -225,6 +225,15 @@ class GaussianData:
     def __repr__(self) -> str:
         names = f", feature_names={self.feature_names!r}" if self.feature_names is not None else ""
         return f"GaussianData(N={self.x.shape[0]}, D={self.x.shape[1]}{names})"
+
+
+class GaussianChunk(GaussianData):
+    """One chunk of validated observations of a chunked fit (``latentzoo.inference.chunked``).
+
+    Its values are validated like a :class:`GaussianData`'s; conditions on the whole data set
+    (at least K rows for K components) were checked on all the chunks together, so a model
+    accepts a chunk of fewer rows.
+    """
 
 
 class GaussianObservations:

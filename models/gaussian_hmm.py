@@ -53,10 +53,11 @@ from .gaussian_hmm_params import GaussianHMMParams
 from .gaussian_hmm_priors import NormalKnownCovariance
 from .gaussian_mixture import DegenerateComponentError
 from .gmm_kernels import expected_log_densities, log_gaussian_densities
-from .gmm_priors import data_driven_scale
+from .gmm_priors import data_driven_scale, scale_from_covariance
 from .gmm_stats import component_stats, hard_component_stats
 from .hmm_data import _freeze_prior
 from .sizes import check_count, check_parameter_size
+from .stats_combine import combine_centred
 
 __all__ = ["GaussianHMM", "GaussianSequences"]
 
@@ -292,6 +293,32 @@ class GaussianHMM(GaussianHMMParams, LatentModel):
                 changes["S0"] = data_driven_scale(x, K)
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
         return GaussianHMM(**{**fields, **changes})
+
+    def data_prior_stats(self, data) -> dict:
+        """Count, mean and scatter of the observed rows (one component's statistics), from which
+        :meth:`with_data_prior_stats` sets the data-driven prior of chunked sequences."""
+        x = self.check_data(data).x_observed
+        return dict(zip(("counts", "means", "scatters"), component_stats(x, np.ones((x.shape[0], 1)))))
+
+    def with_data_prior_stats(self, stats) -> "GaussianHMM":
+        """:meth:`with_data_prior` from the combined :meth:`data_prior_stats` of all partitions."""
+        if not self.data_driven:
+            return self
+        count, mean, scatter = stats["counts"][0], stats["means"][0], stats["scatters"][0]
+        changes = {"m0": self.m0 if self.m0 is not None else mean}
+        if self.covs is None:
+            changes["nu0"] = self.nu0 if self.nu0 is not None else self.n_features + 2.0
+            if self.S0 is None:
+                if count < 2:
+                    raise ValueError("the data-driven S0 needs at least two observed rows; give S0 explicitly")
+                changes["S0"] = scale_from_covariance(scatter / count, self.n_states)
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return GaussianHMM(**{**fields, **changes})
+
+    def combine_stats(self, parts) -> dict:
+        """Statistics of partitions of the sequences combined: transition counts add, each
+        state's centred statistics combine pairwise (:func:`~latentzoo.models.stats_combine.combine_centred`)."""
+        return combine_centred(parts)
 
     def _require_explicit_prior(self, what: str) -> None:
         if self.data_driven:

@@ -59,13 +59,14 @@ from scipy import special
 from . import gmm_selection
 from .base import LatentModel, as_tuple, check_param_keys, check_positive, check_rng, check_spd, numeric_array
 from .conjugate import NormalInverseWishart
-from .gaussian_data import GaussianData, GaussianObservations
+from .gaussian_data import GaussianChunk, GaussianData, GaussianObservations
 from .gmm_kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats
-from .gmm_priors import component_niw, data_driven_scale, weights_distribution
+from .gmm_priors import component_niw, data_driven_scale, scale_from_covariance, weights_distribution
 from .gmm_stats import component_stats, hard_component_stats
 from .kmeans import kmeans_plusplus, lloyd, nearest_centres
 from .niw_hyperparameters import NIWHyperparameters
 from .sizes import check_count, check_parameter_size
+from .stats_combine import combine_centred
 
 __all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", "REG_COVAR"]
 
@@ -201,11 +202,16 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         """
         K = self.n_components
         data = self._check_observations(
-            data, min_rows=K,
+            data, min_rows=1 if isinstance(data, GaussianChunk) else K,
             too_few=f"n_components = {K} exceeds the number of observations N = {{n}}; use fewer components or more data",
         )
         self._check_table_size(data.n_features)
         return data
+
+    def check_chunk(self, data) -> GaussianChunk:
+        """:meth:`check_data` for one chunk of a chunked fit: any number of rows (the whole data
+        set's N >= K is checked on all the chunks together)."""
+        return self.check_data(GaussianChunk(data))
 
     def check_params(self, params, name: str = "params", dim: int | None = None) -> dict[str, np.ndarray]:
         """Validate one parameter set: ``weights`` (K,) positive summing to 1, ``means`` (K, D)
@@ -276,6 +282,24 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         """This model with every data-driven hyperparameter fixed from ``data`` (its repr then
         records the prior used)."""
         niw = self.resolved_prior(data)[NIW_KEY]
+        return GaussianMixture(
+            n_components=self.n_components, weights_prior=self.weights_prior, m0=niw.m[0], kappa0=self.kappa0,
+            nu0=float(niw.nu[0]), S0=niw.S[0], reg_covar=self.reg_covar,
+        )
+
+    def data_prior_stats(self, data) -> dict:
+        """What the data-driven prior needs from ``data``: the count, mean and scatter of all
+        observations, as the statistics of one component (chunks combine by
+        :meth:`combine_stats`, so chunked data give the prior without being gathered)."""
+        x = self.check_data(data).x
+        return self._stats(*component_stats(x, np.ones((x.shape[0], 1))))
+
+    def with_data_prior_stats(self, stats) -> "GaussianMixture":
+        """:meth:`with_data_prior` from :meth:`data_prior_stats` (of all the data, combined)."""
+        count, mean, scatter = stats["counts"][0], stats["means"][0], stats["scatters"][0]
+        m0, nu0 = self._resolved_m0_nu0(mean)
+        S0 = np.asarray(self.S0, float) if self.S0 is not None else scale_from_covariance(scatter / count, self.n_components)
+        niw = self._niw(m0, nu0, S0)
         return GaussianMixture(
             n_components=self.n_components, weights_prior=self.weights_prior, m0=niw.m[0], kappa0=self.kappa0,
             nu0=float(niw.nu[0]), S0=niw.S[0], reg_covar=self.reg_covar,
@@ -413,6 +437,11 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         x = self.check_data(data).x
         labels, objective = classify(x, params["weights"], params["means"], params["covs"])
         return self._stats(*hard_component_stats(x, labels, self.n_components)), objective
+
+    def combine_stats(self, parts) -> dict:
+        """Statistics of chunks combined into those of all their data: counts add, means and
+        centred scatters combine by the pairwise formula (:func:`~latentzoo.models.stats_combine.combine_centred`)."""
+        return combine_centred(parts)
 
     @staticmethod
     def _stats(counts, means, scatters):

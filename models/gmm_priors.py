@@ -12,7 +12,7 @@ import numpy as np
 
 from .conjugate import Dirichlet, NormalInverseWishart
 
-__all__ = ["OneCategory", "component_niw", "data_driven_scale", "weights_distribution"]
+__all__ = ["OneCategory", "component_niw", "data_driven_scale", "scale_from_covariance", "weights_distribution"]
 
 
 class OneCategory:
@@ -98,7 +98,13 @@ def data_driven_scale(x: np.ndarray, n_components: int) -> np.ndarray:
     """
     n, dim = x.shape
     centred = x - x.mean(0)
-    cov = centred.T @ centred / n
+    return scale_from_covariance(centred.T @ centred / n, n_components)
+
+
+def scale_from_covariance(cov: np.ndarray, n_components: int) -> np.ndarray:
+    """:func:`data_driven_scale` from the data's (maximum-likelihood) covariance ``cov`` of shape
+    (D, D), for data seen only through their statistics (chunked data)."""
+    dim = cov.shape[0]
     S0 = cov / n_components ** (2.0 / dim)
     try:
         np.linalg.cholesky(S0)

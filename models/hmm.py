@@ -63,6 +63,7 @@ from .conjugate_mixture import ConjugateMixture
 from .hmm_exact import EXACT_MAX_PATHS, exact_posterior  # noqa: F401 (EXACT_MAX_PATHS: public here too)
 from .hmm_data import SEED_ROLLS, HMMData, _freeze_prior
 from .sizes import check_count, check_parameter_size
+from .stats_combine import sum_stats
 
 __all__ = ["CategoricalHMM", "DiceHMM", "HMMData"]
 
@@ -478,6 +479,10 @@ class _CategoricalHMMBase(LatentModel):
         data = self.check_data(data)
         init, trans, emission = (np.asarray(params[name], float) for name in self.param_names)
         return self._expected_counts(data, init, trans, emission)
+
+    def combine_stats(self, parts) -> dict[str, np.ndarray]:
+        """Statistics of partitions of the sequences combined: every count adds."""
+        return sum_stats(parts)
 
     def conditional_posterior(self, stats, mle: bool = False) -> dict:
         """Dirichlet posteriors of every row given (expected or complete) counts.

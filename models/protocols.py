@@ -28,6 +28,13 @@ protocol                   methods                                             b
 :class:`IdentificationRule` ``relabel_draws``                                  the comparison
 :class:`ExampleData`       ``default_data``                                    CLI and demo
 :class:`Pictured`          ``picture``                                         the report
+:class:`ChunkedStats`      ``combine_stats``                                   ``em``, ``vb``,
+                                                                               ``gibbs`` on chunked
+                                                                               (Dask) data
+:class:`ChunkValidation`   ``check_chunk``                                     chunks smaller than
+                                                                               the data must be
+:class:`ChunkedDataPrior`  ``data_prior_stats``, ``with_data_prior_stats``     a data-driven prior
+                                                                               from chunked data
 =========================  ==================================================  ===================
 
 Conventions
@@ -156,6 +163,9 @@ __all__ = [
     "IdentificationRule",
     "ExampleData",
     "Pictured",
+    "ChunkedStats",
+    "ChunkValidation",
+    "ChunkedDataPrior",
     "capability_names",
 ]
 
@@ -303,8 +313,41 @@ class Pictured(Protocol):
         """A matplotlib Figure drawn from a finished comparison (never fitting anything), or None."""
 
 
+@runtime_checkable
+class ChunkedStats(Protocol):
+    """Statistics that combine over disjoint parts of the data: EM, VB and Gibbs as a map-reduce
+    over chunks (``latentzoo.inference.distributed``). Each per-data hook (``expected_stats``,
+    ``classification_stats``, ``vb_expected_stats``, ``sample_stats``) runs on every chunk; its
+    totals (log-likelihood, ELBO data term) add, and its statistics combine by this hook."""
+
+    def combine_stats(self, parts: list) -> dict:
+        """The statistics of all the chunks' data from each chunk's (a sum for counts; centred
+        statistics by the pairwise formula, ``latentzoo.models.stats_combine``)."""
+
+
+@runtime_checkable
+class ChunkValidation(Protocol):
+    """Validation of one chunk, for models whose data as a whole must meet a size condition (at
+    least K rows for K mixture components) that a chunk need not."""
+
+    def check_chunk(self, data) -> Any:
+        """The validated data object of one chunk (accepted by every hook, whatever its size)."""
+
+
+@runtime_checkable
+class ChunkedDataPrior(Protocol):
+    """A data-driven prior computed from statistics that combine over chunks."""
+
+    def data_prior_stats(self, data) -> dict:
+        """What the prior needs from ``data``, combinable by ``combine_stats``."""
+
+    def with_data_prior_stats(self, stats: dict):
+        """The model with its data-driven prior fixed from the combined statistics."""
+
+
 def capability_names(model) -> list[str]:
     """Names of the protocols ``model`` satisfies, in the order of this module's table."""
     protocols = (Model, ConjugateEStep, ConjugateSweep, HardAssignments, MeanField, ExactlySolvable,
-                 DataDrivenPrior, IdentificationRule, ExampleData, Pictured)
+                 DataDrivenPrior, IdentificationRule, ExampleData, Pictured, ChunkedStats, ChunkValidation,
+                 ChunkedDataPrior)
     return [protocol.__name__ for protocol in protocols if isinstance(model, protocol)]

@@ -28,6 +28,7 @@ from .base import LatentModel, check_param_keys, check_prior_pair, check_probabi
 from .conjugate import Beta
 from .coin_data import CoinData, check_coin_data
 from .conjugate_mixture import ConjugateMixture
+from .stats_combine import sum_stats
 
 __all__ = ["CoinData", "ThreeCoins"]
 
@@ -323,6 +324,10 @@ class ThreeCoins(LatentModel):
         coin_b_prob = np.exp(log_terms[:, 0] - log_norm)
         log_lik = float(np.sum(log_norm + data.log_binomial_coefficients))
         return self._stats_from_assignments(data, coin_b_prob), log_lik
+
+    def combine_stats(self, parts) -> dict[str, float]:
+        """Statistics of chunks of trials combined: every count adds."""
+        return sum_stats(parts)
 
     def sample_stats(self, data, params, rng):
         """Gibbs step for the latents: draw each trial's coin, return complete statistics."""

@@ -340,12 +340,16 @@ def _n_moments(dim: int) -> int:
     return dim * (dim + 1) // 2 + dim + 1
 
 
-def _run(x, factors, centres, constants, mode, *, resp=None, want_out=True, want_stats=False):
+def _run(x, factors, centres, constants, mode, *, resp=None, want_out=True, want_stats=False, shift=None):
     """Call the compiled pass; returns ``(out (N, K) Fortran-ordered or None, log_norm or None,
-    moments or None, shift)``."""
+    moments or None, shift)``. ``shift`` (D,): the centre of the moments, by default the data's
+    mean (callers that know it pass it, saving a pass over ``x``)."""
     n_rows, dim = x.shape
     n_components = centres.shape[0]
-    shift = _data_centre(x) if want_stats else np.zeros(dim)
+    if not want_stats:
+        shift = np.zeros(dim)
+    elif shift is None:
+        shift = _data_centre(x)
     out = np.empty((n_components, n_rows if want_out else 0))
     log_norm = np.empty(n_rows if mode == _OUT_RESP else 0)
     moments = np.zeros((n_components, _n_moments(dim) if want_stats else 0))

@@ -12,7 +12,7 @@ import numpy as np
 
 from .conjugate import Dirichlet, NormalInverseWishart
 
-__all__ = ["OneCategory", "component_niw", "data_driven_scale", "weights_distribution"]
+__all__ = ["OneCategory", "component_niw", "data_driven_scale", "scale_from_covariance", "weights_distribution"]
 
 
 class OneCategory:
@@ -96,9 +96,14 @@ def data_driven_scale(x: np.ndarray, n_components: int) -> np.ndarray:
         When that matrix is singular (a constant feature, too few distinct points, points on a
         hyperplane): S0 then has to be given.
     """
-    n, dim = x.shape
     centred = x - x.mean(0)
-    cov = centred.T @ centred / n
+    return scale_from_covariance(centred.T @ centred / x.shape[0], n_components)
+
+
+def scale_from_covariance(cov: np.ndarray, n_components: int) -> np.ndarray:
+    """:func:`data_driven_scale` from the data's (maximum-likelihood) covariance ``cov`` (D, D)
+    (for validated data, whose scatter matrix is computed once)."""
+    dim = cov.shape[0]
     S0 = cov / n_components ** (2.0 / dim)
     try:
         np.linalg.cholesky(S0)

@@ -256,9 +256,10 @@ def smooth_table(init, trans, emission, rows, offsets):
     bad : int
     """
     gamma = np.empty((rows.shape[0], init.shape[0]))
-    scale = np.ones(rows.shape[0])
+    scale = np.empty(rows.shape[0])  # written at every step before it is read
     # gamma overwrites the forward messages in place (see _smoothed_counts)
-    log_lik, _, _, bad = _smoothed_counts(init, trans, emission, rows, offsets, gamma, scale, gamma)
+    no_counts = np.zeros((init.shape[0], 0))
+    log_lik, _, _, bad = _smoothed_counts(init, trans, emission, rows, offsets, gamma, scale, gamma, rows, no_counts)
     return gamma, log_lik, int(bad)
 
 
@@ -266,12 +267,15 @@ def smooth_table(init, trans, emission, rows, offsets):
 # expected sufficient statistics (Baum-Welch E-step, VB's q(z) update)
 # ------------------------------------------------------------------------------------------
 @njit(**_JIT)
-def _smoothed_counts(init, trans, emission, rows, offsets, alpha, scale, gamma):
+def _smoothed_counts(init, trans, emission, rows, offsets, alpha, scale, gamma, symbols, emission_counts):
     """Forward pass, then a backward pass that fills ``gamma`` (T, K) with the smoothed
     marginals and returns the expected initial and transition counts. ``gamma`` may be ``alpha``
     itself (the categorical E-step overwrites the forward messages). The emission likelihood of
-    step t is ``emission[k, rows[t]]`` (see :func:`_forward`)."""
+    step t is ``emission[k, rows[t]]`` (see :func:`_forward`). When ``emission_counts`` (K, M)
+    has columns, ``gamma[t, k]`` is added to ``emission_counts[k, symbols[t]]`` as it is made
+    (no second pass over the marginals)."""
     n_states = init.size
+    count_emissions = emission_counts.shape[1] > 0
     log_lik, bad = _forward(init, trans, emission, rows, offsets, alpha, scale)
     init_counts = np.zeros(n_states)
     trans_counts = np.zeros((n_states, n_states))
@@ -288,6 +292,10 @@ def _smoothed_counts(init, trans, emission, rows, offsets, alpha, scale, gamma):
         for k in range(n_states):
             beta[k] = 1.0
             gamma[stop - 1, k] = alpha[stop - 1, k]
+        if count_emissions:
+            symbol = symbols[stop - 1]
+            for k in range(n_states):
+                emission_counts[k, symbol] += gamma[stop - 1, k]
         for t in range(stop - 2, start - 1, -1):
             inverse = 1.0 / scale[t + 1]
             row = rows[t + 1]
@@ -308,6 +316,10 @@ def _smoothed_counts(init, trans, emission, rows, offsets, alpha, scale, gamma):
             inverse = 1.0 / total
             for k in range(n_states):
                 gamma[t, k] = alpha[t, k] * beta[k] * inverse
+            if count_emissions:
+                symbol = symbols[t]
+                for k in range(n_states):
+                    emission_counts[k, symbol] += gamma[t, k]
         for k in range(n_states):
             init_counts[k] += gamma[start, k]
     for i in range(n_states):
@@ -321,14 +333,12 @@ def _expected_counts(init, trans, emission, rows, symbols, offsets, n_symbols, a
     n_states = init.size
     # the smoothed marginals overwrite the forward messages in place: the backward pass reads
     # alpha[t] just before it writes gamma[t], and never reads alpha[t] again
-    log_lik, init_counts, trans_counts, bad = _smoothed_counts(init, trans, emission, rows, offsets, alpha, scale, alpha)
     emission_counts = np.zeros((n_states, n_symbols))
+    log_lik, init_counts, trans_counts, bad = _smoothed_counts(
+        init, trans, emission, rows, offsets, alpha, scale, alpha, symbols, emission_counts
+    )
     if bad >= 0:
-        return log_lik, init_counts, trans_counts, emission_counts, bad
-    for t in range(symbols.size):
-        symbol = symbols[t]
-        for k in range(n_states):
-            emission_counts[k, symbol] += alpha[t, k]
+        return log_lik, init_counts, trans_counts, np.zeros((n_states, n_symbols)), bad
     return log_lik, init_counts, trans_counts, emission_counts, -1
 
 
@@ -389,7 +399,7 @@ def symbol_expected_counts(init, trans, emission, symbols, offsets):
     As :func:`expected_counts`, with ``emission_counts`` of shape (K, M).
     """
     alpha = np.empty((symbols.shape[0], init.shape[0]))
-    scale = np.ones(symbols.shape[0])
+    scale = np.empty(symbols.shape[0])  # written at every step before it is read
     log_lik, init_c, trans_c, emission_c, bad = _expected_counts(
         init, trans, emission, symbols, symbols, offsets, emission.shape[1], alpha, scale
     )
@@ -561,7 +571,7 @@ def ffbs_table(init, trans, emission, rows, offsets, uniforms):
     bad : int
     """
     alpha = np.empty((rows.shape[0], init.shape[0]))
-    scale = np.ones(rows.shape[0])
+    scale = np.empty(rows.shape[0])  # written at every step before it is read
     path = np.zeros(rows.shape[0], dtype=np.int64)
     log_lik, bad = _ffbs(init, trans, emission, rows, offsets, uniforms, alpha, scale, path)
     return path, log_lik, int(bad)
@@ -776,8 +786,9 @@ def _log_emission_pass(init, trans, log_emission, offsets):
         return np.full(offsets.size - 1, -np.inf), np.zeros(n_states), np.zeros((n_states, n_states)), gamma, bad
     alpha = np.empty((n_steps, n_states))
     scale = np.ones(n_steps)
+    rows = np.arange(n_steps)
     log_lik, init_counts, trans_counts, bad = _smoothed_counts(
-        init, trans, lik.T, np.arange(n_steps), offsets, alpha, scale, gamma
+        init, trans, lik.T, rows, offsets, alpha, scale, gamma, rows, np.zeros((n_states, 0))
     )
     if bad >= 0:
         return np.full(offsets.size - 1, -np.inf), init_counts, trans_counts, gamma, bad

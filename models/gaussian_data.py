@@ -204,14 +204,14 @@ class GaussianData:
         one column; Python integers beyond int64 are read as floats. Magnitudes up to 1e100, and
         each varying feature spread over at least 1e-100 (module constants ``LARGEST_VALUE`` and
         ``SMALLEST_SPREAD``: beyond them squared deviations overflow or underflow). Copied into a
-        read-only float64 array.
+        read-only, C-ordered float64 array.
     feature_names : sequence of str, optional
         One name per column; by default the columns of a pandas DataFrame (the name of a named
         Series), else None. They become the ``feature`` coordinates of fitted results.
 
     Attributes
     ----------
-    x : ndarray of shape (N, D), float64, read-only
+    x : ndarray of shape (N, D), float64, C-ordered, read-only
     feature_names : tuple of str or None
 
     Raises
@@ -248,7 +248,9 @@ class GaussianData:
             names = source.feature_names if self.feature_names is None else self.feature_names
             names = _read_feature_names(names, None, array.shape[1])
         else:
-            array = np.array(_read_array(source), dtype=np.float64)
+            # C order whatever the source (a DataFrame is often Fortran-ordered): the kernels run
+            # on rows, and a frame and its plain array then give the same numbers to the last bit
+            array = np.array(_read_array(source), dtype=np.float64, order="C")
             low, high = _require_finite(array)
             _check_range(low, high)
             array.setflags(write=False)

@@ -421,10 +421,10 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         log-likelihood at ``params``."""
         data = self.check_data(data)
         # one fused pass: the responsibilities are used block by block, never stored
-        log_norm, counts, means, scatters = e_step_stats(
-            data.x, params["weights"], params["means"], params["covs"], centre=data.moments[0]
+        log_lik, counts, means, scatters = e_step_stats(
+            data.x, params["weights"], params["means"], params["covs"], centre=data.moments[0], summed=True
         )
-        return self._stats(counts, means, scatters), float(log_norm.sum())
+        return self._stats(counts, means, scatters), log_lik
 
     def classification_stats(self, data, params):
         """Classification EM's E + C step: each point goes to its most probable component.
@@ -469,6 +469,9 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         return {"weights": weights.update(counts), NIW_KEY: NormalInverseWishart.flat(dim, (K,)).update(counts, means, regularised)}
 
     def _check_not_collapsed(self, counts, scatters):
+        # one batched call (a call per component cost as much as the M-step); empty components
+        # are divided by 1 here and reported below before their eigenvalue is read
+        eigenvalues = np.linalg.eigvalsh(scatters / np.where(counts > 0, counts, 1.0)[:, None, None])[:, 0]
         for k in range(counts.size):
             if counts[k] <= 1e-10 * counts.sum():
                 raise DegenerateComponentError(
@@ -476,7 +479,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
                     "mean and covariance are undefined; use the prior (em without mle=True: MAP-EM stays well "
                     "defined), fewer components, or other starting points (init, n_init)"
                 )
-            smallest = float(np.linalg.eigvalsh(scatters[k] / counts[k])[0])
+            smallest = float(eigenvalues[k])
             if smallest <= self.reg_covar:
                 raise DegenerateComponentError(
                     f"maximum-likelihood EM: component {k} collapsed onto {counts[k]:.3g} effective point(s): its "
@@ -513,9 +516,10 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         data = self.check_data(data)
         niw = factors[NIW_KEY]
         log_norm, counts, means, scatters = expected_e_step_stats(
-            data.x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S, centre=data.moments[0]
+            data.x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S, centre=data.moments[0],
+            summed=True,
         )
-        return self._stats(counts, means, scatters), float(log_norm.sum())
+        return self._stats(counts, means, scatters), log_norm
 
     # -- PyMC declaration -------------------------------------------------------------------
     def pymc_model(self, data, marginalized: bool = True):

@@ -165,7 +165,7 @@ def log_evidence(x, weights, means, covs) -> np.ndarray:
     return log_norm
 
 
-def e_step_stats(x, weights, means, covs, centre=None):
+def e_step_stats(x, weights, means, covs, centre=None, summed=False):
     """:func:`e_step` and :func:`component_stats` of its responsibilities, in one pass.
 
     The responsibilities are used block by block and never stored: EM's whole E-step and the
@@ -178,11 +178,14 @@ def e_step_stats(x, weights, means, covs, centre=None):
     centre : ndarray of shape (D,), optional
         Where the moments are accumulated from: any point central to ``x``, by default its mean
         (computed here, an extra pass over ``x``; validated data know theirs).
+    summed : bool
+        Return the sum of ``log_norm`` (a float; EM needs no more) instead of the (N,) array: the
+        pass then takes one logarithm per 8 points instead of one per point.
 
     Returns
     -------
-    log_norm : ndarray of shape (N,)
-        As in :func:`e_step`.
+    log_norm : ndarray of shape (N,), or float
+        As in :func:`e_step`; its sum with ``summed=True``.
     counts : ndarray of shape (K,)
     means : ndarray of shape (K, D)
     scatters : ndarray of shape (K, D, D)
@@ -197,7 +200,7 @@ def e_step_stats(x, weights, means, covs, centre=None):
     x = _as_c(x)
     _, log_norm, moments, shift = _run(
         x, factors, centres, constants, _OUT_RESP, want_out=False, want_stats=True,
-        shift=None if centre is None else np.asarray(centre, dtype=np.float64),
+        shift=None if centre is None else np.asarray(centre, dtype=np.float64), summed=summed,
     )
     _check_finite_rows(log_norm, x, "the log-density")
 
@@ -371,7 +374,7 @@ def expected_e_step(x, expected_log_weights, m, kappa, nu, S) -> tuple[np.ndarra
     return log_norm, resp
 
 
-def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None):
+def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None, summed=False):
     """:func:`expected_e_step` and :func:`component_stats` of its responsibilities, in one pass
     (VB's update of q(z) and the input of the factors' update; no ``(N, K)`` array).
 
@@ -380,6 +383,7 @@ def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None)
     x, expected_log_weights, m, kappa, nu, S
         As in :func:`expected_e_step`.
     centre : ndarray of shape (D,), optional
+    summed : bool
         As in :func:`e_step_stats`.
 
     Returns
@@ -393,7 +397,7 @@ def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None)
     x, m, factors, constants = _vb_pieces(x, expected_log_weights, m, kappa, nu, S)
     _, log_norm, moments, shift = _run(
         x, factors, m, constants, _OUT_RESP, want_out=False, want_stats=True,
-        shift=None if centre is None else np.asarray(centre, dtype=np.float64),
+        shift=None if centre is None else np.asarray(centre, dtype=np.float64), summed=summed,
     )
     _check_finite_rows(log_norm, x, "the expected log-density")
 

@@ -197,6 +197,11 @@ def main(argv=None) -> None:
                           f"  {their_time / our_time:5.1f}x", flush=True)
 
     threads = "library default" if args.threads <= 0 else args.threads
+    if not rows:
+        if args.fit_sizes:
+            with limits:
+                whole_fit(args.fit_sizes, args.repeat)
+        return
     print(f"\nCPU time per iteration (best of {args.repeat} runs of {n_iter} iterations; BLAS threads: {threads})")
     print("EM: maximum likelihood from the same start as scikit-learn's GaussianMixture(covariance_type='full');")
     print("VB: against BayesianGaussianMixture(weight_concentration_prior_type='dirichlet_distribution').\n")
@@ -224,7 +229,6 @@ def whole_fit(sizes, repeat: int, dim: int = 3, n_components: int = 4, n_iter: i
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
     from latentzoo.inference import ConvergenceWarning, fit
-    from latentzoo.models.datasets import blobs
     from latentzoo.models.gaussian_mixture import GaussianMixture
 
     warnings.simplefilter("ignore", ConvergenceWarning)
@@ -233,7 +237,10 @@ def whole_fit(sizes, repeat: int, dim: int = 3, n_components: int = 4, n_iter: i
     model = GaussianMixture(K, reg_covar=reg_covar)
     rows = []
     for N in sizes:
-        x, _ = blobs(N, centers=K, cluster_std=2.0, random_seed=N + 10 * D + K, n_features=D)
+        # blobs as datasets.blobs makes them (which refuses tables above 1e7 numbers)
+        data_rng = np.random.default_rng(N + 10 * D + K)
+        centres = data_rng.uniform(-10.0, 10.0, (K, D))
+        x = centres[data_rng.integers(K, size=N)] + 2.0 * data_rng.standard_normal((N, D))
         rng = np.random.default_rng(0)
         start = {
             "weights": np.full(K, 1.0 / K),
@@ -253,30 +260,33 @@ def whole_fit(sizes, repeat: int, dim: int = 3, n_components: int = 4, n_iter: i
             ).fit(x)
 
         ours()  # warms numba's on-disk cache and the imports
-        our_time = their_time = np.inf
+        best = {"ours": [np.inf, np.inf], "theirs": [np.inf, np.inf]}  # wall, CPU
+        results = {}
         for _ in range(repeat):  # alternated, so that a burst of load on the machine hits both
-            begin = time.perf_counter()
-            idata = ours()
-            our_time = min(our_time, time.perf_counter() - begin)
-            begin = time.perf_counter()
-            reference = theirs()
-            their_time = min(their_time, time.perf_counter() - begin)
-        posterior = idata.posterior.isel(chain=0, draw=0)
+            for name, run in (("ours", ours), ("theirs", theirs)):
+                wall, cpu = time.perf_counter(), time.process_time()
+                results[name] = run()
+                best[name][0] = min(best[name][0], time.perf_counter() - wall)
+                best[name][1] = min(best[name][1], time.process_time() - cpu)
+        posterior, reference = results["ours"].posterior.isel(chain=0, draw=0), results["theirs"]
         difference = max(np.abs(posterior["weights"].values - reference.weights_).max(),
                          np.abs(posterior["means"].values - reference.means_).max(),
                          np.abs(posterior["covs"].values - reference.covariances_).max())
-        ratio = our_time / their_time
-        rows.append((N, our_time, their_time, ratio, difference))
-        print(f"fit N={N:.0e}: {our_time:.3f} s vs {their_time:.3f} s = {ratio:.3f}x of scikit-learn's time", flush=True)
+        ratio = max(our / their for our, their in zip(best["ours"], best["theirs"]))
+        rows.append((N, best["ours"], best["theirs"], ratio, difference))
+        print(f"fit N={N:.0e}: wall {best['ours'][0]:.3f} s vs {best['theirs'][0]:.3f} s, CPU {best['ours'][1]:.3f} s"
+              f" vs {best['theirs'][1]:.3f} s: at most {ratio:.3f}x of scikit-learn's time", flush=True)
 
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"\nThe whole fit, D = {D}, K = {K}, {n_iter} iterations from the same start: wall time, best of {repeat}"
+    print(f"\nThe whole fit, D = {D}, K = {K}, {n_iter} iterations from the same start: best of {repeat}"
           f" (alternated); load average {load}\n")
-    print(f"{'N':>7s} {'latentzoo':>10s} {'scikit-learn':>13s} {'ratio':>7s}   max |param diff|")
-    for N, our_time, their_time, ratio, difference in rows:
-        print(f"{N:7.0e} {our_time:8.3f} s {their_time:11.3f} s {ratio:6.3f}x   {difference:.1e}")
+    print(f"{'N':>7s} {'latentzoo':>10s} {'scikit-learn':>13s} {'ratio':>7s}   CPU: {'latentzoo':>9s} "
+          f"{'scikit-learn':>12s} {'ratio':>7s}   max |param diff|")
+    for N, (our_wall, our_cpu), (their_wall, their_cpu), _, difference in rows:
+        print(f"{N:7.0e} {our_wall:8.3f} s {their_wall:11.3f} s {our_wall / their_wall:6.3f}x        {our_cpu:7.3f} s"
+              f" {their_cpu:10.3f} s {our_cpu / their_cpu:6.3f}x   {difference:.1e}")
     worst = max(ratio for *_, ratio, _ in rows)
-    print(f"\nwhole fit: at most {worst:.3f}x scikit-learn's time; goal <= {FIT_GOAL:g}x "
+    print(f"\nwhole fit: at most {worst:.3f}x scikit-learn's time (wall and CPU); goal <= {FIT_GOAL:g}x "
           f"{'met' if worst <= FIT_GOAL else 'MISSED'}")
 
 

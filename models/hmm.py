@@ -26,7 +26,8 @@ them, and a die can only show its own faces.
 Inference given parameters (forward, backward, smoothing, Viterbi, FFBS, expected counts) is in
 :mod:`latentzoo.models.hmm_kernels`, reading and validating sequences in
 :mod:`latentzoo.models.hmm_data`, the PyMC declarations in :mod:`latentzoo.models.hmm_pymc`.
-This module holds the mathematics: it builds the (T, K) emission likelihoods and supplies the
+This module holds the mathematics: it hands the kernels the emission table and the symbols
+(they read ``emission_probs[k, x_t]`` in the loop; no (T, K) matrix is formed) and supplies the
 hooks of the back-ends:
 
 * ``em``: Baum-Welch; the M-step is the mode of the Dirichlet posteriors given the
@@ -294,12 +295,6 @@ class _CategoricalHMMBase(LatentModel):
 
     # -- inference given parameters -----------------------------------------------------
     @staticmethod
-    def _lik(data: HMMData, emission: np.ndarray) -> np.ndarray:
-        # (T, K), C-contiguous: row t is p(x_t | z_t = k) for every k (1 at a missing step)
-        n_symbols = emission.shape[-1]
-        return np.ascontiguousarray(_with_missing_column(data, emission).T[data.coded(n_symbols)])
-
-    @staticmethod
     def _table(data: HMMData, emission: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The kernels' ``(emission, rows)``: the (K, M) table (with the missing steps' column of
         ones) and the coded symbols, read as ``emission[k, rows[t]]``; no (T, K) matrix."""
@@ -347,8 +342,8 @@ class _CategoricalHMMBase(LatentModel):
         """
         data = self.check_data(data)
         params = self.check_params(params)
-        alpha, _, _, bad = kernels.forward(
-            params["init_probs"], params["trans_mat"], self._lik(data, params["emission_probs"]), data.offsets
+        alpha, _, _, bad = kernels.forward_table(
+            params["init_probs"], params["trans_mat"], *self._table(data, params["emission_probs"]), data.offsets
         )
         kernels.raise_if_impossible(bad, data.offsets)
         return data.split(alpha)

@@ -46,6 +46,7 @@ __all__ = [
     "as_offsets",
     "raise_if_impossible",
     "forward",
+    "forward_table",
     "backward",
     "smooth",
     "smooth_table",
@@ -174,9 +175,15 @@ def forward(init, trans, lik, offsets):
     bad : int
         Flat index of the first step with ``c_t = 0``, or -1.
     """
-    alpha = np.empty(lik.shape)
-    scale = np.ones(lik.shape[0])
-    log_lik, bad = _forward(init, trans, *_all_rows(lik), offsets, alpha, scale)
+    return forward_table(init, trans, *_all_rows(lik), offsets)
+
+
+def forward_table(init, trans, emission, rows, offsets):
+    """:func:`forward` reading the emission likelihood of step t from ``emission[k, rows[t]]``
+    (see :func:`smooth_table`); same returns."""
+    alpha = np.empty((rows.shape[0], init.shape[0]))
+    scale = np.ones(rows.shape[0])
+    log_lik, bad = _forward(init, trans, emission, rows, offsets, alpha, scale)
     return alpha, scale, log_lik, int(bad)
 
 

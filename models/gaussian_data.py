@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+from numba import njit
 
 __all__ = ["GaussianData", "GaussianChunk", "GaussianObservations"]
 
@@ -26,18 +28,52 @@ LARGEST_VALUE = 1e100
 SMALLEST_SPREAD = 1e-100
 # Components may be this much narrower (in variance) than the data, for the round-off allowance.
 ROUND_OFF_NARROWING = 1e4
+# rows per BLAS product of the scatter matrix: a (chunk, D) temporary of a few MB at most
+_MOMENT_CHUNK = 1 << 16
 
 
-def _require_finite(x: np.ndarray) -> None:
-    """The one pass over the values: a ValueError if any is NaN or infinite."""
-    if not np.all(np.isfinite(x)):
+@njit(cache=True, nogil=True)
+def _column_extremes(x):
+    """Per-column minimum and maximum of ``x`` (N, D) and whether every value is finite, in one
+    pass (NumPy's ``isfinite``, ``max(abs)`` and ``ptp`` take four, each slow along axis 0)."""
+    n_rows, dim = x.shape
+    low = np.full(dim, np.inf)
+    high = np.full(dim, -np.inf)
+    # v - v is 0 for a finite v and NaN for NaN or an infinity; the sum keeps any NaN
+    check = np.zeros(dim)
+    for i in range(n_rows):
+        for j in range(dim):
+            value = x[i, j]
+            check[j] += value - value
+            if value < low[j]:
+                low[j] = value
+            if value > high[j]:
+                high[j] = value
+    finite = True
+    for j in range(dim):
+        if check[j] != 0.0:
+            finite = False
+    return finite, low, high
+
+
+def _require_finite(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one pass over the values: a ValueError if any is NaN or infinite; else the per-column
+    minimum and maximum, each of shape (D,)."""
+    finite, low, high = _column_extremes(x)
+    if not finite:
         raise ValueError("data contain NaN or infinite values")
+    return low, high
 
 
 def _require_computable_range(x: np.ndarray) -> None:
     """A ValueError naming ``data`` when its values are too large or vary too little to compute
     with in float64 (their squares would overflow or underflow): they must be rescaled."""
-    largest = float(np.max(np.abs(x)))
+    _check_range(x.min(axis=0), x.max(axis=0))
+
+
+def _check_range(low: np.ndarray, high: np.ndarray) -> None:
+    """:func:`_require_computable_range` from the per-column minimum and maximum."""
+    largest = float(np.max(np.maximum(np.abs(low), np.abs(high))))
     if largest > LARGEST_VALUE:
         raise ValueError(
             f"data hold values up to {largest:.3g} in magnitude; latentzoo computes with |values| <= "
@@ -45,7 +81,7 @@ def _require_computable_range(x: np.ndarray) -> None:
             f"e.g. divide by 1e{int(np.log10(largest))}, and the fitted means and covariances by that factor "
             "and its square"
         )
-    spread = np.ptp(x, axis=0)
+    spread = high - low
     tiny = np.flatnonzero((spread > 0) & (spread < SMALLEST_SPREAD))
     if tiny.size:
         column = int(tiny[0])
@@ -59,11 +95,28 @@ def _require_computable_range(x: np.ndarray) -> None:
 def mean_round_off(x: np.ndarray) -> float:
     """The log-likelihood drop that storing Gaussian means in float64 can cost, for observations
     ``x`` of shape (N, D) (see :meth:`GaussianObservations.objective_round_off`)."""
-    variance = x.var(0)
+    return _round_off(x.shape[0], x.var(0), np.abs(x).max(0))
+
+
+def _round_off(n_rows: int, variance: np.ndarray, largest: np.ndarray) -> float:
+    """:func:`mean_round_off` from the per-column variances and largest magnitudes (D,)."""
     if np.any(variance <= 0):
         return 0.0
-    stored = (np.finfo(float).eps * np.abs(x).max(0)) ** 2
-    return float(ROUND_OFF_NARROWING * x.shape[0] * np.sum(stored / variance))
+    stored = (np.finfo(float).eps * largest) ** 2
+    return float(ROUND_OFF_NARROWING * n_rows * np.sum(stored / variance))
+
+
+def _column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and scatter about it ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D), by BLAS
+    products over chunks of rows (no (N, D) temporary)."""
+    n_rows, dim = x.shape
+    # a BLAS product: x.mean(axis=0) reduces along the short axis, and is slow
+    mean = x.T @ np.full(n_rows, 1.0 / n_rows)
+    scatter = np.zeros((dim, dim))
+    for start in range(0, n_rows, _MOMENT_CHUNK):
+        centred = x[start : start + _MOMENT_CHUNK] - mean
+        scatter += centred.T @ centred
+    return mean, scatter
 
 
 def _unmasked(data, model: str):
@@ -151,14 +204,14 @@ class GaussianData:
         one column; Python integers beyond int64 are read as floats. Magnitudes up to 1e100, and
         each varying feature spread over at least 1e-100 (module constants ``LARGEST_VALUE`` and
         ``SMALLEST_SPREAD``: beyond them squared deviations overflow or underflow). Copied into a
-        read-only float64 array.
+        read-only, C-ordered float64 array.
     feature_names : sequence of str, optional
         One name per column; by default the columns of a pandas DataFrame (the name of a named
         Series), else None. They become the ``feature`` coordinates of fitted results.
 
     Attributes
     ----------
-    x : ndarray of shape (N, D), float64, read-only
+    x : ndarray of shape (N, D), float64, C-ordered, read-only
     feature_names : tuple of str or None
 
     Raises
@@ -189,13 +242,19 @@ class GaussianData:
         source = self.x
         if isinstance(source, GaussianData):  # already validated: share its read-only array
             array = source.x
+            for summary in ("_extremes", "moments"):
+                if summary in source.__dict__:
+                    object.__setattr__(self, summary, source.__dict__[summary])
             names = source.feature_names if self.feature_names is None else self.feature_names
             names = _read_feature_names(names, None, array.shape[1])
         else:
-            array = np.array(_read_array(source), dtype=np.float64)
-            _require_finite(array)
-            _require_computable_range(array)
+            # C order whatever the source (a DataFrame is often Fortran-ordered): the kernels run
+            # on rows, and a frame and its plain array then give the same numbers to the last bit
+            array = np.array(_read_array(source), dtype=np.float64, order="C")
+            low, high = _require_finite(array)
+            _check_range(low, high)
             array.setflags(write=False)
+            object.__setattr__(self, "_extremes", (low, high))
             names = _read_feature_names(self.feature_names, source, array.shape[1])
         object.__setattr__(self, "x", array)
         object.__setattr__(self, "feature_names", names)
@@ -217,6 +276,19 @@ class GaussianData:
 
     def __len__(self) -> int:
         return self.x.shape[0]
+
+    @property
+    def extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-column minimum and maximum, each of shape (D,) (found by the validation pass)."""
+        if "_extremes" not in self.__dict__:  # shared from another GaussianData
+            object.__setattr__(self, "_extremes", (self.x.min(axis=0), self.x.max(axis=0)))
+        return self.__dict__["_extremes"]
+
+    @cached_property
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Column mean (D,) and scatter matrix ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D),
+        computed on first use and kept (the data prior and the EM tolerance both need them)."""
+        return _column_moments(self.x)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         # NumPy's protocol: copy=None copies only for another dtype, True always, False never
@@ -257,7 +329,11 @@ class GaussianObservations:
         narrower than the data, by a factor ``sqrt(ROUND_OFF_NARROWING)`` in standard deviation.
         Zero for data centred near the origin (to about 1e-25 per observation).
         """
-        return mean_round_off(self.check_data(data).x)
+        data = self.check_data(data)
+        low, high = data.extremes
+        mean, scatter = data.moments
+        return _round_off(data.n_observations, np.diagonal(scatter) / data.n_observations,
+                          np.maximum(np.abs(low), np.abs(high)))
 
     def coords(self, data) -> dict[str, list]:
         data = self.check_data(data)

@@ -60,8 +60,8 @@ from . import gmm_selection
 from .base import LatentModel, as_tuple, check_param_keys, check_positive, check_rng, check_spd, numeric_array
 from .conjugate import NormalInverseWishart
 from .gaussian_data import GaussianChunk, GaussianData, GaussianObservations
-from .gmm_kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats
-from .gmm_priors import component_niw, data_driven_scale, scale_from_covariance, weights_distribution
+from .gmm_kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats, log_evidence
+from .gmm_priors import component_niw, scale_from_covariance, weights_distribution
 from .gmm_stats import component_stats, hard_component_stats
 from .kmeans import kmeans_plusplus, lloyd, nearest_centres
 from .niw_hyperparameters import NIWHyperparameters
@@ -77,6 +77,9 @@ REG_COVAR = 1e-6
 #: a weights init must sum to one within this tolerance
 SUM_ATOL = 1e-6
 NAMES = ("weights", "means", "covs")
+#: from this many observations the pointwise hooks run the compiled pass once per parameter set;
+#: below it, NumPy over chunks of sets is faster for the thousands of draws of a sampler
+_COMPILED_FROM_ROWS = 2048
 #: centres of the default data's blobs
 DEFAULT_CENTRES = ((-6.0, -2.0), (0.0, 6.0), (6.0, -2.0))
 NIW_KEY = ("means", "covs")
@@ -273,9 +276,11 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
     def resolved_prior(self, data) -> dict:
         """``{"weights": Dirichlet, ("means", "covs"): NIW batched over the K components}`` for
         ``data``: explicit hyperparameters as given, the others from the data (module docstring)."""
-        x = self.check_data(data).x
-        m0, nu0 = self._resolved_m0_nu0(x.mean(0))
-        S0 = np.asarray(self.S0, float) if self.S0 is not None else data_driven_scale(x, self.n_components)
+        data = self.check_data(data)
+        mean, scatter = data.moments
+        m0, nu0 = self._resolved_m0_nu0(mean)
+        S0 = (np.asarray(self.S0, float) if self.S0 is not None
+              else scale_from_covariance(scatter / data.n_observations, self.n_components))
         return {"weights": self._weights_prior(), NIW_KEY: self._niw(m0, nu0, S0)}
 
     def with_data_prior(self, data) -> "GaussianMixture":
@@ -324,20 +329,39 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         return prior["weights"].log_pdf(weights) + log_niw
 
     # -- likelihood -----------------------------------------------------------------------
-    def _log_norm_and_resp(self, x, params):
+    def _log_norm_and_resp(self, x, params, want_resp: bool = True):
+        """``(log_norm (*B, N), resp (*B, N, K) or None)`` for params of batch shape B."""
         weights, means, covs, batch = self._batched_params(params, x.shape[1])
-        if batch == ():
-            try:
-                return e_step(x, weights, means, covs)
-            except ValueError as error:
-                raise ValueError(f"params: {error}") from None
-        size = int(np.prod(batch))
+        size = int(np.prod(batch, dtype=np.int64))
+        if batch == () or x.shape[0] >= _COMPILED_FROM_ROWS:
+            # the compiled pass, one parameter set at a time: for EM's and MAP's single set, and
+            # whenever the data are long enough for the per-set set-up not to matter
+            flat = (weights.reshape(size, -1), means.reshape((size,) + means.shape[-2:]),
+                    covs.reshape((size,) + covs.shape[-3:]))
+            log_norms, resps = [], []
+            for index in range(size):
+                where = "params" if batch == () else f"params (draw {index})"
+                try:
+                    if want_resp:
+                        log_norm, resp = e_step(x, *(array[index] for array in flat))
+                        resps.append(resp)
+                    else:
+                        log_norm = log_evidence(x, *(array[index] for array in flat))
+                except ValueError as error:
+                    raise ValueError(f"{where}: {error}") from None
+                log_norms.append(log_norm)
+            # one set is reshaped, not copied (the (N, K) responsibilities of 4e6 points are 128 MB)
+            log_norm = log_norms[0][None] if size == 1 else np.stack(log_norms)
+            resp = None if not want_resp else (resps[0][None] if size == 1 else np.stack(resps))
+            return (log_norm.reshape(batch + log_norm.shape[1:]),
+                    None if resp is None else resp.reshape(batch + resp.shape[1:]))
         log_joint = batched_log_joint(
             x, weights.reshape(size, -1), means.reshape((size,) + means.shape[-2:]), covs.reshape((size,) + covs.shape[-3:])
         )
         log_norm = special.logsumexp(log_joint, axis=-1)
-        resp = np.exp(log_joint - log_norm[..., None])
-        return log_norm.reshape(batch + log_norm.shape[1:]), resp.reshape(batch + resp.shape[1:])
+        resp = np.exp(log_joint - log_norm[..., None]) if want_resp else None
+        return (log_norm.reshape(batch + log_norm.shape[1:]),
+                None if resp is None else resp.reshape(batch + resp.shape[1:]))
 
     def log_likelihood(self, data, params) -> np.ndarray:
         """Pointwise log sum_k weights_k N(x_n | means_k, covs_k).
@@ -351,7 +375,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         -------
         ndarray of shape (*B, N)
         """
-        return self._log_norm_and_resp(self.check_data(data).x, params)[0]
+        return self._log_norm_and_resp(self.check_data(data).x, params, want_resp=False)[0]
 
     def responsibilities(self, data, params) -> np.ndarray:
         """p(z_n = k | x_n, params), shape (*B, N, K); rows sum to one."""
@@ -419,10 +443,12 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
     def expected_stats(self, data, params):
         """E-step: ``{"counts", "means", "scatters"}`` weighted by the responsibilities, and the
         log-likelihood at ``params``."""
-        x = self.check_data(data).x
+        data = self.check_data(data)
         # one fused pass: the responsibilities are used block by block, never stored
-        log_norm, counts, means, scatters = e_step_stats(x, params["weights"], params["means"], params["covs"])
-        return self._stats(counts, means, scatters), float(log_norm.sum())
+        log_lik, counts, means, scatters = e_step_stats(
+            data.x, params["weights"], params["means"], params["covs"], centre=data.moments[0], summed=True
+        )
+        return self._stats(counts, means, scatters), log_lik
 
     def classification_stats(self, data, params):
         """Classification EM's E + C step: each point goes to its most probable component.
@@ -472,6 +498,9 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         return {"weights": weights.update(counts), NIW_KEY: NormalInverseWishart.flat(dim, (K,)).update(counts, means, regularised)}
 
     def _check_not_collapsed(self, counts, scatters):
+        # one batched call (a call per component cost as much as the M-step); empty components
+        # are divided by 1 here and reported below before their eigenvalue is read
+        eigenvalues = np.linalg.eigvalsh(scatters / np.where(counts > 0, counts, 1.0)[:, None, None])[:, 0]
         for k in range(counts.size):
             if counts[k] <= 1e-10 * counts.sum():
                 raise DegenerateComponentError(
@@ -479,7 +508,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
                     "mean and covariance are undefined; use the prior (em without mle=True: MAP-EM stays well "
                     "defined), fewer components, or other starting points (init, n_init)"
                 )
-            smallest = float(np.linalg.eigvalsh(scatters[k] / counts[k])[0])
+            smallest = float(eigenvalues[k])
             if smallest <= self.reg_covar:
                 raise DegenerateComponentError(
                     f"maximum-likelihood EM: component {k} collapsed onto {counts[k]:.3g} effective point(s): its "
@@ -513,12 +542,13 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         with the optimal q(z) the terms E_q[log p(x, z | theta)] - E_q[log q(z)] sum to
         sum_n log sum_k rho_nk; the ELBO is that minus the factors' KL divergences from the prior.
         """
-        x = self.check_data(data).x
+        data = self.check_data(data)
         niw = factors[NIW_KEY]
         log_norm, counts, means, scatters = expected_e_step_stats(
-            x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S
+            data.x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S, centre=data.moments[0],
+            summed=True,
         )
-        return self._stats(counts, means, scatters), float(log_norm.sum())
+        return self._stats(counts, means, scatters), log_norm
 
     # -- PyMC declaration -------------------------------------------------------------------
     def pymc_model(self, data, marginalized: bool = True):

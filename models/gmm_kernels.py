@@ -33,6 +33,7 @@ __all__ = [
     "expected_e_step",
     "expected_e_step_stats",
     "expected_log_densities",
+    "log_evidence",
     "log_gaussian_densities",
 ]
 
@@ -140,7 +141,31 @@ def e_step(x, weights, means, covs) -> tuple[np.ndarray, np.ndarray]:
     return log_norm, resp
 
 
-def e_step_stats(x, weights, means, covs):
+def log_evidence(x, weights, means, covs) -> np.ndarray:
+    """:func:`e_step`'s ``log_norm`` alone: the same compiled pass, writing no ``(N, K)`` array.
+
+    Parameters
+    ----------
+    x, weights, means, covs
+        As in :func:`e_step`.
+
+    Returns
+    -------
+    ndarray of shape (N,)
+        ``log sum_k weights_k N(x_n | means_k, covs_k)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`e_step`.
+    """
+    x, factors, means, constants = _mixture_pieces(x, weights, means, covs)
+    _, log_norm, _, _ = _run(_as_c(x), factors, means, constants, _OUT_RESP, want_out=False)
+    _check_finite_rows(log_norm, x, "the log-density")
+    return log_norm
+
+
+def e_step_stats(x, weights, means, covs, centre=None, summed=False):
     """:func:`e_step` and :func:`component_stats` of its responsibilities, in one pass.
 
     The responsibilities are used block by block and never stored: EM's whole E-step and the
@@ -150,11 +175,17 @@ def e_step_stats(x, weights, means, covs):
     ----------
     x, weights, means, covs
         As in :func:`e_step`.
+    centre : ndarray of shape (D,), optional
+        Where the moments are accumulated from: any point central to ``x``, by default its mean
+        (computed here, an extra pass over ``x``; validated data know theirs).
+    summed : bool
+        Return the sum of ``log_norm`` (a float; EM needs no more) instead of the (N,) array: the
+        pass then takes one logarithm per 8 points instead of one per point.
 
     Returns
     -------
-    log_norm : ndarray of shape (N,)
-        As in :func:`e_step`.
+    log_norm : ndarray of shape (N,), or float
+        As in :func:`e_step`; its sum with ``summed=True``.
     counts : ndarray of shape (K,)
     means : ndarray of shape (K, D)
     scatters : ndarray of shape (K, D, D)
@@ -167,7 +198,10 @@ def e_step_stats(x, weights, means, covs):
     """
     x, factors, centres, constants = _mixture_pieces(x, weights, means, covs)
     x = _as_c(x)
-    _, log_norm, moments, shift = _run(x, factors, centres, constants, _OUT_RESP, want_out=False, want_stats=True)
+    _, log_norm, moments, shift = _run(
+        x, factors, centres, constants, _OUT_RESP, want_out=False, want_stats=True,
+        shift=None if centre is None else np.asarray(centre, dtype=np.float64), summed=summed,
+    )
     _check_finite_rows(log_norm, x, "the log-density")
 
     def responsibilities():
@@ -340,7 +374,7 @@ def expected_e_step(x, expected_log_weights, m, kappa, nu, S) -> tuple[np.ndarra
     return log_norm, resp
 
 
-def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S):
+def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None, summed=False):
     """:func:`expected_e_step` and :func:`component_stats` of its responsibilities, in one pass
     (VB's update of q(z) and the input of the factors' update; no ``(N, K)`` array).
 
@@ -348,6 +382,9 @@ def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S):
     ----------
     x, expected_log_weights, m, kappa, nu, S
         As in :func:`expected_e_step`.
+    centre : ndarray of shape (D,), optional
+    summed : bool
+        As in :func:`e_step_stats`.
 
     Returns
     -------
@@ -358,7 +395,10 @@ def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S):
         As :func:`expected_e_step` and :func:`component_stats` return them.
     """
     x, m, factors, constants = _vb_pieces(x, expected_log_weights, m, kappa, nu, S)
-    _, log_norm, moments, shift = _run(x, factors, m, constants, _OUT_RESP, want_out=False, want_stats=True)
+    _, log_norm, moments, shift = _run(
+        x, factors, m, constants, _OUT_RESP, want_out=False, want_stats=True,
+        shift=None if centre is None else np.asarray(centre, dtype=np.float64), summed=summed,
+    )
     _check_finite_rows(log_norm, x, "the expected log-density")
 
     def responsibilities():

@@ -26,8 +26,15 @@ def _inverse_cholesky(covs: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarr
         Naming ``name`` and the component when a matrix is not positive definite.
     """
     n_components = covs.shape[0]
-    chols = np.empty_like(covs)
     lower = np.tril(covs) + np.swapaxes(np.tril(covs, -1), -1, -2)
+    try:  # one batched call; on failure, component by component to name the culprit
+        chols = np.linalg.cholesky(lower)
+    except np.linalg.LinAlgError:
+        chols = None
+    if chols is not None and np.all(np.diagonal(chols, axis1=1, axis2=2) > 0):
+        log_det = 2.0 * np.log(np.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)
+        return _inverse_lower(chols), log_det
+    chols = np.empty_like(covs)
     for k in range(n_components):
         try:
             chols[k] = np.linalg.cholesky(lower[k])

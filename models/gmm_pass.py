@@ -175,12 +175,13 @@ def _dot4(u, v0, v1, v2, v3, n):
 
 
 @njit(**_JIT)
-def _fused_pass(x, factors, centres, constants, shift, resp_in, mode, out, log_norm, moments, block, use_gemm):
+def _fused_pass(x, factors, centres, constants, shift, resp_in, mode, out, log_norm, log_sum, moments, block, use_gemm):
     """One pass over ``x`` (N, D), block by block.
 
     ``mode`` 0: ``out[k, n] = constants_k - |A_k (x_n - centres_k)|^2 / 2``; 1: normalised over k,
     ``out`` (K, N) the responsibilities (not written when ``out`` has no columns) and
-    ``log_norm`` (N,) the log-normalisers; 2: the responsibilities are ``resp_in`` (K, N).
+    ``log_norm`` (N,) the log-normalisers, or, when ``log_norm`` is empty, their sum added to
+    ``log_sum[0]``; 2: the responsibilities are ``resp_in`` (K, N).
     When ``moments`` (K, Q) has columns, ``sum_n r_kn phi(x_n - shift)`` is added to it,
     ``phi(y) = (y_i y_j for i <= j, y_1..y_D, 1)``.
     """
@@ -189,6 +190,7 @@ def _fused_pass(x, factors, centres, constants, shift, resp_in, mode, out, log_n
     n_quadratic = dim * (dim + 1) // 2
     want_stats = moments.shape[1] > 0
     write_out = out.shape[1] > 0
+    per_point = log_norm.shape[0] > 0
     xt = np.empty((dim, block))
     diff = np.empty((dim, block))
     row_sum = np.empty(block)
@@ -267,8 +269,23 @@ def _fused_pass(x, factors, centres, constants, shift, resp_in, mode, out, log_n
                 for k in range(1, n_components):
                     for b in range(nb):
                         total[b] += resp[k, b]
+                if per_point:
+                    for b in range(nb):
+                        log_norm[start + b] = top[b] + np.log(total[b])
+                else:
+                    # the sum only: one log per product of 8 normalisers (each in [1, K], the
+                    # largest term being exp(0)), not one scalar log per point
+                    top_sum = 0.0
+                    for b in range(nb):
+                        top_sum += top[b]
+                    logs = 0.0
+                    for first in range(0, nb, 8):
+                        product = 1.0
+                        for b in range(first, min(first + 8, nb)):
+                            product *= total[b]
+                        logs += np.log(product)
+                    log_sum[0] += top_sum + logs
                 for b in range(nb):
-                    log_norm[start + b] = top[b] + np.log(total[b])
                     total[b] = 1.0 / total[b]
                 for k in range(n_components):
                     for b in range(nb):
@@ -340,21 +357,28 @@ def _n_moments(dim: int) -> int:
     return dim * (dim + 1) // 2 + dim + 1
 
 
-def _run(x, factors, centres, constants, mode, *, resp=None, want_out=True, want_stats=False):
-    """Call the compiled pass; returns ``(out (N, K) Fortran-ordered or None, log_norm or None,
-    moments or None, shift)``."""
+def _run(x, factors, centres, constants, mode, *, resp=None, want_out=True, want_stats=False, shift=None,
+         summed=False):
+    """Call the compiled pass; returns ``(out (N, K) Fortran-ordered or None, log_norm, moments or
+    None, shift)``. ``log_norm``: (N,) in mode 1 (empty otherwise), or with ``summed`` its sum as
+    a float. ``shift`` (D,): the centre of the moments, by default the data's mean (callers that
+    know it pass it, saving a pass over ``x``)."""
     n_rows, dim = x.shape
     n_components = centres.shape[0]
-    shift = _data_centre(x) if want_stats else np.zeros(dim)
+    if not want_stats:
+        shift = np.zeros(dim)
+    elif shift is None:
+        shift = _data_centre(x)
     out = np.empty((n_components, n_rows if want_out else 0))
-    log_norm = np.empty(n_rows if mode == _OUT_RESP else 0)
+    log_norm = np.empty(n_rows if mode == _OUT_RESP and not summed else 0)
+    log_sum = np.zeros(1)
     moments = np.zeros((n_components, _n_moments(dim) if want_stats else 0))
     resp_in = np.empty((n_components, 0)) if resp is None else resp.T
     _fused_pass(
-        x, factors, centres, constants, shift, resp_in, mode, out, log_norm, moments, _BLOCK,
+        x, factors, centres, constants, shift, resp_in, mode, out, log_norm, log_sum, moments, _BLOCK,
         want_stats and n_components >= _GEMM_FROM,
     )
-    return (out.T if want_out else None), log_norm, moments, shift
+    return (out.T if want_out else None), (float(log_sum[0]) if summed else log_norm), moments, shift
 
 
 def _as_c(x: np.ndarray) -> np.ndarray:

@@ -96,14 +96,14 @@ def data_driven_scale(x: np.ndarray, n_components: int) -> np.ndarray:
         When that matrix is singular (a constant feature, too few distinct points, points on a
         hyperplane): S0 then has to be given.
     """
-    n, dim = x.shape
     centred = x - x.mean(0)
-    return scale_from_covariance(centred.T @ centred / n, n_components)
+    return scale_from_covariance(centred.T @ centred / x.shape[0], n_components)
 
 
 def scale_from_covariance(cov: np.ndarray, n_components: int) -> np.ndarray:
     """:func:`data_driven_scale` from the data's (maximum-likelihood) covariance ``cov`` of shape
-    (D, D), for data seen only through their statistics (chunked data)."""
+    (D, D): for validated data, whose scatter matrix is computed once, and for data seen only
+    through their statistics (chunked data)."""
     dim = cov.shape[0]
     S0 = cov / n_components ** (2.0 / dim)
     try:

@@ -121,10 +121,11 @@ def _stats_from_moments(x, moments, shift, responsibilities):
 
     # the subtraction loses about 1e-16 * N_k |ybar_k|^2 / lambda_min of relative precision
     resp = None
+    offsets = counts * np.einsum("kd,kd->k", centred_means, centred_means)
+    # one batched call: a call per component cost more than the rest of this function
+    smallest = np.linalg.eigvalsh(scatters)[:, 0]
     for k in np.flatnonzero(positive):
-        offset = counts[k] * (centred_means[k] @ centred_means[k])
-        smallest = np.linalg.eigvalsh(scatters[k])[0]
-        if offset > _RECENTRE_RATIO * max(smallest, 0.0):
+        if offsets[k] > _RECENTRE_RATIO * max(smallest[k], 0.0):
             resp = responsibilities() if resp is None else resp
             scatters[k] = _scatter_about(x, resp[:, k], centred_means[k] + shift)
     means = np.where(positive[:, None], centred_means + shift, 0.0)

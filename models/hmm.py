@@ -26,7 +26,8 @@ them, and a die can only show its own faces.
 Inference given parameters (forward, backward, smoothing, Viterbi, FFBS, expected counts) is in
 :mod:`latentzoo.models.hmm_kernels`, reading and validating sequences in
 :mod:`latentzoo.models.hmm_data`, the PyMC declarations in :mod:`latentzoo.models.hmm_pymc`.
-This module holds the mathematics: it builds the (T, K) emission likelihoods and supplies the
+This module holds the mathematics: it hands the kernels the emission table and the symbols
+(they read ``emission_probs[k, x_t]`` in the loop; no (T, K) matrix is formed) and supplies the
 hooks of the back-ends:
 
 * ``em``: Baum-Welch; the M-step is the mode of the Dirichlet posteriors given the
@@ -140,8 +141,9 @@ class _CategoricalHMMBase(LatentModel):
             "state": states,
             "state_next": states,
             "symbol": list(range(self.first_label, self.first_label + self.n_symbols)),
-            "sequence": list(range(data.n_sequences)),
-            "time": list(range(data.n_steps)),
+            # arrays, not lists: a list of 1e6 Python ints took a tenth of a second to build and convert
+            "sequence": np.arange(data.n_sequences),
+            "time": np.arange(data.n_steps),
         }
 
     def observed_data(self, data) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
@@ -294,10 +296,12 @@ class _CategoricalHMMBase(LatentModel):
 
     # -- inference given parameters -----------------------------------------------------
     @staticmethod
-    def _lik(data: HMMData, emission: np.ndarray) -> np.ndarray:
-        # (T, K), C-contiguous: row t is p(x_t | z_t = k) for every k (1 at a missing step)
+    def _table(data: HMMData, emission: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The kernels' ``(emission, rows)``: the (K, M) table (with the missing steps' column of
+        ones) and the coded symbols, read as ``emission[k, rows[t]]``; no (T, K) matrix."""
         n_symbols = emission.shape[-1]
-        return np.ascontiguousarray(_with_missing_column(data, emission).T[data.coded(n_symbols)])
+        table = np.ascontiguousarray(_with_missing_column(data, emission), dtype=np.float64)
+        return table, data.coded(n_symbols)
 
     def log_likelihood(self, data, params) -> np.ndarray:
         """Per-sequence log-likelihood with the states summed out (scaled forward algorithm).
@@ -339,8 +343,8 @@ class _CategoricalHMMBase(LatentModel):
         """
         data = self.check_data(data)
         params = self.check_params(params)
-        alpha, _, _, bad = kernels.forward(
-            params["init_probs"], params["trans_mat"], self._lik(data, params["emission_probs"]), data.offsets
+        alpha, _, _, bad = kernels.forward_table(
+            params["init_probs"], params["trans_mat"], *self._table(data, params["emission_probs"]), data.offsets
         )
         kernels.raise_if_impossible(bad, data.offsets)
         return data.split(alpha)
@@ -354,8 +358,8 @@ class _CategoricalHMMBase(LatentModel):
         """
         data = self.check_data(data)
         params = self.check_params(params)
-        gamma, _, bad = kernels.smooth(
-            params["init_probs"], params["trans_mat"], self._lik(data, params["emission_probs"]), data.offsets
+        gamma, _, bad = kernels.smooth_table(
+            params["init_probs"], params["trans_mat"], *self._table(data, params["emission_probs"]), data.offsets
         )
         kernels.raise_if_impossible(bad, data.offsets)
         return data.split(gamma)
@@ -460,8 +464,11 @@ class _CategoricalHMMBase(LatentModel):
 
     def _expected_counts(self, data: HMMData, init, trans, emission):
         M = self.n_symbols
-        log_lik, init_c, trans_c, emission_c, bad = kernels.expected_counts(
-            init, trans, self._lik(data, emission), data.coded(M), data.offsets, M + (data.n_missing > 0)
+        log_lik, init_c, trans_c, emission_c, bad = kernels.symbol_expected_counts(
+            np.ascontiguousarray(init, dtype=np.float64),
+            np.ascontiguousarray(trans, dtype=np.float64),
+            *self._table(data, emission),
+            data.offsets,
         )
         kernels.raise_if_impossible(bad, data.offsets)
         # the padding column counts the missing steps' states, which emitted nothing we saw
@@ -502,13 +509,7 @@ class _CategoricalHMMBase(LatentModel):
         """Gibbs step for the states: one FFBS draw of every path; complete-data counts."""
         data = self.check_data(data)
         init, trans, emission = (np.asarray(params[name], float) for name in self.param_names)
-        path, _, bad = kernels.ffbs(
-            init,
-            trans,
-            self._lik(data, emission),
-            data.offsets,
-            rng.random(data.n_steps),
-        )
+        path, _, bad = kernels.ffbs_table(init, trans, *self._table(data, emission), data.offsets, rng.random(data.n_steps))
         kernels.raise_if_impossible(bad, data.offsets)
         M = self.n_symbols
         init_c, trans_c, emission_c = kernels.path_counts(
@@ -588,11 +589,14 @@ class _CategoricalHMMBase(LatentModel):
         init = params["init_probs"].reshape(-1, K)
         trans = params["trans_mat"].reshape(-1, K, K)
         emission = params["emission_probs"].reshape(-1, K, M)
-        out = np.empty((n_sets, data.n_steps, K))
+        sets = []
         for index in range(n_sets):
-            gamma, _, bad = kernels.smooth(init[index], trans[index], self._lik(data, emission[index]), data.offsets)
-            # a draw under which the data are impossible has no posterior over states
-            out[index] = gamma if bad < 0 else np.nan
+            gamma, _, bad = kernels.smooth_table(init[index], trans[index], *self._table(data, emission[index]), data.offsets)
+            if bad >= 0:  # a draw under which the data are impossible has no posterior over states
+                gamma[:] = np.nan
+            sets.append(gamma)
+        # one set (EM, MAP) is returned without a copy: at T = 1e6 the copy cost a fifth of the pass
+        out = sets[0][None] if n_sets == 1 else np.stack(sets)
         return {"state_probs": out.reshape(batch + (data.n_steps, K))}
 
     # -- PyMC declaration (models/hmm_pymc.py; imported here so that PyMC loads only when used) --

@@ -95,7 +95,8 @@ def cmd_fit(args) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        idata = fit(model, data, backend=args.backend, random_seed=args.seed, **options)
+        idata = fit(model, data, backend=args.backend, random_seed=args.seed, per_observation=args.per_observation,
+                    **options)
     messages = list(dict.fromkeys(str(record.message) for record in caught
                                   if not issubclass(record.category, (DeprecationWarning, FutureWarning))))
     table = comparison_table(model, {args.backend: idata})
@@ -137,7 +138,7 @@ def cmd_compare(args) -> int:
     quiet_pymc(names, getattr(args, "debug", False))
     start = time.perf_counter()
     result = run_comparison(model, data, names, reference, options, args.seed, show_status=not args.json,
-                            cache=not args.no_cache)
+                            cache=not args.no_cache, per_observation=args.per_observation)
     report = result.save(args.out, overwrite=args.overwrite) if args.out else None
     if not result.idatas:  # every back-end failed: the report says so, and the exit status too
         if args.json:
@@ -228,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
         sub.add_argument("--json", action="store_true", help="print the result table as JSON records on stdout "
                          "(an error as a JSON object {\"error\": {\"type\", \"message\"}})")
+        sub.add_argument("--per-observation", default="auto", choices=("auto", "full", "lazy", "summary"),
+                         help="pointwise log-likelihood and latent posteriors in the result: auto (full up to "
+                         "1e7 numbers, else lazy), full, lazy (computed when read) or summary (totals only; "
+                         "no LOO)")
 
     fitting = commands.add_parser(
         "fit", parents=[common], help="fit one back-end and print a posterior summary",

@@ -41,7 +41,8 @@ def quiet_pymc(backends, debug: bool) -> None:
     logging.getLogger("pymc").setLevel(logging.WARNING)
 
 
-def run_comparison(model, data, names, reference, options, seed, show_status: bool, cache=True, callback=None):
+def run_comparison(model, data, names, reference, options, seed, show_status: bool, cache=True, callback=None,
+                   per_observation: str = "auto"):
     """:func:`latentzoo.inference.compare` with the options of
     :func:`latentzoo.inference.cli_input.comparison_options`; ``show_status`` draws a status line
     per back-end on stderr (else ``callback``, if any, hears the back-ends' events)."""
@@ -52,7 +53,8 @@ def run_comparison(model, data, names, reference, options, seed, show_status: bo
     reference_options = options.pop(REFERENCE_NUTS, None)
     names = [name for name in names if name != REFERENCE_NUTS or name == reference]
     settings = dict(backends=names, reference=reference, random_seed=seed, options=options, progressbar=False,
-                    reference_options=reference_options, cache=cache)
+                    reference_options=reference_options, cache=cache,
+                    per_observation=per_observation)
     if not show_status:
         return compare(model, data, callback=callback, **settings)
     with StatusLines(make_console(stderr=True)) as status:

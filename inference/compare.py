@@ -22,6 +22,7 @@ from ..models.protocols import Model
 from . import report
 from .core import ConvergenceWarning
 from .labels import labelled_names, reference_from, relabel, relabel_by_model, relabel_self
+from .lean import check_per_observation
 from .metrics import COLUMN_DOCS, TABLE_COLUMNS, comparison_table, loo_table
 from .options import check_bool, check_float, check_int, check_tolerance
 from .reference import REFERENCE_NUTS, check_cache, check_reference_options, reference_nuts
@@ -242,7 +243,8 @@ def _check_option_values(options: dict) -> None:
                 _UNIFORM_OPTIONS[key](value, f"options[{backend!r}][{key!r}]")
 
 
-def _run_one(model, data, backend, random_seed, options, progressbar, reference_options=None, cache=True):
+def _run_one(model, data, backend, random_seed, options, progressbar, reference_options=None, cache=True,
+             per_observation="auto"):
     """Fit one back-end; returns (idata or None, failure or None, warning messages, reference info)."""
     if backend == REFERENCE_NUTS:
         options = {}
@@ -258,7 +260,8 @@ def _run_one(model, data, backend, random_seed, options, progressbar, reference_
                 idata, info = reference_nuts(model, data, random_seed=random_seed if random_seed is not None else 0,
                                              options=reference_options, cache=cache, progressbar=progressbar)
             else:
-                idata = fit(model, data, backend=backend, random_seed=random_seed, **options)
+                idata = fit(model, data, backend=backend, random_seed=random_seed,
+                            per_observation=per_observation, **options)
             failure = None
         except Exception as error:  # a failing back-end is a result, not a crash
             idata, failure = None, f"{type(error).__name__}: {error}"
@@ -297,6 +300,7 @@ def compare(
     callback: Callable | None = None,
     reference_options: dict | None = None,
     cache=True,
+    per_observation: str = "auto",
 ) -> Comparison:
     """Fit ``model`` to ``data`` with several back-ends and compare them.
 
@@ -328,6 +332,10 @@ def compare(
     reference_options : dict, optional
         Settings of the long NUTS reference (``draws``, ``tune``, ``chains``,
         ``target_accept``, ...); see :data:`~latentzoo.inference.reference.DEFAULT_REFERENCE_OPTIONS`.
+    per_observation : {"auto", "full", "lazy", "summary"}, default "auto"
+        How each back-end's result holds its per-observation quantities (:func:`fit`'s option;
+        :mod:`latentzoo.inference.lean`). ``"summary"`` leaves out the pointwise log-likelihood,
+        so the LOO table is empty and says why.
         Checked here even when the reference is not the long NUTS run (then they are unused).
     cache : bool or path, default True
         Where the long NUTS reference is cached: True the default directory
@@ -366,6 +374,7 @@ def compare(
         _seed_from(random_seed)  # fit's own check, so that a bad seed fails here and not in every back-end
     reference_options = check_reference_options(reference_options)
     cache = check_cache(cache)
+    per_observation = check_per_observation(per_observation)
     if not isinstance(progressbar, bool):
         raise TypeError(f"progressbar must be True or False, got {type(progressbar).__name__}")
     if callback is not None and not callable(callback):
@@ -380,7 +389,7 @@ def compare(
             callback(backend, "start", None)
         start = time.perf_counter()
         idata, failure, messages, info = _run_one(model, data, backend, random_seed, options.get(backend, {}),
-                                                  progressbar, reference_options, cache)
+                                                  progressbar, reference_options, cache, per_observation)
         if backend == reference:
             reference_info = _describe_reference(reference, idata, info)
         caught[backend] = messages

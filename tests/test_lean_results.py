@@ -114,3 +114,18 @@ def test_lazy_tasks_split_the_draws_so_one_draw_is_read_alone(gmm_results, monke
     np.testing.assert_allclose(lazy.posterior["responsibilities"][1, 7].values,
                                results["full"].posterior["responsibilities"][1, 7].values, rtol=1e-12)
     np.testing.assert_allclose(lazy.log_likelihood["x"].values, results["full"].log_likelihood["x"].values, rtol=1e-12)
+
+
+def test_compare_passes_per_observation_to_every_back_end():
+    from latentzoo.inference import compare
+
+    flips = simulate_flips(40, 5, 0.4, 0.8, 0.3, seed=2)
+    with pytest.raises(ValueError, match="per_observation must be one of"):
+        compare(ThreeCoins(), flips, backends=["em"], per_observation="some", progressbar=False)
+    lazy = compare(ThreeCoins(), flips, backends=["em", "vb"], progressbar=False, per_observation="lazy")
+    assert {idata.attrs["per_observation"] for idata in lazy.idatas.values()} == {"lazy"}
+    full = compare(ThreeCoins(), flips, backends=["em", "vb"], progressbar=False, per_observation="full")
+    np.testing.assert_allclose(lazy.loo.loc["vb", "elpd_loo"], full.loo.loc["vb", "elpd_loo"], rtol=1e-10)
+    summary = compare(ThreeCoins(), flips, backends=["em", "vb"], progressbar=False, per_observation="summary")
+    assert {idata.attrs["per_observation"] for idata in summary.idatas.values()} == {"summary"}
+    assert not set(summary.idatas["vb"].children) & {"log_likelihood"}

@@ -18,6 +18,7 @@ from ..models.protocols import ConjugateSweep
 from .ascent import restart_spread
 from .core import ConvergenceWarning, FitRecord, RawResult
 from .diagnostics import check_mixing
+from .jax_nuts import JAX_SAMPLERS, require_jax, sample_blackjax
 from .options import check_bool, check_choice, check_float, check_int, check_tolerance
 from .registry import register
 
@@ -56,12 +57,16 @@ def _cores(chains: int, cores) -> int:
     return check_int(cores, "cores")
 
 
+#: the values of the nuts back-end's ``sampler`` option
+NUTS_SAMPLERS = ("pymc", "nutpie", *JAX_SAMPLERS)
+
+
 @register(
     "nuts",
     requires=(),
     kind="sampler",
     library="pymc",
-    description="PyMC NUTS on the marginalised PyMC model (sampler='pymc' or 'nutpie')",
+    description="PyMC NUTS on the marginalised PyMC model (sampler='pymc', 'nutpie', 'numpyro' or 'blackjax')",
 )
 def run_nuts(
     model,
@@ -82,13 +87,18 @@ def run_nuts(
     ----------
     draws, tune, chains : int
     cores : int, optional
-        Parallel chains (default: as many as there are cores, at most ``chains``).
-    sampler : {"pymc", "nutpie"}
+        Parallel chains (default: as many as there are cores, at most ``chains``); ignored by
+        the JAX samplers, which vectorise the chains.
+    sampler : {"pymc", "nutpie", "numpyro", "blackjax"}
         nutpie compiles the model with numba and is usually several times faster per draw.
+        ``"numpyro"`` and ``"blackjax"`` translate the log-density to JAX
+        (:mod:`latentzoo.models.jax_ops` supplies latentzoo's own Ops) and run all chains as
+        one vectorised computation (``chain_method="vectorized"``) on JAX's default device: the
+        CPU here, a GPU where JAX finds one. They need ``pip install 'latentzoo[jax]'``.
     target_accept : float in (0, 1)
     progressbar : bool
     """
-    sampler = check_choice(sampler, "sampler", ("pymc", "nutpie"))
+    sampler = check_choice(sampler, "sampler", NUTS_SAMPLERS)
     target_accept = check_float(target_accept, "target_accept")
     if not target_accept < 1:
         raise ValueError(f"target_accept must lie in (0, 1), got {target_accept}")
@@ -97,9 +107,16 @@ def run_nuts(
             import nutpie  # noqa: F401
         except ImportError:
             raise ImportError("sampler='nutpie' needs nutpie: pip install 'latentzoo[bench]' or pip install nutpie") from None
+    if sampler in JAX_SAMPLERS:
+        require_jax(sampler)
+    if sampler == "numpyro":
+        # PyMC lifts these out of nuts={...} for its JAX driver (pm.sample refuses them at the top level)
+        sampler_options = {"nuts": {"target_accept": target_accept, "chain_method": "vectorized"}}
+    else:
+        sampler_options = {"target_accept": target_accept}
     result = _sample(
         model, data, rng, "nuts", marginalized=True, draws=draws, tune=tune, chains=chains, cores=cores,
-        progressbar=progressbar, nuts_sampler=sampler, target_accept=target_accept,
+        progressbar=progressbar, nuts_sampler=sampler, **sampler_options,
     )
     result.attrs.update(sampler=sampler, target_accept=target_accept)
     return result
@@ -143,22 +160,30 @@ def _sample(model, data, rng, backend, *, marginalized, draws, tune, chains, cor
     chains = check_int(chains, "chains")
     cores = _cores(chains, cores)
     progressbar = check_bool(progressbar, "progressbar")
-    with model.pymc_model(data, marginalized=marginalized):
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=cores,
-            random_seed=_pymc_seed(rng),
-            progressbar=progressbar,
-            compute_convergence_checks=False,
-            **sample_options,
+    pm_model = model.pymc_model(data, marginalized=marginalized)
+    if sample_options.get("nuts_sampler") == "blackjax":
+        posterior, sample_stats, sampling = sample_blackjax(
+            pm_model, draws=draws, tune=tune, chains=chains, target_accept=sample_options["target_accept"],
+            seed=_pymc_seed(rng),
         )
-    stats = idata.sample_stats
-    divergences = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
-    draws_by_name = _posterior_arrays(model, idata.posterior)
+        draws_by_name = {name: np.asarray(posterior[name], float) for name in model.param_names}
+    else:
+        with pm_model:
+            idata = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                random_seed=_pymc_seed(rng),
+                progressbar=progressbar,
+                compute_convergence_checks=False,
+                **sample_options,
+            )
+        sample_stats = _sample_stats(idata)
+        draws_by_name = _posterior_arrays(model, idata.posterior)
+        sampling = idata.posterior.attrs.get("sampling_time")
+    divergences = int(sample_stats["diverging"].sum()) if "diverging" in sample_stats else 0
     converged, diagnostics = check_mixing(draws_by_name, backend, divergences=divergences, model=model)
-    sampling = idata.posterior.attrs.get("sampling_time")
     return RawResult(
         draws=draws_by_name,
         record=FitRecord(
@@ -168,7 +193,7 @@ def _sample(model, data, rng, backend, *, marginalized, draws, tune, chains, cor
             # PyMC's own clock for the sampling; fit() counts the rest of the wall time as compiling
             run_s=float(sampling) if sampling is not None else float("nan"),
         ),
-        sample_stats=_sample_stats(idata),
+        sample_stats=sample_stats,
         attrs={
             "draws": draws,
             "tune": tune,

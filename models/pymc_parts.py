@@ -12,8 +12,9 @@ How it is declared, and why
 * NUTS and ADVI move on an unconstrained vector z through :class:`SPDCholeskyTransform`
   (log-Cholesky: the lower triangle of L row by row, log of its diagonal), with its exact
   log-Jacobian; that is the only place the Jacobian lives.
-* The transform's backward map builds L with a dot product against a constant 0/1 matrix
-  (no indexing Ops, whose gradients run in Python) and tags it lower triangular. PyTensor's
+* The transform's backward map builds L as a broadcast product-sum against a constant 0/1
+  placement array (no indexing Ops, whose gradients run in Python, and no reshape to a computed
+  shape, which JAX cannot compile) and tags it lower triangular. PyTensor's
   ``cholesky_ldotlt`` rewrite then replaces ``cholesky(L @ L.T)`` by L, so neither the IW
   log-density nor an ``MvNormal(chol=...)`` built on the returned ``chol`` ever factorises
   Sigma again.
@@ -78,14 +79,16 @@ def _transform_class():
             rows, cols = np.tril_indices(dim)
             self.is_diagonal = rows == cols
             self.flat_index = rows * dim + cols
-            self.scatter = _scatter_matrix(dim)
+            self.placement = _scatter_matrix(dim).reshape(-1, dim, dim)
             self.jacobian_coefficients = spd_log_jacobian_coefficients(dim)
 
         def lower(self, value):
             """z (..., M) -> L (..., D, D), tagged lower triangular for PyTensor's rewrites."""
             entries = pt.where(self.is_diagonal, pt.exp(value), value)
-            shape = pt.concatenate([value.shape[:-1], [self.dim, self.dim]])
-            chol = pt.dot(entries, self.scatter).reshape(shape, ndim=value.ndim + 1)
+            # a broadcast product-sum against the (M, D, D) 0/1 placement, not a dot and a
+            # reshape: a reshape to a shape computed from value.shape has no JAX translation
+            # (JAX needs static shapes), and this is as cheap for the small D of a covariance
+            chol = pt.sum(entries[..., :, None, None] * self.placement, axis=-3)
             chol.tag.lower_triangular = True
             return chol
 

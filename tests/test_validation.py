@@ -162,7 +162,7 @@ BAD_OPTIONS = [
     ("exact", {"chains": 0.5}, TypeError, "chains must be an int"),
     ("nuts", {"draws": 0}, ValueError, "draws must be an int >= 1"),
     ("nuts", {"chains": -1}, ValueError, "chains must be an int >= 1"),
-    ("nuts", {"sampler": "foo"}, ValueError, r"sampler must be one of \['pymc', 'nutpie'\]"),
+    ("nuts", {"sampler": "foo"}, ValueError, r"sampler must be one of \['pymc', 'nutpie', 'numpyro', 'blackjax'\]"),
     ("nuts", {"target_accept": 1.5}, ValueError, r"target_accept must lie in \(0, 1\)"),
     ("nuts", {"target_accept": 0.0}, ValueError, "target_accept must be a positive number"),
     ("nuts", {"progressbar": "no"}, TypeError, "progressbar must be True or False"),

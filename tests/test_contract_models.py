@@ -71,6 +71,7 @@ SEED = 5
 SLOW_PAIRS = {
     ("gaussian-hmm", "fullrank_advi"), ("gaussian-hmm", "pymc_gibbs"),
     ("gmm", "advi"), ("gmm", "fullrank_advi"), ("gmm", "pymc_gibbs"), ("dice-hmm", "pymc_gibbs"),
+    ("gaussian-hmm", "advi"), ("niw-gaussian", "advi"),
 }
 
 

@@ -77,7 +77,7 @@ def nuts(dice, rolls, draws: int, sampler: str = "pymc"):
     ess = az.ess(idata, var_names=list(dice.param_names))
     values = np.concatenate([ess[name].values.ravel() for name in dice.param_names])
     values = values[np.isfinite(values)]
-    return wall, float(idata.posterior.attrs["sampling_s"]), float(values.min())
+    return wall, float(idata.posterior.attrs["run_s"]), float(values.min())
 
 
 def main() -> None:

@@ -44,9 +44,10 @@ demo: $(STAMP)
 	@# the report directory is make demo's own: a second run replaces it
 	$(VENV)/bin/latentzoo demo --out latentzoo-report --overwrite
 
-# two workers on two cores: the suite is mostly PyTensor compiling and sampling, both CPU-bound
+# two workers on two cores: the suite is mostly PyTensor compiling and sampling, both CPU-bound;
+# worksteal: a worker that runs out of tests takes some of the other's instead of idling at the end
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=15
+	$(PY) -m pytest -n 2 --dist worksteal --durations=15
 
 test-slow: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,bench]"

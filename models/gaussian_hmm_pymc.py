@@ -25,7 +25,7 @@ import pytensor.tensor as pt
 from .gaussian_hmm_data import GaussianSequences
 from .gaussian_mixture import _spread_initval
 from .hmm_log_emission_op import hmm_log_emission_likelihood
-from .pymc_data import observed_data
+from .pymc_data import data_container
 from .pymc_parts import inverse_wishart, mvnormal, mvnormal_logp
 
 __all__ = ["PYMC_GIBBS_MAX_STEPS", "pymc_model"]
@@ -78,10 +78,10 @@ def pymc_model(model, data, marginalized: bool = True) -> pm.Model:
         )
         if marginalized:
             # containers, not constants: one compiled model serves every data set (models/pymc_data.py)
-            observed = observed_data("observed_mask_data", data.observed.astype(np.float64)[:, None])
-            filled = observed_data("x_data", np.where(np.isnan(data.x), 0.0, data.x))
+            observed = data_container("observed_mask_data", data.observed.astype(np.float64)[:, None])
+            filled = data_container("x_data", np.where(np.isnan(data.x), 0.0, data.x))
             log_emission = observed * mvnormal_logp(filled[:, None, :], means, chol)
-            offsets = observed_data("offsets_data", data.offsets)
+            offsets = data_container("offsets_data", data.offsets)
             pm.Potential("log_likelihood", hmm_log_emission_likelihood(init, trans, log_emission, offsets))
         else:
             _declare_explicit_states(data, init, trans, means, chol, m0 + spread, K)

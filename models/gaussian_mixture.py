@@ -569,7 +569,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         import pymc as pm
         import pytensor.tensor as pt
 
-        from .pymc_data import observed_data
+        from .pymc_data import data_container
         from .pymc_parts import gaussian_mixture, inverse_wishart, mvnormal
 
         data = self.check_data(data)
@@ -594,7 +594,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
                 initval=np.asarray(niw.m, np.float64) + _spread_initval(x, K),
             )
             # a container, not a constant: one compiled model serves every data set (models/pymc_data.py)
-            x_data = observed_data("x_data", x)
+            x_data = data_container("x_data", x)
             if marginalized:
                 gaussian_mixture("x", weights, means, chol, observed=x_data, dims=("observation", "feature"))
             else:

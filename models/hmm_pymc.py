@@ -28,7 +28,7 @@ import pytensor.tensor as pt
 from . import hmm_kernels as kernels
 from .hmm_data import HMMData
 from .hmm_op import hmm_log_likelihood
-from .pymc_data import observed_data
+from .pymc_data import data_container
 
 __all__ = ["PYMC_GIBBS_MAX_STEPS", "pymc_initial_point", "pymc_model"]
 
@@ -106,8 +106,8 @@ def pymc_model(model, data, marginalized: bool = True) -> pm.Model:
             pm.Potential(
                 "log_likelihood",
                 # containers, not constants: one compiled model serves every data set (models/pymc_data.py)
-                hmm_log_likelihood(init, trans, emission, observed_data("symbols_data", data.coded(model.n_symbols)),
-                                   observed_data("offsets_data", data.offsets)),
+                hmm_log_likelihood(init, trans, emission, data_container("symbols_data", data.coded(model.n_symbols)),
+                                   data_container("offsets_data", data.offsets)),
             )
         else:
             _declare_explicit_states(model, data, init, trans, emission)

@@ -339,7 +339,7 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         """
         import pymc as pm
 
-        from .pymc_data import observed_data
+        from .pymc_data import data_container
         from .pymc_parts import inverse_wishart, mvnormal
 
         data = self.check_data(data)
@@ -349,7 +349,7 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
             _, chol = inverse_wishart("Sigma", float(prior.nu), np.asarray(prior.S, np.float64), dims=("feature", "feature_bis"))
             # mvnormal: pm.MvNormal's density without re-factorising Sigma or Python linear algebra
             mu = mvnormal("mu", np.asarray(prior.m, np.float64), chol / np.sqrt(np.float64(prior.kappa)), dims="feature")
-            mvnormal("x", mu, chol, observed=observed_data("x_data", data.x), dims=("observation", "feature"))
+            mvnormal("x", mu, chol, observed=data_container("x_data", data.x), dims=("observation", "feature"))
         return model
 
     def picture(self, comparison):

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["observed_data"]
+__all__ = ["data_container"]
 
 
-def observed_data(name: str, values) -> object:
+def data_container(name: str, values) -> object:
     """``values`` as a PyMC data container named ``name`` in the model on the context stack.
 
     Parameters

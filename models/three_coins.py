@@ -427,7 +427,7 @@ class ThreeCoins(LatentModel):
         import pymc as pm
         import pytensor.tensor as pt
 
-        from .pymc_data import observed_data
+        from .pymc_data import data_container
 
         data = self.check_data(data)
         # NumPy float64 scalars, not Python floats: PyTensor turns a Python float that float32
@@ -438,8 +438,8 @@ class ThreeCoins(LatentModel):
         )
         with pm.Model(coords={"trial": np.arange(data.n_trials)}) as model:
             # containers, not constants: one compiled model serves every data set (models/pymc_data.py)
-            heads = observed_data("heads_data", data.heads)
-            n_flips = observed_data("n_flips_data", data.n_flips)
+            heads = data_container("heads_data", data.heads)
+            n_flips = data_container("n_flips_data", data.n_flips)
             pi = pm.Beta("pi", *pi_prior) if self.pi is None else pt.constant(np.float64(self.pi))
             p = pm.Beta("p", *p_prior)
             q = pm.Beta("q", *q_prior)

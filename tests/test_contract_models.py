@@ -62,12 +62,12 @@ SHORT = {
 }
 SEED = 5
 
-# Each costs 40-85 s of cold compiling on two cores (measured on a fresh clone), for a layout the
+# Each costs 35-85 s of cold compiling on two cores (measured on a fresh clone), for a layout the
 # default suite already checks on this model (nuts and map: the same PyMC declaration and
-# to_idata) and with the same back-end on other models (ADVI and full-rank ADVI on the three
-# coins and the ragged categorical HMM; PyMC's Gibbs on the three coins and the ragged categorical HMM, whose
-# explicit states are the dice HMM's): they run with `make test-slow`, which keeps the default
-# suite inside its 15-minute budget on a fresh machine.
+# to_idata) and with the same back-end on other models (ADVI, full-rank ADVI and PyMC's Gibbs on
+# the three coins and the ragged categorical HMM, whose Op and explicit states are the dice
+# HMM's): they run with `make test-slow`, which keeps the default suite inside its 15-minute
+# budget on a fresh machine.
 SLOW_PAIRS = {
     ("gaussian-hmm", "fullrank_advi"), ("gaussian-hmm", "pymc_gibbs"),
     ("gmm", "advi"), ("gmm", "fullrank_advi"), ("gmm", "pymc_gibbs"), ("dice-hmm", "pymc_gibbs"),

@@ -13,7 +13,7 @@ For each size N, dimension D and number of components K, on blob data (``dataset
   point, so only the iteration time is compared.
 
 Both sides are timed iteration by iteration through the code their ``fit`` runs: for latentzoo
-the EM step of ``inference/em.py`` (``model.expected_stats``, ``model.conditional_posterior(stats,
+the EM step of ``inference/backends/em.py`` (``model.expected_stats``, ``model.conditional_posterior(stats,
 mle=True)``, the mode) and VB's ``inference.vb.elbo_step`` (checked to reproduce ``fit``'s result),
 for scikit-learn the body of ``BaseMixture.fit_predict``'s loop (``_e_step``, ``_m_step``,
 ``_compute_lower_bound``). Set-up (validation, initialisation, the final E-step, building the
@@ -103,11 +103,11 @@ def main(argv=None) -> None:
     from threadpoolctl import threadpool_limits
 
     from latentzoo.inference import ConvergenceWarning, fit
-    from latentzoo.inference.vb import elbo_step
-    from latentzoo.models.conjugate import apply_to_factors
+    from latentzoo.inference.backends.vb import elbo_step
+    from latentzoo.models.core.conjugate import apply_to_factors
     from latentzoo.models.datasets import blobs
-    from latentzoo.models.gaussian_mixture import GaussianMixture
-    from latentzoo.models.gmm_kernels import e_step
+    from latentzoo.models.mixture.gaussian import GaussianMixture
+    from latentzoo.models.gaussian.kernels import e_step
 
     warnings.simplefilter("ignore", ConvergenceWarning)
     warnings.simplefilter("ignore", SklearnConvergenceWarning)
@@ -141,7 +141,7 @@ def main(argv=None) -> None:
                     # raw (writable) data would be copied by check_data in every timed step
                     data = model.check_data(x)
 
-                    # -- EM: inference/em.py's step, maximum likelihood
+                    # -- EM: inference/backends/em.py's step, maximum likelihood
                     def em_step(params):
                         stats, _ = model.expected_stats(data, params)
                         return apply_to_factors(model.conditional_posterior(stats, mle=True), "mode")
@@ -183,7 +183,7 @@ def main(argv=None) -> None:
                     if args.skip_vb:
                         continue
 
-                    # -- VB: inference/vb.py's step (ELBO included) vs BayesianGaussianMixture's loop
+                    # -- VB: inference/backends/vb.py's step (ELBO included) vs BayesianGaussianMixture's loop
                     vb_step = elbo_step(model, data)
                     factors = model.initial_factors(x, np.random.default_rng(0))
                     our_time, _ = iteration_times(lambda state: vb_step(state)[0], factors, n_iter, args.repeat)
@@ -229,7 +229,7 @@ def whole_fit(sizes, repeat: int, dim: int = 3, n_components: int = 4, n_iter: i
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
     from latentzoo.inference import ConvergenceWarning, fit
-    from latentzoo.models.gaussian_mixture import GaussianMixture
+    from latentzoo.models.mixture.gaussian import GaussianMixture
 
     warnings.simplefilter("ignore", ConvergenceWarning)
     warnings.simplefilter("ignore", SklearnConvergenceWarning)

@@ -135,7 +135,7 @@ def main(argv=None) -> None:
 
 def categorical_problem():
     """The benchmark's CategoricalHMM, the parameters that simulate the rolls, and the start."""
-    from latentzoo.models.hmm import CategoricalHMM
+    from latentzoo.models.hmm.categorical import CategoricalHMM
 
     K, M = 3, 8
     truth = {

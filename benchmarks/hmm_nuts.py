@@ -27,7 +27,7 @@ import numpy as np
 
 from latentzoo.inference import fit
 from latentzoo.models import DiceHMM
-from latentzoo.models import hmm_op
+from latentzoo.models.ops import hmm_op
 
 
 def scan_log_likelihood(init, trans, emission, symbols, offsets):

@@ -31,8 +31,8 @@ from pathlib import Path
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from latentzoo.inference import BACKENDS, applicable_backends, compare  # noqa: E402
-from latentzoo.inference.cli import DEFAULT_OPTIONS, QUICK_OPTIONS, QUICK_REFERENCE_OPTIONS  # noqa: E402
-from latentzoo.inference.plots import KIND_COLORS  # noqa: E402
+from latentzoo.inference.cli.main import DEFAULT_OPTIONS, QUICK_OPTIONS, QUICK_REFERENCE_OPTIONS  # noqa: E402
+from latentzoo.inference.comparison.plots import KIND_COLORS  # noqa: E402
 from latentzoo.models import MODELS  # noqa: E402
 
 #: the four models of the lecture, by command-line name

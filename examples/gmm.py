@@ -38,9 +38,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
-from latentzoo.inference import compare, fit  # noqa: E402
+from latentzoo.inference import choose_n_components, compare, fit  # noqa: E402
 from latentzoo.models.datasets import blobs, old_faithful  # noqa: E402
-from latentzoo.models.gaussian_mixture import GaussianMixture, kmeans_plusplus  # noqa: E402
+from latentzoo.models.mixture.gaussian import GaussianMixture, kmeans_plusplus  # noqa: E402
 
 NAMES = ("weights", "means", "covs")
 
@@ -132,7 +132,7 @@ def three_blobs(out: Path) -> np.ndarray:
 
 # -- 3: choosing K ----------------------------------------------------------------------------
 def choose_k(x: np.ndarray, out: Path) -> None:
-    table = GaussianMixture(3).choose_n_components(x, candidates=range(1, 7), criterion="bic", random_seed=0, n_init=5)
+    table = choose_n_components(GaussianMixture(3), x, candidates=range(1, 7), criterion="bic", random_seed=0, n_init=5)
     print("\n3. AIC and BIC over K (maximum likelihood, 5 restarts each)")
     print(table[["n_components", "log_likelihood", "n_parameters", "aic", "bic", "best"]].to_string(index=False, float_format="%.1f"))
     best = int(table.loc[table["bic"].idxmin(), "n_components"])

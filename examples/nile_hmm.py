@@ -58,10 +58,10 @@ def main(argv=None) -> None:
     parser.add_argument("--posteriordb", default=None, help="path of posteriordb's hmm_example.json")
     args = parser.parse_args(argv)
 
-    from latentzoo.inference.plots import new_figure
+    from latentzoo.inference.comparison.plots import new_figure
     from latentzoo.models import GaussianHMM
     from latentzoo.models.datasets import nile
-    from latentzoo.models.gaussian_hmm_picture import draw_decoding, posterior_mean_params
+    from latentzoo.models.hmm.gaussian_picture import draw_decoding, posterior_mean_params
 
     years, volume = nile()
     x = volume[:, None]

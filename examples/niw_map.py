@@ -36,8 +36,8 @@ from scipy import stats  # noqa: E402
 
 from latentzoo.inference import compare  # noqa: E402
 from latentzoo.models.datasets import old_faithful  # noqa: E402
-from latentzoo.models.gda import GaussianDiscriminantAnalysis  # noqa: E402
-from latentzoo.models.niw_gaussian import NIWGaussian  # noqa: E402
+from latentzoo.models.gaussian.gda import GaussianDiscriminantAnalysis  # noqa: E402
+from latentzoo.models.gaussian.niw import NIWGaussian  # noqa: E402
 
 # cheap enough for the whole example to run in about a minute with a warm compile cache
 BACKEND_OPTIONS = {

@@ -5,9 +5,10 @@ from .core import ConvergenceWarning, RawResult, to_idata
 from .registry import BACKENDS, Backend, applicable_backends, fit, register
 
 # importing the back-end modules registers them (PyMC itself is imported only when used)
-from . import em, vb, gibbs, exact, pymc_backends  # noqa: E402,F401  isort: skip
-from .compare import Comparison, compare  # noqa: E402
-from .calibrate import Calibration, calibrate  # noqa: E402
+from .backends import em, exact, gibbs, pymc_backends, vb  # noqa: E402,F401  isort: skip
+from .comparison.compare import Comparison, compare  # noqa: E402
+from .calibration.calibrate import Calibration, calibrate  # noqa: E402
+from .selection import choose_n_components  # noqa: E402
 
 __all__ = [
     "BACKENDS",
@@ -18,6 +19,7 @@ __all__ = [
     "RawResult",
     "applicable_backends",
     "calibrate",
+    "choose_n_components",
     "compare",
     "fit",
     "register",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.protocols import ChunkValidation
+from ..models.core.protocols import ChunkValidation
 
 __all__ = ["ChunkedData", "Sequences", "sequences", "is_chunked_input", "read_chunked", "MAX_SAMPLE"]
 

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from ..models.protocols import IdentificationRule
+from ..models.core.protocols import IdentificationRule
 from .core import ConvergenceWarning
 
 __all__ = ["RHAT_LIMIT", "check_mixing"]

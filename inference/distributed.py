@@ -23,7 +23,7 @@ from operator import methodcaller
 
 import numpy as np
 
-from ..models.protocols import ChunkedDataPrior, ChunkedStats, DataDrivenPrior
+from ..models.core.protocols import ChunkedDataPrior, ChunkedStats, DataDrivenPrior
 from .chunked import ChunkedData, read_chunked
 
 __all__ = ["ChunkedModel", "CHUNKED_BACKENDS", "chunked_model"]

@@ -66,7 +66,7 @@ def relabel_by_model(model, data, idata):
 
     Returns a shallow copy; the input is returned unchanged for models without the hook.
     """
-    from ..models.protocols import IdentificationRule
+    from ..models.core.protocols import IdentificationRule
 
     if not isinstance(model, IdentificationRule):
         return idata

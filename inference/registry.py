@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..models.protocols import DataDrivenPrior, Model
+from ..models.core.protocols import DataDrivenPrior, Model
 from .chunked import is_chunked_input
 from .core import to_idata
 from .distributed import ChunkedModel, chunked_model
@@ -30,8 +30,8 @@ class Backend:
     name : str
     run : callable ``run(model, data, *, rng, **options) -> RawResult``
     requires : tuple of Protocol classes
-        The capabilities a model needs for this back-end (``latentzoo.models.protocols``);
-        :class:`~latentzoo.models.protocols.Model` is always required.
+        The capabilities a model needs for this back-end (``latentzoo.models.core.protocols``);
+        :class:`~latentzoo.models.core.protocols.Model` is always required.
     kind : {"point", "variational", "sampler", "exact"}
     description : str
     library : str
@@ -70,7 +70,7 @@ def register(name: str, *, requires: tuple[type, ...], kind: str, description: s
     arguments are the back-end's options.
     """
     if isinstance(requires, str) or not all(isinstance(p, type) for p in requires):
-        raise TypeError(f"requires must be a tuple of protocol classes from latentzoo.models.protocols, got {requires!r}")
+        raise TypeError(f"requires must be a tuple of protocol classes from latentzoo.models.core.protocols, got {requires!r}")
 
     def decorate(run):
         BACKENDS[name] = Backend(name, run, tuple(requires), kind, description, library)

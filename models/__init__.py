@@ -1,14 +1,14 @@
 """latentzoo models: each a frozen dataclass of structure and priors, declared once in PyMC."""
 
-from .base import LatentModel
-from .conjugate import Beta, Dirichlet, NormalInverseWishart
-from .gaussian_mixture import GaussianMixture
-from .gaussian_hmm import GaussianHMM
-from .gda import GaussianDiscriminantAnalysis
-from .hmm import CategoricalHMM, DiceHMM, HMMData
-from .niw_gaussian import NIWGaussian
-from .coin_data import CoinData
-from .three_coins import ThreeCoins
+from .core.base import LatentModel
+from .core.conjugate import Beta, Dirichlet, NormalInverseWishart
+from .mixture.gaussian import GaussianMixture
+from .hmm.gaussian import GaussianHMM
+from .gaussian.gda import GaussianDiscriminantAnalysis
+from .hmm.categorical import CategoricalHMM, DiceHMM, HMMData
+from .gaussian.niw import NIWGaussian
+from .coins.data import CoinData
+from .coins.three_coins import ThreeCoins
 
 __all__ = [
     "Beta",

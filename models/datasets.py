@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-from importlib import resources
-
 import numbers
+from importlib import resources
 
 import numpy as np
 
-from .base import check_rng, numeric_array
-from .sizes import check_parameter_size
+from .core.base import check_rng, numeric_array
+from .core.sizes import check_parameter_size
 
 __all__ = ["blobs", "casino", "nile", "old_faithful"]
 

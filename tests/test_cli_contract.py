@@ -1,6 +1,6 @@
 """The ``latentzoo`` command's contract: exit statuses and machine-readable output.
 
-Exit status (``latentzoo.inference.cli.main``, the console script's entry point):
+Exit status (``latentzoo.inference.cli.main.main``, the console script's entry point):
 
 * 0 -- success; ``compare`` also when some back-ends failed (the failure is part of the answer,
   listed on stderr), as documented;
@@ -35,8 +35,8 @@ import numpy as np
 import pytest
 
 from latentzoo.inference import BACKENDS, ConvergenceWarning, compare, fit
-from latentzoo.inference.cli import main
-from latentzoo.inference.compare import TABLE_COLUMNS, comparison_table
+from latentzoo.inference.cli.main import main
+from latentzoo.inference.comparison.compare import TABLE_COLUMNS, comparison_table
 from latentzoo.models import MODELS
 
 from .conftest import SEED_FLIPS
@@ -259,7 +259,7 @@ def test_a_failing_backend_in_compare_is_reported_and_exits_0(monkeypatch, capsy
 def test_files_that_cannot_be_written_exit_1(monkeypatch, tmp_path, capsys):
     import xarray as xr
 
-    from latentzoo.inference import report
+    from latentzoo.inference.comparison import report
 
     def full_disk(self, path, *args, **kwargs):
         raise OSError("disk full")

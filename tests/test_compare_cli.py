@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 from latentzoo.inference import compare, fit
-from latentzoo.inference.cli import main
+from latentzoo.inference.cli.main import main
 from latentzoo.inference.labels import PERMUTATION_VAR, relabel, relabel_by_model
 from latentzoo.models import ThreeCoins
 
@@ -150,7 +150,7 @@ def test_cli_fit_writes_netcdf(tmp_path, capsys):
 
 # -- the new table columns ------------------------------------------------------------------------
 def test_table_has_every_documented_column(seed_comparison):
-    from latentzoo.inference.compare import COLUMN_DOCS, TABLE_COLUMNS
+    from latentzoo.inference.comparison.compare import COLUMN_DOCS, TABLE_COLUMNS
 
     assert list(seed_comparison.table.columns) == list(TABLE_COLUMNS)
     assert set(COLUMN_DOCS) == set(TABLE_COLUMNS)
@@ -201,7 +201,7 @@ def test_loo_table_ranks_backends_with_draws(seed_comparison):
 
 
 def test_loo_failure_is_reported_not_raised(seed_comparison):
-    from latentzoo.inference.compare import loo_table
+    from latentzoo.inference.comparison.compare import loo_table
 
     broken = seed_comparison.idatas["exact"].copy()
     broken.log_likelihood["flips"] = broken.log_likelihood["flips"] * np.nan
@@ -212,7 +212,7 @@ def test_loo_failure_is_reported_not_raised(seed_comparison):
 def test_loo_error_is_reported_not_raised(seed_comparison, monkeypatch):
     import arviz as az
 
-    from latentzoo.inference.compare import loo_table
+    from latentzoo.inference.comparison.compare import loo_table
 
     def refuse(*args, **kwargs):
         raise ValueError("shapes differ")
@@ -236,7 +236,7 @@ def _crafted(rows):
     """A comparison table from a few (backend, kind, parameter, error, sd_ratio, ...) dicts."""
     import pandas as pd
 
-    from latentzoo.inference.compare import TABLE_COLUMNS
+    from latentzoo.inference.comparison.compare import TABLE_COLUMNS
 
     defaults = {"mean": 0.0, "sd": 1.0, "ref_mean": 0.0, "ref_sd": 1.0, "r_hat": np.nan, "ess_bulk": np.nan,
                 "divergences": np.nan, "objective": np.nan, "objective_name": "", "objective_spread": np.nan,
@@ -249,7 +249,7 @@ def _crafted(rows):
 
 
 def test_summary_on_crafted_tables():
-    from latentzoo.inference.compare import summarize
+    from latentzoo.inference.comparison.compare import summarize
 
     table = _crafted([
         {"backend": "nuts", "kind": "sampler", "parameter": "a", "r_hat": 1.0, "ess_bulk": 900, "divergences": 0},
@@ -283,7 +283,7 @@ def test_summary_on_crafted_tables():
 
 
 def test_summary_without_agreement_or_reference():
-    from latentzoo.inference.compare import summarize
+    from latentzoo.inference.comparison.compare import summarize
 
     table = _crafted([
         {"backend": "exact", "kind": "exact", "parameter": "a"},
@@ -314,7 +314,7 @@ def fake_nuts(monkeypatch):
 
 
 def test_reference_run_is_cached_and_keyed_on_data_and_settings(fake_nuts, tmp_path):
-    from latentzoo.inference.reference import reference_nuts
+    from latentzoo.inference.comparison.reference import reference_nuts
 
     model, options = ThreeCoins(), {"draws": 50, "chains": 2, "tune": 10}
     first, info = reference_nuts(model, SEED_FLIPS, options=options, cache=tmp_path)
@@ -334,7 +334,7 @@ def test_reference_run_is_cached_and_keyed_on_data_and_settings(fake_nuts, tmp_p
 
 
 def test_reference_cache_directory_follows_environment(monkeypatch, tmp_path):
-    from latentzoo.inference.reference import cache_directory, reference_nuts
+    from latentzoo.inference.comparison.reference import cache_directory, reference_nuts
 
     monkeypatch.setenv("LATENTZOO_CACHE", str(tmp_path))
     assert cache_directory() == tmp_path / "reference"
@@ -365,7 +365,7 @@ def test_every_figure_is_drawn(seed_comparison):
 
 
 def test_model_pictures_for_niw_and_hmm():
-    from latentzoo.inference import plots
+    from latentzoo.inference.comparison import plots
     from latentzoo.models import DiceHMM, NIWGaussian
 
     rng = np.random.default_rng(0)
@@ -380,7 +380,7 @@ def test_model_pictures_for_niw_and_hmm():
 
 
 def test_model_picture_is_the_models_own():
-    from latentzoo.inference import plots
+    from latentzoo.inference.comparison import plots
 
     class Drawn:
         def picture(self, comparison):
@@ -399,9 +399,10 @@ def test_pictures_and_report_fit_nothing(seed_comparison, monkeypatch, tmp_path)
     import importlib
 
     import latentzoo.inference as inference
-    from latentzoo.inference import BACKENDS, registry
+    from latentzoo.inference import BACKENDS
+    from latentzoo.inference import registry
 
-    compare_module = importlib.import_module("latentzoo.inference.compare")  # the package's compare is the function
+    compare_module = importlib.import_module("latentzoo.inference.comparison.compare")  # the package's compare is the function
 
     def refuse(*args, **kwargs):
         raise AssertionError("a figure or the report fitted a model")
@@ -426,7 +427,7 @@ def test_em_records_where_every_restart_stopped():
     """``final_<param>`` in fit_history: one entry per restart, each an EM fixed point, the best
     one the estimate."""
     from latentzoo.models import GaussianMixture
-    from latentzoo.models.conjugate import apply_to_factors
+    from latentzoo.models.core.conjugate import apply_to_factors
 
     from .test_gmm import blobs
 
@@ -471,7 +472,7 @@ def _with_hostile_names(comparison):
 
 
 def test_report_escapes_names_and_messages(seed_comparison):
-    from latentzoo.inference.report import render_html
+    from latentzoo.inference.comparison.report import render_html
 
     page = render_html(_with_hostile_names(seed_comparison), images={})
     assert "<script" not in page and "<img" not in page and "<b>warned" not in page
@@ -480,8 +481,8 @@ def test_report_escapes_names_and_messages(seed_comparison):
 
 
 def test_save_writes_everything_it_can_then_lists_the_failures(seed_comparison, monkeypatch, tmp_path):
-    from latentzoo.inference import plots
-    from latentzoo.inference.report import SaveError
+    from latentzoo.inference.comparison import plots
+    from latentzoo.inference.comparison.report import SaveError
 
     real_to_netcdf = xr.DataTree.to_netcdf
 
@@ -569,7 +570,7 @@ def test_point_estimate_with_equal_weights_is_relabelled_by_its_means():
 def test_backend_names_with_the_nuts_reference_can_be_passed_back_in():
     """The CLI resolves names (adding the long-NUTS reference for a model without an exact
     posterior) and passes them to compare, which resolves them again: that must not fail."""
-    from latentzoo.inference.compare import resolve_backends
+    from latentzoo.inference.comparison.compare import resolve_backends
     from latentzoo.models import GaussianMixture
 
     names, reference = resolve_backends(GaussianMixture(), ["em"], "auto")
@@ -596,7 +597,7 @@ def test_cli_demo_index_escapes_model_names(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
 
     import latentzoo.models as models
-    from latentzoo.inference import cli_demo
+    from latentzoo.inference.cli.main import demo as cli_demo
 
     name = "<script>coins'"
     monkeypatch.setattr(models, "MODELS", {name: ThreeCoins})

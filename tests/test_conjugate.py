@@ -1,4 +1,4 @@
-"""Conjugate families (models/conjugate.py) against scipy.stats, quadrature and optimisation.
+"""Conjugate families (models/core/conjugate.py) against scipy.stats, quadrature and optimisation.
 
 These objects carry the algebra shared by EM (mode), Gibbs (sample) and VB (expected logs, KL),
 so every method is checked against an independent reference.

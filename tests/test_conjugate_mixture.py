@@ -1,4 +1,4 @@
-"""ConjugateMixture (models/conjugate_mixture.py): moments against Monte Carlo and closed forms,
+"""ConjugateMixture (models/core/conjugate_mixture.py): moments against Monte Carlo and closed forms,
 and the three models' exact posteriors against values of the code it replaced.
 
 The reference values in ``BEFORE`` were computed by running the original classes
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from latentzoo.models import CategoricalHMM, DiceHMM, NIWGaussian, ThreeCoins
-from latentzoo.models.conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart
-from latentzoo.models.conjugate_mixture import ConjugateMixture
+from latentzoo.models.core.conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart
+from latentzoo.models.core.conjugate_mixture import ConjugateMixture
 
 
 def _spd(rng, shape, dim):

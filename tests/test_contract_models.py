@@ -23,8 +23,8 @@ import xarray as xr
 from latentzoo.inference import BACKENDS, applicable_backends, fit
 from latentzoo.inference.core import FitRecord
 from latentzoo.models import CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, ThreeCoins
-from latentzoo.models.conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart
-from latentzoo.models.protocols import DataDrivenPrior
+from latentzoo.models.core.conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart
+from latentzoo.models.core.protocols import DataDrivenPrior
 
 from .conftest import EXPECTED_GROUPS, PYMC_BACKENDS, SEED_FLIPS
 from .test_gmm import blobs

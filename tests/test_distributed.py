@@ -19,8 +19,8 @@ from latentzoo.inference import fit, sequences  # noqa: E402
 from latentzoo.inference import chunked  # noqa: E402
 from latentzoo.models import CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, NIWGaussian, ThreeCoins  # noqa: E402
 from latentzoo.models.datasets import blobs  # noqa: E402
-from latentzoo.models.gmm_stats import component_stats  # noqa: E402
-from latentzoo.models.stats_combine import combine_centred, sum_stats  # noqa: E402
+from latentzoo.models.gaussian.stats import component_stats  # noqa: E402
+from latentzoo.models.core.stats_combine import combine_centred, sum_stats  # noqa: E402
 
 from .conftest import simulate_flips  # noqa: E402
 

@@ -12,8 +12,8 @@ import pytest
 
 from latentzoo.inference import fit
 from latentzoo.models import GaussianDiscriminantAnalysis, GaussianMixture, NIWGaussian
-from latentzoo.models import gaussian_data as gaussian_data_module
-from latentzoo.models.gaussian_data import GaussianData
+from latentzoo.models.gaussian import data as gaussian_data_module
+from latentzoo.models.gaussian.data import GaussianData
 
 pd = pytest.importorskip("pandas")
 

@@ -15,7 +15,7 @@ from scipy.special import logsumexp
 
 from latentzoo.inference import fit
 from latentzoo.models import MODELS, GaussianHMM
-from latentzoo.models.gaussian_mixture import DegenerateComponentError
+from latentzoo.models.core.base import DegenerateComponentError
 
 from .conftest import Reference, agreement_failures, assert_no_failures
 

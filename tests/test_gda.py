@@ -8,8 +8,8 @@ import pytest
 from scipy import optimize, stats
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
 
-from latentzoo.models.gda import GaussianDiscriminantAnalysis, NotFittedError
-from latentzoo.models.niw_gaussian import NIWGaussian
+from latentzoo.models.gaussian.gda import GaussianDiscriminantAnalysis, NotFittedError
+from latentzoo.models.gaussian.niw import NIWGaussian
 
 
 def three_classes(seed=0):

@@ -1,10 +1,10 @@
-"""The Gaussian-mixture kernels (models/gmm_kernels.py, gmm_stats.py, gmm_pass.py) against
+"""The Gaussian-mixture kernels (models/gaussian/kernels.py, gmm_stats.py, gmm_pass.py) against
 independent evaluations.
 
 References never come from the code under test: ``scipy.stats.multivariate_normal.logpdf``,
 ``scipy.special.logsumexp``, explicit weighted sums with centring before the products, exact
 translation invariance of the scatter, Monte-Carlo averages over exact Normal-Inverse-Wishart
-draws, and the NIW expectations of ``models/conjugate.py`` (Bishop eq. 10.64-10.65).
+draws, and the NIW expectations of ``models/core/conjugate.py`` (Bishop eq. 10.64-10.65).
 Also the blob data generator ``datasets.blobs`` (moments within Monte-Carlo error).
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from latentzoo.models.conjugate import NormalInverseWishart
+from latentzoo.models.core.conjugate import NormalInverseWishart
 from latentzoo.models.datasets import blobs
-from latentzoo.models.gmm_kernels import (
+from latentzoo.models.gaussian.kernels import (
     e_step,
     e_step_stats,
     expected_e_step,
@@ -26,8 +26,8 @@ from latentzoo.models.gmm_kernels import (
     expected_log_densities,
     log_gaussian_densities,
 )
-from latentzoo.models.gmm_pass import _exp_nonpositive
-from latentzoo.models.gmm_stats import component_stats
+from latentzoo.models.gaussian.passes import _exp_nonpositive
+from latentzoo.models.gaussian.stats import component_stats
 
 #: Monte-Carlo tolerance in standard errors
 Z = 4.5

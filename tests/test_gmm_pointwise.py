@@ -10,9 +10,9 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from latentzoo.models import GaussianMixture
-from latentzoo.models.gaussian_data import GaussianData, mean_round_off
-from latentzoo.models.gaussian_mixture import _COMPILED_FROM_ROWS
-from latentzoo.models.gmm_kernels import e_step, e_step_stats, expected_e_step_stats, log_evidence
+from latentzoo.models.gaussian.data import GaussianData, mean_round_off
+from latentzoo.models.mixture.gaussian import _COMPILED_FROM_ROWS
+from latentzoo.models.gaussian.kernels import e_step_stats, expected_e_step_stats, log_evidence
 
 
 def random_params(rng, K, D):

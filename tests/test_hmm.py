@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from scipy import special
 
 from latentzoo.inference import ConvergenceWarning, applicable_backends, fit
-from latentzoo.models import hmm_kernels as kernels
-from latentzoo.models.hmm import EXACT_MAX_PATHS, CategoricalHMM, DiceHMM
+from latentzoo.models.hmm.categorical import kernels
+from latentzoo.models.hmm.categorical import EXACT_MAX_PATHS, CategoricalHMM, DiceHMM
 
 from .conftest import EXPECTED_GROUPS
 
@@ -354,7 +354,7 @@ def test_em_is_monotone_and_reaches_a_fixed_point(mle):
     # a fixed point: one more E+M step changes nothing
     params = {k: idata.posterior[k].values[0, 0] for k in model.param_names}
     stats, _ = model.expected_stats(data, params)
-    from latentzoo.models.conjugate import apply_to_factors
+    from latentzoo.models.core.conjugate import apply_to_factors
 
     again = apply_to_factors(model.conditional_posterior(stats, mle=mle), "mode")
     for name in params:
@@ -515,7 +515,7 @@ def test_op_gradient_against_finite_differences(masked):
     import pytensor
     import pytensor.tensor as pt
 
-    from latentzoo.models.hmm_op import hmm_log_likelihood
+    from latentzoo.models.ops.hmm_op import hmm_log_likelihood
 
     rng = np.random.default_rng(11)
     K, M = 3, 4
@@ -582,7 +582,7 @@ def test_map_finds_the_em_fixed_point():
 
 
 def test_pymc_gibbs_refuses_long_sequences():
-    from latentzoo.models.hmm_pymc import PYMC_GIBBS_MAX_STEPS
+    from latentzoo.models.hmm.categorical_pymc import PYMC_GIBBS_MAX_STEPS
 
     with pytest.raises(ValueError, match="O\\(T\\^2\\).*backend='gibbs'"):
         DiceHMM().pymc_model([1] * (PYMC_GIBBS_MAX_STEPS + 1), marginalized=False)
@@ -674,7 +674,7 @@ def test_good_data_forms():
 
 
 def test_validated_data_passes_through_unchanged(monkeypatch):
-    from latentzoo.models import hmm_data
+    from latentzoo.models.hmm.categorical import data as hmm_data
 
     dice = DiceHMM()
     data = dice.check_data(SEED_ROLLS)

@@ -2,7 +2,7 @@
 
 References: brute-force enumeration of every state path (the log-likelihood, the smoothed
 marginals and the expected counts), central finite differences (the gradient), and the categorical
-HMM's Op (:mod:`latentzoo.models.hmm_op`, a separate kernel) on categorical log-emissions.
+HMM's Op (:mod:`latentzoo.models.ops.hmm_op`, a separate kernel) on categorical log-emissions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from latentzoo.models import hmm_kernels as kernels
+from latentzoo.models.hmm.categorical import kernels
 
 
 def _problem(seed: int, K: int = 3, lengths=(3, 4), scale: float = 3.0, offset: float = 0.0):
@@ -111,8 +111,8 @@ def test_op_value_and_gradient_equal_the_categorical_op():
     import pytensor
     import pytensor.tensor as pt
 
-    from latentzoo.models.hmm_log_emission_op import hmm_log_emission_likelihood
-    from latentzoo.models.hmm_op import hmm_log_likelihood
+    from latentzoo.models.ops.hmm_log_emission_op import hmm_log_emission_likelihood
+    from latentzoo.models.ops.hmm_op import hmm_log_likelihood
 
     rng = np.random.default_rng(6)
     K, M = 3, 4

@@ -29,8 +29,8 @@ pytest.importorskip("blackjax")
 
 from latentzoo.inference import fit  # noqa: E402
 from latentzoo.models import CategoricalHMM, GaussianMixture  # noqa: E402
-from latentzoo.models import hmm_kernels as kernels  # noqa: E402
-from latentzoo.models.jax_ops import (  # noqa: E402
+from latentzoo.models.hmm.categorical import kernels  # noqa: E402
+from latentzoo.models.ops.jax_ops import (  # noqa: E402
     categorical_hmm_log_likelihood,
     log_emission_hmm_log_likelihood,
     register_jax_ops,
@@ -212,8 +212,8 @@ def test_pytensor_gradient_graphs_compile_to_jax_and_match_the_numba_kernel():
     import pytensor
     import pytensor.tensor as pt
 
-    from latentzoo.models.hmm_log_emission_op import hmm_log_emission_likelihood
-    from latentzoo.models.hmm_op import hmm_log_likelihood
+    from latentzoo.models.ops.hmm_log_emission_op import hmm_log_emission_likelihood
+    from latentzoo.models.ops.hmm_op import hmm_log_likelihood
 
     register_jax_ops()
     init, trans, emission = pt.dvector("init"), pt.dmatrix("trans"), pt.dmatrix("emission")
@@ -233,7 +233,7 @@ def test_spd_cholesky_in_jax_matches_numpy_and_is_nan_off_the_cone():
     import pytensor
     import pytensor.tensor as pt
 
-    from latentzoo.models.pymc_parts import spd_cholesky
+    from latentzoo.models.ops.pymc_parts import spd_cholesky
 
     register_jax_ops()
     matrices = pt.tensor3("matrices", shape=(None, 2, 2))
@@ -324,7 +324,7 @@ def quiet_fit(*args, **kwargs):
         return fit(*args, **kwargs)
 
 
-# BlackJAX runs through latentzoo's own driver (inference/jax_nuts.py), so it is the one in the
+# BlackJAX runs through latentzoo's own driver (inference/backends/jax_nuts.py), so it is the one in the
 # default suite; NumPyro (PyMC's driver) is in the slow suite, with every model
 @pytest.mark.parametrize("sampler", [pytest.param("numpyro", marks=pytest.mark.slow), "blackjax"])
 def test_jax_nuts_matches_the_exact_three_coins_posterior(sampler):

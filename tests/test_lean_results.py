@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("dask")
 
 from latentzoo.inference import fit, lean  # noqa: E402
-from latentzoo.inference.metrics import loo_table  # noqa: E402
+from latentzoo.inference.comparison.metrics import loo_table  # noqa: E402
 from latentzoo.models import GaussianMixture, ThreeCoins  # noqa: E402
 from latentzoo.models.datasets import blobs  # noqa: E402
 

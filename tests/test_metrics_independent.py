@@ -1,6 +1,6 @@
 """The comparison table recomputed from the raw draws, independently of the code under test.
 
-Every column of :func:`~latentzoo.inference.metrics.comparison_table` is recomputed here from
+Every column of :func:`~latentzoo.inference.comparison.metrics.comparison_table` is recomputed here from
 the draws in the result DataTrees with plain NumPy (SciPy only for ranks, the normal quantile
 function and log-gamma), never by calling latentzoo's or ArviZ's summaries:
 
@@ -46,15 +46,17 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from latentzoo.inference import compare, metrics
+from latentzoo.inference import compare
+
+from latentzoo.inference.comparison import metrics
 from latentzoo.inference.core import FitRecord
 from latentzoo.models import CategoricalHMM, GaussianMixture, ThreeCoins
 
 from .conftest import SEED_FLIPS, reference_log_likelihood
 from .test_gmm import blobs
 
-# `latentzoo.inference.compare` is the function; its module holds the names compare() calls
-compare_module = importlib.import_module("latentzoo.inference.compare")
+# `latentzoo.inference.comparison.compare` is the function; its module holds the names compare() calls
+compare_module = importlib.import_module("latentzoo.inference.comparison.compare")
 
 #: the recomputation repeats the arithmetic, so only round-off separates it from an honest table
 RTOL, ATOL = 1e-9, 1e-12

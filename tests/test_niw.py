@@ -17,10 +17,10 @@ import pytest
 from scipy import integrate, optimize, stats
 
 from latentzoo.inference import applicable_backends, fit
-from latentzoo.models.conjugate import MultivariateT, NormalInverseWishart, gaussian_stats
+from latentzoo.models.core.conjugate import MultivariateT, NormalInverseWishart, gaussian_stats
 from latentzoo.models.datasets import old_faithful
-from latentzoo.models.niw_gaussian import NIWGaussian
-from latentzoo.models.pymc_parts import spd_log_jacobian_coefficients
+from latentzoo.models.gaussian.niw import NIWGaussian
+from latentzoo.models.ops.pymc_parts import spd_log_jacobian_coefficients
 
 #: Monte-Carlo tolerance in standard errors (two-sided, many comparisons per test)
 Z = 4.5

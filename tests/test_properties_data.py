@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from latentzoo.models import GaussianMixture, NIWGaussian, ThreeCoins
-from latentzoo.models.gaussian_data import GaussianData
-from latentzoo.models.gda import GaussianDiscriminantAnalysis
+from latentzoo.models.gaussian.data import GaussianData
+from latentzoo.models.gaussian.gda import GaussianDiscriminantAnalysis
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 

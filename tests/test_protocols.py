@@ -1,6 +1,6 @@
 """The model protocols and the typed fit record: the two seams a newcomer reads.
 
-The tiny model in ``latentzoo.models.protocols``'s docstring is run here as written, so the
+The tiny model in ``latentzoo.models.core.protocols``'s docstring is run here as written, so the
 example cannot drift from the code; its posterior is Beta(a + heads, b + tails) in closed form.
 """
 
@@ -15,7 +15,8 @@ from scipy import special, stats
 
 from latentzoo.inference import BACKENDS, ConvergenceWarning, applicable_backends, fit
 from latentzoo.inference.core import FitRecord
-from latentzoo.models import MODELS, protocols
+from latentzoo.models import MODELS
+from latentzoo.models.core import protocols
 
 FLIPS = [1, 1, 1, 0]  # with the example's Beta(2, 2) prior: posterior Beta(5, 3)
 

@@ -1,4 +1,4 @@
-"""The PyMC Inverse-Wishart (models/pymc_parts.py): log-density against scipy.stats, the
+"""The PyMC Inverse-Wishart (models/ops/pymc_parts.py): log-density against scipy.stats, the
 log-Cholesky transform's Jacobian against finite differences, the mode found by find_MAP and
 the mean sampled by NUTS against the closed forms S / (nu + D + 1) and S / (nu - D - 1), and
 that compiled model functions never factorise Sigma again.
@@ -19,7 +19,7 @@ pm = pytest.importorskip("pymc")
 import pytensor  # noqa: E402
 import pytensor.tensor as pt  # noqa: E402
 
-from latentzoo.models.pymc_parts import (  # noqa: E402
+from latentzoo.models.ops.pymc_parts import (  # noqa: E402
     UNROLL_MAX_DIM,
     SPDCholeskyTransform,
     gaussian_mixture,

@@ -123,7 +123,8 @@ def test_demo_index_links_to_reports(tmp_path, monkeypatch):
     """``latentzoo demo`` on one model (the others take minutes): the index links to a report
     that exists and renders."""
     import latentzoo.models as models
-    from latentzoo.inference import cli, cli_demo
+    from latentzoo.inference.cli.main import main as cli
+    from latentzoo.inference.cli.main import demo as cli_demo
 
     monkeypatch.setattr(models, "MODELS", {"three-coins": ThreeCoins})
     fast = {"em": {}, "vb": {"draws": 300}, "gibbs": {"draws": 200, "tune": 100, "chains": 2},
@@ -145,13 +146,13 @@ def test_demo_index_links_to_reports(tmp_path, monkeypatch):
 def test_demo_in_two_worker_processes(tmp_path):
     """The whole quick demo with two worker processes: every model's report exists and its
     images load, and the index links them in the models' order."""
-    from latentzoo.inference import cli
+    from latentzoo.inference.cli.main import main as cli
     from latentzoo.models import MODELS
 
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--quick", "--jobs", "2"]) == 0
     links = re.findall(r"href='([^']+)'", (out / "index.html").read_text(encoding="utf-8"))
-    from latentzoo.models.protocols import ExampleData
+    from latentzoo.models.core.protocols import ExampleData
 
     expected = [f"{name}/report.html" for name, cls in MODELS.items() if isinstance(cls(), ExampleData)]
     assert links == expected
@@ -277,7 +278,7 @@ def troubled():
 
 @pytest.fixture(scope="module")
 def troubled_page(troubled):
-    from latentzoo.inference.report import render_html
+    from latentzoo.inference.comparison.report import render_html
 
     return render_html(troubled, images={})
 
@@ -315,7 +316,7 @@ def test_power_the_page_checks_fail_on_a_wrong_page(troubled, troubled_page, mon
 
     import jinja2
 
-    from latentzoo.inference import report
+    from latentzoo.inference.comparison import report
 
     # stale or rounded numbers
     table = troubled.table.copy()
@@ -339,7 +340,7 @@ def test_demo_index_links_a_calibration_report_where_one_was_made(tmp_path):
     it, and otherwise shows the command that makes it."""
     from types import SimpleNamespace
 
-    from latentzoo.inference.cli_demo import calibration_links, render_demo_index
+    from latentzoo.inference.cli.demo import calibration_links, render_demo_index
 
     (tmp_path / "calibration" / "three-coins").mkdir(parents=True)
     (tmp_path / "calibration" / "three-coins" / "report.html").write_text("<html></html>")

@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latentzoo.inference import fit
-from latentzoo.inference.ascent import ascend
+from latentzoo.inference.backends.ascent import ascend
 from latentzoo.models import GaussianMixture, NIWGaussian, ThreeCoins
 from latentzoo.models.datasets import blobs, old_faithful
-from latentzoo.models.gaussian_data import GaussianData
-from latentzoo.models.gda import GaussianDiscriminantAnalysis
+from latentzoo.models.gaussian.data import GaussianData
+from latentzoo.models.gaussian.gda import GaussianDiscriminantAnalysis
 
 FAITHFUL = old_faithful()
 #: Unix time in milliseconds, about 2023

@@ -25,14 +25,14 @@ import pytest
 import xarray as xr
 
 from latentzoo.inference import BACKENDS, compare, fit
-from latentzoo.inference import reference as reference_module
-from latentzoo.inference import report as report_module
-from latentzoo.inference.cli import main
-from latentzoo.inference.compare import comparison_table
-from latentzoo.inference.reference import ReferenceCacheWarning, reference_nuts
-from latentzoo.inference.report import MANIFEST, check_directory
+from latentzoo.inference.comparison import reference as reference_module
+from latentzoo.inference.comparison import report as report_module
+from latentzoo.inference.cli.main import main
+from latentzoo.inference.comparison.compare import comparison_table
+from latentzoo.inference.comparison.reference import ReferenceCacheWarning, reference_nuts
+from latentzoo.inference.comparison.report import MANIFEST, check_directory
 from latentzoo.models import DiceHMM, GaussianMixture, NIWGaussian, ThreeCoins
-from latentzoo.models.gaussian_data import GaussianObservations
+from latentzoo.models.gaussian.data import GaussianObservations
 
 from .conftest import SEED_FLIPS
 
@@ -611,7 +611,7 @@ def test_a_header_names_the_features_in_the_summary(capsys):
 def test_named_features_label_the_table_and_the_figures(monkeypatch):
     """The table's labels use a dimension's names where its coordinate holds them, and the
     figures find the draws by those labels."""
-    from latentzoo.inference.plots import _element_by_chain
+    from latentzoo.inference.comparison.plots import _element_by_chain
 
     original = GaussianObservations.coords
 
@@ -692,7 +692,7 @@ def test_long_inline_data_is_not_taken_for_a_file_name(capsys):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from latentzoo.inference.cli_input import UsageError, read_table  # noqa: E402
+from latentzoo.inference.cli.input import UsageError, read_table  # noqa: E402
 
 _NUMBER = st.one_of(st.integers(-10**6, 10**6), st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False))
 
@@ -763,7 +763,7 @@ def test_read_table_names_the_cell_that_is_not_a_number(table, word, data):
     ],
 )
 def test_a_sequence_file_reads_as_the_same_text_given_to_the_python_api(tmp_path, content, python_data):
-    from latentzoo.inference.cli_input import load_data
+    from latentzoo.inference.cli.input import load_data
     from latentzoo.models import DiceHMM
 
     path = tmp_path / "rolls.csv"
@@ -776,7 +776,7 @@ def test_a_sequence_file_reads_as_the_same_text_given_to_the_python_api(tmp_path
 
 
 def test_a_ragged_file_for_a_feature_model_is_still_refused_naming_the_line(tmp_path):
-    from latentzoo.inference.cli_input import UsageError, load_data
+    from latentzoo.inference.cli.input import UsageError, load_data
     from latentzoo.models import GaussianMixture
 
     path = tmp_path / "points.csv"
@@ -786,7 +786,7 @@ def test_a_ragged_file_for_a_feature_model_is_still_refused_naming_the_line(tmp_
 
 
 def test_ragged_coin_rows_get_the_coin_models_own_message_with_the_file_name(tmp_path):
-    from latentzoo.inference.cli_input import UsageError, load_data
+    from latentzoo.inference.cli.input import UsageError, load_data
     from latentzoo.models import ThreeCoins
 
     path = tmp_path / "flips.txt"
@@ -796,7 +796,7 @@ def test_ragged_coin_rows_get_the_coin_models_own_message_with_the_file_name(tmp
 
 
 def test_a_gaussian_hmm_file_with_a_header_is_one_sequence_with_named_features(tmp_path):
-    from latentzoo.inference.cli_input import UsageError, load_data
+    from latentzoo.inference.cli.input import UsageError, load_data
     from latentzoo.models import GaussianHMM
 
     path = tmp_path / "flow.csv"
@@ -811,7 +811,7 @@ def test_a_gaussian_hmm_file_with_a_header_is_one_sequence_with_named_features(t
 
 
 def test_the_demo_leaves_out_an_exact_posterior_it_cannot_enumerate_and_says_why():
-    from latentzoo.inference.cli_demo import _demo_plan
+    from latentzoo.inference.cli.demo import _demo_plan
 
     _, _, names, reference, _, notes = _demo_plan("gaussian-hmm", quick=True, all_backends=False)
     assert "exact" not in names and reference == "nuts_reference" and "2^100" in notes[0]

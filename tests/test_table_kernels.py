@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import logsumexp
 
-from latentzoo.models import hmm_kernels as kernels
-from latentzoo.models.hmm import CategoricalHMM
+from latentzoo.models.hmm.categorical import kernels
+from latentzoo.models.hmm.categorical import CategoricalHMM
 
 
 def log_space_reference(init, trans, table, codes, lengths):

@@ -84,7 +84,7 @@ COMPARE_TESTS = ("tests/test_compare_cli.py", "tests/test_*metric*.py", "tests/t
 MUTANTS = (
     Mutant(
         "coins-gibbs-ignores-data",
-        "models/three_coins.py",
+        "models/coins/three_coins.py",
         "coin_b = (rng.random(data.n_trials) < coin_b_prob).astype(float)",
         "coin_b = (rng.random(data.n_trials) < 0.5).astype(float)",
         ("tests/test_three_coins.py", "tests/test_*agree*.py"),
@@ -93,7 +93,7 @@ MUTANTS = (
     ),
     Mutant(
         "gibbs-shifted",
-        "inference/gibbs.py",
+        "inference/backends/gibbs.py",
         "kept[name].append(params[name])",
         'kept[name].append(params[name] + 0.05 if name == "p" else params[name])',
         ("tests/test_three_coins.py", "tests/test_*agree*.py"),
@@ -102,7 +102,7 @@ MUTANTS = (
     ),
     Mutant(
         "gibbs-under-dispersed",
-        "inference/gibbs.py",
+        "inference/backends/gibbs.py",
         "draws_by_name = {name: np.stack(chain_draws) for name, chain_draws in samples.items()}",
         "draws_by_name = {name: 0.3 * np.stack(chain_draws).mean((0, 1)) + 0.7 * np.stack(chain_draws)"
         " for name, chain_draws in samples.items()}",
@@ -112,7 +112,7 @@ MUTANTS = (
     ),
     Mutant(
         "pymc-sampler-under-dispersed",
-        "inference/pymc_backends.py",
+        "inference/backends/pymc_backends.py",
         "    draws_by_name = _posterior_arrays(model, idata.posterior)\n",
         "    draws_by_name = {name: 0.3 * value.mean((0, 1)) + 0.7 * value"
         " for name, value in _posterior_arrays(model, idata.posterior).items()}\n",
@@ -122,7 +122,7 @@ MUTANTS = (
     ),
     Mutant(
         "exact-backend-too-narrow",
-        "inference/exact.py",
+        "inference/backends/exact.py",
         "samples = posterior.sample(rng, chains * draws)",
         "samples = {name: 0.3 * value.mean(0) + 0.7 * value"
         " for name, value in posterior.sample(rng, chains * draws).items()}",
@@ -132,7 +132,7 @@ MUTANTS = (
     ),
     Mutant(
         "exact-mixture-too-narrow",
-        "models/conjugate_mixture.py",
+        "models/core/conjugate_mixture.py",
         'return apply_to_factors(self.component(component), "sample", rng)',
         "return {name: 0.3 * value.mean(0) + 0.7 * value for name, value in"
         ' apply_to_factors(self.component(component), "sample", rng).items()}',
@@ -142,7 +142,7 @@ MUTANTS = (
     ),
     Mutant(
         "vb-elbo-minus-2",
-        "inference/vb.py",
+        "inference/backends/vb.py",
         "return model.conditional_posterior(stats), data_term - kl",
         "return model.conditional_posterior(stats), data_term - kl - 2.0",
         ("tests/test_three_coins.py", "tests/test_gmm.py", "tests/test_hmm.py", "tests/test_*elbo*.py"),
@@ -151,7 +151,7 @@ MUTANTS = (
     ),
     Mutant(
         "error-in-ref-sd-over-3",
-        "inference/metrics.py",
+        "inference/comparison/metrics.py",
         'row["error_in_ref_sd"] = (row["mean"] - row["ref_mean"]) / row["ref_sd"] if positive else math.nan',
         'row["error_in_ref_sd"] = (row["mean"] - row["ref_mean"]) / row["ref_sd"] / 3 if positive else math.nan',
         COMPARE_TESTS,
@@ -159,7 +159,7 @@ MUTANTS = (
     ),
     Mutant(
         "sd-ratio-inverted",
-        "inference/metrics.py",
+        "inference/comparison/metrics.py",
         'row["sd_ratio"] = row["sd"] / row["ref_sd"] if positive else math.nan',
         'row["sd_ratio"] = row["ref_sd"] / row["sd"] if positive else math.nan',
         COMPARE_TESTS,
@@ -167,7 +167,7 @@ MUTANTS = (
     ),
     Mutant(
         "wasserstein-halved",
-        "inference/metrics.py",
+        "inference/comparison/metrics.py",
         "return float(wasserstein_distance(draws, reference))",
         "return float(wasserstein_distance(draws, reference)) / 2",
         COMPARE_TESTS,
@@ -187,7 +187,7 @@ MUTANTS = (
     ),
     Mutant(
         "em-second-best-restart",
-        "inference/em.py",
+        "inference/backends/em.py",
         "    draws = {name: np.asarray(value, float)[None, None] for name, value in best.state.items()}",
         "    finals = [row[np.isfinite(row)][-1] for row in histories]\n"
         "    second = int(np.argsort(finals)[-2]) if len(ends) > 1 else best_index\n"

@@ -1,0 +1,1 @@
+"""Simulation-based calibration: the simulations, the rank statistics, the table and the report."""

@@ -1,0 +1,5 @@
+"""The ``latentzoo`` command line: parsing, reading data files, running, printing, and the demo."""
+
+from .main import main
+
+__all__ = ["main"]

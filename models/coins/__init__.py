@@ -1,0 +1,1 @@
+"""The three-coin model (seed 003): its data, the model and its picture."""

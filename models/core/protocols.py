@@ -1,0 +1,459 @@
+"""What a model must provide for each back-end: one ``typing.Protocol`` per capability.
+
+A latentzoo model is a frozen dataclass of structure and hyperparameters; it holds no data and no
+fitted state. Back-ends talk to it only through the methods of these protocols, and the registry
+(``latentzoo.inference.registry``) offers a back-end for a model exactly when the model satisfies
+every protocol the back-end ``requires``. The protocols are runtime-checkable: ``isinstance(model,
+MeanField)`` says whether ``vb`` applies. Inherit :class:`~latentzoo.models.core.base.LatentModel` for
+the defaults of the optional parts of :class:`Model` (no derived quantities, no latent posterior).
+
+=========================  ==================================================  ===================
+protocol                   methods                                             back-ends
+=========================  ==================================================  ===================
+:class:`Model`             ``check_data``, ``param_dims``, ``coords``,         every one; ``nuts``,
+                           ``observed_data``, ``n_observations``,              ``advi``,
+                           ``log_likelihood``, ``log_prior``, ``prior``,       ``fullrank_advi``,
+                           ``simulate``, ``pymc_model``                        ``map`` need no more
+:class:`ConjugateEStep`    ``initial_params``, ``expected_stats``,             ``em``
+                           ``conditional_posterior``
+:class:`ConjugateSweep`    ``initial_params``, ``sample_stats``,               ``gibbs``,
+                           ``conditional_posterior``                           ``pymc_gibbs``
+:class:`HardAssignments`   ``classification_stats``                            ``em`` with
+                                                                               ``assignment="hard"``
+:class:`MeanField`         ``initial_factors``, ``vb_expected_stats``,         ``vb``
+                           ``conditional_posterior``
+:class:`ExactlySolvable`   ``exact_posterior``                                 ``exact``
+:class:`DataDrivenPrior`   ``with_data_prior``                                 ``fit`` resolves it
+                                                                               once, first
+:class:`IdentificationRule` ``relabel_draws``                                  the comparison
+:class:`ExampleData`       ``default_data``                                    CLI and demo
+:class:`Pictured`          ``picture``                                         the report
+:class:`ChunkedStats`      ``combine_stats``                                   ``em``, ``vb``,
+                                                                               ``gibbs`` on chunked
+                                                                               (Dask) data
+:class:`ChunkValidation`   ``check_chunk``                                     chunks smaller than
+                                                                               the data must be
+:class:`ChunkedDataPrior`  ``data_prior_stats``, ``with_data_prior_stats``     a data-driven prior
+                                                                               from chunked data
+:class:`SelectableSize`    ``with_n_components``, ``n_parameters``, ``aic``,   ``choose_n_components``
+                           ``bic``
+=========================  ==================================================  ===================
+
+Conventions
+-----------
+- ``data`` is what ``check_data`` returns: the model's validated data object (``CoinData``,
+  ``HMMData``, ``GaussianData``). ``fit`` validates once, at the door; every later call receives
+  that object, and ``check_data`` given it back returns it at once.
+- ``params`` maps parameter names to arrays. Arrays may carry leading batch dims (``(chain,
+  draw)`` when evaluating posterior draws); vectorised methods broadcast over them.
+- Conjugate families (``Beta``, ``Dirichlet``, ``NormalInverseWishart`` in
+  ``latentzoo.models.core.conjugate``) are the currency of the hand-written back-ends: EM takes the
+  ``mode()`` of ``conditional_posterior(stats)``, Gibbs ``sample``\\ s it, VB keeps it as the
+  factor ``q`` and needs its ``expected_log``/``kl``.
+
+A complete tiny model
+---------------------
+A coin of unknown bias ``theta`` with a Beta prior, flipped ``n`` times. It has no latent
+variable, so its "expected" and "sampled" statistics are the counts themselves; it still gets
+``em`` (the MAP), ``gibbs`` (exact draws, one sweep each), ``exact`` and every PyMC back-end:
+
+.. code-block:: python
+
+    from dataclasses import dataclass
+
+    import numpy as np
+    from scipy.special import betaln
+
+    from latentzoo.inference import fit
+    from latentzoo.models.core.base import LatentModel
+    from latentzoo.models.core.conjugate import Beta
+    from latentzoo.models.core.conjugate_mixture import ConjugateMixture
+
+
+    @dataclass(frozen=True)
+    class Coin(LatentModel):
+        a: float = 1.0
+        b: float = 1.0
+        name = "coin"
+        observation_dim = "flip"
+
+        def check_data(self, data):
+            flips = np.asarray(data)
+            if flips.ndim != 1 or flips.size == 0 or not np.isin(flips, (0, 1)).all():
+                raise ValueError(f"data must be a non-empty 1-D array of 0/1 flips, got {data!r}")
+            return flips.astype(np.int8)
+
+        def param_dims(self):
+            return {"theta": ()}
+
+        def coords(self, data):
+            return {"flip": list(range(len(data)))}
+
+        def observed_data(self, data):
+            return {"flips": (data, ("flip",))}
+
+        def n_observations(self, data):
+            return len(data)
+
+        def prior(self):
+            return {"theta": Beta(self.a, self.b)}
+
+        def log_prior(self, params):
+            return self.prior()["theta"].log_pdf(params["theta"])
+
+        def log_likelihood(self, data, params):  # (..., n_flips), broadcast over batch dims
+            theta = np.asarray(params["theta"])[..., None]
+            return np.where(data == 1, np.log(theta), np.log1p(-theta))
+
+        def simulate(self, params, size, rng=None):
+            return np.random.default_rng(rng).binomial(1, params["theta"], size)
+
+        def pymc_model(self, data, marginalized=True):
+            import pymc as pm
+
+            with pm.Model(coords=self.coords(data)) as model:
+                theta = pm.Beta("theta", self.a, self.b)
+                pm.Bernoulli("flips", theta, observed=data, dims="flip")
+            return model
+
+        # ConjugateEStep and ConjugateSweep: no latent variable, so the statistics are counts
+        def initial_params(self, data, rng, strategy="random"):
+            return {"theta": np.asarray(rng.uniform(0.1, 0.9))}
+
+        def expected_stats(self, data, params):
+            log_lik = float(self.log_likelihood(data, params).sum())
+            return {"heads": data.sum(), "tails": (1 - data).sum()}, log_lik
+
+        def sample_stats(self, data, params, rng):
+            return {"heads": data.sum(), "tails": (1 - data).sum()}
+
+        def conditional_posterior(self, stats, mle=False):
+            prior = Beta(1.0, 1.0) if mle else self.prior()["theta"]
+            return {"theta": prior.update(stats["heads"], stats["tails"])}
+
+        # ExactlySolvable: the conjugate posterior (a mixture with a single component) and the
+        # log marginal likelihood log B(a + heads, b + tails) - log B(a, b)
+        def exact_posterior(self, data):
+            posterior = self.conditional_posterior(self.sample_stats(data, None, None))
+            theta = posterior["theta"]
+            log_evidence = betaln(theta.alpha, theta.beta) - betaln(self.a, self.b)
+            return ConjugateMixture.single(posterior, float(log_evidence))
+
+
+    coin = Coin(a=2.0, b=2.0)
+    for backend in ("em", "gibbs", "exact"):
+        result = fit(coin, [1, 1, 1, 0], backend=backend, random_seed=1)
+
+``tests/test_protocols.py`` runs this example, checks which back-ends the registry offers for it
+and compares every back-end with the closed-form Beta(5, 3) posterior.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "Model",
+    "ConjugateEStep",
+    "ConjugateSweep",
+    "HardAssignments",
+    "MeanField",
+    "ExactlySolvable",
+    "DataDrivenPrior",
+    "IdentificationRule",
+    "ExampleData",
+    "Pictured",
+    "ChunkedStats",
+    "ChunkValidation",
+    "ChunkedDataPrior",
+    "SelectableSize",
+    "ComponentFamily",
+    "capability_names",
+]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What every back-end needs: data validation, the density, simulation and the PyMC twin.
+
+    Attributes
+    ----------
+    name : str
+        The command-line name (``"three-coins"``).
+    observation_dim : str
+        The dim of the pointwise log-likelihood (``"trial"``, ``"sequence"``, ``"observation"``).
+    label_dim : str or None
+        The dim whose labels are exchangeable (``"component"``, ``"state"``); the comparison
+        relabels every result along it. None when labels are identified.
+    paired_label_dims : dict of str -> str, or None
+        Dims permuted together with another (an HMM's ``state_next`` with ``state``).
+    """
+
+    name: str
+    observation_dim: str
+    label_dim: str | None
+    paired_label_dims: dict[str, str] | None
+
+    def check_data(self, data) -> Any:
+        """The validated data object (returned unchanged when ``data`` already is one)."""
+
+    def param_dims(self) -> dict[str, tuple[str, ...]]:
+        """Parameter name -> its dims (without the sample dims); the order is the reporting order."""
+
+    def coords(self, data) -> dict[str, list]:
+        """Coordinate values of every dim the results use."""
+
+    def observed_data(self, data) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
+        """Name -> (array, dims) of the observations; the first name labels the log-likelihood."""
+
+    def n_observations(self, data) -> int:
+        """Number of entries of the pointwise log-likelihood."""
+
+    def log_likelihood(self, data, params: dict) -> np.ndarray:
+        """Pointwise log p(observation | params), shape ``batch + (n_observations,)``."""
+
+    def log_prior(self, params: dict) -> np.ndarray:
+        """log p(params) under the model's explicit prior, shape ``batch``."""
+
+    def prior(self) -> dict:
+        """Parameter name (or a tuple of names for a joint factor) -> its conjugate prior."""
+
+    def simulate(self, params: dict, size, rng=None):
+        """Data drawn from the model at ``params``, in the form ``check_data`` accepts."""
+
+    def pymc_model(self, data, marginalized: bool = True):
+        """The model declared once in PyMC, with the same variable names, dims and coords."""
+
+
+@runtime_checkable
+class ConjugateEStep(Protocol):
+    """EM: expected complete-data statistics, then the mode of the conjugate posterior."""
+
+    def initial_params(self, data, rng: np.random.Generator, strategy: str = ...) -> dict:
+        """Starting parameters from a named strategy (``"random"``, ``"prior"``, ...)."""
+
+    def expected_stats(self, data, params: dict) -> tuple[dict, float]:
+        """E-step: statistics under p(latents | data, params), and log p(data | params)."""
+
+    def conditional_posterior(self, stats: dict, mle: bool = False) -> dict:
+        """The conjugate posterior of the parameters given statistics (flat prior if ``mle``)."""
+
+
+@runtime_checkable
+class ConjugateSweep(Protocol):
+    """Blocked Gibbs: draw the latents given the parameters, then the parameters given them."""
+
+    def initial_params(self, data, rng: np.random.Generator, strategy: str = ...) -> dict:
+        """Starting parameters from a named strategy."""
+
+    def sample_stats(self, data, params: dict, rng: np.random.Generator) -> dict:
+        """Complete-data statistics of one draw of the latents from p(latents | data, params)."""
+
+    def conditional_posterior(self, stats: dict, mle: bool = False) -> dict:
+        """The conjugate posterior of the parameters given statistics."""
+
+
+@runtime_checkable
+class HardAssignments(Protocol):
+    """Classification EM: each observation goes to its most probable latent value."""
+
+    def classification_stats(self, data, params: dict) -> tuple[dict, float]:
+        """Statistics of the hard assignment and the classification log-likelihood."""
+
+
+@runtime_checkable
+class MeanField(Protocol):
+    """Mean-field VB (CAVI) with conjugate factors: q(latents) q(params)."""
+
+    def initial_factors(self, data, rng: np.random.Generator) -> dict:
+        """Starting factors q(params), as conjugate distributions."""
+
+    def vb_expected_stats(self, data, factors: dict) -> tuple[dict, float]:
+        """Update q(latents): statistics under it, and E_q[log p(data, latents | params)] + H[q(latents)]."""
+
+    def conditional_posterior(self, stats: dict, mle: bool = False) -> dict:
+        """Update q(params) from the statistics."""
+
+
+@runtime_checkable
+class ExactlySolvable(Protocol):
+    """The posterior in closed form (conjugacy, or a sum over the latent variables)."""
+
+    def exact_posterior(self, data):
+        """A :class:`~latentzoo.models.core.conjugate_mixture.ConjugateMixture`, with ``log_evidence``."""
+
+
+@runtime_checkable
+class DataDrivenPrior(Protocol):
+    """A default prior set from the data (empirical Bayes), resolved once before any back-end."""
+
+    def with_data_prior(self, data):
+        """The same model with every data-driven hyperparameter made explicit."""
+
+
+@runtime_checkable
+class IdentificationRule(Protocol):
+    """A symmetry that lives on no dim (three coins: swapping coins B and C with pi -> 1 - pi)."""
+
+    def relabel_draws(self, draws: dict) -> tuple[dict, np.ndarray]:
+        """Draws mapped to the identified labelling, and a mask of the draws that were mapped."""
+
+
+@runtime_checkable
+class ExampleData(Protocol):
+    """The seed documents' example data set for this model."""
+
+    def default_data(self):
+        """The example data, in the form ``check_data`` accepts."""
+
+
+@runtime_checkable
+class Pictured(Protocol):
+    """A model-specific figure for the report."""
+
+    def picture(self, comparison):
+        """A matplotlib Figure drawn from a finished comparison (never fitting anything), or None."""
+
+
+@runtime_checkable
+class ChunkedStats(Protocol):
+    """Statistics that combine over disjoint parts of the data: EM, VB and Gibbs as a map-reduce
+    over chunks (``latentzoo.inference.distributed``). Each per-data hook (``expected_stats``,
+    ``classification_stats``, ``vb_expected_stats``, ``sample_stats``) runs on every chunk; its
+    totals (log-likelihood, ELBO data term) add, and its statistics combine by this hook."""
+
+    def combine_stats(self, parts: list) -> dict:
+        """The statistics of all the chunks' data from each chunk's (a sum for counts; centred
+        statistics by the pairwise formula, ``latentzoo.models.core.stats_combine``)."""
+
+
+@runtime_checkable
+class ChunkValidation(Protocol):
+    """Validation of one chunk, for models whose data as a whole must meet a size condition (at
+    least K rows for K mixture components) that a chunk need not."""
+
+    def check_chunk(self, data) -> Any:
+        """The validated data object of one chunk (accepted by every hook, whatever its size)."""
+
+
+@runtime_checkable
+class ChunkedDataPrior(Protocol):
+    """A data-driven prior computed from statistics that combine over chunks."""
+
+    def data_prior_stats(self, data) -> dict:
+        """What the prior needs from ``data``, combinable by ``combine_stats``."""
+
+    def with_data_prior_stats(self, stats: dict):
+        """The model with its data-driven prior fixed from the combined statistics."""
+
+
+@runtime_checkable
+class SelectableSize(Protocol):
+    """A model whose number of components can be chosen by fitting each candidate and comparing
+    information criteria (:func:`latentzoo.inference.choose_n_components`)."""
+
+    n_components: int
+
+    def with_n_components(self, n_components: int):
+        """The same kind of model with ``n_components`` components and default priors."""
+
+    def n_parameters(self, data) -> int:
+        """The number of free parameters for ``data`` (their dimension may fix it)."""
+
+    def aic(self, data, params: dict) -> float:
+        """Akaike's criterion -2 log L + 2 p at ``params``."""
+
+    def bic(self, data, params: dict) -> float:
+        """Schwarz's criterion -2 log L + p log N at ``params``."""
+
+
+@runtime_checkable
+class ComponentFamily(Protocol):
+    """One kind of component with its conjugate prior: what a finite mixture's components and an
+    HMM's state emissions are made of (Gaussian with a Normal-Inverse-Wishart prior, Categorical
+    with a Dirichlet, Poisson with a Gamma, Bernoulli with a Beta per feature).
+
+    A family is a frozen dataclass of its hyperparameters; the model that uses it supplies the
+    number of components ``K`` and the label dim (``"component"`` or ``"state"``). The same
+    object serves a mixture (weights ``w_k``, responsibilities from ``log_density``) and an HMM
+    (the forward-backward pass reads ``log_density`` as its (T, K) emission matrix), and every
+    back-end comes with it:
+
+    * ``em``: ``posterior(stats(x, responsibilities), prior(K)).mode()``;
+    * ``gibbs``: ``posterior(stats(x, one_hot(labels)), prior(K)).sample(rng)``;
+    * ``vb``: ``expected_log_density(x, factors)`` for q(z), ``posterior`` for q(theta), and the
+      factors' ``kl`` from the prior for the ELBO;
+    * ``nuts``, ``advi``, ``map``: ``pymc_priors`` and ``pymc_log_density`` inside the model's
+      ``pm.Model``.
+
+    Observations are the rows that ``check_observations`` returns, shape ``(N, *event_shape)``;
+    a family that can skip a missing row (``allows_missing``) marks it NaN, and its
+    ``log_density`` is 0 there (the row constrains nothing).
+
+    Attributes
+    ----------
+    param_dims : dict of str -> tuple of str
+        Each parameter's dims after the label dim (``{"rates": ()}``, ``{"probs": ("feature",)}``).
+    prior_key : str or tuple of str
+        The key of the conjugate factor in ``prior``/``posterior``: a parameter name, or a tuple
+        of names for a joint factor (``("means", "covs")``).
+    allows_missing : bool
+    """
+
+    param_dims: dict[str, tuple[str, ...]]
+    prior_key: str | tuple[str, ...]
+    allows_missing: bool
+
+    def check_observations(self, data) -> np.ndarray:
+        """The validated rows ``(N, *event_shape)``, or a ValueError/TypeError naming ``data``."""
+
+    def coords(self, observations) -> dict[str, list]:
+        """Coordinates of the family's own dims (``feature``, ``symbol``)."""
+
+    def check_params(self, params: dict, n_components: int, name: str = "params") -> dict:
+        """The family's parameters as arrays ``(*batch, K, ...)``, validated."""
+
+    def prior(self, n_components: int) -> dict:
+        """``{prior_key: conjugate distribution}`` batched over the K components."""
+
+    def flat_prior(self, n_components: int) -> dict:
+        """The prior whose mode given statistics is the maximum-likelihood estimate (``mle``)."""
+
+    def log_density(self, observations, params: dict) -> np.ndarray:
+        """``log p(x_n | theta_k)``, shape ``(*batch, N, K)``."""
+
+    def expected_log_density(self, observations, factors: dict) -> np.ndarray:
+        """``E_q[log p(x_n | theta_k)]`` under conjugate factors ``q``, shape ``(N, K)``."""
+
+    def stats(self, observations, weights: np.ndarray) -> dict:
+        """Sufficient statistics per component given weights ``(N, K)`` (responsibilities,
+        smoothed state marginals, or the one-hot labels of a Gibbs draw)."""
+
+    def combine_stats(self, parts: list) -> dict:
+        """The statistics of the union of disjoint parts of the data (chunks)."""
+
+    def posterior(self, stats: dict, prior: dict) -> dict:
+        """``{prior_key: prior updated by stats}``: EM takes its ``mode()``, Gibbs ``sample``\\ s
+        it, VB keeps it as the factor."""
+
+    def simulate(self, params: dict, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One row per entry of ``labels`` (ints in 0..K-1), drawn from that component."""
+
+    def initial_params(self, observations, n_components: int, rng: np.random.Generator) -> dict:
+        """A starting point for EM and the samplers, spread over the data."""
+
+    def pymc_priors(self, n_components: int, label_dim: str) -> dict:
+        """The parameters as PyMC random variables (inside a ``pm.Model`` with the coords)."""
+
+    def pymc_log_density(self, observations, params: dict):
+        """``log p(x_n | theta_k)`` as a PyTensor expression of shape ``(N, K)``."""
+
+
+def capability_names(model) -> list[str]:
+    """Names of the protocols ``model`` satisfies, in the order of this module's table."""
+    protocols = (Model, ConjugateEStep, ConjugateSweep, HardAssignments, MeanField, ExactlySolvable,
+                 DataDrivenPrior, IdentificationRule, ExampleData, Pictured, ChunkedStats, ChunkValidation,
+                 ChunkedDataPrior, SelectableSize)
+    return [protocol.__name__ for protocol in protocols if isinstance(model, protocol)]

@@ -1,0 +1,266 @@
+"""JAX implementations of latentzoo's PyTensor Ops, for NumPyro and BlackJAX NUTS.
+
+PyMC's JAX samplers (``pm.sample(nuts_sampler="numpyro" | "blackjax")``) translate the model's
+log-density graph into one JAX function with PyTensor's ``jax_funcify`` and let JAX
+differentiate it. Every Op in the graph therefore needs a JAX implementation, and the gradient
+JAX takes of it must be the right one. This module supplies both for
+
+* ``HMMLogLikelihood`` (:mod:`latentzoo.models.ops.hmm_op`, categorical emissions),
+* ``HMMLogEmissionLikelihood`` (:mod:`latentzoo.models.ops.hmm_log_emission_op`, a (T, K) matrix of
+  log emission densities),
+* ``SPDCholesky`` (:mod:`latentzoo.models.ops.pymc_parts`).
+
+Call :func:`register_jax_ops` before compiling a graph with JAX (``pytensor.function(...,
+mode="JAX")``); the ``nuts`` back-end does so for ``sampler="numpyro"`` and ``"blackjax"``.
+This module imports JAX at the top, and nothing else in latentzoo imports it, so ``import
+latentzoo`` never loads JAX.
+
+The HMM Ops, as in their Numba versions
+---------------------------------------
+One scaled forward-backward pass (Rabiner 1989, sec. V.A) returns the log-likelihood and its
+whole gradient, the Op's four outputs: the forward messages are normalised at every step,
+``log p(x) = sum_t log c_t``, and nothing underflows however long the sequences. With
+``pred_t`` the normalised predicted message (``init`` at a sequence's first step, ``alpha_{t-1}
+@ trans`` after it), ``beta_t`` the scaled backward message and ``lik[t, k]`` the emission
+likelihood,
+
+* ``d log p / d lik[t, k] = pred_t[k] beta_t[k] / c_t`` (the likelihood is linear in each
+  ``lik[t, k]``), which gives the categorical emission gradient by summing over the steps that
+  show each symbol, and the smoothed marginals ``gamma = lik * d log p / d lik`` (the gradient
+  with respect to log emissions);
+* ``d log p / d trans[i, j] = sum_t alpha_{t-1}[i] lik[t, j] beta_t[j] / c_t`` and
+  ``d log p / d init[k] = sum_(first steps t) lik[t, k] beta_t[k] / c_t``: Fisher's identity
+  ``E[n_e | x] / theta_e`` with the division by ``theta_e`` done analytically.
+
+Entries that are exactly zero get gradient zero, and an impossible observation (every
+reachable state has zero likelihood, or a log-emission row holds NaN or +inf) gives a
+log-likelihood of -inf with zero gradients, exactly as the Numba kernels do.
+
+Many sequences keep the Numba kernels' concatenated layout: one ``lax.scan`` runs over all T
+steps, and a step that starts a sequence (read from ``offsets``) restarts the forward message
+from ``init``, a step that ends one restarts the backward message from ones. Padding sequences
+to a common length and ``vmap``-ing would waste work and memory on ragged data (one long
+sequence among many short ones) and would need a new trace for every length pattern; the scan
+costs O(T K^2) for any mix of lengths.
+
+The gradient JAX takes. The Op's value output is wrapped in a ``jax.custom_vjp`` whose
+backward rule multiplies the incoming cotangent by the forward-backward gradients computed in
+the same pass (their own derivatives are stopped), so ``jax.grad`` of the log-density costs one
+forward-backward pass and never differentiates through the scans. Second derivatives are not
+available, as in the PyTensor Ops.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# the Ops compute in float64, as latentzoo's PyTensor graphs do (PyTensor's JAX back-end sets the
+# same flag when floatX is float64); without it JAX would truncate to float32
+jax.config.update("jax_enable_x64", True)
+
+__all__ = [
+    "categorical_hmm_log_likelihood",
+    "log_emission_hmm_log_likelihood",
+    "register_jax_ops",
+]
+
+
+def _boundaries(offsets, n_steps: int):
+    """(T,) booleans: which steps start a sequence and which end one."""
+    offsets = jnp.asarray(offsets)
+    starts = jnp.zeros(n_steps, bool).at[offsets[:-1]].set(True, mode="drop")
+    ends = jnp.zeros(n_steps, bool).at[offsets[1:] - 1].set(True, mode="drop")
+    return starts, ends
+
+
+def _forward_backward(init, trans, lik, starts, ends):
+    """The scaled forward-backward pass over concatenated sequences.
+
+    Parameters
+    ----------
+    init : (K,)
+    trans : (K, K)
+    lik : (T, K) non-negative emission likelihoods (any positive scale per row)
+    starts, ends : (T,) bool
+
+    Returns
+    -------
+    log_scale : (T,) log c_t (-inf where c_t = 0)
+    impossible : bool, some c_t is not positive
+    d_lik : (T, K) d sum_t log c_t / d lik[t, k]
+    d_init : (K,)
+    d_trans : (K, K)
+    """
+    n_states = init.shape[0]
+
+    def forward_step(alpha_prev, step):
+        lik_t, start_t = step
+        predicted = jnp.where(start_t, init, alpha_prev @ trans)
+        unnormalised = predicted * lik_t
+        scale = unnormalised.sum()
+        alpha = unnormalised / jnp.where(scale > 0, scale, 1.0)
+        return alpha, (predicted, alpha, scale)
+
+    _, (predicted, alpha, scale) = lax.scan(forward_step, jnp.zeros(n_states, lik.dtype), (lik, starts))
+    impossible = jnp.any(~(scale > 0))
+    safe_scale = jnp.where(scale > 0, scale, 1.0)
+
+    def backward_step(weighted_next, step):
+        lik_t, scale_t, end_t = step
+        beta = jnp.where(end_t, jnp.ones_like(weighted_next), trans @ weighted_next)
+        weighted = lik_t * beta / scale_t
+        return weighted, beta
+
+    _, beta = lax.scan(
+        backward_step, jnp.zeros(n_states, lik.dtype), (lik, safe_scale, ends), reverse=True
+    )
+    d_lik = predicted * beta / safe_scale[:, None]
+    # weighted_t = lik_t beta_t / c_t; transitions into step t come from alpha_{t-1}, except at starts
+    weighted = lik * beta / safe_scale[:, None]
+    into = jnp.where(starts[:, None], 0.0, weighted)
+    previous = jnp.concatenate([jnp.zeros((1, n_states), alpha.dtype), alpha[:-1]])
+    d_trans = previous.T @ into
+    d_init = jnp.where(starts[:, None], weighted, 0.0).sum(axis=0)
+    return jnp.log(scale), impossible, d_lik, d_init, d_trans
+
+
+def _zero_where_zero(grad, param):
+    # a zero entry carries no expected count, and PyMC never moves it (the Numba kernels agree)
+    return jnp.where(param > 0, grad, 0.0)
+
+
+@jax.custom_vjp
+def _value_with_gradient(params, value, grads):
+    """``value``, whose derivative with respect to ``params`` is ``grads`` (computed elsewhere)."""
+    return value
+
+
+def _value_with_gradient_fwd(params, value, grads):
+    return value, (grads, jax.tree.map(jnp.zeros_like, (value, grads)))
+
+
+def _value_with_gradient_bwd(residuals, cotangent):
+    grads, zeros = residuals
+    return (tuple(cotangent * grad for grad in grads), *zeros)
+
+
+_value_with_gradient.defvjp(_value_with_gradient_fwd, _value_with_gradient_bwd)
+
+
+def _categorical_pass(init, trans, emission, symbols, offsets):
+    n_steps = symbols.shape[0]
+    lik = emission.T[symbols]
+    starts, ends = _boundaries(offsets, n_steps)
+    log_scale, impossible, d_lik, d_init, d_trans = _forward_backward(init, trans, lik, starts, ends)
+    d_emission = jnp.zeros(emission.shape[::-1], emission.dtype).at[symbols].add(d_lik).T
+    grads = tuple(
+        jnp.where(impossible, 0.0, _zero_where_zero(grad, param))
+        for grad, param in ((d_init, init), (d_trans, trans), (d_emission, emission))
+    )
+    value = jnp.where(impossible, -jnp.inf, log_scale.sum())
+    return value, grads
+
+
+def categorical_hmm_log_likelihood(init, trans, emission, symbols, offsets):
+    """Total log-likelihood of a categorical HMM and its gradient (the ``HMMLogLikelihood`` Op).
+
+    Parameters
+    ----------
+    init : array of shape (K,)
+    trans : array of shape (K, K)
+    emission : array of shape (K, M)
+    symbols : int array of shape (T,)
+        Column indices into ``emission`` (0..M-1) of the concatenated sequences.
+    offsets : int array of shape (n_seq + 1,)
+        Sequence ``s`` is ``symbols[offsets[s]:offsets[s + 1]]``.
+
+    Returns
+    -------
+    log_lik : scalar, ``sum_s log p(x_s)`` (-inf if some observation is impossible), whose
+        JAX derivative with respect to ``init``, ``trans`` and ``emission`` is the next three
+    grad_init, grad_trans, grad_emission : arrays of the shapes of ``init``, ``trans``, ``emission``
+    """
+    symbols = jnp.asarray(symbols)
+    value, grads = lax.stop_gradient(_categorical_pass(init, trans, emission, symbols, offsets))
+    return _value_with_gradient((init, trans, emission), value, grads), *grads
+
+
+def _log_emission_pass(init, trans, log_emission, offsets):
+    n_steps = log_emission.shape[0]
+    shift = jnp.max(log_emission, axis=1)
+    unusable = ~jnp.isfinite(shift) | jnp.any(jnp.isnan(log_emission), axis=1)
+    # each row shifted by its maximum before exp, so no density underflows
+    lik = jnp.exp(log_emission - jnp.where(unusable, 0.0, shift)[:, None])
+    lik = jnp.where(unusable[:, None], 0.0, lik)
+    starts, ends = _boundaries(offsets, n_steps)
+    log_scale, impossible, d_lik, d_init, d_trans = _forward_backward(init, trans, lik, starts, ends)
+    impossible = impossible | jnp.any(unusable)
+    gamma = lik * d_lik
+    grads = (
+        jnp.where(impossible, 0.0, _zero_where_zero(d_init, init)),
+        jnp.where(impossible, 0.0, _zero_where_zero(d_trans, trans)),
+        jnp.where(impossible, 0.0, gamma),
+    )
+    value = jnp.where(impossible, -jnp.inf, log_scale.sum() + jnp.where(unusable, 0.0, shift).sum())
+    return value, grads
+
+
+def log_emission_hmm_log_likelihood(init, trans, log_emission, offsets):
+    """Total HMM log-likelihood from log emission densities and its gradient (the
+    ``HMMLogEmissionLikelihood`` Op).
+
+    Parameters
+    ----------
+    init : array of shape (K,)
+    trans : array of shape (K, K)
+    log_emission : array of shape (T, K)
+        ``log p(x_t | z_t = k)`` of the concatenated sequences (rows of zeros: missing steps).
+    offsets : int array of shape (n_seq + 1,)
+
+    Returns
+    -------
+    log_lik : scalar, whose JAX derivative is the next three
+    grad_init : (K,)
+    grad_trans : (K, K)
+    gamma : (T, K), the smoothed marginals ``p(z_t = k | x)`` (the gradient for ``log_emission``)
+    """
+    value, grads = lax.stop_gradient(_log_emission_pass(init, trans, log_emission, offsets))
+    return _value_with_gradient((init, trans, log_emission), value, grads), *grads
+
+
+def _spd_cholesky(matrices):
+    # the lower triangle only, as the Numba version reads it; all NaN when not positive definite
+    # (JAX leaves zeros above the diagonal of a failed factor; the Numba and Python versions do not)
+    chol = lax.linalg.cholesky(matrices, symmetrize_input=False)
+    failed = jnp.any(jnp.isnan(chol), axis=(-2, -1), keepdims=True)
+    return jnp.where(failed, jnp.nan, chol)
+
+
+@functools.cache
+def register_jax_ops() -> None:
+    """Register the JAX implementations with PyTensor's ``jax_funcify`` (idempotent).
+
+    Builds latentzoo's Op classes if they are not built yet; afterwards PyMC's JAX samplers and
+    ``pytensor.function(..., mode="JAX")`` can compile every latentzoo model.
+    """
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    from .hmm_log_emission_op import _op_class as log_emission_op_class
+    from .hmm_op import _op_class as categorical_op_class
+    from .pymc_parts import _spd_cholesky_op
+
+    @jax_funcify.register(categorical_op_class())
+    def _funcify_categorical(op, node=None, **kwargs):
+        return categorical_hmm_log_likelihood
+
+    @jax_funcify.register(log_emission_op_class())
+    def _funcify_log_emission(op, node=None, **kwargs):
+        return log_emission_hmm_log_likelihood
+
+    @jax_funcify.register(type(_spd_cholesky_op()))
+    def _funcify_spd_cholesky(op, node=None, **kwargs):
+        return _spd_cholesky

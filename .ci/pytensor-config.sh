@@ -17,14 +17,7 @@ links_openblas() {
     printf 'int main(void){return 0;}\n' | ${CC:-cc} -x c - -lopenblas -o /dev/null >/dev/null 2>&1
 }
 
-if ! links_openblas; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "latentzoo: installing OpenBLAS for PyTensor (apt-get install libopenblas-dev)" >&2
-        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -qq --no-install-recommends libopenblas-dev >/dev/null
-    fi
-fi
-
+# (a make target installs no system package: .ci/run installs OpenBLAS on CI machines)
 {
     echo "[global]"
     echo "base_compiledir = $cache_dir/pytensor"

@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from latentzoo.inference import BACKENDS, applicable_backends, compare  # noqa: E402
-from latentzoo.inference.cli.main import DEFAULT_OPTIONS, QUICK_OPTIONS, QUICK_REFERENCE_OPTIONS  # noqa: E402
+from latentzoo.inference.cli.commands import DEFAULT_OPTIONS, QUICK_OPTIONS, QUICK_REFERENCE_OPTIONS  # noqa: E402
 from latentzoo.inference.comparison.plots import KIND_COLORS  # noqa: E402
 from latentzoo.models import MODELS  # noqa: E402
 

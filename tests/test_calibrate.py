@@ -352,7 +352,7 @@ def test_unknown_backend_and_a_model_without_size():
 
 # -- the command line ---------------------------------------------------------------------------
 def test_cli_calibrate_writes_the_report_and_json(tmp_path, monkeypatch, capsys):
-    from latentzoo.inference.cli.main import main
+    from latentzoo.inference.cli import main
 
     monkeypatch.setenv("LATENTZOO_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "sbc"
@@ -372,7 +372,7 @@ def test_cli_calibrate_writes_the_report_and_json(tmp_path, monkeypatch, capsys)
     (["--option", "gibbs.draws=5"], "not among"),
 ])
 def test_cli_calibrate_refuses_bad_input(arguments, match, capsys):
-    from latentzoo.inference.cli.main import main
+    from latentzoo.inference.cli import main
 
     backends = [] if "--backends" in arguments else ["--backends", "exact"]
     status = main(["calibrate", "three-coins", *backends, *arguments])

@@ -1,6 +1,6 @@
 """The ``latentzoo`` command's contract: exit statuses and machine-readable output.
 
-Exit status (``latentzoo.inference.cli.main.main``, the console script's entry point):
+Exit status (``latentzoo.inference.cli.commands.main``, the console script's entry point):
 
 * 0 -- success; ``compare`` also when some back-ends failed (the failure is part of the answer,
   listed on stderr), as documented;
@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 from latentzoo.inference import BACKENDS, ConvergenceWarning, compare, fit
-from latentzoo.inference.cli.main import main
+from latentzoo.inference.cli import main
 from latentzoo.inference.comparison.compare import TABLE_COLUMNS, comparison_table
 from latentzoo.models import MODELS
 

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 from latentzoo.inference import compare, fit
-from latentzoo.inference.cli.main import main
+from latentzoo.inference.cli import main
 from latentzoo.inference.labels import PERMUTATION_VAR, relabel, relabel_by_model
 from latentzoo.models import ThreeCoins
 
@@ -597,7 +597,7 @@ def test_cli_demo_index_escapes_model_names(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
 
     import latentzoo.models as models
-    from latentzoo.inference.cli.main import demo as cli_demo
+    from latentzoo.inference.cli import demo as cli_demo
 
     name = "<script>coins'"
     monkeypatch.setattr(models, "MODELS", {name: ThreeCoins})

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from scipy import special
 
 from latentzoo.inference import ConvergenceWarning, applicable_backends, fit
-from latentzoo.models.hmm.categorical import kernels
+from latentzoo.models.hmm import kernels
 from latentzoo.models.hmm.categorical import EXACT_MAX_PATHS, CategoricalHMM, DiceHMM
 
 from .conftest import EXPECTED_GROUPS
@@ -674,7 +674,7 @@ def test_good_data_forms():
 
 
 def test_validated_data_passes_through_unchanged(monkeypatch):
-    from latentzoo.models.hmm.categorical import data as hmm_data
+    from latentzoo.models.hmm import data as hmm_data
 
     dice = DiceHMM()
     data = dice.check_data(SEED_ROLLS)

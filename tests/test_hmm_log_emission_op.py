@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from latentzoo.models.hmm.categorical import kernels
+from latentzoo.models.hmm import kernels
 
 
 def _problem(seed: int, K: int = 3, lengths=(3, 4), scale: float = 3.0, offset: float = 0.0):

@@ -29,7 +29,7 @@ pytest.importorskip("blackjax")
 
 from latentzoo.inference import fit  # noqa: E402
 from latentzoo.models import CategoricalHMM, GaussianMixture  # noqa: E402
-from latentzoo.models.hmm.categorical import kernels  # noqa: E402
+from latentzoo.models.hmm import kernels  # noqa: E402
 from latentzoo.models.ops.jax_ops import (  # noqa: E402
     categorical_hmm_log_likelihood,
     log_emission_hmm_log_likelihood,

@@ -123,8 +123,8 @@ def test_demo_index_links_to_reports(tmp_path, monkeypatch):
     """``latentzoo demo`` on one model (the others take minutes): the index links to a report
     that exists and renders."""
     import latentzoo.models as models
-    from latentzoo.inference.cli.main import main as cli
-    from latentzoo.inference.cli.main import demo as cli_demo
+    from latentzoo.inference.cli import commands as cli
+    from latentzoo.inference.cli import demo as cli_demo
 
     monkeypatch.setattr(models, "MODELS", {"three-coins": ThreeCoins})
     fast = {"em": {}, "vb": {"draws": 300}, "gibbs": {"draws": 200, "tune": 100, "chains": 2},
@@ -146,7 +146,7 @@ def test_demo_index_links_to_reports(tmp_path, monkeypatch):
 def test_demo_in_two_worker_processes(tmp_path):
     """The whole quick demo with two worker processes: every model's report exists and its
     images load, and the index links them in the models' order."""
-    from latentzoo.inference.cli.main import main as cli
+    from latentzoo.inference.cli import commands as cli
     from latentzoo.models import MODELS
 
     out = tmp_path / "demo"

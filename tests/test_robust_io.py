@@ -27,7 +27,7 @@ import xarray as xr
 from latentzoo.inference import BACKENDS, compare, fit
 from latentzoo.inference.comparison import reference as reference_module
 from latentzoo.inference.comparison import report as report_module
-from latentzoo.inference.cli.main import main
+from latentzoo.inference.cli import main
 from latentzoo.inference.comparison.compare import comparison_table
 from latentzoo.inference.comparison.reference import ReferenceCacheWarning, reference_nuts
 from latentzoo.inference.comparison.report import MANIFEST, check_directory

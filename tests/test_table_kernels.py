@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import logsumexp
 
-from latentzoo.models.hmm.categorical import kernels
+from latentzoo.models.hmm import kernels
 from latentzoo.models.hmm.categorical import CategoricalHMM
 
 

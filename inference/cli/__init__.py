@@ -1,5 +1,5 @@
 """The ``latentzoo`` command line: parsing, reading data files, running, printing, and the demo."""
 
-from .main import main
+from .commands import main
 
 __all__ = ["main"]

@@ -45,7 +45,7 @@ import numpy as np
 from scipy import special
 
 from ..core.base import DegenerateComponentError, LatentModel, as_tuple, check_param_keys, check_rng, numeric_array
-from ..core.conjugate import Dirichlet, apply_to_factors
+from ..core.conjugate import Dirichlet
 from ..core.conjugate_mixture import ConjugateMixture, _batch_shape
 from ..core.sizes import check_count, check_parameter_size
 from ..gaussian.priors import weights_distribution

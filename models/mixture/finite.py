@@ -547,8 +547,9 @@ class FiniteMixture(LatentModel):
                 concentration = np.broadcast_to(np.asarray(self.weights_prior, np.float64), (K,)).copy()
                 weights = pm.Dirichlet("weights", a=concentration, dims="component")
             params = self.family.pymc_priors(K, "component", initval=start)
-            # a container, not a constant: one compiled model serves every data set (models/ops/pymc_data.py)
-            x = data_container("x_data", data.x)
+            # a container, not a constant: one compiled model serves every data set (models/ops/pymc_data.py);
+            # pm.Data refuses NaN, so data with missing entries are compiled in as a constant
+            x = data.x if np.isnan(data.x).any() else data_container("x_data", data.x)
             log_density = self.family.pymc_log_density(x, params)
             if marginalized:
                 pointwise = pm.math.logsumexp(pt.log(weights) + log_density, axis=-1)

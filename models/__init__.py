@@ -3,6 +3,8 @@
 from .core.base import LatentModel
 from .core.conjugate import Beta, Dirichlet, NormalInverseWishart
 from .mixture.gaussian import GaussianMixture
+from .mixture.bernoulli import BernoulliMixture
+from .mixture.finite import FiniteMixture
 from .hmm.gaussian import GaussianHMM
 from .gaussian.gda import GaussianDiscriminantAnalysis
 from .hmm.categorical import CategoricalHMM, DiceHMM, HMMData
@@ -11,11 +13,13 @@ from .coins.data import CoinData
 from .coins.three_coins import ThreeCoins
 
 __all__ = [
+    "BernoulliMixture",
     "Beta",
     "CategoricalHMM",
     "CoinData",
     "DiceHMM",
     "Dirichlet",
+    "FiniteMixture",
     "GaussianDiscriminantAnalysis",
     "GaussianHMM",
     "GaussianMixture",
@@ -28,4 +32,4 @@ __all__ = [
 ]
 
 #: command-line name -> model class, for ``latentzoo list`` and friends
-MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM)}
+MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM, BernoulliMixture)}

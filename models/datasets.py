@@ -12,7 +12,7 @@ import numpy as np
 from .core.base import check_rng, numeric_array
 from .core.sizes import check_parameter_size
 
-__all__ = ["blobs", "casino", "nile", "old_faithful"]
+__all__ = ["blobs", "casino", "digits_binary", "nile", "old_faithful"]
 
 
 def old_faithful() -> np.ndarray:
@@ -56,6 +56,28 @@ def casino() -> tuple[np.ndarray, np.ndarray]:
     text = resources.files("latentzoo.models").joinpath("data", "casino_durbin.json").read_text(encoding="utf-8")
     record = json.loads(text)
     return np.asarray(record["rolls"], dtype=np.int64), np.array([die == "L" for die in record["die"]])
+
+
+def digits_binary(threshold: float = 7.0) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 handwritten digits (UCI optdigits test set; no download),
+    binarised: a pixel is 1 where its intensity (0..16) exceeds ``threshold``.
+
+    Parameters
+    ----------
+    threshold : float, default 7.0
+        Pixels brighter than this are ones (the default splits the 0..16 scale in the middle).
+
+    Returns
+    -------
+    x : int8 ndarray of shape (1797, 64)
+        One image per row, pixels in reading order (row by row of the 8x8 image).
+    digits : int ndarray of shape (1797,)
+        The digit (0..9) each image shows.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return (bunch.data > threshold).astype(np.int8), np.asarray(bunch.target, dtype=np.int64)
 
 
 def blobs(

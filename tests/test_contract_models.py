@@ -22,7 +22,7 @@ import xarray as xr
 
 from latentzoo.inference import BACKENDS, applicable_backends, fit
 from latentzoo.inference.core import FitRecord
-from latentzoo.models import CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, ThreeCoins
+from latentzoo.models import BernoulliMixture, CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, ThreeCoins
 from latentzoo.models.core.conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart
 from latentzoo.models.core.protocols import DataDrivenPrior
 
@@ -35,6 +35,8 @@ from .test_niw import SMALL as NIW_DATA
 GAUSSIAN_HMM_DATA = np.array([[-1.0, 0.2], [-1.3, 0.1], [np.nan, np.nan], [2.1, 1.4], [1.8, 1.0],
                               [2.4, 1.2], [-0.8, -0.1], [-1.1, 0.3]])
 
+BERNOULLI_DATA = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, np.nan], [0, 1, 1], [1, 1, 0], [0, 0, 1]])
+
 #: (row id, model, data): the data sets of the models' own PyMC tests where there are some, since
 #: PyTensor compiles the observations into the graph: a new data set is a new compilation
 MODELS = [
@@ -45,6 +47,8 @@ MODELS = [
     ("niw-gaussian", NIW_MODEL, NIW_DATA),
     # two sequences (one with a missing step), short enough for exact enumeration (2^8 paths)
     ("gaussian-hmm", GaussianHMM(2, 2), [GAUSSIAN_HMM_DATA[:5], GAUSSIAN_HMM_DATA[5:]]),
+    # eight binary rows, one feature missing: small enough for the exact enumeration
+    ("bernoulli-mixture", BernoulliMixture(2, 3), BERNOULLI_DATA),
 ]
 MODEL_ROWS = {row: (model, data) for row, model, data in MODELS}
 
@@ -77,6 +81,9 @@ SLOW_PAIRS = {
     ("dice-hmm", "advi"), ("dice-hmm", "fullrank_advi"),
     # the GMM's MAP: tests/test_gmm.py::test_em_fixed_point_equals_pymc_map fits it by default
     ("gmm", "map"),
+    # 21-26 s each warm; the Bernoulli mixture's marginalised declaration is checked by its nuts and
+    # map pairs, and ADVI on it by tests/test_bernoulli_mixture.py::test_advi_is_near_the_map
+    ("bernoulli-mixture", "advi"), ("bernoulli-mixture", "fullrank_advi"),
 }
 
 

@@ -55,6 +55,12 @@ DEMO_SKIPS = {
     "gmm": {"pymc_gibbs": "explicit assignments cost O(N^2) per sweep in PyMC; "
                           "run `latentzoo compare gmm --backends pymc_gibbs` to see it"},
     # the exact posterior sums over every state path: 2^100 of them for the Nile's 100 years
+    # the digits' 1797 images: the assignments have no tractable grouping, and PyMC's explicit
+    # labels cost O(N^2) per sweep as for the GMM
+    "bernoulli-mixture": {"exact": "the exact posterior would enumerate 10^1797 assignments of the 1797 digits; "
+                                   "the long NUTS run is the reference instead",
+                          "pymc_gibbs": "explicit assignments cost O(N^2) per sweep in PyMC; "
+                                        "run `latentzoo compare bernoulli-mixture --backends pymc_gibbs` to see it"},
     "gaussian-hmm": {"exact": "the exact posterior would enumerate 2^100 state paths of the Nile's 100 years; "
                               "the long NUTS run is the reference instead"},
 }

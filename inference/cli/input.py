@@ -126,9 +126,10 @@ def _takes_feature_rows(model) -> bool:
     is the sequence)."""
     from latentzoo.models.gaussian.data import GaussianObservations
     from latentzoo.models.hmm.gaussian import GaussianHMM
+    from latentzoo.models.mixture.bernoulli import BernoulliMixture
 
-    # a GaussianHMM's file is one sequence of feature rows
-    return isinstance(model, GaussianObservations | GaussianHMM)
+    # a GaussianHMM's file is one sequence of feature rows; a BernoulliMixture's rows are binary features
+    return isinstance(model, GaussianObservations | GaussianHMM | BernoulliMixture)
 
 
 def read_data_file(path: Path, feature_rows: bool = False):

@@ -412,3 +412,25 @@ def test_map_em_refuses_priors_below_one():
     x = np.array([[0, 1, 1], [1, 0, 0], [1, 1, 0]])
     with pytest.raises(ValueError, match="concentration below 1.*use mle=True"):
         fit(BernoulliMixture(2, 3, probs_prior=(0.5, 0.5)), x, backend="em", random_seed=0)
+
+
+# -- the three coins are a two-component Bernoulli mixture (one flip per trial) ------------------------
+def test_three_coins_with_one_flip_per_trial_is_a_bernoulli_mixture():
+    """Seed 003's three coins (one flip per trial, uniform priors) and BernoulliMixture(2, 1) are
+    the same model written twice: coin A's bias is the first weight, coins B and C the two
+    components. Two independent implementations must then agree on the pointwise likelihood and
+    on the exact log evidence (each enumerates the 2^10 assignments its own way)."""
+    from latentzoo.models import ThreeCoins
+
+    flips = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0])
+    coins, mixture = ThreeCoins(), BernoulliMixture(n_components=2, n_features=1)
+    pi, p, q = 0.3, 0.8, 0.35
+    coin_params = {"pi": np.float64(pi), "p": np.float64(p), "q": np.float64(q)}
+    mixture_params = {"weights": np.array([pi, 1 - pi]), "probs": np.array([[p], [q]])}
+    np.testing.assert_allclose(
+        mixture.log_likelihood(flips[:, None], mixture_params), coins.log_likelihood("1111110000", coin_params), rtol=1e-12
+    )
+    # the same prior: Dirichlet(1, 1) on (pi, 1 - pi) is Beta(1, 1) on pi
+    np.testing.assert_allclose(
+        mixture.exact_posterior(flips[:, None]).log_evidence, coins.exact_posterior("1111110000").log_evidence, rtol=1e-10
+    )

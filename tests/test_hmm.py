@@ -582,7 +582,7 @@ def test_map_finds_the_em_fixed_point():
 
 
 def test_pymc_gibbs_refuses_long_sequences():
-    from latentzoo.models.hmm.categorical_pymc import PYMC_GIBBS_MAX_STEPS
+    from latentzoo.models.hmm.pymc import PYMC_GIBBS_MAX_STEPS
 
     with pytest.raises(ValueError, match="O\\(T\\^2\\).*backend='gibbs'"):
         DiceHMM().pymc_model([1] * (PYMC_GIBBS_MAX_STEPS + 1), marginalized=False)

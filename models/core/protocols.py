@@ -170,6 +170,7 @@ __all__ = [
     "ChunkedDataPrior",
     "SelectableSize",
     "ComponentFamily",
+    "TableEmissions",
     "capability_names",
 ]
 
@@ -434,21 +435,44 @@ class ComponentFamily(Protocol):
     def combine_stats(self, parts: list) -> dict:
         """The statistics of the union of disjoint parts of the data (chunks)."""
 
-    def posterior(self, stats: dict, prior: dict) -> dict:
-        """``{prior_key: prior updated by stats}``: EM takes its ``mode()``, Gibbs ``sample``\\ s
-        it, VB keeps it as the factor."""
+    def posterior(self, stats: dict, n_components: int, mle: bool = False) -> dict:
+        """``{prior_key: prior (flat_prior if mle) updated by stats}``: EM takes its ``mode()``,
+        Gibbs ``sample``\\ s it, VB keeps it as the factor."""
+
+    def label_stats(self, observations, labels: np.ndarray, n_components: int) -> dict:
+        """:meth:`stats` for hard labels (ints (N,)), as a Gibbs draw gives them."""
 
     def simulate(self, params: dict, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One row per entry of ``labels`` (ints in 0..K-1), drawn from that component."""
 
-    def initial_params(self, observations, n_components: int, rng: np.random.Generator) -> dict:
-        """A starting point for EM and the samplers, spread over the data."""
+    def initial_params(self, observations, n_components: int, rng: np.random.Generator, strategy: str = ...):
+        """``(params, labels)``: a starting point for EM and the samplers by a strategy named in
+        ``start_strategies`` (or ``"prior"``), and a hard assignment of the rows (or None)."""
 
     def pymc_priors(self, n_components: int, label_dim: str) -> dict:
         """The parameters as PyMC random variables (inside a ``pm.Model`` with the coords)."""
 
     def pymc_log_density(self, observations, params: dict):
         """``log p(x_n | theta_k)`` as a PyTensor expression of shape ``(N, K)``."""
+
+
+@runtime_checkable
+class TableEmissions(Protocol):
+    """An optional part of a :class:`ComponentFamily` with a finite alphabet (the categorical one):
+    the HMM kernels read ``table[k, x_t]`` from a (K, M) table and count symbols inside their
+    compiled loop, so no (T, K) log-density matrix is formed."""
+
+    def emission_table(self, params: dict) -> np.ndarray:
+        """The (K, M) probabilities that the kernels index by the coded observations."""
+
+    def expected_table(self, factors: dict) -> np.ndarray:
+        """``exp(E_q[log table])`` (K, M), the sub-normalised table of a VB pass."""
+
+    def codes(self, data) -> np.ndarray:
+        """The observations coded 0..M-1 (T,), a missing step coded M (a column of ones)."""
+
+    def table_stats(self, counts: np.ndarray) -> dict:
+        """The family's statistics from the kernels' (K, M) symbol counts."""
 
 
 def capability_names(model) -> list[str]:

@@ -88,6 +88,15 @@ class HMMData:
         """Which steps are missing, bool of shape (T,)."""
         return np.asarray(self.symbols) == MISSING
 
+    @property
+    def observed(self) -> np.ndarray:
+        """Which steps are observed, bool of shape (T,)."""
+        return ~self.missing
+
+    @property
+    def all_observed(self) -> bool:
+        return self.n_missing == 0
+
     def coded(self, n_symbols: int) -> np.ndarray:
         """The symbols for kernels whose emission matrices carry one padding column of ones:
         missing steps become ``n_symbols`` (that column), int64 of shape (T,).

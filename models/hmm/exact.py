@@ -1,12 +1,13 @@
-"""The exact posterior of the categorical HMMs, by enumerating every hidden state path.
+"""The exact posterior of a hidden Markov model whose emission family is conjugate, by
+enumerating every hidden state path that can emit the data.
 
-Given a path z, the rows of ``init_probs``, ``trans_mat`` and ``emission_probs`` are
-independent Dirichlets (prior + the path's counts), and the path's marginal likelihood is
-``prod_rows B(prior + counts) / B(prior)``. Paths with the same counts contribute the same
-term, so they are grouped by their counts before the mixture is formed. A missing step may be
-in any state and adds no emission count.
-
-:meth:`latentzoo.models.hmm.categorical.CategoricalHMM.exact_posterior` delegates here.
+Given a path z, the rows of ``init_probs`` and ``trans_mat`` are independent Dirichlets (prior +
+the path's counts) and the emission parameters the family's conjugate posterior given the
+path's statistics; the path's marginal likelihood is ``prod_rows B(prior + counts) / B(prior)``
+times the family's evidence (``log_marginal``). When the statistics are counts (a table family),
+paths with the same counts contribute the same term and are grouped before the mixture is formed
+(the dice HMM's 10 rolls: 3^10 = 59,049 paths, 5,832 of which can emit the rolls). A missing
+step may be in any state and adds no emission statistic.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from scipy import special
 
 from ..core.conjugate_mixture import ConjugateMixture
+from ..families.checks import log_multivariate_beta
 
 __all__ = ["EXACT_MAX_PATHS", "exact_posterior"]
 
@@ -23,66 +25,80 @@ __all__ = ["EXACT_MAX_PATHS", "exact_posterior"]
 EXACT_MAX_PATHS = 2_000_000
 
 
-def _log_multivariate_beta(alpha: np.ndarray, mask=None) -> np.ndarray:
-    """``log B(alpha) = sum log Gamma(alpha_k) - log Gamma(sum alpha_k)`` over the last axis."""
-    if mask is None:
-        return special.gammaln(alpha).sum(-1) - special.gammaln(alpha.sum(-1))
-    alpha = np.where(mask, alpha, 1.0)
-    return np.where(mask, special.gammaln(alpha), 0.0).sum(-1) - special.gammaln(np.where(mask, alpha, 0.0).sum(-1))
+def _paths(allowed: list[np.ndarray], n_steps: int) -> np.ndarray:
+    """Every path through the allowed states, (n_paths, T), mixed-radix with the last step fastest."""
+    n_paths = int(np.prod([a.size for a in allowed], dtype=float))
+    codes = np.arange(n_paths)
+    paths = np.empty((n_paths, n_steps), dtype=np.int64)
+    for t in range(n_steps - 1, -1, -1):
+        paths[:, t] = allowed[t][codes % allowed[t].size]
+        codes //= allowed[t].size
+    return paths
 
 
 def exact_posterior(model, data) -> ConjugateMixture:
-    """The exact posterior of ``model`` given validated ``data`` (an ``HMMData``); see
-    :meth:`latentzoo.models.hmm.categorical.CategoricalHMM.exact_posterior`."""
-    K, M = model.n_states, model.n_symbols
-    mask = model._mask if model._mask is not None else np.ones((K, M), bool)
-    # a missing step (coded M) may be in any state: the padding column allows them all
-    mask = np.concatenate([mask, np.ones((K, 1), bool)], axis=1)
-    symbols = data.coded(M)
-    allowed = [np.flatnonzero(mask[:, symbol]) for symbol in symbols]
-    sizes = np.array([a.size for a in allowed], dtype=float)
-    n_paths = float(np.prod(sizes))
+    """The exact posterior of ``model`` (a HiddenMarkovModel) given its validated ``data``.
+
+    Returns
+    -------
+    ConjugateMixture
+        One component per group of paths, with the model's conjugate factors (the groups on
+        their leading batch axis) and ``log_evidence``.
+
+    Raises
+    ------
+    ValueError
+        Above ``EXACT_MAX_PATHS`` possible paths, or for a family without a conjugate evidence.
+    """
+    K, T, family = model.n_states, data.n_steps, model.family
+    support = family.support(data, K)  # (T, K): the states that can emit each step
+    allowed = [np.flatnonzero(row) for row in support]
+    n_paths = float(np.prod([a.size for a in allowed], dtype=float))
     if n_paths > EXACT_MAX_PATHS:
         raise ValueError(
-            f"the exact posterior enumerates every state path: {n_paths:.3g} paths for {data.n_steps} "
+            f"the exact posterior enumerates every state path: {n_paths:.3g} paths for {T} "
             f"time steps and {K} states, more than the limit {EXACT_MAX_PATHS:,}; use backend='gibbs' or 'vb'"
         )
-    n_paths = int(n_paths)
-    codes = np.arange(n_paths)
-    paths = np.empty((n_paths, data.n_steps), dtype=np.int64)
-    for t in range(data.n_steps - 1, -1, -1):  # mixed-radix digits, last step fastest
-        paths[:, t] = allowed[t][codes % allowed[t].size]
-        codes //= allowed[t].size
-    rows = np.arange(n_paths)
-    counts_init = np.zeros((n_paths, K), np.int32)
-    counts_trans = np.zeros((n_paths, K * K), np.int32)
-    counts_emission = np.zeros((n_paths, K * M), np.int32)
+    paths = _paths(allowed, T)
+    rows = np.arange(paths.shape[0])
+    init_c = np.zeros((rows.size, K), np.int32)
+    trans_c = np.zeros((rows.size, K * K), np.int32)
     starts = set(data.offsets[:-1].tolist())
-    for t in range(data.n_steps):
+    for t in range(T):
         if t in starts:
-            counts_init[rows, paths[:, t]] += 1
+            init_c[rows, paths[:, t]] += 1
         else:
-            counts_trans[rows, paths[:, t - 1] * K + paths[:, t]] += 1
-        if symbols[t] != M:  # a missing step emits nothing
-            counts_emission[rows, paths[:, t] * M + symbols[t]] += 1
-    del paths
-    stacked = np.concatenate([counts_init, counts_trans, counts_emission], axis=1)
-    groups, multiplicity = np.unique(stacked, axis=0, return_counts=True)
-    init_c = groups[:, :K].astype(float)
-    trans_c = groups[:, K : K + K * K].reshape(-1, K, K).astype(float)
-    emission_c = groups[:, K + K * K :].reshape(-1, K, M).astype(float)
-
-    arrays = model._prior_arrays()
-    emission_mask = model._mask
+            trans_c[rows, paths[:, t - 1] * K + paths[:, t]] += 1
+    if model.table:
+        codes, M = family.codes(data), family.n_symbols
+        emission_c = np.zeros((rows.size, K * M), np.int32)
+        for t in range(T):
+            if codes[t] != M:  # a missing step emits nothing
+                emission_c[rows, paths[:, t] * M + codes[t]] += 1
+        del paths
+        # paths with the same counts have the same posterior and weight: group them
+        groups, multiplicity = np.unique(np.concatenate([init_c, trans_c, emission_c], axis=1), axis=0, return_counts=True)
+        init_c, trans_c = groups[:, :K], groups[:, K : K + K * K]
+        emission = family.table_stats(groups[:, K + K * K :].reshape(-1, K, M).astype(float))
+        log_weight = np.log(multiplicity)
+    else:
+        observed = data.observed
+        per_path = [family.label_stats(family.rows(data), path[observed], K) for path in paths]
+        emission = {key: np.stack([s[key] for s in per_path]) for key in per_path[0]}
+        log_weight = np.zeros(rows.size)
+    stats = {"init_counts": init_c.astype(float), "trans_counts": trans_c.reshape(-1, K, K).astype(float), **emission}
+    arrays = model._chain_arrays()
+    if model.fixed_init_probs is None:
+        log_weight = log_weight + (log_multivariate_beta(arrays["init_prior"] + stats["init_counts"])
+                                   - log_multivariate_beta(arrays["init_prior"]))
+    else:
+        with np.errstate(divide="ignore"):
+            log_weight = log_weight + special.xlogy(stats["init_counts"], np.asarray(model.fixed_init_probs)).sum(-1)
     log_weight = (
-        np.log(multiplicity)
-        + _log_multivariate_beta(arrays["init_prior"] + init_c) - _log_multivariate_beta(arrays["init_prior"])
-        + (_log_multivariate_beta(arrays["trans_prior"] + trans_c) - _log_multivariate_beta(arrays["trans_prior"])).sum(-1)
-        + (
-            _log_multivariate_beta(arrays["emission_prior"] + emission_c, emission_mask)
-            - _log_multivariate_beta(arrays["emission_prior"], emission_mask)
-        ).sum(-1)
+        log_weight
+        + (log_multivariate_beta(arrays["trans_prior"] + stats["trans_counts"]) - log_multivariate_beta(arrays["trans_prior"])).sum(-1)
+        + family.log_marginal(stats, K)
     )
     log_evidence = float(special.logsumexp(log_weight))
-    factors = model.conditional_posterior(model._stats(init_c, trans_c, emission_c))
+    factors = model.conditional_posterior(stats)
     return ConjugateMixture(log_weights=log_weight - log_evidence, factors=factors, log_evidence=log_evidence)

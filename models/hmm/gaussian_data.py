@@ -67,6 +67,10 @@ class GaussianSequences:
         return rows
 
     @property
+    def n_missing(self) -> int:
+        return 0 if self.all_observed else int(self.n_steps - self.observed.sum())
+
+    @property
     def n_sequences(self) -> int:
         return self.offsets.size - 1
 

@@ -19,7 +19,7 @@ coordinates. Entries that are exactly zero (masked emissions) get gradient zero:
 expected count either, and PyMC never moves them.
 
 Missing observations need nothing here: the caller appends a constant column of ones to the
-emission matrix and codes missing steps as its index (:mod:`latentzoo.models.hmm.categorical_pymc`), so the
+emission matrix and codes missing steps as its index (:mod:`latentzoo.models.hmm.pymc`), so the
 Op sees ordinary symbols, and the gradient it returns for that column reaches no free variable.
 
 PyTensor is imported lazily: this module is loaded only when a PyMC model is declared.

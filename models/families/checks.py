@@ -1,0 +1,80 @@
+"""Validation shared by the families and the models built from them: Dirichlet concentrations
+and arrays of probability vectors with optional leading batch dims."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.base import numeric_array
+
+__all__ = ["STOCHASTIC_ATOL", "concentration_array", "probability_array"]
+
+#: rows of a probability vector must sum to one within this tolerance
+STOCHASTIC_ATOL = 1e-6
+
+
+def concentration_array(value, name: str, shape: tuple[int, ...], mask: np.ndarray | None = None) -> np.ndarray:
+    """``value`` broadcast to ``shape``, finite and > 0 (where ``mask`` allows an entry).
+
+    Parameters
+    ----------
+    value : float or array-like broadcasting to ``shape``
+    name : str
+        The argument's name, for the error messages.
+    shape : tuple of int
+    mask : bool ndarray of ``shape``, optional
+        Entries outside it are not used and not checked.
+
+    Returns
+    -------
+    float64 ndarray of ``shape`` (a copy)
+    """
+    array = numeric_array(value, name, f"a positive number or an array of shape {shape}")
+    try:
+        array = np.broadcast_to(array, shape).copy()
+    except ValueError:
+        raise ValueError(f"{name} must be a number or broadcast to shape {shape}, got shape {array.shape}") from None
+    allowed = array if mask is None else array[mask]
+    if not np.all(np.isfinite(allowed)) or np.any(allowed <= 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return array
+
+
+def probability_array(value, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """``value`` as float64 of shape ``batch + shape`` whose last axis holds probability vectors.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not numeric.
+    ValueError
+        On a wrong trailing shape, a non-finite or negative entry, or a row that does not sum to
+        one within ``STOCHASTIC_ATOL`` (the message names the row).
+    """
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of probabilities of shape {shape}") from None
+    if array.ndim < len(shape) or array.shape[array.ndim - len(shape):] != shape:
+        raise ValueError(f"{name} must have shape {shape} (after batch dims), got {array.shape}")
+    if not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise ValueError(f"{name} must hold finite probabilities >= 0")
+    sums = array.sum(axis=-1)
+    if np.any(np.abs(sums - 1.0) > STOCHASTIC_ATOL):
+        worst = np.unravel_index(np.argmax(np.abs(sums - 1.0)), sums.shape)
+        if len(shape) > 1:
+            raise ValueError(f"{name} row {worst[-1]} must sum to 1 (rows must sum to 1: probability vectors), "
+                             f"sums to {float(sums[worst]):.6g}")
+        raise ValueError(f"{name} must sum to 1 (a probability vector), sums to {float(sums[worst]):.6g}")
+    return array
+
+
+def log_multivariate_beta(alpha: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """``log B(alpha) = sum log Gamma(alpha_k) - log Gamma(sum alpha_k)`` over the last axis
+    (over the entries ``mask`` allows)."""
+    from scipy import special
+
+    if mask is None:
+        return special.gammaln(alpha).sum(-1) - special.gammaln(alpha.sum(-1))
+    alpha = np.where(mask, alpha, 1.0)
+    return np.where(mask, special.gammaln(alpha), 0.0).sum(-1) - special.gammaln(np.where(mask, alpha, 0.0).sum(-1))

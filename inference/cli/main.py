@@ -28,8 +28,10 @@ import traceback
 # before anything imports PyTensor
 from .calibrate import add_calibrate_parser
 
-# importable from here as before the split (examples/ reads the demo's options from this module)
-from .demo import DEMO_BACKENDS, DEMO_OPTIONS, DEMO_SKIPS, QUICK_OPTIONS, QUICK_REFERENCE_OPTIONS, cmd_demo  # noqa: F401
+# importable from here as before the split (examples/ reads the demo's options from this module;
+# tests patch the demo module as ``main.demo``)
+from . import demo  # noqa: F401
+from .demo import DEMO_BACKENDS, DEMO_OPTIONS, QUICK_OPTIONS, QUICK_REFERENCE_OPTIONS, cmd_demo  # noqa: F401
 from .input import (
     DATA_SUFFIXES,  # noqa: F401
     UsageError,

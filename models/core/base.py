@@ -13,6 +13,8 @@ import numbers
 
 import numpy as np
 
+from .protocols import VALUES, DemoPlan
+
 __all__ = ["DegenerateComponentError", "LatentModel", "check_rng", "numeric_array", "check_positive", "check_spd", "as_tuple"]
 
 
@@ -34,6 +36,8 @@ class LatentModel:
     observation_dim: str = "observation"
     label_dim: str | None = None
     paired_label_dims: dict[str, str] | None = None
+    #: how the command line reads a data file (:class:`~latentzoo.models.core.protocols.DataFileFormat`)
+    data_file_format: str = VALUES
 
     # -- parameters ---------------------------------------------------------------------
     @property
@@ -77,6 +81,11 @@ class LatentModel:
 
     def coords(self, data) -> dict[str, list]:
         return {}
+
+    def demo_plan(self) -> DemoPlan:
+        """How ``latentzoo demo`` runs the model (:class:`~latentzoo.models.core.protocols.Demo`):
+        every back-end, the demo's default options, cost not measured."""
+        return DemoPlan()
 
     def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
         """The free variables of :meth:`pymc_model` at ``params`` (a start for ``pm.find_MAP`` or

@@ -27,6 +27,9 @@ protocol                   methods                                             b
                                                                                once, first
 :class:`IdentificationRule` ``relabel_draws``                                  the comparison
 :class:`ExampleData`       ``default_data``                                    CLI and demo
+:class:`Demo`              ``default_data``, ``demo_plan``                     ``latentzoo demo``
+:class:`DataFileFormat`    ``data_file_format``                                ``--data FILE`` of
+                                                                               the CLI
 :class:`Pictured`          ``picture``                                         the report
 :class:`ChunkedStats`      ``combine_stats``                                   ``em``, ``vb``,
                                                                                ``gibbs`` on chunked
@@ -150,6 +153,8 @@ and compares every back-end with the closed-form Beta(5, 3) posterior.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -164,6 +169,11 @@ __all__ = [
     "DataDrivenPrior",
     "IdentificationRule",
     "ExampleData",
+    "Demo",
+    "DemoPlan",
+    "DataFileFormat",
+    "FEATURE_ROWS",
+    "VALUES",
     "Pictured",
     "ChunkedStats",
     "ChunkValidation",
@@ -309,6 +319,62 @@ class ExampleData(Protocol):
         """The example data, in the form ``check_data`` accepts."""
 
 
+@dataclass(frozen=True)
+class DemoPlan:
+    """How ``latentzoo demo`` runs a model on its example data (the demo's own choices; ``compare``
+    ignores them).
+
+    Attributes
+    ----------
+    skips : mapping of str -> str
+        Back-end name -> why the demo leaves it out (printed in the demo). Leaving out ``exact``
+        makes the long NUTS run the reference.
+    options : mapping of str -> mapping
+        Back-end name -> options that replace the demo's defaults for this model.
+    cost_seconds : float or None
+        The model's measured demo time (warm cache, two workers); the demo starts the costliest
+        first, so that parallel workers finish together. None (not measured) starts it first.
+    """
+
+    skips: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    cost_seconds: float | None = None
+
+
+@runtime_checkable
+class Demo(Protocol):
+    """A model that ``latentzoo demo`` runs: its example data and how the demo treats it
+    (:class:`~latentzoo.models.core.base.LatentModel` supplies an empty plan)."""
+
+    def default_data(self):
+        """The example data, in the form ``check_data`` accepts."""
+
+    def demo_plan(self) -> DemoPlan:
+        """Back-ends the demo leaves out (and why), per-back-end options, the measured cost."""
+
+
+#: ``data_file_format`` values: a table whose columns are features (a header row names them, a
+#: one-column table stays 2-D, one row per observation or time step)
+FEATURE_ROWS = "feature_rows"
+#: flips or symbols: a table's one column is flattened to 1-D, ragged rows (sequences of
+#: different lengths, missing steps) and a one-line file of digits reach ``check_data`` as text
+VALUES = "values"
+
+
+@runtime_checkable
+class DataFileFormat(Protocol):
+    """How the command line turns a data file (``--data FILE``) into what ``check_data`` takes
+    (:class:`~latentzoo.models.core.base.LatentModel` defaults to :data:`VALUES`).
+
+    Attributes
+    ----------
+    data_file_format : {"feature_rows", "values"}
+        :data:`FEATURE_ROWS` or :data:`VALUES`.
+    """
+
+    data_file_format: str
+
+
 @runtime_checkable
 class Pictured(Protocol):
     """A model-specific figure for the report."""
@@ -452,8 +518,9 @@ class ComponentFamily(Protocol):
 
 
 def capability_names(model) -> list[str]:
-    """Names of the protocols ``model`` satisfies, in the order of this module's table."""
+    """Names of the protocols ``model`` satisfies, in the order of this module's table
+    (:class:`DataFileFormat` is left out: every model has a file format, by default)."""
     protocols = (Model, ConjugateEStep, ConjugateSweep, HardAssignments, MeanField, ExactlySolvable,
-                 DataDrivenPrior, IdentificationRule, ExampleData, Pictured, ChunkedStats, ChunkValidation,
-                 ChunkedDataPrior, SelectableSize)
+                 DataDrivenPrior, IdentificationRule, ExampleData, Demo, Pictured, ChunkedStats,
+                 ChunkValidation, ChunkedDataPrior, SelectableSize)
     return [protocol.__name__ for protocol in protocols if isinstance(model, protocol)]

@@ -59,6 +59,7 @@ import numpy as np
 from ..core.base import LatentModel, check_param_keys, check_rng, numeric_array
 from ..core.conjugate import Dirichlet, MaskedDirichlet
 from ..core.conjugate_mixture import ConjugateMixture
+from ..core.protocols import DemoPlan
 from ..core.sizes import check_count, check_parameter_size
 from ..core.stats_combine import sum_stats
 from . import data as hmm_data
@@ -801,6 +802,9 @@ class DiceHMM(_CategoricalHMMBase):
             "trans_mat": np.full((K, K), 1.0 / K),
             "emission_probs": mask / mask.sum(axis=1, keepdims=True),
         }
+
+    def demo_plan(self) -> DemoPlan:
+        return DemoPlan(cost_seconds=48.0)
 
     def default_data(self) -> HMMData:
         """The seed's rolls ``1 6 3 5 2 7 3 5 2 4``."""

@@ -54,6 +54,7 @@ from ..core.base import (
 )
 from ..core.conjugate import Dirichlet, NormalInverseWishart
 from ..core.conjugate_mixture import ConjugateMixture
+from ..core.protocols import FEATURE_ROWS, DemoPlan
 from ..core.sizes import check_count, check_parameter_size
 from ..core.stats_combine import combine_centred
 from ..gaussian.data import mean_round_off
@@ -139,6 +140,7 @@ class GaussianHMM(GaussianHMMParams, LatentModel):
     name = "gaussian-hmm"
     observation_dim = "sequence"
     paired_label_dims = {"state_next": "state"}
+    data_file_format = FEATURE_ROWS  # a file is one sequence of feature rows
 
     def __post_init__(self):
         K = check_count(self.n_states, "n_states", 2)
@@ -253,6 +255,11 @@ class GaussianHMM(GaussianHMMParams, LatentModel):
         each sequence's length."""
         data = self.check_data(data)
         return {"x": (data.x, ("time", "feature")), "sequence_length": (data.lengths, ("sequence",))}
+
+    def demo_plan(self) -> DemoPlan:
+        # the exact posterior sums over every state path: 2^100 of them for the Nile's 100 years
+        return DemoPlan(skips={"exact": "the exact posterior would enumerate 2^100 state paths of the Nile's "
+                                        "100 years; the long NUTS run is the reference instead"})
 
     def default_data(self) -> np.ndarray:
         """The annual flow of the Nile at Aswan, 1871-1970 (10^8 m^3), as a (100, 1) array

@@ -67,6 +67,7 @@ from ..core.base import (
     numeric_array,
 )
 from ..core.conjugate import NormalInverseWishart
+from ..core.protocols import DemoPlan
 from ..core.sizes import check_count, check_parameter_size
 from ..core.stats_combine import combine_centred
 from ..gaussian.data import GaussianChunk, GaussianData, GaussianObservations
@@ -190,6 +191,12 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
 
     def coords(self, data) -> dict[str, list]:
         return {**GaussianObservations.coords(self, data), "component": np.arange(self.n_components)}
+
+    def demo_plan(self) -> DemoPlan:
+        # PyMC's explicit-assignment Gibbs evaluates the whole model for every point's proposal
+        return DemoPlan(skips={"pymc_gibbs": "explicit assignments cost O(N^2) per sweep in PyMC; "
+                                             "run `latentzoo compare gmm --backends pymc_gibbs` to see it"},
+                        cost_seconds=52.0)
 
     def default_data(self) -> np.ndarray:
         """The seed's example: three well-separated 2-D blobs of unit spread, 100 points each, centred

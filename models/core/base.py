@@ -87,6 +87,18 @@ class LatentModel:
         every back-end, the demo's default options, cost not measured."""
         return DemoPlan()
 
+    def check_params(self, params: dict, name: str = "params") -> dict[str, np.ndarray]:
+        """Exactly the parameter names, each a finite float array (models check shapes and
+        support in their own override)."""
+        check_param_keys(params, self.param_names, name)
+        checked = {}
+        for key in self.param_names:
+            value = numeric_array(params[key], f"{name}[{key!r}]", "an array of numbers")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{name}[{key!r}] must be finite, got {params[key]!r}")
+            checked[key] = value
+        return checked
+
     def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
         """The free variables of :meth:`pymc_model` at ``params`` (a start for ``pm.find_MAP`` or
         ADVI). By default the PyMC variables carry the parameter names; models whose PyMC

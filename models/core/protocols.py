@@ -1,7 +1,9 @@
 """What a model must provide for each back-end: one ``typing.Protocol`` per capability.
 
 A latentzoo model is a frozen dataclass of structure and hyperparameters; it holds no data and no
-fitted state. Back-ends talk to it only through the methods of these protocols, and the registry
+fitted state. Back-ends, the comparison and the command line talk to it only through the methods of
+these protocols (``tests/test_protocols.py`` checks that every ``model.<method>`` that
+``latentzoo.inference`` calls is declared here), and the registry
 (``latentzoo.inference.registry``) offers a back-end for a model exactly when the model satisfies
 every protocol the back-end ``requires``. The protocols are runtime-checkable: ``isinstance(model,
 MeanField)`` says whether ``vb`` applies. Inherit :class:`~latentzoo.models.core.base.LatentModel` for
@@ -13,7 +15,12 @@ protocol                   methods                                             b
 :class:`Model`             ``check_data``, ``param_dims``, ``coords``,         every one; ``nuts``,
                            ``observed_data``, ``n_observations``,              ``advi``,
                            ``log_likelihood``, ``log_prior``, ``prior``,       ``fullrank_advi``,
-                           ``simulate``, ``pymc_model``                        ``map`` need no more
+                           ``simulate``, ``pymc_model``; with defaults in      ``map`` need no more
+                           ``LatentModel``: ``param_names``,
+                           ``check_params``, ``derived``, ``derived_dims``,
+                           ``latent_posterior``, ``latent_dims``,
+                           ``objective_scale``, ``objective_round_off``,
+                           ``pymc_initial_point``
 :class:`ConjugateEStep`    ``initial_params``, ``expected_stats``,             ``em``
                            ``conditional_posterior``
 :class:`ConjugateSweep`    ``initial_params``, ``sample_stats``,               ``gibbs``,
@@ -235,6 +242,42 @@ class Model(Protocol):
 
     def pymc_model(self, data, marginalized: bool = True):
         """The model declared once in PyMC, with the same variable names, dims and coords."""
+
+    # -- defaults in LatentModel ------------------------------------------------------------
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """The keys of ``param_dims``, in its order."""
+
+    def check_params(self, params: dict, name: str = "params") -> dict:
+        """``params`` validated (exactly the parameter names, shapes, support) as float arrays;
+        a TypeError/ValueError naming ``name`` (``"init"``, ``"start"``) otherwise."""
+
+    def derived_dims(self) -> dict[str, tuple[str, ...]]:
+        """Dims of the quantities :meth:`derived` returns (``{}``: none)."""
+
+    def derived(self, params: dict) -> dict[str, np.ndarray]:
+        """Functions of the parameters worth reporting beside them (identified combinations),
+        broadcast over batch dims; the comparison and calibration report them too."""
+
+    def latent_dims(self) -> dict[str, tuple[str, ...]]:
+        """Dims of the per-observation latent posteriors :meth:`latent_posterior` returns; the
+        first dim is the one the posterior is indexed by (``time``, ``observation``)."""
+
+    def latent_posterior(self, data, params: dict) -> dict[str, np.ndarray]:
+        """p(latent | data, params) per observation (responsibilities, smoothed state marginals),
+        shape ``batch + dims``; stored in the result's posterior group."""
+
+    def objective_scale(self, data) -> int:
+        """What a tolerance on EM's, VB's or ADVI's objective is "per": the number of
+        observations, or of time steps for an HMM."""
+
+    def objective_round_off(self, data) -> float:
+        """How far EM's and VB's objective may drop by float64 round-off of the parameters alone,
+        beyond the loop's relative allowance (0 for data near the origin)."""
+
+    def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
+        """The free variables of :meth:`pymc_model` at ``params`` (a start for ``pm.find_MAP``,
+        ADVI and NUTS)."""
 
 
 @runtime_checkable

@@ -325,7 +325,7 @@ class GaussianHMM(GaussianHMMParams, LatentModel):
             if self.S0 is None:
                 if count < 2:
                     raise ValueError("the data-driven S0 needs at least two observed rows; give S0 explicitly")
-                changes["S0"] = scale_from_covariance(scatter / count, self.n_states)
+                changes["S0"] = scale_from_covariance(scatter / count, self.n_states, mean)
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
         return GaussianHMM(**{**fields, **changes})
 

@@ -299,7 +299,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         mean, scatter = data.moments
         m0, nu0 = self._resolved_m0_nu0(mean)
         S0 = (np.asarray(self.S0, float) if self.S0 is not None
-              else scale_from_covariance(scatter / data.n_observations, self.n_components))
+              else scale_from_covariance(scatter / data.n_observations, self.n_components, mean))
         return {"weights": self._weights_prior(), NIW_KEY: self._niw(m0, nu0, S0)}
 
     def with_data_prior(self, data) -> "GaussianMixture":
@@ -322,7 +322,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         """:meth:`with_data_prior` from :meth:`data_prior_stats` (of all the data, combined)."""
         count, mean, scatter = stats["counts"][0], stats["means"][0], stats["scatters"][0]
         m0, nu0 = self._resolved_m0_nu0(mean)
-        S0 = np.asarray(self.S0, float) if self.S0 is not None else scale_from_covariance(scatter / count, self.n_components)
+        S0 = np.asarray(self.S0, float) if self.S0 is not None else scale_from_covariance(scatter / count, self.n_components, mean)
         niw = self._niw(m0, nu0, S0)
         return GaussianMixture(
             n_components=self.n_components, weights_prior=self.weights_prior, m0=niw.m[0], kappa0=self.kappa0,

@@ -18,7 +18,14 @@ from ..progress import progress_bar
 from ..registry import register
 from .ascent import ascend, best_of_restarts, restart_spread
 
-__all__ = ["run", "check_map_exists"]
+__all__ = ["run", "check_map_exists", "em_start", "jittered_start", "START_RESTARTS", "START_MAX_ITER"]
+
+#: the samplers' and VB's start (:func:`em_start`): this many short EM runs ...
+START_RESTARTS = 6
+#: ... of at most this many iterations each (a start needs the right mode, not the last digit)
+START_MAX_ITER = 100
+#: ... stopped when the log posterior rises by less than this per observation
+START_TOL = 1e-6
 
 
 def check_map_exists(model) -> None:
@@ -31,6 +38,78 @@ def check_map_exists(model) -> None:
                 f"the prior on {name!r} has a concentration below 1, so the posterior density is "
                 "unbounded at the boundary and the MAP does not exist; use mle=True or priors >= 1"
             )
+
+
+def _map_exists(model) -> bool:
+    try:
+        check_map_exists(model)
+    except ValueError:
+        return False
+    return True
+
+
+def em_start(model, data, rng, *, n_init: int = START_RESTARTS, max_iter: int = START_MAX_ITER) -> dict:
+    """A good starting point for Gibbs and VB: the best of ``n_init`` short MAP-EM runs.
+
+    The restarts alternate between the model's default ``initial_params`` strategy (k-means++
+    for the Gaussian models) and draws from the prior (``"prior"``, where the model offers it;
+    such starts lie in the prior's labelling when the priors are state-specific). The end point
+    with the highest log posterior, log p(x | theta) + log p(theta), is kept: with
+    state-specific priors that also picks the prior's labelling of the states. Where the MAP does
+    not exist (a Beta/Dirichlet concentration below 1), the runs maximise the likelihood and the
+    best likelihood wins. A run that fails (a collapsing component) is left out.
+
+    Parameters
+    ----------
+    model : a model with the :class:`~latentzoo.models.core.protocols.ConjugateEStep` hooks
+    data : the validated data
+    rng : numpy.random.Generator
+        Every restart gets a child generator, so the start is a function of ``rng``'s seed.
+    n_init, max_iter : int
+
+    Returns
+    -------
+    dict of str -> ndarray
+        The parameters where the best run stopped.
+    """
+    mle = not _map_exists(model)
+    strategies = [None]
+    try:
+        model.initial_params(data, np.random.default_rng(0), "prior")
+        strategies.append("prior")
+    except ValueError:  # no prior strategy, or a prior it cannot draw from (data-driven)
+        pass
+
+    def step(params):
+        stats, log_lik = model.expected_stats(data, params)
+        objective = log_lik if mle else log_lik + float(model.log_prior(params))
+        return apply_to_factors(model.conditional_posterior(stats, mle=mle), "mode"), objective
+
+    best, best_objective = None, -np.inf
+    scale = model.objective_scale(data)
+    round_off = float(model.objective_round_off(data))
+    for index, child in enumerate(rng.spawn(n_init)):
+        strategy = strategies[index % len(strategies)]
+        try:
+            params = model.initial_params(data, child) if strategy is None else model.initial_params(data, child, strategy)
+            run = ascend(params, step, tol=START_TOL, max_iter=max_iter, n_observations=scale, round_off=round_off,
+                         objective_name="log-posterior")
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            continue  # a collapsing component or a start at the boundary: the other restarts remain
+        if run.objective > best_objective:
+            best, best_objective = run.state, run.objective
+    if best is None:
+        return model.initial_params(data, rng)
+    return best
+
+
+def jittered_start(model, data, params: dict, rng) -> dict:
+    """One chain's start near ``params``: a draw from the conjugate posterior of the parameters
+    given the expected statistics at ``params`` (``conditional_posterior(expected_stats).sample``),
+    so the chains differ by about the posterior's own spread and stay in the mode (and labelling)
+    of ``params``."""
+    stats, _ = model.expected_stats(data, params)
+    return apply_to_factors(model.conditional_posterior(stats), "sample", rng)
 
 
 def resolve_init(model, data, init, rng, n_init: int):

@@ -4,6 +4,13 @@ Each sweep draws the latent variables given the parameters (``model.sample_stats
 complete-data sufficient statistics) and then every parameter block from its conjugate
 posterior given those statistics (``model.conditional_posterior(stats).sample``). Chains get
 independent child generators of the run's generator, so a seed fixes every chain.
+
+By default the chains start near the best of a few short MAP-EM runs (``em.em_start``: the
+model's default initial strategy and prior draws, the best log posterior kept), each chain from
+its own draw of the conditional posterior given the expected statistics there
+(``em.jittered_start``). Chains started at random (``init="random"``) can settle in a poor local
+mode, or in the mirror-image labelling of states that state-specific priors tell apart, and
+never leave it: Gibbs moves labels one sweep at a time.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...models.core.conjugate import apply_to_factors
-from ...models.core.protocols import ConjugateSweep
+from ...models.core.protocols import ConjugateEStep, ConjugateSweep
 from ..core import FitRecord, RawResult
 from ..diagnostics import check_mixing
 from ..options import check_bool, check_int
@@ -35,7 +42,8 @@ def run(
     draws: int = 1000,
     tune: int = 500,
     chains: int = 4,
-    init="random",
+    init=None,
+    n_init: int | None = None,
     progressbar: bool = True,
 ) -> RawResult:
     """Run ``chains`` Gibbs chains of ``tune`` burn-in and ``draws`` kept sweeps.
@@ -43,25 +51,39 @@ def run(
     Parameters
     ----------
     draws, tune, chains : int
-    init : str or dict
-        Starting parameters: a strategy name or a dict (the same for every chain).
+    init : str, dict or None
+        None (default): every chain starts from its own draw near the best of ``n_init`` short
+        MAP-EM runs (see the module doc). A strategy name (``"random"``, ``"prior"``, the
+        model's own such as ``"kmeans++"``): each chain from its own such draw, without EM. A
+        dict: that point for every chain.
+    n_init : int, optional
+        Number of short EM runs behind the default start (``em.START_RESTARTS``); only with
+        ``init=None``.
     progressbar : bool
 
     Returns
     -------
     RawResult with draws of shape (chains, draws, ...).
     """
-    from .em import resolve_init
+    from .em import START_RESTARTS, em_start, jittered_start, resolve_init
 
     draws = check_int(draws, "draws")
     tune = check_int(tune, "tune", minimum=0)
     chains = check_int(chains, "chains")
     progressbar = check_bool(progressbar, "progressbar")
-    start_at = resolve_init(model, data, init, rng, 1)
+    if n_init is not None and init is not None:
+        raise ValueError("n_init sets the EM runs of the default start; it does not apply with init given")
+    n_init = check_int(n_init, "n_init") if n_init is not None else START_RESTARTS
+    from_em = init is None and isinstance(model, ConjugateEStep)
+    start_at = None if from_em else resolve_init(model, data, init, rng, 1)
+    chain_rngs = rng.spawn(chains)
+    if from_em:
+        best = em_start(model, data, rng.spawn(1)[0], n_init=n_init)
+        start_at = lambda chain_rng: jittered_start(model, data, best, chain_rng)  # noqa: E731
     names = model.param_names
     samples = {name: [] for name in names}
     with progress_bar("Gibbs", chains * (tune + draws), progressbar) as progress:
-        for chain_rng in rng.spawn(chains):
+        for chain_rng in chain_rngs:
             params = start_at(chain_rng)
             kept = {name: [] for name in names}
             for sweep in range(tune + draws):
@@ -84,5 +106,6 @@ def run(
             "draws": draws,
             "tune": tune,
             "chains": chains,
+            "init": "em" if from_em else (init if isinstance(init, str) else "dict"),
         },
     )

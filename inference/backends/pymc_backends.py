@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from ...models.core.protocols import ConjugateSweep
+from ...models.core.protocols import ConjugateEStep, ConjugateSweep
 from ..core import ConvergenceWarning, FitRecord, RawResult
 from ..diagnostics import check_mixing
 from ..options import check_bool, check_choice, check_float, check_int, check_tolerance
@@ -303,9 +303,10 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
     scale = model.objective_scale(data)
     seeds = [_pymc_seed(rng) for _ in range(n_init)]
     starts = [start_point] * n_init
-    if start is None and n_init > 1:
+    if start is None and n_init > 1 and isinstance(model, ConjugateEStep):
         # restarts differing only in the seed share ADVI's deterministic initial mean and land in
-        # the same optimum; the later ones start from the model's own random initial points
+        # the same optimum; the later ones start from the model's own random initial points (a
+        # model without them restarts from PyMC's start with other seeds)
         from .em import resolve_init
 
         draw_start = resolve_init(model, data, None, rng, 1)

@@ -5,6 +5,12 @@ the factors' expected logarithms (``model.vb_expected_stats``) and then every fa
 conjugate posterior given the expected statistics (``model.conditional_posterior``, the same
 algebra EM and Gibbs use). The ELBO is recorded per iteration and never decreases. The final
 q(theta) is returned as data (the ``variational`` group), beside draws from it.
+
+By default the first restart starts from the best of a few short MAP-EM runs (``em.em_start``,
+the start the Gibbs sampler uses): q(theta) is the conjugate posterior given the expected
+statistics there. The other restarts start from random soft assignments
+(``model.initial_factors``); the highest ELBO wins. Random starts alone can all end in a poor
+local optimum, or in the mirror-image labelling of states that state-specific priors tell apart.
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ import dataclasses
 import numpy as np
 
 from ...models.core.conjugate import apply_to_factors
-from ...models.core.protocols import MeanField
+from ...models.core.protocols import ConjugateEStep, MeanField
 from ..core import FitRecord, RawResult
-from ..options import check_bool, check_int, check_tolerance
+from ..options import check_bool, check_choice, check_int, check_tolerance
 from ..progress import progress_bar
 from ..registry import register
 from .ascent import ascend, best_of_restarts, restart_spread
@@ -93,19 +99,26 @@ def run(
     tol: float = 1e-8,
     max_iter: int = 1000,
     draws: int = 1000,
+    init=None,
     progressbar: bool = True,
 ) -> RawResult:
-    """Run CAVI from ``n_init`` random soft assignments; keep the highest ELBO.
+    """Run CAVI from ``n_init`` starts (the EM start and random soft assignments); keep the
+    highest ELBO.
 
     Parameters
     ----------
     n_init : int
+        Number of CAVI runs: the first from the EM start (``init=None``), the others from random
+        soft assignments.
     tol : float >= 0
         Stop when the ELBO rises by less than ``tol`` per observation; 0 runs exactly
         ``max_iter`` iterations (reported as not converged).
     max_iter : int
     draws : int
         Number of draws taken from the final q(theta) for the posterior group.
+    init : {None, "random"}
+        None: the first run starts from the EM start (for models with EM's hooks);
+        ``"random"``: every run from random soft assignments.
     progressbar : bool
 
     Returns
@@ -118,14 +131,25 @@ def run(
     max_iter = check_int(max_iter, "max_iter")
     draws = check_int(draws, "draws")
     progressbar = check_bool(progressbar, "progressbar")
+    if init is not None:
+        check_choice(init, "init", ("random",))
     step = elbo_step(model, data)
+    first = None
+    if init is None and isinstance(model, ConjugateEStep):
+        from .em import em_start
+
+        # a child generator of its own: the start is a function of the seed alone
+        best = em_start(model, data, rng.spawn(1)[0])
+        first = model.conditional_posterior(model.expected_stats(data, best)[0])
+    restart = iter(range(n_init))
     n_observations = model.objective_scale(data)
     round_off = float(model.objective_round_off(data))
     with progress_bar("VB", n_init * max_iter, progressbar) as progress:
 
         def run_one(child_rng):
+            start = first if next(restart) == 0 and first is not None else model.initial_factors(data, child_rng)
             run = ascend(
-                model.initial_factors(data, child_rng),
+                start,
                 step,
                 tol=tol,
                 max_iter=max_iter,
@@ -159,5 +183,6 @@ def run(
             "n_init": n_init,
             "tol": tol,
             "max_iter": max_iter,
+            "init": "em" if first is not None else "random",
         },
     )

@@ -28,8 +28,9 @@ import traceback
 # before anything imports PyTensor
 from .calibrate import add_calibrate_parser
 
-# importable from here as before the split (examples/ reads the demo's options from this module)
-from .demo import DEMO_BACKENDS, DEMO_OPTIONS, DEMO_SKIPS, QUICK_OPTIONS, QUICK_REFERENCE_OPTIONS, cmd_demo  # noqa: F401
+# importable from here as before the split (examples/ reads the demo's options from this module;
+# tests patch the demo module as ``main.demo``)
+from .demo import DEMO_BACKENDS, DEMO_OPTIONS, QUICK_OPTIONS, QUICK_REFERENCE_OPTIONS, cmd_demo  # noqa: F401
 from .input import (
     DATA_SUFFIXES,  # noqa: F401
     UsageError,
@@ -291,27 +292,27 @@ def build_parser() -> argparse.ArgumentParser:
                            help="run the long NUTS reference again instead of reusing a cached one")
     comparing.set_defaults(handler=cmd_compare)
 
-    demo = commands.add_parser(
+    demo_parser = commands.add_parser(
         "demo", parents=[common], help="every model on its seed data with EM, VI and MCMC; HTML reports",
         description="Run every model on its default data with EM, VB, ADVI, Gibbs, NUTS and the exact "
         "posterior (where they apply; --all-backends for every one) and write one report per model plus "
         "an index.html.",
         formatter_class=formatter,
     )
-    demo.add_argument("--out", default="latentzoo-report", metavar="DIR",
+    demo_parser.add_argument("--out", default="latentzoo-report", metavar="DIR",
                       help="output directory (default latentzoo-report)")
-    demo.add_argument("--overwrite", action="store_true",
+    demo_parser.add_argument("--overwrite", action="store_true",
                       help="replace the reports of an earlier demo in --out")
-    demo.add_argument("--quick", action="store_true", help="fewer draws: faster, rougher numbers")
-    demo.add_argument("--all-backends", action="store_true",
+    demo_parser.add_argument("--quick", action="store_true", help="fewer draws: faster, rougher numbers")
+    demo_parser.add_argument("--all-backends", action="store_true",
                       help="every applicable back-end (adds fullrank_advi, map and pymc_gibbs; several minutes "
                       "more); by default em, vb, advi, gibbs, nuts and exact")
-    demo.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-    demo.add_argument("--jobs", type=int, default=None, metavar="N",
+    demo_parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    demo_parser.add_argument("--jobs", type=int, default=None, metavar="N",
                       help="models run in N worker processes at once (default: 2, or 1 on a one-core machine)")
-    demo.add_argument("--no-cache", action="store_true",
+    demo_parser.add_argument("--no-cache", action="store_true",
                       help="run the long NUTS references again instead of reusing cached ones")
-    demo.set_defaults(handler=cmd_demo)
+    demo_parser.set_defaults(handler=cmd_demo)
     add_calibrate_parser(commands, common, formatter)
     return parser
 

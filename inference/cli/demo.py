@@ -7,6 +7,7 @@ back-end's progress to the parent through a queue.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -17,9 +18,8 @@ from .input import UsageError, comparison_options
 from .output import StatusLines, make_console, print_comparison
 from .run import configure_environment, quiet_pymc, run_comparison
 
-__all__ = ["CALIBRATION_DIR", "DEMO_BACKENDS", "DEMO_OPTIONS", "DEMO_SKIPS", "QUICK_OPTIONS", "QUICK_REFERENCE_OPTIONS",
-           "calibration_links", "cmd_demo",
-           "render_demo_index"]
+__all__ = ["CALIBRATION_DIR", "DEMO_BACKENDS", "DEMO_OPTIONS", "QUICK_OPTIONS", "QUICK_REFERENCE_OPTIONS",
+           "calibration_links", "cmd_demo", "demo_order", "render_demo_index"]
 
 #: ``demo --quick``: fewer draws everywhere (rough numbers, same pictures)
 QUICK_OPTIONS = {
@@ -48,23 +48,6 @@ DEMO_OPTIONS = {
 #: sampler here) join only with ``demo --all-backends`` or in ``compare``.
 DEMO_BACKENDS = ("em", "vb", "advi", "gibbs", "nuts", "exact")
 
-#: back-ends ``demo --all-backends`` leaves out, with the reason it prints: PyMC's explicit-assignment Gibbs
-#: evaluates the whole model for every point's proposal, O(N^2) per sweep (minutes for the
-#: 300 blob points); ``latentzoo compare gmm --backends pymc_gibbs`` still runs it
-DEMO_SKIPS = {
-    "gmm": {"pymc_gibbs": "explicit assignments cost O(N^2) per sweep in PyMC; "
-                          "run `latentzoo compare gmm --backends pymc_gibbs` to see it"},
-    # the exact posterior sums over every state path: 2^100 of them for the Nile's 100 years
-    # the digits' 1797 images: the assignments have no tractable grouping, and PyMC's explicit
-    # labels cost O(N^2) per sweep as for the GMM
-    "bernoulli-mixture": {"exact": "the exact posterior would enumerate 10^1797 assignments of the 1797 digits; "
-                                   "the long NUTS run is the reference instead",
-                          "pymc_gibbs": "explicit assignments cost O(N^2) per sweep in PyMC; "
-                                        "run `latentzoo compare bernoulli-mixture --backends pymc_gibbs` to see it"},
-    "gaussian-hmm": {"exact": "the exact posterior would enumerate 2^100 state paths of the Nile's 100 years; "
-                              "the long NUTS run is the reference instead"},
-}
-
 #: ``demo --quick``: a shorter long-NUTS reference for models without an exact posterior
 QUICK_REFERENCE_OPTIONS = {"draws": 1000, "tune": 1000, "chains": 2}
 
@@ -85,7 +68,10 @@ class _DemoOutcome:
 def _demo_plan(name: str, quick: bool, all_backends: bool, chains_in_parallel: bool = True):
     """(model, data, back-end names, reference, options, notes) of one model in the demo.
 
-    ``chains_in_parallel=False`` runs PyMC's chains one after the other (``cores=1``): when the
+    The model declares its part (:class:`~latentzoo.models.core.protocols.Demo`): its data
+    (``default_data``), and in ``demo_plan`` the back-ends the demo leaves out, with the reason
+    printed in the notes (even with ``--all-backends``), and options that replace the demo's
+    defaults. ``chains_in_parallel=False`` runs PyMC's chains one after the other (``cores=1``): when the
     models already run in parallel worker processes, a process per chain only adds start-up
     time (PyMC's chain processes each import PyMC and load the compiled model: seconds).
     """
@@ -93,8 +79,11 @@ def _demo_plan(name: str, quick: bool, all_backends: bool, chains_in_parallel: b
 
     model = MODELS[name]()
     data = model.default_data()
+    plan = model.demo_plan()
     defaults = QUICK_OPTIONS if quick else DEMO_OPTIONS
-    skips = DEMO_SKIPS.get(name, {})
+    defaults = {backend: {**defaults.get(backend, {}), **plan.options.get(backend, {})}
+                for backend in {*defaults, *plan.options}}
+    skips = dict(plan.skips)
     # "auto" takes the exact posterior as the reference where the model has one; where the demo
     # leaves it out, the long NUTS run stands in
     reference = REFERENCE_NUTS if "exact" in skips else "auto"
@@ -157,13 +146,21 @@ def _demo_worker(name: str, args, out: Path, width: int | None, terminal: bool) 
     return _demo_one(name, args, out, callback, width, terminal, chains_in_parallel=False)
 
 
-#: the demo's models, costliest first, so that two workers finish at about the same time
-#: (measured warm with two workers: gmm 52 s, dice-hmm 48 s, niw-gaussian 22 s, three-coins 14 s)
-_DEMO_ORDER = ("gmm", "dice-hmm", "niw-gaussian", "three-coins")
+def demo_order(models: dict) -> list[str]:
+    """The demo's model names (``models``: name -> model), costliest first by each model's
+    ``demo_plan().cost_seconds``, so that two workers finish at about the same time; models
+    whose cost is not measured go first (their cost is unknown), in the given order."""
+    def key(name):
+        cost = models[name].demo_plan().cost_seconds
+        return -math.inf if cost is None else -float(cost)
+
+    return sorted(models, key=key)
 
 
-def _run_demo_parallel(names: list[str], args, out: Path, jobs: int) -> dict[str, _DemoOutcome]:
-    """One worker process per model, ``jobs`` at a time, with a live line per back-end.
+
+def _run_demo_parallel(ordered: list[str], args, out: Path, jobs: int) -> dict[str, _DemoOutcome]:
+    """One worker process per model (``ordered``: costliest first, :func:`demo_order`), ``jobs``
+    at a time, with a live line per back-end.
 
     Why processes: most of a model's time is PyTensor rewriting and compiling its graphs, which
     is single-threaded and holds the GIL, so two models in two processes use both cores.
@@ -176,7 +173,6 @@ def _run_demo_parallel(names: list[str], args, out: Path, jobs: int) -> dict[str
     # spawn, not fork: the parent may already hold PyTensor/BLAS state that forked children inherit badly
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    ordered = sorted(names, key=lambda name: _DEMO_ORDER.index(name) if name in _DEMO_ORDER else -1)
     outcomes = {}
     with StatusLines(make_console(stderr=True)) as status, ProcessPoolExecutor(
         max_workers=jobs, mp_context=context, initializer=_demo_worker_init, initargs=(events,)
@@ -279,12 +275,13 @@ def _check_out(out: Path, names: list[str], args) -> None:
 def cmd_demo(args) -> int:
     """``latentzoo demo``: compare every model that ships default data and write the reports."""
     from latentzoo.models import MODELS
-    from latentzoo.models.core.protocols import ExampleData
+    from latentzoo.models.core.protocols import Demo
 
     out = Path(args.out)
     console = make_console()
     # a general-purpose model (CategoricalHMM) has no seed data set of its own
-    names = [name for name, cls in MODELS.items() if isinstance(cls(), ExampleData)]
+    models = {name: model for name, model in ((name, cls()) for name, cls in MODELS.items()) if isinstance(model, Demo)}
+    names = list(models)
     jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError(f"--jobs must be a positive integer, got {jobs}")
@@ -300,7 +297,7 @@ def cmd_demo(args) -> int:
             sys.stdout.write(outcome.printed)
             outcomes[name] = outcome
     else:
-        outcomes = _run_demo_parallel(names, args, out, jobs)
+        outcomes = _run_demo_parallel(demo_order(models), args, out, jobs)
     index = out / "index.html"
     page = render_demo_index({name: outcomes[name] for name in names}, args.all_backends, args.quick, template,
                              calibration_links(out, names))

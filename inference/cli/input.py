@@ -121,15 +121,12 @@ def load_data(text: str | None, model):
 
 
 def _takes_feature_rows(model) -> bool:
-    """Whether the model's observations are rows of named features (a table's columns are
-    features, a one-column table stays 2-D) rather than flips or sequences of symbols (a column
-    is the sequence)."""
-    from latentzoo.models.gaussian.data import GaussianObservations
-    from latentzoo.models.hmm.gaussian import GaussianHMM
-    from latentzoo.models.mixture.bernoulli import BernoulliMixture
+    """Whether the model declares its observations to be rows of named features (a table's
+    columns are features, a one-column table stays 2-D) rather than flips or sequences of symbols
+    (a column is the sequence); see :class:`~latentzoo.models.core.protocols.DataFileFormat`."""
+    from latentzoo.models.core.protocols import FEATURE_ROWS, DataFileFormat
 
-    # a GaussianHMM's file is one sequence of feature rows; a BernoulliMixture's rows are binary features
-    return isinstance(model, GaussianObservations | GaussianHMM | BernoulliMixture)
+    return isinstance(model, DataFileFormat) and model.data_file_format == FEATURE_ROWS
 
 
 def read_data_file(path: Path, feature_rows: bool = False):
@@ -141,7 +138,8 @@ def read_data_file(path: Path, feature_rows: bool = False):
         ``.npy`` (read without pickles) or a text file: UTF-8, comma-, semicolon- or
         whitespace-separated (tabs included), ``#`` comments and blank lines skipped.
     feature_rows : bool
-        True for models of rows of features (GaussianMixture, NIWGaussian): a table with a header
+        True for models of rows of features (``data_file_format == "feature_rows"``: the
+        Gaussian models): a table with a header
         becomes a pandas DataFrame (its columns name the features) and a one-column table stays
         2-D; False: a NumPy array, one column flattened to 1-D.
 

@@ -27,6 +27,7 @@ from scipy import special
 from ..core.base import LatentModel, check_param_keys, check_prior_pair, check_probability, check_rng
 from ..core.conjugate import Beta
 from ..core.conjugate_mixture import ConjugateMixture
+from ..core.protocols import DemoPlan
 from ..core.stats_combine import sum_stats
 from .data import CoinData, check_coin_data
 
@@ -103,6 +104,9 @@ class ThreeCoins(LatentModel):
         data = self.check_data(data)
         dims = ("trial",) if data.flips.ndim == 1 else ("trial", "flip")
         return {"flips": (data.flips, dims)}
+
+    def demo_plan(self) -> DemoPlan:
+        return DemoPlan(cost_seconds=14.0)
 
     def default_data(self) -> CoinData:
         return self.check_data(SEED_FLIPS)

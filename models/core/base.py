@@ -13,6 +13,8 @@ import numbers
 
 import numpy as np
 
+from .protocols import VALUES, DemoPlan
+
 __all__ = ["DegenerateComponentError", "LatentModel", "check_rng", "numeric_array", "check_positive", "check_spd", "as_tuple"]
 
 
@@ -34,6 +36,8 @@ class LatentModel:
     observation_dim: str = "observation"
     label_dim: str | None = None
     paired_label_dims: dict[str, str] | None = None
+    #: how the command line reads a data file (:class:`~latentzoo.models.core.protocols.DataFileFormat`)
+    data_file_format: str = VALUES
 
     # -- parameters ---------------------------------------------------------------------
     @property
@@ -77,6 +81,23 @@ class LatentModel:
 
     def coords(self, data) -> dict[str, list]:
         return {}
+
+    def demo_plan(self) -> DemoPlan:
+        """How ``latentzoo demo`` runs the model (:class:`~latentzoo.models.core.protocols.Demo`):
+        every back-end, the demo's default options, cost not measured."""
+        return DemoPlan()
+
+    def check_params(self, params: dict, name: str = "params") -> dict[str, np.ndarray]:
+        """Exactly the parameter names, each a finite float array (models check shapes and
+        support in their own override)."""
+        check_param_keys(params, self.param_names, name)
+        checked = {}
+        for key in self.param_names:
+            value = numeric_array(params[key], f"{name}[{key!r}]", "an array of numbers")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{name}[{key!r}] must be finite, got {params[key]!r}")
+            checked[key] = value
+        return checked
 
     def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
         """The free variables of :meth:`pymc_model` at ``params`` (a start for ``pm.find_MAP`` or

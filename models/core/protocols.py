@@ -1,7 +1,9 @@
 """What a model must provide for each back-end: one ``typing.Protocol`` per capability.
 
 A latentzoo model is a frozen dataclass of structure and hyperparameters; it holds no data and no
-fitted state. Back-ends talk to it only through the methods of these protocols, and the registry
+fitted state. Back-ends, the comparison and the command line talk to it only through the methods of
+these protocols (``tests/test_protocols.py`` checks that every ``model.<method>`` that
+``latentzoo.inference`` calls is declared here), and the registry
 (``latentzoo.inference.registry``) offers a back-end for a model exactly when the model satisfies
 every protocol the back-end ``requires``. The protocols are runtime-checkable: ``isinstance(model,
 MeanField)`` says whether ``vb`` applies. Inherit :class:`~latentzoo.models.core.base.LatentModel` for
@@ -13,7 +15,12 @@ protocol                   methods                                             b
 :class:`Model`             ``check_data``, ``param_dims``, ``coords``,         every one; ``nuts``,
                            ``observed_data``, ``n_observations``,              ``advi``,
                            ``log_likelihood``, ``log_prior``, ``prior``,       ``fullrank_advi``,
-                           ``simulate``, ``pymc_model``                        ``map`` need no more
+                           ``simulate``, ``pymc_model``; with defaults in      ``map`` need no more
+                           ``LatentModel``: ``param_names``,
+                           ``check_params``, ``derived``, ``derived_dims``,
+                           ``latent_posterior``, ``latent_dims``,
+                           ``objective_scale``, ``objective_round_off``,
+                           ``pymc_initial_point``
 :class:`ConjugateEStep`    ``initial_params``, ``expected_stats``,             ``em``
                            ``conditional_posterior``
 :class:`ConjugateSweep`    ``initial_params``, ``sample_stats``,               ``gibbs``,
@@ -27,6 +34,9 @@ protocol                   methods                                             b
                                                                                once, first
 :class:`IdentificationRule` ``relabel_draws``                                  the comparison
 :class:`ExampleData`       ``default_data``                                    CLI and demo
+:class:`Demo`              ``default_data``, ``demo_plan``                     ``latentzoo demo``
+:class:`DataFileFormat`    ``data_file_format``                                ``--data FILE`` of
+                                                                               the CLI
 :class:`Pictured`          ``picture``                                         the report
 :class:`ChunkedStats`      ``combine_stats``                                   ``em``, ``vb``,
                                                                                ``gibbs`` on chunked
@@ -150,6 +160,8 @@ and compares every back-end with the closed-form Beta(5, 3) posterior.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -164,6 +176,11 @@ __all__ = [
     "DataDrivenPrior",
     "IdentificationRule",
     "ExampleData",
+    "Demo",
+    "DemoPlan",
+    "DataFileFormat",
+    "FEATURE_ROWS",
+    "VALUES",
     "Pictured",
     "ChunkedStats",
     "ChunkValidation",
@@ -226,6 +243,42 @@ class Model(Protocol):
 
     def pymc_model(self, data, marginalized: bool = True):
         """The model declared once in PyMC, with the same variable names, dims and coords."""
+
+    # -- defaults in LatentModel ------------------------------------------------------------
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """The keys of ``param_dims``, in its order."""
+
+    def check_params(self, params: dict, name: str = "params") -> dict:
+        """``params`` validated (exactly the parameter names, shapes, support) as float arrays;
+        a TypeError/ValueError naming ``name`` (``"init"``, ``"start"``) otherwise."""
+
+    def derived_dims(self) -> dict[str, tuple[str, ...]]:
+        """Dims of the quantities :meth:`derived` returns (``{}``: none)."""
+
+    def derived(self, params: dict) -> dict[str, np.ndarray]:
+        """Functions of the parameters worth reporting beside them (identified combinations),
+        broadcast over batch dims; the comparison and calibration report them too."""
+
+    def latent_dims(self) -> dict[str, tuple[str, ...]]:
+        """Dims of the per-observation latent posteriors :meth:`latent_posterior` returns; the
+        first dim is the one the posterior is indexed by (``time``, ``observation``)."""
+
+    def latent_posterior(self, data, params: dict) -> dict[str, np.ndarray]:
+        """p(latent | data, params) per observation (responsibilities, smoothed state marginals),
+        shape ``batch + dims``; stored in the result's posterior group."""
+
+    def objective_scale(self, data) -> int:
+        """What a tolerance on EM's, VB's or ADVI's objective is "per": the number of
+        observations, or of time steps for an HMM."""
+
+    def objective_round_off(self, data) -> float:
+        """How far EM's and VB's objective may drop by float64 round-off of the parameters alone,
+        beyond the loop's relative allowance (0 for data near the origin)."""
+
+    def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
+        """The free variables of :meth:`pymc_model` at ``params`` (a start for ``pm.find_MAP``,
+        ADVI and NUTS)."""
 
 
 @runtime_checkable
@@ -308,6 +361,62 @@ class ExampleData(Protocol):
 
     def default_data(self):
         """The example data, in the form ``check_data`` accepts."""
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """How ``latentzoo demo`` runs a model on its example data (the demo's own choices; ``compare``
+    ignores them).
+
+    Attributes
+    ----------
+    skips : mapping of str -> str
+        Back-end name -> why the demo leaves it out (printed in the demo). Leaving out ``exact``
+        makes the long NUTS run the reference.
+    options : mapping of str -> mapping
+        Back-end name -> options that replace the demo's defaults for this model.
+    cost_seconds : float or None
+        The model's measured demo time (warm cache, two workers); the demo starts the costliest
+        first, so that parallel workers finish together. None (not measured) starts it first.
+    """
+
+    skips: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    cost_seconds: float | None = None
+
+
+@runtime_checkable
+class Demo(Protocol):
+    """A model that ``latentzoo demo`` runs: its example data and how the demo treats it
+    (:class:`~latentzoo.models.core.base.LatentModel` supplies an empty plan)."""
+
+    def default_data(self):
+        """The example data, in the form ``check_data`` accepts."""
+
+    def demo_plan(self) -> DemoPlan:
+        """Back-ends the demo leaves out (and why), per-back-end options, the measured cost."""
+
+
+#: ``data_file_format`` values: a table whose columns are features (a header row names them, a
+#: one-column table stays 2-D, one row per observation or time step)
+FEATURE_ROWS = "feature_rows"
+#: flips or symbols: a table's one column is flattened to 1-D, ragged rows (sequences of
+#: different lengths, missing steps) and a one-line file of digits reach ``check_data`` as text
+VALUES = "values"
+
+
+@runtime_checkable
+class DataFileFormat(Protocol):
+    """How the command line turns a data file (``--data FILE``) into what ``check_data`` takes
+    (:class:`~latentzoo.models.core.base.LatentModel` defaults to :data:`VALUES`).
+
+    Attributes
+    ----------
+    data_file_format : {"feature_rows", "values"}
+        :data:`FEATURE_ROWS` or :data:`VALUES`.
+    """
+
+    data_file_format: str
 
 
 @runtime_checkable
@@ -476,8 +585,9 @@ class TableEmissions(Protocol):
 
 
 def capability_names(model) -> list[str]:
-    """Names of the protocols ``model`` satisfies, in the order of this module's table."""
+    """Names of the protocols ``model`` satisfies, in the order of this module's table
+    (:class:`DataFileFormat` is left out: every model has a file format, by default)."""
     protocols = (Model, ConjugateEStep, ConjugateSweep, HardAssignments, MeanField, ExactlySolvable,
-                 DataDrivenPrior, IdentificationRule, ExampleData, Pictured, ChunkedStats, ChunkValidation,
-                 ChunkedDataPrior, SelectableSize)
+                 DataDrivenPrior, IdentificationRule, ExampleData, Demo, Pictured, ChunkedStats,
+                 ChunkValidation, ChunkedDataPrior, SelectableSize)
     return [protocol.__name__ for protocol in protocols if isinstance(model, protocol)]

@@ -165,7 +165,7 @@ class Gaussian:
 
     def data_prior_from_stats(self, stats: dict, n_components: int) -> dict:
         count, mean, scatter = stats["counts"][0], stats["means"][0], stats["scatters"][0]
-        return self._data_prior(count, mean, lambda: scale_from_covariance(scatter / count, n_components))
+        return self._data_prior(count, mean, lambda: scale_from_covariance(scatter / count, n_components, mean))
 
     def _data_prior(self, count, mean, scale) -> dict:
         changes = {"m0": self.m0 if self.m0 is not None else mean}

@@ -18,6 +18,8 @@ from functools import cached_property
 import numpy as np
 from numba import njit
 
+from ..core.protocols import FEATURE_ROWS
+
 __all__ = ["GaussianData", "GaussianChunk", "GaussianObservations"]
 
 
@@ -313,6 +315,9 @@ class GaussianObservations:
     feature)); the model provides ``check_data``. Shared by
     :class:`~latentzoo.models.gaussian.niw.NIWGaussian` and
     :class:`~latentzoo.models.mixture.gaussian.GaussianMixture`."""
+
+    #: a data file's columns are the features (see ``protocols.DataFileFormat``)
+    data_file_format = FEATURE_ROWS
 
     def n_observations(self, data) -> int:
         return self.check_data(data).n_observations

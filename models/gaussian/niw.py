@@ -41,6 +41,7 @@ from scipy.special import multigammaln
 from ..core.base import LatentModel, check_param_keys, check_rng
 from ..core.conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, gaussian_stats
 from ..core.conjugate_mixture import ConjugateMixture
+from ..core.protocols import DemoPlan
 from .data import GaussianData, GaussianObservations
 from .niw_hyperparameters import NIWHyperparameters, _check_spd, _check_vector
 
@@ -95,6 +96,9 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
     # -- structure ----------------------------------------------------------------------
     def param_dims(self) -> dict[str, tuple[str, ...]]:
         return {"mu": ("feature",), "Sigma": ("feature", "feature_bis")}
+
+    def demo_plan(self) -> DemoPlan:
+        return DemoPlan(cost_seconds=22.0)
 
     def default_data(self) -> np.ndarray:
         """Old Faithful (272 eruptions: duration and waiting time, minutes), as a read-only

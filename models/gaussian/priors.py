@@ -96,21 +96,33 @@ def data_driven_scale(x: np.ndarray, n_components: int) -> np.ndarray:
         When that matrix is singular (a constant feature, too few distinct points, points on a
         hyperplane): S0 then has to be given.
     """
-    centred = x - x.mean(0)
-    return scale_from_covariance(centred.T @ centred / x.shape[0], n_components)
+    mean = x.mean(0)
+    centred = x - mean
+    return scale_from_covariance(centred.T @ centred / x.shape[0], n_components, mean)
 
 
-def scale_from_covariance(cov: np.ndarray, n_components: int) -> np.ndarray:
+def scale_from_covariance(cov: np.ndarray, n_components: int, mean: np.ndarray | None = None) -> np.ndarray:
     """:func:`data_driven_scale` from the data's (maximum-likelihood) covariance ``cov`` of shape
     (D, D): for validated data, whose scatter matrix is computed once, and for data seen only
-    through their statistics (chunked data)."""
+    through their statistics (chunked data).
+
+    ``mean`` (D,), the data's mean, sets what counts as no spread: a variance below the round-off
+    of numbers of that size (identical points leave a scatter of about 1e-33, which Cholesky
+    accepts, and the fit then fails on a covariance that is not positive definite)."""
     dim = cov.shape[0]
     S0 = cov / n_components ** (2.0 / dim)
-    try:
-        np.linalg.cholesky(S0)
-    except np.linalg.LinAlgError:
+    size = max(1.0, float(np.max(np.abs(mean)))) if mean is not None and np.size(mean) else 1.0
+    floor = (1e3 * np.finfo(float).eps * size) ** 2  # variance that round-off of the data alone can make
+    eigenvalues = np.linalg.eigvalsh(0.5 * (cov + cov.T)) if np.all(np.isfinite(cov)) else np.array([np.nan])
+    if not np.all(eigenvalues > floor):
+        if np.all(~(eigenvalues > floor)):
+            what = "the data have no spread (every point is the same, up to round-off)"
+        else:
+            what = (f"the data have no spread in some direction (a constant feature, fewer distinct points than "
+                    f"D + 1 = {dim + 1}, or points on a hyperplane)")
         raise ValueError(
-            "the data-driven S0 = cov(data) / K^(2/D) is singular (a constant feature, or fewer distinct "
-            f"points than D = {dim} + 1, or points on a hyperplane); give S0 explicitly"
-        ) from None
+            f"{what}, so the data-driven prior is degenerate: its scale S0 = cov(data) / K^(2/D) is not positive "
+            f"definite. Pass an explicit prior scale S0, a ({dim}, {dim}) positive-definite matrix of the spread you "
+            f"expect within a component (e.g. S0=np.eye({dim})), or fit data that vary"
+        )
     return S0

@@ -53,6 +53,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..core.protocols import DemoPlan
 from ..core.sizes import check_parameter_size
 from ..families.categorical import Categorical
 from . import data, kernels  # noqa: F401 (reached through this module by older code)
@@ -249,6 +250,9 @@ class DiceHMM(_Categorical):
             "trans_mat": np.full((K, K), 1.0 / K),
             "emission_probs": mask / mask.sum(axis=1, keepdims=True),
         }
+
+    def demo_plan(self) -> DemoPlan:
+        return DemoPlan(cost_seconds=48.0)
 
     def default_data(self) -> HMMData:
         """The seed's rolls ``1 6 3 5 2 7 3 5 2 4``."""

@@ -41,6 +41,7 @@ from functools import cached_property
 import numpy as np
 
 from ..core.base import as_tuple, check_positive, check_spd, numeric_array
+from ..core.protocols import FEATURE_ROWS, DemoPlan
 from ..core.sizes import check_parameter_size
 from ..families.gaussian import Gaussian
 from .data import _freeze_prior
@@ -115,6 +116,7 @@ class GaussianHMM(DataDrivenEmissions, HiddenMarkovModel):
     reg_covar: float = REG_COVAR
 
     name = "gaussian-hmm"
+    data_file_format = FEATURE_ROWS  # a file is one sequence of feature rows
 
     def __post_init__(self):
         self._check_sizes(n_states=(self.n_states, 2), n_features=(self.n_features, 1))
@@ -180,6 +182,11 @@ class GaussianHMM(DataDrivenEmissions, HiddenMarkovModel):
     def family(self) -> Gaussian:
         return Gaussian(self.n_features, m0=self.m0, kappa0=self.kappa0, nu0=self.nu0, S0=self.S0, covs=self.covs,
                         reg_covar=self.reg_covar, owner="GaussianHMM")
+
+    def demo_plan(self) -> DemoPlan:
+        # the exact posterior sums over every state path: 2^100 of them for the Nile's 100 years
+        return DemoPlan(skips={"exact": "the exact posterior would enumerate 2^100 state paths of the Nile's "
+                                        "100 years; the long NUTS run is the reference instead"})
 
     def default_data(self) -> np.ndarray:
         """The annual flow of the Nile at Aswan, 1871-1970 (10^8 m^3), as a (100, 1) array

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.base import check_prior_pair
+from ..core.protocols import FEATURE_ROWS, DemoPlan
 from ..families.bernoulli import BernoulliFamily
 from .finite import FiniteMixture
 
@@ -58,6 +59,16 @@ class BernoulliMixture(FiniteMixture):
     probs_prior: tuple[float, float] = (1.0, 1.0)
 
     name = "bernoulli-mixture"
+    data_file_format = FEATURE_ROWS  # a file's rows are images, its columns pixels
+
+    def demo_plan(self) -> DemoPlan:
+        # the digits' 1797 images: the assignments have no tractable grouping, and PyMC's
+        # explicit labels cost O(N^2) per sweep, as for the GMM
+        return DemoPlan(skips={
+            "exact": "the exact posterior would enumerate 10^1797 assignments of the 1797 digits; "
+                     "the long NUTS run is the reference instead",
+            "pymc_gibbs": "explicit assignments cost O(N^2) per sweep in PyMC; "
+                          "run `latentzoo compare bernoulli-mixture --backends pymc_gibbs` to see it"})
 
     def __post_init__(self):
         object.__setattr__(self, "probs_prior", check_prior_pair(self.probs_prior, "probs_prior"))

@@ -67,6 +67,7 @@ from ..core.base import (
     numeric_array,
 )
 from ..core.conjugate import NormalInverseWishart
+from ..core.protocols import DemoPlan
 from ..core.sizes import check_count, check_parameter_size
 from ..core.stats_combine import combine_centred
 from ..gaussian.data import GaussianChunk, GaussianData, GaussianObservations
@@ -191,6 +192,12 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
     def coords(self, data) -> dict[str, list]:
         return {**GaussianObservations.coords(self, data), "component": np.arange(self.n_components)}
 
+    def demo_plan(self) -> DemoPlan:
+        # PyMC's explicit-assignment Gibbs evaluates the whole model for every point's proposal
+        return DemoPlan(skips={"pymc_gibbs": "explicit assignments cost O(N^2) per sweep in PyMC; "
+                                             "run `latentzoo compare gmm --backends pymc_gibbs` to see it"},
+                        cost_seconds=52.0)
+
     def default_data(self) -> np.ndarray:
         """The seed's example: three well-separated 2-D blobs of unit spread, 100 points each, centred
         at (-6, -2), (0, 6) and (6, -2) (``datasets.blobs`` with a fixed seed), as a read-only
@@ -292,7 +299,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         mean, scatter = data.moments
         m0, nu0 = self._resolved_m0_nu0(mean)
         S0 = (np.asarray(self.S0, float) if self.S0 is not None
-              else scale_from_covariance(scatter / data.n_observations, self.n_components))
+              else scale_from_covariance(scatter / data.n_observations, self.n_components, mean))
         return {"weights": self._weights_prior(), NIW_KEY: self._niw(m0, nu0, S0)}
 
     def with_data_prior(self, data) -> "GaussianMixture":
@@ -315,7 +322,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         """:meth:`with_data_prior` from :meth:`data_prior_stats` (of all the data, combined)."""
         count, mean, scatter = stats["counts"][0], stats["means"][0], stats["scatters"][0]
         m0, nu0 = self._resolved_m0_nu0(mean)
-        S0 = np.asarray(self.S0, float) if self.S0 is not None else scale_from_covariance(scatter / count, self.n_components)
+        S0 = np.asarray(self.S0, float) if self.S0 is not None else scale_from_covariance(scatter / count, self.n_components, mean)
         niw = self._niw(m0, nu0, S0)
         return GaussianMixture(
             n_components=self.n_components, weights_prior=self.weights_prior, m0=niw.m[0], kappa0=self.kappa0,

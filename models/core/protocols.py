@@ -187,6 +187,7 @@ __all__ = [
     "ChunkedDataPrior",
     "SelectableSize",
     "ComponentFamily",
+    "SequenceEmissions",
     "TableEmissions",
     "capability_names",
 ]
@@ -483,38 +484,50 @@ class SelectableSize(Protocol):
 class ComponentFamily(Protocol):
     """One kind of component with its conjugate prior: what a finite mixture's components and an
     HMM's state emissions are made of (Gaussian with a Normal-Inverse-Wishart prior, Categorical
-    with a Dirichlet, Poisson with a Gamma, Bernoulli with a Beta per feature).
+    with a Dirichlet, Poisson with a Gamma, Bernoulli with a Beta per feature;
+    :mod:`latentzoo.models.families`).
 
     A family is a frozen dataclass of its hyperparameters; the model that uses it supplies the
     number of components ``K`` and the label dim (``"component"`` or ``"state"``). The same
-    object serves a mixture (weights ``w_k``, responsibilities from ``log_density``) and an HMM
-    (the forward-backward pass reads ``log_density`` as its (T, K) emission matrix), and every
-    back-end comes with it:
+    object serves a mixture (:class:`~latentzoo.models.mixture.finite.FiniteMixture`: weights
+    ``w_k``, responsibilities from ``log_density``) and an HMM
+    (:class:`~latentzoo.models.hmm.model.HiddenMarkovModel`: the forward-backward pass reads
+    ``log_density`` as its (T, K) emission matrix, and also needs :class:`SequenceEmissions`),
+    and every back-end comes with it:
 
-    * ``em``: ``posterior(stats(x, responsibilities), prior(K)).mode()``;
-    * ``gibbs``: ``posterior(stats(x, one_hot(labels)), prior(K)).sample(rng)``;
+    * ``em``: ``posterior(stats(x, responsibilities), K, mle)``, then each factor's ``mode()``;
+    * ``gibbs``: ``posterior(label_stats(x, labels, K), K)``, then each factor's ``sample(rng)``;
     * ``vb``: ``expected_log_density(x, factors)`` for q(z), ``posterior`` for q(theta), and the
       factors' ``kl`` from the prior for the ELBO;
+    * ``exact``: ``log_marginal(stats, K)``, the evidence of each group of assignments;
     * ``nuts``, ``advi``, ``map``: ``pymc_priors`` and ``pymc_log_density`` inside the model's
       ``pm.Model``.
 
     Observations are the rows that ``check_observations`` returns, shape ``(N, *event_shape)``;
-    a family that can skip a missing row (``allows_missing``) marks it NaN, and its
-    ``log_density`` is 0 there (the row constrains nothing).
+    a family that can skip what is missing (``allows_missing``) marks it NaN, and its
+    ``log_density`` ignores it (a missing row constrains nothing). Statistics are a dict of
+    arrays with the K components on their leading axis; the key ``"component_counts"`` is the
+    mixture's own.
 
     Attributes
     ----------
     param_dims : dict of str -> tuple of str
         Each parameter's dims after the label dim (``{"rates": ()}``, ``{"probs": ("feature",)}``).
+    event_dims : tuple of str
+        The dims of one observation after the observation dim (``()``, ``("feature",)``).
     prior_key : str or tuple of str
         The key of the conjugate factor in ``prior``/``posterior``: a parameter name, or a tuple
         of names for a joint factor (``("means", "covs")``).
     allows_missing : bool
+    start_strategies : tuple of str
+        The names ``initial_params`` accepts (the first is the default), besides ``"prior"``.
     """
 
     param_dims: dict[str, tuple[str, ...]]
+    event_dims: tuple[str, ...]
     prior_key: str | tuple[str, ...]
     allows_missing: bool
+    start_strategies: tuple[str, ...]
 
     def check_observations(self, data) -> np.ndarray:
         """The validated rows ``(N, *event_shape)``, or a ValueError/TypeError naming ``data``."""
@@ -525,11 +538,17 @@ class ComponentFamily(Protocol):
     def check_params(self, params: dict, n_components: int, name: str = "params") -> dict:
         """The family's parameters as arrays ``(*batch, K, ...)``, validated."""
 
+    def n_parameters(self, observations) -> int:
+        """Free parameters of one component (for AIC and BIC)."""
+
     def prior(self, n_components: int) -> dict:
         """``{prior_key: conjugate distribution}`` batched over the K components."""
 
     def flat_prior(self, n_components: int) -> dict:
         """The prior whose mode given statistics is the maximum-likelihood estimate (``mle``)."""
+
+    def log_prior(self, params: dict, n_components: int) -> np.ndarray:
+        """``sum_k log p(theta_k)``, shape ``batch``."""
 
     def log_density(self, observations, params: dict) -> np.ndarray:
         """``log p(x_n | theta_k)``, shape ``(*batch, N, K)``."""
@@ -539,7 +558,10 @@ class ComponentFamily(Protocol):
 
     def stats(self, observations, weights: np.ndarray) -> dict:
         """Sufficient statistics per component given weights ``(N, K)`` (responsibilities,
-        smoothed state marginals, or the one-hot labels of a Gibbs draw)."""
+        smoothed state marginals)."""
+
+    def label_stats(self, observations, labels: np.ndarray, n_components: int) -> dict:
+        """:meth:`stats` for hard labels (ints (N,)), as a Gibbs draw gives them."""
 
     def combine_stats(self, parts: list) -> dict:
         """The statistics of the union of disjoint parts of the data (chunks)."""
@@ -548,8 +570,9 @@ class ComponentFamily(Protocol):
         """``{prior_key: prior (flat_prior if mle) updated by stats}``: EM takes its ``mode()``,
         Gibbs ``sample``\\ s it, VB keeps it as the factor."""
 
-    def label_stats(self, observations, labels: np.ndarray, n_components: int) -> dict:
-        """:meth:`stats` for hard labels (ints (N,)), as a Gibbs draw gives them."""
+    def log_marginal(self, stats: dict, n_components: int) -> np.ndarray:
+        """``log p(x assigned to k)`` with the parameters integrated out under the prior, shape
+        ``(*batch, K)``: the evidence of one group of assignments (``exact``)."""
 
     def simulate(self, params: dict, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One row per entry of ``labels`` (ints in 0..K-1), drawn from that component."""
@@ -558,11 +581,51 @@ class ComponentFamily(Protocol):
         """``(params, labels)``: a starting point for EM and the samplers by a strategy named in
         ``start_strategies`` (or ``"prior"``), and a hard assignment of the rows (or None)."""
 
-    def pymc_priors(self, n_components: int, label_dim: str) -> dict:
-        """The parameters as PyMC random variables (inside a ``pm.Model`` with the coords)."""
+    def pymc_initial_point(self, params: dict) -> dict:
+        """The family's free PyMC variables at ``params`` (a start for ``find_MAP``/ADVI)."""
+
+    def pymc_priors(self, n_components: int, label_dim: str, observations=None) -> dict:
+        """The parameters as PyMC random variables (inside a ``pm.Model`` with the coords),
+        started apart where the observations allow; returns what ``pymc_log_density`` reads."""
 
     def pymc_log_density(self, observations, params: dict):
         """``log p(x_n | theta_k)`` as a PyTensor expression of shape ``(N, K)``."""
+
+
+@runtime_checkable
+class SequenceEmissions(Protocol):
+    """What a :class:`ComponentFamily` also provides to serve as an HMM's emissions: sequences
+    (one or many, ragged, with missing steps) are validated by the family into a container
+    with ``lengths``, ``offsets`` and a missing-step mask, and the HMM reads rows from it."""
+
+    observed_name: str
+
+    def check_sequences(self, data):
+        """One sequence or a list of them, validated: a sequence container (``HMMData``)."""
+
+    def rows(self, data) -> np.ndarray:
+        """The observed rows of a container, in time order (missing steps left out)."""
+
+    def filled_rows(self, data) -> np.ndarray:
+        """Every step's row, with a harmless placeholder where missing (a mask zeroes it)."""
+
+    def observed_data(self, data) -> dict:
+        """``{name: (array, dims)}`` of the observations over ``time``."""
+
+    def support(self, data, n_components: int) -> np.ndarray:
+        """``(T, K)`` bool: which state can emit which step (exact enumeration skips the rest)."""
+
+    def round_off(self, rows) -> float:
+        """How much EM's objective may drop by round-off alone for these rows."""
+
+    def full(self, params: dict) -> dict:
+        """``params`` with any parameter the family holds fixed added back."""
+
+    def pymc_start_log_density(self, observations, params: dict) -> np.ndarray:
+        """Where explicit states start (``pymc_gibbs``): log densities ``(N, K)`` at a start."""
+
+    def pymc_observe(self, rows: np.ndarray, params: dict, labels) -> None:
+        """The observed rows given their explicit states (a PyMC tensor of labels)."""
 
 
 @runtime_checkable

@@ -19,5 +19,7 @@ family                                          observations                  co
 """
 
 from .bernoulli import BernoulliFamily
+from .categorical import CategoricalFamily
+from .gaussian import GaussianFamily
 
-__all__ = ["BernoulliFamily"]
+__all__ = ["BernoulliFamily", "CategoricalFamily", "GaussianFamily"]

@@ -107,6 +107,14 @@ class ChunkedModel:
         stats = self.model.combine_stats(self._map(_prior_stats, data))
         return ChunkedModel(self.model.with_data_prior_stats(stats))
 
+    # -- the M-step needs no data: the model's own. Defined here, not left to __getattr__, because
+    # isinstance(..., Protocol) looks members up statically and would not see delegated ones
+    def conditional_posterior(self, stats, mle: bool = False):
+        return self.model.conditional_posterior(stats, mle)
+
+    def log_prior(self, params):
+        return self.model.log_prior(params)
+
     # -- starting points: from the bounded in-memory subsample ---------------------------
     def initial_params(self, data, rng, *strategy):
         return self.model.initial_params(self.check_data(data).sample, rng, *strategy)

@@ -139,6 +139,8 @@ EXPECTED_CAPABILITIES = {
             "ChunkedStats", "ChunkValidation", "ChunkedDataPrior", "SelectableSize"},
     "gaussian-hmm": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "DataDrivenPrior", "Demo",
                      "Pictured", "ChunkedStats", "ChunkedDataPrior"},
+    "bernoulli-mixture": {"ConjugateEStep", "ConjugateSweep", "HardAssignments", "MeanField", "ExactlySolvable",
+                          "Demo", "Pictured", "ChunkedStats", "ChunkValidation", "SelectableSize"},
 }
 
 

@@ -90,7 +90,7 @@ def test_option_not_accepted_by_backend_is_named(backend, seed_data):
         fit(ThreeCoins(), seed_data, backend=backend, not_an_option=1)
 
 
-@pytest.mark.parametrize("backend, option", [("em", "draws"), ("exact", "tol"), ("gibbs", "mle"), ("map", "chains"), ("vb", "init")])
+@pytest.mark.parametrize("backend, option", [("em", "draws"), ("exact", "tol"), ("gibbs", "mle"), ("map", "chains"), ("vb", "chains")])
 def test_option_of_another_backend_is_rejected(backend, option, seed_data):
     with pytest.raises(ValueError, match=f"'{option}'.*backend '{backend}'"):
         fit(ThreeCoins(), seed_data, backend=backend, **{option: 1})

@@ -29,10 +29,10 @@ def hmm_example():
     return model, y
 
 
-def _gibbs(model, y, **options):
+def _gibbs(model, y, random_seed=0, **options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return fit(model, y, backend="gibbs", random_seed=0, progressbar=False, **options)
+        return fit(model, y, backend="gibbs", random_seed=random_seed, progressbar=False, **options)
 
 
 def test_hmm_example_gibbs_chains_all_in_the_priors_labelling(hmm_example):
@@ -52,10 +52,10 @@ def test_hmm_example_gibbs_chains_all_in_the_priors_labelling(hmm_example):
 
 
 def test_hmm_example_random_starts_fail_the_rhat_check(hmm_example):
-    """The check above can fail: from the old random starts, one chain (seed 0) settles in the
-    mirrored labelling and R-hat flags it."""
+    """The check above can fail: from random starts, one chain (seed 1) settles in the mirrored
+    labelling and R-hat flags it (seeds 1-5 and 7 of 0-7 put at least one chain there)."""
     model, y = hmm_example
-    result = _gibbs(model, y, init="random")
+    result = _gibbs(model, y, init="random", random_seed=1)
     per_chain = result.posterior["means"].values[..., 0].mean(axis=1)
     mirrored = per_chain[:, 0] > per_chain[:, 1]
     assert mirrored.any() and not mirrored.all()

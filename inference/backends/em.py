@@ -48,6 +48,10 @@ def _map_exists(model) -> bool:
     return True
 
 
+#: objectives within this relative distance of the best so far count as equal in em_start
+START_TIE_RTOL = 1e-9
+
+
 def em_start(model, data, rng, *, n_init: int = START_RESTARTS, max_iter: int = START_MAX_ITER) -> dict:
     """A good starting point for Gibbs and VB: the best of ``n_init`` short MAP-EM runs.
 
@@ -96,7 +100,10 @@ def em_start(model, data, rng, *, n_init: int = START_RESTARTS, max_iter: int = 
                          objective_name="log-posterior")
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             continue  # a collapsing component or a start at the boundary: the other restarts remain
-        if run.objective > best_objective:
+        # a later run must be better by more than round-off: equal optima (the same mode with its
+        # labels permuted, or points of a flat ridge) then keep the first, whatever the order in
+        # which the sums were added (chunked data must start where the data in memory do)
+        if best is None or run.objective > best_objective + START_TIE_RTOL * max(1.0, abs(best_objective)):
             best, best_objective = run.state, run.objective
     if best is None:
         return model.initial_params(data, rng)

@@ -112,8 +112,11 @@ def scale_from_covariance(cov: np.ndarray, n_components: int, mean: np.ndarray |
     dim = cov.shape[0]
     S0 = cov / n_components ** (2.0 / dim)
     size = max(1.0, float(np.max(np.abs(mean)))) if mean is not None and np.size(mean) else 1.0
-    floor = (1e3 * np.finfo(float).eps * size) ** 2  # variance that round-off of the data alone can make
     eigenvalues = np.linalg.eigvalsh(0.5 * (cov + cov.T)) if np.all(np.isfinite(cov)) else np.array([np.nan])
+    # a variance that round-off of the data alone can make, or one so small beside the largest that
+    # the matrix is singular to working precision (two points in 2-D: 3e-17 beside 2e4)
+    largest = float(np.nanmax(np.abs(eigenvalues))) if np.any(np.isfinite(eigenvalues)) else 0.0
+    floor = max((1e3 * np.finfo(float).eps * size) ** 2, 1e3 * np.finfo(float).eps * largest)
     if not np.all(eigenvalues > floor):
         if np.all(~(eigenvalues > floor)):
             what = "the data have no spread (every point is the same, up to round-off)"

@@ -1,7 +1,7 @@
 """latentzoo models: each a frozen dataclass of structure and priors, declared once in PyMC."""
 
 from .core.base import LatentModel
-from .core.conjugate import Beta, Dirichlet, NormalInverseWishart
+from .core.conjugate import Beta, Dirichlet, Gamma, NormalInverseWishart
 from .mixture.gaussian import GaussianMixture
 from .mixture.bernoulli import BernoulliMixture
 from .mixture.finite import FiniteMixture
@@ -20,6 +20,7 @@ __all__ = [
     "DiceHMM",
     "Dirichlet",
     "FiniteMixture",
+    "Gamma",
     "GaussianDiscriminantAnalysis",
     "GaussianHMM",
     "GaussianMixture",

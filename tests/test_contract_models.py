@@ -23,7 +23,7 @@ import xarray as xr
 from latentzoo.inference import BACKENDS, applicable_backends, fit
 from latentzoo.inference.core import FitRecord
 from latentzoo.models import BernoulliMixture, CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, ThreeCoins
-from latentzoo.models.core.conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart
+from latentzoo.models.core.conjugate import Beta, Dirichlet, Gamma, MaskedDirichlet, NormalInverseWishart
 from latentzoo.models.core.protocols import DataDrivenPrior
 
 from .conftest import EXPECTED_GROUPS, PYMC_BACKENDS, SEED_FLIPS
@@ -215,7 +215,7 @@ def check_values_match_the_model(row: str, idata: xr.DataTree) -> None:
 
 def check_support(row: str, idata: xr.DataTree) -> None:
     """Every parameter lies where its prior family lives: probabilities in (0, 1) or [0, 1],
-    simplex rows summing to one, covariance matrices symmetric positive definite."""
+    simplex rows summing to one, rates finite and >= 0, covariance matrices symmetric positive definite."""
     model, data = MODEL_ROWS[row]
     posterior = idata.posterior
     for key, family in _explicit(model, model.check_data(data)).prior().items():
@@ -226,6 +226,9 @@ def check_support(row: str, idata: xr.DataTree) -> None:
             values = posterior[key].values
             assert np.all(values >= 0), key
             np.testing.assert_allclose(values.sum(-1), 1.0, atol=1e-9, err_msg=key)
+        elif isinstance(family, Gamma):
+            values = posterior[key].values
+            assert np.all(np.isfinite(values) & (values >= 0)), key
         elif isinstance(family, NormalInverseWishart):
             covariances = posterior[key[1]].values
             np.testing.assert_allclose(covariances, np.swapaxes(covariances, -1, -2), atol=1e-10 * np.abs(covariances).max())

@@ -6,6 +6,7 @@ from .mixture.gaussian import GaussianMixture
 from .mixture.bernoulli import BernoulliMixture
 from .mixture.finite import FiniteMixture
 from .hmm.gaussian import GaussianHMM
+from .hmm.poisson import PoissonHMM
 from .gaussian.gda import GaussianDiscriminantAnalysis
 from .hmm.categorical import CategoricalHMM, DiceHMM, HMMData
 from .gaussian.niw import NIWGaussian
@@ -29,8 +30,9 @@ __all__ = [
     "MODELS",
     "NIWGaussian",
     "NormalInverseWishart",
+    "PoissonHMM",
     "ThreeCoins",
 ]
 
 #: command-line name -> model class, for ``latentzoo list`` and friends
-MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM, BernoulliMixture)}
+MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM, BernoulliMixture, PoissonHMM)}

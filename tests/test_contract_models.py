@@ -22,7 +22,7 @@ import xarray as xr
 
 from latentzoo.inference import BACKENDS, applicable_backends, fit
 from latentzoo.inference.core import FitRecord
-from latentzoo.models import BernoulliMixture, CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, ThreeCoins
+from latentzoo.models import BernoulliMixture, CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, PoissonHMM, ThreeCoins
 from latentzoo.models.core.conjugate import Beta, Dirichlet, Gamma, MaskedDirichlet, NormalInverseWishart
 from latentzoo.models.core.protocols import DataDrivenPrior
 
@@ -37,6 +37,8 @@ GAUSSIAN_HMM_DATA = np.array([[-1.0, 0.2], [-1.3, 0.1], [np.nan, np.nan], [2.1, 
 
 BERNOULLI_DATA = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, np.nan], [0, 1, 1], [1, 1, 0], [0, 0, 1]])
 
+POISSON_HMM_DATA = [np.array([2.0, 1.0, 3.0, 0.0]), np.array([9.0, np.nan, 12.0, 10.0])]
+
 #: (row id, model, data): the data sets of the models' own PyMC tests where there are some, since
 #: PyTensor compiles the observations into the graph: a new data set is a new compilation
 MODELS = [
@@ -49,6 +51,8 @@ MODELS = [
     ("gaussian-hmm", GaussianHMM(2, 2), [GAUSSIAN_HMM_DATA[:5], GAUSSIAN_HMM_DATA[5:]]),
     # eight binary rows, one feature missing: small enough for the exact enumeration
     ("bernoulli-mixture", BernoulliMixture(2, 3), BERNOULLI_DATA),
+    # the data of tests/test_poisson_hmm.py's exact and NUTS checks: two sequences, one missing step
+    ("poisson-hmm", PoissonHMM(2, rates_prior=(2.0, 0.3), trans_prior=2.0), POISSON_HMM_DATA),
 ]
 MODEL_ROWS = {row: (model, data) for row, model, data in MODELS}
 
@@ -84,6 +88,11 @@ SLOW_PAIRS = {
     # 21-26 s each warm; the Bernoulli mixture's marginalised declaration is checked by its nuts and
     # map pairs, and ADVI on it by tests/test_bernoulli_mixture.py::test_advi_is_near_the_map
     ("bernoulli-mixture", "advi"), ("bernoulli-mixture", "fullrank_advi"),
+    # the Poisson HMM's marginalised declaration runs the Gaussian HMM's log-emission Op, whose
+    # ADVI pairs are slow already; its nuts and map pairs check the declaration by default
+    ("poisson-hmm", "advi"), ("poisson-hmm", "fullrank_advi"),
+    # 28 s cold; the explicit states are the Gaussian HMM's (also slow), Poisson's observation only differs
+    ("poisson-hmm", "pymc_gibbs"),
 }
 
 

@@ -139,6 +139,7 @@ EXPECTED_CAPABILITIES = {
             "ChunkedStats", "ChunkValidation", "ChunkedDataPrior", "SelectableSize"},
     "gaussian-hmm": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "DataDrivenPrior", "Demo",
                      "Pictured", "ChunkedStats", "ChunkedDataPrior"},
+    "poisson-hmm": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "Demo", "ChunkedStats"},
 }
 
 

@@ -31,10 +31,26 @@ from ..core.sizes import check_parameter_size
 from ..core.stats_combine import sum_stats
 from ..hmm import data as hmm_data
 
-__all__ = ["PoissonFamily", "MAX_COUNT"]
+__all__ = ["PoissonFamily", "MAX_COUNT", "check_gamma_pair"]
 
 #: the largest count accepted: every integer up to 2^53 is exact in float64
 MAX_COUNT = 2**53
+
+
+def check_gamma_pair(value, name: str) -> tuple[float, float]:
+    """A Gamma prior given as ``(shape, rate)``: two positive finite numbers, or an error naming ``name``."""
+    if isinstance(value, str | bytes | dict) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (shape, rate) of positive numbers, got {value!r}")
+    pair = []
+    for part, item in zip(("shape", "rate"), value):
+        if isinstance(item, np.ndarray) and item.ndim == 0:
+            item = item[()]
+        if isinstance(item, bool | np.bool_) or not isinstance(item, numbers.Real):
+            raise TypeError(f"{name} must be a pair (shape, rate) of positive numbers, got {part} {item!r}")
+        if not np.isfinite(item) or item <= 0:
+            raise ValueError(f"{name} must be a pair (shape, rate) of positive finite numbers, got {part} {item!r}")
+        pair.append(float(item))
+    return pair[0], pair[1]
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def get_backend(model, backend: str) -> Backend:
     return BACKENDS[backend]
 
 
-def _seed_from(random_seed) -> int:
+def seed_from(random_seed) -> int:
     """An int seed recorded in the result, so that every run can be repeated exactly."""
     if random_seed is None:
         return int(np.random.SeedSequence().generate_state(1)[0])
@@ -165,7 +165,7 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, per_ob
         # empirical-Bayes defaults (NIWGaussian's data-driven prior) are fixed from the data once,
         # here, so every back-end sees one explicit prior and attrs["model_spec"] records it
         model = model.with_data_prior(data)
-    seed = _seed_from(random_seed)
+    seed = seed_from(random_seed)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

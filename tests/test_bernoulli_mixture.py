@@ -153,7 +153,7 @@ def test_hard_assignment_em_never_decreases_its_objective():
 def test_maximum_likelihood_with_an_empty_component_says_so():
     x = np.array([[1, 1], [1, 1], [0, 0]], dtype=float)
     model = BernoulliMixture(2, 2)
-    stats = {"counts": np.array([3.0, 0.0]), "ones": np.zeros((2, 2)), "zeros": np.zeros((2, 2))}
+    stats = {"component_counts": np.array([3.0, 0.0]), "ones": np.zeros((2, 2)), "zeros": np.zeros((2, 2))}
     with pytest.raises(DegenerateComponentError, match="component 1 is empty"):
         model.conditional_posterior(stats, mle=True)
     assert model.check_data(x).n_observations == 3

@@ -112,7 +112,7 @@ def _rich_verdicts(table, title: str):
     from rich import box
     from rich.table import Table
 
-    from .output import _fmt
+    from .output import format_value
 
     view = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = ("backend", "kind", "calibrated", "worst_p_value", "failing", "failed", "median_khat", "runtime_s")
@@ -120,7 +120,7 @@ def _rich_verdicts(table, title: str):
         view.add_column(column, justify="left" if column in ("backend", "kind", "failing") else "right")
     colour = {"yes": "green", "no": "red"}
     for _, row in table.iterrows():
-        cells = [_fmt(row[column]) for column in columns]
+        cells = [format_value(row[column]) for column in columns]
         verdict = row["calibrated"]
         cells[2] = f"[{colour[verdict]}]{verdict}[/]" if verdict in colour else verdict
         view.add_row(*cells)

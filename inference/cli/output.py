@@ -47,7 +47,7 @@ def make_console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, width=width)
 
 
-def _fmt(value, digits: int = 3) -> str:
+def format_value(value, digits: int = 3) -> str:
     import math
 
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -82,7 +82,7 @@ def rich_table(table, title: str, columns=TABLE_VIEW):
                     text = f"[yellow]{text}*[/]"
                 cells.append(text)
             elif column == "hdi":
-                interval = f"[{_fmt(row['hdi_3%'])}, {_fmt(row['hdi_97%'])}]"
+                interval = f"[{format_value(row['hdi_3%'])}, {format_value(row['hdi_97%'])}]"
                 cells.append("–" if math.isnan(row["hdi_3%"]) else interval)
             elif column == "error_in_ref_sd":
                 value = row[column]
@@ -97,7 +97,7 @@ def rich_table(table, title: str, columns=TABLE_VIEW):
             elif column == "runtime_s":
                 cells.append(f"{row[column]:.2f}")
             else:
-                cells.append(_fmt(row[column]))
+                cells.append(format_value(row[column]))
         if previous is not None and row["backend"] != previous:
             view.add_section()
         view.add_row(*cells)

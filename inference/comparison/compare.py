@@ -23,7 +23,7 @@ from ..core import ConvergenceWarning
 from ..labels import labelled_names, reference_from, relabel, relabel_by_model, relabel_self
 from ..lean import check_per_observation
 from ..options import check_bool, check_float, check_int, check_tolerance
-from ..registry import BACKENDS, _seed_from, applicable_backends, fit, get_backend
+from ..registry import BACKENDS, seed_from, applicable_backends, fit, get_backend
 from . import report
 from .metrics import COLUMN_DOCS, TABLE_COLUMNS, comparison_table, loo_table
 from .reference import REFERENCE_NUTS, check_cache, check_reference_options, reference_nuts
@@ -371,7 +371,7 @@ def compare(
     options = _check_options(options, names)
     _check_option_values(options)
     if random_seed is not None:
-        _seed_from(random_seed)  # fit's own check, so that a bad seed fails here and not in every back-end
+        seed_from(random_seed)  # fit's own check, so that a bad seed fails here and not in every back-end
     reference_options = check_reference_options(reference_options)
     cache = check_cache(cache)
     per_observation = check_per_observation(per_observation)

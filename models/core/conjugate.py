@@ -373,7 +373,7 @@ def _multidigamma(a, dim: int) -> np.ndarray:
     return special.digamma(a[..., None] + (1.0 - np.arange(1, dim + 1)) / 2.0).sum(-1)
 
 
-def _log_det_spd(matrix: np.ndarray) -> np.ndarray:
+def log_det_spd(matrix: np.ndarray) -> np.ndarray:
     """log|A| of symmetric positive-definite matrices (..., D, D), via Cholesky."""
     chol = np.linalg.cholesky(matrix)
     return 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
@@ -655,7 +655,7 @@ class NormalInverseWishart:
         trace = np.einsum("...ij,...jk,...ik->...", chol_inv, self.S, chol_inv)  # tr(S Sigma^{-1})
         log_normal = -0.5 * dim * np.log(2 * np.pi) + 0.5 * dim * np.log(self.kappa) - 0.5 * log_det - 0.5 * self.kappa * np.sum(z**2, -1)
         log_iw = (
-            0.5 * self.nu * _log_det_spd(self.S) - 0.5 * self.nu * dim * np.log(2.0) - special.multigammaln(self.nu / 2, dim)
+            0.5 * self.nu * log_det_spd(self.S) - 0.5 * self.nu * dim * np.log(2.0) - special.multigammaln(self.nu / 2, dim)
             - 0.5 * (self.nu + dim + 1.0) * log_det - 0.5 * trace
         )
         return log_normal + log_iw
@@ -664,7 +664,7 @@ class NormalInverseWishart:
     def expected_log_det_precision(self) -> np.ndarray:
         """E[log|Lambda|] = psi_D(nu/2) + D log 2 - log|S| (Bishop eq. 10.65 with W = S^{-1}),
         shape (*batch,)."""
-        return _multidigamma(self.nu / 2.0, self.dim) + self.dim * np.log(2.0) - _log_det_spd(self.S)
+        return _multidigamma(self.nu / 2.0, self.dim) + self.dim * np.log(2.0) - log_det_spd(self.S)
 
     def expected_mahalanobis(self, x) -> np.ndarray:
         """E[(x - mu)^T Lambda (x - mu)] = D / kappa + nu (x - m)^T S^{-1} (x - m) (Bishop eq. 10.64).
@@ -697,7 +697,7 @@ class NormalInverseWishart:
         # tr(V_p^{-1} V_q) with V = S^{-1}: tr(S_p S_q^{-1})
         chol_q_inv = np.linalg.inv(chol_q)
         trace = np.einsum("...ij,...jk,...ik->...", chol_q_inv, other.S, chol_q_inv)
-        log_det_ratio = _log_det_spd(other.S) - _log_det_spd(self.S)  # log|V_p^{-1} V_q| = log|S_p| - log|S_q|
+        log_det_ratio = log_det_spd(other.S) - log_det_spd(self.S)  # log|V_p^{-1} V_q| = log|S_p| - log|S_q|
         kl_wishart = (
             -0.5 * nu_p * log_det_ratio + 0.5 * nu_q * (trace - dim)
             + special.multigammaln(nu_p / 2, dim) - special.multigammaln(nu_q / 2, dim)

@@ -538,8 +538,8 @@ class ComponentFamily(Protocol):
     def check_params(self, params: dict, n_components: int, name: str = "params") -> dict:
         """The family's parameters as arrays ``(*batch, K, ...)``, validated."""
 
-    def n_parameters(self, observations) -> int:
-        """Free parameters of one component (for AIC and BIC)."""
+    def n_parameters(self, observations, n_components: int) -> int:
+        """Free parameters of the K components together (for AIC and BIC)."""
 
     def prior(self, n_components: int) -> dict:
         """``{prior_key: conjugate distribution}`` batched over the K components."""

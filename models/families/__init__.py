@@ -21,6 +21,8 @@ family                                          observations                  co
 """
 
 from .bernoulli import BernoulliFamily
+from .categorical import CategoricalFamily
+from .gaussian import GaussianFamily
 from .poisson import PoissonFamily
 
-__all__ = ["BernoulliFamily", "PoissonFamily"]
+__all__ = ["BernoulliFamily", "CategoricalFamily", "GaussianFamily", "PoissonFamily"]

@@ -60,8 +60,8 @@ class BernoulliFamily:
     param_dims = {"probs": ("feature",)}
     prior_key = "probs"
     allows_missing = True
-    #: the dims of one observation after the observation dim (not in the protocol's draft)
     event_dims = ("feature",)
+    start_strategies = ("kmeans++",)
 
     def __post_init__(self):
         object.__setattr__(self, "n_features", check_count(self.n_features, "n_features", 1))
@@ -154,9 +154,13 @@ class BernoulliFamily:
         shape = (n_components, self.n_features)
         return {"probs": Beta(np.ones(shape), np.ones(shape))}
 
-    def n_parameters(self, observations) -> int:
-        """Free parameters of one component: D probabilities (not in the protocol's draft)."""
-        return self.n_features
+    def n_parameters(self, observations, n_components: int) -> int:
+        """Free parameters: D probabilities per component."""
+        return n_components * self.n_features
+
+    def log_prior(self, params: dict, n_components: int) -> np.ndarray:
+        """``sum_kd log Beta(probs_kd | a, b)``, shape of the parameters' batch dims."""
+        return self.prior(n_components)["probs"].log_pdf(np.asarray(params["probs"], float)).sum(axis=(-2, -1))
 
     # -- densities --------------------------------------------------------------------------
     def log_density(self, observations, params: dict) -> np.ndarray:
@@ -186,21 +190,27 @@ class BernoulliFamily:
         weights = np.asarray(weights, float)
         return {"ones": weights.T @ ones, "zeros": weights.T @ (observed - ones)}
 
+    def label_stats(self, observations, labels: np.ndarray, n_components: int) -> dict:
+        """:meth:`stats` of hard labels (ints (N,))."""
+        return self.stats(observations, np.eye(n_components)[np.asarray(labels)])
+
     def combine_stats(self, parts: list) -> dict:
         """Counts of disjoint parts of the data add."""
         return sum_stats(parts)
 
-    def posterior(self, stats: dict, prior: dict) -> dict:
-        """``{"probs": Beta(a + ones, b + zeros)}`` (the statistics may carry leading batch dims)."""
+    def posterior(self, stats: dict, n_components: int, mle: bool = False) -> dict:
+        """``{"probs": Beta(a + ones, b + zeros)}`` (Beta(1 + ones, 1 + zeros) if ``mle``; the
+        statistics may carry leading batch dims)."""
+        prior = self.flat_prior(n_components) if mle else self.prior(n_components)
         return {"probs": prior["probs"].update(stats["ones"], stats["zeros"])}
 
-    def log_marginal_likelihood(self, stats: dict, prior: dict) -> np.ndarray:
+    def log_marginal(self, stats: dict, n_components: int) -> np.ndarray:
         """``log int prod_n p(x_n | probs) p(probs) dprobs`` of the observations behind complete
-        (one-hot) ``stats``: ``sum_kd log B(a + ones, b + zeros) - log B(a, b)``, shape of the
-        statistics' leading batch dims (not in the protocol's draft; the exact posterior needs it)."""
-        beta = prior["probs"]
+        (one-hot) ``stats``: ``sum_d log B(a + ones, b + zeros) - log B(a, b)``, shape
+        ``(*batch, K)`` for statistics with leading batch dims."""
+        beta = self.prior(n_components)["probs"]
         terms = special.betaln(beta.alpha + stats["ones"], beta.beta + stats["zeros"]) - special.betaln(beta.alpha, beta.beta)
-        return terms.sum(axis=(-2, -1))
+        return terms.sum(axis=-1)
 
     # -- simulation and starting points -------------------------------------------------------
     def simulate(self, params: dict, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -208,12 +218,14 @@ class BernoulliFamily:
         probs = np.asarray(params["probs"], float)[np.asarray(labels)]
         return (rng.random(probs.shape) < probs).astype(np.int8)
 
-    def initial_params(self, observations, n_components: int, rng: np.random.Generator) -> dict:
-        """A start spread over the data: K rows chosen by k-means++ seeding (each next row drawn
+    def initial_params(self, observations, n_components: int, rng: np.random.Generator, strategy: str = "kmeans++"):
+        """``(params, labels)``: a start spread over the data: K rows chosen by k-means++ seeding (each next row drawn
         with probability proportional to its squared distance, the number of differing features,
         to the nearest row chosen so far; missing features filled with the column frequency),
         every row given to its nearest chosen row, and ``probs`` the clusters' frequencies
         smoothed by one pseudo-count of each value (so strictly inside (0, 1))."""
+        if strategy not in self.start_strategies:
+            raise ValueError(f"init strategy must be one of {list(self.start_strategies)}, got {strategy!r}")
         ones, observed = self._split(observations)
         n_rows = ones.shape[0]
         frequency = ones.sum(0) / np.maximum(observed.sum(0), 1.0)
@@ -235,16 +247,23 @@ class BernoulliFamily:
         counts["ones"][empty] = centres[empty]
         counts["zeros"][empty] = 1.0 - centres[empty]
         c = START_PSEUDO_COUNT
-        return {"probs": (counts["ones"] + c) / (counts["ones"] + counts["zeros"] + 2.0 * c)}
+        return {"probs": (counts["ones"] + c) / (counts["ones"] + counts["zeros"] + 2.0 * c)}, labels
 
     # -- PyMC ------------------------------------------------------------------------------------
-    def pymc_priors(self, n_components: int, label_dim: str, initval: dict | None = None) -> dict:
+    def pymc_initial_point(self, params: dict) -> dict:
+        return {"probs": np.asarray(params["probs"], float)}
+
+    def pymc_priors(self, n_components: int, label_dim: str, observations=None) -> dict:
         """``{"probs": pm.Beta(a, b)}`` of shape (K, D) with dims ``(label_dim, "feature")``, inside
-        a ``pm.Model``; ``initval`` (optional, not in the protocol's draft) sets its initial value."""
+        a ``pm.Model``, started at a deterministic spread start on ``observations`` (seeded here,
+        not by the fit): the components' prior means coincide, a saddle where gradients cannot
+        tell the components apart."""
         import pymc as pm
 
         shape = (n_components, self.n_features)
-        start = None if initval is None else np.asarray(initval["probs"], np.float64)
+        start = None
+        if observations is not None:
+            start = np.asarray(self.initial_params(observations, n_components, np.random.default_rng(0))[0]["probs"], np.float64)
         probs = pm.Beta(
             "probs", alpha=np.full(shape, self.a, np.float64), beta=np.full(shape, self.b, np.float64),
             dims=(label_dim, "feature"), initval=start,

@@ -21,11 +21,11 @@ from ..core.stats_combine import sum_stats
 from ..hmm import data as hmm_data
 from .checks import concentration_array, log_multivariate_beta, probability_array
 
-__all__ = ["Categorical"]
+__all__ = ["CategoricalFamily"]
 
 
 @dataclass(frozen=True)
-class Categorical:
+class CategoricalFamily:
     """Categorical components ``x | k ~ Categorical(emission_probs[k])`` with Dirichlet priors.
 
     Parameters
@@ -61,6 +61,7 @@ class Categorical:
     prior_name: str = "emission_prior"
 
     param_dims = {"emission_probs": ("symbol",)}
+    event_dims = ()
     prior_key = "emission_probs"
     allows_missing = True
     start_strategies = ("random",)
@@ -138,6 +139,12 @@ class Categorical:
 
     def full(self, params: dict) -> dict:
         return params
+
+    def n_parameters(self, observations, n_components: int) -> int:
+        """Free parameters: each row's allowed symbols less one (a row sums to one)."""
+        if self.mask_array is None:
+            return n_components * (self.n_symbols - 1)
+        return int(self.mask_array.sum() - self.mask_array.shape[0])
 
     def _dirichlet(self, concentration: np.ndarray):
         return Dirichlet(concentration) if self.mask is None else MaskedDirichlet(concentration, self.mask_array)

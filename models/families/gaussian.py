@@ -28,17 +28,17 @@ from ..core.stats_combine import combine_centred
 from ..gaussian.data import mean_round_off
 from ..gaussian.kernels import expected_log_densities, log_gaussian_densities
 from ..gaussian.kmeans import kmeans_plusplus, nearest_centres
-from ..gaussian.priors import data_driven_scale, scale_from_covariance
+from ..gaussian.priors import data_driven_scale, scale_from_covariance, spread_start
 from ..gaussian.stats import component_stats, hard_component_stats
 
-__all__ = ["Gaussian", "NormalKnownCovariance"]
+__all__ = ["GaussianFamily", "NormalKnownCovariance"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 NIW_KEY = ("means", "covs")
 
 
 @dataclass(frozen=True)
-class Gaussian:
+class GaussianFamily:
     """Gaussian components ``x | k ~ N(means[k], covs[k])`` in R^D with conjugate priors.
 
     Parameters
@@ -72,6 +72,7 @@ class Gaussian:
     allows_missing = True
     observed_name = "x"
     start_strategies = ("kmeans++", "random")
+    event_dims = ("feature",)
 
     @property
     def param_dims(self) -> dict[str, tuple[str, ...]]:
@@ -138,6 +139,12 @@ class Gaussian:
                 array = check_spd(array, f"{name}['covs']")
             arrays[key] = array
         return arrays
+
+    def n_parameters(self, observations, n_components: int) -> int:
+        """Free parameters: D means per component, and D (D + 1) / 2 covariance entries unless the
+        covariances are fixed."""
+        D = self.n_features
+        return n_components * (D + (0 if self.covs is not None else D * (D + 1) // 2))
 
     def full(self, params: dict) -> dict:
         """``params`` with fixed covariances added (broadcast to the means' batch shape)."""
@@ -334,7 +341,6 @@ class Gaussian:
         apart along the data's first principal axis (at m0 the gradient cannot tell them apart)."""
         import pytensor.tensor as pt
 
-        from ..mixture.gaussian import _spread_initval
         from ..ops.pymc_parts import inverse_wishart, mvnormal
 
         K, D = n_components, self.n_features
@@ -347,7 +353,7 @@ class Gaussian:
         else:
             chol = pt.constant(np.linalg.cholesky(np.asarray(self.covs, np.float64)))
             m0 = np.asarray(prior["means"].m, np.float64)
-        spread = _spread_initval(observations, K) if observations is not None and observations.shape[0] > 1 else np.zeros((K, D))
+        spread = spread_start(observations, K) if observations is not None and observations.shape[0] > 1 else np.zeros((K, D))
         means = mvnormal("means", m0, chol / np.sqrt(np.float64(self.kappa0)), dims=(label_dim, "feature"), initval=m0 + spread)
         return {"means": means, "chol": chol, "start_means": m0 + spread}
 

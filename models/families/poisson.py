@@ -173,9 +173,9 @@ class PoissonFamily:
             raise ValueError(f"{name}['rates'] must be finite and >= 0, got {rates}")
         return {"rates": rates}
 
-    def n_parameters(self, observations) -> int:
-        """Free parameters of one component: its rate."""
-        return 1
+    def n_parameters(self, observations, n_components: int) -> int:
+        """Free parameters: one rate per component."""
+        return n_components
 
     def prior(self, n_components: int) -> dict:
         """``{"rates": Gamma(shape, rate)}`` of batch shape (K,)."""
@@ -211,14 +211,14 @@ class PoissonFamily:
         return {"rates": prior["rates"].update(stats["totals"], counts)}
 
     def log_marginal(self, stats: dict, n_components: int) -> np.ndarray:
-        """``log p(x assigned to each k)`` with the rates integrated out, summed over components,
-        shape of the statistics' batch dims: per component
+        """``log p(x assigned to k)`` with the rate integrated out, shape ``(*batch, K)`` for
+        statistics with leading batch dims:
         ``a log b - log Gamma(a) + log Gamma(a + S_k) - (a + S_k) log(b + n_k) - sum log x!``."""
         a, b = self.shape, self.rate
         counts, totals = np.asarray(stats["counts"], float), np.asarray(stats["totals"], float)
         terms = (a * np.log(b) - special.gammaln(a) + special.gammaln(a + totals)
                  - (a + totals) * np.log(b + counts) - np.asarray(stats["log_factorials"], float))
-        return terms.sum(-1)
+        return terms
 
     # -- densities and statistics -----------------------------------------------------------
     @staticmethod

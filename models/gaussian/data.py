@@ -67,14 +67,14 @@ def _require_finite(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def _require_computable_range(x: np.ndarray) -> None:
+def require_computable_range(x: np.ndarray) -> None:
     """A ValueError naming ``data`` when its values are too large or vary too little to compute
     with in float64 (their squares would overflow or underflow): they must be rescaled."""
     _check_range(x.min(axis=0), x.max(axis=0))
 
 
 def _check_range(low: np.ndarray, high: np.ndarray) -> None:
-    """:func:`_require_computable_range` from the per-column minimum and maximum."""
+    """:func:`require_computable_range` from the per-column minimum and maximum."""
     largest = float(np.max(np.maximum(np.abs(low), np.abs(high))))
     if largest > LARGEST_VALUE:
         raise ValueError(
@@ -133,7 +133,7 @@ def _unmasked(data, model: str):
     return np.ma.getdata(data)
 
 
-def _real_objects(array: np.ndarray) -> np.ndarray:
+def real_objects(array: np.ndarray) -> np.ndarray:
     """An object array of Python numbers (integers beyond int64, Fractions) as float64; a TypeError
     naming ``data`` for anything else (text, None, bool)."""
     for value in array.flat:
@@ -159,7 +159,7 @@ def _read_array(data) -> np.ndarray:
     except (TypeError, ValueError, OverflowError) as error:
         raise TypeError(f"data must be a 2-D numeric array of shape (N, D), could not read it: {error}") from None
     if array.dtype == object and array.size:
-        array = _real_objects(array)
+        array = real_objects(array)
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"data must be a 2-D array of real numbers, got dtype {array.dtype}")
     if array.ndim == 1 and _is_series(data):  # a pandas Series is one column

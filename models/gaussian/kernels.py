@@ -20,9 +20,9 @@ import numpy as np
 from scipy import special
 
 from ..core.base import check_spd
-from .linalg import _inverse_cholesky
-from .passes import _OUT_LOG_DENSITY, _OUT_RESP, _as_c, _as_data, _check_finite_rows, _run
-from .stats import _stats_from_moments, component_stats
+from .linalg import inverse_cholesky
+from .passes import OUT_LOG_DENSITY, OUT_RESP, as_c, as_data, check_finite_rows, run_pass
+from .stats import component_stats, stats_from_moments
 
 __all__ = [
     "batched_log_joint",
@@ -84,18 +84,18 @@ def log_gaussian_densities(x, means, covs) -> np.ndarray:
         On wrong shapes, non-finite parameters or data, or a covariance that is not positive
         definite (the message names ``covs`` and the component).
     """
-    x = _as_data(x)
+    x = as_data(x)
     means, covs = _as_params(x, means, covs)
-    factors, log_det = _inverse_cholesky(covs, "covs")
+    factors, log_det = inverse_cholesky(covs, "covs")
     constants = -0.5 * (x.shape[1] * _LOG_2PI + log_det)
-    out = _run(_as_c(x), factors, means, constants, _OUT_LOG_DENSITY)[0]
-    _check_finite_rows(out, x, "the log-density")
+    out = run_pass(as_c(x), factors, means, constants, OUT_LOG_DENSITY)[0]
+    check_finite_rows(out, x, "the log-density")
     return out
 
 
 def _mixture_pieces(x, weights, means, covs):
     """Validated ``x``, inverse Cholesky factors, means and ``log weights_k + log N`` constants."""
-    x = _as_data(x)
+    x = as_data(x)
     means, covs = _as_params(x, means, covs)
     weights = np.asarray(weights, dtype=np.float64)
     n_components = means.shape[0]
@@ -103,7 +103,7 @@ def _mixture_pieces(x, weights, means, covs):
         raise ValueError(f"weights must have shape (K,) = ({n_components},), got shape {weights.shape}")
     if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
         raise ValueError(f"weights must be finite, non-negative and not all zero, got {weights}")
-    factors, log_det = _inverse_cholesky(covs, "covs")
+    factors, log_det = inverse_cholesky(covs, "covs")
     with np.errstate(divide="ignore"):
         constants = np.log(weights) - 0.5 * (x.shape[1] * _LOG_2PI + log_det)
     return x, factors, means, constants
@@ -136,8 +136,8 @@ def e_step(x, weights, means, covs) -> tuple[np.ndarray, np.ndarray]:
         not positive definite (naming ``covs`` and the component).
     """
     x, factors, means, constants = _mixture_pieces(x, weights, means, covs)
-    resp, log_norm, _, _ = _run(_as_c(x), factors, means, constants, _OUT_RESP)
-    _check_finite_rows(log_norm, x, "the log-density")
+    resp, log_norm, _, _ = run_pass(as_c(x), factors, means, constants, OUT_RESP)
+    check_finite_rows(log_norm, x, "the log-density")
     return log_norm, resp
 
 
@@ -160,8 +160,8 @@ def log_evidence(x, weights, means, covs) -> np.ndarray:
         As :func:`e_step`.
     """
     x, factors, means, constants = _mixture_pieces(x, weights, means, covs)
-    _, log_norm, _, _ = _run(_as_c(x), factors, means, constants, _OUT_RESP, want_out=False)
-    _check_finite_rows(log_norm, x, "the log-density")
+    _, log_norm, _, _ = run_pass(as_c(x), factors, means, constants, OUT_RESP, want_out=False)
+    check_finite_rows(log_norm, x, "the log-density")
     return log_norm
 
 
@@ -197,17 +197,17 @@ def e_step_stats(x, weights, means, covs, centre=None, summed=False):
         As :func:`e_step`.
     """
     x, factors, centres, constants = _mixture_pieces(x, weights, means, covs)
-    x = _as_c(x)
-    _, log_norm, moments, shift = _run(
-        x, factors, centres, constants, _OUT_RESP, want_out=False, want_stats=True,
+    x = as_c(x)
+    _, log_norm, moments, shift = run_pass(
+        x, factors, centres, constants, OUT_RESP, want_out=False, want_stats=True,
         shift=None if centre is None else np.asarray(centre, dtype=np.float64), summed=summed,
     )
-    _check_finite_rows(log_norm, x, "the log-density")
+    check_finite_rows(log_norm, x, "the log-density")
 
     def responsibilities():
-        return _run(x, factors, centres, constants, _OUT_RESP)[0]
+        return run_pass(x, factors, centres, constants, OUT_RESP)[0]
 
-    return (log_norm, *_stats_from_moments(x, moments, shift, responsibilities))
+    return (log_norm, *stats_from_moments(x, moments, shift, responsibilities))
 
 
 def classify(x, weights, means, covs) -> tuple[np.ndarray, float]:
@@ -278,7 +278,7 @@ def _niw_pieces(x, m, kappa, nu, S):
     """Validated ``x``, ``m``, factors ``sqrt(nu_k) L_k^{-1}`` of the expected precisions
     ``nu_k S_k^{-1}`` (``S_k = L_k L_k^T``) and the per-component constants
     ``(E[log|Lambda_k|] - D log(2 pi) - D / kappa_k) / 2``."""
-    x = _as_data(x)
+    x = as_data(x)
     m, S = _as_params(x, m, S, means_name="m", covs_name="S")
     n_components, dim = m.shape
     try:
@@ -290,7 +290,7 @@ def _niw_pieces(x, m, kappa, nu, S):
         raise ValueError(f"kappa must be finite and > 0, got {kappa}")
     if not np.all(np.isfinite(nu)) or np.any(nu <= dim - 1):
         raise ValueError(f"nu must be finite and > D - 1 = {dim - 1}, got {nu}")
-    inverse_chol, log_det_S = _inverse_cholesky(S, "S")
+    inverse_chol, log_det_S = inverse_cholesky(S, "S")
     half_degrees = nu[:, None] / 2.0 + (1.0 - np.arange(1, dim + 1)) / 2.0
     expected_log_det = special.digamma(half_degrees).sum(axis=1) + dim * np.log(2.0) - log_det_S
     constants = 0.5 * (expected_log_det - dim * _LOG_2PI - dim / kappa)
@@ -328,8 +328,8 @@ def expected_log_densities(x, m, kappa, nu, S) -> np.ndarray:
     ndarray of shape (N, K), Fortran-ordered
     """
     x, m, factors, constants = _niw_pieces(x, m, kappa, nu, S)
-    out = _run(_as_c(x), factors, m, constants, _OUT_LOG_DENSITY)[0]
-    _check_finite_rows(out, x, "the expected log-density")
+    out = run_pass(as_c(x), factors, m, constants, OUT_LOG_DENSITY)[0]
+    check_finite_rows(out, x, "the expected log-density")
     return out
 
 
@@ -345,7 +345,7 @@ def _vb_pieces(x, expected_log_weights, m, kappa, nu, S):
         raise ValueError(
             f"expected_log_weights must be {constants.size} numbers below +inf, not all -inf, got {log_weights}"
         )
-    return _as_c(x), m, factors, constants + log_weights
+    return as_c(x), m, factors, constants + log_weights
 
 
 def expected_e_step(x, expected_log_weights, m, kappa, nu, S) -> tuple[np.ndarray, np.ndarray]:
@@ -369,8 +369,8 @@ def expected_e_step(x, expected_log_weights, m, kappa, nu, S) -> tuple[np.ndarra
         ``r_nk = rho_nk / sum_j rho_nj``.
     """
     x, m, factors, constants = _vb_pieces(x, expected_log_weights, m, kappa, nu, S)
-    resp, log_norm, _, _ = _run(x, factors, m, constants, _OUT_RESP)
-    _check_finite_rows(log_norm, x, "the expected log-density")
+    resp, log_norm, _, _ = run_pass(x, factors, m, constants, OUT_RESP)
+    check_finite_rows(log_norm, x, "the expected log-density")
     return log_norm, resp
 
 
@@ -395,13 +395,13 @@ def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None,
         As :func:`expected_e_step` and :func:`component_stats` return them.
     """
     x, m, factors, constants = _vb_pieces(x, expected_log_weights, m, kappa, nu, S)
-    _, log_norm, moments, shift = _run(
-        x, factors, m, constants, _OUT_RESP, want_out=False, want_stats=True,
+    _, log_norm, moments, shift = run_pass(
+        x, factors, m, constants, OUT_RESP, want_out=False, want_stats=True,
         shift=None if centre is None else np.asarray(centre, dtype=np.float64), summed=summed,
     )
-    _check_finite_rows(log_norm, x, "the expected log-density")
+    check_finite_rows(log_norm, x, "the expected log-density")
 
     def responsibilities():
-        return _run(x, factors, m, constants, _OUT_RESP)[0]
+        return run_pass(x, factors, m, constants, OUT_RESP)[0]
 
-    return (log_norm, *_stats_from_moments(x, moments, shift, responsibilities))
+    return (log_norm, *stats_from_moments(x, moments, shift, responsibilities))

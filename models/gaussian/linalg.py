@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .passes import _JIT
+from .passes import JIT
 
 
-def _inverse_cholesky(covs: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+def inverse_cholesky(covs: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``A_k = L_k^{-1}`` (lower triangular, ``covs_k = L_k L_k^T``) and ``log|covs_k|``.
 
     Only the lower triangle of each covariance is read (as LAPACK does), so round-off asymmetry
@@ -50,7 +50,7 @@ def _inverse_cholesky(covs: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarr
     return _inverse_lower(chols), log_det
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _inverse_lower(chols):
     """``L_k^{-1}`` of lower-triangular ``L_k`` (K, D, D) by forward substitution; exact zeros above."""
     n_components, dim = chols.shape[0], chols.shape[1]

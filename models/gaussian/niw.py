@@ -39,11 +39,11 @@ import numpy as np
 from scipy.special import multigammaln
 
 from ..core.base import LatentModel, check_param_keys, check_rng
-from ..core.conjugate import MultivariateT, NormalInverseWishart, _log_det_spd, gaussian_stats
+from ..core.conjugate import MultivariateT, NormalInverseWishart, gaussian_stats, log_det_spd
 from ..core.conjugate_mixture import ConjugateMixture
 from ..core.protocols import DemoPlan
 from .data import GaussianData, GaussianObservations
-from .niw_hyperparameters import NIWHyperparameters, _check_spd, _check_vector
+from .niw_hyperparameters import NIWHyperparameters, check_spd_hyperparameter, check_vector_hyperparameter
 
 __all__ = ["NIWGaussian", "DATA_DRIVEN_KAPPA0"]
 
@@ -128,10 +128,10 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         """Validate ``{"mu": (D,), "Sigma": (D, D) symmetric positive definite}``."""
         check_param_keys(params, NAMES, name)
         dim = dim if dim is not None else self.dim
-        mu = _check_vector(params["mu"], f"{name}['mu']")
+        mu = check_vector_hyperparameter(params["mu"], f"{name}['mu']")
         if dim is not None and mu.size != dim:
             raise ValueError(f"{name}['mu'] must have shape ({dim},), got {mu.shape}")
-        Sigma = _check_spd(params["Sigma"], f"{name}['Sigma']", mu.size)
+        Sigma = check_spd_hyperparameter(params["Sigma"], f"{name}['Sigma']", mu.size)
         return {"mu": mu, "Sigma": Sigma}
 
     # -- the prior ------------------------------------------------------------------------
@@ -278,7 +278,7 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         return float(
             -0.5 * n * dim * np.log(np.pi)
             + multigammaln(post.nu / 2, dim) - multigammaln(prior.nu / 2, dim)
-            + 0.5 * prior.nu * _log_det_spd(prior.S) - 0.5 * post.nu * _log_det_spd(post.S)
+            + 0.5 * prior.nu * log_det_spd(prior.S) - 0.5 * post.nu * log_det_spd(post.S)
             + 0.5 * dim * (np.log(prior.kappa) - np.log(post.kappa))
         )
 

@@ -17,7 +17,7 @@ from .data import GaussianData
 __all__ = ["NIWHyperparameters"]
 
 
-def _check_vector(value, name: str) -> np.ndarray:
+def check_vector_hyperparameter(value, name: str) -> np.ndarray:
     array = numeric_array(value, name, "a 1-D array of numbers")
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array of shape (D,), got shape {array.shape}")
@@ -26,7 +26,7 @@ def _check_vector(value, name: str) -> np.ndarray:
     return array
 
 
-def _check_spd(value, name: str, dim: int | None = None) -> np.ndarray:
+def check_spd_hyperparameter(value, name: str, dim: int | None = None) -> np.ndarray:
     """A symmetric positive-definite (D, D) matrix, or a ValueError/TypeError naming ``name``."""
     array = numeric_array(value, name, "a (D, D) array of numbers")
     if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] == 0:
@@ -48,12 +48,12 @@ class NIWHyperparameters:
         """Validate and freeze the hyperparameters (call from ``__post_init__``)."""
         dim = None
         if self.m0 is not None:
-            m0 = _check_vector(self.m0, "m0")
+            m0 = check_vector_hyperparameter(self.m0, "m0")
             dim = m0.size
             object.__setattr__(self, "m0", as_tuple(m0))
         object.__setattr__(self, "kappa0", check_positive(self.kappa0, "kappa0"))
         if self.S0 is not None:
-            S0 = _check_spd(self.S0, "S0", dim)
+            S0 = check_spd_hyperparameter(self.S0, "S0", dim)
             dim = S0.shape[0]
             object.__setattr__(self, "S0", as_tuple(S0))
         if self.nu0 is not None:

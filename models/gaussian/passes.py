@@ -1,6 +1,6 @@
 """The compiled pass of the Gaussian-mixture kernels: one pass over the data, block by block.
 
-:func:`_run` calls :func:`_fused_pass` (numba, ``nopython``, cached on disk, single-threaded),
+:func:`run_pass` calls :func:`_fused_pass` (numba, ``nopython``, cached on disk, single-threaded),
 which computes, per block of points, the log-densities of every component, the log-normaliser
 and responsibilities, and, when asked for, the weighted counts, first and second moments. The
 public kernels (:mod:`~latentzoo.models.gaussian.kernels`, :mod:`~latentzoo.models.gaussian.stats`)
@@ -17,7 +17,7 @@ How it is fast
   M-step input) therefore never write an ``(N, K)`` array.
 * **Mahalanobis distances by the inverse Cholesky factor.** With ``covs_k = L_k L_k^T`` and
   ``A_k = L_k^{-1}`` (lower triangular, ``K D^2`` numbers formed once by
-  :func:`~latentzoo.models.gaussian.linalg._inverse_cholesky`), the distance is
+  :func:`~latentzoo.models.gaussian.linalg.inverse_cholesky`), the distance is
   ``|A_k (x - mu_k)|^2``: ``D(D+1)/2`` fused multiply-adds per point and component, on
   differences ``x - mu_k`` taken first (no cancellation, whatever the offset of the data).
 * **A vectorised exp.** NumPy's and libm's ``exp`` of float64 are scalar without AVX-512; the
@@ -36,7 +36,7 @@ How it is fast
 
 Inputs are trusted to be finite where checking would cost an extra pass over the data: a
 non-finite ``x`` is detected from the (cheap) outputs and reported as a ``ValueError``
-(:func:`_check_finite_rows`).
+(:func:`check_finite_rows`).
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ _BLOCK = 256
 _GEMM_FROM = 5
 
 # what the compiled pass writes into ``out``
-_OUT_LOG_DENSITY, _OUT_RESP, _GIVEN_RESP = 0, 1, 2
+OUT_LOG_DENSITY, OUT_RESP, GIVEN_RESP = 0, 1, 2
 
-_JIT = {"cache": True, "nogil": True, "fastmath": {"contract"}}
+JIT = {"cache": True, "nogil": True, "fastmath": {"contract"}}
 
 
 # -- validation (cheap: the shape of x, never a pass over its values) -----------------------------
-def _as_data(x, name: str = "x") -> np.ndarray:
+def as_data(x, name: str = "x") -> np.ndarray:
     try:
         x = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
@@ -72,13 +72,13 @@ def _as_data(x, name: str = "x") -> np.ndarray:
     return x
 
 
-def _check_finite_rows(values: np.ndarray, x: np.ndarray, what: str) -> None:
+def check_finite_rows(values: np.ndarray, x: np.ndarray, what: str) -> None:
     """Raise if ``values`` (an output computed from x) is not finite, naming the rows of x."""
     if not np.all(np.isfinite(values)):
-        _raise_non_finite(x, what)
+        raise_non_finite(x, what)
 
 
-def _raise_non_finite(x: np.ndarray, what: str) -> None:
+def raise_non_finite(x: np.ndarray, what: str) -> None:
     # only on the error path: find the culprits in x itself (a NaN spreads through the centre)
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
@@ -96,7 +96,7 @@ _EXPONENT_OFFSET = int(np.array(_SHIFTER).view(np.int64)) - 1023
 _EXP_FLOOR = -708.0  # exp(-708) = 3.3e-308, still normal
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _exp_shifted(block, k, top, n, scratch):
     """``block[k, b] = exp(block[k, b] - top[b])`` for ``b < n``, where ``block[k, b] <= top[b]``;
     vectorisable (no libm call).
@@ -137,7 +137,7 @@ def _exp_shifted(block, k, top, n, scratch):
         block[k, b] *= scratch[b]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _exp_nonpositive(values, out, scratch):
     """``out = exp(values)`` for ``values <= 0`` (1-D), by :func:`_exp_shifted`."""
     n = values.shape[0]
@@ -174,7 +174,7 @@ def _dot4(u, v0, v1, v2, v3, n):
     return t0, t1, t2, t3
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _fused_pass(x, factors, centres, constants, shift, resp_in, mode, out, log_norm, log_sum, moments, block, use_gemm):
     """One pass over ``x`` (N, D), block by block.
 
@@ -209,7 +209,7 @@ def _fused_pass(x, factors, centres, constants, shift, resp_in, mode, out, log_n
         for b in range(nb):
             for j in range(dim):
                 xt[j, b] = x[start + b, j]
-        if mode == _GIVEN_RESP:
+        if mode == GIVEN_RESP:
             for k in range(n_components):
                 for b in range(nb):
                     resp[k, b] = resp_in[k, start + b]
@@ -251,7 +251,7 @@ def _fused_pass(x, factors, centres, constants, shift, resp_in, mode, out, log_n
                 c = constants[k]
                 for b in range(nb):
                     resp[k, b] = c - 0.5 * distance[b]
-            if mode == _OUT_LOG_DENSITY:
+            if mode == OUT_LOG_DENSITY:
                 for k in range(n_components):
                     for b in range(nb):
                         out[k, start + b] = resp[k, b]
@@ -357,7 +357,7 @@ def _n_moments(dim: int) -> int:
     return dim * (dim + 1) // 2 + dim + 1
 
 
-def _run(x, factors, centres, constants, mode, *, resp=None, want_out=True, want_stats=False, shift=None,
+def run_pass(x, factors, centres, constants, mode, *, resp=None, want_out=True, want_stats=False, shift=None,
          summed=False):
     """Call the compiled pass; returns ``(out (N, K) Fortran-ordered or None, log_norm, moments or
     None, shift)``. ``log_norm``: (N,) in mode 1 (empty otherwise), or with ``summed`` its sum as
@@ -370,7 +370,7 @@ def _run(x, factors, centres, constants, mode, *, resp=None, want_out=True, want
     elif shift is None:
         shift = _data_centre(x)
     out = np.empty((n_components, n_rows if want_out else 0))
-    log_norm = np.empty(n_rows if mode == _OUT_RESP and not summed else 0)
+    log_norm = np.empty(n_rows if mode == OUT_RESP and not summed else 0)
     log_sum = np.zeros(1)
     moments = np.zeros((n_components, _n_moments(dim) if want_stats else 0))
     resp_in = np.empty((n_components, 0)) if resp is None else resp.T
@@ -381,6 +381,6 @@ def _run(x, factors, centres, constants, mode, *, resp=None, want_out=True, want
     return (out.T if want_out else None), (float(log_sum[0]) if summed else log_norm), moments, shift
 
 
-def _as_c(x: np.ndarray) -> np.ndarray:
+def as_c(x: np.ndarray) -> np.ndarray:
     # one compiled variant for the data layout; the copy only happens for non C-ordered input
     return np.ascontiguousarray(x)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.conjugate import Dirichlet, NormalInverseWishart
 
-__all__ = ["OneCategory", "component_niw", "data_driven_scale", "scale_from_covariance", "weights_distribution"]
+__all__ = ["OneCategory", "component_niw", "data_driven_scale", "scale_from_covariance", "spread_start", "weights_distribution"]
 
 
 class OneCategory:
@@ -126,3 +126,14 @@ def scale_from_covariance(cov: np.ndarray, n_components: int, mean: np.ndarray |
             f"expect within a component (e.g. S0=np.eye({dim})), or fit data that vary"
         )
     return S0
+
+
+def spread_start(x: np.ndarray, K: int) -> np.ndarray:
+    """Offsets that start the K component means apart (at data quantiles along the first
+    principal axis) instead of all at m0, where the gradient cannot tell them apart: shape (K, D)
+    for rows ``x`` of shape (N, D)."""
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    scores = centred @ vt[0]
+    levels = np.quantile(scores, (np.arange(K) + 0.5) / K)
+    return levels[:, None] * vt[0][None, :]

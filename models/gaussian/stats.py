@@ -2,7 +2,7 @@
 
 :func:`component_stats` gives them for given weights (responsibilities or 0/1 assignments),
 :func:`hard_component_stats` for hard labels; the fused E-steps of
-:mod:`~latentzoo.models.gaussian.kernels` reach them through :func:`_stats_from_moments` without
+:mod:`~latentzoo.models.gaussian.kernels` reach them through :func:`stats_from_moments` without
 storing the responsibilities. They are the input of
 :meth:`NormalInverseWishart.update <latentzoo.models.core.conjugate.NormalInverseWishart.update>`.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .passes import _GIVEN_RESP, _as_c, _as_data, _raise_non_finite, _run
+from .passes import GIVEN_RESP, as_c, as_data, raise_non_finite, run_pass
 
 __all__ = ["component_stats", "hard_component_stats"]
 
@@ -57,7 +57,7 @@ def component_stats(x, resp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     would cancel too many digits is recomputed centred at its own mean (module docstring), so
     the scatters keep their precision however far the data are from the origin.
     """
-    x = _as_c(_as_data(x))
+    x = as_c(as_data(x))
     resp = np.asarray(resp, dtype=np.float64)
     n_rows, dim = x.shape
     if resp.ndim != 2 or resp.shape[0] != n_rows or resp.shape[1] < 1:
@@ -66,15 +66,15 @@ def component_stats(x, resp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         resp = np.asfortranarray(resp)
     n_components = resp.shape[1]
     none = np.empty((n_components, dim, dim))  # the pass reads no parameters in this mode
-    _, _, moments, shift = _run(
-        x, none, np.zeros((n_components, dim)), np.zeros(n_components), _GIVEN_RESP, resp=resp,
+    _, _, moments, shift = run_pass(
+        x, none, np.zeros((n_components, dim)), np.zeros(n_components), GIVEN_RESP, resp=resp,
         want_out=False, want_stats=True,
     )
     if not np.all(np.isfinite(moments)):
         if not np.all(np.isfinite(resp)):
             raise ValueError("resp must be finite")
-        _raise_non_finite(x, "the weighted moments")
-    return _stats_from_moments(x, moments, shift, lambda: resp)
+        raise_non_finite(x, "the weighted moments")
+    return stats_from_moments(x, moments, shift, lambda: resp)
 
 
 
@@ -101,7 +101,7 @@ def hard_component_stats(x, labels, n_components: int) -> tuple[np.ndarray, np.n
     one_hot[np.arange(labels.size), labels] = 1.0
     return component_stats(x, one_hot)
 
-def _stats_from_moments(x, moments, shift, responsibilities):
+def stats_from_moments(x, moments, shift, responsibilities):
     """Counts, means and scatters from the moments ``sum_n r_nk phi(x_n - shift)``;
     ``responsibilities()`` gives the (N, K) weights again if a component needs the exact pass."""
     dim = x.shape[1]

@@ -55,9 +55,9 @@ import numpy as np
 
 from ..core.protocols import DemoPlan
 from ..core.sizes import check_parameter_size
-from ..families.categorical import Categorical
+from ..families.categorical import CategoricalFamily
 from . import data, kernels  # noqa: F401 (reached through this module by older code)
-from .data import SEED_ROLLS, HMMData, _freeze_prior
+from .data import SEED_ROLLS, HMMData, freeze_prior
 from .exact import EXACT_MAX_PATHS  # noqa: F401 (public here too)
 from .model import HiddenMarkovModel, count
 
@@ -78,8 +78,8 @@ class _Categorical(HiddenMarkovModel):
         return f"integers 0..{self.n_symbols - 1}"
 
     @cached_property
-    def family(self) -> Categorical:
-        return Categorical(
+    def family(self) -> CategoricalFamily:
+        return CategoricalFamily(
             n_symbols=self.n_symbols, concentration=self.emission_prior, mask=self.emission_mask,
             first_label=self.first_label, observed_name=self.observed_name, description=self._describe_symbols(),
             component_labels=tuple(self.state_labels), owner=type(self).__name__,
@@ -87,7 +87,7 @@ class _Categorical(HiddenMarkovModel):
 
     def _freeze_priors(self) -> None:
         for name in ("init_prior", "trans_prior", "emission_prior"):
-            object.__setattr__(self, name, _freeze_prior(getattr(self, name)))
+            object.__setattr__(self, name, freeze_prior(getattr(self, name)))
         # validates the priors now, with messages naming them
         self._chain_arrays()
         self.family.concentration_array(self.n_states)

@@ -17,7 +17,7 @@ Validation scans the data once. The resulting ``HMMData`` records which symbols 
 O(n_symbols), not O(T): the back-ends call ``model.check_data`` in every hook, and a Gibbs sweep
 or an EM step must not re-scan a long sequence.
 
-The argument checks of the model classes (:func:`_freeze_prior`; counts in :mod:`.sizes`) live here
+The argument checks of the model classes (:func:`freeze_prior`; counts in :mod:`.sizes`) live here
 too, next to the data checks.
 """
 
@@ -538,7 +538,7 @@ def check_data(data, alphabet: Alphabet) -> HMMData:
 # ------------------------------------------------------------------------------------------
 # arguments of the model classes
 # ------------------------------------------------------------------------------------------
-def _freeze_prior(value):
+def freeze_prior(value):
     """Scalars (0-d arrays too) stay floats, arrays become nested tuples (hashable, readable in
     repr); pandas objects are read as arrays."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
@@ -546,7 +546,7 @@ def _freeze_prior(value):
     if isinstance(value, _pandas_types("Series", "DataFrame")):
         value = value.to_numpy()
     if isinstance(value, np.ndarray):
-        return tuple(map(_freeze_prior, value)) if value.ndim else float(value)
+        return tuple(map(freeze_prior, value)) if value.ndim else float(value)
     if isinstance(value, list | tuple):
-        return tuple(_freeze_prior(item) for item in value)
+        return tuple(freeze_prior(item) for item in value)
     return value  # validated (and rejected) by _prior_arrays

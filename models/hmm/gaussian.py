@@ -43,8 +43,8 @@ import numpy as np
 from ..core.base import as_tuple, check_positive, check_spd, numeric_array
 from ..core.protocols import FEATURE_ROWS, DemoPlan
 from ..core.sizes import check_parameter_size
-from ..families.gaussian import Gaussian
-from .data import _freeze_prior
+from ..families.gaussian import GaussianFamily
+from .data import freeze_prior
 from .gaussian_data import GaussianSequences
 from .model import DataDrivenEmissions, HiddenMarkovModel
 
@@ -124,7 +124,7 @@ class GaussianHMM(DataDrivenEmissions, HiddenMarkovModel):
         check_parameter_size({"n_states": K, "n_states_next": K}, "the transition matrix")
         check_parameter_size({"n_states": K, "n_features": D, "n_features_bis": D}, "the covariances")
         for name in ("init_prior", "trans_prior"):
-            object.__setattr__(self, name, _freeze_prior(getattr(self, name)))
+            object.__setattr__(self, name, freeze_prior(getattr(self, name)))
         self._chain_arrays()  # validates the Dirichlet priors now, naming them
         object.__setattr__(self, "kappa0", check_positive(self.kappa0, "kappa0"))
         object.__setattr__(self, "reg_covar", check_positive(self.reg_covar, "reg_covar"))
@@ -179,9 +179,9 @@ class GaussianHMM(DataDrivenEmissions, HiddenMarkovModel):
         return self.init_probs
 
     @cached_property
-    def family(self) -> Gaussian:
-        return Gaussian(self.n_features, m0=self.m0, kappa0=self.kappa0, nu0=self.nu0, S0=self.S0, covs=self.covs,
-                        reg_covar=self.reg_covar, owner="GaussianHMM")
+    def family(self) -> GaussianFamily:
+        return GaussianFamily(self.n_features, m0=self.m0, kappa0=self.kappa0, nu0=self.nu0, S0=self.S0, covs=self.covs,
+                              reg_covar=self.reg_covar, owner="GaussianHMM")
 
     def demo_plan(self) -> DemoPlan:
         # the exact posterior sums over every state path: 2^100 of them for the Nile's 100 years

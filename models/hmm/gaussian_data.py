@@ -17,7 +17,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..gaussian.data import _real_objects, _require_computable_range
+from ..gaussian.data import real_objects, require_computable_range
 from .kernels import as_offsets
 
 __all__ = ["GaussianSequences", "check_sequences"]
@@ -128,7 +128,7 @@ def _read_sequence(sequence, index: int, n_features: int) -> np.ndarray:
     except (TypeError, ValueError, OverflowError) as error:
         raise TypeError(f"{where}: could not read it as a (T, D) array (ragged rows?): {error}") from None
     if array.dtype == object and array.size:
-        array = _real_objects(array)
+        array = real_objects(array)
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"{where} must hold real numbers, got an array of dtype {array.dtype}")
     if array.ndim == 1 and n_features == 1:
@@ -155,7 +155,7 @@ def _read_sequence(sequence, index: int, n_features: int) -> np.ndarray:
             "(a missing observation)"
         )
     if not missing.all():
-        _require_computable_range(array[~missing.any(axis=1)])
+        require_computable_range(array[~missing.any(axis=1)])
     return array
 
 

@@ -21,7 +21,7 @@ from functools import cached_property
 
 from ..core.protocols import VALUES, DemoPlan
 from ..families.poisson import PoissonFamily, check_gamma_pair
-from .data import _freeze_prior
+from .data import freeze_prior
 from .model import HiddenMarkovModel
 
 __all__ = ["PoissonHMM", "DEFAULT_RATES_PRIOR"]
@@ -81,7 +81,7 @@ class PoissonHMM(HiddenMarkovModel):
         self._check_chain_size()
         object.__setattr__(self, "rates_prior", check_gamma_pair(self.rates_prior, "rates_prior"))
         for name in ("init_prior", "trans_prior"):
-            object.__setattr__(self, name, _freeze_prior(getattr(self, name)))
+            object.__setattr__(self, name, freeze_prior(getattr(self, name)))
         self._chain_arrays()  # validates the Dirichlet priors now, naming them
 
     @property
@@ -94,7 +94,8 @@ class PoissonHMM(HiddenMarkovModel):
 
     def n_parameters(self, data) -> int:
         """``K^2 - 1 + K``: K - 1 initial and K (K - 1) transition probabilities, K rates."""
-        return self.n_states**2 - 1 + self.n_states
+        K = self.n_states
+        return K - 1 + K * (K - 1) + self.family.n_parameters(None, K)
 
     def demo_plan(self) -> DemoPlan:
         return DemoPlan(skips={"exact": "the exact posterior would enumerate 2^107 state paths of the 107 years; "

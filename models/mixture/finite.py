@@ -46,12 +46,14 @@ from scipy import special
 
 from ..core.base import DegenerateComponentError, LatentModel, as_tuple, check_param_keys, check_rng, numeric_array
 from ..core.conjugate import Dirichlet
-from ..core.conjugate_mixture import ConjugateMixture, _batch_shape
+from ..core.conjugate_mixture import ConjugateMixture
 from ..core.sizes import check_count, check_parameter_size
 from ..gaussian.priors import weights_distribution
 
 __all__ = ["FiniteMixture", "MixtureData", "EXACT_MAX_ELEMENTS"]
 
+#: the key of the components' (weighted) counts in the statistics; a family's own keys differ
+COUNTS = "component_counts"
 #: a weights init must sum to one within this tolerance
 SUM_ATOL = 1e-6
 #: the exact enumeration keeps one row of statistics per group of assignments; it refuses data
@@ -225,13 +227,8 @@ class FiniteMixture(LatentModel):
     def log_prior(self, params) -> np.ndarray:
         """log Dirichlet(weights) + the family's log prior summed over components, shape B for
         parameters of batch shape B."""
-        total = self._weights_prior().log_pdf(np.asarray(params["weights"], float))
-        for key, distribution in self.family.prior(self.n_components).items():
-            names = key if isinstance(key, tuple) else (key,)
-            log_pdf = np.asarray(distribution.log_pdf(*(np.asarray(params[name], float) for name in names)))
-            n_batch = len(_batch_shape(distribution))
-            total = total + log_pdf.sum(axis=tuple(range(-n_batch, 0)))
-        return total
+        weights = self._weights_prior().log_pdf(np.asarray(params["weights"], float))
+        return weights + self.family.log_prior({key: params[key] for key in self._family_names()}, self.n_components)
 
     # -- likelihood -----------------------------------------------------------------------------
     def _log_joint(self, x, params) -> np.ndarray:
@@ -305,7 +302,7 @@ class FiniteMixture(LatentModel):
     def n_parameters(self, data) -> int:
         """Free parameters: K - 1 weights and K times the family's per component."""
         data = self.check_data(data)
-        return self.n_components - 1 + self.n_components * self.family.n_parameters(data.x)
+        return self.n_components - 1 + self.family.n_parameters(data.x, self.n_components)
 
     def _deviance(self, data, params) -> tuple[float, int, int]:
         data = self.check_data(data)
@@ -352,11 +349,12 @@ class FiniteMixture(LatentModel):
             raise ValueError(f"init strategy must be 'kmeans++', 'random' or a dict of params, got {strategy!r}")
         x = self.check_data(data).x
         K = self.n_components
+        spread = self.family.start_strategies[0]  # the family's own spread-out start
         if strategy == "random":
-            return {"weights": np.full(K, 1.0 / K), **self.family.initial_params(x, K, rng)}
+            return {"weights": np.full(K, 1.0 / K), **self.family.initial_params(x, K, rng, spread)[0]}
         best, best_score = None, -np.inf
         for _ in range(N_START_CANDIDATES):
-            candidate = {"weights": np.full(K, 1.0 / K), **self.family.initial_params(x, K, rng)}
+            candidate = {"weights": np.full(K, 1.0 / K), **self.family.initial_params(x, K, rng, spread)[0]}
             _, resp = self._batched(x, candidate, want_resp=True)
             candidate["weights"] = (resp.sum(0) + 1.0) / (x.shape[0] + K)
             score = float(self.log_likelihood(data, candidate).sum() + self.log_prior(candidate))
@@ -365,7 +363,7 @@ class FiniteMixture(LatentModel):
         return best
 
     def _stats(self, x, weights) -> dict:
-        return {"counts": weights.sum(0), **self.family.stats(x, weights)}
+        return {COUNTS: weights.sum(0), **self.family.stats(x, weights)}
 
     def expected_stats(self, data, params):
         """E-step: the counts and family statistics weighted by the responsibilities, and the
@@ -391,9 +389,9 @@ class FiniteMixture(LatentModel):
 
     def combine_stats(self, parts) -> dict:
         """Statistics of chunks combined: counts add, the family combines its own."""
-        names = [key for key in parts[0] if key != "counts"]
+        names = [key for key in parts[0] if key != COUNTS]
         family = self.family.combine_stats([{key: part[key] for key in names} for part in parts])
-        return {"counts": np.sum([np.asarray(part["counts"], float) for part in parts], axis=0), **family}
+        return {COUNTS: np.sum([np.asarray(part[COUNTS], float) for part in parts], axis=0), **family}
 
     def conditional_posterior(self, stats, mle: bool = False) -> dict:
         """``{"weights": Dirichlet, **the family's posterior}`` given (expected or complete)
@@ -407,11 +405,10 @@ class FiniteMixture(LatentModel):
             undefined and its weight would be 0).
         """
         K = self.n_components
-        counts = np.asarray(stats["counts"], float)
-        family_stats = {key: value for key, value in stats.items() if key != "counts"}
+        counts = np.asarray(stats[COUNTS], float)
+        family_stats = {key: value for key, value in stats.items() if key != COUNTS}
         if not mle:
-            return {"weights": self._weights_prior().update(counts),
-                    **self.family.posterior(family_stats, self.family.prior(K))}
+            return {"weights": self._weights_prior().update(counts), **self.family.posterior(family_stats, K)}
         for k in range(K):
             if counts[k] <= 1e-10 * counts.sum():
                 raise DegenerateComponentError(
@@ -420,7 +417,7 @@ class FiniteMixture(LatentModel):
                     "starting points (init, n_init)"
                 )
         return {"weights": weights_distribution(np.ones(K)).update(counts),
-                **self.family.posterior(family_stats, self.family.flat_prior(K))}
+                **self.family.posterior(family_stats, K, mle=True)}
 
     # -- hooks: gibbs ---------------------------------------------------------------------------------
     def sample_stats(self, data, params, rng):
@@ -481,7 +478,7 @@ class FiniteMixture(LatentModel):
         def row_stats(n):
             family = self.family.stats(x[n : n + 1], np.eye(K).reshape(1, K * K))
             family = {key: np.asarray(value, float).reshape((K, K) + np.shape(value)[1:]) for key, value in family.items()}
-            return {"counts": np.eye(K), **family}
+            return {COUNTS: np.eye(K), **family}
 
         first = row_stats(0)
         layout = [(key, value.shape[1:]) for key, value in first.items()]
@@ -508,13 +505,12 @@ class FiniteMixture(LatentModel):
             stats[key] = groups[:, offset : offset + size].reshape((-1,) + shape)
             offset += size
         alpha = np.broadcast_to(np.asarray(self.weights_prior, float), (K,))
-        counts = stats.pop("counts")
+        counts = stats.pop(COUNTS)
         log_beta = lambda concentration: special.gammaln(concentration).sum(-1) - special.gammaln(concentration.sum(-1))  # noqa: E731
-        prior = self.family.prior(K)
         log_weight = (log_multiplicity + log_beta(alpha + counts) - log_beta(alpha)
-                      + self.family.log_marginal_likelihood(stats, prior))
+                      + self.family.log_marginal(stats, K).sum(-1))
         log_evidence = special.logsumexp(log_weight)
-        factors = {"weights": Dirichlet(alpha + counts), **self.family.posterior(stats, prior)}
+        factors = {"weights": Dirichlet(alpha + counts), **self.family.posterior(stats, K)}
         return ConjugateMixture(log_weight - log_evidence, factors, float(log_evidence))
 
     # -- PyMC declaration ----------------------------------------------------------------------------------
@@ -537,16 +533,13 @@ class FiniteMixture(LatentModel):
         data = self.check_data(data)
         K = self.n_components
         coords = {key: list(value) for key, value in self.coords(data).items()}
-        # a deterministic spread start (seeded here, not by the fit): the components' prior means
-        # coincide, a saddle where gradients cannot tell the components apart
-        start = self.family.initial_params(data.x, K, np.random.default_rng(0))
         with pm.Model(coords=coords) as model:
             if K == 1:
                 weights = pm.Deterministic("weights", pt.ones(1, dtype="float64"), dims="component")
             else:
                 concentration = np.broadcast_to(np.asarray(self.weights_prior, np.float64), (K,)).copy()
                 weights = pm.Dirichlet("weights", a=concentration, dims="component")
-            params = self.family.pymc_priors(K, "component", initval=start)
+            params = self.family.pymc_priors(K, "component", data.x)
             # a container, not a constant: one compiled model serves every data set (models/ops/pymc_data.py);
             # pm.Data refuses NaN, so data with missing entries are compiled in as a constant
             x = data.x if np.isnan(data.x).any() else data_container("x_data", data.x)
@@ -562,5 +555,5 @@ class FiniteMixture(LatentModel):
     def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
         """The free variables of :meth:`pymc_model` at ``params`` (with K = 1 the weights are the
         constant (1,), not a free variable)."""
-        names = self.param_names if self.n_components > 1 else self._family_names()
-        return {name: np.asarray(params[name], float) for name in names}
+        weights = {"weights": np.asarray(params["weights"], float)} if self.n_components > 1 else {}
+        return {**weights, **self.family.pymc_initial_point({name: params[name] for name in self._family_names()})}

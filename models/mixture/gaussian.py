@@ -74,7 +74,7 @@ from ..gaussian.data import GaussianChunk, GaussianData, GaussianObservations
 from ..gaussian.kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats, log_evidence
 from ..gaussian.kmeans import kmeans_plusplus, lloyd, nearest_centres
 from ..gaussian.niw_hyperparameters import NIWHyperparameters
-from ..gaussian.priors import component_niw, scale_from_covariance, weights_distribution
+from ..gaussian.priors import component_niw, scale_from_covariance, spread_start, weights_distribution
 from ..gaussian.stats import component_stats, hard_component_stats
 from . import selection as gmm_selection
 
@@ -610,7 +610,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
                 np.asarray(niw.m, np.float64),
                 chol / np.sqrt(np.float64(self.kappa0)),
                 dims=("component", "feature"),
-                initval=np.asarray(niw.m, np.float64) + _spread_initval(x, K),
+                initval=np.asarray(niw.m, np.float64) + spread_start(x, K),
             )
             # a container, not a constant: one compiled model serves every data set (models/ops/pymc_data.py)
             x_data = data_container("x_data", x)
@@ -659,12 +659,3 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
 
         return gmm_picture(comparison)
 
-
-def _spread_initval(x, K):
-    """Offsets that start the K component means apart (at data quantiles along the first
-    principal axis) instead of all at m0, where the gradient cannot tell them apart."""
-    centred = x - x.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    scores = centred @ vt[0]
-    levels = np.quantile(scores, (np.arange(K) + 0.5) / K)
-    return levels[:, None] * vt[0][None, :]

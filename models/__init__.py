@@ -4,6 +4,7 @@ from .core.base import LatentModel
 from .core.conjugate import Beta, Dirichlet, Gamma, NormalInverseWishart
 from .mixture.gaussian import GaussianMixture
 from .mixture.bernoulli import BernoulliMixture
+from .mixture.poisson import PoissonMixture
 from .mixture.finite import FiniteMixture
 from .hmm.gaussian import GaussianHMM
 from .hmm.poisson import PoissonHMM
@@ -31,8 +32,9 @@ __all__ = [
     "NIWGaussian",
     "NormalInverseWishart",
     "PoissonHMM",
+    "PoissonMixture",
     "ThreeCoins",
 ]
 
 #: command-line name -> model class, for ``latentzoo list`` and friends
-MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM, BernoulliMixture, PoissonHMM)}
+MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM, BernoulliMixture, PoissonHMM, PoissonMixture)}

@@ -22,7 +22,7 @@ import xarray as xr
 
 from latentzoo.inference import BACKENDS, applicable_backends, fit
 from latentzoo.inference.core import FitRecord
-from latentzoo.models import BernoulliMixture, CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, PoissonHMM, ThreeCoins
+from latentzoo.models import BernoulliMixture, CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, PoissonHMM, PoissonMixture, ThreeCoins
 from latentzoo.models.core.conjugate import Beta, Dirichlet, Gamma, MaskedDirichlet, NormalInverseWishart
 from latentzoo.models.core.protocols import DataDrivenPrior
 
@@ -37,6 +37,9 @@ GAUSSIAN_HMM_DATA = np.array([[-1.0, 0.2], [-1.3, 0.1], [np.nan, np.nan], [2.1, 
 
 BERNOULLI_DATA = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, np.nan], [0, 1, 1], [1, 1, 0], [0, 0, 1]])
 
+#: no missing count: a missing observation's pointwise log-likelihood is 0 in every draw, which
+#: az.loo's Pareto smoothing refuses ("All tail values are the same")
+POISSON_MIXTURE_DATA = np.array([1.0, 0.0, 2.0, 9.0, 11.0, 8.0])
 POISSON_HMM_DATA = [np.array([2.0, 1.0, 3.0, 0.0]), np.array([9.0, np.nan, 12.0, 10.0])]
 
 #: (row id, model, data): the data sets of the models' own PyMC tests where there are some, since
@@ -53,6 +56,8 @@ MODELS = [
     ("bernoulli-mixture", BernoulliMixture(2, 3), BERNOULLI_DATA),
     # the data of tests/test_poisson_hmm.py's exact and NUTS checks: two sequences, one missing step
     ("poisson-hmm", PoissonHMM(2, rates_prior=(2.0, 0.3), trans_prior=2.0), POISSON_HMM_DATA),
+    # six counts, small enough for the exact enumeration
+    ("poisson-mixture", PoissonMixture(2, rates_prior=(2.0, 0.3), weights_prior=1.5), POISSON_MIXTURE_DATA),
 ]
 MODEL_ROWS = {row: (model, data) for row, model, data in MODELS}
 
@@ -93,6 +98,8 @@ SLOW_PAIRS = {
     ("poisson-hmm", "advi"), ("poisson-hmm", "fullrank_advi"),
     # 28 s cold; the explicit states are the Gaussian HMM's (also slow), Poisson's observation only differs
     ("poisson-hmm", "pymc_gibbs"),
+    # the mixture's marginalised declaration is the Bernoulli mixture's (whose ADVI pairs are slow)
+    ("poisson-mixture", "advi"), ("poisson-mixture", "fullrank_advi"),
 }
 
 

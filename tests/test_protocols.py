@@ -140,6 +140,8 @@ EXPECTED_CAPABILITIES = {
     "gaussian-hmm": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "DataDrivenPrior", "Demo",
                      "Pictured", "ChunkedStats", "ChunkedDataPrior"},
     "poisson-hmm": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "Demo", "ChunkedStats"},
+    "poisson-mixture": {"ConjugateEStep", "ConjugateSweep", "HardAssignments", "MeanField", "ExactlySolvable", "Demo",
+                        "ChunkedStats", "ChunkValidation", "SelectableSize"},
 }
 
 

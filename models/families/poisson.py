@@ -31,8 +31,11 @@ from ..core.sizes import check_parameter_size
 from ..core.stats_combine import sum_stats
 from ..hmm import data as hmm_data
 
-__all__ = ["PoissonFamily", "MAX_COUNT", "check_gamma_pair"]
+__all__ = ["PoissonFamily", "DEFAULT_RATES_PRIOR", "MAX_COUNT", "check_gamma_pair"]
 
+#: the models' default Gamma(shape 1, rate 0.01): an exponential of mean 100 counts per observation
+#: (weakly informative; see PoissonHMM's docstring)
+DEFAULT_RATES_PRIOR = (1.0, 0.01)
 #: the largest count accepted: every integer up to 2^53 is exact in float64
 MAX_COUNT = 2**53
 
@@ -315,12 +318,16 @@ class PoissonFamily:
 
     def pymc_log_density(self, observations, params: dict):
         """``x log rates_k - rates_k - log x!`` as a PyTensor expression of shape (N, K)
-        (``observations`` an array or tensor of counts, no NaN)."""
+        (``observations`` an array or tensor of counts); 0 for a missing (NaN) count."""
         import pytensor.tensor as pt
 
         x = pt.as_tensor_variable(observations)[:, None]
         rates = params["rates"][None, :]
-        return x * pt.log(rates) - rates - pt.gammaln(x + 1.0)
+        if isinstance(observations, np.ndarray) and not np.isnan(observations).any():
+            return x * pt.log(rates) - rates - pt.gammaln(x + 1.0)
+        missing = pt.isnan(x)
+        filled = pt.switch(missing, 0.0, x)
+        return pt.switch(missing, 0.0, filled * pt.log(rates) - rates - pt.gammaln(filled + 1.0))
 
     def pymc_start_log_density(self, observations, params: dict) -> np.ndarray:
         """Where explicit states start: log densities (N, K) at the starting rates."""

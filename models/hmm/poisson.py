@@ -20,14 +20,11 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..core.protocols import VALUES, DemoPlan
-from ..families.poisson import PoissonFamily, check_gamma_pair
+from ..families.poisson import DEFAULT_RATES_PRIOR, PoissonFamily, check_gamma_pair
 from .data import freeze_prior
 from .model import HiddenMarkovModel
 
 __all__ = ["PoissonHMM", "DEFAULT_RATES_PRIOR"]
-
-#: Gamma(shape 1, rate 0.01): an exponential of mean 100 counts per step (see PoissonHMM)
-DEFAULT_RATES_PRIOR = (1.0, 0.01)
 
 
 @dataclass(frozen=True)

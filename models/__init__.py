@@ -1,11 +1,13 @@
 """latentzoo models: each a frozen dataclass of structure and priors, declared once in PyMC."""
 
 from .core.base import LatentModel
-from .core.conjugate import Beta, Dirichlet, NormalInverseWishart
+from .core.conjugate import Beta, Dirichlet, Gamma, NormalInverseWishart
 from .mixture.gaussian import GaussianMixture
 from .mixture.bernoulli import BernoulliMixture
+from .mixture.poisson import PoissonMixture
 from .mixture.finite import FiniteMixture
 from .hmm.gaussian import GaussianHMM
+from .hmm.poisson import PoissonHMM
 from .gaussian.gda import GaussianDiscriminantAnalysis
 from .hmm.categorical import CategoricalHMM, DiceHMM, HMMData
 from .gaussian.niw import NIWGaussian
@@ -20,6 +22,7 @@ __all__ = [
     "DiceHMM",
     "Dirichlet",
     "FiniteMixture",
+    "Gamma",
     "GaussianDiscriminantAnalysis",
     "GaussianHMM",
     "GaussianMixture",
@@ -28,8 +31,10 @@ __all__ = [
     "MODELS",
     "NIWGaussian",
     "NormalInverseWishart",
+    "PoissonHMM",
+    "PoissonMixture",
     "ThreeCoins",
 ]
 
 #: command-line name -> model class, for ``latentzoo list`` and friends
-MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM, BernoulliMixture)}
+MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM, BernoulliMixture, PoissonHMM, PoissonMixture)}

@@ -12,7 +12,7 @@ import numpy as np
 from .core.base import check_rng, numeric_array
 from .core.sizes import check_parameter_size
 
-__all__ = ["blobs", "casino", "digits_binary", "nile", "old_faithful"]
+__all__ = ["blobs", "casino", "digits_binary", "earthquakes", "nile", "old_faithful"]
 
 
 def old_faithful() -> np.ndarray:
@@ -41,6 +41,22 @@ def nile() -> tuple[np.ndarray, np.ndarray]:
     text = resources.files("latentzoo.models").joinpath("data", "nile.csv").read_text(encoding="utf-8")
     table = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1)
     return table[:, 0].astype(np.int64), table[:, 1]
+
+
+def earthquakes() -> tuple[np.ndarray, np.ndarray]:
+    """Annual counts of major earthquakes (magnitude 7 and above), 1900-2006 (Zucchini, MacDonald &
+    Langrock 2016, compiled from the USGS catalogue).
+
+    Returns
+    -------
+    years : int ndarray of shape (107,)
+    counts : int ndarray of shape (107,)
+        Earthquakes per year; overdispersed (mean about 19, variance about 51) and autocorrelated,
+        the classic example of a Poisson hidden Markov model.
+    """
+    text = resources.files("latentzoo.models").joinpath("data", "earthquakes.csv").read_text(encoding="utf-8")
+    table = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, dtype=np.int64)
+    return table[:, 0], table[:, 1]
 
 
 def casino() -> tuple[np.ndarray, np.ndarray]:

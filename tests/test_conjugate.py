@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, special, stats
 
-from latentzoo.models import Beta, Dirichlet
+from latentzoo.models import Beta, Dirichlet, Gamma
 
 BETA_PARAMS = [(1.0, 1.0), (2.0, 5.0), (0.5, 0.5), (0.7, 3.0), (30.0, 12.0), (1.0, 4.0)]
+GAMMA_PARAMS = [(1.0, 1.0), (2.5, 0.4), (0.5, 3.0), (0.8, 0.05), (40.0, 7.0), (1.0, 12.0)]
 DIRICHLET_PARAMS = [(1.0, 1.0), (2.0, 3.0, 4.0), (0.5, 1.5, 2.5, 7.0), (10.0, 0.8, 3.0)]
 
 
@@ -244,3 +245,136 @@ def test_dirichlet_batched_shapes():
 def test_dirichlet_invalid_parameters_raise(concentration):
     with pytest.raises(ValueError, match="concentration"):
         Dirichlet(concentration)
+
+
+# ----------------------------------------------------------------------------------------
+# Gamma (shape, rate)
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("a, b", GAMMA_PARAMS)
+def test_gamma_log_pdf_mean_var_match_scipy(a, b):
+    dist = Gamma(a, b)
+    reference = stats.gamma(a, scale=1.0 / b)
+    x = reference.ppf(np.linspace(0.01, 0.99, 23))
+    np.testing.assert_allclose(dist.log_pdf(x), reference.logpdf(x), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(dist.mean(), reference.mean(), rtol=1e-12)
+    np.testing.assert_allclose(dist.var(), reference.var(), rtol=1e-12)
+
+
+def test_gamma_log_pdf_at_zero_matches_scipy():
+    # shape 1 (exponential) has a finite density at 0: 0 * log(0) must be 0
+    np.testing.assert_allclose(Gamma(1.0, 3.0).log_pdf(0.0), stats.gamma(1.0, scale=1 / 3.0).logpdf(0.0), rtol=1e-12)
+    assert Gamma(2.0, 3.0).log_pdf(0.0) == -np.inf
+    assert Gamma(0.5, 3.0).log_pdf(0.0) == np.inf
+
+
+@pytest.mark.parametrize("a, b", [(2.5, 0.4), (40.0, 7.0), (1.3, 2.0)])
+def test_gamma_mode_maximises_density(a, b):
+    reference = stats.gamma(a, scale=1.0 / b)
+    found = optimize.minimize_scalar(
+        lambda x: -reference.logpdf(x), bounds=(1e-12, reference.ppf(0.999)), method="bounded", options={"xatol": 1e-10}
+    )
+    np.testing.assert_allclose(Gamma(a, b).mode(), found.x, atol=1e-6)
+
+
+def test_gamma_mode_edge_cases():
+    # shape 1: the density decreases from 0; below 1 it is unbounded at 0
+    assert Gamma(1.0, 3.0).mode() == 0.0
+    assert Gamma(0.5, 3.0).mode() == 0.0
+    np.testing.assert_array_equal(Gamma([1.0, 0.2, 3.0], [2.0, 2.0, 4.0]).mode(), [0.0, 0.0, 0.5])
+    # shapes below one make EM's MAP undefined, which EM reads from `concentrations`
+    np.testing.assert_array_equal(Gamma([0.5, 2.0], 1.0).concentrations, [0.5, 2.0])
+
+
+def test_gamma_flat_prior_gives_the_maximum_likelihood_rate():
+    """Gamma(1, 0) updated by counts summing to S over n observations has its mode at S / n, the
+    Poisson maximum-likelihood rate; not updated (n = 0) it has no mode, mean or draws."""
+    counts = np.array([3, 0, 7, 2, 5])
+    flat = Gamma.flat((2,))
+    assert flat.shape.shape == flat.rate.shape == (2,)
+    posterior = flat.update([counts.sum(), 0.0], [counts.size, 0.0])
+    assert posterior.shape[0] == 1 + counts.sum() and posterior.rate[0] == counts.size
+    np.testing.assert_allclose(Gamma.flat().update(counts.sum(), counts.size).mode(), counts.mean(), rtol=1e-15)
+    # the maximiser of the Poisson log-likelihood, found numerically
+    found = optimize.minimize_scalar(lambda r: -stats.poisson(r).logpmf(counts).sum(), bounds=(1e-6, 20), method="bounded",
+                                     options={"xatol": 1e-10})
+    np.testing.assert_allclose(Gamma.flat().update(counts.sum(), counts.size).mode(), found.x, atol=1e-6)
+    for method in ("mode", "mean", "var"):
+        with pytest.raises(ValueError, match="rate 0"):
+            getattr(posterior, method)()
+    with pytest.raises(ValueError, match="rate 0"):
+        posterior.sample(np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("a, b", GAMMA_PARAMS)
+def test_gamma_expected_log_matches_quadrature(a, b):
+    reference = stats.gamma(a, scale=1.0 / b)
+    e_log_x = integrate.quad(lambda x: np.log(x) * reference.pdf(x), 0, np.inf, limit=400)[0]
+    np.testing.assert_allclose(Gamma(a, b).expected_log(), e_log_x, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("a, b, a0, b0", [(2.5, 0.4, 1.0, 1.0), (40.0, 7.0, 2.0, 0.5), (0.8, 3.0, 1.5, 0.2), (3.0, 2.0, 3.0, 2.0)])
+def test_gamma_kl_matches_quadrature(a, b, a0, b0):
+    q, p = stats.gamma(a, scale=1.0 / b), stats.gamma(a0, scale=1.0 / b0)
+    low, high = q.ppf(1e-14), q.isf(1e-14)
+    reference = integrate.quad(lambda x: q.pdf(x) * (q.logpdf(x) - p.logpdf(x)), low, high, limit=400,
+                               points=[q.mean()])[0]
+    np.testing.assert_allclose(Gamma(a, b).kl(Gamma(a0, b0)), reference, rtol=1e-6, atol=1e-9)
+    assert Gamma(a, b).kl(Gamma(a, b)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_gamma_sample_moments():
+    # 200 000 draws: mean and variance within 5 standard errors of the exact ones
+    a, b, n = 2.5, 0.4, 200_000
+    draws = Gamma(a, b).sample(np.random.default_rng(1), size=n)
+    assert draws.shape == (n,)
+    reference = stats.gamma(a, scale=1.0 / b)
+    mean, var = reference.mean(), reference.var()
+    m4 = reference.moment(4) - 4 * mean * reference.moment(3) + 6 * mean**2 * reference.moment(2) - 3 * mean**4
+    assert abs(draws.mean() - mean) < 5 * np.sqrt(var / n)
+    assert abs(draws.var() - var) < 5 * np.sqrt((m4 - var**2) / n)
+
+
+def test_gamma_update_adds_counts_and_is_bayes_rule():
+    prior = Gamma(2.0, 0.5)
+    counts = np.array([4, 1, 0, 6])
+    posterior = prior.update(counts.sum(), counts.size)
+    assert (posterior.shape, posterior.rate) == (13.0, 4.5)
+    # posterior density / (prior density x Poisson likelihood) is constant in the rate
+    rates = np.linspace(0.2, 8.0, 12)
+    likelihood = np.array([stats.poisson(r).logpmf(counts).sum() for r in rates])
+    ratio = posterior.log_pdf(rates) - prior.log_pdf(rates) - likelihood
+    np.testing.assert_allclose(ratio, ratio[0], atol=1e-10)
+    assert (prior.shape, prior.rate) == (2.0, 0.5)
+
+
+def test_gamma_batched_shapes():
+    shape = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    dist = Gamma(shape, 2.0)  # rate broadcast to the batch
+    assert dist.rate.shape == (2, 3)
+    assert dist.mean().shape == dist.var().shape == dist.mode().shape == dist.expected_log().shape == (2, 3)
+    assert dist.sample(np.random.default_rng(0)).shape == (2, 3)
+    assert dist.sample(np.random.default_rng(0), size=7).shape == (7, 2, 3)
+    assert dist.sample(np.random.default_rng(0), size=(4, 5)).shape == (4, 5, 2, 3)
+    assert dist.log_pdf(0.3).shape == (2, 3)
+    assert dist.kl(Gamma(1.0, 1.0)).shape == (2, 3)
+    np.testing.assert_allclose(dist.log_pdf(0.3), stats.gamma(shape, scale=0.5).logpdf(0.3), rtol=1e-12)
+    # per-element draws follow their own element's law: the batch's means, by Monte Carlo
+    draws = dist.sample(np.random.default_rng(3), size=20_000)
+    assert np.all(np.abs(draws.mean(0) - dist.mean()) < 5 * np.sqrt(dist.var() / 20_000))
+
+
+def test_gamma_rebuilds_from_its_fields():
+    import dataclasses
+
+    dist = Gamma([2.0, 3.0], [0.5, 1.5])
+    assert [field.name for field in dataclasses.fields(dist)] == ["shape", "rate"]
+    rebuilt = Gamma(**{field.name: getattr(dist, field.name) for field in dataclasses.fields(dist)})
+    np.testing.assert_array_equal(rebuilt.mean(), dist.mean())
+
+
+@pytest.mark.parametrize(
+    "a, b", [(0.0, 1.0), (-1.0, 1.0), (1.0, 0.0), (np.nan, 1.0), (np.inf, 1.0), ([1.0, -2.0], 1.0), (1.0, -0.5)]
+)
+def test_gamma_invalid_parameters_raise(a, b):
+    with pytest.raises(ValueError, match="shape|rate"):
+        Gamma(a, b)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from latentzoo.models import CategoricalHMM, DiceHMM, NIWGaussian, ThreeCoins
-from latentzoo.models.core.conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart
+from latentzoo.models.core.conjugate import Beta, Dirichlet, Gamma, MaskedDirichlet, NormalInverseWishart
 from latentzoo.models.core.conjugate_mixture import ConjugateMixture
 
 
@@ -26,6 +26,12 @@ def _mixtures():
     mask = np.array([[True, True, False], [True, True, True]])
     return {
         "beta": ConjugateMixture(np.log([0.2, 0.5, 0.3]), {"p": Beta([1.0, 4.0, 10.0], [3.0, 2.0, 1.0])}, -1.0),
+        "gamma and dirichlet": ConjugateMixture(
+            np.log([0.1, 0.6, 0.3]),
+            {"rates": Gamma(rng.uniform(1.0, 9.0, size=(3, 2)), rng.uniform(0.5, 3.0, size=(3, 2))),
+             "weights": Dirichlet(rng.gamma(2.0, size=(3, 2)) + 0.5)},
+            -1.5,
+        ),
         "dirichlet rows": ConjugateMixture(
             np.log([0.6, 0.4]), {"trans": Dirichlet(rng.gamma(2.0, size=(2, 3, 4)) + 0.5)}, -2.0
         ),
@@ -74,6 +80,19 @@ def test_two_component_beta_mean_and_sd_in_closed_form():
     assert mixture.mean()["p"] == pytest.approx(first, rel=1e-14)
     assert mixture.sd()["p"] == pytest.approx(np.sqrt(second - first**2), rel=1e-13)
     assert isinstance(mixture.mean()["p"], float)
+
+
+def test_two_component_gamma_mean_and_sd_in_closed_form():
+    w, (a1, b1), (a2, b2) = 0.3, (2.0, 0.5), (9.0, 3.0)
+    mixture = ConjugateMixture(np.log([w, 1 - w]), {"rate": Gamma([a1, a2], [b1, b2])}, 0.0)
+    first = w * a1 / b1 + (1 - w) * a2 / b2
+    # E[x^2] = shape (shape + 1) / rate^2
+    second = w * a1 * (a1 + 1) / b1**2 + (1 - w) * a2 * (a2 + 1) / b2**2
+    assert mixture.mean()["rate"] == pytest.approx(first, rel=1e-14)
+    assert mixture.sd()["rate"] == pytest.approx(np.sqrt(second - first**2), rel=1e-13)
+    # one component, picked by index, is the Gamma at that index
+    component = mixture.component(1)["rate"]
+    assert isinstance(component, Gamma) and (component.shape, component.rate) == (a2, b2)
 
 
 def test_sd_covers_the_factors_with_a_variance_only():

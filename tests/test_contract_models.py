@@ -22,8 +22,8 @@ import xarray as xr
 
 from latentzoo.inference import BACKENDS, applicable_backends, fit
 from latentzoo.inference.core import FitRecord
-from latentzoo.models import BernoulliMixture, CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, ThreeCoins
-from latentzoo.models.core.conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart
+from latentzoo.models import BernoulliMixture, CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, PoissonHMM, PoissonMixture, ThreeCoins
+from latentzoo.models.core.conjugate import Beta, Dirichlet, Gamma, MaskedDirichlet, NormalInverseWishart
 from latentzoo.models.core.protocols import DataDrivenPrior
 
 from .conftest import EXPECTED_GROUPS, PYMC_BACKENDS, SEED_FLIPS
@@ -37,6 +37,11 @@ GAUSSIAN_HMM_DATA = np.array([[-1.0, 0.2], [-1.3, 0.1], [np.nan, np.nan], [2.1, 
 
 BERNOULLI_DATA = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, np.nan], [0, 1, 1], [1, 1, 0], [0, 0, 1]])
 
+#: no missing count: a missing observation's pointwise log-likelihood is 0 in every draw, which
+#: az.loo's Pareto smoothing refuses ("All tail values are the same")
+POISSON_MIXTURE_DATA = np.array([1.0, 0.0, 2.0, 9.0, 11.0, 8.0])
+POISSON_HMM_DATA = [np.array([2.0, 1.0, 3.0, 0.0]), np.array([9.0, np.nan, 12.0, 10.0])]
+
 #: (row id, model, data): the data sets of the models' own PyMC tests where there are some, since
 #: PyTensor compiles the observations into the graph: a new data set is a new compilation
 MODELS = [
@@ -49,6 +54,10 @@ MODELS = [
     ("gaussian-hmm", GaussianHMM(2, 2), [GAUSSIAN_HMM_DATA[:5], GAUSSIAN_HMM_DATA[5:]]),
     # eight binary rows, one feature missing: small enough for the exact enumeration
     ("bernoulli-mixture", BernoulliMixture(2, 3), BERNOULLI_DATA),
+    # the data of tests/test_poisson_hmm.py's exact and NUTS checks: two sequences, one missing step
+    ("poisson-hmm", PoissonHMM(2, rates_prior=(2.0, 0.3), trans_prior=2.0), POISSON_HMM_DATA),
+    # six counts, small enough for the exact enumeration
+    ("poisson-mixture", PoissonMixture(2, rates_prior=(2.0, 0.3), weights_prior=1.5), POISSON_MIXTURE_DATA),
 ]
 MODEL_ROWS = {row: (model, data) for row, model, data in MODELS}
 
@@ -84,6 +93,13 @@ SLOW_PAIRS = {
     # 21-26 s each warm; the Bernoulli mixture's marginalised declaration is checked by its nuts and
     # map pairs, and ADVI on it by tests/test_bernoulli_mixture.py::test_advi_is_near_the_map
     ("bernoulli-mixture", "advi"), ("bernoulli-mixture", "fullrank_advi"),
+    # the Poisson HMM's marginalised declaration runs the Gaussian HMM's log-emission Op, whose
+    # ADVI pairs are slow already; its nuts and map pairs check the declaration by default
+    ("poisson-hmm", "advi"), ("poisson-hmm", "fullrank_advi"),
+    # 28 s cold; the explicit states are the Gaussian HMM's (also slow), Poisson's observation only differs
+    ("poisson-hmm", "pymc_gibbs"),
+    # the mixture's marginalised declaration is the Bernoulli mixture's (whose ADVI pairs are slow)
+    ("poisson-mixture", "advi"), ("poisson-mixture", "fullrank_advi"),
 }
 
 
@@ -215,7 +231,7 @@ def check_values_match_the_model(row: str, idata: xr.DataTree) -> None:
 
 def check_support(row: str, idata: xr.DataTree) -> None:
     """Every parameter lies where its prior family lives: probabilities in (0, 1) or [0, 1],
-    simplex rows summing to one, covariance matrices symmetric positive definite."""
+    simplex rows summing to one, rates finite and >= 0, covariance matrices symmetric positive definite."""
     model, data = MODEL_ROWS[row]
     posterior = idata.posterior
     for key, family in _explicit(model, model.check_data(data)).prior().items():
@@ -226,6 +242,9 @@ def check_support(row: str, idata: xr.DataTree) -> None:
             values = posterior[key].values
             assert np.all(values >= 0), key
             np.testing.assert_allclose(values.sum(-1), 1.0, atol=1e-9, err_msg=key)
+        elif isinstance(family, Gamma):
+            values = posterior[key].values
+            assert np.all(np.isfinite(values) & (values >= 0)), key
         elif isinstance(family, NormalInverseWishart):
             covariances = posterior[key[1]].values
             np.testing.assert_allclose(covariances, np.swapaxes(covariances, -1, -2), atol=1e-10 * np.abs(covariances).max())

@@ -141,6 +141,9 @@ EXPECTED_CAPABILITIES = {
                      "Pictured", "ChunkedStats", "ChunkedDataPrior"},
     "bernoulli-mixture": {"ConjugateEStep", "ConjugateSweep", "HardAssignments", "MeanField", "ExactlySolvable",
                           "Demo", "Pictured", "ChunkedStats", "ChunkValidation", "SelectableSize"},
+    "poisson-hmm": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "Demo", "ChunkedStats"},
+    "poisson-mixture": {"ConjugateEStep", "ConjugateSweep", "HardAssignments", "MeanField", "ExactlySolvable", "Demo",
+                        "ChunkedStats", "ChunkValidation", "SelectableSize"},
 }
 
 

@@ -48,7 +48,7 @@ def variational_parameters(model, factors: dict) -> dict:
     A parameter is named ``<variable>_<parameter>``; a joint factor joins its variables' names
     (the Normal-Inverse-Wishart over ``("means", "covs")`` gives ``means_covs_m``, ``_kappa``,
     ``_nu`` and ``_S``). The conjugate families are frozen dataclasses whose fields are their
-    parameters (Beta: ``alpha``, ``beta``; Dirichlet: ``concentration``; MaskedDirichlet:
+    parameters (Beta: ``alpha``, ``beta``; Gamma: ``shape``, ``rate``; Dirichlet: ``concentration``; MaskedDirichlet:
     ``concentration`` and the ``mask`` of allowed entries; NormalInverseWishart: ``m``,
     ``kappa``, ``nu``, ``S``). A parameter with as many dims as one of the factor's variables
     takes that variable's dims (a concentration, ``m``, ``S``); one with fewer takes the leading

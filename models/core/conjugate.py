@@ -23,6 +23,7 @@ from scipy import special
 __all__ = [
     "Beta",
     "Dirichlet",
+    "Gamma",
     "MaskedDirichlet",
     "MultivariateT",
     "NormalInverseWishart",
@@ -240,6 +241,128 @@ class Dirichlet:
             - special.gammaln(prior.sum(-1))
             + special.gammaln(prior).sum(-1)
             + ((alpha - prior) * self.expected_log()).sum(-1)
+        )
+
+
+@dataclass(frozen=True)
+class Gamma:
+    """Gamma(shape, rate) distribution on (0, inf), possibly batched: the conjugate prior of a
+    Poisson rate.
+
+    The density is ``rate^shape / Gamma(shape) x^(shape - 1) exp(-rate x)`` (scipy's
+    ``stats.gamma(shape, scale=1 / rate)``). After observing counts summing to ``S`` over an
+    exposure ``n`` (the number of observations, or their total weight) the posterior is
+    ``Gamma(shape + S, rate + n)``.
+
+    Parameters
+    ----------
+    shape, rate : float or array-like of the same shape (batch_shape)
+        Positive; ``shape`` acts as a prior total count, ``rate`` as a prior number of
+        observations. Only :meth:`flat` builds ``rate = 0``.
+    """
+
+    shape: np.ndarray
+    rate: np.ndarray
+
+    def __post_init__(self):
+        shape = _as_positive_array(self.shape, "shape")
+        rate = _as_positive_array(self.rate, "rate")
+        shape, rate = np.broadcast_arrays(shape, rate)
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "rate", rate)
+
+    @classmethod
+    def _trusted(cls, shape, rate) -> "Gamma":
+        # Gibbs builds a posterior per sweep; positive plus non-negative needs no re-validation
+        instance = object.__new__(cls)
+        object.__setattr__(instance, "shape", shape)
+        object.__setattr__(instance, "rate", rate)
+        return instance
+
+    @classmethod
+    def flat(cls, batch_shape: tuple[int, ...] = ()) -> "Gamma":
+        """The improper limit Gamma(1, 0), a flat density on (0, inf): updated by counts summing
+        to ``S`` over ``n > 0`` observations its mode is ``S / n``, the maximum-likelihood rate.
+        It has no mode, mean or draws of its own (``rate = 0``), and is only meant to be updated."""
+        return cls._trusted(np.ones(batch_shape), np.zeros(batch_shape))
+
+    def update(self, total, count) -> "Gamma":
+        """Posterior after observing (possibly fractional, i.e. expected) counts.
+
+        Parameters
+        ----------
+        total : float or array-like broadcastable to batch_shape
+            The sum of the observed counts, ``S``.
+        count : float or array-like broadcastable to batch_shape
+            How many observations (or their total weight), ``n``.
+        """
+        # not re-validated: this is the inner loop of Gibbs and VB, and counts come from our code
+        shape, rate = np.broadcast_arrays(self.shape + np.asarray(total, float), self.rate + np.asarray(count, float))
+        return Gamma._trusted(shape, rate)
+
+    @property
+    def concentrations(self) -> np.ndarray:
+        """The shapes: as for a Beta's or Dirichlet's concentrations, a value below one makes the
+        density unbounded at the boundary (at 0), where EM's MAP would not exist."""
+        return self.shape
+
+    def _check_proper(self, what: str) -> None:
+        if np.any(self.rate <= 0):
+            raise ValueError(
+                f"a Gamma with rate 0 (the flat prior, not updated by any observation) has no {what}"
+            )
+
+    def mean(self) -> np.ndarray:
+        self._check_proper("mean")
+        return self.shape / self.rate
+
+    def var(self) -> np.ndarray:
+        self._check_proper("variance")
+        return self.shape / self.rate**2
+
+    def mode(self) -> np.ndarray:
+        """Mode of the density, ``(shape - 1) / rate`` for ``shape >= 1``, and 0 (where the
+        density is unbounded or largest) for ``shape < 1``.
+
+        Raises
+        ------
+        ValueError
+            Where ``rate = 0``: the flat prior :meth:`flat` updated by no observation (a component
+            with no weight under maximum likelihood) has no mode.
+        """
+        self._check_proper("mode")
+        return np.where(self.shape >= 1.0, (self.shape - 1.0) / self.rate, 0.0)
+
+    def sample(self, rng: np.random.Generator, size=None) -> np.ndarray:
+        """Draws of shape ``size + batch_shape`` (``size`` may be None or a tuple)."""
+        self._check_proper("draws")
+        shape = self.shape.shape if size is None else tuple(np.atleast_1d(size)) + self.shape.shape
+        return rng.gamma(np.broadcast_to(self.shape, shape)) / self.rate
+
+    def log_pdf(self, x) -> np.ndarray:
+        x = np.asarray(x, float)
+        return (
+            special.xlogy(self.shape, self.rate)
+            - special.gammaln(self.shape)
+            + special.xlogy(self.shape - 1.0, x)
+            - self.rate * x
+        )
+
+    def expected_log(self) -> np.ndarray:
+        """``E[log x] = digamma(shape) - log(rate)``, what mean-field VB needs besides the mean."""
+        return special.digamma(self.shape) - np.log(self.rate)
+
+    def kl(self, other: "Gamma") -> np.ndarray:
+        """KL(self || other), elementwise over the batch:
+        ``(a_q - a_p) psi(a_q) - log Gamma(a_q) + log Gamma(a_p) + a_p (log b_q - log b_p)
+        + a_q (b_p - b_q) / b_q`` for q = Gamma(a_q, b_q), p = Gamma(a_p, b_p)."""
+        a_q, b_q, a_p, b_p = self.shape, self.rate, other.shape, other.rate
+        return (
+            (a_q - a_p) * special.digamma(a_q)
+            - special.gammaln(a_q)
+            + special.gammaln(a_p)
+            + a_p * (np.log(b_q) - np.log(b_p))
+            + a_q * (b_p - b_q) / b_q
         )
 
 

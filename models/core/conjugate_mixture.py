@@ -1,6 +1,6 @@
 """Exact posteriors that are finite mixtures of products of conjugate distributions.
 
-Three models of the zoo have an exact posterior of the same form,
+Several models of the zoo have an exact posterior of the same form,
 
     p(theta | x) = sum_g w_g prod_f q_f(theta_f | g),
 
@@ -11,6 +11,8 @@ each component independent conjugate factors ``q_f`` (the prior updated by that 
   coin B, heads among them);
 * ``CategoricalHMM`` / ``DiceHMM``: Dirichlet rows (a :class:`MaskedDirichlet` for masked
   emissions), one component per distinct count table of the state paths;
+* ``PoissonHMM`` / ``PoissonMixture``: Gamma factors for the rates (and Dirichlets), one
+  component per state path or assignment;
 * ``NIWGaussian``: no latent variables, so a single Normal-Inverse-Wishart component.
 
 :class:`ConjugateMixture` holds the weights and the factors, and provides the summaries the
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .conjugate import Beta, Dirichlet, MaskedDirichlet, NormalInverseWishart, apply_to_factors
+from .conjugate import Beta, Dirichlet, Gamma, MaskedDirichlet, NormalInverseWishart, apply_to_factors
 
 __all__ = ["ConjugateMixture"]
 
@@ -37,6 +39,8 @@ def _batch_shape(factor) -> tuple[int, ...]:
         return factor.alpha.shape
     if isinstance(factor, Dirichlet):
         return factor.concentration.shape[:-1]
+    if isinstance(factor, Gamma):
+        return factor.shape.shape
     if isinstance(factor, MaskedDirichlet):
         # the rows of the (K, M) matrix are part of the batch, but not of the component axis
         return factor.concentration.shape[:-2]
@@ -55,6 +59,8 @@ def _take(factor, index):
         return Beta._trusted(factor.alpha[index], factor.beta[index])
     if isinstance(factor, Dirichlet):
         return Dirichlet(factor.concentration[index])
+    if isinstance(factor, Gamma):
+        return Gamma._trusted(factor.shape[index], factor.rate[index])
     if isinstance(factor, MaskedDirichlet):
         return factor.select(index)
     if isinstance(factor, NormalInverseWishart):
@@ -64,7 +70,7 @@ def _take(factor, index):
 
 def _unknown_family(factor) -> TypeError:
     return TypeError(
-        "factors must be Beta, Dirichlet, MaskedDirichlet or NormalInverseWishart distributions, "
+        "factors must be Beta, Dirichlet, Gamma, MaskedDirichlet or NormalInverseWishart distributions, "
         f"got {type(factor).__name__}"
     )
 
@@ -79,7 +85,7 @@ class ConjugateMixture:
         Normalised log weights ``log w_g`` (``logsumexp`` = 0).
     factors : dict
         Parameter name -> :class:`~latentzoo.models.core.conjugate.Beta`,
-        :class:`~latentzoo.models.core.conjugate.Dirichlet` or
+        :class:`~latentzoo.models.core.conjugate.Dirichlet`, :class:`~latentzoo.models.core.conjugate.Gamma` or
         :class:`~latentzoo.models.core.conjugate.MaskedDirichlet`; or a tuple of two names (``("mu",
         "Sigma")``, ``("means", "covs")``) -> :class:`~latentzoo.models.core.conjugate.NormalInverseWishart`.
         Every factor's batch shape starts with ``n_components``: factor ``f`` of component ``g`` is
@@ -161,7 +167,7 @@ class ConjugateMixture:
 
     def sd(self) -> dict[str, np.ndarray]:
         """Posterior standard deviations (elementwise) of the parameters whose factor has a
-        ``var()`` (Beta); the others are left out.
+        ``var()`` (Beta, Gamma); the others are left out.
 
         By the law of total variance, ``Var = sum_g w_g (Var_g + E_g^2) - (sum_g w_g E_g)^2``.
         """

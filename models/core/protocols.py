@@ -56,7 +56,7 @@ Conventions
   that object, and ``check_data`` given it back returns it at once.
 - ``params`` maps parameter names to arrays. Arrays may carry leading batch dims (``(chain,
   draw)`` when evaluating posterior draws); vectorised methods broadcast over them.
-- Conjugate families (``Beta``, ``Dirichlet``, ``NormalInverseWishart`` in
+- Conjugate families (``Beta``, ``Dirichlet``, ``Gamma``, ``NormalInverseWishart`` in
   ``latentzoo.models.core.conjugate``) are the currency of the hand-written back-ends: EM takes the
   ``mode()`` of ``conditional_posterior(stats)``, Gibbs ``sample``\\ s it, VB keeps it as the
   factor ``q`` and needs its ``expected_log``/``kl``.

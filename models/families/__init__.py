@@ -15,11 +15,14 @@ family                                          observations                  co
                                                 mask of allowed symbols)      component
 :class:`~.gaussian.GaussianFamily`              (N, D) real rows              Normal-Inverse-Wishart
                                                                               (or known covariances)
+:class:`~.poisson.PoissonFamily`                counts 0, 1, 2, ... (NaN      a Gamma(shape, rate) per
+                                                marks a missing count)        component
 ==============================================  ============================  ==========================
 """
 
 from .bernoulli import BernoulliFamily
 from .categorical import CategoricalFamily
 from .gaussian import GaussianFamily
+from .poisson import PoissonFamily
 
-__all__ = ["BernoulliFamily", "CategoricalFamily", "GaussianFamily"]
+__all__ = ["BernoulliFamily", "CategoricalFamily", "GaussianFamily", "PoissonFamily"]

@@ -165,6 +165,9 @@ class Alphabet:
         Which symbols some state can emit (the columns of the emission mask); None: all.
     model_name : str
         The model's class name, for error messages.
+    noun : str
+        What the values are called in error messages ("symbols"; "counts" for Poisson data,
+        whose alphabet is 0..2^53, every integer a float64 holds exactly).
     """
 
     n_symbols: int
@@ -172,6 +175,7 @@ class Alphabet:
     description: str
     emittable: np.ndarray | None
     model_name: str
+    noun: str = "symbols"
 
 
 def _pandas_types(*names) -> tuple[type, ...]:
@@ -338,13 +342,14 @@ def _check_sequence(sequence, index: int, alphabet: Alphabet) -> np.ndarray:
         missing = nan if missing is None else missing | nan
         observed = array if missing is None else array[~missing]
         if not np.all(np.isfinite(observed)):
-            raise ValueError(f"data: {where} contains infinite values; symbols must be {described}")
+            raise ValueError(f"data: {where} contains infinite values; {alphabet.noun} must be {described}")
         fractional = observed != np.round(observed)
         if np.any(fractional):
             shown = given if missing is None else given[~missing]
+            position = int(np.flatnonzero(~missing)[np.argmax(fractional)]) if missing is not None else int(np.argmax(fractional))
             raise ValueError(
-                f"data: {where} contains non-integer values {_format_symbols(np.unique(shown[fractional])[:5])}; "
-                f"symbols must be {described}"
+                f"data: {where} contains non-integer values {_format_symbols(np.unique(shown[fractional])[:5])} "
+                f"(first at position {position}); {alphabet.noun} must be {described}"
             )
     if missing is not None and not missing.any():
         missing = None
@@ -356,7 +361,7 @@ def _check_sequence(sequence, index: int, alphabet: Alphabet) -> np.ndarray:
     if np.any(outside):
         raise ValueError(
             f"data: {where} contains {_format_symbols(np.unique(given[outside])[:5])} (first at position "
-            f"{int(np.argmax(outside))}), outside the symbols {described}"
+            f"{int(np.argmax(outside))}), outside the {alphabet.noun} {described}"
         )
     if missing is None:
         return array.astype(np.int64) - alphabet.first_label
@@ -391,6 +396,14 @@ def _as_sequences(data) -> tuple[list, bool]:
             return [data], True
         sequence_types = (list, tuple, np.ndarray, str, *_pandas_types("Series", "Index"))
         odd = [item for item, is_scalar in zip(data, scalar) if not is_scalar and not isinstance(item, sequence_types)]
+        text = [position for position, item in enumerate(data) if isinstance(item, str | bytes)]
+        if any(scalar) and text:
+            # text among numbers is a value, not a sequence: name it where it stands
+            position = text[0]
+            raise TypeError(
+                "data given as one sequence must hold numbers or missing markers (None, NaN), "
+                f"got {type(data[position]).__name__} {data[position]!r} at position {position}"
+            )
         if any(scalar) and odd:
             raise TypeError(
                 "data given as one sequence must hold numbers or missing markers (None, NaN), "
@@ -509,9 +522,12 @@ def check_data(data, alphabet: Alphabet) -> HMMData:
     observed = symbols[symbols != MISSING]
     if observed.size == 0:
         raise ValueError(
-            f"data: every one of the {symbols.size} steps is missing; there is no observed symbol to fit"
+            f"data: every one of the {symbols.size} steps is missing; there are no observed {alphabet.noun} to fit"
         )
-    present = np.flatnonzero(np.bincount(observed, minlength=alphabet.n_symbols))
+    if observed.max() <= 4 * observed.size + 1024:
+        present = np.flatnonzero(np.bincount(observed))
+    else:  # large counts (Poisson data): a bincount would need one entry per value up to the largest
+        present = np.unique(observed)
     present.setflags(write=False)
     n_missing = symbols.size - observed.size
     result = HMMData._validated(symbols, offsets, single, alphabet.first_label, present, n_missing)

@@ -167,10 +167,10 @@ class CategoricalFamily:
         return {"emission_probs": prior["emission_probs"].update(stats["emission_counts"])}
 
     def log_marginal(self, stats: dict, n_components: int) -> np.ndarray:
-        """``log p(x | z)`` with the rows integrated out, per batch of statistics
-        (``sum_k log B(alpha_k + counts_k) - log B(alpha_k)``)."""
+        """``log p(x assigned to k)`` with the rows integrated out, ``log B(alpha_k + counts_k) -
+        log B(alpha_k)``, shape ``(*batch, K)``."""
         alpha, mask = self.concentration_array(n_components), self.mask_array
-        return (log_multivariate_beta(alpha + stats["emission_counts"], mask) - log_multivariate_beta(alpha, mask)).sum(-1)
+        return log_multivariate_beta(alpha + stats["emission_counts"], mask) - log_multivariate_beta(alpha, mask)
 
     # -- densities and statistics -------------------------------------------------------
     def emission_table(self, params: dict) -> np.ndarray:

@@ -264,7 +264,7 @@ class GaussianFamily:
     def log_marginal(self, stats: dict, n_components: int) -> np.ndarray:
         """``log p(x | z)`` with each component's (mean, covariance) integrated out: the NIW
         evidence ``pi^(-N D/2) Gamma_D(nu_N/2) / Gamma_D(nu0/2) |S0|^(nu0/2) / |S_N|^(nu_N/2)
-        (kappa0 / kappa_N)^(D/2)`` (Murphy 2012, eq. 4.217), summed over components."""
+        (kappa0 / kappa_N)^(D/2)`` (Murphy 2012, eq. 4.217), per component: shape ``(*batch, K)``."""
         if self.covs is not None:
             raise ValueError("backend 'exact' is not available with fixed covs; use 'gibbs' or 'nuts'")
         D = self.n_features
@@ -276,7 +276,7 @@ class GaussianFamily:
             + 0.5 * prior.nu * np.linalg.slogdet(prior.S)[1] - 0.5 * posterior.nu * np.linalg.slogdet(posterior.S)[1]
             + 0.5 * D * (np.log(prior.kappa) - np.log(posterior.kappa))
         )
-        return log_evidence.sum(-1)
+        return log_evidence
 
     # -- densities and statistics -------------------------------------------------------
     def log_density(self, observations, params: dict) -> np.ndarray:

@@ -94,9 +94,7 @@ def exact_posterior(model, data) -> ConjugateMixture:
     else:
         with np.errstate(divide="ignore"):
             log_weight = log_weight + special.xlogy(stats["init_counts"], np.asarray(model.fixed_init_probs)).sum(-1)
-    evidence = family.log_marginal(stats, K)
-    if evidence.ndim > 1:  # the protocol's (n_groups, K), per component; some families sum over K already
-        evidence = evidence.sum(-1)
+    evidence = family.log_marginal(stats, K).sum(-1)
     log_weight = (
         log_weight
         + (log_multivariate_beta(arrays["trans_prior"] + stats["trans_counts"]) - log_multivariate_beta(arrays["trans_prior"])).sum(-1)

@@ -8,10 +8,15 @@ chains one after the other, one core): sampling seconds (PyMC's own clock, witho
 and compiling), the number of gradient evaluations (leapfrog steps), microseconds per
 leapfrog step, and minimum bulk ESS per second of sampling.
 
+``--forms`` instead compares, in one process and alternating, the dice HMM's two possible
+declarations: the Op's table form, and ``log(table).T[symbols]`` handed to its log-density form
+(why categorical HMMs keep the table form; see :mod:`latentzoo.models.ops.hmm_op`).
+
 Usage::
 
     python benchmarks/hmm_ops.py                 # dice T = 1000, Gaussian T = 500
     python benchmarks/hmm_ops.py --draws 300 --evals 3000 --label main
+    python benchmarks/hmm_ops.py --forms
 """
 
 from __future__ import annotations
@@ -70,12 +75,56 @@ def nuts(model, data, draws: int):
     return sampling, n_steps, float(values[np.isfinite(values)].min())
 
 
+def table_as_log_density(init, trans, table, codes, offsets):
+    """The categorical likelihood through the Op's log-density form."""
+    import pytensor.tensor as pt
+
+    from latentzoo.models.ops.hmm_op import hmm_log_emission_likelihood
+
+    positive = pt.gt(table, 0)
+    # a log whose gradient is 0, not NaN, at the masked zeros
+    log_table = pt.switch(positive, pt.log(pt.switch(positive, table, 1.0)), -np.inf)
+    return hmm_log_emission_likelihood(init, trans, log_table.T[codes], offsets)
+
+
+def compare_forms(draws: int, evals: int, repeats: int = 3) -> None:
+    """The dice HMM's table form against its log-density form, alternating in one process; the
+    minimum over repeats (the machine is shared)."""
+    from contextlib import nullcontext
+    from unittest import mock
+
+    from latentzoo.models.hmm import pymc as hmm_pymc
+
+    dice, rolls = cases()["dice T=1000"]
+    forms = {"table": None, "log_density": table_as_log_density}
+
+    def declared(form):
+        replacement = forms[form]
+        return mock.patch.object(hmm_pymc, "hmm_log_likelihood", replacement) if replacement else nullcontext()
+
+    per_call, per_step = {form: [] for form in forms}, {form: [] for form in forms}
+    for _ in range(repeats):
+        for form in forms:
+            with declared(form):
+                per_call[form].append(gradient_time(dice, rolls, evals))
+                sampling, n_steps, _ = nuts(dice, rolls, draws)
+            per_step[form].append(sampling / n_steps)
+    for form in forms:
+        print(f"{form:12s} logp+grad {min(per_call[form]) * 1e6:7.1f} us   NUTS {min(per_step[form]) * 1e6:7.1f} us/step")
+    print(f"log-density form / table form: logp+grad {min(per_call['log_density']) / min(per_call['table']):.2f}x, "
+          f"NUTS per step {min(per_step['log_density']) / min(per_step['table']):.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=300, help="draws and tuning steps per chain")
     parser.add_argument("--evals", type=int, default=3000, help="log-density + gradient calls per block")
     parser.add_argument("--label", default="", help="printed in front of every line")
+    parser.add_argument("--forms", action="store_true", help="the dice HMM's two emission forms instead")
     args = parser.parse_args()
+    if args.forms:
+        compare_forms(args.draws, args.evals)
+        return
     for name, (model, data) in cases().items():
         per_call = gradient_time(model, data, args.evals)
         sampling, n_steps, min_ess = nuts(model, data, args.draws)

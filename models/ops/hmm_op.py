@@ -33,10 +33,10 @@ its pullback reuses the last three outputs. How the emission enters is the Op's 
 Both give a log-likelihood of -inf and zero gradients when some step is impossible.
 
 Why categorical HMMs keep their own form rather than passing ``log(table).T[symbols]`` to the
-second: on the dice HMM at T = 1000 that cost 35-50 % more per log-density and gradient and
-about 1.7x per NUTS leapfrog step (``benchmarks/hmm_ops.py``): the gather and the scatter of its
-gradient run as PyTensor nodes instead of reads inside the compiled loop, and the masked zeros
-need a log that does not return NaN gradients.
+second: on the dice HMM at T = 1000 that cost 1.4x per log-density and gradient (about 100
+against 70 us) and 1.3x per NUTS leapfrog step (``benchmarks/hmm_ops.py --forms``, the same
+values and gradients): the gather and the scatter of its gradient run as PyTensor nodes instead
+of reads inside the compiled loop, and the masked zeros need a log whose gradient is not NaN.
 
 PyTensor is imported lazily: this module is loaded only when a PyMC model is declared. The
 JAX implementation (for NumPyro and BlackJAX) is :mod:`latentzoo.models.ops.jax_ops`.

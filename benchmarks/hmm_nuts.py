@@ -27,7 +27,7 @@ import numpy as np
 
 from latentzoo.inference import fit
 from latentzoo.models import DiceHMM
-from latentzoo.models.ops import hmm_op
+from latentzoo.models.hmm import pymc as hmm_pymc
 
 
 def scan_log_likelihood(init, trans, emission, symbols, offsets):
@@ -35,6 +35,8 @@ def scan_log_likelihood(init, trans, emission, symbols, offsets):
     import pytensor
     import pytensor.tensor as pt
 
+    # the declaration passes the offsets as a data container; the scan unrolls over sequences
+    offsets = offsets.get_value() if hasattr(offsets, "get_value") else offsets
     lik = emission.T[symbols]  # (T, K)
     total = 0.0
     for start, stop in zip(offsets[:-1], offsets[1:]):
@@ -91,7 +93,8 @@ def main() -> None:
     for n_steps in lengths:
         rolls, _ = dice.simulate(dice.default_params(), n_steps, rng=1)
         for label, replacement in (("forward-backward Op", None), ("scan + autodiff", scan_log_likelihood)):
-            patch = mock.patch.object(hmm_op, "hmm_log_likelihood", replacement) if replacement else nullcontext()
+            # the name the declaration calls (models/hmm/pymc.py imports it from the Op's module)
+            patch = mock.patch.object(hmm_pymc, "hmm_log_likelihood", replacement) if replacement else nullcontext()
             with patch:
                 per_gradient = gradient_time(dice.pymc_model(rolls), repeats=200)
                 wall, sampling, min_ess = nuts(dice, rolls, draws)

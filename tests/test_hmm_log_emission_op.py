@@ -1,8 +1,8 @@
-"""The forward-backward pass from log emission densities and its PyTensor Op.
+"""The forward-backward pass from log emission densities and the HMM Op's log-density form.
 
 References: brute-force enumeration of every state path (the log-likelihood, the smoothed
-marginals and the expected counts), central finite differences (the gradient), and the categorical
-HMM's Op (:mod:`latentzoo.models.ops.hmm_op`, a separate kernel) on categorical log-emissions.
+marginals and the expected counts), central finite differences (the gradient), and the Op's
+table form (:mod:`latentzoo.models.ops.hmm_op`, a separate kernel) on categorical log-emissions.
 """
 
 from __future__ import annotations
@@ -107,12 +107,11 @@ def test_gradient_matches_finite_differences():
 
 
 @pytest.mark.pymc
-def test_op_value_and_gradient_equal_the_categorical_op():
+def test_op_value_and_gradient_equal_the_table_form():
     import pytensor
     import pytensor.tensor as pt
 
-    from latentzoo.models.ops.hmm_log_emission_op import hmm_log_emission_likelihood
-    from latentzoo.models.ops.hmm_op import hmm_log_likelihood
+    from latentzoo.models.ops.hmm_op import hmm_log_emission_likelihood, hmm_log_likelihood
 
     rng = np.random.default_rng(6)
     K, M = 3, 4
@@ -131,3 +130,20 @@ def test_op_value_and_gradient_equal_the_categorical_op():
     # the compiled (Numba) value is the enumeration's
     log_emission = np.log(point[2]).T[symbols]
     np.testing.assert_allclose(results[0][0], _enumerate(point[0], point[1], log_emission, offsets)[0].sum(), rtol=1e-12)
+
+
+@pytest.mark.pymc
+def test_op_refuses_an_unknown_form_and_misshapen_inputs():
+    import pytensor.tensor as pt
+
+    from latentzoo.models.ops.hmm_op import hmm_op
+
+    with pytest.raises(ValueError, match="emission must be one of"):
+        hmm_op("poisson")
+    init, trans, offsets = pt.dvector(), pt.dmatrix(), np.array([0, 3])
+    with pytest.raises(TypeError, match="takes init, trans, emission, offsets"):
+        hmm_op("log_density")(init, trans, pt.dmatrix(), np.zeros(3, int), offsets)
+    with pytest.raises(ValueError, match=r"symbols 2"):
+        hmm_op("table")(init, trans, pt.dmatrix(), np.zeros((3, 1), int), offsets)
+    with pytest.raises(ValueError, match=r"emission 1"):
+        hmm_op("log_density")(init, trans, pt.dvector(), offsets)

@@ -205,20 +205,19 @@ def test_ops_agree_with_the_numba_kernels_on_long_ragged_data():
 
 
 def test_pytensor_gradient_graphs_compile_to_jax_and_match_the_numba_kernel():
-    """The gradient PyTensor builds from the Ops' pullbacks (their last three outputs), linked
+    """The gradient PyTensor builds from the Op's pullback (its last three outputs), linked
     with JAX, against the Numba kernel's value and gradient (already compiled: linking the graph
-    with Numba as well would cost 30 s). Both Ops describe the same likelihood here, so both
-    must give the kernel's numbers."""
+    with Numba as well would cost 30 s). Both emission forms describe the same likelihood here,
+    so both must give the kernel's numbers."""
     import pytensor
     import pytensor.tensor as pt
 
-    from latentzoo.models.ops.hmm_log_emission_op import hmm_log_emission_likelihood
-    from latentzoo.models.ops.hmm_op import hmm_log_likelihood
+    from latentzoo.models.ops.hmm_op import hmm_log_emission_likelihood, hmm_log_likelihood
 
     register_jax_ops()
     init, trans, emission = pt.dvector("init"), pt.dmatrix("trans"), pt.dmatrix("emission")
     categorical = hmm_log_likelihood(init, trans, emission, RAGGED_SYMBOLS, RAGGED_OFFSETS)
-    # the log-emission Op on log(emission) gathered at the symbols: its gamma reaches emission too
+    # the log-density form on log(emission) gathered at the symbols: its gamma reaches emission too
     log_emission = hmm_log_emission_likelihood(init, trans, pt.log(emission).T[RAGGED_SYMBOLS], RAGGED_OFFSETS)
     outputs = [value for total in (categorical, log_emission) for value in (total, *pytensor.grad(total, [init, trans, emission]))]
     values = random_hmm(np.random.default_rng(7), 3, 3)

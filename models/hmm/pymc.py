@@ -22,8 +22,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..core.protocols import DataDrivenPrior
-from ..ops.hmm_log_emission_op import hmm_log_emission_likelihood
-from ..ops.hmm_op import hmm_log_likelihood
+from ..ops.hmm_op import hmm_log_emission_likelihood, hmm_log_likelihood
 from ..ops.pymc_data import data_container
 from . import kernels
 

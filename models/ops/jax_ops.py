@@ -5,9 +5,8 @@ log-density graph into one JAX function with PyTensor's ``jax_funcify`` and let 
 differentiate it. Every Op in the graph therefore needs a JAX implementation, and the gradient
 JAX takes of it must be the right one. This module supplies both for
 
-* ``HMMLogLikelihood`` (:mod:`latentzoo.models.ops.hmm_op`, categorical emissions),
-* ``HMMLogEmissionLikelihood`` (:mod:`latentzoo.models.ops.hmm_log_emission_op`, a (T, K) matrix of
-  log emission densities),
+* ``HMMLogLikelihood`` (:mod:`latentzoo.models.ops.hmm_op`) in both its emission forms: a
+  categorical table read by symbol, and a (T, K) matrix of log emission densities,
 * ``SPDCholesky`` (:mod:`latentzoo.models.ops.pymc_parts`).
 
 Call :func:`register_jax_ops` before compiling a graph with JAX (``pytensor.function(...,
@@ -15,8 +14,8 @@ mode="JAX")``); the ``nuts`` back-end does so for ``sampler="numpyro"`` and ``"b
 This module imports JAX at the top, and nothing else in latentzoo imports it, so ``import
 latentzoo`` never loads JAX.
 
-The HMM Ops, as in their Numba versions
----------------------------------------
+The HMM Op, as in its Numba version
+-----------------------------------
 One scaled forward-backward pass (Rabiner 1989, sec. V.A) returns the log-likelihood and its
 whole gradient, the Op's four outputs: the forward messages are normalised at every step,
 ``log p(x) = sum_t log c_t``, and nothing underflows however long the sequences. With
@@ -47,7 +46,7 @@ The gradient JAX takes. The Op's value output is wrapped in a ``jax.custom_vjp``
 backward rule multiplies the incoming cotangent by the forward-backward gradients computed in
 the same pass (their own derivatives are stopped), so ``jax.grad`` of the log-density costs one
 forward-backward pass and never differentiates through the scans. Second derivatives are not
-available, as in the PyTensor Ops.
+available, as in the PyTensor Op.
 """
 
 from __future__ import annotations
@@ -64,6 +63,7 @@ jax.config.update("jax_enable_x64", True)
 
 __all__ = [
     "categorical_hmm_log_likelihood",
+    "hmm_log_likelihood",
     "log_emission_hmm_log_likelihood",
     "register_jax_ops",
 ]
@@ -151,32 +151,69 @@ def _value_with_gradient_bwd(residuals, cotangent):
 _value_with_gradient.defvjp(_value_with_gradient_fwd, _value_with_gradient_bwd)
 
 
-def _categorical_pass(init, trans, emission, symbols, offsets):
-    n_steps = symbols.shape[0]
-    lik = emission.T[symbols]
-    starts, ends = _boundaries(offsets, n_steps)
-    log_scale, impossible, d_lik, d_init, d_trans = _forward_backward(init, trans, lik, starts, ends)
+def _table_rows(emission, symbols):
+    # the (K, M) table read at the symbols: no shift, and every row usable (an impossible
+    # symbol shows as a zero scaling constant in the forward pass)
+    return emission.T[symbols], 0.0, jnp.zeros(symbols.shape[0], bool)
+
+
+def _table_gradient(d_lik, lik, emission, symbols):
+    # d log p / d emission[k, m]: the steps showing symbol m, summed
     d_emission = jnp.zeros(emission.shape[::-1], emission.dtype).at[symbols].add(d_lik).T
-    grads = tuple(
-        jnp.where(impossible, 0.0, _zero_where_zero(grad, param))
-        for grad, param in ((d_init, init), (d_trans, trans), (d_emission, emission))
+    return _zero_where_zero(d_emission, emission)
+
+
+def _log_density_rows(log_emission):
+    shift = jnp.max(log_emission, axis=1)
+    unusable = ~jnp.isfinite(shift) | jnp.any(jnp.isnan(log_emission), axis=1)
+    shift = jnp.where(unusable, 0.0, shift)
+    # each row shifted by its maximum before exp, so no density underflows
+    lik = jnp.where(unusable[:, None], 0.0, jnp.exp(log_emission - shift[:, None]))
+    return lik, shift, unusable
+
+
+def _log_density_gradient(d_lik, lik, log_emission):
+    # the smoothed marginals gamma: d log p / d log_emission = lik * d log p / d lik
+    return lik * d_lik
+
+
+#: per emission form (the keys of :data:`latentzoo.models.ops.hmm_op.EMISSION_FORMS`): the (T, K)
+#: likelihood rows with their log shifts and unusable rows, and the emission's gradient from d_lik
+_EMISSION_FORMS = {
+    "table": (_table_rows, _table_gradient),
+    "log_density": (_log_density_rows, _log_density_gradient),
+}
+
+
+def _hmm_pass(emission_form, init, trans, emission, *data):
+    to_rows, emission_gradient = _EMISSION_FORMS[emission_form]
+    *extra, offsets = data
+    lik, shift, unusable = to_rows(emission, *extra)
+    starts, ends = _boundaries(offsets, lik.shape[0])
+    log_scale, impossible, d_lik, d_init, d_trans = _forward_backward(init, trans, lik, starts, ends)
+    impossible = impossible | jnp.any(unusable)
+    grads = (
+        _zero_where_zero(d_init, init),
+        _zero_where_zero(d_trans, trans),
+        emission_gradient(d_lik, lik, emission, *extra),
     )
-    value = jnp.where(impossible, -jnp.inf, log_scale.sum())
+    grads = tuple(jnp.where(impossible, 0.0, grad) for grad in grads)
+    value = jnp.where(impossible, -jnp.inf, log_scale.sum() + jnp.sum(shift))
     return value, grads
 
 
-def categorical_hmm_log_likelihood(init, trans, emission, symbols, offsets):
-    """Total log-likelihood of a categorical HMM and its gradient (the ``HMMLogLikelihood`` Op).
+def hmm_log_likelihood(emission_form, init, trans, emission, *data):
+    """Total HMM log-likelihood and its gradient: the ``HMMLogLikelihood(emission_form)`` Op.
 
     Parameters
     ----------
+    emission_form : {"table", "log_density"}
+        How the emission enters (:mod:`latentzoo.models.ops.hmm_op`).
     init : array of shape (K,)
     trans : array of shape (K, K)
-    emission : array of shape (K, M)
-    symbols : int array of shape (T,)
-        Column indices into ``emission`` (0..M-1) of the concatenated sequences.
-    offsets : int array of shape (n_seq + 1,)
-        Sequence ``s`` is ``symbols[offsets[s]:offsets[s + 1]]``.
+    emission : array of shape (K, M) (a table) or (T, K) (log densities)
+    *data : int arrays
+        ``symbols`` (T,) and ``offsets`` (n_seq + 1,) for a table; ``offsets`` alone otherwise.
 
     Returns
     -------
@@ -184,52 +221,20 @@ def categorical_hmm_log_likelihood(init, trans, emission, symbols, offsets):
         JAX derivative with respect to ``init``, ``trans`` and ``emission`` is the next three
     grad_init, grad_trans, grad_emission : arrays of the shapes of ``init``, ``trans``, ``emission``
     """
-    symbols = jnp.asarray(symbols)
-    value, grads = lax.stop_gradient(_categorical_pass(init, trans, emission, symbols, offsets))
+    value, grads = lax.stop_gradient(_hmm_pass(emission_form, init, trans, emission, *data))
     return _value_with_gradient((init, trans, emission), value, grads), *grads
 
 
-def _log_emission_pass(init, trans, log_emission, offsets):
-    n_steps = log_emission.shape[0]
-    shift = jnp.max(log_emission, axis=1)
-    unusable = ~jnp.isfinite(shift) | jnp.any(jnp.isnan(log_emission), axis=1)
-    # each row shifted by its maximum before exp, so no density underflows
-    lik = jnp.exp(log_emission - jnp.where(unusable, 0.0, shift)[:, None])
-    lik = jnp.where(unusable[:, None], 0.0, lik)
-    starts, ends = _boundaries(offsets, n_steps)
-    log_scale, impossible, d_lik, d_init, d_trans = _forward_backward(init, trans, lik, starts, ends)
-    impossible = impossible | jnp.any(unusable)
-    gamma = lik * d_lik
-    grads = (
-        jnp.where(impossible, 0.0, _zero_where_zero(d_init, init)),
-        jnp.where(impossible, 0.0, _zero_where_zero(d_trans, trans)),
-        jnp.where(impossible, 0.0, gamma),
-    )
-    value = jnp.where(impossible, -jnp.inf, log_scale.sum() + jnp.where(unusable, 0.0, shift).sum())
-    return value, grads
+def categorical_hmm_log_likelihood(init, trans, emission, symbols, offsets):
+    """:func:`hmm_log_likelihood` of a (K, M) table read at ``symbols`` (T,) (0..M-1);
+    ``grad_emission`` has the table's shape."""
+    return hmm_log_likelihood("table", init, trans, emission, jnp.asarray(symbols), offsets)
 
 
 def log_emission_hmm_log_likelihood(init, trans, log_emission, offsets):
-    """Total HMM log-likelihood from log emission densities and its gradient (the
-    ``HMMLogEmissionLikelihood`` Op).
-
-    Parameters
-    ----------
-    init : array of shape (K,)
-    trans : array of shape (K, K)
-    log_emission : array of shape (T, K)
-        ``log p(x_t | z_t = k)`` of the concatenated sequences (rows of zeros: missing steps).
-    offsets : int array of shape (n_seq + 1,)
-
-    Returns
-    -------
-    log_lik : scalar, whose JAX derivative is the next three
-    grad_init : (K,)
-    grad_trans : (K, K)
-    gamma : (T, K), the smoothed marginals ``p(z_t = k | x)`` (the gradient for ``log_emission``)
-    """
-    value, grads = lax.stop_gradient(_log_emission_pass(init, trans, log_emission, offsets))
-    return _value_with_gradient((init, trans, log_emission), value, grads), *grads
+    """:func:`hmm_log_likelihood` of a (T, K) matrix ``log p(x_t | z_t = k)`` (rows of zeros:
+    missing steps); ``grad_emission`` is the smoothed marginals ``p(z_t = k | x)``."""
+    return hmm_log_likelihood("log_density", init, trans, log_emission, offsets)
 
 
 def _spd_cholesky(matrices):
@@ -249,17 +254,12 @@ def register_jax_ops() -> None:
     """
     from pytensor.link.jax.dispatch import jax_funcify
 
-    from .hmm_log_emission_op import _op_class as log_emission_op_class
-    from .hmm_op import _op_class as categorical_op_class
+    from .hmm_op import _op_class as hmm_op_class
     from .pymc_parts import _spd_cholesky_op
 
-    @jax_funcify.register(categorical_op_class())
-    def _funcify_categorical(op, node=None, **kwargs):
-        return categorical_hmm_log_likelihood
-
-    @jax_funcify.register(log_emission_op_class())
-    def _funcify_log_emission(op, node=None, **kwargs):
-        return log_emission_hmm_log_likelihood
+    @jax_funcify.register(hmm_op_class())
+    def _funcify_hmm(op, node=None, **kwargs):
+        return functools.partial(hmm_log_likelihood, op.emission)
 
     @jax_funcify.register(type(_spd_cholesky_op()))
     def _funcify_spd_cholesky(op, node=None, **kwargs):

@@ -109,6 +109,15 @@ def test_demo_runs_unmeasured_models_first_and_skipping_exact_makes_nuts_the_ref
     assert reference == "nuts_reference" and "exact" not in names and "2^100" in notes[0]
 
 
+def test_a_model_can_name_the_demos_reference(monkeypatch):
+    """BernoulliMixture's NUTS runs take minutes on the digits: its plan skips them and makes its
+    Gibbs sampler the reference, and no long NUTS run is planned."""
+    _, _, names, reference, options, notes = _demo_plan("bernoulli-mixture", quick=False, all_backends=False)
+    assert reference == "gibbs" and "gibbs" in names
+    assert not {"nuts", "nuts_reference", "exact"} & set(names)
+    assert any(note.startswith("nuts left out of the demo") for note in notes)
+
+
 ALLOWED = ("latentzoo.models.core", "latentzoo.models.ops")
 
 

@@ -84,9 +84,9 @@ def _demo_plan(name: str, quick: bool, all_backends: bool, chains_in_parallel: b
     defaults = {backend: {**defaults.get(backend, {}), **plan.options.get(backend, {})}
                 for backend in {*defaults, *plan.options}}
     skips = dict(plan.skips)
-    # "auto" takes the exact posterior as the reference where the model has one; where the demo
-    # leaves it out, the long NUTS run stands in
-    reference = REFERENCE_NUTS if "exact" in skips else "auto"
+    # the model's choice; else "auto" takes the exact posterior as the reference where the model has
+    # one, and where the demo leaves it out, the long NUTS run stands in
+    reference = plan.reference or (REFERENCE_NUTS if "exact" in skips else "auto")
     names, reference, options = comparison_options(model, None, reference, defaults, None, {})
     if not all_backends:
         names = [backend for backend in names if backend in DEMO_BACKENDS or backend == reference]

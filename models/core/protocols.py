@@ -379,11 +379,15 @@ class DemoPlan:
     cost_seconds : float or None
         The model's measured demo time (warm cache, two workers); the demo starts the costliest
         first, so that parallel workers finish together. None (not measured) starts it first.
+    reference : str or None
+        The back-end the others are compared against. None: the exact posterior where the model
+        has one (and the demo keeps it), else the long NUTS run.
     """
 
     skips: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     cost_seconds: float | None = None
+    reference: str | None = None
 
 
 @runtime_checkable

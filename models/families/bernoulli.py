@@ -27,6 +27,7 @@ from ..core.base import check_param_keys, numeric_array
 from ..core.conjugate import Beta
 from ..core.sizes import check_count, check_parameter_size
 from ..core.stats_combine import sum_stats
+from .checks import split_missing
 
 __all__ = ["BernoulliFamily"]
 
@@ -122,15 +123,6 @@ class BernoulliFamily:
     def coords(self, observations) -> dict[str, list]:
         return {"feature": list(range(self.n_features))}
 
-    @staticmethod
-    def _split(observations) -> tuple[np.ndarray, np.ndarray]:
-        """``(ones, observed)``: 1.0 where a feature is one, and 1.0 where it is not missing."""
-        x = np.asarray(observations, float)
-        missing = np.isnan(x)
-        if not missing.any():
-            return x, np.ones_like(x)
-        return np.where(missing, 0.0, x), (~missing).astype(float)
-
     # -- parameters and priors ------------------------------------------------------------
     def check_params(self, params: dict, n_components: int, name: str = "params") -> dict:
         """``{"probs": (*batch, K, D)}`` with every entry in [0, 1], or an error naming ``name``."""
@@ -169,7 +161,7 @@ class BernoulliFamily:
         A probability of exactly 0 (1) gives -inf to the rows with a one (zero) there and
         nothing to the others (0 log 0 = 0).
         """
-        ones, observed = self._split(observations)
+        ones, observed = split_missing(observations)
         probs = np.asarray(params["probs"], float)
         with np.errstate(divide="ignore"):
             log_p, log_q = np.log(probs), np.log1p(-probs)
@@ -178,7 +170,7 @@ class BernoulliFamily:
     def expected_log_density(self, observations, factors: dict) -> np.ndarray:
         """``E_q[log p(x_n | probs_k)]`` under Beta factors ``q(probs)`` (batch (K, D)), shape (N, K):
         ``sum_d x_nd E[log p_kd] + (1 - x_nd) E[log(1 - p_kd)]`` over the observed features."""
-        ones, observed = self._split(observations)
+        ones, observed = split_missing(observations)
         e_log_p, e_log_q = factors["probs"].expected_log()
         return ones @ e_log_p.T + (observed - ones) @ e_log_q.T
 
@@ -186,7 +178,7 @@ class BernoulliFamily:
     def stats(self, observations, weights: np.ndarray) -> dict:
         """``{"ones", "zeros"}`` of shape (K, D): the weighted numbers of observed ones and zeros
         of every feature, per column of ``weights`` (N, K)."""
-        ones, observed = self._split(observations)
+        ones, observed = split_missing(observations)
         weights = np.asarray(weights, float)
         return {"ones": weights.T @ ones, "zeros": weights.T @ (observed - ones)}
 
@@ -226,7 +218,7 @@ class BernoulliFamily:
         smoothed by one pseudo-count of each value (so strictly inside (0, 1))."""
         if strategy not in self.start_strategies:
             raise ValueError(f"init strategy must be one of {list(self.start_strategies)}, got {strategy!r}")
-        ones, observed = self._split(observations)
+        ones, observed = split_missing(observations)
         n_rows = ones.shape[0]
         frequency = ones.sum(0) / np.maximum(observed.sum(0), 1.0)
         filled = np.where(observed > 0, ones, frequency)

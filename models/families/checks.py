@@ -7,7 +7,7 @@ import numpy as np
 
 from ..core.base import numeric_array
 
-__all__ = ["STOCHASTIC_ATOL", "concentration_array", "probability_array"]
+__all__ = ["STOCHASTIC_ATOL", "concentration_array", "probability_array", "split_missing"]
 
 #: rows of a probability vector must sum to one within this tolerance
 STOCHASTIC_ATOL = 1e-6
@@ -78,3 +78,22 @@ def log_multivariate_beta(alpha: np.ndarray, mask: np.ndarray | None = None) -> 
         return special.gammaln(alpha).sum(-1) - special.gammaln(alpha.sum(-1))
     alpha = np.where(mask, alpha, 1.0)
     return np.where(mask, special.gammaln(alpha), 0.0).sum(-1) - special.gammaln(np.where(mask, alpha, 0.0).sum(-1))
+
+
+def split_missing(observations) -> tuple[np.ndarray, np.ndarray]:
+    """``(values with 0 where missing, 1.0 where observed)`` of float observations that mark a
+    missing entry NaN: the statistics then weight each entry by whether it was seen.
+
+    Parameters
+    ----------
+    observations : array-like of any shape
+
+    Returns
+    -------
+    values, observed : float ndarrays of the same shape
+    """
+    x = np.asarray(observations, float)
+    missing = np.isnan(x)
+    if not missing.any():
+        return x, np.ones_like(x)
+    return np.where(missing, 0.0, x), (~missing).astype(float)

@@ -30,6 +30,7 @@ from ..core.conjugate import Gamma
 from ..core.sizes import check_parameter_size
 from ..core.stats_combine import sum_stats
 from ..hmm import data as hmm_data
+from .checks import split_missing
 
 __all__ = ["PoissonFamily", "DEFAULT_RATES_PRIOR", "MAX_COUNT", "check_gamma_pair"]
 
@@ -224,19 +225,10 @@ class PoissonFamily:
         return terms
 
     # -- densities and statistics -----------------------------------------------------------
-    @staticmethod
-    def _split(observations) -> tuple[np.ndarray, np.ndarray]:
-        """``(counts with 0 where missing, 1.0 where observed)``, each (N,)."""
-        x = np.asarray(observations, float)
-        missing = np.isnan(x)
-        if not missing.any():
-            return x, np.ones_like(x)
-        return np.where(missing, 0.0, x), (~missing).astype(float)
-
     def log_density(self, observations, params: dict) -> np.ndarray:
         """``x log rates_k - rates_k - log x!``, shape (*batch, N, K); 0 for a missing count, and
         for a rate of 0 the limit (0 for x = 0, -inf otherwise)."""
-        x, observed = self._split(observations)
+        x, observed = split_missing(observations)
         rates = np.asarray(params["rates"], float)[..., None, :]
         with np.errstate(divide="ignore"):
             values = special.xlogy(x[:, None], rates) - rates - special.gammaln(x + 1.0)[:, None]
@@ -244,7 +236,7 @@ class PoissonFamily:
 
     def expected_log_density(self, observations, factors: dict) -> np.ndarray:
         """``x E[log rates_k] - E[rates_k] - log x!`` under Gamma factors (batch (K,)), (N, K)."""
-        x, observed = self._split(observations)
+        x, observed = split_missing(observations)
         gamma = factors["rates"]
         values = x[:, None] * gamma.expected_log() - gamma.mean() - special.gammaln(x + 1.0)[:, None]
         return values * observed[:, None]
@@ -252,12 +244,12 @@ class PoissonFamily:
     def stats(self, observations, weights: np.ndarray) -> dict:
         """``{"counts", "totals", "log_factorials"}`` of shape (K,): the weighted number of observed
         counts, their weighted sum and the weighted sum of ``log x!`` (for :meth:`log_marginal`)."""
-        x, observed = self._split(observations)
+        x, observed = split_missing(observations)
         weights = np.asarray(weights, float)
         return {"counts": observed @ weights, "totals": x @ weights, "log_factorials": special.gammaln(x + 1.0) @ weights}
 
     def label_stats(self, observations, labels: np.ndarray, n_components: int) -> dict:
-        x, observed = self._split(observations)
+        x, observed = split_missing(observations)
         labels = np.asarray(labels)
         return {"counts": np.bincount(labels, observed, n_components), "totals": np.bincount(labels, x, n_components),
                 "log_factorials": np.bincount(labels, special.gammaln(x + 1.0), n_components)}

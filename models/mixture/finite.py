@@ -66,6 +66,19 @@ N_START_CANDIDATES = 5
 _BLOCK_ELEMENTS = 4_000_000
 
 
+def check_mixture_size(n_components, weights_prior) -> tuple[int, float | tuple]:
+    """``(K, weights_prior)`` validated: K >= 1 within the size limits, and the Dirichlet
+    concentration a positive number or K of them (a tuple, so that the frozen model hashes)."""
+    K = check_count(n_components, "n_components", 1)
+    check_parameter_size({"n_components": K}, "the weights")
+    prior = numeric_array(weights_prior, "weights_prior", "a positive number or an array of K positive numbers")
+    if prior.ndim > 1 or (prior.ndim == 1 and prior.size != K):
+        raise ValueError(f"weights_prior must be a number or have shape ({K},), got shape {prior.shape}")
+    if not np.all(np.isfinite(prior)) or np.any(prior <= 0):
+        raise ValueError(f"weights_prior must be finite and > 0, got {weights_prior!r}")
+    return K, float(prior) if prior.ndim == 0 else as_tuple(prior)
+
+
 @dataclass(frozen=True, eq=False)
 class MixtureData:
     """Observations validated once by a mixture's family (what :meth:`FiniteMixture.check_data`
@@ -116,15 +129,9 @@ class FiniteMixture(LatentModel):
     label_dim = "component"
 
     def __post_init__(self):
-        K = check_count(self.n_components, "n_components", 1)
+        K, weights_prior = check_mixture_size(self.n_components, self.weights_prior)
         object.__setattr__(self, "n_components", K)
-        check_parameter_size({"n_components": K}, "the weights")
-        prior = numeric_array(self.weights_prior, "weights_prior", "a positive number or an array of K positive numbers")
-        if prior.ndim > 1 or (prior.ndim == 1 and prior.size != K):
-            raise ValueError(f"weights_prior must be a number or have shape ({K},), got shape {prior.shape}")
-        if not np.all(np.isfinite(prior)) or np.any(prior <= 0):
-            raise ValueError(f"weights_prior must be finite and > 0, got {self.weights_prior!r}")
-        object.__setattr__(self, "weights_prior", float(prior) if prior.ndim == 0 else as_tuple(prior))
+        object.__setattr__(self, "weights_prior", weights_prior)
         self.family.prior(K)  # the family's table sizes are checked now, before any data
 
     # -- the family -------------------------------------------------------------------------

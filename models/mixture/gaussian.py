@@ -59,7 +59,6 @@ from scipy import special
 from ..core.base import (
     DegenerateComponentError,
     LatentModel,
-    as_tuple,
     check_param_keys,
     check_positive,
     check_rng,
@@ -68,7 +67,7 @@ from ..core.base import (
 )
 from ..core.conjugate import NormalInverseWishart
 from ..core.protocols import DemoPlan
-from ..core.sizes import check_count, check_parameter_size
+from ..core.sizes import check_parameter_size
 from ..core.stats_combine import combine_centred
 from ..gaussian.data import GaussianChunk, GaussianData, GaussianObservations
 from ..gaussian.kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats, log_evidence
@@ -77,6 +76,7 @@ from ..gaussian.niw_hyperparameters import NIWHyperparameters
 from ..gaussian.priors import component_niw, scale_from_covariance, spread_start, weights_distribution
 from ..gaussian.stats import component_stats, hard_component_stats
 from . import selection as gmm_selection
+from .finite import check_mixture_size
 
 __all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", "REG_COVAR"]
 
@@ -148,15 +148,9 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
     label_dim = "component"
 
     def __post_init__(self):
-        K = check_count(self.n_components, "n_components", 1)
+        K, weights_prior = check_mixture_size(self.n_components, self.weights_prior)
         object.__setattr__(self, "n_components", K)
-        check_parameter_size({"n_components": K}, "the weights")
-        prior = numeric_array(self.weights_prior, "weights_prior", "a positive number or an array of K positive numbers")
-        if prior.ndim > 1 or (prior.ndim == 1 and prior.size != K):
-            raise ValueError(f"weights_prior must be a number or have shape ({K},), got shape {prior.shape}")
-        if not np.all(np.isfinite(prior)) or np.any(prior <= 0):
-            raise ValueError(f"weights_prior must be finite and > 0, got {self.weights_prior!r}")
-        object.__setattr__(self, "weights_prior", float(prior) if prior.ndim == 0 else as_tuple(prior))
+        object.__setattr__(self, "weights_prior", weights_prior)
         object.__setattr__(self, "reg_covar", check_positive(self.reg_covar, "reg_covar"))
         self._check_niw_hyperparameters()
         if self.dim is not None:

@@ -22,14 +22,8 @@ def module_name(path: Path) -> str:
 def imports(path: Path, name: str, known: set[str]) -> set[str]:
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
-    tree = ast.parse(path.read_text(), str(path))
-    # imports only for type annotations (under ``if TYPE_CHECKING:``) never run
-    typing_only = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.If)
-                   and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING"
-                   for inner in ast.walk(node)}
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
+    # every import counts, lazy ones and those under ``if TYPE_CHECKING:`` too: a reader follows them all
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

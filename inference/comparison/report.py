@@ -21,14 +21,11 @@ import tempfile
 import time
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .metrics import COLUMN_DOCS
 
-if TYPE_CHECKING:
-    from .compare import Comparison
 
 __all__ = ["MANIFEST", "SaveError", "check_directory", "figures", "planned_files", "render_html", "save", "summarize",
            "summary"]
@@ -168,7 +165,7 @@ def summarize(table, reference: str | None = None, failures: dict | None = None,
     return " ".join(sentences)
 
 
-def summary(comparison: Comparison) -> str:
+def summary(comparison) -> str:
     """A short plain-language paragraph: what ran, against which reference, who agrees and
     who fails how (see :func:`summarize`)."""
     model_name = type(comparison.model).__name__
@@ -196,7 +193,7 @@ def summary(comparison: Comparison) -> str:
     return " ".join(part for part in parts if part)
 
 
-def _identification_note(comparison: Comparison) -> str:
+def _identification_note(comparison) -> str:
     """Which reported quantities the data pin down best, by reference sd relative to prior sd.
 
     The prior sd is unknown in general, so the comparison is between quantities: the one with
@@ -234,7 +231,7 @@ CAPTIONS = {
 }
 
 
-def figures(comparison: Comparison, errors: dict | None = None) -> dict:
+def figures(comparison, errors: dict | None = None) -> dict:
     """The figures of a comparison, by name (see :meth:`~latentzoo.inference.comparison.compare.Comparison.plot`).
 
     Parameters
@@ -275,7 +272,7 @@ def figures(comparison: Comparison, errors: dict | None = None) -> dict:
 
 
 # -- the HTML page ---------------------------------------------------------------------------------
-def _settings(comparison: Comparison) -> dict:
+def _settings(comparison) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(package):
@@ -318,7 +315,7 @@ def _environment():
     )
 
 
-def render_html(comparison: Comparison, images: dict, summary_text: str | None = None) -> str:
+def render_html(comparison, images: dict, summary_text: str | None = None) -> str:
     """The self-contained HTML report: tables inline, figures embedded, no external resources.
 
     Parameters
@@ -516,7 +513,7 @@ def _write_manifest(directory: Path, files, complete: bool) -> None:
             os.unlink(temporary)
 
 
-def save(comparison: Comparison, directory, overwrite: bool = False) -> Path:
+def save(comparison, directory, overwrite: bool = False) -> Path:
     """Write ``comparison`` to ``directory`` as :meth:`~latentzoo.inference.comparison.compare.Comparison.save`
     describes; return the path of ``report.html``.
 

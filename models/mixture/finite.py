@@ -12,7 +12,7 @@ responsibilities and every back-end's hooks; the family supplies the (N, K) log-
 its statistics and its conjugate update
 (:class:`~latentzoo.models.core.protocols.ComponentFamily`). A concrete mixture is a frozen
 dataclass that adds its hyperparameters and builds its family in :meth:`make_family`
-(``BernoulliMixture`` is about forty lines).
+(``PoissonMixture`` is 24 lines of code, ``BernoulliMixture`` 56 with its picture).
 
 Back-ends
 ---------

@@ -26,7 +26,7 @@ from ..core.base import DegenerateComponentError, check_spd, numeric_array
 from ..core.conjugate import NormalInverseWishart
 from ..core.stats_combine import combine_centred
 from ..gaussian.data import mean_round_off
-from ..gaussian.kernels import expected_log_densities, log_gaussian_densities
+from ..gaussian.kernels import expected_log_densities, log_gaussian_densities, scaled_densities
 from ..gaussian.kmeans import kmeans_plusplus, nearest_centres
 from ..gaussian.priors import data_driven_scale, scale_from_covariance, spread_start
 from ..gaussian.stats import component_stats, hard_component_stats
@@ -281,6 +281,13 @@ class GaussianFamily:
     # -- densities and statistics -------------------------------------------------------
     def log_density(self, observations, params: dict) -> np.ndarray:
         return log_gaussian_densities(observations, params["means"], params["covs"])
+
+    def scaled_likelihood(self, observations, params: dict, summed: bool = True):
+        """The densities of :meth:`log_density` divided by their sum over the components, laid
+        out (K, N), and the logs of those sums (:func:`~latentzoo.models.gaussian.kernels.scaled_densities`):
+        the HMM kernels read them as a table, with no (N, K) matrix to shift, exponentiate and
+        transpose (the optional :class:`~latentzoo.models.core.protocols.ScaledEmissions` part)."""
+        return scaled_densities(observations, params["means"], params["covs"], summed)
 
     def expected_log_density(self, observations, factors: dict) -> np.ndarray:
         if self.covs is None:

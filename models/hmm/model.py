@@ -280,6 +280,8 @@ class HiddenMarkovModel(LatentModel):
             gamma, _, bad = kernels.smooth_table(init, trans, *self._table(data, self.family.emission_table(params)), data.offsets)
         elif self.scaled:
             lik, _ = self._scaled_likelihood(data, params)
+            # contiguous, as the kernels are compiled for (a fixed init_probs is a broadcast view)
+            init, trans = np.ascontiguousarray(init, dtype=np.float64), np.ascontiguousarray(trans, dtype=np.float64)
             gamma, _, bad = kernels.smooth_table(init, trans, lik, np.arange(data.n_steps), data.offsets)
         else:
             *_, gamma, bad = kernels.log_emission_smooth(init, trans, self._log_emission(data, params), data.offsets)

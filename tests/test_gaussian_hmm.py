@@ -78,6 +78,47 @@ def test_likelihood_smoothing_and_viterbi_match_enumeration():
         np.testing.assert_allclose(filtered[s][-1], gamma[-1], atol=1e-12)  # filtering = smoothing at T
 
 
+def test_baum_welch_statistics_match_enumeration():
+    # the E-step reads the Gaussian likelihoods scaled per step (a (K, T) table); the counts,
+    # weighted moments and log-likelihood must be those of the exact posterior over paths
+    x, _ = simulated(10, seed=2)
+    x[3] = np.nan  # a missing observation: it emits nothing, the chain still moves through it
+    sequences = [x[:4], x[4:]]
+    model = GaussianHMM(2, 2)
+    stats_, log_lik = model.expected_stats(sequences, PARAMS)
+    init_c, trans_c = np.zeros(2), np.zeros((2, 2))
+    weights, rows, total = [], [], 0.0
+    for sequence in sequences:
+        T = sequence.shape[0]
+        log_total, gamma, _, _ = enumerate_sequence(sequence, PARAMS)
+        total += log_total
+        init_c += gamma[0]
+        paths = np.array(list(itertools.product(range(2), repeat=T)))
+        log_joint = np.log(PARAMS["init_probs"][paths[:, 0]])
+        for t in range(T):
+            if not np.isnan(sequence[t, 0]):
+                log_joint += np.array([stats.multivariate_normal(PARAMS["means"][k], PARAMS["covs"][k]).logpdf(sequence[t])
+                                       for k in paths[:, t]])
+            if t:
+                log_joint += np.log(PARAMS["trans_mat"][paths[:, t - 1], paths[:, t]])
+        probs = np.exp(log_joint - logsumexp(log_joint))
+        for t in range(1, T):
+            np.add.at(trans_c, (paths[:, t - 1], paths[:, t]), probs)
+        observed = ~np.isnan(sequence[:, 0])
+        weights.append(gamma[observed])
+        rows.append(sequence[observed])
+    weights, rows = np.concatenate(weights), np.concatenate(rows)
+    counts = weights.sum(0)
+    means = weights.T @ rows / counts[:, None]
+    scatters = np.array([(weights[:, k, None] * (rows - means[k])).T @ (rows - means[k]) for k in range(2)])
+    np.testing.assert_allclose(log_lik, total, rtol=1e-12)
+    np.testing.assert_allclose(stats_["init_counts"], init_c, atol=1e-12)
+    np.testing.assert_allclose(stats_["trans_counts"], trans_c, atol=1e-12)
+    np.testing.assert_allclose(stats_["counts"], counts, rtol=1e-12)
+    np.testing.assert_allclose(stats_["means"], means, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(stats_["scatters"], scatters, rtol=1e-11, atol=1e-12)
+
+
 def test_batched_log_likelihood_and_latent_posterior_equal_one_set_at_a_time():
     x, _ = simulated(30)
     model = GaussianHMM(2, 2)

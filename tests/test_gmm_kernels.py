@@ -25,6 +25,7 @@ from latentzoo.models.gaussian.kernels import (
     expected_e_step_stats,
     expected_log_densities,
     log_gaussian_densities,
+    scaled_densities,
 )
 from latentzoo.models.gaussian.passes import _exp_nonpositive
 from latentzoo.models.gaussian.stats import component_stats
@@ -103,6 +104,21 @@ def test_e_step_matches_logsumexp_and_bayes_rule():
     np.testing.assert_allclose(log_norm, special.logsumexp(joint, axis=1), rtol=1e-12, atol=1e-10)
     np.testing.assert_allclose(resp, np.exp(joint - special.logsumexp(joint, axis=1, keepdims=True)), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(resp.sum(1), 1.0, rtol=0, atol=1e-14)
+
+
+def test_scaled_densities_are_the_densities_over_their_sum():
+    weights, means, covs = random_mixture(3, 2, seed=8)
+    x, _ = sample(weights, means, covs, 1001)  # not a multiple of the block
+    x[0] += 40.0  # a point where every density underflows in linear space
+    log_dens = scipy_log_densities(x, means, covs)
+    log_c = special.logsumexp(log_dens, axis=1)
+    lik, log_scale = scaled_densities(x, means, covs, summed=False)
+    assert lik.shape == (3, 1001) and lik.flags.c_contiguous
+    np.testing.assert_allclose(lik, np.exp(log_dens - log_c[:, None]).T, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(log_scale, log_c, rtol=1e-12, atol=1e-10)
+    lik_summed, total = scaled_densities(x, means, covs)
+    np.testing.assert_array_equal(lik_summed, lik)
+    np.testing.assert_allclose(total, log_c.sum(), rtol=1e-12)
 
 
 def test_e_step_far_points_do_not_underflow():

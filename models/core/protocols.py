@@ -189,6 +189,7 @@ __all__ = [
     "ComponentFamily",
     "SequenceEmissions",
     "TableEmissions",
+    "ScaledEmissions",
     "capability_names",
 ]
 
@@ -649,6 +650,18 @@ class TableEmissions(Protocol):
 
     def table_stats(self, counts: np.ndarray) -> dict:
         """The family's statistics from the kernels' (K, M) symbol counts."""
+
+
+@runtime_checkable
+class ScaledEmissions(Protocol):
+    """An optional part of a :class:`ComponentFamily` whose likelihoods are cheapest to give up to
+    a factor per observation (the Gaussian one): the HMM kernels read them as a (K, N) table, as
+    they read :class:`TableEmissions`, instead of shifting and exponentiating a (N, K) matrix of
+    log densities. Results equal those from :meth:`ComponentFamily.log_density` to round-off."""
+
+    def scaled_likelihood(self, observations, params: dict, summed: bool = True) -> tuple[np.ndarray, object]:
+        """``(lik, log_scale)``: ``lik`` (K, N) C-ordered, ``p(x_n | theta_k) / c_n`` for positive
+        ``c_n``; ``log_scale`` the float ``sum_n log c_n`` (``summed``) or ``log c_n`` (N,)."""
 
 
 def capability_names(model) -> list[str]:

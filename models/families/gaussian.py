@@ -25,10 +25,10 @@ from scipy import special
 from ..core.base import DegenerateComponentError, check_spd, numeric_array
 from ..core.conjugate import NormalInverseWishart
 from ..core.stats_combine import combine_centred
-from ..gaussian.data import mean_round_off
-from ..gaussian.kernels import expected_log_densities, log_gaussian_densities
+from ..gaussian.data import column_moments, mean_round_off
+from ..gaussian.kernels import expected_log_densities, log_gaussian_densities, scaled_densities
 from ..gaussian.kmeans import kmeans_plusplus, nearest_centres
-from ..gaussian.priors import data_driven_scale, scale_from_covariance, spread_start
+from ..gaussian.priors import scale_from_covariance, spread_start
 from ..gaussian.stats import component_stats, hard_component_stats
 
 __all__ = ["GaussianFamily", "NormalKnownCovariance"]
@@ -163,8 +163,9 @@ class GaussianFamily:
     def data_prior(self, rows: np.ndarray, n_components: int) -> dict:
         """The data-driven hyperparameters from the observed rows: ``{"m0", "nu0", "S0"}`` (those unset)."""
         count = rows.shape[0]
-        mean = rows.mean(0)
-        return self._data_prior(count, mean, lambda: data_driven_scale(rows, n_components))
+        # BLAS products over chunks (rows.mean(0) reduces along the short axis, and is slow)
+        mean, scatter = column_moments(rows)
+        return self._data_prior(count, mean, lambda: scale_from_covariance(scatter / count, n_components, mean))
 
     def data_prior_stats(self, rows: np.ndarray) -> dict:
         """Count, mean and scatter of the rows, combinable over chunks by :meth:`combine_stats`."""
@@ -281,6 +282,13 @@ class GaussianFamily:
     # -- densities and statistics -------------------------------------------------------
     def log_density(self, observations, params: dict) -> np.ndarray:
         return log_gaussian_densities(observations, params["means"], params["covs"])
+
+    def scaled_likelihood(self, observations, params: dict, summed: bool = True):
+        """The densities of :meth:`log_density` divided by their sum over the components, laid
+        out (K, N), and the logs of those sums (:func:`~latentzoo.models.gaussian.kernels.scaled_densities`):
+        the HMM kernels read them as a table, with no (N, K) matrix to shift, exponentiate and
+        transpose (the optional :class:`~latentzoo.models.core.protocols.ScaledEmissions` part)."""
+        return scaled_densities(observations, params["means"], params["covs"], summed)
 
     def expected_log_density(self, observations, factors: dict) -> np.ndarray:
         if self.covs is None:

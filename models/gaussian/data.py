@@ -97,7 +97,26 @@ def _check_range(low: np.ndarray, high: np.ndarray) -> None:
 def mean_round_off(x: np.ndarray) -> float:
     """The log-likelihood drop that storing Gaussian means in float64 can cost, for observations
     ``x`` of shape (N, D) (see :meth:`GaussianObservations.objective_round_off`)."""
-    return _round_off(x.shape[0], x.var(0), np.abs(x).max(0))
+    # one compiled pass and BLAS products: NumPy's var(0) and abs(x).max(0) reduce along the
+    # short axis, and took 5% of a GaussianHMM fit at T = 2e5
+    _, low, high = _column_extremes(x)
+    _, scatter = _column_moments(x)
+    return _round_off(x.shape[0], np.diagonal(scatter) / x.shape[0], np.maximum(np.abs(low), np.abs(high)))
+
+
+def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean (D,) and scatter matrix ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D) of finite
+    ``x`` (N, D), by BLAS products over chunks of rows."""
+    return _column_moments(x)
+
+
+def finite_in_range(x: np.ndarray) -> bool:
+    """One compiled pass over ``x`` (N, D): False when a value is NaN or infinite; otherwise the
+    range check of :func:`require_computable_range` (a ValueError naming ``data``), then True."""
+    finite, low, high = _column_extremes(x)
+    if finite:
+        _check_range(low, high)
+    return bool(finite)
 
 
 def _round_off(n_rows: int, variance: np.ndarray, largest: np.ndarray) -> float:

@@ -35,6 +35,7 @@ __all__ = [
     "expected_log_densities",
     "log_evidence",
     "log_gaussian_densities",
+    "scaled_densities",
 ]
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -91,6 +92,46 @@ def log_gaussian_densities(x, means, covs) -> np.ndarray:
     out = run_pass(as_c(x), factors, means, constants, OUT_LOG_DENSITY)[0]
     check_finite_rows(out, x, "the log-density")
     return out
+
+
+def scaled_densities(x, means, covs, summed: bool = True) -> tuple[np.ndarray, np.ndarray | float]:
+    """Every point's densities under the components, divided by their sum over the components.
+
+    What a hidden Markov model's forward-backward needs of the emissions: the likelihoods up to
+    a factor per point (which only adds ``log c_n`` to the log-likelihood). Unlike
+    :func:`log_gaussian_densities` followed by a shift and ``exp``, the compiled pass
+    exponentiates with its vectorised ``exp`` and writes a (K, N) C-ordered array that the HMM
+    kernels read as they read a categorical emission table.
+
+    Parameters
+    ----------
+    x : array-like of shape (N, D)
+        Finite data.
+    means : array-like of shape (K, D)
+    covs : array-like of shape (K, D, D)
+        Symmetric positive-definite covariances.
+    summed : bool
+        Return ``sum_n log c_n`` (a float, one logarithm per 8 points) instead of ``log c_n`` (N,).
+
+    Returns
+    -------
+    lik : ndarray of shape (K, N), C-ordered
+        ``N(x_n | means_k, covs_k) / c_n`` with ``c_n = sum_k N(x_n | means_k, covs_k)``; every
+        column sums to one.
+    log_scale : float, or ndarray of shape (N,)
+        ``sum_n log c_n``, or ``log c_n`` per point.
+
+    Raises
+    ------
+    ValueError
+        As :func:`log_gaussian_densities`.
+    """
+    x = as_data(x)
+    means, covs = _as_params(x, means, covs)
+    x, factors, means, constants = _mixture_pieces(x, np.ones(means.shape[0]), means, covs)
+    out, log_scale, _, _ = run_pass(as_c(x), factors, means, constants, OUT_RESP, summed=summed)
+    check_finite_rows(log_scale, x, "the log-density")
+    return out.T, log_scale
 
 
 def _mixture_pieces(x, weights, means, covs):

@@ -17,7 +17,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..gaussian.data import real_objects, require_computable_range
+from ..gaussian.data import finite_in_range, real_objects, require_computable_range
 from .kernels import as_offsets
 
 __all__ = ["GaussianSequences", "check_sequences"]
@@ -143,6 +143,9 @@ def _read_sequence(sequence, index: int, n_features: int) -> np.ndarray:
     if array.shape[0] == 0:
         raise ValueError(f"{where} is empty; every sequence needs at least one time step")
     array = np.asarray(array, dtype=np.float64)
+    if finite_in_range(array):
+        # the usual case, in one compiled pass: nothing missing or infinite, the range checked
+        return array
     if np.isinf(array).any():
         row = int(np.argmax(np.isinf(array).any(axis=1)))
         raise ValueError(f"{where} has an infinite value at time step {row}; observations must be finite or NaN (missing)")

@@ -50,6 +50,7 @@ __all__ = [
     "backward",
     "smooth",
     "smooth_table",
+    "smooth_counts",
     "expected_counts",
     "symbol_expected_counts",
     "viterbi",
@@ -268,6 +269,46 @@ def smooth_table(init, trans, emission, rows, offsets):
     no_counts = np.zeros((init.shape[0], 0))
     log_lik, _, _, bad = _smoothed_counts(init, trans, emission, rows, offsets, gamma, scale, gamma, rows, no_counts)
     return gamma, log_lik, int(bad)
+
+
+def smooth_counts(init, trans, lik, offsets):
+    """Smoothed marginals and the expected initial and transition counts, from emission
+    likelihoods laid out as a (K, T) table (one column per step).
+
+    A family that gives its likelihoods up to a factor per step (the Gaussian one:
+    ``GaussianFamily.scaled_likelihood``) has them read in place, with no shift, ``exp`` or
+    transposing copy of a (T, K) log-density matrix.
+
+    Parameters
+    ----------
+    init : ndarray of shape (K,)
+    trans : ndarray of shape (K, K)
+    lik : ndarray of shape (K, T), C-ordered
+        ``p(x_t | z_t = k)`` up to a positive factor per step (a column of ones for a missing step).
+    offsets : int ndarray of shape (n_seq + 1,)
+
+    Returns
+    -------
+    log_lik : ndarray of shape (n_seq,)
+        ``sum_t log c_t`` per sequence: the log-likelihood less the logs of the steps' factors.
+    init_counts : ndarray of shape (K,)
+    trans_counts : ndarray of shape (K, K)
+    gamma : ndarray of shape (T, K)
+        Smoothed marginals (the filtered ones when ``bad >= 0``).
+    bad : int
+        -1, or the flat index of the first step no reachable state can emit (counts are then zero).
+    """
+    n_states, n_steps = lik.shape
+    gamma = np.empty((n_steps, n_states))
+    scale = np.empty(n_steps)  # written at every step before it is read
+    rows = np.arange(n_steps)
+    # gamma overwrites the forward messages in place (see _smoothed_counts)
+    log_lik, init_c, trans_c, bad = _smoothed_counts(
+        np.ascontiguousarray(init, dtype=np.float64), np.ascontiguousarray(trans, dtype=np.float64),
+        np.ascontiguousarray(lik, dtype=np.float64), rows, np.ascontiguousarray(offsets, dtype=np.int64),
+        gamma, scale, gamma, rows, np.zeros((n_states, 0)),
+    )
+    return log_lik, init_c, trans_c, gamma, int(bad)
 
 
 # ------------------------------------------------------------------------------------------

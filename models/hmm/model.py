@@ -17,6 +17,10 @@ prior, statistics and densities. Two ways in for the emissions:
 * a *table* family (:class:`~latentzoo.models.core.protocols.TableEmissions`, the categorical
   one) hands the compiled kernels its (K, M) table and the coded symbols; they read
   ``table[k, x_t]`` in the loop, and no (T, K) matrix is formed;
+* a *scaled* family (:class:`~latentzoo.models.core.protocols.ScaledEmissions`, the Gaussian
+  one) gives its likelihoods divided by a factor per step as a (K, T) table, which the same
+  kernels read (:func:`latentzoo.models.hmm.kernels.smooth_counts`), the factors' logs added
+  back; used where parameters are given (EM, smoothing, the log-likelihood), not for VB;
 * any other family gives the (T, K) matrix of log densities, shifted by each row's maximum so
   that nothing underflows (:func:`latentzoo.models.hmm.kernels.log_emission_smooth`).
 
@@ -37,7 +41,7 @@ import numpy as np
 
 from ..core.base import LatentModel, check_param_keys, check_rng
 from ..core.conjugate import Dirichlet
-from ..core.protocols import TableEmissions
+from ..core.protocols import ScaledEmissions, TableEmissions
 from ..core.sizes import check_count, check_parameter_size
 from ..families.checks import concentration_array, probability_array
 from . import kernels
@@ -111,6 +115,11 @@ class HiddenMarkovModel(LatentModel):
     def table(self) -> bool:
         """True for a family whose kernels read a (K, M) table (no (T, K) matrix)."""
         return isinstance(self.family, TableEmissions)
+
+    @property
+    def scaled(self) -> bool:
+        """True for a family that gives (K, T) likelihoods up to a factor per step."""
+        return isinstance(self.family, ScaledEmissions)
 
     def _check_sizes(self, **sizes) -> None:
         """Validated sizes set on the dataclass (ints >= their minimum; 0-d integer arrays
@@ -249,6 +258,18 @@ class HiddenMarkovModel(LatentModel):
         out[data.observed] = observed_rows
         return out
 
+    def _scaled_likelihood(self, data, params, summed: bool = True):
+        """The family's (K, T) likelihoods up to a factor per step, a column of ones on a missing
+        step, and the logs of the factors (their sum, or (T,) with 0 on missing steps)."""
+        lik, log_scale = self.family.scaled_likelihood(self.family.rows(data), params, summed)
+        if data.all_observed:
+            return lik, log_scale
+        full = np.ones((lik.shape[0], data.n_steps))
+        full[:, data.observed] = lik
+        if not summed:
+            log_scale = self._place(data, log_scale[:, None])[:, 0]
+        return full, log_scale
+
     def _log_emission(self, data, params) -> np.ndarray:
         return self._place(data, self.family.log_density(self.family.rows(data), params))
 
@@ -257,6 +278,11 @@ class HiddenMarkovModel(LatentModel):
         init, trans = params["init_probs"], params["trans_mat"]
         if self.table:
             gamma, _, bad = kernels.smooth_table(init, trans, *self._table(data, self.family.emission_table(params)), data.offsets)
+        elif self.scaled:
+            lik, _ = self._scaled_likelihood(data, params)
+            # contiguous, as the kernels are compiled for (a fixed init_probs is a broadcast view)
+            init, trans = np.ascontiguousarray(init, dtype=np.float64), np.ascontiguousarray(trans, dtype=np.float64)
+            gamma, _, bad = kernels.smooth_table(init, trans, lik, np.arange(data.n_steps), data.offsets)
         else:
             *_, gamma, bad = kernels.log_emission_smooth(init, trans, self._log_emission(data, params), data.offsets)
         return gamma, bad
@@ -287,8 +313,12 @@ class HiddenMarkovModel(LatentModel):
         starts = data.offsets[:-1]
         for index in range(out.shape[0]):
             one = {name: value[index] for name, value in flat.items()}
-            lik, shift = _shifted(self._log_emission(data, one))
-            _, _, log_lik, bad = kernels.forward(init[index], trans[index], lik, data.offsets)
+            if self.scaled:
+                lik, shift = self._scaled_likelihood(data, one, summed=False)
+                _, _, log_lik, bad = kernels.forward_table(init[index], trans[index], lik, np.arange(data.n_steps), data.offsets)
+            else:
+                lik, shift = _shifted(self._log_emission(data, one))
+                _, _, log_lik, bad = kernels.forward(init[index], trans[index], lik, data.offsets)
             out[index] = log_lik + np.add.reduceat(shift, starts) if bad < 0 else -np.inf
         return out.reshape(batch + (data.n_sequences,))
 
@@ -458,6 +488,13 @@ class HiddenMarkovModel(LatentModel):
             kernels.raise_if_impossible(bad, data.offsets)
             # the padding column counts the missing steps' states, which emitted nothing we saw
             emission_stats = family.table_stats(emission_c)
+        elif self.scaled and not expected_log:
+            rows = family.rows(data)
+            lik, log_scale = self._scaled_likelihood(data, emission)
+            log_lik, init_c, trans_c, gamma, bad = kernels.smooth_counts(init, trans, lik, data.offsets)
+            kernels.raise_if_impossible(bad, data.offsets)
+            emission_stats = family.stats(rows, gamma if data.all_observed else gamma[data.observed])
+            return {"init_counts": init_c, "trans_counts": trans_c, **emission_stats}, float(log_lik.sum() + log_scale)
         else:
             rows = family.rows(data)
             log_emission = self._place(data, family.expected_log_density(rows, emission) if expected_log

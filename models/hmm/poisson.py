@@ -96,7 +96,8 @@ class PoissonHMM(HiddenMarkovModel):
 
     def demo_plan(self) -> DemoPlan:
         return DemoPlan(skips={"exact": "the exact posterior would enumerate 2^107 state paths of the 107 years; "
-                                        "the long NUTS run is the reference instead"})
+                                        "the long NUTS run is the reference instead"},
+                        cost_seconds=15.0)
 
     def default_data(self):
         """Annual counts of major earthquakes, 1900-2006, as one sequence of 107 counts

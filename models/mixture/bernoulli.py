@@ -76,6 +76,7 @@ class BernoulliMixture(FiniteMixture):
                         "run `latentzoo compare bernoulli-mixture --backends nuts` to see it",
             },
             reference="gibbs",
+            cost_seconds=59.0,
         )
 
     def __post_init__(self):

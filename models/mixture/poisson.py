@@ -68,7 +68,8 @@ class PoissonMixture(FiniteMixture):
 
     def demo_plan(self) -> DemoPlan:
         return DemoPlan(skips={"exact": "the exact posterior would enumerate 2^107 assignments of the 107 years "
-                                        "(their counts hardly ever group); the long NUTS run is the reference instead"})
+                                        "(their counts hardly ever group); the long NUTS run is the reference instead"},
+                        cost_seconds=10.0)
 
     def default_data(self) -> np.ndarray:
         """The annual counts of major earthquakes, 1900-2006 (:func:`latentzoo.models.datasets.earthquakes`),

@@ -42,6 +42,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..core.sequences import as_offsets
+
 __all__ = [
     "as_offsets",
     "raise_if_impossible",
@@ -69,13 +71,6 @@ _JIT = {"cache": True, "nogil": True}
 # underflow (a constant can be as small as 1e-308) and overflow (VB's and shifted
 # emission rows keep every constant <= 1; the ceiling guards any other caller)
 _PRODUCT_FLOOR, _PRODUCT_CEILING = 1e-200, 1e200
-
-
-def as_offsets(lengths) -> np.ndarray:
-    """Offsets (n_seq + 1,) of concatenated sequences with the given lengths."""
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
-    return offsets
 
 
 def raise_if_impossible(bad: int, offsets: np.ndarray, what: str = "observation") -> None:

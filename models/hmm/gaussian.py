@@ -197,7 +197,7 @@ class GaussianHMM(DataDrivenEmissions, HiddenMarkovModel):
 
     def picture(self, comparison):
         """The series coloured by each back-end's Viterbi states, with the posterior state
-        probabilities (see :func:`~latentzoo.models.hmm.gaussian_picture.gaussian_hmm_picture`)."""
-        from .gaussian_picture import gaussian_hmm_picture
+        probabilities (see :func:`~latentzoo.models.hmm.picture.gaussian_hmm_picture`)."""
+        from .picture import gaussian_hmm_picture
 
         return gaussian_hmm_picture(comparison)

@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     from latentzoo.inference.comparison.plots import new_figure
     from latentzoo.models import GaussianHMM
     from latentzoo.models.datasets import nile
-    from latentzoo.models.hmm.gaussian_picture import draw_decoding, posterior_mean_params
+    from latentzoo.models.hmm.picture import draw_decoding, posterior_mean_params
 
     years, volume = nile()
     x = volume[:, None]

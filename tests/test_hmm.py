@@ -674,14 +674,14 @@ def test_good_data_forms():
 
 
 def test_validated_data_passes_through_unchanged(monkeypatch):
-    from latentzoo.models.hmm import data as hmm_data
+    from latentzoo.models.core.sequences import Alphabet
 
     dice = DiceHMM()
     data = dice.check_data(SEED_ROLLS)
     np.testing.assert_array_equal(data.present_symbols, [0, 1, 2, 3, 4, 5, 6])  # faces 1..7
     low = CategoricalHMM(2, 8).check_data([0, 3, 1])
     # a second check, by this or any model that accepts the symbols, scans nothing
-    monkeypatch.setattr(hmm_data, "_check_sequence", lambda *args: pytest.fail("validated data were scanned again"))
+    monkeypatch.setattr(Alphabet, "read", lambda *args: pytest.fail("validated data were scanned again"))
     assert dice.check_data(data) is data
     assert DiceHMM(trans_prior=2.0).check_data(data) is data
     params = dice.default_params()

@@ -25,7 +25,7 @@ from scipy import special
 
 from latentzoo.inference import fit
 from latentzoo.models import CategoricalHMM, DiceHMM
-from latentzoo.models.hmm.data import MISSING
+from latentzoo.models.core.sequences import MISSING
 
 from .conftest import Reference, agreement_failures, assert_no_failures
 from .test_agreement import MASKED_HMM, MASKED_SYMBOLS, hmm_mask, hmm_priors, quiet_fit

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from latentzoo.models import CategoricalHMM, DiceHMM
-from latentzoo.models.hmm.data import MISSING
+from latentzoo.models.core.sequences import MISSING
 from latentzoo.models.core.sizes import MAX_PARAMETER_ELEMENTS
 
 MODELS = {"categorical 0..3": CategoricalHMM(2, 4), "dice 1..8": DiceHMM()}

@@ -15,7 +15,8 @@ import numpy as np
 
 from .protocols import VALUES, DemoPlan
 
-__all__ = ["DegenerateComponentError", "LatentModel", "check_rng", "numeric_array", "check_positive", "check_spd", "as_tuple"]
+__all__ = ["DegenerateComponentError", "LatentModel", "check_rng", "numeric_array", "check_positive", "check_spd", "as_tuple",
+           "freeze_prior"]
 
 
 class DegenerateComponentError(ValueError):
@@ -199,3 +200,18 @@ def as_tuple(array: np.ndarray):
     """Nested tuples of floats: array-valued hyperparameters of a frozen dataclass then compare and
     hash by value."""
     return tuple(as_tuple(row) for row in array) if array.ndim > 1 else tuple(float(v) for v in array)
+
+
+def freeze_prior(value):
+    """A hyperparameter as a frozen dataclass field: scalars (0-d arrays too) become floats,
+    arrays nested tuples (hashable, readable in repr); pandas objects are read as arrays. Anything
+    else is returned as it is, for the model's own check to reject with its message."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        return float(value)
+    if hasattr(value, "to_numpy"):  # a pandas Series or DataFrame
+        value = value.to_numpy()
+    if isinstance(value, np.ndarray):
+        return tuple(map(freeze_prior, value)) if value.ndim else float(value)
+    if isinstance(value, list | tuple):
+        return tuple(freeze_prior(item) for item in value)
+    return value

@@ -56,6 +56,23 @@ def _as_positive_array(value, name: str) -> np.ndarray:
     return array
 
 
+def _check_positive_pair(instance, first: str, second: str) -> None:
+    """Validate two positive parameters of a frozen distribution and broadcast them together."""
+    arrays = np.broadcast_arrays(_as_positive_array(getattr(instance, first), first),
+                                 _as_positive_array(getattr(instance, second), second))
+    for name, array in zip((first, second), arrays):
+        object.__setattr__(instance, name, array)
+
+
+def _trusted(cls, **fields):
+    """An instance of a frozen distribution built without validation: posteriors built in inner
+    loops (Gibbs sweeps, EM and VB steps) from validated priors and non-negative counts."""
+    instance = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(instance, name, value)
+    return instance
+
+
 @dataclass(frozen=True)
 class Beta:
     """Beta(alpha, beta) distribution on (0, 1), possibly batched.
@@ -70,19 +87,11 @@ class Beta:
     beta: np.ndarray
 
     def __post_init__(self):
-        alpha = _as_positive_array(self.alpha, "alpha")
-        beta = _as_positive_array(self.beta, "beta")
-        alpha, beta = np.broadcast_arrays(alpha, beta)
-        object.__setattr__(self, "alpha", alpha)
-        object.__setattr__(self, "beta", beta)
+        _check_positive_pair(self, "alpha", "beta")
 
     @classmethod
     def _trusted(cls, alpha, beta) -> "Beta":
-        # Gibbs builds a posterior per sweep; positive plus non-negative needs no re-validation
-        instance = object.__new__(cls)
-        object.__setattr__(instance, "alpha", alpha)
-        object.__setattr__(instance, "beta", beta)
-        return instance
+        return _trusted(cls, alpha=alpha, beta=beta)
 
     def update(self, successes, failures) -> "Beta":
         """Posterior after observing (possibly fractional, i.e. expected) counts.
@@ -193,10 +202,7 @@ class Dirichlet:
         """Posterior after observing (possibly expected) counts of shape broadcastable to
         ``(*batch_shape, n_categories)``."""
         counts = np.asarray(counts, float)
-        # not re-validated: this is the inner loop of Gibbs and VB, and counts come from our code
-        instance = object.__new__(Dirichlet)
-        object.__setattr__(instance, "concentration", self.concentration + counts)
-        return instance
+        return _trusted(Dirichlet, concentration=self.concentration + counts)
 
     def mean(self) -> np.ndarray:
         return self.concentration / self.concentration.sum(axis=-1, keepdims=True)
@@ -265,19 +271,11 @@ class Gamma:
     rate: np.ndarray
 
     def __post_init__(self):
-        shape = _as_positive_array(self.shape, "shape")
-        rate = _as_positive_array(self.rate, "rate")
-        shape, rate = np.broadcast_arrays(shape, rate)
-        object.__setattr__(self, "shape", shape)
-        object.__setattr__(self, "rate", rate)
+        _check_positive_pair(self, "shape", "rate")
 
     @classmethod
     def _trusted(cls, shape, rate) -> "Gamma":
-        # Gibbs builds a posterior per sweep; positive plus non-negative needs no re-validation
-        instance = object.__new__(cls)
-        object.__setattr__(instance, "shape", shape)
-        object.__setattr__(instance, "rate", rate)
-        return instance
+        return _trusted(cls, shape=shape, rate=rate)
 
     @classmethod
     def flat(cls, batch_shape: tuple[int, ...] = ()) -> "Gamma":
@@ -507,11 +505,7 @@ class NormalInverseWishart:
 
     @classmethod
     def _trusted(cls, m, kappa, nu, S) -> "NormalInverseWishart":
-        # posteriors built in inner loops (Gibbs sweeps, EM steps) from validated pieces
-        instance = object.__new__(cls)
-        for name, value in zip("m kappa nu S".split(), (m, kappa, nu, S)):
-            object.__setattr__(instance, name, np.asarray(value, float))
-        return instance
+        return _trusted(cls, **{name: np.asarray(value, float) for name, value in zip("m kappa nu S".split(), (m, kappa, nu, S))})
 
     @classmethod
     def flat(cls, dim: int, batch_shape: tuple = ()) -> "NormalInverseWishart":

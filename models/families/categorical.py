@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.conjugate import Dirichlet, MaskedDirichlet
 from ..core.stats_combine import sum_stats
-from ..hmm import data as hmm_data
+from ..core.sequences import Alphabet, Sequences, read_sequences
 from .checks import concentration_array, log_multivariate_beta, probability_array
 
 __all__ = ["CategoricalFamily"]
@@ -80,34 +80,34 @@ class CategoricalFamily:
 
     # -- data ---------------------------------------------------------------------------
     @cached_property
-    def _alphabet(self) -> hmm_data.Alphabet:
+    def _alphabet(self) -> Alphabet:
         mask = self.mask_array
-        return hmm_data.Alphabet(
+        return Alphabet(
             n_symbols=self.n_symbols, first_label=self.first_label,
             description=self.description or f"integers 0..{self.n_symbols - 1}",
             emittable=None if mask is None else mask.any(axis=0), model_name=self.owner,
         )
 
-    def check_sequences(self, data) -> hmm_data.HMMData:
-        """Sequences of symbols (see :func:`latentzoo.models.hmm.data.check_data`)."""
-        return hmm_data.check_data(data, self._alphabet)
+    def check_sequences(self, data) -> Sequences:
+        """Sequences of symbols (see :func:`latentzoo.models.core.sequences.read_sequences`)."""
+        return read_sequences(data, self._alphabet)
 
-    def rows(self, data: hmm_data.HMMData) -> np.ndarray:
+    def rows(self, data: Sequences) -> np.ndarray:
         """The observed symbols (n_observed,), coded 0..M-1."""
-        return data.symbols[~data.missing] if data.n_missing else data.symbols
+        return data.x_observed
 
-    def filled_rows(self, data: hmm_data.HMMData) -> np.ndarray:
+    def filled_rows(self, data: Sequences) -> np.ndarray:
         return self.codes(data)
 
     def check_observations(self, data) -> np.ndarray:
         """The coded symbols (N,) of one sequence of observations (missing: M)."""
         return self.codes(self.check_sequences(data))
 
-    def codes(self, data: hmm_data.HMMData) -> np.ndarray:
+    def codes(self, data: Sequences) -> np.ndarray:
         """Coded symbols (T,), missing steps coded M (the table's column of ones)."""
         return data.coded(self.n_symbols)
 
-    def support(self, data: hmm_data.HMMData, n_components: int) -> np.ndarray:
+    def support(self, data: Sequences, n_components: int) -> np.ndarray:
         """(T, K) bool: the components that can emit each step (all for a missing one)."""
         mask = self.mask_array if self.mask is not None else np.ones((n_components, self.n_symbols), bool)
         return np.concatenate([mask, np.ones((n_components, 1), bool)], axis=1)[:, self.codes(data)].T
@@ -115,7 +115,7 @@ class CategoricalFamily:
     def round_off(self, rows) -> float:
         return 0.0
 
-    def observed_data(self, data: hmm_data.HMMData) -> dict:
+    def observed_data(self, data: Sequences) -> dict:
         return {self.observed_name: (data.labels, ("time",))}
 
     def coords(self, observations) -> dict[str, list]:

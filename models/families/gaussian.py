@@ -91,8 +91,8 @@ class GaussianFamily:
 
     # -- data ---------------------------------------------------------------------------
     def check_sequences(self, data):
-        """Sequences of D-dimensional rows (see :func:`~latentzoo.models.hmm.gaussian_data.check_sequences`)."""
-        from ..hmm.gaussian_data import check_sequences
+        """Sequences of D-dimensional rows (see :func:`~latentzoo.models.gaussian.data.check_sequences`)."""
+        from ..gaussian.data import check_sequences
 
         return check_sequences(data, self.n_features)
 

@@ -9,7 +9,7 @@ so a component's sufficient statistics are its (weighted) number of observations
 With the rate integrated out, the counts given to a component have the negative-binomial-like
 evidence ``rate^shape / Gamma(shape) Gamma(shape + S_k) / (rate + n_k)^(shape + S_k) / prod x!``.
 
-Counts are validated by the symbol HMMs' reader (:func:`latentzoo.models.hmm.data.check_data`)
+Counts are validated by the symbol HMMs' reader (:func:`latentzoo.models.core.sequences.read_sequences`)
 with an alphabet of every integer 0..2^53 (what a float64 holds exactly): ints, whole floats,
 pandas Series (nullable ones too), text of integers; a negative, fractional, infinite or
 non-numeric value is refused with its position. NaN, None or ``pandas.NA`` marks a missing step
@@ -29,7 +29,7 @@ from ..core.base import DegenerateComponentError, check_param_keys, numeric_arra
 from ..core.conjugate import Gamma
 from ..core.sizes import check_parameter_size
 from ..core.stats_combine import sum_stats
-from ..hmm import data as hmm_data
+from ..core.sequences import Alphabet, Sequences, read_sequences
 from .checks import split_missing
 
 __all__ = ["PoissonFamily", "DEFAULT_RATES_PRIOR", "MAX_COUNT", "check_gamma_pair"]
@@ -76,7 +76,7 @@ class PoissonFamily:
     -----
     Parameters: ``rates`` of shape (K,) (dims ``(label_dim,)``). Observations: counts of shape
     (N,), float64 with NaN where one is missing (:meth:`check_observations`), or sequences of
-    them (:meth:`check_sequences`, an :class:`~latentzoo.models.hmm.data.HMMData`).
+    them (:meth:`check_sequences`, an :class:`~latentzoo.models.core.sequences.Sequences`).
     """
 
     shape: float = 1.0
@@ -103,14 +103,14 @@ class PoissonFamily:
 
     # -- data ---------------------------------------------------------------------------
     @cached_property
-    def _alphabet(self) -> hmm_data.Alphabet:
-        return hmm_data.Alphabet(n_symbols=MAX_COUNT + 1, first_label=0, description="0, 1, 2, ... (non-negative integers)",
+    def _alphabet(self) -> Alphabet:
+        return Alphabet(n_symbols=MAX_COUNT + 1, first_label=0, description="0, 1, 2, ... (non-negative integers)",
                                  emittable=None, model_name=self.owner, noun="counts")
 
-    def check_sequences(self, data) -> hmm_data.HMMData:
-        """Sequences of counts (one or many; see :func:`latentzoo.models.hmm.data.check_data`),
-        missing steps marked; an ``HMMData`` validated before is returned after an O(1) check."""
-        return hmm_data.check_data(data, self._alphabet)
+    def check_sequences(self, data) -> Sequences:
+        """Sequences of counts (one or many; see :func:`latentzoo.models.core.sequences.read_sequences`),
+        missing steps marked; a container validated before is returned after an O(1) check."""
+        return read_sequences(data, self._alphabet)
 
     def check_observations(self, data) -> np.ndarray:
         """Validated counts for a mixture, float64 of shape (N,), NaN where one is missing.
@@ -132,12 +132,11 @@ class PoissonFamily:
             data = data[:, 0]
         return self.filled_rows(self.check_sequences(data), missing=np.nan)
 
-    def rows(self, data: hmm_data.HMMData) -> np.ndarray:
+    def rows(self, data: Sequences) -> np.ndarray:
         """The observed counts (n_observed,), float64, in time order."""
-        symbols = data.symbols[data.observed] if data.n_missing else data.symbols
-        return symbols.astype(np.float64)
+        return data.x_observed.astype(np.float64)
 
-    def filled_rows(self, data: hmm_data.HMMData, missing: float = 0.0) -> np.ndarray:
+    def filled_rows(self, data: Sequences, missing: float = 0.0) -> np.ndarray:
         """Every step's count (T,), float64, ``missing`` where a step is missing."""
         rows = data.symbols.astype(np.float64)
         if data.n_missing:
@@ -145,11 +144,11 @@ class PoissonFamily:
         rows.setflags(write=False)
         return rows
 
-    def observed_data(self, data: hmm_data.HMMData) -> dict:
+    def observed_data(self, data: Sequences) -> dict:
         """``{observed_name: (counts (T,) float64 with NaN where missing, ("time",))}``."""
         return {self.observed_name: (self.filled_rows(data, missing=np.nan), ("time",))}
 
-    def support(self, data: hmm_data.HMMData, n_components: int) -> np.ndarray:
+    def support(self, data: Sequences, n_components: int) -> np.ndarray:
         """(T, K) bool: every component can emit every count."""
         return np.ones((data.n_steps, n_components), bool)
 

@@ -19,8 +19,9 @@ import numpy as np
 from numba import njit
 
 from ..core.protocols import FEATURE_ROWS
+from ..core.sequences import Sequences, read_sequences
 
-__all__ = ["GaussianData", "GaussianChunk", "GaussianObservations"]
+__all__ = ["GaussianData", "GaussianChunk", "GaussianObservations", "RealVectors", "check_sequences"]
 
 
 # The magnitudes latentzoo computes with. Sums of N squared deviations must neither overflow
@@ -370,3 +371,85 @@ class GaussianObservations:
 
     def observed_data(self, data) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
         return {"x": (self.check_data(data).x, ("observation", "feature"))}
+
+
+# ------------------------------------------------------------------------------------------
+# sequences of real vectors (the Gaussian HMM's data)
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RealVectors:
+    """The reader of sequences of D-dimensional real observations (see
+    :func:`~latentzoo.models.core.sequences.read_sequences`).
+
+    A sequence is a (T, D) array, a pandas DataFrame (its columns name the features), or a 1-D
+    array or Series when D = 1; many are a 3-D array (one sequence per leading index) or a list of
+    those (ragged lengths allowed; a list of flat lists is the rows of one sequence). A row of NaN
+    is a missing observation, as are the masked rows of a ``numpy.ma.MaskedArray``; a row that is
+    only partly NaN is refused (the model has no missing features), as are infinities.
+    """
+
+    n_features: int
+    event_ndim = 1
+    first_label = 0
+    noun = "observations"
+
+    def read(self, sequence, where: str) -> np.ndarray:
+        """One sequence as a float64 (T_s, D) array, or a TypeError/ValueError naming it."""
+        where, n_features = f"data: {where}", self.n_features
+        if hasattr(sequence, "to_numpy"):  # a pandas DataFrame or Series
+            sequence = sequence.to_numpy()
+        if isinstance(sequence, str | bytes) or sequence is None or isinstance(sequence, dict):
+            raise TypeError(f"{where} must be a (T, D) array of real numbers, got {type(sequence).__name__}")
+        if isinstance(sequence, np.ma.MaskedArray):
+            # masked entries are missing observations, as NaN rows are (a partly masked row is refused below)
+            sequence = np.ma.filled(sequence.astype(np.float64), np.nan)
+        try:
+            array = np.asarray(sequence)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise TypeError(f"{where}: could not read it as a (T, D) array (ragged rows?): {error}") from None
+        if array.dtype == object and array.size:
+            array = real_objects(array)
+        if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+            raise TypeError(f"{where} must hold real numbers, got an array of dtype {array.dtype}")
+        if array.ndim == 1 and n_features == 1:
+            array = array[:, None]
+        if array.ndim != 2:
+            hint = f" (a 1-D sequence is read as one feature, but the model has n_features = {n_features})" if array.ndim == 1 else ""
+            raise ValueError(f"{where} must be 2-D of shape (T, D = {n_features}), got shape {array.shape}{hint}")
+        if array.shape[1] != n_features:
+            raise ValueError(
+                f"{where} has D = {array.shape[1]} features per row but the model has n_features = {n_features}"
+            )
+        if array.shape[0] == 0:
+            raise ValueError(f"{where} is empty; every sequence needs at least one time step")
+        array = np.asarray(array, dtype=np.float64)
+        if finite_in_range(array):
+            # the usual case, in one compiled pass: nothing missing or infinite, the range checked
+            return array
+        if np.isinf(array).any():
+            row = int(np.argmax(np.isinf(array).any(axis=1)))
+            raise ValueError(f"{where} has an infinite value at time step {row}; observations must be finite or NaN (missing)")
+        missing = np.isnan(array)
+        partly = missing.any(axis=1) & ~missing.all(axis=1)
+        if partly.any():
+            row = int(np.argmax(partly))
+            raise ValueError(
+                f"{where} has a partly missing row at time step {row}; a row must be all numbers or all NaN "
+                "(a missing observation)"
+            )
+        if not missing.all():
+            require_computable_range(array[~missing.any(axis=1)])
+        return array
+
+    def accept(self, data: Sequences) -> None:
+        if data.x.ndim != 2 or data.x.dtype.kind != "f":
+            raise ValueError("data were validated as symbols or counts, but this model takes real vectors; "
+                             "pass the raw sequences")
+        if data.n_features != self.n_features:
+            raise ValueError(f"data have D = {data.n_features} features but the model has n_features = {self.n_features}")
+
+
+def check_sequences(data, n_features: int) -> Sequences:
+    """One sequence or many of ``n_features``-dimensional real observations, validated (see
+    :class:`RealVectors` for the accepted forms); a validated container is returned as it is."""
+    return read_sequences(data, RealVectors(n_features))

@@ -238,12 +238,18 @@ def e_step_stats(x, weights, means, covs, centre=None, summed=False):
         As :func:`e_step`.
     """
     x, factors, centres, constants = _mixture_pieces(x, weights, means, covs)
-    x = as_c(x)
+    return _stats_pass(as_c(x), factors, centres, constants, centre, summed, "the log-density")
+
+
+def _stats_pass(x, factors, centres, constants, centre, summed: bool, what: str):
+    """Log-normalisers and weighted statistics of the components in one pass over ``x`` (the
+    responsibilities are formed again only if the moments need them; see
+    :func:`stats_from_moments`), for EM's and VB's E-steps alike."""
     _, log_norm, moments, shift = run_pass(
         x, factors, centres, constants, OUT_RESP, want_out=False, want_stats=True,
         shift=None if centre is None else np.asarray(centre, dtype=np.float64), summed=summed,
     )
-    check_finite_rows(log_norm, x, "the log-density")
+    check_finite_rows(log_norm, x, what)
 
     def responsibilities():
         return run_pass(x, factors, centres, constants, OUT_RESP)[0]
@@ -436,13 +442,4 @@ def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None,
         As :func:`expected_e_step` and :func:`component_stats` return them.
     """
     x, m, factors, constants = _vb_pieces(x, expected_log_weights, m, kappa, nu, S)
-    _, log_norm, moments, shift = run_pass(
-        x, factors, m, constants, OUT_RESP, want_out=False, want_stats=True,
-        shift=None if centre is None else np.asarray(centre, dtype=np.float64), summed=summed,
-    )
-    check_finite_rows(log_norm, x, "the expected log-density")
-
-    def responsibilities():
-        return run_pass(x, factors, m, constants, OUT_RESP)[0]
-
-    return (log_norm, *stats_from_moments(x, moments, shift, responsibilities))
+    return _stats_pass(x, factors, m, constants, centre, summed, "the expected log-density")

@@ -9,13 +9,13 @@ Generative model (one sequence; many sequences share the parameters)::
     x_t | z_t ~ Categorical(emission_probs[z_t])
 
 Missing observations (NaN, None, ``pandas.NA``, masked entries; see
-:func:`latentzoo.models.hmm.data.check_data`) drop their emission factor: the chain still moves
+:func:`latentzoo.models.core.sequences.read_sequences`) drop their emission factor: the chain still moves
 through the step, which constrains the states around it, and every back-end and method (the
 likelihood, filtering, smoothing, Viterbi, FFBS, the expected counts, exact enumeration and the
 PyMC Op) sums over the symbol that step could have shown. The kernels see one extra emission
-column of ones that the missing steps index (:meth:`HMMData.coded`); the counts of that column
+column of ones that the missing steps index (:meth:`~latentzoo.models.core.sequences.Sequences.coded`); the counts of that column
 are dropped before any Dirichlet update. In ``observed_data`` a missing step is the label -1
-(:data:`~latentzoo.models.hmm.data.MISSING`), so results keep integer symbols through NetCDF.
+(:data:`~latentzoo.models.core.sequences.MISSING`), so results keep integer symbols through NetCDF.
 
 An optional ``emission_mask`` (state, symbol) says which symbols a state can emit; a row's
 Dirichlet lives on its allowed symbols only, so masked probabilities are exactly zero in every
@@ -53,15 +53,18 @@ from functools import cached_property
 
 import numpy as np
 
+from ..core.base import freeze_prior
 from ..core.protocols import DemoPlan
+from ..core.sequences import HMMData
 from ..core.sizes import check_parameter_size
 from ..families.categorical import CategoricalFamily
-from . import data, kernels  # noqa: F401 (reached through this module by older code)
-from .data import SEED_ROLLS, HMMData, freeze_prior
 from .exact import EXACT_MAX_PATHS  # noqa: F401 (public here too)
 from .model import HiddenMarkovModel, count
 
-__all__ = ["CategoricalHMM", "DiceHMM", "HMMData"]
+__all__ = ["CategoricalHMM", "DiceHMM", "HMMData", "SEED_ROLLS"]
+
+#: the seed's rolls (seed 001, "1 6 3 5 2 7 3 5 2 4")
+SEED_ROLLS = (1, 6, 3, 5, 2, 7, 3, 5, 2, 4)
 
 
 class _Categorical(HiddenMarkovModel):

@@ -40,15 +40,13 @@ from functools import cached_property
 
 import numpy as np
 
-from ..core.base import as_tuple, check_positive, check_spd, numeric_array
+from ..core.base import as_tuple, check_positive, check_spd, freeze_prior, numeric_array
 from ..core.protocols import FEATURE_ROWS, DemoPlan
 from ..core.sizes import check_parameter_size
 from ..families.gaussian import GaussianFamily
-from .data import freeze_prior
-from .gaussian_data import GaussianSequences
 from .model import DataDrivenEmissions, HiddenMarkovModel
 
-__all__ = ["GaussianHMM", "GaussianSequences"]
+__all__ = ["GaussianHMM"]
 
 #: kappa0 of the default prior: each state mean is pulled to m0 with 1/100 of an observation
 DATA_DRIVEN_KAPPA0 = 0.01
@@ -199,7 +197,7 @@ class GaussianHMM(DataDrivenEmissions, HiddenMarkovModel):
 
     def picture(self, comparison):
         """The series coloured by each back-end's Viterbi states, with the posterior state
-        probabilities (see :func:`~latentzoo.models.hmm.gaussian_picture.gaussian_hmm_picture`)."""
-        from .gaussian_picture import gaussian_hmm_picture
+        probabilities (see :func:`~latentzoo.models.hmm.picture.gaussian_hmm_picture`)."""
+        from .picture import gaussian_hmm_picture
 
         return gaussian_hmm_picture(comparison)

@@ -42,6 +42,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..core.sequences import as_offsets
+
 __all__ = [
     "as_offsets",
     "raise_if_impossible",
@@ -71,11 +73,10 @@ _JIT = {"cache": True, "nogil": True}
 _PRODUCT_FLOOR, _PRODUCT_CEILING = 1e-200, 1e200
 
 
-def as_offsets(lengths) -> np.ndarray:
-    """Offsets (n_seq + 1,) of concatenated sequences with the given lengths."""
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
-    return offsets
+def _contiguous(*arrays) -> list[np.ndarray]:
+    """C-contiguous float64 arrays, as the compiled kernels are specialised for (no copy when
+    they already are)."""
+    return [np.ascontiguousarray(array, dtype=np.float64) for array in arrays]
 
 
 def raise_if_impossible(bad: int, offsets: np.ndarray, what: str = "observation") -> None:
@@ -304,8 +305,7 @@ def smooth_counts(init, trans, lik, offsets):
     rows = np.arange(n_steps)
     # gamma overwrites the forward messages in place (see _smoothed_counts)
     log_lik, init_c, trans_c, bad = _smoothed_counts(
-        np.ascontiguousarray(init, dtype=np.float64), np.ascontiguousarray(trans, dtype=np.float64),
-        np.ascontiguousarray(lik, dtype=np.float64), rows, np.ascontiguousarray(offsets, dtype=np.int64),
+        *_contiguous(init, trans, lik), rows, np.ascontiguousarray(offsets, dtype=np.int64),
         gamma, scale, gamma, rows, np.zeros((n_states, 0)),
     )
     return log_lik, init_c, trans_c, gamma, int(bad)
@@ -758,14 +758,18 @@ def _log_likelihood_gradient(init, trans, emission, symbols, offsets):
     )
     if bad >= 0:
         return -np.inf, init_g, trans_g, emission_g  # zeros
-    # d log p / d theta_e = E[n_e] / theta_e; a zero entry has no expected count and gradient 0
-    for k in range(n_states):
-        init_g[k] = init_g[k] / init[k] if init[k] > 0.0 else 0.0
-        for j in range(n_states):
-            trans_g[k, j] = trans_g[k, j] / trans[k, j] if trans[k, j] > 0.0 else 0.0
-        for m in range(n_symbols):
-            emission_g[k, m] = emission_g[k, m] / emission[k, m] if emission[k, m] > 0.0 else 0.0
+    _per_parameter(init_g, init)
+    _per_parameter(trans_g, trans)
+    _per_parameter(emission_g, emission)
     return log_lik.sum(), init_g, trans_g, emission_g
+
+
+@njit(inline="always")
+def _per_parameter(counts, theta):
+    """Fisher's identity in place: ``d log p / d theta_e = E[n_e] / theta_e`` from the expected
+    counts; a zero entry has no expected count and gradient 0."""
+    for e in np.ndindex(counts.shape):
+        counts[e] = counts[e] / theta[e] if theta[e] > 0.0 else 0.0
 
 
 def log_likelihood_gradient(init, trans, emission, symbols, offsets):
@@ -789,9 +793,7 @@ def log_likelihood_gradient(init, trans, emission, symbols, offsets):
         Zero at zero entries (masked emissions), which carry no expected count.
     """
     value, *grads = _log_likelihood_gradient(
-        np.ascontiguousarray(init, dtype=np.float64),
-        np.ascontiguousarray(trans, dtype=np.float64),
-        np.ascontiguousarray(emission, dtype=np.float64),
+        *_contiguous(init, trans, emission),
         symbols,
         offsets,
     )
@@ -877,10 +879,7 @@ def log_emission_smooth(init, trans, log_emission, offsets):
         ``log_emission`` that is all -inf, or holds NaN or +inf).
     """
     log_lik, init_counts, trans_counts, gamma, bad = _log_emission_pass(
-        np.ascontiguousarray(init, dtype=np.float64),
-        np.ascontiguousarray(trans, dtype=np.float64),
-        np.ascontiguousarray(log_emission, dtype=np.float64),
-        np.ascontiguousarray(offsets, dtype=np.int64),
+        *_contiguous(init, trans, log_emission), np.ascontiguousarray(offsets, dtype=np.int64),
     )
     return log_lik, init_counts, trans_counts, gamma, int(bad)
 
@@ -890,13 +889,9 @@ def _log_emission_gradient(init, trans, log_emission, offsets):
     log_lik, init_g, trans_g, gamma, bad = _log_emission_pass(init, trans, log_emission, offsets)
     if bad >= 0:
         return -np.inf, init_g, trans_g, gamma  # zeros
-    n_states = init.size
-    # Fisher's identity: d log p / d theta_e = E[n_e] / theta_e (0 where theta_e = 0); the
-    # likelihood is linear in each exp(log_emission[t, k]), so d log p / d log_emission = gamma
-    for i in range(n_states):
-        init_g[i] = init_g[i] / init[i] if init[i] > 0.0 else 0.0
-        for j in range(n_states):
-            trans_g[i, j] = trans_g[i, j] / trans[i, j] if trans[i, j] > 0.0 else 0.0
+    # the likelihood is linear in each exp(log_emission[t, k]), so d log p / d log_emission = gamma
+    _per_parameter(init_g, init)
+    _per_parameter(trans_g, trans)
     return log_lik.sum(), init_g, trans_g, gamma
 
 
@@ -922,9 +917,6 @@ def log_emission_gradient(init, trans, log_emission, offsets):
         The smoothed marginals ``p(z_t = k | x)``.
     """
     value, *grads = _log_emission_gradient(
-        np.ascontiguousarray(init, dtype=np.float64),
-        np.ascontiguousarray(trans, dtype=np.float64),
-        np.ascontiguousarray(log_emission, dtype=np.float64),
-        np.ascontiguousarray(offsets, dtype=np.int64),
+        *_contiguous(init, trans, log_emission), np.ascontiguousarray(offsets, dtype=np.int64),
     )
     return float(value), *grads

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from ..core.base import freeze_prior
 from ..core.protocols import VALUES, DemoPlan
 from ..families.poisson import DEFAULT_RATES_PRIOR, PoissonFamily, check_gamma_pair
-from .data import freeze_prior
 from .model import HiddenMarkovModel
 
 __all__ = ["PoissonHMM", "DEFAULT_RATES_PRIOR"]

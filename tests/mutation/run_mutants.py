@@ -13,8 +13,9 @@ mutants is too slow, so every mutant runs in two phases:
 1. its *hinted* tests (the files that should notice it, optionally narrowed by ``-k``) with
    ``-x``. Those are a subset of the default suite, so a test failing there is a test failing in
    the default suite: a kill;
-2. only if the hinted tests all pass, the whole default suite (``-m "not slow" -x``, with
-   ``-n 2`` when pytest-xdist is installed) before the mutant is declared a survivor. A mutant
+2. only if the hinted tests all pass, the whole default suite (``-m "not slow"``; with
+   ``-n 2`` when pytest-xdist is installed, else with ``-x``: xdist reports a session stopped
+   by ``-x`` as interrupted, exit status 2) before the mutant is declared a survivor. A mutant
    that a test outside its hints catches is still killed (the table says so: ``killed*``; its
    hints deserve updating).
 
@@ -62,8 +63,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: options of every pytest run: stop at the first failure, no cache written into the copy
-PYTEST_OPTIONS = ("-x", "-q", "-p", "no:cacheprovider")
+#: options of every pytest run: quiet, no cache written into the copy
+PYTEST_OPTIONS = ("-q", "-p", "no:cacheprovider")
 
 #: phase 2: the whole default suite (pyproject's addopts deselect ``slow`` too; said again here
 #: so that the bar does not move if addopts does)
@@ -517,7 +518,7 @@ def pytest_arguments(copy: Path, mutant: Mutant) -> list[str]:
     if not arguments:
         raise SystemExit(f"{mutant.name}: no test file matches {mutant.tests}")
     arguments = list(dict.fromkeys(arguments))
-    return arguments + (["-k", mutant.keyword] if mutant.keyword else [])
+    return ["-x", *arguments, *(["-k", mutant.keyword] if mutant.keyword else [])]
 
 
 def environment(copy: Path) -> dict[str, str]:
@@ -569,8 +570,10 @@ def xdist_available(python: str, env: dict) -> bool:
 
 
 def suite_arguments(parallel: bool) -> list[str]:
-    """pytest's arguments for phase 2, the whole default suite."""
-    return [*SUITE_ARGUMENTS, *(["-n", "2"] if parallel else [])]
+    """pytest's arguments for phase 2, the whole default suite: on two workers without ``-x``
+    (pytest-xdist ends a session stopped by ``-x`` as *interrupted*, exit status 2, which would
+    read as an error), or on one process with ``-x``."""
+    return [*SUITE_ARGUMENTS, *(["-n", "2"] if parallel else ["-x"])]
 
 
 def run_pytest(python: str, copy: Path, env: dict, arguments: list[str], timeout: float) -> tuple[str, float, str]:

@@ -378,7 +378,7 @@ MUTANTS = (
         "models/hmm/pymc.py",
         "trans[states[previous], states[previous + 1]]",
         "trans[states[previous + 1], states[previous]]",
-        ("tests/test_gaussian_hmm_pymc.py", "tests/test_hmm.py", "tests/test_poisson_hmm.py"),
+        ("tests/test_mutant_guards.py", "tests/test_gaussian_hmm_pymc.py", "tests/test_hmm.py"),
         what="the explicit-state PyMC HMM (pymc_gibbs) reads trans_mat[z_t, z_t-1] instead of [z_t-1, z_t]",
     ),
     # -- the Poisson and Bernoulli families --
@@ -428,7 +428,7 @@ MUTANTS = (
         "inference/calibration/sbc_ranks.py",
         "    return (ranks + rng.random(ranks.shape)) / (n_ranked + 1.0)",
         "    return (ranks + rng.random(ranks.shape)) / n_ranked",
-        ("tests/test_calibrate.py",),
+        ("tests/test_calibrate.py", "tests/test_mutant_guards.py"),
         what="PIT values divide by L instead of the L + 1 possible ranks (values above 1)",
     ),
     # -- Dask --

@@ -60,7 +60,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/gmm.py
 
 # planted faults (tests/mutation/run_mutants.py), one at a time in a temporary copy of the tracked
-# files; each runs the default tests that should notice it (5-10 minutes on two busy cores)
+# files; each runs the default tests that should notice it (1-5 minutes) and, only if those pass,
+# the whole default suite before it is called a survivor; prints the score and the survivors and
+# fails below 95% killed
 mutants: $(STAMP)
 	$(PY) tests/mutation/run_mutants.py
 

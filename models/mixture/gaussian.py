@@ -67,7 +67,6 @@ from ..gaussian.data import GaussianChunk, GaussianData, GaussianObservations
 from ..gaussian.kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats, log_evidence
 from ..gaussian.kmeans import kmeans_plusplus, lloyd  # noqa: F401  (kmeans_plusplus: re-exported for examples/gmm.py)
 from ..gaussian.niw_hyperparameters import NIWHyperparameters
-from ..gaussian.priors import scale_from_covariance
 from ..gaussian.stats import hard_component_stats
 from .finite import FiniteMixture
 
@@ -218,8 +217,8 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
         """This model with every data-driven hyperparameter fixed from ``data`` (its repr then
         records the prior used)."""
         data = self.check_data(data)
-        mean, scatter = data.moments
-        return self._with_prior_from(data.n_observations, mean, scatter)
+        mean, scatter = data.moments  # computed once per GaussianData
+        return self.with_data_prior_stats({"counts": [data.n_observations], "means": [mean], "scatters": [scatter]})
 
     def data_prior_stats(self, data) -> dict:
         """What the data-driven prior needs from ``data``: the count, mean and scatter of all
@@ -230,14 +229,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
 
     def with_data_prior_stats(self, stats) -> "GaussianMixture":
         """:meth:`with_data_prior` from :meth:`data_prior_stats` (of all the data, combined)."""
-        return self._with_prior_from(stats["counts"][0], stats["means"][0], stats["scatters"][0])
-
-    def _with_prior_from(self, count, mean, scatter) -> "GaussianMixture":
-        if self.nu0 is not None and self.nu0 <= mean.size - 1:
-            raise ValueError(f"nu0 must be > D - 1 = {mean.size - 1} for data with D = {mean.size}, got {self.nu0}")
-        S0 = self.S0 if self.S0 is not None else scale_from_covariance(scatter / count, self.n_components, mean)
-        return dataclasses.replace(self, m0=mean if self.m0 is None else self.m0, S0=S0,
-                                   nu0=self.nu0 if self.nu0 is not None else mean.size + 2.0)
+        return dataclasses.replace(self, **self.family.data_prior_from_stats(stats, self.n_components))
 
     def pymc_model(self, data, marginalized: bool = True):
         """:meth:`FiniteMixture.pymc_model <latentzoo.models.mixture.finite.FiniteMixture.pymc_model>`

@@ -12,7 +12,10 @@ responsibilities and every back-end's hooks; the family supplies the (N, K) log-
 its statistics and its conjugate update
 (:class:`~latentzoo.models.core.protocols.ComponentFamily`). A concrete mixture is a frozen
 dataclass that adds its hyperparameters and builds its family in :meth:`make_family`
-(``PoissonMixture`` is 24 lines of code, ``BernoulliMixture`` 56 with its picture).
+(``PoissonMixture`` is 24 lines of code, ``BernoulliMixture`` 56 with its picture). A mixture
+whose family has compiled kernels plugs them in as hooks: ``_log_norm_block`` (log-normalisers
+and responsibilities of a block of parameter sets) and the E-step hooks below;
+``GaussianMixture`` does so with its fused passes, which never store an (N, K) matrix.
 
 Back-ends
 ---------

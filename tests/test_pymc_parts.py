@@ -22,8 +22,6 @@ import pytensor.tensor as pt  # noqa: E402
 from latentzoo.models.ops.pymc_parts import (  # noqa: E402
     UNROLL_MAX_DIM,
     SPDCholeskyTransform,
-    gaussian_mixture,
-    gaussian_mixture_logp,
     inverse_wishart,
     lower_triangular_inverse,
     mvnormal,
@@ -114,32 +112,6 @@ def test_transform_jacobian_by_finite_differences():
     np.testing.assert_allclose(forward(z), z, rtol=1e-10, atol=1e-12)
 
 
-def test_gaussian_mixture_logp_equals_scipy_sum_and_samples_the_mixture():
-    rng = np.random.default_rng(11)
-    dim, K = 2, 3
-    covs = random_spd(rng, dim, (K,))
-    L = np.linalg.cholesky(covs)
-    means = 4.0 * rng.normal(size=(K, dim))
-    weights = np.array([0.2, 0.5, 0.3])
-    x = rng.normal(size=(7, dim)) * 3
-    expected = np.log(sum(weights[k] * stats.multivariate_normal(means[k], covs[k]).pdf(x) for k in range(K)))
-    logp = gaussian_mixture_logp(pt.as_tensor(x), pt.as_tensor(weights), pt.as_tensor(means), pt.as_tensor(L)).eval()
-    np.testing.assert_allclose(logp, expected, rtol=1e-10)
-    with pm.Model() as model:
-        gaussian_mixture("x", weights, means, L, observed=x)
-        y = gaussian_mixture("y", weights, means, L)
-    assert float(model.compile_logp(vars=[model["x"]])({"y": means[0]})) == pytest.approx(expected.sum(), rel=1e-10)
-    draws = pm.draw(y, draws=20_000, random_seed=12)
-    assert draws.shape == (20_000, dim)
-    # the mixture's mean and covariance: sum_k w_k mu_k and sum_k w_k (Sigma_k + mu_k mu_k^T) - m m^T
-    mean = weights @ means
-    cov = np.einsum("k,kij->ij", weights, covs + means[:, :, None] * means[:, None, :]) - np.outer(mean, mean)
-    n = draws.shape[0]
-    assert np.all(np.abs(draws.mean(0) - mean) < Z * np.sqrt(np.diag(cov) / n))
-    fourth = np.mean((draws - mean) ** 4, axis=0)  # for the variance's standard error
-    assert np.all(np.abs(draws.var(0) - np.diag(cov)) < Z * np.sqrt((fourth - np.diag(cov) ** 2) / n))
-
-
 @pytest.mark.parametrize("batch", [(), (3,)], ids=["single", "batched"])
 def test_spd_cholesky_value_and_gradient(batch):
     """Its value is numpy's factor; its gradient matches finite differences (numpy's Cholesky
@@ -170,7 +142,9 @@ def test_compiled_gradient_calls_no_python_linear_algebra():
         _, chol = inverse_wishart("Sigma", 6.0, random_spd(rng, 2, (3,)))
         mu = mvnormal("mu", np.zeros((3, 2)), chol)
         mvnormal("x", mu, chol, observed=rng.normal(size=(10, 3, 2)))
-        gaussian_mixture("y", np.full(3, 1 / 3), mu, chol, observed=rng.normal(size=(10, 2)))
+        # a mixture's density as FiniteMixture declares it: logsumexp over the components
+        y = rng.normal(size=(10, 2))
+        pm.Potential("y", pt.logsumexp(np.log(np.full(3, 1 / 3)) + mvnormal_logp(pt.as_tensor(y)[:, None, :], mu, chol), axis=-1).sum())
     function = model.logp_dlogp_function(ravel_inputs=True)._pytensor_function
     ops = {type(getattr(node.op, "core_op", node.op)).__name__ for node in function.maker.fgraph.toposort()}
     assert not ops & {"Cholesky", "SPDCholesky", "SolveTriangular", "Solve", "MatrixInverse", "AllocDiag"}, ops

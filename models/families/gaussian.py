@@ -43,8 +43,8 @@ class GaussianFamily:
 
     Parameters
     ----------
-    n_features : int
-        D.
+    n_features : int or None
+        D; None: taken from the data (a mixture whose data-driven prior does not fix D yet).
     m0 : nested tuple of shape (D,) or (K, D), optional
         Prior mean of the means (None: data-driven).
     kappa0 : float
@@ -58,9 +58,11 @@ class GaussianFamily:
         Added to each covariance's diagonal by maximum-likelihood updates (``mle=True``).
     owner : str
         The model's class name, in errors.
+    label : str
+        What a component is called in errors (``"state"``, ``"component"``).
     """
 
-    n_features: int
+    n_features: int | None
     m0: object = None
     kappa0: float = 0.01
     nu0: float | None = None
@@ -68,6 +70,7 @@ class GaussianFamily:
     covs: object = None
     reg_covar: float = 1e-6
     owner: str = "Gaussian"
+    label: str = "state"
 
     allows_missing = True
     observed_name = "x"
@@ -85,8 +88,8 @@ class GaussianFamily:
     def prior_key(self):
         return NIW_KEY if self.covs is None else "means"
 
-    def param_shapes(self, n_components: int) -> dict[str, tuple[int, ...]]:
-        K, D = n_components, self.n_features
+    def param_shapes(self, n_components: int, n_features: int | None = None) -> dict[str, tuple[int, ...]]:
+        K, D = n_components, self.n_features or n_features
         return {name: shape for name, shape in (("means", (K, D)), ("covs", (K, D, D))) if name in self.param_dims}
 
     # -- data ---------------------------------------------------------------------------
@@ -129,7 +132,8 @@ class GaussianFamily:
         """``means`` (batch + (K, D)) finite; ``covs`` (batch + (K, D, D)) finite, and positive
         definite for one set of parameters."""
         arrays = {}
-        for key, shape in self.param_shapes(n_components).items():
+        D = np.shape(params["means"])[-1] if np.ndim(params["means"]) else 0
+        for key, shape in self.param_shapes(n_components, D).items():
             array = numeric_array(params[key], f"{name}[{key!r}]", f"an array of shape {shape}")
             if array.ndim < len(shape) or array.shape[array.ndim - len(shape):] != shape:
                 raise ValueError(f"{name}[{key!r}] must have shape {shape} (after batch dims), got {array.shape}")
@@ -143,7 +147,7 @@ class GaussianFamily:
     def n_parameters(self, observations, n_components: int) -> int:
         """Free parameters: D means per component, and D (D + 1) / 2 covariance entries unless the
         covariances are fixed."""
-        D = self.n_features
+        D = observations.shape[-1]
         return n_components * (D + (0 if self.covs is not None else D * (D + 1) // 2))
 
     def full(self, params: dict) -> dict:
@@ -178,7 +182,7 @@ class GaussianFamily:
     def _data_prior(self, count, mean, scale) -> dict:
         changes = {"m0": self.m0 if self.m0 is not None else mean}
         if self.covs is None:
-            changes["nu0"] = self.nu0 if self.nu0 is not None else self.n_features + 2.0
+            changes["nu0"] = self.nu0 if self.nu0 is not None else np.shape(mean)[-1] + 2.0
             if self.S0 is None:
                 if count < 2:
                     raise ValueError("the data-driven S0 needs at least two observed rows; give S0 explicitly")
@@ -211,9 +215,9 @@ class GaussianFamily:
                 self._priors[K] = {"means": NormalKnownCovariance(m0, kappa, np.asarray(self.covs, float))}
         return self._priors[n_components]
 
-    def flat_prior(self, n_components: int) -> dict:
+    def flat_prior(self, n_components: int, n_features: int | None = None) -> dict:
         if self.covs is None:
-            return {NIW_KEY: NormalInverseWishart.flat(self.n_features, (n_components,))}
+            return {NIW_KEY: NormalInverseWishart.flat(self.n_features or n_features, (n_components,))}
         return {"means": NormalKnownCovariance.flat(np.asarray(self.covs, float))}
 
     def log_prior(self, params: dict, n_components: int) -> np.ndarray:
@@ -235,9 +239,9 @@ class GaussianFamily:
         counts, means, scatters = stats["counts"], stats["means"], stats["scatters"]
         if mle:
             self._check_not_collapsed(counts, scatters)
-            prior = self.flat_prior(n_components)
+            prior = self.flat_prior(n_components, means.shape[-1])
             if self.covs is None:
-                scatters = scatters + (counts * self.reg_covar)[:, None, None] * np.eye(self.n_features)
+                scatters = scatters + (counts * self.reg_covar)[:, None, None] * np.eye(means.shape[-1])
         else:
             prior = self.prior(n_components)
         if self.covs is None:
@@ -245,22 +249,26 @@ class GaussianFamily:
         return {"means": prior["means"].update(counts, means)}
 
     def _check_not_collapsed(self, counts, scatters) -> None:
-        advice = ("use the prior (em without mle=True: MAP-EM stays well defined), fewer states, or other "
+        label = self.label
+        advice = (f"Use the prior (em without mle=True: MAP-EM stays well defined), fewer {label}s, or other "
                   "starting points (init, n_init)")
+        if self.covs is None:
+            # one batched call (a call per component cost as much as the M-step); empty components
+            # are divided by 1 here and reported below before their eigenvalue is read
+            smallest = np.linalg.eigvalsh(scatters / np.where(counts > 0, counts, 1.0)[:, None, None])[:, 0]
         for k in range(counts.size):
             if counts[k] <= 1e-10 * counts.sum():
                 raise DegenerateComponentError(
-                    f"maximum-likelihood EM: state {k} has no expected observation, so its mean and covariance "
+                    f"maximum-likelihood EM: {label} {k} has no expected observation, so its mean and covariance "
                     f"are undefined; {advice}"
                 )
-            if self.covs is None:
-                smallest = float(np.linalg.eigvalsh(scatters[k] / counts[k])[0])
-                if smallest <= self.reg_covar:
-                    raise DegenerateComponentError(
-                        f"maximum-likelihood EM: state {k} collapsed onto {counts[k]:.3g} effective observation(s): "
-                        f"its covariance has an eigenvalue {smallest:.3g} <= reg_covar = {self.reg_covar:g}, so the "
-                        f"likelihood grows without bound there; {advice}"
-                    )
+            if self.covs is None and smallest[k] <= self.reg_covar:
+                raise DegenerateComponentError(
+                    f"maximum-likelihood EM: {label} {k} collapsed onto {counts[k]:.3g} effective observation(s): "
+                    f"its covariance has an eigenvalue {smallest[k]:.3g} <= reg_covar = {self.reg_covar:g}, so the "
+                    "likelihood grows without bound there (duplicate points, or fewer points than D + 1 in the "
+                    f"{label}). {advice}"
+                )
 
     def log_marginal(self, stats: dict, n_components: int) -> np.ndarray:
         """``log p(x | z)`` with each component's (mean, covariance) integrated out: the NIW
@@ -296,7 +304,7 @@ class GaussianFamily:
             return expected_log_densities(observations, niw.m, niw.kappa, niw.nu, niw.S)
         normal = factors["means"]
         # E_q[log N(x | mu, Sigma)] = log N(x | m_q, Sigma) - tr(Sigma^-1 Sigma / kappa_q) / 2
-        return log_gaussian_densities(observations, normal.m, normal.known_covs) - 0.5 * self.n_features / normal.kappa
+        return log_gaussian_densities(observations, normal.m, normal.known_covs) - 0.5 * normal.dim / normal.kappa
 
     def stats(self, observations, weights: np.ndarray) -> dict:
         return dict(zip(("counts", "means", "scatters"), component_stats(observations, weights)))
@@ -310,7 +318,7 @@ class GaussianFamily:
     def simulate(self, params: dict, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         params = self.full(params)
         chol = np.linalg.cholesky(params["covs"])
-        noise = rng.standard_normal((labels.size, self.n_features))
+        noise = rng.standard_normal((labels.size, params["means"].shape[-1]))
         return params["means"][labels] + np.einsum("tij,tj->ti", chol[labels], noise)
 
     def initial_params(self, observations, n_components: int, rng, strategy: str = "kmeans++"):
@@ -322,7 +330,7 @@ class GaussianFamily:
             return (dict(zip(NIW_KEY, draw)) if self.covs is None else {"means": draw}), None
         if observations is None:
             raise TypeError(f"init={strategy!r} needs the data's rows, got None")
-        x, K, D = observations, n_components, self.n_features
+        x, K, D = observations, n_components, observations.shape[1]
         n = x.shape[0]
         if n < K:
             raise ValueError(f"init={strategy!r} needs at least n_states = {K} observed rows, got {n}; use init='prior' or a dict")

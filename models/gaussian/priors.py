@@ -3,16 +3,16 @@
 The weights get a Dirichlet (a point mass on ``(1,)`` when there is one component), the
 components one Normal-Inverse-Wishart each, all with the same hyperparameters; the data-driven
 scale ``S0 = cov(x) / K^(2/D)`` is Fraley & Raftery's (2007; see the module docstring of
-``gaussian_mixture``).
+:mod:`latentzoo.models.mixture.gaussian`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..core.conjugate import Dirichlet, NormalInverseWishart
+from ..core.conjugate import Dirichlet
 
-__all__ = ["OneCategory", "component_niw", "data_driven_scale", "scale_from_covariance", "spread_start", "weights_distribution"]
+__all__ = ["OneCategory", "scale_from_covariance", "spread_start", "weights_distribution"]
 
 
 class OneCategory:
@@ -54,57 +54,11 @@ def weights_distribution(concentration) -> Dirichlet | OneCategory:
     return OneCategory() if concentration.size == 1 else Dirichlet(concentration)
 
 
-def component_niw(m0, kappa0: float, nu0: float, S0, n_components: int) -> NormalInverseWishart:
-    """NIW(m0, kappa0, nu0, S0) for each of the K components, as one batched distribution.
-
-    Parameters
-    ----------
-    m0 : ndarray of shape (D,)
-    kappa0, nu0 : float
-    S0 : ndarray of shape (D, D)
-    n_components : int
-
-    Returns
-    -------
-    NormalInverseWishart
-        With ``m`` (K, D), ``kappa`` (K,), ``nu`` (K,), ``S`` (K, D, D).
-    """
-    K = n_components
-    dim = m0.size
-    return NormalInverseWishart(
-        np.broadcast_to(m0, (K, dim)).copy(), np.full(K, kappa0), np.full(K, float(nu0)),
-        np.broadcast_to(S0, (K, dim, dim)).copy(),
-    )
-
-
-def data_driven_scale(x: np.ndarray, n_components: int) -> np.ndarray:
-    """``S0 = cov(x) / K^(2/D)``: the data's (maximum-likelihood) covariance shrunk so that K
-    clusters of that covariance fill the volume of the data.
-
-    Parameters
-    ----------
-    x : ndarray of shape (N, D)
-    n_components : int
-
-    Returns
-    -------
-    ndarray of shape (D, D)
-
-    Raises
-    ------
-    ValueError
-        When that matrix is singular (a constant feature, too few distinct points, points on a
-        hyperplane): S0 then has to be given.
-    """
-    mean = x.mean(0)
-    centred = x - mean
-    return scale_from_covariance(centred.T @ centred / x.shape[0], n_components, mean)
-
-
 def scale_from_covariance(cov: np.ndarray, n_components: int, mean: np.ndarray | None = None) -> np.ndarray:
-    """:func:`data_driven_scale` from the data's (maximum-likelihood) covariance ``cov`` of shape
-    (D, D): for validated data, whose scatter matrix is computed once, and for data seen only
-    through their statistics (chunked data).
+    """``S0 = cov / K^(2/D)``: the data's (maximum-likelihood) covariance ``cov`` of shape (D, D)
+    shrunk so that K clusters of that covariance fill the volume of the data. From the scatter
+    matrix of validated data (computed once), or of data seen only through their statistics
+    (chunked data).
 
     ``mean`` (D,), the data's mean, sets what counts as no spread: a variance below the round-off
     of numbers of that size (identical points leave a scatter of about 1e-33, which Cholesky

@@ -12,7 +12,10 @@ responsibilities and every back-end's hooks; the family supplies the (N, K) log-
 its statistics and its conjugate update
 (:class:`~latentzoo.models.core.protocols.ComponentFamily`). A concrete mixture is a frozen
 dataclass that adds its hyperparameters and builds its family in :meth:`make_family`
-(``PoissonMixture`` is 24 lines of code, ``BernoulliMixture`` 56 with its picture).
+(``PoissonMixture`` is 24 lines of code, ``BernoulliMixture`` 56 with its picture). A mixture
+whose family has compiled kernels plugs them in as hooks: ``_log_norm_block`` (log-normalisers
+and responsibilities of a block of parameter sets) and the E-step hooks below;
+``GaussianMixture`` does so with its fused passes, which never store an (N, K) matrix.
 
 Back-ends
 ---------
@@ -132,7 +135,14 @@ class FiniteMixture(LatentModel):
         K, weights_prior = check_mixture_size(self.n_components, self.weights_prior)
         object.__setattr__(self, "n_components", K)
         object.__setattr__(self, "weights_prior", weights_prior)
-        self.family.prior(K)  # the family's table sizes are checked now, before any data
+        if not self.data_driven:  # the family's table sizes are checked now, before any data
+            self.family.prior(K)
+
+    #: True while some hyperparameter waits to be filled from the data (``with_data_prior``)
+    data_driven = False
+    #: the statistics' key of the counts that update the weights: the mixture's own, or a key of
+    #: the family's statistics when they hold the same counts (``GaussianMixture``: ``"counts"``)
+    counts_key = COUNTS
 
     # -- the family -------------------------------------------------------------------------
     def make_family(self):
@@ -263,18 +273,28 @@ class FiniteMixture(LatentModel):
             (size,) + array.shape[array.ndim - event_ndim[key]:]) for key, array in arrays.items()}
         n_rows = x.shape[0]
         step = max(1, _BLOCK_ELEMENTS // max(1, n_rows * K))
-        log_norm = np.empty((size, n_rows))
-        resp = np.empty((size, n_rows, K)) if want_resp else None
-        for start in range(0, size, step):
-            block = {key: array[start : start + step] for key, array in flat.items()}
-            with np.errstate(divide="ignore"):
-                log_joint = np.log(block["weights"])[:, None, :] + self.family.log_density(
-                    x, {key: block[key] for key in self._family_names()})
-            log_norm[start : start + step] = special.logsumexp(log_joint, axis=-1)
-            if want_resp:
-                resp[start : start + step] = np.exp(log_joint - log_norm[start : start + step, :, None])
-        log_norm = log_norm.reshape(batch + (n_rows,))
-        return log_norm, (None if resp is None else resp.reshape(batch + (n_rows, K)))
+        if size <= step:  # one block: its arrays are reshaped, not copied
+            log_norm, resp = self._log_norm_block(x, flat, want_resp, batch == ())
+        else:
+            log_norm = np.empty((size, n_rows))
+            resp = np.empty((size, n_rows, K)) if want_resp else None
+            for start in range(0, size, step):
+                block = {key: array[start : start + step] for key, array in flat.items()}
+                block_norm, block_resp = self._log_norm_block(x, block, want_resp, False)
+                log_norm[start : start + step] = block_norm
+                if want_resp:
+                    resp[start : start + step] = block_resp
+        return log_norm.reshape(batch + (n_rows,)), (None if resp is None else resp.reshape(batch + (n_rows, K)))
+
+    def _log_norm_block(self, x, block: dict, want_resp: bool, unbatched: bool):
+        """``(log_norm (S, N), resp (S, N, K) or None)`` of a block of S parameter sets (arrays
+        with S leading); ``unbatched``: the one set of a call without batch dims. The hook where a
+        family's compiled kernels take over (``GaussianMixture``)."""
+        with np.errstate(divide="ignore"):
+            log_joint = np.log(block["weights"])[:, None, :] + self.family.log_density(
+                x, {key: block[key] for key in self._family_names()})
+        log_norm = special.logsumexp(log_joint, axis=-1)
+        return log_norm, (np.exp(log_joint - log_norm[..., None]) if want_resp else None)
 
     def log_likelihood(self, data, params) -> np.ndarray:
         """Pointwise ``log sum_k weights_k p(x_n | theta_k)``.
@@ -370,7 +390,8 @@ class FiniteMixture(LatentModel):
         return best
 
     def _stats(self, x, weights) -> dict:
-        return {COUNTS: weights.sum(0), **self.family.stats(x, weights)}
+        family = self.family.stats(x, weights)
+        return family if self.counts_key in family else {COUNTS: weights.sum(0), **family}
 
     def expected_stats(self, data, params):
         """E-step: the counts and family statistics weighted by the responsibilities, and the
@@ -397,8 +418,10 @@ class FiniteMixture(LatentModel):
     def combine_stats(self, parts) -> dict:
         """Statistics of chunks combined: counts add, the family combines its own."""
         names = [key for key in parts[0] if key != COUNTS]
-        family = self.family.combine_stats([{key: part[key] for key in names} for part in parts])
-        return {COUNTS: np.sum([np.asarray(part[COUNTS], float) for part in parts], axis=0), **family}
+        combined = self.family.combine_stats([{key: part[key] for key in names} for part in parts])
+        if COUNTS in parts[0]:
+            combined[COUNTS] = np.sum([np.asarray(part[COUNTS], float) for part in parts], axis=0)
+        return combined
 
     def conditional_posterior(self, stats, mle: bool = False) -> dict:
         """``{"weights": Dirichlet, **the family's posterior}`` given (expected or complete)
@@ -412,7 +435,7 @@ class FiniteMixture(LatentModel):
             undefined and its weight would be 0).
         """
         K = self.n_components
-        counts = np.asarray(stats[COUNTS], float)
+        counts = np.asarray(stats[self.counts_key], float)
         family_stats = {key: value for key, value in stats.items() if key != COUNTS}
         if not mle:
             return {"weights": self._weights_prior().update(counts), **self.family.posterior(family_stats, K)}
@@ -430,9 +453,7 @@ class FiniteMixture(LatentModel):
     def sample_stats(self, data, params, rng):
         """Draw every label z_n from its responsibilities; the one-hot (complete) statistics."""
         x = self.check_data(data).x
-        log_joint = self._log_joint(x, params)
-        resp = np.exp(log_joint - special.logsumexp(log_joint, axis=1, keepdims=True))
-        cumulative = np.cumsum(resp, axis=1)
+        cumulative = np.cumsum(self._batched(x, params, want_resp=True)[1], axis=1)
         labels = np.minimum((rng.random((x.shape[0], 1)) > cumulative).sum(1), self.n_components - 1)
         return self._stats(x, np.eye(self.n_components)[labels])
 

@@ -43,40 +43,32 @@ calls it):
 The weights get a symmetric Dirichlet(1) (uniform on the simplex) by default, so that MAP-EM's
 weights are the expected fractions, as in maximum likelihood.
 
-Where the parts live: kernels in ``gmm_kernels``, ``gmm_stats`` and ``gmm_pass``; priors in
-``gmm_priors``; K-means and k-means++ in ``kmeans``; AIC, BIC and the choice of K in
-``gmm_selection``; data are validated once into a ``gaussian_data.GaussianData``.
+Everything else comes from :class:`~latentzoo.models.mixture.finite.FiniteMixture` (weights,
+validation, Gibbs, chunks, the PyMC declaration, AIC and BIC) and the component family the
+Gaussian HMM uses too, :class:`~latentzoo.models.families.gaussian.GaussianFamily`. What stays
+here is Gaussian: the data-driven prior, the k-means++ start, :class:`GaussianData`, and the
+fused compiled E-steps (``models/gaussian/kernels.py``), which give the log-normaliser,
+responsibilities and statistics in one pass over the data without storing an (N, K) matrix.
 """
 
 from __future__ import annotations
 
-import numbers
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
-from ..core.base import (
-    DegenerateComponentError,
-    LatentModel,
-    check_param_keys,
-    check_positive,
-    check_rng,
-    check_spd,
-    numeric_array,
-)
-from ..core.conjugate import NormalInverseWishart
+from ..core.base import DegenerateComponentError, check_positive
 from ..core.protocols import DemoPlan
 from ..core.sizes import check_parameter_size
-from ..core.stats_combine import combine_centred
+from ..families.gaussian import GaussianFamily
 from ..gaussian.data import GaussianChunk, GaussianData, GaussianObservations
 from ..gaussian.kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats, log_evidence
-from ..gaussian.kmeans import kmeans_plusplus, lloyd, nearest_centres
+from ..gaussian.kmeans import kmeans_plusplus, lloyd  # noqa: F401  (kmeans_plusplus: re-exported for examples/gmm.py)
 from ..gaussian.niw_hyperparameters import NIWHyperparameters
-from ..gaussian.priors import component_niw, scale_from_covariance, spread_start, weights_distribution
-from ..gaussian.stats import component_stats, hard_component_stats
-from . import selection as gmm_selection
-from .finite import check_mixture_size
+from ..gaussian.stats import hard_component_stats
+from .finite import FiniteMixture
 
 __all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", "REG_COVAR"]
 
@@ -84,9 +76,6 @@ __all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", 
 DATA_DRIVEN_KAPPA0 = 0.01
 #: the covariance regulariser of maximum-likelihood EM (scikit-learn's ``reg_covar`` default)
 REG_COVAR = 1e-6
-#: a weights init must sum to one within this tolerance
-SUM_ATOL = 1e-6
-NAMES = ("weights", "means", "covs")
 #: from this many observations the pointwise hooks run the compiled pass once per parameter set;
 #: below it, NumPy over chunks of sets is faster for the thousands of draws of a sampler
 _COMPILED_FROM_ROWS = 2048
@@ -96,7 +85,7 @@ NIW_KEY = ("means", "covs")
 
 
 @dataclass(frozen=True)
-class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
+class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
     """Mixture of K full-covariance Gaussians with Dirichlet and Normal-Inverse-Wishart priors.
 
     Parameters
@@ -144,38 +133,27 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
     reg_covar: float = REG_COVAR
 
     name = "gmm"
-    observation_dim = "observation"
-    label_dim = "component"
+    counts_key = "counts"  # the family's counts, from the same pass, update the weights too
+    #: the enumeration groups assignments with equal statistics, and rows of real numbers hardly
+    #: ever give equal ones: K^N groups. The posterior is not exactly solvable in practice.
+    exact_posterior = None
 
     def __post_init__(self):
-        K, weights_prior = check_mixture_size(self.n_components, self.weights_prior)
-        object.__setattr__(self, "n_components", K)
-        object.__setattr__(self, "weights_prior", weights_prior)
         object.__setattr__(self, "reg_covar", check_positive(self.reg_covar, "reg_covar"))
         self._check_niw_hyperparameters()
+        super().__post_init__()
         if self.dim is not None:
             self._check_table_size(self.dim)
+
+    def make_family(self) -> GaussianFamily:
+        return GaussianFamily(self.dim, m0=self.m0, kappa0=self.kappa0, nu0=self.nu0, S0=self.S0,
+                              reg_covar=self.reg_covar, owner="GaussianMixture", label="component")
 
     def _check_table_size(self, dim: int) -> None:
         """Refuse K x D x D covariances too large to allocate (before any allocation)."""
         check_parameter_size(
             {"n_components": self.n_components, "n_features": dim, "n_features_bis": dim}, "the covariances covs"
         )
-
-    def param_dims(self) -> dict[str, tuple[str, ...]]:
-        return {
-            "weights": ("component",),
-            "means": ("component", "feature"),
-            "covs": ("component", "feature", "feature_bis"),
-        }
-
-    def latent_dims(self) -> dict[str, tuple[str, ...]]:
-        return {"responsibilities": ("observation", "component")}
-
-    def n_parameters(self, data) -> int:
-        """Free parameters for ``data``'s D features: K - 1 weights, K D means, K D (D + 1) / 2
-        covariance entries."""
-        return gmm_selection.gaussian_mixture_parameters(self.n_components, self.check_data(data).shape[1])
 
     def with_n_components(self, n_components: int) -> "GaussianMixture":
         """The same kind of mixture with ``n_components`` components, this one's ``reg_covar`` and
@@ -229,203 +207,70 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         set's N >= K is checked on all the chunks together)."""
         return self.check_data(GaussianChunk(data))
 
-    def check_params(self, params, name: str = "params", dim: int | None = None) -> dict[str, np.ndarray]:
-        """Validate one parameter set: ``weights`` (K,) positive summing to 1, ``means`` (K, D)
-        finite, ``covs`` (K, D, D) symmetric positive definite. ``name`` is used in messages."""
-        check_param_keys(params, NAMES, name)
-        K = self.n_components
-        dim = dim if dim is not None else self.dim
-        weights = numeric_array(params["weights"], f"{name}['weights']", f"an array of {K} numbers")
-        means = numeric_array(params["means"], f"{name}['means']", "a (K, D) array of numbers")
-        covs = numeric_array(params["covs"], f"{name}['covs']", "a (K, D, D) array of numbers")
-        if weights.shape != (K,):
-            raise ValueError(f"{name}['weights'] must have shape ({K},), got {weights.shape}")
-        if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
-            raise ValueError(f"{name}['weights'] must be finite and > 0, got {weights}")
-        if abs(weights.sum() - 1.0) > SUM_ATOL:
-            raise ValueError(f"{name}['weights'] must sum to 1, got sum {weights.sum():.6g}")
-        if means.ndim != 2 or means.shape[0] != K or (dim is not None and means.shape[1] != dim):
-            expected = f"({K}, {dim})" if dim is not None else f"({K}, D)"
-            raise ValueError(f"{name}['means'] must have shape {expected}, got {means.shape}")
-        if not np.all(np.isfinite(means)):
-            raise ValueError(f"{name}['means'] must be finite")
-        D = means.shape[1]
-        if covs.shape != (K, D, D):
-            raise ValueError(f"{name}['covs'] must have shape ({K}, {D}, {D}), got {covs.shape}")
-        if not np.all(np.isfinite(covs)):
-            raise ValueError(f"{name}['covs'] must be finite")
-        covs = check_spd(covs, f"{name}['covs']")
-        return {"weights": weights / weights.sum(), "means": means, "covs": covs}
-
-    def _batched_params(self, params, dim: int):
-        """Arrays of params with leading batch dims B (not checked for PD-ness: the kernels are)."""
-        missing = [key for key in NAMES if key not in params]
-        if missing:
-            raise ValueError(f"params is missing {missing}; expected keys {list(NAMES)}")
-        K = self.n_components
-        weights = numeric_array(params["weights"], "params['weights']", "an array of numbers")
-        means = numeric_array(params["means"], "params['means']", "an array of numbers")
-        covs = numeric_array(params["covs"], "params['covs']", "an array of numbers")
-        if weights.shape[-1:] != (K,) or means.shape[-2:] != (K, dim) or covs.shape[-3:] != (K, dim, dim):
-            raise ValueError(
-                f"params must have weights (..., {K}), means (..., {K}, {dim}) and covs (..., {K}, {dim}, {dim}); "
-                f"got {weights.shape}, {means.shape} and {covs.shape}"
-            )
-        batch = np.broadcast_shapes(weights.shape[:-1], means.shape[:-2], covs.shape[:-3])
-        return (
-            np.broadcast_to(weights, batch + (K,)),
-            np.broadcast_to(means, batch + (K, dim)),
-            np.broadcast_to(covs, batch + (K, dim, dim)),
-            batch,
-        )
-
-    # -- the prior ------------------------------------------------------------------------
-    def _weights_prior(self):
-        return weights_distribution(np.broadcast_to(np.asarray(self.weights_prior, float), (self.n_components,)))
-
-    def _niw(self, m0, nu0, S0) -> NormalInverseWishart:
-        return component_niw(m0, self.kappa0, nu0, S0, self.n_components)
-
+    # -- the data-driven prior (module docstring) ---------------------------------------------
     def resolved_prior(self, data) -> dict:
         """``{"weights": Dirichlet, ("means", "covs"): NIW batched over the K components}`` for
         ``data``: explicit hyperparameters as given, the others from the data (module docstring)."""
-        data = self.check_data(data)
-        mean, scatter = data.moments
-        m0, nu0 = self._resolved_m0_nu0(mean)
-        S0 = (np.asarray(self.S0, float) if self.S0 is not None
-              else scale_from_covariance(scatter / data.n_observations, self.n_components, mean))
-        return {"weights": self._weights_prior(), NIW_KEY: self._niw(m0, nu0, S0)}
+        return self.with_data_prior(data).prior()
 
     def with_data_prior(self, data) -> "GaussianMixture":
         """This model with every data-driven hyperparameter fixed from ``data`` (its repr then
         records the prior used)."""
-        niw = self.resolved_prior(data)[NIW_KEY]
-        return GaussianMixture(
-            n_components=self.n_components, weights_prior=self.weights_prior, m0=niw.m[0], kappa0=self.kappa0,
-            nu0=float(niw.nu[0]), S0=niw.S[0], reg_covar=self.reg_covar,
-        )
+        data = self.check_data(data)
+        mean, scatter = data.moments  # computed once per GaussianData
+        return self.with_data_prior_stats({"counts": [data.n_observations], "means": [mean], "scatters": [scatter]})
 
     def data_prior_stats(self, data) -> dict:
         """What the data-driven prior needs from ``data``: the count, mean and scatter of all
         observations, as the statistics of one component (chunks combine by
         :meth:`combine_stats`, so chunked data give the prior without being gathered)."""
         x = self.check_data(data).x
-        return self._stats(*component_stats(x, np.ones((x.shape[0], 1))))
+        return self._stats(x, np.ones((x.shape[0], 1)))
 
     def with_data_prior_stats(self, stats) -> "GaussianMixture":
         """:meth:`with_data_prior` from :meth:`data_prior_stats` (of all the data, combined)."""
-        count, mean, scatter = stats["counts"][0], stats["means"][0], stats["scatters"][0]
-        m0, nu0 = self._resolved_m0_nu0(mean)
-        S0 = np.asarray(self.S0, float) if self.S0 is not None else scale_from_covariance(scatter / count, self.n_components, mean)
-        niw = self._niw(m0, nu0, S0)
-        return GaussianMixture(
-            n_components=self.n_components, weights_prior=self.weights_prior, m0=niw.m[0], kappa0=self.kappa0,
-            nu0=float(niw.nu[0]), S0=niw.S[0], reg_covar=self.reg_covar,
-        )
+        return dataclasses.replace(self, **self.family.data_prior_from_stats(stats, self.n_components))
 
-    def prior(self) -> dict:
-        """``{"weights": Dirichlet, ("means", "covs"): NIW}``; only for explicit hyperparameters."""
-        self._require_explicit_prior("prior()")
-        return {
-            "weights": self._weights_prior(),
-            NIW_KEY: self._niw(np.asarray(self.m0), self.nu0, np.asarray(self.S0)),
-        }
+    def pymc_model(self, data, marginalized: bool = True):
+        """:meth:`FiniteMixture.pymc_model <latentzoo.models.mixture.finite.FiniteMixture.pymc_model>`
+        under the prior resolved from ``data``: ``covs ~ IW(nu0, S0)`` (exact, batched),
+        ``means[k] | covs[k] ~ MvNormal(m0, covs[k] / kappa0)``."""
+        model = self.with_data_prior(data) if self.data_driven else self
+        return FiniteMixture.pymc_model(model, data, marginalized)
 
-    def log_prior(self, params) -> np.ndarray:
-        """log Dirichlet(weights) + sum_k log NIW(means_k, covs_k), shape B for params of batch
-        shape B. Only for explicit hyperparameters: for a data-driven prior, use
-        ``model.with_data_prior(data).log_prior(params)`` (``fit`` does so)."""
-        prior = self.prior()
-        weights = np.asarray(params["weights"], float)
-        niw = prior[NIW_KEY]
-        log_niw = niw.log_pdf(np.asarray(params["means"], float), np.asarray(params["covs"], float)).sum(-1)
-        return prior["weights"].log_pdf(weights) + log_niw
+    # -- the compiled kernels: one pass over the data, no (N, K) matrix kept -------------------
+    def _log_norm_block(self, x, block: dict, want_resp: bool, unbatched: bool):
+        weights, means, covs = block["weights"], block["means"], block["covs"]
+        K, dim = self.n_components, x.shape[1]
+        if means.shape[-1] != dim or covs.shape[-2:] != (dim, dim):
+            raise ValueError(f"params must have weights (..., {K}), means (..., {K}, {dim}) and covs (..., {K}, {dim}, "
+                             f"{dim}); got {weights.shape}, {means.shape} and {covs.shape}")
+        if not unbatched and x.shape[0] < _COMPILED_FROM_ROWS:
+            # NumPy over the block of sets: faster than a compiled pass per set for short data
+            log_joint = batched_log_joint(x, weights, means, covs)
+            log_norm = special.logsumexp(log_joint, axis=-1)
+            return log_norm, (np.exp(log_joint - log_norm[..., None]) if want_resp else None)
+        log_norms, resps = [], []
+        for index in range(weights.shape[0]):
+            try:
+                if want_resp:
+                    log_norm, resp = e_step(x, weights[index], means[index], covs[index])
+                    resps.append(resp)
+                else:
+                    log_norm = log_evidence(x, weights[index], means[index], covs[index])
+            except ValueError as error:
+                raise ValueError(f"{'params' if unbatched else f'params (draw {index})'}: {error}") from None
+            log_norms.append(log_norm)
+        # one set is reshaped, not copied (the (N, K) responsibilities of 4e6 points are 128 MB)
+        stack = lambda arrays: arrays[0][None] if len(arrays) == 1 else np.stack(arrays)  # noqa: E731
+        return stack(log_norms), (stack(resps) if want_resp else None)
 
-    # -- likelihood -----------------------------------------------------------------------
-    def _log_norm_and_resp(self, x, params, want_resp: bool = True):
-        """``(log_norm (*B, N), resp (*B, N, K) or None)`` for params of batch shape B."""
-        weights, means, covs, batch = self._batched_params(params, x.shape[1])
-        size = int(np.prod(batch, dtype=np.int64))
-        if batch == () or x.shape[0] >= _COMPILED_FROM_ROWS:
-            # the compiled pass, one parameter set at a time: for EM's and MAP's single set, and
-            # whenever the data are long enough for the per-set set-up not to matter
-            flat = (weights.reshape(size, -1), means.reshape((size,) + means.shape[-2:]),
-                    covs.reshape((size,) + covs.shape[-3:]))
-            log_norms, resps = [], []
-            for index in range(size):
-                where = "params" if batch == () else f"params (draw {index})"
-                try:
-                    if want_resp:
-                        log_norm, resp = e_step(x, *(array[index] for array in flat))
-                        resps.append(resp)
-                    else:
-                        log_norm = log_evidence(x, *(array[index] for array in flat))
-                except ValueError as error:
-                    raise ValueError(f"{where}: {error}") from None
-                log_norms.append(log_norm)
-            # one set is reshaped, not copied (the (N, K) responsibilities of 4e6 points are 128 MB)
-            log_norm = log_norms[0][None] if size == 1 else np.stack(log_norms)
-            resp = None if not want_resp else (resps[0][None] if size == 1 else np.stack(resps))
-            return (log_norm.reshape(batch + log_norm.shape[1:]),
-                    None if resp is None else resp.reshape(batch + resp.shape[1:]))
-        log_joint = batched_log_joint(
-            x, weights.reshape(size, -1), means.reshape((size,) + means.shape[-2:]), covs.reshape((size,) + covs.shape[-3:])
-        )
-        log_norm = special.logsumexp(log_joint, axis=-1)
-        resp = np.exp(log_joint - log_norm[..., None]) if want_resp else None
-        return (log_norm.reshape(batch + log_norm.shape[1:]),
-                None if resp is None else resp.reshape(batch + resp.shape[1:]))
+    @staticmethod
+    def _fused(counts, means, scatters) -> dict:
+        return {"counts": counts, "means": means, "scatters": scatters}
 
-    def log_likelihood(self, data, params) -> np.ndarray:
-        """Pointwise log sum_k weights_k N(x_n | means_k, covs_k).
-
-        Parameters
-        ----------
-        data : array-like of shape (N, D), or GaussianData
-        params : dict with weights (*B, K), means (*B, K, D), covs (*B, K, D, D)
-
-        Returns
-        -------
-        ndarray of shape (*B, N)
-        """
-        return self._log_norm_and_resp(self.check_data(data).x, params, want_resp=False)[0]
-
-    def responsibilities(self, data, params) -> np.ndarray:
-        """p(z_n = k | x_n, params), shape (*B, N, K); rows sum to one."""
-        return self._log_norm_and_resp(self.check_data(data).x, params)[1]
-
-    def latent_posterior(self, data, params) -> dict[str, np.ndarray]:
-        """``{"responsibilities": (*B, N, K)}``."""
-        return {"responsibilities": self.responsibilities(data, params)}
-
-    def aic(self, data, params) -> float:
-        """Akaike's criterion -2 log L + 2 p (p = :meth:`n_parameters`); lower is better."""
-        return gmm_selection.aic(self, data, params)
-
-    def bic(self, data, params) -> float:
-        """Schwarz's criterion -2 log L + p log N; lower is better."""
-        return gmm_selection.bic(self, data, params)
-
-    def simulate(self, params, size, rng=None):
-        """Draw ``size`` observations.
-
-        Returns
-        -------
-        x : ndarray of shape (size, D)
-        z : int ndarray of shape (size,), the component of each observation
-        """
-        rng = check_rng(rng, "rng")
-        params = self.check_params(params)
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-            raise ValueError(f"size must be a positive int, got {size!r}")
-        z = rng.choice(self.n_components, size=int(size), p=params["weights"])
-        chol = np.linalg.cholesky(params["covs"])
-        noise = rng.standard_normal((int(size), params["means"].shape[1]))
-        return params["means"][z] + np.einsum("nij,nj->ni", chol[z], noise), z
-
-    # -- hooks: em ------------------------------------------------------------------------
     def initial_params(self, data, rng, strategy: str = "kmeans++") -> dict[str, np.ndarray]:
-        """EM/Gibbs start.
+        """EM, Gibbs and VB start.
 
         ``"kmeans++"`` (default): centres by k-means++ seeding (Arthur & Vassilvitskii 2007: each
         next centre is a data point drawn with probability proportional to its squared distance
@@ -435,121 +280,30 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         ``"random"``: means at K distinct random observations, equal weights, every covariance
         the data covariance.
         """
-        data = self.check_data(data)
-        x = data.x
-        n, dim = x.shape
-        K = self.n_components
-        floor = 1e-6 * max(float(np.mean(x.var(0))), np.finfo(float).tiny) * np.eye(dim)
-        if strategy == "random":
-            means = x[rng.choice(n, size=K, replace=False)].copy()
-            cov = np.cov(x.T, bias=True).reshape(dim, dim) + floor
-            return {"weights": np.full(K, 1.0 / K), "means": means, "covs": np.broadcast_to(cov, (K, dim, dim)).copy()}
-        if strategy != "kmeans++":
+        if strategy not in ("kmeans++", "random"):
             raise ValueError(f"init strategy must be 'kmeans++', 'random' or a dict of params, got {strategy!r}")
-        centres = kmeans_plusplus(data, K, rng)
-        counts, means, scatters = hard_component_stats(x, nearest_centres(x, centres), K)
-        means = np.where(counts[:, None] > 0, means, centres)
-        pooled = scatters.sum(0) / n + floor
-        weights = np.maximum(counts, 1.0)
-        return {"weights": weights / weights.sum(), "means": means, "covs": np.broadcast_to(pooled, (K, dim, dim)).copy()}
+        K = self.n_components
+        params, labels = self.family.initial_params(self.check_data(data).x, K, rng, strategy)
+        counts = np.full(K, 1.0) if labels is None else np.maximum(np.bincount(labels, minlength=K), 1.0)
+        return {"weights": counts / counts.sum(), **params}
 
     def expected_stats(self, data, params):
-        """E-step: ``{"counts", "means", "scatters"}`` weighted by the responsibilities, and the
-        log-likelihood at ``params``."""
+        """E-step: the statistics weighted by the responsibilities, and the log-likelihood at
+        ``params``, in one fused pass (the responsibilities are used block by block, never stored)."""
         data = self.check_data(data)
-        # one fused pass: the responsibilities are used block by block, never stored
-        log_lik, counts, means, scatters = e_step_stats(
-            data.x, params["weights"], params["means"], params["covs"], centre=data.moments[0], summed=True
-        )
-        return self._stats(counts, means, scatters), log_lik
+        log_lik, *stats = e_step_stats(data.x, params["weights"], params["means"], params["covs"],
+                                       centre=data.moments[0], summed=True)
+        return self._fused(*stats), log_lik
 
     def classification_stats(self, data, params):
-        """Classification EM's E + C step: each point goes to its most probable component.
-
-        Returns
-        -------
-        stats : dict of complete statistics of the hard assignment
-        objective : float
-            The classification log-likelihood sum_n max_k log(weights_k N(x_n | means_k, covs_k)),
-            which classification EM never decreases.
-        """
+        """Classification EM's E + C step: each point goes to its most probable component; the
+        objective ``sum_n max_k log(weights_k N(x_n | means_k, covs_k))``."""
         x = self.check_data(data).x
         labels, objective = classify(x, params["weights"], params["means"], params["covs"])
-        return self._stats(*hard_component_stats(x, labels, self.n_components)), objective
-
-    def combine_stats(self, parts) -> dict:
-        """Statistics of chunks combined into those of all their data: counts add, means and
-        centred scatters combine by the pairwise formula (:func:`~latentzoo.models.core.stats_combine.combine_centred`)."""
-        return combine_centred(parts)
-
-    @staticmethod
-    def _stats(counts, means, scatters):
-        return {"counts": counts, "means": means, "scatters": scatters}
-
-    def conditional_posterior(self, stats, mle: bool = False) -> dict:
-        """``{"weights": Dirichlet, ("means", "covs"): NIW}`` given (expected or complete) statistics.
-
-        With ``mle=True`` the priors are the flat limits (Dirichlet(1), NIW with kappa = 0,
-        nu = -(D + 2), S = 0), whose modes are the maximum-likelihood estimates, and ``reg_covar``
-        is added to each covariance's diagonal (scikit-learn's convention).
-
-        Raises
-        ------
-        DegenerateComponentError
-            With ``mle=True``, when a component is empty or its covariance is narrower than
-            ``reg_covar`` in some direction (it collapsed onto a point or a subspace: the
-            likelihood is unbounded, and the estimate would be the regulariser, not the data).
-        """
-        counts, means, scatters = stats["counts"], stats["means"], stats["scatters"]
-        K, dim = means.shape
-        if not mle:
-            prior = self.prior()
-            return {"weights": prior["weights"].update(counts), NIW_KEY: prior[NIW_KEY].update(counts, means, scatters)}
-        self._check_not_collapsed(counts, scatters)
-        regularised = scatters + (counts * self.reg_covar)[:, None, None] * np.eye(dim)
-        weights = weights_distribution(np.ones(K))
-        return {"weights": weights.update(counts), NIW_KEY: NormalInverseWishart.flat(dim, (K,)).update(counts, means, regularised)}
-
-    def _check_not_collapsed(self, counts, scatters):
-        # one batched call (a call per component cost as much as the M-step); empty components
-        # are divided by 1 here and reported below before their eigenvalue is read
-        eigenvalues = np.linalg.eigvalsh(scatters / np.where(counts > 0, counts, 1.0)[:, None, None])[:, 0]
-        for k in range(counts.size):
-            if counts[k] <= 1e-10 * counts.sum():
-                raise DegenerateComponentError(
-                    f"maximum-likelihood EM: component {k} is empty (no observation has weight on it), so its "
-                    "mean and covariance are undefined; use the prior (em without mle=True: MAP-EM stays well "
-                    "defined), fewer components, or other starting points (init, n_init)"
-                )
-            smallest = float(eigenvalues[k])
-            if smallest <= self.reg_covar:
-                raise DegenerateComponentError(
-                    f"maximum-likelihood EM: component {k} collapsed onto {counts[k]:.3g} effective point(s): its "
-                    f"covariance has an eigenvalue {smallest:.3g} <= reg_covar = {self.reg_covar:g}, so the likelihood "
-                    "grows without bound there (duplicate points, or fewer points than D + 1 in the component). "
-                    "Use the prior (em without mle=True: MAP-EM stays well defined), fewer components, or other "
-                    "starting points (init, n_init)"
-                )
-
-    # -- hooks: gibbs -----------------------------------------------------------------------
-    def sample_stats(self, data, params, rng):
-        """Draw every assignment z_n from its responsibilities; complete statistics."""
-        x = self.check_data(data).x
-        _, resp = e_step(x, params["weights"], params["means"], params["covs"])
-        cumulative = np.cumsum(resp, axis=1)
-        labels = np.minimum((rng.random((x.shape[0], 1)) > cumulative).sum(1), self.n_components - 1)
-        return self._stats(*hard_component_stats(x, labels, self.n_components))
-
-    # -- hooks: vb --------------------------------------------------------------------------
-    def initial_factors(self, data, rng) -> dict:
-        """VB start: the conjugate posterior given the responsibilities at a k-means++ start."""
-        data = self.check_data(data)
-        start = self.initial_params(data, rng, "kmeans++")
-        _, resp = e_step(data.x, start["weights"], start["means"], start["covs"])
-        return self.conditional_posterior(self._stats(*component_stats(data.x, resp)))
+        return self._fused(*hard_component_stats(x, labels, self.n_components)), objective
 
     def vb_expected_stats(self, data, factors):
-        """Update q(z): expected statistics and the ELBO's data term.
+        """Update q(z): expected statistics and the ELBO's data term, in one fused pass.
 
         log rho_nk = E[log weights_k] + E[log N(x_n | means_k, covs_k)] (Bishop eq. 10.46), and
         with the optimal q(z) the terms E_q[log p(x, z | theta)] - E_q[log q(z)] sum to
@@ -557,69 +311,11 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         """
         data = self.check_data(data)
         niw = factors[NIW_KEY]
-        log_norm, counts, means, scatters = expected_e_step_stats(
+        log_norm, *stats = expected_e_step_stats(
             data.x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S, centre=data.moments[0],
             summed=True,
         )
-        return self._stats(counts, means, scatters), log_norm
-
-    # -- PyMC declaration -------------------------------------------------------------------
-    def pymc_model(self, data, marginalized: bool = True):
-        """The PyMC declaration of the same priors and likelihood.
-
-        ``weights ~ Dirichlet(weights_prior)``, ``covs ~ IW(nu0, S0)`` (exact, batched over the
-        components: :func:`latentzoo.models.ops.pymc_parts.inverse_wishart`),
-        ``means[k] | covs[k] ~ MvNormal(m0, covs[k] / kappa0)``.
-
-        Parameters
-        ----------
-        data : array-like of shape (N, D), or GaussianData
-        marginalized : bool
-            True: ``x ~ Mixture(weights, MvNormal(means_k, covs_k))`` with the assignments summed
-            out (NUTS, ADVI, MAP). False: explicit ``z ~ Categorical(weights)`` per observation and
-            ``x | z ~ MvNormal(means[z], covs[z])`` (PyMC's compound Gibbs).
-        """
-        import pymc as pm
-        import pytensor.tensor as pt
-
-        from ..ops.pymc_data import data_container
-        from ..ops.pymc_parts import gaussian_mixture, inverse_wishart, mvnormal
-
-        data = self.check_data(data)
-        x = data.x
-        prior = self.resolved_prior(data)
-        niw = prior[NIW_KEY]
-        K = self.n_components
-        coords = {key: list(value) for key, value in self.coords(data).items()}
-        with pm.Model(coords=coords) as model:
-            if K == 1:
-                weights = pt.ones(1, dtype="float64")
-            else:
-                weights = pm.Dirichlet("weights", a=np.asarray(prior["weights"].concentration, np.float64), dims="component")
-            covs, chol = inverse_wishart("covs", np.float64(niw.nu[0]), np.asarray(niw.S, np.float64), dims=("component", "feature", "feature_bis"))
-            # mvnormal / gaussian_mixture: pm.MvNormal's and pm.Mixture's densities without their
-            # Python-level triangular solves (one per observation and component in pm.Mixture)
-            means = mvnormal(
-                "means",
-                np.asarray(niw.m, np.float64),
-                chol / np.sqrt(np.float64(self.kappa0)),
-                dims=("component", "feature"),
-                initval=np.asarray(niw.m, np.float64) + spread_start(x, K),
-            )
-            # a container, not a constant: one compiled model serves every data set (models/ops/pymc_data.py)
-            x_data = data_container("x_data", x)
-            if marginalized:
-                gaussian_mixture("x", weights, means, chol, observed=x_data, dims=("observation", "feature"))
-            else:
-                z = pm.Categorical("z", p=weights, dims="observation")
-                mvnormal("x", means[z], chol[z], observed=x_data, dims=("observation", "feature"))
-        return model
-
-    def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
-        """The free variables of :meth:`pymc_model` at ``params`` (with K = 1 the weights are
-        the constant (1,), not a PyMC variable)."""
-        names = NAMES if self.n_components > 1 else NIW_KEY
-        return {name: np.asarray(params[name], float) for name in names}
+        return self._fused(*stats), log_norm
 
     # -- K-means as a limit (seed 001) ----------------------------------------------------------
     def kmeans(self, data, init_centres, max_iter: int = 300):
@@ -652,4 +348,3 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         from ..gaussian.pictures import gmm_picture
 
         return gmm_picture(comparison)
-

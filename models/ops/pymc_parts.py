@@ -29,8 +29,6 @@ import numpy as np
 from scipy import special
 
 __all__ = [
-    "gaussian_mixture",
-    "gaussian_mixture_logp",
     "inverse_wishart",
     "inverse_wishart_logp",
     "lower_triangular_inverse",
@@ -388,72 +386,6 @@ def mvnormal(name: str, mu, chol, **kwargs):
         random=_mvnormal_random,
         support_point=_mvnormal_support_point,
         signature="(d),(d,d)->(d)",
-        **kwargs,
-    )
-
-
-def gaussian_mixture_logp(value, weights, means, chol):
-    """log sum_k weights_k N(value | means_k, L_k L_k^T), one value per observation.
-
-    The density of ``pm.Mixture(w, pm.MvNormal.dist(means, chol=chol))``, written with
-    :func:`mvnormal_logp`. Why not ``pm.Mixture``: it broadcasts the Cholesky factors to
-    (N, K, D, D) and solves one triangular system per observation and component through SciPy
-    (a Python loop of N * K calls): 14 ms per log-density on the 300 blob points, against well
-    under a millisecond here, where L_k^{-1} is formed once per component.
-
-    Parameters
-    ----------
-    value : TensorVariable of shape (..., D)
-    weights : TensorVariable of shape (K,)
-    means : TensorVariable of shape (K, D)
-    chol : TensorVariable of shape (K, D, D)
-        Lower Cholesky factors with a positive diagonal.
-
-    Returns
-    -------
-    TensorVariable of shape (...)
-    """
-    import pytensor.tensor as pt
-
-    per_component = mvnormal_logp(value[..., None, :], means, chol)  # (..., K)
-    return pt.logsumexp(pt.log(weights) + per_component, axis=-1)
-
-
-def _gaussian_mixture_random(weights, means, chol, rng=None, size=None):
-    weights, means, chol = np.asarray(weights), np.asarray(means), np.asarray(chol)
-    shape = () if size is None else tuple(int(n) for n in np.atleast_1d(size))
-    n_draws = int(np.prod(shape, dtype=int))
-    labels = rng.choice(weights.shape[-1], size=n_draws, p=weights / weights.sum())
-    noise = rng.standard_normal((n_draws, means.shape[-1]))
-    draws = means[labels] + np.einsum("nij,nj->ni", chol[labels], noise)
-    return draws.reshape(*shape, means.shape[-1])
-
-
-def _gaussian_mixture_support_point(rv, size, weights, means, chol):
-    import pytensor.tensor as pt
-
-    return pt.full_like(rv, 0.0) + pt.sum(weights[:, None] * means, axis=0)
-
-
-def gaussian_mixture(name: str, weights, means, chol, **kwargs):
-    """``pm.CustomDist`` for a mixture of K multivariate normals with :func:`gaussian_mixture_logp`.
-
-    The same distribution as ``pm.Mixture(name, w=weights, comp_dists=pm.MvNormal.dist(means,
-    chol=chol))`` (``observed``, ``dims`` pass through; predictive draws work), without its
-    per-observation Python linear algebra. ``weights`` (K,), ``means`` (K, D), ``chol``
-    (K, D, D) lower triangular with a positive diagonal; each draw is one D-vector.
-    """
-    import pymc as pm
-
-    return pm.CustomDist(
-        name,
-        weights,
-        means,
-        chol,
-        logp=gaussian_mixture_logp,
-        random=_gaussian_mixture_random,
-        support_point=_gaussian_mixture_support_point,
-        signature="(k),(k,d),(k,d,d)->(d)",
         **kwargs,
     )
 

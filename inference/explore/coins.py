@@ -365,7 +365,6 @@ def em_view(request: Request) -> dict:
     n_starts = _int_option(request.options, "n_starts", 1, LIMITS["n_starts"])
     max_iter = _int_option(request.options, "em_max_iter", 1, LIMITS["em_max_iter"])
     tol = 1e-8
-    reference = _exact_moments(request)
     answer = {"method": "em", "n_starts": n_starts, "head_rate": float(data.heads.sum() / (data.n_trials * data.n_flips))}
     names = list(model.param_names)
     warnings_seen = []
@@ -405,7 +404,7 @@ def em_view(request: Request) -> dict:
 def vb_view(request: Request) -> dict:
     """Mean-field VB: the contours of q(p) q(q), its marginals, the ELBO per iteration and the
     gap to the exact log-evidence (KL(q || posterior))."""
-    model, data = request.model, request.data
+    model = request.model
     n_init = DEFAULTS["vb_n_init"]
     max_iter = _int_option(request.options, "vb_max_iter", 1, LIMITS["vb_max_iter"])
     idata, messages = _quiet_fit(request, "vb", n_init=n_init, max_iter=max_iter, draws=1000, progressbar=False)

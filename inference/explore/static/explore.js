@@ -90,6 +90,13 @@ function fetchTable(method, body) {
 }
 
 // -- drawing ----------------------------------------------------------------------------------
+// Plotly.react cannot turn a figure with contours into one without (it reads the old z): an
+// empty figure is purged instead, and drawn afresh when data return
+function plot(id, traces, layout) {
+  if (traces.length === 0) { Plotly.purge(id); return; }
+  Plotly.react(id, traces, layout);
+}
+
 function redraw(method) {
   const status = { exact: "exact-status", em: "em-status", vb: "vb-status", gibbs: "gibbs-status", data: "stats" }[method];
   if (status) $(status).dataset.tag = state.results[method] ? state.results[method].tag : "";
@@ -168,7 +175,7 @@ function drawExactStatus() {
 function drawElbo() {
   const v = state.results.vb;
   const s = $("vb-status");
-  if (!v) { Plotly.react("elbo-plot", [], {}); s.textContent = ""; return; }
+  if (!v) { Plotly.purge("elbo-plot"); s.textContent = ""; return; }
   s.dataset.sdP = v.sd.p; s.dataset.meanP = v.mean.p;
   s.textContent = `VB: mean p ${fmt(v.mean.p)} (sd ${fmt(v.sd.p)}); final ELBO ${fmt(v.elbo_final, 4)}; `
     + `exact log-evidence ${fmt(v.log_evidence, 4)}; gap = KL(q || posterior) = ${fmt(v.kl_gap, 4)}`;
@@ -181,7 +188,7 @@ function drawElbo() {
 function drawTraces() {
   const g = state.results.gibbs;
   const s = $("gibbs-status");
-  if (!g) { Plotly.react("trace-plot", [], {}); s.textContent = ""; return; }
+  if (!g) { Plotly.purge("trace-plot"); s.textContent = ""; return; }
   const rows = state.tables.gibbs || [];
   const diag = rows.filter((r) => ["p", "q", "pi"].includes(r.parameter))
     .map((r) => `${r.parameter}: R-hat ${fmt(r.r_hat)}, ESS ${fmt(r.ess_bulk, 0)}`).join("; ");
@@ -211,7 +218,7 @@ function drawPlane() {
         name: label === "map" ? "EM (MAP)" : "EM (ML)", marker: { color, size: 7, symbol: state.emStep === null ? "circle" : "circle-open" } });
     });
   }
-  Plotly.react("plane-plot", traces, {
+  plot("plane-plot", traces, {
     margin: { t: 10, r: 10 }, xaxis: { title: "p (coin B)", range: [0, 1] }, yaxis: { title: "q (coin C)", range: [0, 1], scaleanchor: "x" },
     legend: { x: 1.02, y: 1 },
   });
@@ -233,7 +240,7 @@ function drawMarginals() {
     shapes.push({ type: "line", x0: run.best[name], x1: run.best[name], yref: "paper", y0: 0, y1: 0.15,
       line: { color: label === "map" ? COLORS.em : COLORS.ml, width: 3 } });
   }
-  Plotly.react("marginal-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: name, range: [0, 1] }, yaxis: { title: "density" }, shapes });
+  plot("marginal-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: name, range: [0, 1] }, yaxis: { title: "density" }, shapes });
 }
 
 function drawSummary() {

@@ -2,9 +2,12 @@
 
 Every number comes from the library: the exact posterior from
 :meth:`ThreeCoins.exact_posterior <latentzoo.models.coins.three_coins.ThreeCoins.exact_posterior>`,
-the fits from :func:`latentzoo.inference.fit` (``em``, ``vb``, ``gibbs``, ``exact``, ``nuts``,
-``advi``), the table rows from the comparison's own ``comparison_table`` (the rows ``latentzoo fit
---json`` prints). The page only draws them. The one loop run here rather than inside ``fit`` is
+the fits from :func:`latentzoo.inference.registry.run_backend` (``em``, ``vb``, ``gibbs``,
+``exact``, ``nuts``, ``advi``: what :func:`latentzoo.inference.fit` runs, before the DataTree is
+built), the table rows from the comparison's own ``comparison_table`` on ``fit``'s DataTree (the
+rows ``latentzoo fit --json`` prints). The page only draws them. A panel is answered from the
+back-end's raw result; the DataTree, which costs more than a hand-written back-end's run on
+seed-sized data, is built only for the table, which the page asks for after drawing. The one loop run here rather than inside ``fit`` is
 EM's path from each start (``fit`` keeps where each restart ended, not the way there): it chains
 the model's own E-step and M-step hooks, and the end of every path is checked against the fixed
 point ``fit`` returns for the same start (``paths_match`` in the answer).
@@ -32,7 +35,7 @@ import numpy as np
 from ...models import ThreeCoins
 from ...models.core.conjugate import Beta, apply_to_factors
 from ..comparison.metrics import comparison_table
-from ..registry import fit, seed_from
+from ..registry import run_backend, seed_from
 
 __all__ = ["LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job"]
 
@@ -202,21 +205,34 @@ def _json(value):
     return value
 
 
-def _quiet_fit(request: Request, backend: str, **options):
-    """``fit`` with its warnings collected (shown on the page) rather than printed; the result is
-    kept in :data:`RECENT_FITS` under the request, the back-end and the options."""
+def _quiet_run(request: Request, backend: str, **options):
+    """``run_backend`` (``fit`` before its DataTree is built) with its warnings collected (shown
+    on the page) rather than printed; kept in :data:`RECENT_FITS` under the request, the
+    back-end and the options. Returns ``(BackendRun, warning messages)``."""
     key = (request.key, backend, json.dumps(options, sort_keys=True))
     cached = RECENT_FITS.get(key)
     if cached is not None:
         return cached
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        idata = fit(request.model, request.data, backend=backend, random_seed=request.seed, **options)
-    messages = list(dict.fromkeys(f"{record.category.__name__}: {record.message}" for record in caught
-                                  if not issubclass(record.category, DeprecationWarning | FutureWarning)))
-    RECENT_FITS.put(key, (idata, messages))
-    RECENT_FITS.put(("table-source", request.key, backend), (idata, messages))
-    return idata, messages
+    # the messages are the ones ``run_backend`` records in ``raw.record.warnings``; it re-issues
+    # them, and they are silenced here so that the server's terminal stays quiet. (Python's
+    # warning filters are process-wide: while two panels fit at once in two threads, a warning
+    # can be filed under the other panel's fit; the numbers are not affected.)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_backend(request.model, request.data, backend=backend, random_seed=request.seed, **options)
+    messages = list(run.raw.record.warnings)
+    RECENT_FITS.put(key, (run, messages))
+    return run, messages
+
+
+def _idata(run):
+    """``fit``'s DataTree for a cached run (built once: several tables may ask)."""
+    key = ("idata", id(run))
+    cached = RECENT_FITS.get(key)
+    if cached is None or cached[0] is not run:
+        cached = (run, run.to_idata())
+        RECENT_FITS.put(key, cached)
+    return cached[1]
 
 
 def _exact_posterior(request: Request):
@@ -237,9 +253,10 @@ def _exact_moments(request: Request) -> dict:
             "log_evidence": posterior.log_evidence}
 
 
-def _table(request: Request, backend: str, idata, reference: dict) -> list[dict]:
+def _table(request: Request, backend: str, run, reference: dict) -> list[dict]:
     """The comparison table's rows for ``backend`` (the rows ``latentzoo fit --json`` prints),
     with the error of the mean in exact posterior sds."""
+    idata = _idata(run)
     table = comparison_table(request.model, {backend: idata})
     rows = []
     for record in table.to_dict(orient="records"):
@@ -249,13 +266,14 @@ def _table(request: Request, backend: str, idata, reference: dict) -> list[dict]
             row["error_in_exact_sd"] = (row["mean"] - reference["mean"][name]) / reference["sd"][name]
         else:
             row["error_in_exact_sd"] = math.nan
-        row["time_s"] = float(idata.attrs.get("runtime_s", math.nan))
+        row["time_s"] = float(run.raw.record.runtime_s)
         rows.append(row)
     return rows
 
 
-def _flat(idata, name: str) -> np.ndarray:
-    return np.asarray(idata.posterior[name].values, float)
+def _flat(run, name: str) -> np.ndarray:
+    """The draws of ``name``, shape (chain, draw): what ``fit`` puts in its posterior group."""
+    return np.asarray(run.raw.draws[name], float)
 
 
 def _thin(values: np.ndarray) -> np.ndarray:
@@ -265,33 +283,33 @@ def _thin(values: np.ndarray) -> np.ndarray:
     return values[np.linspace(0, values.size - 1, MAX_SCATTER).astype(int)]
 
 
-def _histograms(idata, names) -> dict:
+def _histograms(run, names) -> dict:
     edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
     centres = 0.5 * (edges[1:] + edges[:-1])
     out = {}
     for name in names:
-        density, _ = np.histogram(_flat(idata, name).reshape(-1), bins=edges, density=True)
+        density, _ = np.histogram(_flat(run, name).reshape(-1), bins=edges, density=True)
         out[name] = {"x": centres, "density": density}
     return out
 
 
-def _sampler_answer(request: Request, backend: str, idata, messages, with_table: bool = False) -> dict:
+def _sampler_answer(request: Request, backend: str, run, messages, with_table: bool = False) -> dict:
     """What the page draws for a sampler (Gibbs, NUTS) or a sampled approximation (ADVI)."""
     names = list(request.model.param_names)
-    p, q = _flat(idata, "p"), _flat(idata, "q")
+    p, q = _flat(run, "p"), _flat(run, "q")
     # a label switch: coin B becomes the less heads-prone one between consecutive draws of a chain
     switches = int(np.sum(np.diff(np.sign(p - q), axis=1) != 0)) if p.shape[1] > 1 else 0
     reference = _exact_moments(request)
     return {
         "method": backend,
         "scatter": {"p": _thin(p), "q": _thin(q)},
-        "traces": {name: _flat(idata, name) for name in names},
-        "marginals": _histograms(idata, names),
+        "traces": {name: _flat(run, name) for name in names},
+        "marginals": _histograms(run, names),
         "label_switches": switches,
-        "max_rhat_identified": idata.posterior.attrs.get("max_rhat", math.nan),
-        "table": _table(request, backend, idata, reference) if with_table else None,
+        "max_rhat_identified": run.raw.attrs.get("max_rhat", math.nan),
+        "table": _table(request, backend, run, reference) if with_table else None,
         "warnings": messages,
-        "settings": {key: idata.posterior.attrs.get(key) for key in ("chains", "draws", "tune") if key in idata.posterior.attrs},
+        "settings": {key: run.raw.attrs[key] for key in ("chains", "draws", "tune") if key in run.raw.attrs},
     }
 
 
@@ -324,7 +342,6 @@ def exact_view(request: Request) -> dict:
     pdf = {name: np.exp(factor.log_pdf(GRID[:, None])) for name, factor in posterior.factors.items()}
     density = (pdf["q"] * weights) @ pdf["p"].T  # rows: q, columns: p
     marginals = {name: {"x": GRID, "density": values @ weights} for name, values in pdf.items()}
-    idata, messages = _quiet_fit(request, "exact", draws=DEFAULTS["exact_draws"])
     reference = {"mean": {k: float(v) for k, v in posterior.mean().items()},
                  "sd": {k: float(v) for k, v in posterior.sd().items()}}
     return {
@@ -336,8 +353,42 @@ def exact_view(request: Request) -> dict:
         "sd": reference["sd"],
         "log_evidence": posterior.log_evidence,
         "n_components": posterior.n_components,
-        "warnings": messages,
+        "warnings": [],
     }
+
+
+def _em_options(request: Request, mle: bool) -> dict:
+    """The ``em`` options of the panel (and of its table row)."""
+    return {"init": "random", "n_init": _int_option(request.options, "n_starts", 1, LIMITS["n_starts"]),
+            "max_iter": _int_option(request.options, "em_max_iter", 1, LIMITS["em_max_iter"]), "tol": 1e-8,
+            "mle": mle, "progressbar": False}
+
+
+def _vb_options(request: Request) -> dict:
+    return {"n_init": DEFAULTS["vb_n_init"], "max_iter": _int_option(request.options, "vb_max_iter", 1, LIMITS["vb_max_iter"]),
+            "draws": 1000, "progressbar": False}
+
+
+def _gibbs_options(request: Request) -> dict:
+    options = request.options
+    return {"chains": _int_option(options, "gibbs_chains", 1, LIMITS["gibbs_chains"]),
+            "draws": _int_option(options, "gibbs_draws", 10, LIMITS["gibbs_draws"]),
+            "tune": _int_option(options, "gibbs_tune", 0, LIMITS["gibbs_tune"]), "progressbar": False}
+
+
+def _table_run(request: Request, method: str):
+    """The run behind a panel's table row: the panel's own (cached) fit. EM's row is MAP-EM, or
+    ML where the priors leave no MAP."""
+    if method == "exact":
+        return _quiet_run(request, "exact", draws=DEFAULTS["exact_draws"])
+    if method == "vb":
+        return _quiet_run(request, "vb", **_vb_options(request))
+    if method == "gibbs":
+        return _quiet_run(request, "gibbs", **_gibbs_options(request))
+    try:
+        return _quiet_run(request, "em", **_em_options(request, False))
+    except ValueError:  # the MAP does not exist under these priors: the ML fit is the row
+        return _quiet_run(request, "em", **_em_options(request, True))
 
 
 def _em_path(model, data, start: dict, mle: bool, max_iter: int, tol: float) -> list[dict]:
@@ -362,9 +413,8 @@ def em_view(request: Request) -> dict:
     """EM from many random starts, MAP (under the priors) and ML: each start's path, where
     ``fit`` says each restart stopped, and the best of each."""
     model, data = request.model, request.data
-    n_starts = _int_option(request.options, "n_starts", 1, LIMITS["n_starts"])
-    max_iter = _int_option(request.options, "em_max_iter", 1, LIMITS["em_max_iter"])
-    tol = 1e-8
+    options = _em_options(request, False)
+    n_starts, max_iter, tol = options["n_init"], options["max_iter"], options["tol"]
     answer = {"method": "em", "n_starts": n_starts, "head_rate": float(data.heads.sum() / (data.n_trials * data.n_flips))}
     names = list(model.param_names)
     warnings_seen = []
@@ -373,28 +423,26 @@ def em_view(request: Request) -> dict:
     answer["ml_is_map"] = flat
     for label, mle in (("map", False),) if flat else (("map", False), ("ml", True)):
         try:
-            idata, messages = _quiet_fit(request, "em", init="random", n_init=n_starts, max_iter=max_iter, tol=tol,
-                                         mle=mle, progressbar=False)
+            run, messages = _quiet_run(request, "em", **_em_options(request, mle))
         except ValueError as error:  # MAP does not exist under priors below one: say so, show ML
             answer[label] = {"error": str(error)}
             continue
         warnings_seen += messages
-        history = idata["fit_history"]
-        finals = {name: np.asarray(history[f"final_{name}"].values, float) for name in names}
+        finals = {name: np.asarray(run.raw.history[f"final_{name}"], float) for name in names}
         # the starts fit used: its restarts draw from the children of the seed's generator
         children = np.random.default_rng(seed_from(request.seed)).spawn(n_starts)
         paths = [_em_path(model, data, model.initial_params(data, child, "random"), mle, max_iter, tol)
                  for child in children]
         ends = {name: np.array([float(path[-1][name]) for path in paths]) for name in names}
         gap = max(float(np.max(np.abs(ends[name] - finals[name]))) for name in names)
-        best = {name: float(idata.posterior[name].values.reshape(-1)[0]) for name in names}
+        best = {name: float(np.asarray(run.raw.draws[name]).reshape(-1)[0]) for name in names}
         answer[label] = {
             "paths": [{name: [float(step[name]) for step in path] for name in names} for path in paths],
             "fixed_points": finals,
             "heads_prob": finals["p"] * finals.get("pi", model.pi) + finals["q"] * (1 - finals.get("pi", model.pi)),
             "best": best,
-            "objective": float(idata.attrs.get("objective", math.nan)),
-            "objective_name": str(idata.attrs.get("objective_name", "")),
+            "objective": float(run.raw.record.objective),
+            "objective_name": str(run.raw.record.objective_name),
             "paths_match": gap < 1e-6,
         }
     answer["warnings"] = warnings_seen
@@ -405,15 +453,13 @@ def vb_view(request: Request) -> dict:
     """Mean-field VB: the contours of q(p) q(q), its marginals, the ELBO per iteration and the
     gap to the exact log-evidence (KL(q || posterior))."""
     model = request.model
-    n_init = DEFAULTS["vb_n_init"]
-    max_iter = _int_option(request.options, "vb_max_iter", 1, LIMITS["vb_max_iter"])
-    idata, messages = _quiet_fit(request, "vb", n_init=n_init, max_iter=max_iter, draws=1000, progressbar=False)
-    variational = idata["variational"]
-    factors = {name: Beta(float(variational[f"{name}_alpha"].values), float(variational[f"{name}_beta"].values))
+    run, messages = _quiet_run(request, "vb", **_vb_options(request))
+    variational = run.raw.variational
+    factors = {name: Beta(float(variational[f"{name}_alpha"][0]), float(variational[f"{name}_beta"][0]))
                for name in model.param_names}
     pdf = {name: np.exp(factor.log_pdf(GRID)) for name, factor in factors.items()}
-    history = np.asarray(idata["fit_history"]["elbo"].values, float)
-    best = int(idata.attrs.get("best_restart", 0))
+    history = np.asarray(run.raw.history["elbo"], float)
+    best = int(run.raw.attrs.get("best_restart", 0))
     elbo = history[best] if history.ndim == 2 else history
     elbo = elbo[np.isfinite(elbo)]
     reference = _exact_moments(request)
@@ -435,12 +481,8 @@ def vb_view(request: Request) -> dict:
 
 def gibbs_view(request: Request) -> dict:
     """Blocked Gibbs: draws on (p, q), traces per chain, R-hat and ESS, label switches."""
-    options = request.options
-    chains = _int_option(options, "gibbs_chains", 1, LIMITS["gibbs_chains"])
-    draws = _int_option(options, "gibbs_draws", 10, LIMITS["gibbs_draws"])
-    tune = _int_option(options, "gibbs_tune", 0, LIMITS["gibbs_tune"])
-    idata, messages = _quiet_fit(request, "gibbs", chains=chains, draws=draws, tune=tune, progressbar=False)
-    return _sampler_answer(request, "gibbs", idata, messages)
+    run, messages = _quiet_run(request, "gibbs", **_gibbs_options(request))
+    return _sampler_answer(request, "gibbs", run, messages)
 
 
 VIEWS = {"data": data_summary, "exact": exact_view, "em": em_view, "vb": vb_view, "gibbs": gibbs_view}
@@ -476,13 +518,10 @@ def run_table(method: str, body) -> dict:
         raise ValueError(f"no table for {method!r}; valid: {[m for m in VIEWS if m != 'data']}")
     start = time.perf_counter()
     request = parse_request(body)
-    source = RECENT_FITS.get(("table-source", request.key, method))
-    if source is None:  # evicted, or the panel's request went to another process: fit again
-        VIEWS[method](request)
-        source = RECENT_FITS.get(("table-source", request.key, method))
-    idata, _ = source
-    rows = _table(request, method, idata, _exact_moments(request))
-    return _json({"method": method, "table": rows, "tag": body.get("tag"),
+    # the panel's fit, from the cache of recent fits (or again, if it was evicted)
+    run, messages = _table_run(request, method)
+    rows = _table(request, method, run, _exact_moments(request))
+    return _json({"method": method, "table": rows, "tag": body.get("tag"), "warnings": messages,
                   "elapsed_ms": 1000 * (time.perf_counter() - start)})
 
 
@@ -501,11 +540,11 @@ def run_job(method: str, body, progress=None) -> dict:
         chains = _int_option(options, "nuts_chains", 1, LIMITS["nuts_chains"])
         draws = _int_option(options, "nuts_draws", 10, LIMITS["nuts_draws"])
         tune = _int_option(options, "nuts_tune", 10, LIMITS["nuts_draws"])
-        idata, messages = _quiet_fit(request, "nuts", chains=chains, draws=draws, tune=tune, progressbar=False)
+        run, messages = _quiet_run(request, "nuts", chains=chains, draws=draws, tune=tune, progressbar=False)
     else:
         n = _int_option(options, "advi_iterations", 100, LIMITS["advi_iterations"])
-        idata, messages = _quiet_fit(request, "advi", n_steps=n, draws=1000, progressbar=False)
-    answer = _sampler_answer(request, method, idata, messages, with_table=True)
+        run, messages = _quiet_run(request, "advi", n_steps=n, draws=1000, progressbar=False)
+    answer = _sampler_answer(request, method, run, messages, with_table=True)
     answer["tag"] = body.get("tag")
     return _json(answer)
 

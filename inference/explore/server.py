@@ -10,6 +10,13 @@ Routes
 ``POST /api/three-coins/jobs/{method}``     start ``nuts`` or ``advi`` in the background
 ``GET /api/jobs/{id}``                      a job's state, stage, elapsed time and result
 
+At start-up the server answers every panel once on the seed's data (:func:`coins.warm_up`), so
+that the first edit does not pay for importing ArviZ and SciPy's corners; ``started`` (uvicorn)
+is set only after that. At most :data:`MAX_COMPUTING` panel or table requests compute at once;
+a request whose client has gone (the page aborts the requests of an edit superseded by a newer
+one) is dropped before it computes, so that a burst of keystrokes leaves no queue of stale fits
+in front of the last edit's.
+
 Bad input answers 400 with ``{"error": {"type", "message"}}`` (the library's message); any other
 failure answers 500 with the message; the server keeps serving. It listens on 127.0.0.1 only and
 accepts only ``Host: 127.0.0.1`` / ``localhost`` (no DNS rebinding from a web page); request
@@ -19,6 +26,7 @@ above are all there is.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -40,9 +48,14 @@ from starlette.staticfiles import StaticFiles
 from . import coins
 from .jobs import JobQueue
 
-__all__ = ["create_app", "serve", "plotly_js_path", "MODELS", "MAX_BODY_BYTES"]
+__all__ = ["create_app", "serve", "plotly_js_path", "MODELS", "MAX_BODY_BYTES", "MAX_COMPUTING"]
 
 MAX_BODY_BYTES = 64 * 1024
+#: panel and table requests computing at once (the GIL serialises most of their work anyway;
+#: two keep both cores busy where NumPy releases it, and let a fast panel overtake a slow one)
+MAX_COMPUTING = 2
+#: the status of an answer to a client that has already gone (nginx's "client closed request")
+CLIENT_GONE = 499
 #: the views that exist so far (the GMM and the dice HMM are to come)
 MODELS = ("three-coins",)
 STATIC = resources.files("latentzoo.inference.explore") / "static"
@@ -75,20 +88,36 @@ async def _body(request: Request):
         raise ValueError(f"the request body is not JSON: {error}") from None
 
 
-async def _answer(function, *args):
+async def _answer(function, *args, request: Request | None = None, gate: asyncio.Semaphore | None = None):
     """Run ``function(*args)`` in the thread pool (never on the event loop, so that one slow fit
-    blocks no other request) and turn its errors into answers."""
+    blocks no other request) and turn its errors into answers. With ``gate``, wait for a place
+    among the computing requests first, and drop the request if its client has gone meanwhile."""
     try:
-        return JSONResponse(await run_in_threadpool(function, *args))
+        if gate is None:
+            return JSONResponse(await run_in_threadpool(function, *args))
+        async with gate:
+            if request is not None and await request.is_disconnected():
+                return JSONResponse({"error": {"type": "Gone", "message": "the client went away"}}, status_code=CLIENT_GONE)
+            return JSONResponse(await run_in_threadpool(function, *args))
     except (ValueError, TypeError) as error:
         return _error(400, error)
     except Exception as error:  # reported to the page; the server goes on
         return _error(500, error)
 
 
-def create_app(allowed_hosts=("127.0.0.1", "localhost")) -> Starlette:
-    """The app. ``allowed_hosts`` are the Host headers accepted (tests add ``"testserver"``)."""
+def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -> Starlette:
+    """The app.
+
+    Parameters
+    ----------
+    allowed_hosts : sequence of str
+        The Host headers accepted (tests add ``"testserver"``).
+    warm_up : bool
+        Answer every panel once at start-up (:func:`coins.warm_up`), before the server reports
+        that it has started.
+    """
     jobs = JobQueue()
+    gate = asyncio.Semaphore(MAX_COMPUTING)
 
     async def index(request: Request):
         return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
@@ -101,14 +130,14 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost")) -> Starlette:
             body = await _body(request)
         except ValueError as error:
             return _error(400 if "JSON" in str(error) else 413, error)
-        return await _answer(coins.run_method, request.path_params["method"], body)
+        return await _answer(coins.run_method, request.path_params["method"], body, request=request, gate=gate)
 
     async def table(request: Request):
         try:
             body = await _body(request)
         except ValueError as error:
             return _error(400 if "JSON" in str(error) else 413, error)
-        return await _answer(coins.run_table, request.path_params["method"], body)
+        return await _answer(coins.run_table, request.path_params["method"], body, request=request, gate=gate)
 
     async def start_job(request: Request):
         method = request.path_params["method"]
@@ -146,6 +175,8 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost")) -> Starlette:
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        if warm_up:
+            await run_in_threadpool(coins.warm_up)
         yield
         jobs.shutdown()
 

@@ -11,10 +11,21 @@ const state = {
   results: {},            // method -> the answer drawn
   tables: {},             // method -> table rows
   inflight: {},           // method -> AbortController of its pending request
+  open: 0,                // requests of the latest edit not yet answered (panels and tables)
+  debouncing: false,      // an edit waits for its debounce
   jobs: {},               // "nuts"/"advi" -> answer of the finished job
   emStep: null,           // null: show the whole path
 };
 window.explore = state;   // for the browser tests and for curious teachers
+
+// The page's own account of whether it shows the latest edit: <body data-busy="1"> from a
+// keystroke until every panel and table of that edit has been answered and drawn, then
+// data-busy="0" and data-shown-tag = that edit's tag. Tests (and impatient teachers) wait on it.
+function settle() {
+  const idle = !state.debouncing && state.open === 0 && !drawing;
+  document.body.dataset.busy = idle ? "0" : "1";
+  if (idle) document.body.dataset.shownTag = String(state.tag);
+}
 
 const $ = (id) => document.getElementById(id);
 const fmt = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(digits);
@@ -54,6 +65,8 @@ function showError(method, message) {
 let timer = null;
 function scheduleUpdate() {
   clearTimeout(timer);
+  state.debouncing = true;
+  settle();
   timer = setTimeout(update, DEBOUNCE_MS);
 }
 
@@ -61,6 +74,10 @@ function update() {
   const tag = ++state.tag;
   const body = { ...readBody(), tag };
   state.sentAt = performance.now();
+  state.debouncing = false;
+  state.open = METHODS.length;  // answers to older edits no longer count
+  settle();
+  const answered = () => { if (tag === state.tag) { state.open -= 1; settle(); } };
   for (const method of METHODS) {
     if (state.inflight[method]) state.inflight[method].abort();
     const controller = new AbortController();
@@ -69,45 +86,90 @@ function update() {
       if (answer.tag !== state.tag) return;  // a newer edit is on its way
       state.results[method] = answer;
       showError(method, "");
-      redraw(method);
       if (method !== "data") fetchTable(method, body);
+      requestRedraw(method);
+      answered();
     }).catch((error) => {
       if (error.name === "AbortError" || tag !== state.tag) return;
       delete state.results[method];
       delete state.tables[method];
       showError(method, error.message);
-      redraw(method);
+      requestRedraw(method);
+      answered();
     });
   }
 }
 
 function fetchTable(method, body) {
+  state.open += 1;
+  const answered = () => { if (body.tag === state.tag) { state.open -= 1; settle(); } };
   post(`/api/three-coins/table/${method}`, body).then((answer) => {
     if (answer.tag !== state.tag) return;
     state.tables[method] = answer.table;
-    drawSummary();
-  }).catch((error) => { if (body.tag === state.tag) showError(method, error.message); });
+    requestRedraw("table");
+    answered();
+  }).catch((error) => {
+    if (body.tag !== state.tag) return;
+    showError(method, error.message);
+    answered();
+  });
 }
 
 // -- drawing ----------------------------------------------------------------------------------
 // Plotly.react cannot turn a figure with contours into one without (it reads the old z): an
 // empty figure is purged instead, and drawn afresh when data return
 function plot(id, traces, layout) {
-  if (traces.length === 0) { Plotly.purge(id); return; }
-  Plotly.react(id, traces, layout);
+  if (traces.length === 0) { Plotly.purge(id); return Promise.resolve(); }
+  return Plotly.react(id, traces, layout);
 }
 
-function redraw(method) {
-  const status = { exact: "exact-status", em: "em-status", vb: "vb-status", gibbs: "gibbs-status", data: "stats" }[method];
-  if (status) $(status).dataset.tag = state.results[method] ? state.results[method].tag : "";
-  if (method === "data") drawStats();
-  if (method === "em") drawEmTable();
-  if (method === "vb") drawElbo();
-  if (method === "gibbs") drawTraces();
-  if (method === "exact") drawExactStatus();
-  drawPlane();
-  drawMarginals();
-  drawSummary();
+// Answers arrive together; drawing each as it lands would start a second Plotly.react on a plot
+// while the first is still running (plotly then reads a half-built figure and throws). Instead,
+// what changed is noted and drawn in one pass; a pass waits for plotly, and whatever arrived
+// meanwhile is drawn in the next. A drawing error is logged, never mistaken for a failed request.
+const dirty = new Set();
+let drawing = null;
+
+function requestRedraw(what) {
+  dirty.add(what);
+  if (!drawing) {
+    drawing = new Promise((resolve) => setTimeout(resolve, 0)).then(drawPending);
+    settle();
+  }
+}
+
+async function drawPending() {
+  while (dirty.size) {
+    const what = new Set(dirty);
+    dirty.clear();
+    try {
+      await drawOnce(what);
+    } catch (error) {
+      console.error("latentzoo explore: drawing failed:", error);
+    }
+  }
+  drawing = null;
+  settle();
+}
+
+function drawOnce(what) {
+  const waits = [];
+  for (const method of METHODS) {
+    if (!what.has(method)) continue;
+    const status = { exact: "exact-status", em: "em-status", vb: "vb-status", gibbs: "gibbs-status", data: "stats" }[method];
+    $(status).dataset.tag = state.results[method] ? state.results[method].tag : "";
+    if (method === "data") drawStats();
+    if (method === "em") drawEmTable();
+    if (method === "vb") waits.push(drawElbo());
+    if (method === "gibbs") waits.push(drawTraces());
+    if (method === "exact") drawExactStatus();
+  }
+  if (what.has("table")) { drawSummary(); drawGibbsStatus(); }
+  const panels = METHODS.some((method) => what.has(method));
+  if (panels || what.has("plane")) waits.push(drawPlane());
+  if (panels || what.has("marginals")) waits.push(drawMarginals());
+  if (panels) drawSummary();
+  return Promise.all(waits);
 }
 
 function drawStats() {
@@ -175,11 +237,11 @@ function drawExactStatus() {
 function drawElbo() {
   const v = state.results.vb;
   const s = $("vb-status");
-  if (!v) { Plotly.purge("elbo-plot"); s.textContent = ""; return; }
+  if (!v) { Plotly.purge("elbo-plot"); s.textContent = ""; return Promise.resolve(); }
   s.dataset.sdP = v.sd.p; s.dataset.meanP = v.mean.p;
   s.textContent = `VB: mean p ${fmt(v.mean.p)} (sd ${fmt(v.sd.p)}); final ELBO ${fmt(v.elbo_final, 4)}; `
     + `exact log-evidence ${fmt(v.log_evidence, 4)}; gap = KL(q || posterior) = ${fmt(v.kl_gap, 4)}`;
-  Plotly.react("elbo-plot", [
+  return Plotly.react("elbo-plot", [
     { y: v.elbo, mode: "lines+markers", name: "ELBO", line: { color: COLORS.vb } },
     { y: v.elbo.map(() => v.log_evidence), mode: "lines", name: "log p(x), exact", line: { color: COLORS.exact, dash: "dash" } },
   ], { margin: { t: 10, r: 10 }, xaxis: { title: "iteration" }, yaxis: { title: "nats" }, legend: { x: 0.5, y: 0.1 } });
@@ -187,16 +249,22 @@ function drawElbo() {
 
 function drawTraces() {
   const g = state.results.gibbs;
+  drawGibbsStatus();
+  if (!g) { Plotly.purge("trace-plot"); return Promise.resolve(); }
+  const traces = g.traces.p.map((chain, c) => ({ y: chain, mode: "lines", name: `chain ${c + 1}`, line: { width: 1 } }));
+  return Plotly.react("trace-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: "draw" }, yaxis: { title: "p", range: [0, 1] } });
+}
+
+function drawGibbsStatus() {
+  const g = state.results.gibbs;
   const s = $("gibbs-status");
-  if (!g) { Plotly.purge("trace-plot"); s.textContent = ""; return; }
+  if (!g) { s.textContent = ""; return; }
   const rows = state.tables.gibbs || [];
   const diag = rows.filter((r) => ["p", "q", "pi"].includes(r.parameter))
     .map((r) => `${r.parameter}: R-hat ${fmt(r.r_hat)}, ESS ${fmt(r.ess_bulk, 0)}`).join("; ");
   s.textContent = `${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in); `
     + `label switches ${g.label_switches}; R-hat after ordering p ≥ q ${fmt(g.max_rhat_identified)}\n${diag}`;
   s.dataset.labelSwitches = g.label_switches;
-  const traces = g.traces.p.map((chain, c) => ({ y: chain, mode: "lines", name: `chain ${c + 1}`, line: { width: 1 } }));
-  Plotly.react("trace-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: "draw" }, yaxis: { title: "p", range: [0, 1] } });
 }
 
 function drawPlane() {
@@ -218,7 +286,7 @@ function drawPlane() {
         name: label === "map" ? "EM (MAP)" : "EM (ML)", marker: { color, size: 7, symbol: state.emStep === null ? "circle" : "circle-open" } });
     });
   }
-  plot("plane-plot", traces, {
+  return plot("plane-plot", traces, {
     margin: { t: 10, r: 10 }, xaxis: { title: "p (coin B)", range: [0, 1] }, yaxis: { title: "q (coin C)", range: [0, 1], scaleanchor: "x" },
     legend: { x: 1.02, y: 1 },
   });
@@ -240,7 +308,7 @@ function drawMarginals() {
     shapes.push({ type: "line", x0: run.best[name], x1: run.best[name], yref: "paper", y0: 0, y1: 0.15,
       line: { color: label === "map" ? COLORS.em : COLORS.ml, width: 3 } });
   }
-  plot("marginal-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: name, range: [0, 1] }, yaxis: { title: "density" }, shapes });
+  return plot("marginal-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: name, range: [0, 1] }, yaxis: { title: "density" }, shapes });
 }
 
 function drawSummary() {
@@ -272,7 +340,7 @@ async function runJob(method) {
       await new Promise((resolve) => setTimeout(resolve, 500));
       const job = await (await fetch(`/api/jobs/${started.id}`)).json();
       status.textContent = `${method}: ${job.state} (${job.stage}), ${fmt(job.elapsed_s, 1)} s`;
-      if (job.state === "done") { state.jobs[method] = job.result; drawMarginals(); drawSummary(); break; }
+      if (job.state === "done") { state.jobs[method] = job.result; requestRedraw("marginals"); requestRedraw("table"); break; }
       if (job.state === "error") { status.textContent = `${method} failed: ${job.error.message}`; status.classList.add("failed"); break; }
     }
   } catch (error) {
@@ -291,16 +359,16 @@ $("file").addEventListener("change", async (event) => {
   $("flips").value = await file.text();
   scheduleUpdate();
 });
-$("em-step").addEventListener("input", () => { state.emStep = Number($("em-step").value); drawEmTable(); drawPlane(); });
+$("em-step").addEventListener("input", () => { state.emStep = Number($("em-step").value); drawEmTable(); requestRedraw("plane"); });
 $("em-step-button").addEventListener("click", () => {
   const max = Number($("em-step").max);
   state.emStep = state.emStep === null || state.emStep >= max ? 0 : state.emStep + 1;
   $("em-step").value = state.emStep;
-  drawEmTable(); drawPlane();
+  drawEmTable(); requestRedraw("plane");
 });
-$("show-gibbs").addEventListener("change", drawPlane);
-$("show-vb").addEventListener("change", drawPlane);
-$("marginal-param").addEventListener("change", drawMarginals);
+$("show-gibbs").addEventListener("change", () => requestRedraw("plane"));
+$("show-vb").addEventListener("change", () => requestRedraw("plane"));
+$("marginal-param").addEventListener("change", () => requestRedraw("marginals"));
 $("run-nuts").addEventListener("click", () => runJob("nuts"));
 $("run-advi").addEventListener("click", () => runJob("advi"));
 update();

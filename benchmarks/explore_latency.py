@@ -3,7 +3,8 @@
 Each "edit" changes the flips (and the seed), as typing does, so no answer is served from the
 cache of recent fits. The time is from sending the request to having the parsed JSON, in-process
 through Starlette's TestClient (the page adds its 40 ms debounce and plotly's redraw on top; the
-loopback socket adds well under a millisecond). Seed-sized data: 10 flips, and 100 flips.
+loopback socket adds well under a millisecond). The server's start-up warm-up is skipped, and the
+first two repeats of each panel are not counted. Results: docs/explore.md. Seed-sized data: 10 flips, and 100 flips.
 
 Usage::
 
@@ -31,7 +32,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    with TestClient(create_app(allowed_hosts=("testserver",))) as client:
+    with TestClient(create_app(allowed_hosts=("testserver",), warm_up=False)) as client:
         for n_trials in (10, 100):
             for method in ("data", "exact", "em", "vb", "gibbs", "table/gibbs"):
                 times = []

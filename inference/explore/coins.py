@@ -66,8 +66,10 @@ DEFAULTS = {
     "vb_n_init": 2,
     "vb_max_iter": 200,
     "gibbs_chains": 4,
-    "gibbs_draws": 100,
-    "gibbs_tune": 20,
+    # 4 x (10 + 80) sweeps: the chains start near EM's best point, so a short burn-in does; the
+    # page states the counts beside R-hat and ESS, and a request may ask for up to LIMITS
+    "gibbs_draws": 80,
+    "gibbs_tune": 10,
     "exact_draws": 1_000,
     "nuts_draws": 500,
     "nuts_tune": 500,

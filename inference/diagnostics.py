@@ -37,7 +37,6 @@ def check_mixing(draws: dict, backend: str, divergences: int = 0, model=None) ->
     converged : bool
     diagnostics : dict with ``divergences`` and ``max_rhat`` (NaN with a single chain)
     """
-    import arviz as az
 
     if isinstance(model, IdentificationRule):
         draws, _ = model.relabel_draws(draws)
@@ -46,9 +45,13 @@ def check_mixing(draws: dict, backend: str, divergences: int = 0, model=None) ->
     chains = next(iter(draws.values())).shape[0]
     max_rhat = float("nan")
     if chains > 1:
+        # ArviZ's array function, the one az.rhat applies to each variable of a Dataset: the
+        # same numbers without building one (which cost more than a short Gibbs run itself)
+        from arviz_stats.base import array_stats
+
         with np.errstate(invalid="ignore", divide="ignore"):  # constant entries (masked HMM emissions): 0/0
-            rhat = az.rhat(az.convert_to_dataset({name: np.asarray(value) for name, value in draws.items()}))
-        max_rhat = float(max(np.nanmax(rhat[name].values) for name in draws))
+            rhat = {name: array_stats.rhat(np.asarray(value, float), chain_axis=0, draw_axis=1) for name, value in draws.items()}
+        max_rhat = float(max(np.nanmax(rhat[name]) for name in draws))
     problems = []
     if divergences:
         problems.append(f"{divergences} divergent transitions (raise target_accept, e.g. 0.95)")

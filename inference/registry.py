@@ -18,7 +18,7 @@ from .core import to_idata
 from .distributed import ChunkedModel, chunked_model
 from .lean import check_per_observation
 
-__all__ = ["Backend", "BACKENDS", "register", "applicable_backends", "get_backend", "fit"]
+__all__ = ["Backend", "BACKENDS", "BackendRun", "register", "applicable_backends", "get_backend", "fit", "run_backend"]
 
 
 @dataclass(frozen=True)
@@ -150,13 +150,56 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, per_ob
         ``objective``, ``run_s``, ``runtime_s``, ``random_seed``, ...; read them back with
         ``FitRecord.from_attrs(result.attrs)``) and the back-end's options.
     """
+    check_per_observation(per_observation)
+    return run_backend(model, data, backend, random_seed, **options).to_idata(per_observation)
+
+
+@dataclass
+class BackendRun:
+    """What :func:`run_backend` returns: the back-end's raw result before it becomes a DataTree.
+
+    Attributes
+    ----------
+    model : the model the back-end ran (with its data-driven prior fixed, where it has one)
+    data : the validated data
+    raw : :class:`~latentzoo.inference.core.RawResult` with its record completed (back-end,
+        seed, times, warnings)
+    """
+
+    model: object
+    data: object
+    raw: object
+
+    def to_idata(self, per_observation: str = "auto"):
+        """The DataTree :func:`fit` returns for the same arguments."""
+        check_per_observation(per_observation)
+        model = self.model.model if isinstance(self.model, ChunkedModel) else self.model
+        return to_idata(model, self.data, self.raw, per_observation)
+
+
+def run_backend(model, data, backend: str = "em", random_seed: int | None = None, **options) -> BackendRun:
+    """Run one back-end as :func:`fit` does, without building the DataTree.
+
+    ``fit(...)`` is ``run_backend(...).to_idata(per_observation)``: the same validation, seed and
+    draws. Building the DataTree (per-observation latents and log-likelihoods for every draw) can
+    cost more than a hand-written back-end's run on small data, so an interactive caller that
+    draws the raw result first (``latentzoo explore``) builds it only when a table asks for it.
+
+    Parameters
+    ----------
+    model, data, backend, random_seed, **options
+        As for :func:`fit`.
+
+    Returns
+    -------
+    BackendRun
+    """
     spec = get_backend(model, backend)
     unknown = set(options) - set(spec.options)
     if unknown:
         raise ValueError(
             f"unknown option(s) {sorted(unknown)} for backend {backend!r}; valid options: {list(spec.options)}"
         )
-    check_per_observation(per_observation)
     if is_chunked_input(data):
         model = chunked_model(model, backend)
     # validated once, here: back-ends, the results builder and the comparison trust this object
@@ -174,7 +217,7 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, per_ob
     for warning in caught:  # shown as usual, after being recorded
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno, source=warning.source)
     raw.record = _completed_record(raw.record, backend, seed, runtime, spec.library, caught)
-    return to_idata(model.model if isinstance(model, ChunkedModel) else model, data, raw, per_observation)
+    return BackendRun(model, data, raw)
 
 
 def _completed_record(record, backend: str, seed: int, runtime: float, library: str, caught):

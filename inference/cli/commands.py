@@ -314,7 +314,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run the long NUTS references again instead of reusing cached ones")
     demo_parser.set_defaults(handler=cmd_demo)
     add_calibrate_parser(commands, common, formatter)
+    exploring = commands.add_parser(
+        "explore", parents=[common], help="a live page on 127.0.0.1: edit the data and priors, watch the methods",
+        description="Serve a local teaching page (127.0.0.1 only) on which the data and the priors are edited "
+        "and the exact posterior, EM, VB and Gibbs redraw; NUTS and ADVI run in the background. Ctrl-C stops.",
+        formatter_class=formatter,
+    )
+    exploring.add_argument("model", metavar="MODEL", nargs="?", default="three-coins",
+                           help="the view to open (default three-coins, the only one so far)")
+    exploring.add_argument("--port", type=int, default=None, metavar="N", help="port (default: a free one)")
+    exploring.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    exploring.set_defaults(handler=cmd_explore)
     return parser
+
+
+def cmd_explore(args) -> int:
+    # imported here: Starlette and uvicorn load only for this command
+    from latentzoo.inference.explore.server import serve
+
+    return serve(args.model, port=args.port, open_browser=not args.no_browser)
 
 
 #: errors in what the user gave (arguments, data, paths, permissions): exit status 2

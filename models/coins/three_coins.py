@@ -17,6 +17,7 @@ With one flip per trial this depends on the parameters only through
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from functools import cached_property
@@ -204,14 +205,24 @@ class ThreeCoins(LatentModel):
         h = data.heads
         t = data.n_flips - h
         def times(count, log_value):
+            log_value = np.asarray(log_value, float)
+            # the inner loop of EM, VB and Gibbs (one set of parameters): with a finite logarithm
+            # count * log_value is already the answer (0 * x is +-0, which adds like 0), and the
+            # masked product below costs more than the rest of the E-step on seed-sized data
+            if log_value.ndim == 0 and math.isfinite(log_value):
+                return count * log_value
+            log_value = log_value[..., None]
             # 0 * log(0) = 0: a coin with bias 0 explains zero heads perfectly
-            log_value = np.asarray(log_value, float)[..., None]
             with np.errstate(invalid="ignore"):
                 return np.where(count == 0, 0.0, count * log_value)
 
         term_b = np.asarray(log_a, float)[..., None] + times(h, log_b) + times(t, log_not_b)
         term_c = np.asarray(log_not_a, float)[..., None] + times(h, log_c) + times(t, log_not_c)
-        return np.stack(np.broadcast_arrays(term_b, term_c), axis=-1)
+        # filled in place rather than np.stack-ed: the same numbers, a third of the overhead
+        terms = np.empty(np.broadcast_shapes(term_b.shape, term_c.shape) + (2,))
+        terms[..., 0] = term_b
+        terms[..., 1] = term_c
+        return terms
 
     def _log_terms_from_params(self, data, params):
         pi = self._pi(params)
@@ -284,8 +295,8 @@ class ThreeCoins(LatentModel):
         t = data.n_flips - h
         weight_c = 1.0 - coin_b_weight
         return {
-            "n_b": float(np.sum(coin_b_weight)),
-            "n_c": float(np.sum(weight_c)),
+            "n_b": float(coin_b_weight.sum()),
+            "n_c": float(weight_c.sum()),
             "heads_b": float(coin_b_weight @ h),
             "tails_b": float(coin_b_weight @ t),
             "heads_c": float(weight_c @ h),

@@ -102,9 +102,10 @@ class Beta:
             Non-negative counts (not checked).
         """
         # not re-validated: this is the inner loop of Gibbs and VB, and counts come from our code
-        successes = np.asarray(successes, float)
-        failures = np.asarray(failures, float)
-        alpha, beta = np.broadcast_arrays(self.alpha + successes, self.beta + failures)
+        alpha = self.alpha + np.asarray(successes, float)
+        beta = self.beta + np.asarray(failures, float)
+        if alpha.shape != beta.shape:  # the common case (scalar counts) needs no broadcasting call
+            alpha, beta = np.broadcast_arrays(alpha, beta)
         return Beta._trusted(alpha, beta)
 
     @property

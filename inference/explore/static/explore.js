@@ -1,0 +1,374 @@
+// latentzoo explore, three coins: reads the editor, asks the server (latentzoo's back-ends) for
+// each panel and draws the answers with plotly.js. No statistics are computed here.
+"use strict";
+
+const METHODS = ["data", "exact", "em", "vb", "gibbs"];
+const DEBOUNCE_MS = 40;  // a burst of keystrokes becomes one request; small next to the 100 ms budget
+const COLORS = { exact: "#555", em: "#1f77b4", ml: "#17becf", vb: "#ff7f0e", gibbs: "#2ca02c", nuts: "#d62728", advi: "#9467bd" };
+
+const state = {
+  tag: 0,                 // the latest edit; answers to older ones are dropped
+  results: {},            // method -> the answer drawn
+  tables: {},             // method -> table rows
+  inflight: {},           // method -> AbortController of its pending request
+  open: 0,                // requests of the latest edit not yet answered (panels and tables)
+  debouncing: false,      // an edit waits for its debounce
+  jobs: {},               // "nuts"/"advi" -> answer of the finished job
+  emStep: null,           // null: show the whole path
+};
+window.explore = state;   // for the browser tests and for curious teachers
+
+// The page's own account of whether it shows the latest edit: <body data-busy="1"> from a
+// keystroke until every panel and table of that edit has been answered and drawn, then
+// data-busy="0" and data-shown-tag = that edit's tag. Tests (and impatient teachers) wait on it.
+function settle() {
+  const idle = !state.debouncing && state.open === 0 && !drawing;
+  document.body.dataset.busy = idle ? "0" : "1";
+  if (idle) document.body.dataset.shownTag = String(state.tag);
+}
+
+const $ = (id) => document.getElementById(id);
+const fmt = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(digits);
+
+function readBody() {
+  const pair = (a, b) => [Number($(a).value), Number($(b).value)];
+  return {
+    flips: $("flips").value,
+    pi_prior: pair("pi_a", "pi_b"),
+    p_prior: pair("p_a", "p_b"),
+    q_prior: pair("q_a", "q_b"),
+    seed: Number($("seed").value),
+    options: { n_starts: Number($("n_starts").value) },
+  };
+}
+
+async function post(url, body, signal) {
+  const response = await fetch(url, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal,
+  });
+  const answer = await response.json();
+  if (!response.ok) {
+    const error = new Error(answer.error ? answer.error.message : `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return answer;
+}
+
+function showError(method, message) {
+  const box = $("error");
+  box.dataset[method] = message || "";
+  const messages = [...new Set(METHODS.map((m) => box.dataset[m]).filter(Boolean))];
+  box.textContent = messages.join("\n");
+}
+
+let timer = null;
+function scheduleUpdate() {
+  clearTimeout(timer);
+  state.debouncing = true;
+  settle();
+  timer = setTimeout(update, DEBOUNCE_MS);
+}
+
+function update() {
+  const tag = ++state.tag;
+  const body = { ...readBody(), tag };
+  state.sentAt = performance.now();
+  state.debouncing = false;
+  state.open = METHODS.length;  // answers to older edits no longer count
+  settle();
+  const answered = () => { if (tag === state.tag) { state.open -= 1; settle(); } };
+  for (const method of METHODS) {
+    if (state.inflight[method]) state.inflight[method].abort();
+    const controller = new AbortController();
+    state.inflight[method] = controller;
+    post(`/api/three-coins/${method}`, body, controller.signal).then((answer) => {
+      if (answer.tag !== state.tag) return;  // a newer edit is on its way
+      state.results[method] = answer;
+      showError(method, "");
+      if (method !== "data") fetchTable(method, body);
+      requestRedraw(method);
+      answered();
+    }).catch((error) => {
+      if (error.name === "AbortError" || tag !== state.tag) return;
+      delete state.results[method];
+      delete state.tables[method];
+      showError(method, error.message);
+      requestRedraw(method);
+      answered();
+    });
+  }
+}
+
+function fetchTable(method, body) {
+  state.open += 1;
+  const answered = () => { if (body.tag === state.tag) { state.open -= 1; settle(); } };
+  post(`/api/three-coins/table/${method}`, body).then((answer) => {
+    if (answer.tag !== state.tag) return;
+    state.tables[method] = answer.table;
+    requestRedraw("table");
+    answered();
+  }).catch((error) => {
+    if (body.tag !== state.tag) return;
+    showError(method, error.message);
+    answered();
+  });
+}
+
+// -- drawing ----------------------------------------------------------------------------------
+// Plotly.react cannot turn a figure with contours into one without (it reads the old z): an
+// empty figure is purged instead, and drawn afresh when data return
+function plot(id, traces, layout) {
+  if (traces.length === 0) { Plotly.purge(id); return Promise.resolve(); }
+  return Plotly.react(id, traces, layout);
+}
+
+// Answers arrive together; drawing each as it lands would start a second Plotly.react on a plot
+// while the first is still running (plotly then reads a half-built figure and throws). Instead,
+// what changed is noted and drawn in one pass; a pass waits for plotly, and whatever arrived
+// meanwhile is drawn in the next. A drawing error is logged, never mistaken for a failed request.
+const dirty = new Set();
+let drawing = null;
+
+function requestRedraw(what) {
+  dirty.add(what);
+  if (!drawing) {
+    drawing = new Promise((resolve) => setTimeout(resolve, 0)).then(drawPending);
+    settle();
+  }
+}
+
+async function drawPending() {
+  while (dirty.size) {
+    const what = new Set(dirty);
+    dirty.clear();
+    try {
+      await drawOnce(what);
+    } catch (error) {
+      console.error("latentzoo explore: drawing failed:", error);
+    }
+  }
+  drawing = null;
+  settle();
+}
+
+function drawOnce(what) {
+  const waits = [];
+  for (const method of METHODS) {
+    if (!what.has(method)) continue;
+    const status = { exact: "exact-status", em: "em-status", vb: "vb-status", gibbs: "gibbs-status", data: "stats" }[method];
+    $(status).dataset.tag = state.results[method] ? state.results[method].tag : "";
+    if (method === "data") drawStats();
+    if (method === "em") drawEmTable();
+    if (method === "vb") waits.push(drawElbo());
+    if (method === "gibbs") waits.push(drawTraces());
+    if (method === "exact") drawExactStatus();
+  }
+  if (what.has("table")) { drawSummary(); drawGibbsStatus(); }
+  const panels = METHODS.some((method) => what.has(method));
+  if (panels || what.has("plane")) waits.push(drawPlane());
+  if (panels || what.has("marginals")) waits.push(drawMarginals());
+  if (panels) drawSummary();
+  return Promise.all(waits);
+}
+
+function drawStats() {
+  const d = state.results.data;
+  if (!d) { $("stats").textContent = "–"; return; }
+  const byHeads = Object.entries(d.trials_by_heads).filter(([, n]) => n > 0)
+    .map(([h, n]) => `${n} trial(s) with ${h} head(s)`).join(", ");
+  $("stats").innerHTML = "";
+  $("stats").append(
+    `${d.n_trials} trials of ${d.n_flips} flip(s); ${d.total_heads} heads; head rate `,
+    Object.assign(document.createElement("b"), { id: "head-rate", textContent: fmt(d.head_rate, 4) }),
+    `. ${byHeads}.`);
+  $("stats").dataset.headRate = d.head_rate;
+  $("stats").dataset.nTrials = d.n_trials;
+  const L = d.limits;
+  $("limits").textContent = `Bounds: at most ${L.trials} trials, ${L.flips_per_trial} flips per trial, ${L.total_flips} flips in all; `
+    + `prior concentrations in (0, ${L.prior_max}]; ${L.n_starts} EM starts; Gibbs at most ${L.gibbs_chains} chains of ${L.gibbs_draws} draws.`;
+}
+
+function emRuns() {
+  const em = state.results.em;
+  if (!em) return [];
+  return [["map", em.map], ["ml", em.ml]].filter(([, run]) => run && !run.error);
+}
+
+function drawEmTable() {
+  const body = $("em-fixed").querySelector("tbody");
+  body.innerHTML = "";
+  const em = state.results.em;
+  const status = $("em-status");
+  if (!em) { status.textContent = ""; return; }
+  const notes = [];
+  for (const [label, run] of [["MAP", em.map], ["ML", em.ml]]) {
+    if (!run) continue;
+    if (run.error) { notes.push(`${label}: ${run.error}`); continue; }
+    const fp = run.fixed_points;
+    fp.p.forEach((_, i) => {
+      const row = body.insertRow();
+      row.className = "em-fixed-row";
+      row.dataset.headsProb = run.heads_prob[i];
+      row.dataset.kind = label;
+      const pi = fp.pi ? fp.pi[i] : null;
+      for (const text of [`${label} ${i + 1}`, fmt(pi), fmt(fp.p[i]), fmt(fp.q[i]), fmt(run.heads_prob[i], 5)]) row.insertCell().textContent = text;
+    });
+    notes.push(`${label}: best ${run.objective_name} ${fmt(run.objective, 4)}; paths end at fit's fixed points: ${run.paths_match}`);
+  }
+  if (em.ml_is_map) notes.push("uniform priors: MAP-EM is maximum likelihood");
+  notes.push(`head rate ${fmt(em.head_rate, 4)}: with one flip per trial every fixed point lies on the ridge pi·p + (1−pi)·q = head rate`);
+  status.textContent = notes.join("\n");
+  const longest = Math.max(1, ...emRuns().flatMap(([, run]) => run.paths.map((path) => path.p.length - 1)));
+  $("em-step").max = longest;
+  if (state.emStep === null) $("em-step").value = longest;
+  $("em-step-label").textContent = state.emStep === null ? "all" : `${state.emStep}`;
+}
+
+function drawExactStatus() {
+  const e = state.results.exact;
+  const s = $("exact-status");
+  if (!e) { s.textContent = ""; return; }
+  s.dataset.meanP = e.mean.p; s.dataset.sdP = e.sd.p;
+  s.textContent = `exact: mean p ${fmt(e.mean.p)} (sd ${fmt(e.sd.p)}), mean q ${fmt(e.mean.q)} (sd ${fmt(e.sd.q)}); `
+    + `log-evidence ${fmt(e.log_evidence, 4)}; ${e.n_components} mixture components`;
+}
+
+function drawElbo() {
+  const v = state.results.vb;
+  const s = $("vb-status");
+  if (!v) { Plotly.purge("elbo-plot"); s.textContent = ""; return Promise.resolve(); }
+  s.dataset.sdP = v.sd.p; s.dataset.meanP = v.mean.p;
+  s.textContent = `VB: mean p ${fmt(v.mean.p)} (sd ${fmt(v.sd.p)}); final ELBO ${fmt(v.elbo_final, 4)}; `
+    + `exact log-evidence ${fmt(v.log_evidence, 4)}; gap = KL(q || posterior) = ${fmt(v.kl_gap, 4)}`;
+  return Plotly.react("elbo-plot", [
+    { y: v.elbo, mode: "lines+markers", name: "ELBO", line: { color: COLORS.vb } },
+    { y: v.elbo.map(() => v.log_evidence), mode: "lines", name: "log p(x), exact", line: { color: COLORS.exact, dash: "dash" } },
+  ], { margin: { t: 10, r: 10 }, xaxis: { title: "iteration" }, yaxis: { title: "nats" }, legend: { x: 0.5, y: 0.1 } });
+}
+
+function drawTraces() {
+  const g = state.results.gibbs;
+  drawGibbsStatus();
+  if (!g) { Plotly.purge("trace-plot"); return Promise.resolve(); }
+  const traces = g.traces.p.map((chain, c) => ({ y: chain, mode: "lines", name: `chain ${c + 1}`, line: { width: 1 } }));
+  return Plotly.react("trace-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: "draw" }, yaxis: { title: "p", range: [0, 1] } });
+}
+
+function drawGibbsStatus() {
+  const g = state.results.gibbs;
+  const s = $("gibbs-status");
+  if (!g) { s.textContent = ""; return; }
+  const rows = state.tables.gibbs || [];
+  const diag = rows.filter((r) => ["p", "q", "pi"].includes(r.parameter))
+    .map((r) => `${r.parameter}: R-hat ${fmt(r.r_hat)}, ESS ${fmt(r.ess_bulk, 0)}`).join("; ");
+  s.textContent = `${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in); `
+    + `label switches ${g.label_switches}; R-hat after ordering p ≥ q ${fmt(g.max_rhat_identified)}\n${diag}`;
+  s.dataset.labelSwitches = g.label_switches;
+}
+
+function drawPlane() {
+  const traces = [];
+  const e = state.results.exact, v = state.results.vb, g = state.results.gibbs;
+  if (e) traces.push({ type: "contour", x: e.grid, y: e.grid, z: e.density, name: "exact", showscale: false,
+    colorscale: [[0, "rgba(255,255,255,0)"], [1, "rgba(60,60,60,0.9)"]], contours: { coloring: "lines" }, ncontours: 12, line: { width: 1 }, hoverinfo: "skip" });
+  if (v && $("show-vb").checked) traces.push({ type: "contour", x: v.grid, y: v.grid, z: v.density, name: "VB", showscale: false,
+    colorscale: [[0, COLORS.vb], [1, COLORS.vb]], contours: { coloring: "lines" }, ncontours: 6, line: { width: 1.5 }, hoverinfo: "skip" });
+  if (g && $("show-gibbs").checked) traces.push({ type: "scattergl", mode: "markers", x: g.scatter.p, y: g.scatter.q, name: "Gibbs",
+    marker: { size: 3, color: COLORS.gibbs, opacity: 0.5 } });
+  for (const [label, run] of emRuns()) {
+    const color = label === "map" ? COLORS.em : COLORS.ml;
+    run.paths.forEach((path, i) => {
+      const k = state.emStep === null ? path.p.length : Math.min(path.p.length, state.emStep + 1);
+      traces.push({ type: "scatter", mode: "lines", x: path.p.slice(0, k), y: path.q.slice(0, k), showlegend: false,
+        line: { color, width: 1 }, hoverinfo: "skip" });
+      traces.push({ type: "scatter", mode: "markers", x: [path.p[k - 1]], y: [path.q[k - 1]], showlegend: i === 0,
+        name: label === "map" ? "EM (MAP)" : "EM (ML)", marker: { color, size: 7, symbol: state.emStep === null ? "circle" : "circle-open" } });
+    });
+  }
+  return plot("plane-plot", traces, {
+    margin: { t: 10, r: 10 }, xaxis: { title: "p (coin B)", range: [0, 1] }, yaxis: { title: "q (coin C)", range: [0, 1], scaleanchor: "x" },
+    legend: { x: 1.02, y: 1 },
+  });
+}
+
+function drawMarginals() {
+  const name = $("marginal-param").value;
+  const traces = [];
+  const lines = [["exact", state.results.exact], ["vb", state.results.vb], ["gibbs", state.results.gibbs],
+    ["nuts", state.jobs.nuts], ["advi", state.jobs.advi]];
+  for (const [method, answer] of lines) {
+    if (!answer || !answer.marginals[name]) continue;
+    const m = answer.marginals[name];
+    traces.push({ x: m.x, y: m.density, mode: "lines", name: method, line: { color: COLORS[method], shape: method === "exact" || method === "vb" ? "linear" : "hvh" } });
+  }
+  const shapes = [];
+  for (const [label, run] of emRuns()) {
+    if (run.best[name] === undefined) continue;
+    shapes.push({ type: "line", x0: run.best[name], x1: run.best[name], yref: "paper", y0: 0, y1: 0.15,
+      line: { color: label === "map" ? COLORS.em : COLORS.ml, width: 3 } });
+  }
+  return plot("marginal-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: name, range: [0, 1] }, yaxis: { title: "density" }, shapes });
+}
+
+function drawSummary() {
+  const body = $("summary").querySelector("tbody");
+  body.innerHTML = "";
+  const sources = ["exact", "em", "vb", "gibbs"].map((m) => [m, state.tables[m]]);
+  for (const job of ["nuts", "advi"]) if (state.jobs[job]) sources.push([job + " (job)", state.jobs[job].table]);
+  for (const [method, rows] of sources) {
+    for (const r of rows || []) {
+      const row = body.insertRow();
+      row.dataset.method = method; row.dataset.parameter = r.parameter;
+      const hdi = r["hdi_3%"] === null ? "–" : `${fmt(r["hdi_3%"])} – ${fmt(r["hdi_97%"])}`;
+      for (const text of [method, r.parameter, fmt(r.mean), fmt(r.sd), hdi, fmt(r.error_in_exact_sd, 2), fmt(r.r_hat), fmt(r.ess_bulk, 0), fmt(r.time_s, 3)]) {
+        row.insertCell().textContent = text;
+      }
+    }
+  }
+}
+
+// -- background jobs --------------------------------------------------------------------------
+async function runJob(method) {
+  const status = $("job-status");
+  const button = $(`run-${method}`);
+  button.disabled = true;
+  try {
+    const started = await post(`/api/three-coins/jobs/${method}`, readBody());
+    status.textContent = `${method}: queued`;
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const job = await (await fetch(`/api/jobs/${started.id}`)).json();
+      status.textContent = `${method}: ${job.state} (${job.stage}), ${fmt(job.elapsed_s, 1)} s`;
+      if (job.state === "done") { state.jobs[method] = job.result; requestRedraw("marginals"); requestRedraw("table"); break; }
+      if (job.state === "error") { status.textContent = `${method} failed: ${job.error.message}`; status.classList.add("failed"); break; }
+    }
+  } catch (error) {
+    status.textContent = `${method}: ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// -- wiring -----------------------------------------------------------------------------------
+for (const id of ["flips", "pi_a", "pi_b", "p_a", "p_b", "q_a", "q_b", "seed", "n_starts"]) $(id).addEventListener("input", scheduleUpdate);
+$("file").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (!file) return;
+  if (file.size > 20000) { showError("data", `the file holds ${file.size} bytes; at most 20000 are read`); return; }
+  $("flips").value = await file.text();
+  scheduleUpdate();
+});
+$("em-step").addEventListener("input", () => { state.emStep = Number($("em-step").value); drawEmTable(); requestRedraw("plane"); });
+$("em-step-button").addEventListener("click", () => {
+  const max = Number($("em-step").max);
+  state.emStep = state.emStep === null || state.emStep >= max ? 0 : state.emStep + 1;
+  $("em-step").value = state.emStep;
+  drawEmTable(); requestRedraw("plane");
+});
+$("show-gibbs").addEventListener("change", () => requestRedraw("plane"));
+$("show-vb").addEventListener("change", () => requestRedraw("plane"));
+$("marginal-param").addEventListener("change", () => requestRedraw("marginals"));
+$("run-nuts").addEventListener("click", () => runJob("nuts"));
+$("run-advi").addEventListener("click", () => runJob("advi"));
+update();

@@ -4,6 +4,7 @@ densities, Gibbs against the exact posterior, and the bad-input catalogue."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import warnings
 
@@ -17,7 +18,7 @@ from latentzoo.inference import fit
 from latentzoo.models import MODELS, GaussianHMM
 from latentzoo.models.core.base import DegenerateComponentError
 
-from .conftest import Reference, agreement_failures, assert_no_failures
+from .conftest import Reference, agreement_failures, assert_data_move_the_mean, assert_no_failures, variational_failures
 
 PARAMS = {
     "init_probs": np.array([0.6, 0.4]),
@@ -262,9 +263,64 @@ def test_vb_elbo_rises_and_stays_below_the_exact_log_evidence():
     assert result.attrs["objective"] > exact - 1.0  # the mean-field gap on these data is small
 
 
+#: eleven points (2^10 paths with one missing step: exact enumeration) from two states near -2
+#: and +2, under a prior whose state means (-0.5, 0.5) are 3 posterior sds from the exact
+#: posterior means, so that a VB that ignores the data fails
+OFF_PRIOR_DATA = np.array([[-1.9], [-2.4], [-1.5], [2.2], [1.6], [2.5], [np.nan], [1.8], [-2.1], [-1.7], [2.0]])
+OFF_PRIOR_MODEL = GaussianHMM(2, 1, m0=[[-0.5], [0.5]], kappa0=1.0, nu0=3.0, S0=[[1.0]], trans_prior=2.0)
+#: the bias accepted of VB's means: measured 0.031 (means), 0.033 (covs), 0.012 (trans_mat);
+#: the exact posterior's own Monte-Carlo error (20,000 independent draws) and q's (4,000) are in the bound
+OFF_PRIOR_VB_TOL = 0.06
+#: the mean-field gap log p(x) - ELBO on these data: measured 0.16 nats
+OFF_PRIOR_ELBO_GAP = 0.5
+
+
+def off_prior_vb(data=OFF_PRIOR_DATA):
+    return fit(OFF_PRIOR_MODEL, data, backend="vb", random_seed=0, draws=4000, progressbar=False)
+
+
+@functools.cache
+def off_prior_exact() -> dict[str, Reference]:
+    exact = fit(OFF_PRIOR_MODEL, OFF_PRIOR_DATA, backend="exact", random_seed=0, draws=20000).posterior
+    return {name: Reference.from_draws(exact[name].values) for name in OFF_PRIOR_MODEL.param_names}
+
+
+def off_prior_vb_failures(vb) -> list[str]:
+    return [f for name, ref in off_prior_exact().items()
+            for f in variational_failures(name, vb.posterior[name].values, ref, tol=OFF_PRIOR_VB_TOL)]
+
+
+def elbo_failures(elbo: float) -> list[str]:
+    log_evidence = OFF_PRIOR_MODEL.exact_posterior(OFF_PRIOR_DATA).log_evidence
+    if elbo > log_evidence + 1e-9:
+        return [f"ELBO {elbo:.6g} above the exact log evidence {log_evidence:.6g}"]
+    if elbo < log_evidence - OFF_PRIOR_ELBO_GAP:
+        return [f"ELBO {elbo:.6g} more than {OFF_PRIOR_ELBO_GAP} below the exact log evidence {log_evidence:.6g}"]
+    return []
+
+
+def test_vb_with_a_prior_mean_off_the_truth_matches_the_exact_posterior():
+    """Means within OFF_PRIOR_VB_TOL of the exact posterior's (enumeration), sds narrower (mean
+    field) but not below half; the ELBO below the exact log evidence and within 0.5 nats of it.
+    Power: VB fitted to the first five points only, the draws shifted by 3 exact sds, and an
+    ELBO 2 nats too high or too low fail."""
+    vb = off_prior_vb()
+    exact_means = off_prior_exact()["means"]
+    assert_data_move_the_mean("means", exact_means, [[-0.5], [0.5]], 4000, tol=OFF_PRIOR_VB_TOL)
+    assert_no_failures(off_prior_vb_failures(vb))
+    elbo = float(vb.attrs["objective"])
+    assert_no_failures(elbo_failures(elbo))
+    # power
+    assert any("means" in f for f in off_prior_vb_failures(off_prior_vb(OFF_PRIOR_DATA[:5])))
+    shifted = vb.posterior["means"].values + 3 * exact_means.sd
+    assert variational_failures("means", shifted, exact_means, tol=OFF_PRIOR_VB_TOL)
+    assert elbo_failures(elbo + 2.0) and elbo_failures(elbo - 2.0)
+
+
 def test_fixed_covariances_and_initial_distribution():
     x, _ = simulated(150, seed=6)
-    model = GaussianHMM(2, 2, covs=PARAMS["covs"], init_probs=[1.0, 0.0], m0=[[0, 1], [3, -1]])
+    # the prior means are 1-2 off the true ones (PARAMS["means"]), so the data must move them
+    model = GaussianHMM(2, 2, covs=PARAMS["covs"], init_probs=[1.0, 0.0], m0=[[1, 0], [2, 0]])
     assert model.param_names == ("trans_mat", "means") and model.label_dim is None
     for backend, options in (("em", {}), ("vb", {"draws": 50}), ("gibbs", {"draws": 50, "tune": 20, "chains": 1})):
         result = fit(model, x, backend=backend, random_seed=0, progressbar=False, **options)

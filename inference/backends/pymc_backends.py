@@ -466,6 +466,30 @@ def _map_run_s(iteration_times: list) -> float:
     return iteration_times[-1] - iteration_times[0]
 
 
+#: the values of map's ``init`` that are not a strategy of the model's ``initial_params``
+MAP_EM_START = "em-start"
+
+
+def _map_start(model, data, init, rng) -> tuple[dict | None, str]:
+    """map's starting parameters (None: PyMC's initial point) and where they came from."""
+    from .em import em_start, resolve_init
+
+    if init is None:
+        return None, "pymc"
+    if isinstance(init, str) and init == MAP_EM_START:
+        if not isinstance(model, ConjugateEStep):
+            raise ValueError(
+                f"init={MAP_EM_START!r} runs short EM fits, and {type(model).__name__} has no EM hooks; "
+                "use init='random', another strategy of the model, or a dict of parameters"
+            )
+        with warnings.catch_warnings():
+            # the start's short EM runs stop after START_MAX_ITER by design; find_MAP finishes the climb
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return em_start(model, data, rng), MAP_EM_START
+    params = resolve_init(model, data, init, rng, 1)(rng)
+    return params, "dict" if isinstance(init, dict) else init
+
+
 @register(
     "map",
     requires=(),
@@ -473,30 +497,40 @@ def _map_run_s(iteration_times: list) -> float:
     library="pymc",
     description="pm.find_MAP on the marginalised PyMC model (cross-checks em)",
 )
-def run_map(model, data, *, rng, init="random", max_iter: int = 5000, progressbar: bool = True) -> RawResult:
+def run_map(model, data, *, rng, init=MAP_EM_START, max_iter: int = 5000, progressbar: bool = True) -> RawResult:
     """Maximise the PyMC model's log-density (without Jacobian terms: the mode in the
     original parameter space, the quantity MAP-EM maximises).
 
     Parameters
     ----------
     init : str, dict or None
-        Starting point: a strategy name as for ``em`` (default ``"random"``), a dict of
-        parameters, or None for PyMC's initial point. PyMC's initial point can sit on a saddle
+        Starting point. ``"em-start"`` (the default, for models with EM hooks): the start the
+        Gibbs sampler and VB use (:func:`~latentzoo.inference.backends.em.em_start`), the best
+        log-posterior of several short MAP-EM runs from the model's own initial points (k-means++
+        for the Gaussian models) and from prior draws, so that map looks for the same mode as
+        ``em``'s restarts. A strategy name as for ``em`` (``"random"``, ``"prior"``, ...): one
+        start from the model's ``initial_params``. ``"random"`` was the default before
+        ``"em-start"``: a single random start stopped in a worse local optimum than ``em`` on the
+        Gaussian mixture, the categorical HMMs and the Gaussian HMM (the GMM of
+        tests/test_contract_models.py: log-posterior -299.0 against EM's -231.8); it remains the
+        choice for a model without EM hooks, and for checking the PyMC declaration independently
+        of EM. A dict of parameters, or None for PyMC's initial point, which can sit on a saddle
         of a symmetric posterior (three coins: p = q), where the optimiser stops at once.
     max_iter : int
         Iterations of the optimiser (L-BFGS-B).
     progressbar : bool
+
+    Returns
+    -------
+    RawResult with one draw: the mode; attrs ``init`` records where the optimiser started
+    (``"em-start"``, the strategy name, ``"dict"`` or ``"pymc"``).
     """
     import pymc as pm
 
-    from .em import resolve_init
-
     max_iter = check_int(max_iter, "max_iter")
     progressbar = check_bool(progressbar, "progressbar")
-    start = None
-    if init is not None:
-        start_params = resolve_init(model, data, init, rng, 1)(rng)
-        start = model.pymc_initial_point(start_params)
+    start_params, origin = _map_start(model, data, init, rng)
+    start = None if start_params is None else model.pymc_initial_point(start_params)
     pm_model = model.pymc_model(data, marginalized=True)
     # find_MAP compiles before the optimiser's first iteration and after its last (the
     # output function): the optimiser's callbacks mark where the optimisation itself ran
@@ -533,4 +567,5 @@ def run_map(model, data, *, rng, init="random", max_iter: int = 5000, progressba
             run_s=_map_run_s(iteration_times),
         ),
         history={"log_posterior": np.array([log_density])},
+        attrs={"init": origin},
     )

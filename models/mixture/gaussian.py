@@ -63,6 +63,7 @@ from ..core.base import (
     check_positive,
     check_rng,
     check_spd,
+    inside_simplex,
     numeric_array,
 )
 from ..core.conjugate import NormalInverseWishart
@@ -619,7 +620,10 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, LatentModel):
         """The free variables of :meth:`pymc_model` at ``params`` (with K = 1 the weights are
         the constant (1,), not a PyMC variable)."""
         names = NAMES if self.n_components > 1 else NIW_KEY
-        return {name: np.asarray(params[name], float) for name in names}
+        point = {name: np.asarray(params[name], float) for name in names}
+        if "weights" in point:
+            point["weights"] = inside_simplex(point["weights"])  # an EM weight can be exactly 0
+        return point
 
     # -- K-means as a limit (seed 001) ----------------------------------------------------------
     def kmeans(self, data, init_centres, max_iter: int = 300):

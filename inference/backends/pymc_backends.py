@@ -460,9 +460,11 @@ def run_fullrank_advi(
 
 def _map_run_s(iteration_times: list) -> float:
     """Seconds from the optimiser's first iteration to its last (find_MAP compiles before the
-    first and after the last); NaN if it reported no iteration."""
+    first and after the last); 0 if it reported none. (A start at the mode, which the default
+    em-start often is, stops before the first iteration: then find_MAP's wall time is all
+    compilation, and a NaN here would have fit() count it all as the run.)"""
     if not iteration_times:
-        return float("nan")
+        return 0.0
     return iteration_times[-1] - iteration_times[0]
 
 

@@ -37,8 +37,10 @@ FAITHFUL = old_faithful()
 NIW = NIWGaussian(m0=[3.0, 60.0], kappa0=1.0, nu0=5.0, S0=[[1.0, 0.0], [0.0, 100.0]])
 #: draws of q: Monte-Carlo error of a mean 1/sqrt(4000) = 0.016 sd, of an sd 1/sqrt(8000) = 1.1%
 ADVI_DRAWS = 4000
-#: tol 1e-3 nats per observation: with the default 1e-2, full-rank ADVI stopped after 14,500 steps
-#: with sds 1.3-1.36 times the exact ones (not yet converged); with 1e-3 it stops near 17,000
+#: tol 1e-3 nats per observation (full-rank's default, advi's is 1e-2): with 1e-2, full-rank ADVI
+#: stopped after 14,500 steps with sds 1.3-1.36 times the exact ones (not yet converged), and
+#: mean-field's mu sds were 0.57 and 0.42 of the exact (seed 1, above the predicted 0.44 x 1.2);
+#: with 1e-3 they stop near 17,000 and 9,000-10,000 steps
 ADVI_OPTIONS = {"n_steps": 20_000, "tol": 1e-3, "draws": ADVI_DRAWS, "progressbar": False}
 #: the bias allowed of either method's means, in exact sds. The returned q is Adam's last
 #: iterate under noisy gradients; measured |bias| <= 0.37 sd (full-rank) and <= 0.16 (mean-field)

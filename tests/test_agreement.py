@@ -381,8 +381,11 @@ def niw_prior_draws(size: int, rng) -> dict[str, np.ndarray]:
     return {"mu": np.asarray(model.m0) + noise, "Sigma": sigma}
 
 
-# NUTS here is a long statistical run (40-50 s cold): the slow suite; the NIW PyMC declaration is
-# checked by default through its contract pairs and the JAX/Numba log-density comparison
+# NUTS here is a long statistical run (40-50 s cold): slow only (make test-slow), as is the JAX/Numba
+# log-density comparison of the NIW model (test_jax.py). By default the NIW PyMC declaration is
+# checked through its log density against scipy and its MAP against the closed form (test_niw.py),
+# its nuts and map contract pairs (layout), and ADVI and full-rank ADVI against the closed-form
+# posterior (test_accuracy_pymc.py)
 @pytest.mark.parametrize("backend", ["exact", pytest.param("nuts", marks=[pytest.mark.pymc, pytest.mark.slow])])
 def test_niw_backends_match_closed_form_mean_and_sd(backend):
     references = niw_closed_form()

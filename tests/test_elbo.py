@@ -17,7 +17,8 @@ are scipy's (the inverse-Wishart and Gaussian log densities are written in numpy
 checked against scipy.stats on draws in ``test_the_numpy_densities_are_scipys``). The observation
 models are written here: binomial trials (scipy.stats.binom) for the coins, Gaussians for the
 mixture, and a log-space forward recursion for the HMMs' sum over whole state paths (checked
-against enumerating all K^T paths). Nothing comes from latentzoo's ``conjugate.py`` or the
+against enumerating all K^T paths), with categorical emissions or, for the Gaussian HMM,
+Gaussian ones (a missing step emitting with density 1). Nothing comes from latentzoo's ``conjugate.py`` or the
 models' hooks; only the exact log evidence (``model.exact_posterior(data).log_evidence``, checked
 against enumeration in the models' own tests) is latentzoo's.
 
@@ -51,9 +52,10 @@ from scipy import special, stats
 
 from latentzoo.inference import fit
 from latentzoo.inference.core import FitRecord
-from latentzoo.models import CategoricalHMM, DiceHMM, GaussianMixture, ThreeCoins
+from latentzoo.models import CategoricalHMM, DiceHMM, GaussianHMM, GaussianMixture, ThreeCoins
 
 from .conftest import DATASETS, SEED_FLIPS, heads_and_flips
+from .test_gaussian_hmm import OFF_PRIOR_DATA, OFF_PRIOR_MODEL
 from .test_gmm import blobs
 from .test_hmm import SEED_ROLLS
 
@@ -233,6 +235,17 @@ class Coins:
         return self.model.exact_posterior(self.data).log_evidence
 
 
+def niw_draws(params, rng, n) -> dict:
+    """n draws of every component's (mean_k, cov_k) from the NIW of ``params`` (``means_covs_*``)."""
+    K, D = params["means_covs_m"].shape
+    covs = np.stack([stats.invwishart.rvs(df=params["means_covs_nu"][k], scale=params["means_covs_S"][k], size=n,
+                                          random_state=rng).reshape(n, D, D) for k in range(K)], axis=1)
+    white = stats.multivariate_normal.rvs(mean=np.zeros(D), size=(n, K), random_state=rng).reshape(n, K, D)
+    means = params["means_covs_m"] + np.einsum("skij,skj->ski", np.linalg.cholesky(covs), white) / np.sqrt(
+        params["means_covs_kappa"])[:, None]
+    return {"means": means, "covs": covs}
+
+
 @dataclass(frozen=True)
 class Mixture:
     """Gaussian mixture: weights ~ Dirichlet, (mean_k, cov_k) ~ NIW(m0, kappa0, nu0, S0) with
@@ -253,14 +266,8 @@ class Mixture:
         }
 
     def sample(self, params, rng, n):
-        K, D = params["means_covs_m"].shape
         weights = stats.dirichlet.rvs(params["weights_concentration"], size=n, random_state=rng)
-        covs = np.stack([stats.invwishart.rvs(df=params["means_covs_nu"][k], scale=params["means_covs_S"][k], size=n,
-                                              random_state=rng).reshape(n, D, D) for k in range(K)], axis=1)
-        white = stats.multivariate_normal.rvs(mean=np.zeros(D), size=(n, K), random_state=rng).reshape(n, K, D)
-        means = params["means_covs_m"] + np.einsum("skij,skj->ski", np.linalg.cholesky(covs), white) / np.sqrt(
-            params["means_covs_kappa"])[:, None]
-        return {"weights": weights, "means": means, "covs": covs}
+        return {"weights": weights, **niw_draws(params, rng, n)}
 
     @staticmethod
     def _log_niw(draws, params):
@@ -356,6 +363,71 @@ class Chain:
         return self.model.exact_posterior(self.data).log_evidence
 
 
+@dataclass(frozen=True)
+class GaussianChain:
+    """Gaussian HMM of one sequence: init_probs and each row of trans_mat Dirichlet, each state's
+    (mean_k, cov_k) NIW(m0_k, kappa0, nu0, S0) as in :class:`Mixture`, a missing (NaN) row
+    emitting with density 1; the data term sums over whole state paths (the forward recursion,
+    with time step t as the "symbol" t, so that the emission table is (K, T))."""
+
+    model: GaussianHMM
+    data: np.ndarray  # (T, D)
+    perturb: tuple = ("trans_mat_concentration", (0, 1))
+
+    NAMES = ("init_probs", "trans_mat")
+
+    @property
+    def sequences(self):
+        return (tuple(range(self.data.shape[0])),)
+
+    def prior_params(self) -> dict:
+        model = self.model
+        K, D = model.n_states, model.n_features
+        return {
+            "init_probs_concentration": np.broadcast_to(np.asarray(model.init_prior, float), (K,)),
+            "trans_mat_concentration": np.broadcast_to(np.asarray(model.trans_prior, float), (K, K)),
+            "means_covs_m": np.broadcast_to(np.asarray(model.m0, float), (K, D)),
+            "means_covs_kappa": np.full(K, model.kappa0),
+            "means_covs_nu": np.full(K, model.nu0),
+            "means_covs_S": np.broadcast_to(np.asarray(model.S0, float), (K, D, D)),
+        }
+
+    def sample(self, params, rng, n):
+        init = stats.dirichlet.rvs(params["init_probs_concentration"], size=n, random_state=rng)
+        trans = np.stack([stats.dirichlet.rvs(row, size=n, random_state=rng) for row in params["trans_mat_concentration"]],
+                         axis=1)
+        return {"init_probs": init, "trans_mat": trans, **niw_draws(params, rng, n)}
+
+    def log_ratio(self, params, draws):
+        prior = self.prior_params()
+        total = (stats.dirichlet.logpdf(draws["init_probs"].T, prior["init_probs_concentration"])
+                 - stats.dirichlet.logpdf(draws["init_probs"].T, params["init_probs_concentration"]))
+        for row, (p, q) in enumerate(zip(prior["trans_mat_concentration"], params["trans_mat_concentration"])):
+            x = draws["trans_mat"][:, row].T
+            total = total + stats.dirichlet.logpdf(x, p) - stats.dirichlet.logpdf(x, q)
+        return total + Mixture._log_niw(draws, prior) - Mixture._log_niw(draws, params)
+
+    def features(self, draws):
+        """log init_probs, log trans_mat and log N(x_t | mean_k, cov_k) (0 for a missing x_t) per
+        draw, flattened."""
+        n = draws["init_probs"].shape[0]
+        missing = np.isnan(self.data).any(-1)
+        x = np.where(missing[:, None], 0.0, self.data)[None, None]  # (1, 1, T, D)
+        emit = gaussian_logpdf(x, draws["means"][:, :, None], draws["covs"][:, :, None])  # (n, K, T)
+        emit = np.where(missing, 0.0, emit)
+        return np.concatenate([np.log(draws["init_probs"]), np.log(draws["trans_mat"]).reshape(n, -1),
+                               emit.reshape(n, -1)], axis=1)
+
+    def _unpack(self, flat):
+        K, T = self.model.n_states, self.data.shape[0]
+        batch = flat.shape[:-1]
+        return (flat[..., :K], flat[..., K:K + K * K].reshape(*batch, K, K), flat[..., K + K * K:].reshape(*batch, K, T))
+
+    data_term = Chain.data_term
+    log_likelihood = Chain.log_likelihood
+    log_evidence = Chain.log_evidence
+
+
 DICE_MASK = np.arange(1, 9)[None, :] <= np.array([6, 4, 8])[:, None]  # a die shows only its own faces
 #: state-specific priors, so that the optimum is not the symmetric stationary point
 RAGGED_HMM = CategoricalHMM(2, 3, init_prior=(2.0, 1.0), trans_prior=((3.0, 1.0), (1.0, 2.0)),
@@ -371,6 +443,8 @@ CASES = {
                    blobs(10, seed=3, centres=((-2.5, 0.0), (2.5, 1.0)))),
     "dice-hmm": Chain(DiceHMM(), SEED_ROLLS, (tuple(roll - 1 for roll in SEED_ROLLS),), DICE_MASK),
     "categorical-hmm-ragged": Chain(RAGGED_HMM, [list(s) for s in RAGGED], RAGGED, np.ones((2, 3), bool)),
+    # eleven points, one missing, under prior means 3 posterior sds off (tests/test_gaussian_hmm.py)
+    "gaussian-hmm": GaussianChain(OFF_PRIOR_MODEL, OFF_PRIOR_DATA),
 }
 
 
@@ -488,11 +562,13 @@ def test_variational_group_is_the_q_that_vb_sampled(vb_results):
         posterior = idata.posterior
         if isinstance(case, Coins):
             means = {n: params[f"{n}_alpha"] / (params[f"{n}_alpha"] + params[f"{n}_beta"]) for n in case.names}
-        elif isinstance(case, Mixture):
+        elif isinstance(case, (Mixture, GaussianChain)):
             D = params["means_covs_m"].shape[1]
-            means = {"weights": params["weights_concentration"] / params["weights_concentration"].sum(),
-                     "means": params["means_covs_m"],
+            means = {"means": params["means_covs_m"],
                      "covs": params["means_covs_S"] / (params["means_covs_nu"] - D - 1)[:, None, None]}
+            for n in ("weights",) if isinstance(case, Mixture) else GaussianChain.NAMES:
+                concentration = params[f"{n}_concentration"]
+                means[n] = concentration / concentration.sum(-1, keepdims=True)
         else:
             means = {}
             for n in Chain.NAMES:

@@ -4,6 +4,7 @@ densities, Gibbs against the exact posterior, and the bad-input catalogue."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import warnings
 
@@ -11,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from scipy.special import logsumexp
+from scipy.special import digamma, gammaln, logsumexp, polygamma
 
 from latentzoo.inference import fit
 from latentzoo.models import MODELS, GaussianHMM
 from latentzoo.models.core.base import DegenerateComponentError
 
-from .conftest import Reference, agreement_failures, assert_no_failures
+from .conftest import Reference, agreement_failures, assert_data_move_the_mean, assert_no_failures, variational_failures
 
 PARAMS = {
     "init_probs": np.array([0.6, 0.4]),
@@ -262,9 +263,154 @@ def test_vb_elbo_rises_and_stays_below_the_exact_log_evidence():
     assert result.attrs["objective"] > exact - 1.0  # the mean-field gap on these data is small
 
 
+#: eleven points (2^11 = 2048 state paths: exact enumeration) from two states near -2
+#: and +2, under a prior whose state means (-0.5, 0.5) are 3 posterior sds from the exact
+#: posterior means, so that a VB that ignores the data fails
+OFF_PRIOR_DATA = np.array([[-1.9], [-2.4], [-1.5], [2.2], [1.6], [2.5], [np.nan], [1.8], [-2.1], [-1.7], [2.0]])
+OFF_PRIOR_MODEL = GaussianHMM(2, 1, m0=[[-0.5], [0.5]], kappa0=1.0, nu0=3.0, S0=[[1.0]], trans_prior=2.0)
+#: draws of q: the Monte-Carlo term of the allowance, 5 sd / sqrt(n), is 0.11 sd
+OFF_PRIOR_VB_DRAWS = 2000
+#: the bias accepted of VB's means (log(covs) for covs), against exact moments: measured 0.022
+#: (means), 0.031 (log covs), 0.015 (trans_mat), 0.007 (init_probs)
+OFF_PRIOR_VB_TOL = 0.06
+#: the mean-field gap log p(x) - ELBO on these data: measured 0.16 nats
+OFF_PRIOR_ELBO_GAP = 0.5
+
+
+def _log_dirichlet_multinomial(alpha, counts):
+    """log probability of one ordered sequence with these counts (last axis: categories) under
+    a Dirichlet(alpha) prior on the category probabilities."""
+    return (gammaln(alpha.sum(-1)) - gammaln(alpha.sum(-1) + counts.sum(-1))
+            + np.sum(gammaln(alpha + counts) - gammaln(alpha), axis=-1))
+
+
+def _dirichlet_moments(alpha):
+    """E[p] and E[p^2] of a Dirichlet (last axis), from its definition."""
+    total = alpha.sum(-1, keepdims=True)
+    mean = alpha / total
+    return mean, mean * (alpha + 1) / (total + 1)
+
+
+def one_feature_hmm_enumeration(model: GaussianHMM, x: np.ndarray) -> tuple[dict[str, Reference], float]:
+    """Exact posterior moments of a one-feature GaussianHMM (free init_probs, trans_mat, means,
+    covs) and its log evidence, by summing over all K^T state paths.
+
+    Given a path the parameters have independent conjugate posteriors: Dirichlet rows, and per
+    state a Normal-Inverse-Wishart, in one dimension a normal-inverse-gamma, updated one value
+    at a time. A path's weight is its Dirichlet-multinomial probability times each state's
+    marginal likelihood, a product of Student-t predictive densities (scipy). The moments: the
+    Dirichlet's, the mean's marginal Student t (scipy), and for covs those of log(covs), since
+    paths that leave a state with at most one observation give covs an inverse gamma of shape
+    <= 2, whose variance is infinite (log(-Gamma) moments: digamma and trigamma). Written from
+    the priors' definitions, independently of the model's exact back-end.
+
+    Returns
+    -------
+    references : dict of name -> Reference (``covs``: moments of log(covs))
+    log_evidence : float
+    """
+    prior = model.prior()
+    init_alpha, trans_alpha = prior["init_probs"].concentrations, prior["trans_mat"].concentrations
+    niw = prior[("means", "covs")]
+    K, values = init_alpha.size, x[:, 0]
+    paths = np.array(list(itertools.product(range(K), repeat=values.size)))  # (P, T)
+    P = paths.shape[0]
+    states = np.arange(K)
+    init_counts = (paths[:, :1] == states).astype(float)  # (P, K)
+    trans_counts = np.zeros((P, K, K))
+    np.add.at(trans_counts, (np.arange(P)[:, None], paths[:, :-1], paths[:, 1:]), 1.0)
+    log_weight = _log_dirichlet_multinomial(init_alpha, init_counts)
+    log_weight += _log_dirichlet_multinomial(trans_alpha, trans_counts).sum(-1)
+    # one normal-inverse-gamma per path and state, updated by the values the path assigns it
+    m, kappa = np.tile(niw.m[:, 0], (P, 1)), np.tile(niw.kappa, (P, 1))
+    nu, s = np.tile(niw.nu, (P, 1)), np.tile(niw.S[:, 0, 0], (P, 1))
+    rows = np.arange(P)
+    for t, value in enumerate(values):
+        if np.isnan(value):
+            continue
+        k = paths[:, t]
+        mk, kk, nk, sk = m[rows, k], kappa[rows, k], nu[rows, k], s[rows, k]
+        log_weight += stats.t.logpdf(value, df=nk, loc=mk, scale=np.sqrt(sk * (kk + 1) / (kk * nk)))
+        s[rows, k] = sk + kk / (kk + 1) * (value - mk) ** 2
+        m[rows, k] = (kk * mk + value) / (kk + 1)
+        kappa[rows, k], nu[rows, k] = kk + 1, nk + 1
+    log_evidence = float(logsumexp(log_weight))
+    weights = np.exp(log_weight - log_evidence)
+    mu = stats.t(df=nu, loc=m, scale=np.sqrt(s / (kappa * nu)))  # D = 1: nu - D + 1 = nu
+    # covs ~ InvGamma(nu / 2, s / 2): log(covs) = log(s / 2) - log(Gamma(nu / 2, 1))
+    log_cov_mean = np.log(s / 2) - digamma(nu / 2)
+    moments = {
+        "init_probs": _dirichlet_moments(init_alpha + init_counts),
+        "trans_mat": _dirichlet_moments(trans_alpha + trans_counts),
+        "means": (mu.mean()[..., None], (mu.var() + mu.mean() ** 2)[..., None]),
+        "covs": (log_cov_mean[..., None, None], (polygamma(1, nu / 2) + log_cov_mean**2)[..., None, None]),
+    }
+    references = {}
+    for name, (first, second) in moments.items():
+        mean = np.tensordot(weights, first, axes=1)
+        references[name] = Reference(mean, np.sqrt(np.tensordot(weights, second, axes=1) - mean**2))
+    return references, log_evidence
+
+
+def off_prior_vb(data=OFF_PRIOR_DATA, draws=OFF_PRIOR_VB_DRAWS):
+    return fit(OFF_PRIOR_MODEL, data, backend="vb", random_seed=0, draws=draws, progressbar=False)
+
+
+@functools.cache
+def off_prior_exact() -> tuple[dict[str, Reference], float]:
+    return one_feature_hmm_enumeration(OFF_PRIOR_MODEL, OFF_PRIOR_DATA)
+
+
+def off_prior_vb_failures(vb) -> list[str]:
+    """How VB's draws miss the exact moments (covs compared on the log scale, as enumerated)."""
+    failures = []
+    for name, ref in off_prior_exact()[0].items():
+        draws = vb.posterior[name].values
+        failures += variational_failures(name, np.log(draws) if name == "covs" else draws, ref, tol=OFF_PRIOR_VB_TOL)
+    return failures
+
+
+def elbo_failures(elbo: float) -> list[str]:
+    log_evidence = off_prior_exact()[1]
+    if elbo > log_evidence + 1e-9:
+        return [f"ELBO {elbo:.6g} above the exact log evidence {log_evidence:.6g}"]
+    if elbo < log_evidence - OFF_PRIOR_ELBO_GAP:
+        return [f"ELBO {elbo:.6g} more than {OFF_PRIOR_ELBO_GAP} below the exact log evidence {log_evidence:.6g}"]
+    return []
+
+
+def test_path_enumeration_reproduces_the_exact_backend_log_evidence():
+    """The test's own enumeration and the model's exact back-end agree on log p(x) to round-off
+    (a check of the reference the VB test uses); with one value moved by 0.01 they do not."""
+    exact = OFF_PRIOR_MODEL.exact_posterior(OFF_PRIOR_DATA).log_evidence
+    assert off_prior_exact()[1] == pytest.approx(exact, abs=1e-9)
+    moved = OFF_PRIOR_DATA.copy()
+    moved[0] += 0.01
+    assert abs(one_feature_hmm_enumeration(OFF_PRIOR_MODEL, moved)[1] - exact) > 1e-6
+
+
+def test_vb_with_a_prior_mean_off_the_truth_matches_the_exact_posterior():
+    """Means within OFF_PRIOR_VB_TOL of the exact posterior's (enumeration of every state path),
+    sds narrower (mean field) but not below half; the ELBO below the exact log evidence and
+    within 0.5 nats of it. Power: VB fitted to the first five points only, the draws shifted by 3
+    exact sds, and an ELBO 2 nats too high or too low fail."""
+    vb = off_prior_vb()
+    exact_means = off_prior_exact()[0]["means"]
+    assert_data_move_the_mean("means", exact_means, [[-0.5], [0.5]], OFF_PRIOR_VB_DRAWS, tol=OFF_PRIOR_VB_TOL)
+    assert_no_failures(off_prior_vb_failures(vb))
+    elbo = float(vb.attrs["objective"])
+    assert_no_failures(elbo_failures(elbo))
+    # power; 500 draws suffice for a q that misses by several allowances
+    assert any("means" in f for f in off_prior_vb_failures(off_prior_vb(OFF_PRIOR_DATA[:5], draws=500)))
+    shifted = vb.posterior["means"].values + 3 * exact_means.sd
+    assert variational_failures("means", shifted, exact_means, tol=OFF_PRIOR_VB_TOL)
+    assert elbo_failures(elbo + 2.0) and elbo_failures(elbo - 2.0)
+
+
 def test_fixed_covariances_and_initial_distribution():
     x, _ = simulated(150, seed=6)
-    model = GaussianHMM(2, 2, covs=PARAMS["covs"], init_probs=[1.0, 0.0], m0=[[0, 1], [3, -1]])
+    # the prior means are 1-2 off the true ones (PARAMS["means"]), so the data must move them
+    model = GaussianHMM(2, 2, covs=PARAMS["covs"], init_probs=[1.0, 0.0], m0=[[1, 0], [2, 0]])
     assert model.param_names == ("trans_mat", "means") and model.label_dim is None
     for backend, options in (("em", {}), ("vb", {"draws": 50}), ("gibbs", {"draws": 50, "tune": 20, "chains": 1})):
         result = fit(model, x, backend=backend, random_seed=0, progressbar=False, **options)

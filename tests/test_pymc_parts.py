@@ -198,7 +198,12 @@ def test_find_map_is_the_mode(batch):
     np.testing.assert_allclose(point["Sigma"], mode, rtol=1e-5, atol=1e-5 * np.abs(mode).max())
 
 
-@pytest.mark.slow  # NUTS on the IW alone; NIWGaussian's NUTS-vs-exact test covers it by default
+# slow only (make test-slow): NUTS on the IW alone. NIWGaussian's NUTS against the closed form
+# (test_agreement.py) is slow-only as well. By default the IW part is checked through its log
+# density and find_MAP's mode (above), NIWGaussian's PyMC log density against scipy
+# (test_niw.py), and ADVI and full-rank ADVI on NIWGaussian against the closed-form posterior
+# (test_accuracy_pymc.py)
+@pytest.mark.slow
 def test_nuts_reproduces_the_mean():
     rng = np.random.default_rng(5)
     dim, nu = 2, 9.0

@@ -16,7 +16,7 @@ import numpy as np
 from .protocols import VALUES, DemoPlan
 
 __all__ = ["DegenerateComponentError", "LatentModel", "check_rng", "numeric_array", "check_positive", "check_spd", "as_tuple",
-           "freeze_prior"]
+           "freeze_prior", "PYMC_START_FLOOR", "inside_simplex"]
 
 
 class DegenerateComponentError(ValueError):
@@ -105,6 +105,19 @@ class LatentModel:
         ADVI). By default the PyMC variables carry the parameter names; models whose PyMC
         declaration splits a parameter into several variables override this."""
         return {name: np.asarray(params[name], float) for name in self.param_names}
+
+
+#: how far a PyMC start is kept from the boundary of a probability's support: an EM mode can have
+#: probabilities exactly 0 (a symbol never emitted) or 1, where the simplex and logit transforms are
+#: infinite and find_MAP or ADVI refuse the start
+PYMC_START_FLOOR = 1e-8
+
+
+def inside_simplex(probs) -> np.ndarray:
+    """Probability vectors (along the last axis) moved off the simplex's boundary for a PyMC
+    start: every entry at least :data:`PYMC_START_FLOOR`, renormalised."""
+    inside = np.maximum(np.asarray(probs, float), PYMC_START_FLOOR)
+    return inside / inside.sum(-1, keepdims=True)
 
 
 def check_param_keys(params, names, name: str = "params", optional=()) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from ..core.base import check_param_keys, numeric_array
+from ..core.base import PYMC_START_FLOOR, check_param_keys, numeric_array
 from ..core.conjugate import Beta
 from ..core.sizes import check_count, check_parameter_size
 from ..core.stats_combine import sum_stats
@@ -243,7 +243,8 @@ class BernoulliFamily:
 
     # -- PyMC ------------------------------------------------------------------------------------
     def pymc_initial_point(self, params: dict) -> dict:
-        return {"probs": np.asarray(params["probs"], float)}
+        # off 0 and 1, where the logit transform is infinite (an EM mode can sit there)
+        return {"probs": np.clip(np.asarray(params["probs"], float), PYMC_START_FLOOR, 1 - PYMC_START_FLOOR)}
 
     def pymc_priors(self, n_components: int, label_dim: str, observations=None) -> dict:
         """``{"probs": pm.Beta(a, b)}`` of shape (K, D) with dims ``(label_dim, "feature")``, inside

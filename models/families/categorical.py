@@ -16,6 +16,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
+from ..core.base import inside_simplex
 from ..core.conjugate import Dirichlet, MaskedDirichlet
 from ..core.stats_combine import sum_stats
 from ..core.sequences import Alphabet, Sequences, read_sequences
@@ -231,11 +232,12 @@ class CategoricalFamily:
         return [f"emission_probs_{label}".replace("#", "_") for label in labels]
 
     def pymc_initial_point(self, params: dict) -> dict:
+        # off the boundary: an EM mode gives a symbol never emitted the probability 0
         emission = np.asarray(params["emission_probs"], float)
         if self.mask is None:
-            return {"emission_probs": emission}
+            return {"emission_probs": inside_simplex(emission)}
         mask = self.mask_array
-        return {name: emission[row, mask[row]] for row, name in enumerate(self._row_names())}
+        return {name: inside_simplex(emission[row, mask[row]]) for row, name in enumerate(self._row_names())}
 
     def pymc_priors(self, n_components: int, label_dim: str, observations=None) -> dict:
         """``emission_probs`` a batched Dirichlet, or with a mask one Dirichlet per component over

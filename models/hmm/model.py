@@ -39,7 +39,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..core.base import LatentModel, check_param_keys, check_rng
+from ..core.base import LatentModel, check_param_keys, check_rng, inside_simplex
 from ..core.conjugate import Dirichlet
 from ..core.protocols import ScaledEmissions, TableEmissions
 from ..core.sizes import check_count, check_parameter_size
@@ -599,8 +599,7 @@ class HiddenMarkovModel(LatentModel):
         point = {}
         for name in ("init_probs", "trans_mat"):
             if name in self.param_names:
-                inside = np.maximum(np.asarray(params[name], float), 1e-8)
-                point[name] = inside / inside.sum(-1, keepdims=True)
+                point[name] = inside_simplex(params[name])
         return {**point, **self.family.pymc_initial_point(params)}
 
     def pymc_model(self, data, marginalized: bool = True):

@@ -47,7 +47,7 @@ from functools import cached_property
 import numpy as np
 from scipy import special
 
-from ..core.base import DegenerateComponentError, LatentModel, as_tuple, check_param_keys, check_rng, numeric_array
+from ..core.base import DegenerateComponentError, LatentModel, as_tuple, check_param_keys, check_rng, inside_simplex, numeric_array
 from ..core.conjugate import Dirichlet
 from ..core.conjugate_mixture import ConjugateMixture
 from ..core.sizes import check_count, check_parameter_size
@@ -583,5 +583,5 @@ class FiniteMixture(LatentModel):
     def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
         """The free variables of :meth:`pymc_model` at ``params`` (with K = 1 the weights are the
         constant (1,), not a free variable)."""
-        weights = {"weights": np.asarray(params["weights"], float)} if self.n_components > 1 else {}
+        weights = {"weights": inside_simplex(params["weights"])} if self.n_components > 1 else {}
         return {**weights, **self.family.pymc_initial_point({name: params[name] for name in self._family_names()})}

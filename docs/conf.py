@@ -23,7 +23,6 @@ copyright = "latentzoo developers"
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "sphinx.ext.mathjax",
     "numpydoc",
     "myst_nb",
     "latentzoo_xref",
@@ -51,7 +50,9 @@ nitpick_ignore_regex = [
 ]
 
 # --- MyST and the lessons --------------------------------------------------------------------
-myst_enable_extensions = ["dollarmath", "colon_fence"]
+# No MathJax: it would load from a CDN, and the site must work offline (formulas are written as
+# code, as in the docstrings)
+myst_enable_extensions = ["colon_fence"]
 nb_execution_mode = "cache"          # a lesson reruns when its text changes
 nb_execution_timeout = 240           # seconds per cell
 nb_execution_raise_on_error = True   # a lesson that raises fails the build
@@ -70,3 +71,5 @@ html_theme_options = {
     "footer_end": [],
 }
 html_show_sourcelink = False
+# without a default the theme's script logs "Got invalid theme mode" on every page
+html_context = {"default_mode": "auto"}

@@ -18,7 +18,7 @@ OPENBLAS_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow bench mutants install clean-cache help
+.PHONY: demo test test-slow bench mutants docs install clean-cache help
 
 help:
 	@echo "make demo       install (first time) and run the comparison demo"
@@ -26,6 +26,7 @@ help:
 	@echo "make test-slow  the long statistical and browser tests (the part make test leaves out; CI runs both)"
 	@echo "make bench      speed benchmarks against hmmlearn and scikit-learn"
 	@echo "make mutants    plant known faults in a copy and check that the default tests catch each"
+	@echo "make docs       build the docs site (API reference, user guide, executed lessons) into docs/_build/html"
 
 install: $(STAMP)
 
@@ -65,6 +66,13 @@ bench: $(STAMP)
 # fails below 95% killed
 mutants: $(STAMP)
 	$(PY) tests/mutation/run_mutants.py
+
+# warnings are errors and cross-references nitpicky (docs/conf.py); the lessons run at build time,
+# cached by their text in docs/_build/.jupyter_cache, and a lesson that raises fails the build
+docs: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
 
 clean-cache:
 	rm -rf $(CACHE_DIR)

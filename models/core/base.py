@@ -101,7 +101,7 @@ class LatentModel:
         return checked
 
     def pymc_initial_point(self, params: dict) -> dict[str, np.ndarray]:
-        """The free variables of :meth:`pymc_model` at ``params`` (a start for ``pm.find_MAP`` or
+        """The free variables of :meth:`~latentzoo.models.core.protocols.Model.pymc_model` at ``params`` (a start for ``pm.find_MAP`` or
         ADVI). By default the PyMC variables carry the parameter names; models whose PyMC
         declaration splits a parameter into several variables override this."""
         return {name: np.asarray(params[name], float) for name in self.param_names}

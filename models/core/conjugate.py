@@ -682,9 +682,10 @@ class NormalInverseWishart:
         """KL(self || other), one value per batch element.
 
         KL of the Wishart laws of the precisions plus the expected KL of the conditional
-        normals: with q = self and p = other,
-        KL = KL(W(nu_q, S_q^{-1}) || W(nu_p, S_p^{-1}))
-             + D/2 (kappa_p/kappa_q - 1 - log(kappa_p/kappa_q)) + kappa_p nu_q / 2 (m_q - m_p)^T S_q^{-1} (m_q - m_p).
+        normals: with q = self and p = other::
+
+            KL = KL(W(nu_q, S_q^{-1}) || W(nu_p, S_p^{-1}))
+                 + D/2 (kappa_p/kappa_q - 1 - log(kappa_p/kappa_q)) + kappa_p nu_q / 2 (m_q - m_p)^T S_q^{-1} (m_q - m_p).
         """
         dim = self.dim
         nu_q, nu_p = self.nu, other.nu

@@ -9,45 +9,46 @@ every protocol the back-end ``requires``. The protocols are runtime-checkable: `
 MeanField)`` says whether ``vb`` applies. Inherit :class:`~latentzoo.models.core.base.LatentModel` for
 the defaults of the optional parts of :class:`Model` (no derived quantities, no latent posterior).
 
-=========================  ==================================================  ===================
-protocol                   methods                                             back-ends
-=========================  ==================================================  ===================
-:class:`Model`             ``check_data``, ``param_dims``, ``coords``,         every one; ``nuts``,
-                           ``observed_data``, ``n_observations``,              ``advi``,
-                           ``log_likelihood``, ``log_prior``, ``prior``,       ``fullrank_advi``,
-                           ``simulate``, ``pymc_model``; with defaults in      ``map`` need no more
-                           ``LatentModel``: ``param_names``,
-                           ``check_params``, ``derived``, ``derived_dims``,
-                           ``latent_posterior``, ``latent_dims``,
-                           ``objective_scale``, ``objective_round_off``,
-                           ``pymc_initial_point``
-:class:`ConjugateEStep`    ``initial_params``, ``expected_stats``,             ``em``
-                           ``conditional_posterior``
-:class:`ConjugateSweep`    ``initial_params``, ``sample_stats``,               ``gibbs``,
-                           ``conditional_posterior``                           ``pymc_gibbs``
-:class:`HardAssignments`   ``classification_stats``                            ``em`` with
-                                                                               ``assignment="hard"``
-:class:`MeanField`         ``initial_factors``, ``vb_expected_stats``,         ``vb``
-                           ``conditional_posterior``
-:class:`ExactlySolvable`   ``exact_posterior``                                 ``exact``
-:class:`DataDrivenPrior`   ``with_data_prior``                                 ``fit`` resolves it
-                                                                               once, first
-:class:`IdentificationRule` ``relabel_draws``                                  the comparison
-:class:`ExampleData`       ``default_data``                                    CLI and demo
-:class:`Demo`              ``default_data``, ``demo_plan``                     ``latentzoo demo``
-:class:`DataFileFormat`    ``data_file_format``                                ``--data FILE`` of
-                                                                               the CLI
-:class:`Pictured`          ``picture``                                         the report
-:class:`ChunkedStats`      ``combine_stats``                                   ``em``, ``vb``,
-                                                                               ``gibbs`` on chunked
-                                                                               (Dask) data
-:class:`ChunkValidation`   ``check_chunk``                                     chunks smaller than
-                                                                               the data must be
-:class:`ChunkedDataPrior`  ``data_prior_stats``, ``with_data_prior_stats``     a data-driven prior
-                                                                               from chunked data
-:class:`SelectableSize`    ``with_n_components``, ``n_parameters``, ``aic``,   ``choose_n_components``
-                           ``bic``
-=========================  ==================================================  ===================
+============================  ==================================================  ===================
+protocol                      methods                                             back-ends
+============================  ==================================================  ===================
+:class:`Model`                ``check_data``, ``param_dims``, ``coords``,         every one; ``nuts``,
+                              ``observed_data``, ``n_observations``,              ``advi``,
+                              ``log_likelihood``, ``log_prior``, ``prior``,       ``fullrank_advi``,
+                              ``simulate``, ``pymc_model``; with defaults in      ``map`` need no more
+                              ``LatentModel``: ``param_names``,
+                              ``check_params``, ``derived``, ``derived_dims``,
+                              ``latent_posterior``, ``latent_dims``,
+                              ``objective_scale``, ``objective_round_off``,
+                              ``pymc_initial_point``
+:class:`ConjugateEStep`       ``initial_params``, ``expected_stats``,             ``em``
+                              ``conditional_posterior``
+:class:`ConjugateSweep`       ``initial_params``, ``sample_stats``,               ``gibbs``,
+                              ``conditional_posterior``                           ``pymc_gibbs``
+:class:`HardAssignments`      ``classification_stats``                            ``em`` with
+                                                                                  ``assignment="hard"``
+:class:`MeanField`            ``initial_factors``, ``vb_expected_stats``,         ``vb``
+                              ``conditional_posterior``
+:class:`ExactlySolvable`      ``exact_posterior``                                 ``exact``
+:class:`DataDrivenPrior`      ``with_data_prior``                                 ``fit`` resolves it
+                                                                                  once, first
+:class:`IdentificationRule`   ``relabel_draws``                                   the comparison
+:class:`ExampleData`          ``default_data``                                    CLI and demo
+:class:`Demo`                 ``default_data``, ``demo_plan``                     ``latentzoo demo``
+:class:`DataFileFormat`       ``data_file_format``                                ``--data FILE`` of
+                                                                                  the CLI
+:class:`Pictured`             ``picture``                                         the report
+:class:`ChunkedStats`         ``combine_stats``                                   ``em``, ``vb``,
+                                                                                  ``gibbs`` on chunked
+                                                                                  (Dask) data
+:class:`ChunkValidation`      ``check_chunk``                                     chunks smaller than
+                                                                                  the data must be
+:class:`ChunkedDataPrior`     ``data_prior_stats``, ``with_data_prior_stats``     a data-driven prior
+                                                                                  from chunked data
+:class:`SelectableSize`       ``with_n_components``, ``n_parameters``, ``aic``,   ``choose_n_components``
+                              ``bic``
+============================  ==================================================  ===================
+
 
 Conventions
 -----------

@@ -48,9 +48,10 @@ class GaussianDiscriminantAnalysis:
         The NIW prior for ``estimator="map"`` (default ``NIWGaussian()``: data-driven, resolved
         on the whole training set X). The same prior is used for every class.
 
-    Attributes (after :meth:`fit`)
-    ------------------------------
+    Attributes
+    ----------
     classes_ : ndarray of shape (K,)
+        Set by :meth:`fit`, as are the others.
     priors_ : ndarray of shape (K,)
         Class frequencies.
     means_ : ndarray of shape (K, D)

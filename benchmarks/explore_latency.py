@@ -4,7 +4,7 @@ Each "edit" changes the flips (and the seed), as typing does, so no answer is se
 cache of recent fits. The time is from sending the request to having the parsed JSON, in-process
 through Starlette's TestClient (the page adds its 40 ms debounce and plotly's redraw on top; the
 loopback socket adds well under a millisecond). The server's start-up warm-up is skipped, and the
-first two repeats of each panel are not counted. Results: docs/explore.md. Seed-sized data: 10 flips, and 100 flips.
+first two repeats of each panel are not counted. Results: docs/user-guide/explore.md. Seed-sized data: 10 flips, and 100 flips.
 
 Usage::
 

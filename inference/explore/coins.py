@@ -39,7 +39,7 @@ from ..registry import run_backend, seed_from
 
 __all__ = ["LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
 
-#: the bounds every request is held to (stated on the page and in docs/explore.md)
+#: the bounds every request is held to (stated on the page and in docs/user-guide/explore.md)
 LIMITS = {
     "text_chars": 20_000,  # characters of the flips' text
     "trials": 200,  # trials (lines, or flips of a one-flip-per-trial line)

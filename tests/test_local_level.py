@@ -1,0 +1,204 @@
+"""LocalLevel and the Kalman kernels: dense Gaussian algebra, statsmodels, quadrature, back-ends.
+
+Reference values come from scipy's multivariate normal on the joint of the series (the levels are a
+Gaussian random walk, so ``Cov(y_s, y_t) = P0 + q min(s, t) + h [s = t]``), from statsmodels'
+``UnobservedComponents`` and from scipy's numerical integration and optimisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import integrate, optimize, stats
+
+from latentzoo.inference import fit
+from latentzoo.models.datasets import nile
+from latentzoo.models.statespace.kalman import kalman_filter, local_level_log_likelihood, rts_smoother, simulation_smoother
+from latentzoo.models.statespace.local_level import LocalLevel
+
+NILE = nile()[1]
+SHORT = np.array([1.3, 0.2, np.nan, 2.5, 1.9, np.nan, 3.1, 2.2])
+SMALL_MODEL = LocalLevel(sigma2_eps_prior=(2.0, 1.0), sigma2_eta_prior=(2.0, 0.5), level_prior=(1.0, 4.0))
+
+
+def dense_local_level(n, h, q, m0, p0):
+    """Mean and covariance of the levels (n,) and of the series (n,) by the random walk's algebra."""
+    index = np.arange(n)
+    level_cov = p0 + q * np.minimum.outer(index, index)
+    return np.full(n, m0), level_cov, level_cov + h * np.eye(n)
+
+
+@pytest.mark.parametrize("y", [SHORT, SHORT[:2], np.array([0.4, np.nan, np.nan, -1.0, 0.3])])
+def test_kalman_log_likelihood_equals_dense_normal(y):
+    h, q, m0, p0 = 0.8, 0.3, 1.0, 4.0
+    mean, _, cov = dense_local_level(len(y), h, q, m0, p0)
+    seen = ~np.isnan(y)
+    # the missing entries removed from the likelihood: the marginal of the observed ones
+    expected = stats.multivariate_normal(mean[seen], cov[np.ix_(seen, seen)]).logpdf(y[seen])
+    general = kalman_filter(y, [1.0], [[1.0]], h, [[np.sqrt(q)]], [m0], [[p0]])[0]
+    scalar = local_level_log_likelihood(y, h, q, m0, p0)
+    assert general.sum() == pytest.approx(expected, abs=1e-10)
+    np.testing.assert_allclose(scalar, general, atol=1e-12)
+    assert np.all(general[~seen] == 0)
+    # a wrong variance must be detected
+    assert local_level_log_likelihood(y, h, 1.3 * q, m0, p0).sum() != pytest.approx(expected, abs=1e-6)
+
+
+def test_general_kernel_on_a_local_linear_trend_equals_dense_normal():
+    # a two-dimensional state (level, slope): the kernels take the system matrices
+    rng = np.random.default_rng(3)
+    n, h = 7, 0.5
+    T = np.array([[1.0, 1.0], [0.0, 1.0]])
+    G = np.diag([0.6, 0.2])
+    a1, P1 = np.array([0.5, -0.1]), np.diag([2.0, 0.3])
+    y = rng.normal(size=n)
+    y[3] = np.nan
+    # dense: a_t = T^(t) a_1 + sum_s T^(t-1-s) G w_s, y_t = a_t[0] + e_t
+    powers = [np.linalg.matrix_power(T, k) for k in range(n)]
+    A = np.zeros((n, 2 + 2 * n))
+    for t in range(n):
+        A[t, :2] = powers[t][0]
+        for s in range(t):
+            A[t, 2 + 2 * s: 4 + 2 * s] = (powers[t - 1 - s] @ G)[0]
+    noise_cov = np.zeros((2 + 2 * n, 2 + 2 * n))
+    noise_cov[:2, :2] = P1
+    noise_cov[2:, 2:] = np.eye(2 * n)
+    mean = A[:, :2] @ a1
+    cov = A @ noise_cov @ A.T + h * np.eye(n)
+    seen = ~np.isnan(y)
+    expected = stats.multivariate_normal(mean[seen], cov[np.ix_(seen, seen)]).logpdf(y[seen])
+    assert kalman_filter(y, [1.0, 0.0], T, h, G, a1, P1)[0].sum() == pytest.approx(expected, abs=1e-10)
+
+
+def test_smoother_and_simulation_smoother_equal_dense_conditioning():
+    y, h, q, m0, p0 = SHORT, 0.8, 0.3, 1.0, 4.0
+    mean, level_cov, cov = dense_local_level(len(y), h, q, m0, p0)
+    seen = ~np.isnan(y)
+    gain = level_cov[:, seen] @ np.linalg.inv(cov[np.ix_(seen, seen)])
+    post_mean = mean + gain @ (y[seen] - mean[seen])
+    post_cov = level_cov - gain @ level_cov[seen]
+    a_s, P_s, lag, _ = rts_smoother(y, [1.0], [[1.0]], h, [[np.sqrt(q)]], [m0], [[p0]])
+    np.testing.assert_allclose(a_s[:, 0], post_mean, atol=1e-10)
+    np.testing.assert_allclose(P_s[:, 0, 0], np.diag(post_cov), atol=1e-10)
+    np.testing.assert_allclose(lag[:, 0, 0], np.diag(post_cov, -1), atol=1e-10)
+    rng = np.random.default_rng(0)
+    n_draws = 4000
+    draws = np.array([simulation_smoother(y, [1.0], [[1.0]], h, [[np.sqrt(q)]], [m0], [[p0]], rng)[:, 0]
+                      for _ in range(n_draws)])
+    sd = np.sqrt(np.diag(post_cov))
+    # the mean of 4000 draws is within 4 standard errors; the variance within 4 of its own (chi-square) errors
+    assert np.all(np.abs(draws.mean(0) - post_mean) < 4 * sd / np.sqrt(n_draws))
+    assert np.all(np.abs(draws.var(0) / sd**2 - 1) < 4 * np.sqrt(2 / n_draws))
+
+
+def test_expected_stats_equal_dense_moments():
+    params = {"sigma2_eps": 0.8, "sigma2_eta": 0.3}
+    stats_, loglik = SMALL_MODEL.expected_stats(SHORT, params)
+    _, level_cov, cov = dense_local_level(len(SHORT), 0.8, 0.3, 1.0, 4.0)
+    seen = ~np.isnan(SHORT)
+    gain = level_cov[:, seen] @ np.linalg.inv(cov[np.ix_(seen, seen)])
+    m = 1.0 + gain @ (SHORT[seen] - 1.0)
+    C = level_cov - gain @ level_cov[seen]
+    second = C + np.outer(m, m)  # E[mu mu']
+    eps = sum(SHORT[t] ** 2 - 2 * SHORT[t] * m[t] + second[t, t] for t in np.flatnonzero(seen))
+    D = np.diff(np.eye(len(SHORT)), axis=0)  # increments mu_t+1 - mu_t
+    eta = np.trace(D @ second @ D.T)
+    assert stats_["eps_sq"] == pytest.approx(eps, rel=1e-10)
+    assert stats_["eta_sq"] == pytest.approx(eta, rel=1e-10)
+    assert (stats_["eps_count"], stats_["eta_count"]) == (6, 7)
+
+
+def test_nile_loglik_and_mle_match_statsmodels_with_the_same_known_start():
+    sm = pytest.importorskip("statsmodels.api")
+    level_prior = (1000.0, 1e5)
+    model = LocalLevel(level_prior=level_prior).with_data_prior(NILE)
+    reference = sm.tsa.UnobservedComponents(NILE, level="local level")
+    # the same initialisation: level_1 ~ N(1000, 1e5), and no observation left out of the likelihood
+    reference.ssm.initialize_known(np.array([level_prior[0]]), np.array([[level_prior[1]]]))
+    reference.ssm.loglikelihood_burn = 0
+    for point in ([15099.0, 1469.1], [5000.0, 300.0]):
+        ours = model.log_likelihood(NILE, {"sigma2_eps": point[0], "sigma2_eta": point[1]}).sum()
+        assert ours == pytest.approx(reference.loglike(np.array(point)), abs=1e-8)
+    result = reference.fit(disp=False, method="nm", maxiter=5000, xtol=1e-8, ftol=1e-12)
+    result = reference.fit(start_params=result.params, disp=False, method="bfgs", gtol=1e-10)
+    em = fit(model, NILE, backend="em", mle=True, tol=1e-13, max_iter=20000, n_init=1, random_seed=1, progressbar=False)
+    ours = np.array([float(em.posterior[name].values.squeeze()) for name in ("sigma2_eps", "sigma2_eta")])
+    np.testing.assert_allclose(ours, result.params, rtol=2e-3)
+    # EM reaches at least statsmodels' optimum (within round-off)
+    assert model.log_likelihood(NILE, dict(zip(("sigma2_eps", "sigma2_eta"), ours))).sum() >= result.llf - 1e-6
+
+
+def test_nile_mle_in_the_diffuse_limit_matches_the_published_values():
+    # statsmodels (exact diffuse initialisation) publishes 15099 and 1469.1; a proper prior of
+    # variance 1e7 on the first level is that limit to four digits
+    model = LocalLevel(level_prior=(1120.0, 1e7)).with_data_prior(NILE)
+    em = fit(model, NILE, backend="em", mle=True, tol=1e-13, max_iter=20000, n_init=1, random_seed=1, progressbar=False)
+    assert float(em.posterior["sigma2_eps"].values.squeeze()) == pytest.approx(15099, rel=1e-3)
+    assert float(em.posterior["sigma2_eta"].values.squeeze()) == pytest.approx(1469.1, rel=1e-3)
+
+
+def test_missing_values_match_statsmodels_nan_handling():
+    sm = pytest.importorskip("statsmodels.api")
+    y = NILE.copy()
+    y[[5, 6, 40, 99]] = np.nan
+    reference = sm.tsa.UnobservedComponents(y, level="local level")
+    reference.ssm.initialize_known(np.array([1000.0]), np.array([[1e5]]))
+    reference.ssm.loglikelihood_burn = 0
+    model = LocalLevel(level_prior=(1000.0, 1e5)).with_data_prior(y)
+    ours = model.log_likelihood(y, {"sigma2_eps": 15099.0, "sigma2_eta": 1469.1}).sum()
+    assert ours == pytest.approx(reference.loglike(np.array([15099.0, 1469.1])), abs=1e-8)
+    smoothed = reference.smooth(np.array([15099.0, 1469.1]))
+    level = model.latent_posterior(y, {"sigma2_eps": 15099.0, "sigma2_eta": 1469.1})
+    np.testing.assert_allclose(level["level"], smoothed.smoothed_state[0], rtol=1e-9)
+    np.testing.assert_allclose(level["level_sd"] ** 2, smoothed.smoothed_state_cov[0, 0], rtol=1e-7)
+
+
+def test_map_em_is_the_numerical_maximum_of_the_log_posterior_and_monotone():
+    model = LocalLevel().with_data_prior(NILE)
+    em = fit(model, NILE, backend="em", tol=1e-13, max_iter=20000, n_init=1, random_seed=2, progressbar=False)
+    ours = np.array([float(em.posterior[name].values.squeeze()) for name in ("sigma2_eps", "sigma2_eta")])
+
+    def negative(log_var):
+        params = {"sigma2_eps": np.exp(log_var[0]), "sigma2_eta": np.exp(log_var[1])}
+        return -(model.log_likelihood(NILE, params).sum() + model.log_prior(params))
+
+    best = optimize.minimize(negative, np.log([10000.0, 1000.0]), method="Nelder-Mead",
+                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 10000})
+    np.testing.assert_allclose(ours, np.exp(best.x), rtol=1e-3)
+    history = em["fit_history"]["log_posterior"].values.reshape(-1)
+    history = history[np.isfinite(history)]
+    assert np.all(np.diff(history) >= -1e-9 * np.abs(history[1:]))
+
+
+def test_exact_log_evidence_equals_numerical_integration():
+    model, y = SMALL_MODEL, SHORT
+    posterior = model.exact_posterior(y)
+
+    def density(v, u):  # the posterior density of the log-variances times p(y)
+        return np.exp(model.log_posterior_grid(y, [u], [v])[0, 0])
+
+    e, f = posterior.eps_edges, posterior.eta_edges
+    value, error = integrate.dblquad(density, e[0], e[-1], f[0], f[-1], epsabs=0, epsrel=1e-6)
+    assert posterior.log_evidence == pytest.approx(np.log(value), abs=1e-4)
+    # the grid covers the posterior: its border cells hold almost nothing
+    w = posterior.weights
+    assert max(w[0].sum(), w[-1].sum(), w[:, 0].sum(), w[:, -1].sum()) < 1e-8
+    # and the posterior mean of sigma2_eps from the quadrature equals a direct integral (the cells'
+    # piecewise-constant density costs about 1e-4 of it on a 200 x 200 grid)
+    first = integrate.dblquad(lambda v, u: np.exp(u) * density(v, u), e[0], e[-1], f[0], f[-1], epsabs=0, epsrel=1e-6)[0]
+    assert posterior.mean()["sigma2_eps"] == pytest.approx(first / value, rel=5e-4)
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="sigma2_eps_prior"):
+        LocalLevel(sigma2_eps_prior=(0.0, 1.0))
+    with pytest.raises(TypeError, match="level_prior"):
+        LocalLevel(level_prior="ab")
+    with pytest.raises(ValueError, match="at least two"):
+        SMALL_MODEL.check_data([1.0, np.nan, np.nan])
+    with pytest.raises(ValueError, match="1-D"):
+        SMALL_MODEL.check_data(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="sigma2_eta"):
+        SMALL_MODEL.check_params({"sigma2_eps": 1.0, "sigma2_eta": -1.0})
+    with pytest.raises(ValueError, match="with_data_prior"):
+        LocalLevel().prior()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import integrate, optimize, stats
+from scipy import integrate, optimize, special, stats
 
 from latentzoo.inference import fit
 from latentzoo.models.datasets import nile
@@ -174,8 +174,12 @@ def test_exact_log_evidence_equals_numerical_integration():
     model, y = SMALL_MODEL, SHORT
     posterior = model.exact_posterior(y)
 
-    def density(v, u):  # the posterior density of the log-variances times p(y)
-        return np.exp(model.log_posterior_grid(y, [u], [v])[0, 0])
+    (a_eps, b_eps), (a_eta, b_eta) = model.sigma2_eps_prior, model.sigma2_eta_prior
+    normaliser = a_eps * np.log(b_eps) - special.gammaln(a_eps) + a_eta * np.log(b_eta) - special.gammaln(a_eta)
+
+    def density(v, u):  # p(y | s) p(s) s_eps s_eta at s = exp(u, v): the Inverse-Gamma densities written out
+        loglik = local_level_log_likelihood(y, np.exp(u), np.exp(v), 1.0, 4.0).sum()
+        return np.exp(loglik + normaliser - a_eps * u - b_eps * np.exp(-u) - a_eta * v - b_eta * np.exp(-v))
 
     e, f = posterior.eps_edges, posterior.eta_edges
     value, error = integrate.dblquad(density, e[0], e[-1], f[0], f[-1], epsabs=0, epsrel=1e-6)

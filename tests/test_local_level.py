@@ -289,3 +289,29 @@ def test_vb_is_close_to_the_exact_posterior_and_its_elbo_never_drops(nile_exact)
     assert np.all(np.diff(history) >= -1e-9 * np.abs(history[1:]))
     best = history.max() if elbo is None else elbo
     assert posterior.log_evidence - 3.0 < best <= posterior.log_evidence + 1e-3
+
+
+@pytest.mark.pymc
+def test_pymc_log_density_equals_the_numpy_log_posterior():
+    # the scan's Kalman log-likelihood plus the PyMC priors, at two points, against the numpy twin
+    # (log-variances: PyMC's free variables carry the log transform's Jacobian)
+    model = SMALL_MODEL
+    pymc_model = model.pymc_model(SHORT)
+    logp = pymc_model.compile_logp()
+    for point in ({"sigma2_eps": 0.8, "sigma2_eta": 0.3}, {"sigma2_eps": 2.0, "sigma2_eta": 0.05}):
+        free = {f"{name}_log__": np.log(value) for name, value in point.items()}
+        expected = model.log_likelihood(SHORT, point).sum() + model.log_prior(point) + np.log(point["sigma2_eps"] * point["sigma2_eta"])
+        assert float(logp(free)) == pytest.approx(float(expected), abs=1e-8)
+
+
+@pytest.mark.slow
+@pytest.mark.pymc
+def test_nuts_matches_the_exact_posterior(nile_exact):
+    import arviz as az
+
+    posterior, _ = nile_exact
+    nuts = fit(NILE_MODEL, NILE, backend="nuts", draws=1000, tune=1000, chains=2, cores=1, random_seed=5, progressbar=False)
+    for name in ("sigma2_eps", "sigma2_eta"):
+        samples = _draws(nuts, name)
+        mcse = samples.std() / np.sqrt(float(az.ess(nuts.posterior[name].values).squeeze()))
+        assert abs(samples.mean() - posterior.mean()[name]) < 4 * mcse

@@ -425,8 +425,8 @@ def pymc_kalman_log_likelihood(y: np.ndarray, sigma2_eps, sigma2_eta, level_mean
     outputs = pytensor.scan(
         step,
         sequences=[values, mask],
-        outputs_info=[pt.as_tensor_variable(float(level_mean)), pt.as_tensor_variable(float(level_var)), None],
-        non_sequences=[sigma2_eps, sigma2_eta],
+        outputs_info=[pt.as_tensor_variable(np.float64(level_mean)), pt.as_tensor_variable(np.float64(level_var)), None],
+        non_sequences=[pt.cast(sigma2_eps, "float64"), pt.cast(sigma2_eta, "float64")],
         return_updates=False,
     )
     return outputs[2]

@@ -304,6 +304,24 @@ def test_pymc_log_density_equals_the_numpy_log_posterior():
         assert float(logp(free)) == pytest.approx(float(expected), abs=1e-8)
 
 
+@pytest.mark.pymc
+def test_pymc_explicit_level_density_equals_scipy():
+    # pymc_gibbs's declaration: the levels explicit (first level and increments), written out with
+    # scipy's densities; the missing steps of SHORT add no observation term
+    model = SMALL_MODEL
+    logp = model.pymc_model(SHORT, marginalized=False).compile_logp()
+    rng = np.random.default_rng(3)
+    (a_eps, b_eps), (a_eta, b_eta), (m0, p0) = model.sigma2_eps_prior, model.sigma2_eta_prior, model.level_prior
+    for h, q in ((0.8, 0.3), (2.0, 0.05)):
+        level = np.cumsum(rng.normal(size=SHORT.size)) + 1.0
+        free = {"sigma2_eps_log__": np.log(h), "sigma2_eta_log__": np.log(q), "level_1": level[0], "level_step": np.diff(level)}
+        seen = ~np.isnan(SHORT)
+        expected = (stats.invgamma(a_eps, scale=b_eps).logpdf(h) + stats.invgamma(a_eta, scale=b_eta).logpdf(q) + np.log(h * q)
+                    + stats.norm(m0, np.sqrt(p0)).logpdf(level[0]) + stats.norm(0, np.sqrt(q)).logpdf(np.diff(level)).sum()
+                    + stats.norm(level[seen], np.sqrt(h)).logpdf(SHORT[seen]).sum())
+        assert float(logp(free)) == pytest.approx(float(expected), abs=1e-8)
+
+
 @pytest.mark.slow
 @pytest.mark.pymc
 def test_nuts_matches_the_exact_posterior(nile_exact):

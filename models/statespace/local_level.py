@@ -23,6 +23,8 @@ uses the same pieces:
   by the Kalman filter (:class:`QuadraturePosterior`).
 * ``nuts``, ``advi``, ``fullrank_advi``, ``map``: the PyMC model with the Kalman log-likelihood
   written as a PyTensor ``scan`` (the levels never enter the sampler, so NUTS sees no funnel).
+* ``pymc_gibbs``: the PyMC model with explicit levels; without a discrete latent PyMC's compound
+  step is plain NUTS over the levels and the variances (the centred funnel, for comparison).
 
 Why a proper prior on the first level: the diffuse limit (variance to infinity) gives no
 marginal likelihood (``log p(y)`` drifts to minus infinity with the prior's variance), so neither
@@ -46,6 +48,7 @@ from scipy.special import logsumexp
 from ..core.base import LatentModel, check_param_keys, check_rng, numeric_array
 from ..core.conjugate import InverseGamma
 from ..core.protocols import VALUES, DemoPlan
+from .series import SeriesData
 from .kalman import local_level_log_likelihood, rts_smoother, simulate_states, simulation_smoother
 
 __all__ = ["LocalLevel", "QuadraturePosterior"]
@@ -130,47 +133,32 @@ class LocalLevel(LatentModel):
         return np.array([mean]), np.array([[var]])
 
     # -- data ----------------------------------------------------------------------------------
-    def check_data(self, data) -> np.ndarray:
+    def check_data(self, data) -> SeriesData:
         """Validate a series.
 
         Parameters
         ----------
-        data : array-like of shape (T,) or (T, 1), or text of numbers
+        data : array-like of shape (T,) or (T, 1), pandas Series, text of numbers, or SeriesData
             Real numbers; NaN (or ``NA``/``?`` in text) marks a missing step. At least two steps and
-            two observed values.
+            two observed values. A pandas Series' index (strictly increasing numbers or dates)
+            becomes the ``time`` coordinate of the results.
 
         Returns
         -------
-        ndarray of shape (T,), float64, read-only
+        SeriesData
+            ``y`` (T,) read-only float64, and ``time`` (T,).
         """
-        if isinstance(data, np.ndarray) and data.dtype == float and data.ndim == 1 and not data.flags.writeable:
-            return data  # already validated
-        if isinstance(data, str):
-            tokens = data.replace(",", " ").split()
-            data = [np.nan if token in {"NA", "na", "NaN", "nan", "?"} else token for token in tokens]
-            try:
-                data = [float(v) for v in data]
-            except ValueError:
-                raise ValueError("data text must be numbers separated by spaces or commas (NA or ? for missing)") from None
-        y = numeric_array(data, "data", "a 1-D series of numbers (NaN for missing)")
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"data must be a 1-D series (T,) or a column (T, 1), got shape {y.shape}")
-        if np.any(np.isinf(y)):
-            raise ValueError("data must be finite or NaN (missing); it holds an infinite value")
-        observed = int(np.sum(~np.isnan(y)))
-        if y.size < 2 or observed < 2:
-            raise ValueError(f"data must have at least two steps and two observed values, got {y.size} steps, {observed} observed")
-        y = np.array(y, dtype=float)
-        y.setflags(write=False)
-        return y
+        return SeriesData.from_data(data)
 
     def default_data(self) -> np.ndarray:
-        """The Nile's annual flow at Aswan, 1871-1970 (:func:`latentzoo.models.datasets.nile`)."""
+        """The Nile's annual flow at Aswan, 1871-1970 (:func:`latentzoo.models.datasets.nile`), a pandas
+        Series indexed by year (the years become the ``time`` coordinate)."""
         from ..datasets import nile
 
-        return self.check_data(nile()[1])
+        import pandas as pd
+
+        years, flow = nile()
+        return pd.Series(flow, index=pd.Index(years, name="year"), name="volume")
 
     def demo_plan(self) -> DemoPlan:
         return DemoPlan(cost_seconds=None)
@@ -182,10 +170,10 @@ class LocalLevel(LatentModel):
         return {"level": ("time",), "level_sd": ("time",)}
 
     def coords(self, data) -> dict[str, list]:
-        return {"time": list(range(len(self.check_data(data))))}
+        return {"time": list(self.check_data(data).time)}
 
     def observed_data(self, data) -> dict:
-        return {"y": (self.check_data(data), ("time",))}
+        return {"y": (self.check_data(data).y, ("time",))}
 
     def n_observations(self, data) -> int:
         return len(self.check_data(data))
@@ -215,7 +203,7 @@ class LocalLevel(LatentModel):
         """This model with every data-driven prior fixed from ``data``: Inverse-Gamma
         ``(1, var(y) / 100)`` for both variances, Normal ``(mean(y), 10 var(y))`` for the first
         level (``y``: the observed values)."""
-        y = self.check_data(data)
+        y = self.check_data(data).y
         observed = y[~np.isnan(y)]
         variance = float(np.var(observed))
         if variance <= 0:
@@ -239,14 +227,14 @@ class LocalLevel(LatentModel):
     def log_likelihood(self, data, params) -> np.ndarray:
         """Pointwise ``log p(y_t | y_1..t-1, params)`` (0 at a missing step), the levels integrated
         out by the Kalman filter; shape ``batch + (T,)``. The sum is ``log p(y | params)``."""
-        y = self.check_data(data)
+        y = self.check_data(data).y
         mean, var = self._explicit("level_prior")
         return local_level_log_likelihood(y, params["sigma2_eps"], params["sigma2_eta"], mean, var)
 
     def smooth(self, data, params) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """The RTS smoother at scalar ``params``: ``E[level_t | y]`` (T,), ``Var[level_t | y]`` (T,),
         ``Cov[level_t+1, level_t | y]`` (T-1,) and ``log p(y | params)``."""
-        y = self.check_data(data)
+        y = self.check_data(data).y
         system = self.system(params)
         a1, P1 = self._start()
         means, covs, lags, loglik = rts_smoother(y, system["Z"], system["T"], system["H"], system["G"], a1, P1)
@@ -255,18 +243,19 @@ class LocalLevel(LatentModel):
     def latent_posterior(self, data, params) -> dict[str, np.ndarray]:
         """``level`` and ``level_sd``: the smoothed mean and standard deviation of every level given
         the parameters, shape ``batch + (T,)``."""
-        y = self.check_data(data)
+        series = self.check_data(data)
+        y = series.y
         eps, eta = np.broadcast_arrays(np.asarray(params["sigma2_eps"], float), np.asarray(params["sigma2_eta"], float))
         means = np.empty(eps.shape + y.shape)
         sds = np.empty(eps.shape + y.shape)
         for index in np.ndindex(eps.shape):
-            mean, var, _, _ = self.smooth(y, {"sigma2_eps": eps[index], "sigma2_eta": eta[index]})
+            mean, var, _, _ = self.smooth(series, {"sigma2_eps": eps[index], "sigma2_eta": eta[index]})
             means[index], sds[index] = mean, np.sqrt(var)
         return {"level": means, "level_sd": sds}
 
     def sample_level(self, data, params, rng) -> np.ndarray:
         """One draw of the levels (T,) from ``p(level | y, params)`` (the simulation smoother)."""
-        y = self.check_data(data)
+        y = self.check_data(data).y
         system = self.system(params)
         a1, P1 = self._start()
         return simulation_smoother(y, system["Z"], system["T"], system["H"], system["G"], a1, P1, check_rng(rng))[:, 0]
@@ -285,7 +274,7 @@ class LocalLevel(LatentModel):
     def initial_params(self, data, rng, strategy: str = "random") -> dict:
         """``"random"``: sigma2_eps a random fraction of the observed variance, sigma2_eta a random
         fraction of the variance of the differences; ``"prior"``: a draw from the prior."""
-        y = self.check_data(data)
+        y = self.check_data(data).y
         if strategy == "prior":
             draws = {name: prior.sample(rng) for name, prior in self.prior().items()}
             return {name: np.asarray(value, float) for name, value in draws.items()}
@@ -309,14 +298,16 @@ class LocalLevel(LatentModel):
 
     def expected_stats(self, data, params) -> tuple[dict, float]:
         """E-step: expected squared residuals and level increments, and ``log p(y | params)``."""
-        y = self.check_data(data)
-        mean, var, lag, loglik = self.smooth(y, params)
+        series = self.check_data(data)
+        y = series.y
+        mean, var, lag, loglik = self.smooth(series, params)
         return self._stats(y, mean, var, lag), loglik
 
     def sample_stats(self, data, params, rng) -> dict:
         """The squared residuals and increments of one draw of the levels (simulation smoother)."""
-        y = self.check_data(data)
-        level = self.sample_level(y, params, rng)
+        series = self.check_data(data)
+        y = series.y
+        level = self.sample_level(series, params, rng)
         observed = ~np.isnan(y)
         return {"eps_sq": float(np.sum((y[observed] - level[observed]) ** 2)), "eps_count": float(observed.sum()),
                 "eta_sq": float(np.sum(np.diff(level) ** 2)), "eta_count": float(y.size - 1)}
@@ -339,9 +330,10 @@ class LocalLevel(LatentModel):
         ``E_q[log p(y, levels | sigma2)]`` differs from ``log p_v(y, levels)`` only in the ``log sigma2``
         terms: ``n / 2 (log v - E_q[log sigma2])`` for the n residuals of each kind.
         """
-        y = self.check_data(data)
+        series = self.check_data(data)
+        y = series.y
         plug_in = {name: 1.0 / float(factors[name].expected_inverse()) for name in NAMES}
-        mean, var, lag, loglik = self.smooth(y, plug_in)
+        mean, var, lag, loglik = self.smooth(series, plug_in)
         stats = self._stats(y, mean, var, lag)
         correction = sum(0.5 * stats[count] * (np.log(plug_in[name]) - float(factors[name].expected_log()))
                          for name, count in (("sigma2_eps", "eps_count"), ("sigma2_eta", "eta_count")))
@@ -351,10 +343,10 @@ class LocalLevel(LatentModel):
     def log_posterior_grid(self, data, log_eps, log_eta) -> np.ndarray:
         """``log p(y | s) + log p(s) + log s_eps + log s_eta`` on the grid ``(log_eps, log_eta)``
         (the density of the log-variances, up to ``log p(y)``), shape (len(log_eps), len(log_eta))."""
-        y = self.check_data(data)
+        series = self.check_data(data)
         u, v = np.meshgrid(np.asarray(log_eps, float), np.asarray(log_eta, float), indexing="ij")
         params = {"sigma2_eps": np.exp(u), "sigma2_eta": np.exp(v)}
-        return self.log_likelihood(y, params).sum(-1) + self.log_prior(params) + u + v
+        return self.log_likelihood(series, params).sum(-1) + self.log_prior(params) + u + v
 
     def exact_posterior(self, data, n_grid: int = 200) -> "QuadraturePosterior":
         """The posterior of the two variances by quadrature, with the levels integrated out exactly.
@@ -365,38 +357,52 @@ class LocalLevel(LatentModel):
         taken constant on each cell (midpoint rule), so the log evidence and draws are exact up to
         the quadrature error, which the tests bound.
         """
-        y = self.check_data(data)
+        series = self.check_data(data)
+        y = series.y
         observed = y[~np.isnan(y)]
         centre = np.log(max(float(np.var(observed)), np.finfo(float).tiny))
         coarse = np.linspace(centre - 20.0, centre + 8.0, 113)
         step = coarse[1] - coarse[0]
-        log_post = self.log_posterior_grid(y, coarse, coarse)
+        log_post = self.log_posterior_grid(series, coarse, coarse)
         keep = log_post > log_post.max() - 30.0
         rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
         eps_edges = np.linspace(coarse[rows[0]] - step, coarse[rows[-1]] + step, n_grid + 1)
         eta_edges = np.linspace(coarse[cols[0]] - step, coarse[cols[-1]] + step, n_grid + 1)
         log_eps = 0.5 * (eps_edges[1:] + eps_edges[:-1])
         log_eta = 0.5 * (eta_edges[1:] + eta_edges[:-1])
-        log_post = self.log_posterior_grid(y, log_eps, log_eta)
+        log_post = self.log_posterior_grid(series, log_eps, log_eta)
         log_cell = log_post + np.log(eps_edges[1] - eps_edges[0]) + np.log(eta_edges[1] - eta_edges[0])
         log_evidence = float(logsumexp(log_cell))
         return QuadraturePosterior(eps_edges, eta_edges, log_cell - log_evidence, log_evidence)
 
     # -- PyMC ------------------------------------------------------------------------------------
     def pymc_model(self, data, marginalized: bool = True):
-        """The PyMC model: Inverse-Gamma variances and the Kalman log-likelihood of the series as a
-        ``pm.Potential`` (the levels integrated out by a PyTensor ``scan``; :func:`pymc_kalman_log_likelihood`).
-        ``marginalized=False`` is refused: the model has no discrete latents to keep explicit."""
-        import pymc as pm
+        """The PyMC model: Inverse-Gamma variances and the series' likelihood.
 
-        if not marginalized:
-            raise ValueError("LocalLevel's PyMC model always integrates the levels out (marginalized=True)")
-        y = self.check_data(data)
+        ``marginalized=True``: the Kalman log-likelihood as a ``pm.Potential``, the levels
+        integrated out by a PyTensor ``scan`` (:func:`pymc_kalman_log_likelihood`).
+        ``marginalized=False`` (``pymc_gibbs``): the levels explicit, ``level`` (time) as the
+        cumulative sum of Normal increments, the observed steps Normal around them. With no discrete
+        latent, PyMC's compound step is NUTS over levels and variances together, which meets the
+        funnel between ``sigma2_eta`` and the increments that the marginalised model avoids.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        series = self.check_data(data)
+        y = series.y
         mean, var = self._explicit("level_prior")
-        with pm.Model(coords=self.coords(y)) as model:
+        with pm.Model(coords=self.coords(series)) as model:
             priors = {name: pm.InverseGamma(name, *self._explicit(f"{name}_prior")) for name in NAMES}
-            pointwise = pymc_kalman_log_likelihood(y, priors["sigma2_eps"], priors["sigma2_eta"], mean, var)
-            pm.Potential("y_log_likelihood", pointwise.sum())
+            if marginalized:
+                pointwise = pymc_kalman_log_likelihood(y, priors["sigma2_eps"], priors["sigma2_eta"], mean, var)
+                pm.Potential("y_log_likelihood", pointwise.sum())
+                return model
+            first = pm.Normal("level_1", mean, np.sqrt(var))
+            steps = pm.Normal("level_step", 0.0, pt.sqrt(priors["sigma2_eta"]), shape=y.size - 1)
+            level = pm.Deterministic("level", pt.concatenate([first[None], first + pt.cumsum(steps)]), dims="time")
+            seen = np.flatnonzero(~np.isnan(y))
+            pm.Normal("y", level[seen], pt.sqrt(priors["sigma2_eps"]), observed=y[seen])
         return model
 
     def picture(self, comparison):

@@ -198,7 +198,7 @@ def test_bad_input_raises():
         LocalLevel(sigma2_eps_prior=(0.0, 1.0))
     with pytest.raises(TypeError, match="level_prior"):
         LocalLevel(level_prior="ab")
-    with pytest.raises(ValueError, match="at least two"):
+    with pytest.raises(ValueError, match="at least 2 steps"):
         SMALL_MODEL.check_data([1.0, np.nan, np.nan])
     with pytest.raises(ValueError, match="1-D"):
         SMALL_MODEL.check_data(np.zeros((3, 2)))
@@ -206,6 +206,24 @@ def test_bad_input_raises():
         SMALL_MODEL.check_params({"sigma2_eps": 1.0, "sigma2_eta": -1.0})
     with pytest.raises(ValueError, match="with_data_prior"):
         LocalLevel().prior()
+
+
+def test_a_pandas_series_gives_the_times_and_bad_times_are_refused():
+    import pandas as pd
+
+    years = np.arange(1950, 1958)
+    checked = SMALL_MODEL.check_data(pd.Series(SHORT, index=years.astype(float)))
+    np.testing.assert_array_equal(checked.y, SHORT)
+    assert checked.time.dtype == np.int64 and list(SMALL_MODEL.coords(checked)["time"]) == list(years)
+    # a plain array counts its steps; the same values give the same likelihood whatever the times
+    assert list(SMALL_MODEL.coords(SHORT)["time"]) == list(range(SHORT.size))
+    params = {"sigma2_eps": 0.7, "sigma2_eta": 0.2}
+    np.testing.assert_array_equal(SMALL_MODEL.log_likelihood(checked, params), SMALL_MODEL.log_likelihood(SHORT, params))
+    dates = pd.date_range("2020-01-01", periods=SHORT.size, freq="MS")
+    assert SMALL_MODEL.check_data(pd.Series(SHORT, index=dates)).time.dtype.kind == "M"
+    for bad in (years[::-1], np.r_[years[:-1], years[-2]], np.r_[years[:-1], np.nan]):
+        with pytest.raises(ValueError, match="strictly increasing"):
+            SMALL_MODEL.check_data(pd.Series(SHORT, index=bad))
 
 
 NILE_MODEL = LocalLevel().with_data_prior(NILE)

@@ -47,7 +47,7 @@ from scipy.special import logsumexp
 
 from ..core.base import LatentModel, check_param_keys, check_rng, numeric_array
 from ..core.conjugate import InverseGamma
-from ..core.protocols import VALUES, DemoPlan
+from ..core.protocols import TIME_SERIES, DemoPlan
 from .series import SeriesData
 from .kalman import local_level_log_likelihood, rts_smoother, simulate_states, simulation_smoother
 
@@ -113,7 +113,7 @@ class LocalLevel(LatentModel):
 
     name = "local-level"
     observation_dim = "time"
-    data_file_format = VALUES
+    data_file_format = TIME_SERIES  # a file of values, or of (time, value) rows
 
     def __post_init__(self):
         for name in ("sigma2_eps_prior", "sigma2_eta_prior"):

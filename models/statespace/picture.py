@@ -22,7 +22,9 @@ def local_level_picture(model, comparison):
     series, variances = figure.subplots(1, 2, width_ratios=(2, 1))
     first = comparison.idatas[names[0]]
     y = np.asarray(first.observed_data["y"].values, float)
-    series.plot(np.arange(y.size), y, "o", ms=3, color="0.5", label="data")
+    # the series' own times (years on the Nile), else the step numbers
+    time = first.observed_data["y"].coords["time"].values if "time" in first.observed_data["y"].coords else np.arange(y.size)
+    series.plot(time, y, "o", ms=3, color="0.5", label="data")
     for name in names:
         posterior = comparison.idatas[name].posterior
         level = posterior["level"].values.reshape(-1, y.size)
@@ -31,8 +33,8 @@ def local_level_picture(model, comparison):
         # law of total variance over the draws of the variances
         spread = np.sqrt((sd**2).mean(0) + level.var(0))
         style = styles[name]
-        series.plot(mean, color=style["color"], lw=style["lw"], ls=style["ls"], label=name)
-        series.fill_between(np.arange(y.size), mean - 1.96 * spread, mean + 1.96 * spread, color=style["color"], alpha=0.12)
+        series.plot(time, mean, color=style["color"], lw=style["lw"], ls=style["ls"], label=name)
+        series.fill_between(time, mean - 1.96 * spread, mean + 1.96 * spread, color=style["color"], alpha=0.12)
         eps = posterior["sigma2_eps"].values.reshape(-1)
         eta = posterior["sigma2_eta"].values.reshape(-1)
         if eps.size == 1:

@@ -325,6 +325,34 @@ def test_pymc_log_density_equals_the_numpy_log_posterior():
 
 
 @pytest.mark.pymc
+def test_kalman_op_value_and_gradient_equal_the_scan_and_finite_differences():
+    # the Op (benchmarks/local_level.py's alternative to the scan) compiled by PyTensor's default
+    # (Numba) linker: its value and analytic gradient against the scan's autodiff and against central
+    # differences of the numpy filter, on a series with missing steps
+    import pytensor
+    import pytensor.tensor as pt
+
+    from latentzoo.models.ops.kalman_op import local_level_log_likelihood_op
+    from latentzoo.models.statespace.local_level import pymc_kalman_log_likelihood
+
+    h, q = pt.dscalar("h"), pt.dscalar("q")
+    op_value = local_level_log_likelihood_op(SHORT, h, q, 1.0, 4.0)
+    scan_value = pymc_kalman_log_likelihood(SHORT, h, q, 1.0, 4.0).sum()
+    both = pytensor.function([h, q], [op_value, *pt.grad(op_value, [h, q]), scan_value, *pt.grad(scan_value, [h, q])])
+    step = 1e-6
+    for point in ((0.8, 0.3), (2.0, 0.05), (0.01, 5.0)):
+        op, op_dh, op_dq, scan, scan_dh, scan_dq = (float(v) for v in both(*point))
+        numpy = local_level_log_likelihood(SHORT, *point, 1.0, 4.0).sum()
+        dh = (local_level_log_likelihood(SHORT, point[0] + step, point[1], 1.0, 4.0).sum()
+              - local_level_log_likelihood(SHORT, point[0] - step, point[1], 1.0, 4.0).sum()) / (2 * step)
+        dq = (local_level_log_likelihood(SHORT, point[0], point[1] + step, 1.0, 4.0).sum()
+              - local_level_log_likelihood(SHORT, point[0], point[1] - step, 1.0, 4.0).sum()) / (2 * step)
+        assert op == pytest.approx(numpy, abs=1e-10) and scan == pytest.approx(numpy, abs=1e-10)
+        assert (op_dh, op_dq) == pytest.approx((scan_dh, scan_dq), rel=1e-9)
+        assert (op_dh, op_dq) == pytest.approx((dh, dq), rel=1e-5)
+
+
+@pytest.mark.pymc
 def test_pymc_explicit_level_density_equals_scipy():
     # pymc_gibbs's declaration: the levels explicit (first level and increments), written out with
     # scipy's densities; the missing steps of SHORT add no observation term

@@ -165,8 +165,8 @@ class LocalLevel(LatentModel):
         # ADVI from PyMC's start (the priors' mode, var(y) / 200) crawls up the log-variances and its
         # default stopping rule fires on the crawl, far from the optimum; from EM's point it converges
         # in about 2000 steps (tests/test_local_level.py::test_advi_reaches_the_mean_field_optimum).
-        # Measured with a warm cache: 35 s at load 14 on two cores (48 s cold), every demo back-end kept
-        return DemoPlan(options={"advi": {"start": "em"}}, cost_seconds=35.0)
+        # Measured with a warm cache: 21 s at load 14 on two cores (35 s cold), every demo back-end kept
+        return DemoPlan(options={"advi": {"start": "em"}}, cost_seconds=21.0)
 
     def param_dims(self) -> dict[str, tuple[str, ...]]:
         return {"sigma2_eps": (), "sigma2_eta": ()}

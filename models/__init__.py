@@ -8,6 +8,7 @@ from .mixture.poisson import PoissonMixture
 from .mixture.finite import FiniteMixture
 from .hmm.gaussian import GaussianHMM
 from .hmm.poisson import PoissonHMM
+from .statespace.local_level import LocalLevel
 from .gaussian.gda import GaussianDiscriminantAnalysis
 from .hmm.categorical import CategoricalHMM, DiceHMM, HMMData
 from .gaussian.niw import NIWGaussian
@@ -32,9 +33,10 @@ __all__ = [
     "NIWGaussian",
     "NormalInverseWishart",
     "PoissonHMM",
+    "LocalLevel",
     "PoissonMixture",
     "ThreeCoins",
 ]
 
 #: command-line name -> model class, for ``latentzoo list`` and friends
-MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM, BernoulliMixture, PoissonHMM, PoissonMixture)}
+MODELS = {cls.name: cls for cls in (ThreeCoins, DiceHMM, NIWGaussian, CategoricalHMM, GaussianMixture, GaussianHMM, BernoulliMixture, PoissonHMM, PoissonMixture, LocalLevel)}

@@ -30,6 +30,7 @@ import functools
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +41,8 @@ from latentzoo.inference.comparison.compare import TABLE_COLUMNS, comparison_tab
 from latentzoo.models import MODELS
 
 from .conftest import SEED_FLIPS
+
+NILE_CSV = Path(__file__).resolve().parents[1] / "models" / "data" / "nile.csv"
 
 #: columns that measure time: different in every run
 TIMING = ("compile_s", "run_s", "runtime_s", "ess_bulk_per_s")
@@ -130,6 +133,44 @@ def test_fit_json_equals_the_python_table(model_name, data, backend, extra, caps
     if model_name == "categorical-hmm" and backend == "em":
         tiny = table[(table["mean"] > 0) & (table["mean"] < 1e-6)]
         assert len(tiny), "the case is meant to hold numbers below 1e-6"
+
+
+def test_fit_reads_a_time_series_file_and_keeps_its_times(tmp_path, capsys):
+    # LocalLevel declares TIME_SERIES: a (year, volume) table is the values indexed by the years,
+    # which become the results' time coordinate; a missing volume is a missing step
+    import pandas as pd
+    import xarray as xr
+
+    rows = [line.split(",") for line in NILE_CSV.read_text().splitlines()[1:]]
+    years, flow = np.array([int(r[0]) for r in rows]), np.array([float(r[1]) for r in rows])
+    flow[3] = np.nan
+    path = tmp_path / "nile.csv"
+    path.write_text("year,volume\n" + "".join(f"{y},{'NA' if np.isnan(v) else v}\n" for y, v in zip(years, flow)))
+    assert main(["fit", "local-level", "--data", str(path), "--backend", "em", "--seed", "11", "--json",
+                 "--out", str(tmp_path / "em.nc")]) == 0
+    records = strict_json(capsys.readouterr().out)
+    model = MODELS["local-level"]()
+    idata = fit(model, pd.Series(flow, index=years), backend="em", random_seed=11, progressbar=False)
+    assert_records_equal_table(records, comparison_table(model, {"em": idata}))
+    with xr.open_datatree(tmp_path / "em.nc") as saved:
+        np.testing.assert_array_equal(saved.posterior["time"].values, years)
+        np.testing.assert_array_equal(saved.observed_data["y"].values, flow)
+
+    # one column: the steps are counted from 0, and the numbers are the same
+    values = tmp_path / "volume.txt"
+    values.write_text("\n".join("NA" if np.isnan(v) else str(v) for v in flow))
+    assert main(["fit", "local-level", "--data", str(values), "--backend", "em", "--seed", "11", "--json"]) == 0
+    untimed = [{key: value for key, value in record.items() if key not in TIMING} for record in records]
+    assert [{key: value for key, value in record.items() if key not in TIMING}
+            for record in strict_json(capsys.readouterr().out)] == untimed
+
+    # neither one column nor two, and times out of order: exit 2, naming the file
+    for content, words in (("1,2,3\n4,5,6\n", "two columns (time, value)"), ("1871,1120\n1870,1160\n1872,963\n",
+                                                                              "strictly increasing")):
+        path.write_text(content)
+        assert main(["fit", "local-level", "--data", str(path), "--backend", "em"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "nile.csv" in err, err
 
 
 def test_compare_json_equals_compare(capsys):

@@ -253,7 +253,8 @@ JAX_MODELS = {**MODEL_ROWS, "categorical-hmm-missing": (CategoricalHMM(2, 3), [[
 #: these compile in a few seconds each on two cores; the others are slow-marked
 # the three coins (PyMC's own distributions) by default; the HMM Ops and the SPD Cholesky in JAX
 # are checked on their own above, inside whole models in the slow suite (40 s each, cold)
-DEFAULT_JAX_MODELS = {"three-coins"}
+# the local level's Kalman Op (1.4 s warm): its only check in JAX
+DEFAULT_JAX_MODELS = {"three-coins", "local-level"}
 
 
 def _random_points(pm_model, rng, n_points):

@@ -17,7 +17,7 @@ import latentzoo.models as models
 from latentzoo.inference.cli.demo import _demo_plan, demo_order
 from latentzoo.inference.cli.input import load_data
 from latentzoo.models import MODELS, ThreeCoins
-from latentzoo.models.core.protocols import FEATURE_ROWS, VALUES, DataFileFormat, Demo, DemoPlan
+from latentzoo.models.core.protocols import FEATURE_ROWS, TIME_SERIES, VALUES, DataFileFormat, Demo, DemoPlan
 
 INFERENCE = Path(__file__).resolve().parents[1] / "inference"
 
@@ -51,12 +51,15 @@ class CostlyCoins(ThreeCoins):
 
 
 def test_every_registered_model_declares_its_data_file_format():
-    # a file's columns are features for these; flips, symbols and counts for the others
+    # a file's columns are features for these; a series with its times for the state-space models;
+    # flips, symbols and counts for the others
     feature_rows = {"gmm", "niw-gaussian", "gaussian-hmm", "bernoulli-mixture"}
+    time_series = {"local-level"}
     for name, cls in MODELS.items():
         model = cls()
         assert isinstance(model, DataFileFormat)
-        assert model.data_file_format == (FEATURE_ROWS if name in feature_rows else VALUES), cls.__name__
+        expected = FEATURE_ROWS if name in feature_rows else TIME_SERIES if name in time_series else VALUES
+        assert model.data_file_format == expected, cls.__name__
 
 
 @pytest.mark.parametrize("header", [True, False])

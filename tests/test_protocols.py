@@ -144,6 +144,8 @@ EXPECTED_CAPABILITIES = {
     "poisson-hmm": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "Demo", "ChunkedStats"},
     "poisson-mixture": {"ConjugateEStep", "ConjugateSweep", "HardAssignments", "MeanField", "ExactlySolvable", "Demo",
                         "ChunkedStats", "ChunkValidation", "SelectableSize"},
+    "local-level": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "DataDrivenPrior", "Demo",
+                    "Pictured"},
 }
 
 

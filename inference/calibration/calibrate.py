@@ -182,6 +182,8 @@ def default_data_size(model):
         return lengths[0] if data.single else lengths
     if hasattr(data, "x"):  # GaussianData
         return int(data.x.shape[0])
+    if hasattr(data, "time"):  # SeriesData: one series of T steps
+        return int(len(data.y))
     raise ValueError(f"cannot tell the size of {type(model).__name__}'s example data; give data_size")
 
 

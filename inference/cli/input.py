@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 __all__ = ["DATA_SUFFIXES", "NotATableError", "UsageError", "check_out_file", "comparison_options", "load_data", "make_model",
-           "apply_backend_options", "parse_pairs", "read_data_file", "read_table", "sequence_text"]
+           "apply_backend_options", "parse_pairs", "read_data_file", "read_table", "sequence_text", "time_series"]
 
 DATA_SUFFIXES = (".csv", ".txt", ".tsv", ".dat", ".npy")
 
@@ -89,7 +89,7 @@ def load_data(text: str | None, model):
     (``1111110000``) is passed to the model as text, like inline data. A file's data that the
     model refuses are reported with the file's name.
     """
-    from latentzoo.models.core.protocols import ExampleData
+    from latentzoo.models.core.protocols import TIME_SERIES, ExampleData
 
     if text is None:
         # a general-purpose model (CategoricalHMM) has no example data set of its own
@@ -100,6 +100,8 @@ def load_data(text: str | None, model):
         raise UsageError("--data is empty; give inline data (e.g. 1111110000) or a data file")
     path = Path(text).expanduser()
     if _is_file(path):
+        if _file_format(model) == TIME_SERIES:
+            return _check_file_data(model, path, time_series(read_data_file(path), repr(str(path))))
         feature_rows = _takes_feature_rows(model)
         try:
             data = read_data_file(path, feature_rows)
@@ -109,15 +111,44 @@ def load_data(text: str | None, model):
             # sequences may be ragged and may hold missing steps (NA, ?): the model's own text
             # reader knows its rules, so it gets the file's lines
             data = sequence_text(path.read_text(encoding="utf-8-sig"))
-        try:
-            return model.check_data(data)
-        except (TypeError, ValueError) as error:
-            raise UsageError(f"--data {str(path)!r}: {error}") from None
+        return _check_file_data(model, path, data)
     if _is_dir(path):
         raise UsageError(f"--data {text!r} is a directory, not a data file")
     if len(text) < 4096 and "\n" not in text and (path.suffix in DATA_SUFFIXES or os.sep in text):
         raise FileNotFoundError(f"--data file {text!r} does not exist")
     return model.check_data(text)
+
+
+def _check_file_data(model, path: Path, data):
+    """``model.check_data(data)``; what the model refuses is reported with the file's name."""
+    try:
+        return model.check_data(data)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--data {str(path)!r}: {error}") from None
+
+
+def _file_format(model) -> str | None:
+    from latentzoo.models.core.protocols import DataFileFormat
+
+    return model.data_file_format if isinstance(model, DataFileFormat) else None
+
+
+def time_series(values, where: str = "the data"):
+    """A time-series file's contents (:data:`~latentzoo.models.core.protocols.TIME_SERIES`): one
+    column of values as a 1-D array, or two columns as a pandas Series of the second indexed by
+    the first (the times; a year column stays whole numbers)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(values, str):  # a one-line file of digits: the model's own text reader
+        return values
+    values = np.asarray(values)
+    if values.ndim == 1:
+        return values
+    if values.ndim != 2 or values.shape[1] != 2:
+        raise UsageError(f"--data {where}: a time series is one column of values, or two columns (time, value); "
+                         f"got {values.shape[1] if values.ndim == 2 else values.ndim} columns")
+    return pd.Series(values[:, 1], index=values[:, 0])
 
 
 def _takes_feature_rows(model) -> bool:

@@ -24,6 +24,7 @@ __all__ = [
     "Beta",
     "Dirichlet",
     "Gamma",
+    "InverseGamma",
     "MaskedDirichlet",
     "MultivariateT",
     "NormalInverseWishart",
@@ -363,6 +364,102 @@ class Gamma:
             + a_p * (np.log(b_q) - np.log(b_p))
             + a_q * (b_p - b_q) / b_q
         )
+
+
+@dataclass(frozen=True)
+class InverseGamma:
+    """InverseGamma(shape, scale) distribution on (0, inf), possibly batched: the conjugate prior of
+    a Gaussian variance with known mean.
+
+    The density is ``scale^shape / Gamma(shape) x^(-shape - 1) exp(-scale / x)`` (scipy's
+    ``stats.invgamma(shape, scale=scale)``); ``1 / x`` is Gamma(shape, rate=scale). After ``n``
+    Gaussian residuals whose squares sum to ``S`` the posterior is
+    ``InverseGamma(shape + n / 2, scale + S / 2)``.
+
+    Parameters
+    ----------
+    shape, scale : float or array-like of the same shape (batch_shape)
+        Positive. Only :meth:`flat` builds the improper ``(-1, 0)``.
+    """
+
+    shape: np.ndarray
+    scale: np.ndarray
+
+    def __post_init__(self):
+        shape = _as_positive_array(self.shape, "shape")
+        scale = _as_positive_array(self.scale, "scale")
+        shape, scale = np.broadcast_arrays(shape, scale)
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "scale", scale)
+
+    @classmethod
+    def _trusted(cls, shape, scale) -> "InverseGamma":
+        instance = object.__new__(cls)
+        object.__setattr__(instance, "shape", np.asarray(shape, float))
+        object.__setattr__(instance, "scale", np.asarray(scale, float))
+        return instance
+
+    @classmethod
+    def flat(cls, batch_shape: tuple[int, ...] = ()) -> "InverseGamma":
+        """The improper limit InverseGamma(-1, 0), a flat density on (0, inf): updated by ``n``
+        squared residuals summing to ``S`` its mode is ``S / n``, the maximum-likelihood variance.
+        It is only meant to be updated (no mode, mean or draws of its own)."""
+        return cls._trusted(-np.ones(batch_shape), np.zeros(batch_shape))
+
+    def update(self, sum_sq, count) -> "InverseGamma":
+        """Posterior after ``count`` residuals (possibly expected) with squares summing to ``sum_sq``."""
+        shape, scale = np.broadcast_arrays(self.shape + 0.5 * np.asarray(count, float),
+                                           self.scale + 0.5 * np.asarray(sum_sq, float))
+        return InverseGamma._trusted(shape, scale)
+
+    def _check_proper(self, what: str, min_shape: float = 0.0) -> None:
+        if np.any(self.scale <= 0) or np.any(self.shape <= min_shape):
+            raise ValueError(
+                f"an InverseGamma needs scale > 0 and shape > {min_shape:g} for its {what}; got shape "
+                f"{self.shape!r}, scale {self.scale!r} (the flat prior updated by too few residuals)"
+            )
+
+    def mean(self) -> np.ndarray:
+        """``scale / (shape - 1)``, for ``shape > 1``."""
+        self._check_proper("mean", 1.0)
+        return self.scale / (self.shape - 1.0)
+
+    def var(self) -> np.ndarray:
+        """``scale^2 / ((shape - 1)^2 (shape - 2))``, for ``shape > 2``."""
+        self._check_proper("variance", 2.0)
+        return self.scale**2 / ((self.shape - 1.0) ** 2 * (self.shape - 2.0))
+
+    def mode(self) -> np.ndarray:
+        """``scale / (shape + 1)``: always defined for a proper distribution (the density vanishes
+        at 0 however small the shape), and for the flat prior once ``shape > -1``."""
+        if np.any(self.scale <= 0) or np.any(self.shape <= -1.0):
+            raise ValueError("the flat InverseGamma prior updated by no residual has no mode")
+        return self.scale / (self.shape + 1.0)
+
+    def sample(self, rng: np.random.Generator, size=None) -> np.ndarray:
+        """Draws of shape ``size + batch_shape`` (``size`` may be None or a tuple)."""
+        self._check_proper("draws")
+        shape = self.shape.shape if size is None else tuple(np.atleast_1d(size)) + self.shape.shape
+        return self.scale / rng.gamma(np.broadcast_to(self.shape, shape))
+
+    def log_pdf(self, x) -> np.ndarray:
+        x = np.asarray(x, float)
+        with np.errstate(divide="ignore"):
+            return (special.xlogy(self.shape, self.scale) - special.gammaln(self.shape)
+                    - (self.shape + 1.0) * np.log(x) - self.scale / x)
+
+    def expected_inverse(self) -> np.ndarray:
+        """``E[1 / x] = shape / scale`` (the mean of the Gamma precision)."""
+        return self.shape / self.scale
+
+    def expected_log(self) -> np.ndarray:
+        """``E[log x] = log(scale) - digamma(shape)``."""
+        return np.log(self.scale) - special.digamma(self.shape)
+
+    def kl(self, other: "InverseGamma") -> np.ndarray:
+        """KL(self || other), elementwise: the KL divergence of the Gamma(shape, rate=scale)
+        precisions, which a change of variables leaves unchanged."""
+        return Gamma._trusted(self.shape, self.scale).kl(Gamma._trusted(other.shape, other.scale))
 
 
 # -- Normal-Inverse-Wishart ---------------------------------------------------------------------

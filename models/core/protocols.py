@@ -182,6 +182,7 @@ __all__ = [
     "DataFileFormat",
     "FEATURE_ROWS",
     "VALUES",
+    "TIME_SERIES",
     "Pictured",
     "ChunkedStats",
     "ChunkValidation",
@@ -410,6 +411,9 @@ FEATURE_ROWS = "feature_rows"
 #: flips or symbols: a table's one column is flattened to 1-D, ragged rows (sequences of
 #: different lengths, missing steps) and a one-line file of digits reach ``check_data`` as text
 VALUES = "values"
+#: one series: a table of one column (the values) or two (times, then values; a header row
+#: allowed), handed to ``check_data`` as a 1-D array or a pandas Series indexed by the times
+TIME_SERIES = "time_series"
 
 
 @runtime_checkable
@@ -419,8 +423,8 @@ class DataFileFormat(Protocol):
 
     Attributes
     ----------
-    data_file_format : {"feature_rows", "values"}
-        :data:`FEATURE_ROWS` or :data:`VALUES`.
+    data_file_format : {"feature_rows", "values", "time_series"}
+        :data:`FEATURE_ROWS`, :data:`VALUES` or :data:`TIME_SERIES`.
     """
 
     data_file_format: str

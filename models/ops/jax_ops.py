@@ -7,7 +7,10 @@ JAX takes of it must be the right one. This module supplies both for
 
 * ``HMMLogLikelihood`` (:mod:`latentzoo.models.ops.hmm_op`) in both its emission forms: a
   categorical table read by symbol, and a (T, K) matrix of log emission densities,
-* ``SPDCholesky`` (:mod:`latentzoo.models.ops.pymc_parts`).
+* ``SPDCholesky`` (:mod:`latentzoo.models.ops.pymc_parts`),
+* ``LocalLevelLogLikelihood`` (:mod:`latentzoo.models.ops.kalman_op`): the Kalman filter as a
+  ``lax.scan`` that JAX differentiates itself (two scalars, so reverse mode through the scan costs
+  about one more pass).
 
 Call :func:`register_jax_ops` before compiling a graph with JAX (``pytensor.function(...,
 mode="JAX")``); the ``nuts`` back-end does so for ``sampler="numpyro"`` and ``"blackjax"``.
@@ -64,6 +67,7 @@ jax.config.update("jax_enable_x64", True)
 __all__ = [
     "categorical_hmm_log_likelihood",
     "hmm_log_likelihood",
+    "local_level_log_likelihood",
     "log_emission_hmm_log_likelihood",
     "register_jax_ops",
 ]
@@ -245,6 +249,33 @@ def _spd_cholesky(matrices):
     return jnp.where(failed, jnp.nan, chol)
 
 
+def _local_level_log_likelihood(sigma2_eps, sigma2_eta, y, level_mean, level_var):
+    seen = ~jnp.isnan(y)
+    values = jnp.where(seen, y, 0.0)
+
+    def step(carry, inputs):
+        level, var = carry
+        y_t, seen_t = inputs
+        F = var + sigma2_eps
+        v = y_t - level
+        gain = jnp.where(seen_t, var / F, 0.0)
+        log_lik = jnp.where(seen_t, -0.5 * (jnp.log(2.0 * jnp.pi) + jnp.log(F) + v * v / F), 0.0)
+        return (level + gain * v, var * (1.0 - gain) + sigma2_eta), log_lik
+
+    start = (jnp.asarray(level_mean, jnp.float64), jnp.asarray(level_var, jnp.float64))
+    return lax.scan(step, start, (values, seen))[1].sum()
+
+
+def local_level_log_likelihood(level_mean, level_var, sigma2_eps, sigma2_eta, y):
+    """The local-level Op's outputs: ``log p(y)`` and its derivatives in the two variances. The
+    value is differentiated by JAX through the scan; the gradient outputs, which PyMC's JAX
+    samplers do not read (they differentiate the value), are constants to JAX."""
+    value = _local_level_log_likelihood(sigma2_eps, sigma2_eta, y, level_mean, level_var)
+    fixed = lax.stop_gradient(jnp.stack([sigma2_eps, sigma2_eta]))
+    grads = jax.grad(lambda s: _local_level_log_likelihood(s[0], s[1], y, level_mean, level_var))(fixed)
+    return value, grads[0], grads[1]
+
+
 @functools.cache
 def register_jax_ops() -> None:
     """Register the JAX implementations with PyTensor's ``jax_funcify`` (idempotent).
@@ -255,11 +286,16 @@ def register_jax_ops() -> None:
     from pytensor.link.jax.dispatch import jax_funcify
 
     from .hmm_op import _op_class as hmm_op_class
+    from .kalman_op import _op_class as kalman_op_class
     from .pymc_parts import _spd_cholesky_op
 
     @jax_funcify.register(hmm_op_class())
     def _funcify_hmm(op, node=None, **kwargs):
         return functools.partial(hmm_log_likelihood, op.emission)
+
+    @jax_funcify.register(kalman_op_class())
+    def _funcify_local_level(op, node=None, **kwargs):
+        return functools.partial(local_level_log_likelihood, op.level_mean, op.level_var)
 
     @jax_funcify.register(type(_spd_cholesky_op()))
     def _funcify_spd_cholesky(op, node=None, **kwargs):

@@ -1,0 +1,2 @@
+"""Linear-Gaussian state-space models: the Kalman kernels (:mod:`.kalman`) and the models built on
+them (:class:`~latentzoo.models.statespace.local_level.LocalLevel`)."""

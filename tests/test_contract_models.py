@@ -72,6 +72,10 @@ SHORT = {
     "advi": {"n_steps": 300, "draws": 40, "progressbar": False},
     "fullrank_advi": {"n_steps": 300, "draws": 40, "progressbar": False},
     "map": {"progressbar": False},
+    "smc": {"draws": 40, "chains": 2, "cores": 1, "progressbar": False},
+    "laplace": {"draws": 40, "progressbar": False},
+    "pathfinder": {"n_paths": 2, "draws": 40, "draws_per_path": 40, "progressbar": False},
+    "svgd": {"n_particles": 20, "n_steps": 50, "progressbar": False},
 }
 SEED = 5
 
@@ -106,6 +110,10 @@ SLOW_PAIRS = {
     # the Poisson HMM's map runs the Gaussian HMM's Op, whose map pair runs by default
     ("poisson-mixture", "nuts"), ("poisson-mixture", "map"), ("poisson-mixture", "pymc_gibbs"),
     ("poisson-hmm", "map"),
+    # the four back-ends of issue 28 run by default on the three coins (and tests/test_more_backends.py
+    # runs them on the NIW); every other model's pair compiles the same code path on another graph
+    *((row, backend) for row, _, _ in MODELS if row != "three-coins"
+      for backend in ("smc", "laplace", "pathfinder", "svgd")),
 }
 
 

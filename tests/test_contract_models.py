@@ -268,8 +268,9 @@ def check_support(row: str, idata: xr.DataTree) -> None:
 
 
 #: what each kind of back-end reports as its objective
-OBJECTIVE_NAMES = {"point": {"log-posterior", "log-likelihood"}, "variational": {"ELBO"}, "exact": {"log-evidence"},
-                   "sampler": {""}}
+#: smc reports its log-evidence estimate, laplace its Laplace log-evidence, svgd no objective
+OBJECTIVE_NAMES = {"point": {"log-posterior", "log-likelihood"}, "variational": {"ELBO", "log-evidence", ""},
+                   "exact": {"log-evidence"}, "sampler": {"", "log-evidence"}}
 
 
 def check_fit_record(row: str, backend: str, idata: xr.DataTree) -> None:

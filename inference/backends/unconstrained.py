@@ -42,6 +42,7 @@ class FlatPosterior:
         from pymc.pytensorf import join_nonshared_inputs
 
         self.model = model
+        self.data = data
         self.pm_model = pm_model = model.pymc_model(data, marginalized=True)
         self._point = pm_model.initial_point(0)
         self._value_vars = pm_model.value_vars
@@ -104,6 +105,42 @@ class FlatPosterior:
             overrides = self.model.pymc_initial_point(params)
             point = make_initial_point_fn(model=self.pm_model, overrides=overrides, return_transformed=True)(0)
         return np.concatenate([np.ravel(point[var.name]) for var in self._value_vars]).astype(float)
+
+    def flat_starts(self, params_list: list[dict]) -> np.ndarray:
+        """The flat unconstrained vectors at several parameter dicts, shape (len(params_list), d).
+
+        Unlike :meth:`flat_start` (PyMC's initial-point machinery, compiled on every call), the
+        forward transforms are compiled once for all dicts. A dict from which the model's
+        ``pymc_initial_point`` leaves a free variable out goes through :meth:`flat_start`.
+        """
+        from pymc.pytensorf import compile as compile_pymc
+        from pytensor.graph.replace import graph_replace
+
+        pm_model = self.pm_model
+        free = pm_model.free_RVs
+        values = [rv.type() for rv in free]
+        forward = []
+        for rv, value in zip(free, values):
+            transform = pm_model.rvs_to_transforms.get(rv)
+            forward.append(value if transform is None else transform.forward(value, *rv.owner.inputs))
+        # a transform's parameters may be other free variables: read them from the inputs too
+        forward = graph_replace(forward, dict(zip(free, values)), strict=False)
+        function = compile_pymc(values, forward)
+        value_names = [pm_model.rvs_to_values[rv].name for rv in free]
+        rows = []
+        for params in params_list:
+            point = self.model.pymc_initial_point(params)
+            if not all(rv.name in point for rv in free):
+                rows.append(self.flat_start(params))
+                continue
+            unconstrained = dict(zip(value_names, function(*(np.asarray(point[rv.name], rv.dtype) for rv in free))))
+            rows.append(np.concatenate([np.ravel(unconstrained[var.name]) for var in self._value_vars]))
+        return np.stack(rows).astype(float)
+
+    def prior_starts(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` independent draws from the prior (the model's ``"prior"`` start strategy) as flat
+        unconstrained vectors, shape (n, d)."""
+        return self.flat_starts([self.model.initial_params(self.data, rng, "prior") for _ in range(n)])
 
     def constrained(self, flat_draws: np.ndarray) -> dict[str, np.ndarray]:
         """The model's parameters at flat draws.

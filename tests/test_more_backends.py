@@ -170,15 +170,26 @@ def test_gaussian_from_hessian_repairs_and_counts_bad_curvatures():
 #: INFORMATIVE's priors put p high and q low, so on the 40 x 10 flips ("two_d") the mirror mode
 #: has negligible mass: a unimodal, nearly Gaussian posterior. Bands: Pathfinder's importance
 #: resampling is close to exact (means within 0.15 sd, sds within 15%: resampling 1000 of 4000
-#: draws duplicates some); SVGD with 100 particles within 0.25 sd and 25% (a finite particle set
-#: under-disperses a little; Ba et al. 2021)
+#: draws duplicates some). SVGD's 100 particles, measured after 300 steps: means within 0.03 sd,
+#: sds 7-8% narrow (a finite particle set under-disperses; Ba et al. 2021); its band, 0.15 sd and
+#: 15%, is twice that
 PATHFINDER_BAND = {"mean_tol": 0.15, "sd_tol": 0.15}
-SVGD_BAND = {"mean_tol": 0.25, "sd_tol": 0.25}
+SVGD_BAND = {"mean_tol": 0.15, "sd_tol": 0.15}
+#: steps for the default-suite SVGD fit: the particles had stopped moving (moments to three
+#: decimals) after 200-250 steps from PyMC's initial point
+SVGD_STEPS = 300
 
 
 @pytest.fixture(scope="module")
 def informative_exact():
     return exact_draws(INFORMATIVE, DATASETS["two_d"])
+
+
+@pytest.fixture(scope="module")
+def half_data_exact():
+    """The exact posterior given every other trial: as a wrong reference it shows that a band
+    tells a posterior from one about 1.4 times wider and shifted."""
+    return exact_draws(INFORMATIVE, DATASETS["two_d"][::2])
 
 
 def test_pathfinder_agrees_with_exact(informative_exact):
@@ -191,22 +202,48 @@ def test_pathfinder_agrees_with_exact(informative_exact):
     with pytest.warns(ConvergenceWarning, match="k-hat"):
         single = fit(INFORMATIVE, DATASETS["two_d"], backend="pathfinder", random_seed=1, n_paths=1, progressbar=False)
     assert moment_failures({name: flat(single, name) for name in draws}, reference, **PATHFINDER_BAND)
-    # the same seed, the same draws
-    again = quiet_fit(INFORMATIVE, DATASETS["two_d"], backend="pathfinder", random_seed=1, progressbar=False)
-    np.testing.assert_array_equal(again.posterior["p"].values, result.posterior["p"].values)
+
+
+def test_svgd_agrees_with_exact(informative_exact, half_data_exact):
+    result = quiet_fit(INFORMATIVE, DATASETS["two_d"], backend="svgd", random_seed=1, n_steps=SVGD_STEPS,
+                       progressbar=False)
+    draws = {name: flat(result, name) for name in ("pi", "p", "q")}
+    assert draws["p"].shape == (100, 1)
+    assert moment_failures(draws, {name: informative_exact[name] for name in draws}, **SVGD_BAND) == []
+    # power: the band rejects the exact posterior of half the data
+    assert moment_failures(draws, {name: half_data_exact[name] for name in draws}, **SVGD_BAND)
 
 
 @pytest.mark.slow
-def test_svgd_agrees_with_exact(informative_exact):
-    result = quiet_fit(INFORMATIVE, DATASETS["two_d"], backend="svgd", random_seed=1, progressbar=False)
+def test_svgd_from_one_random_start_splits_between_the_modes(informative_exact):
+    # the former default: every particle jittered (sd 1) around one random start, which for this
+    # seed lies near the minor mirror mode (pi 0.86, p 0.35, q 0.44). The flow moves no particle
+    # across the valley, so about half of them stay in the minor mode, however many steps run
+    result = quiet_fit(INFORMATIVE, DATASETS["two_d"], backend="svgd", random_seed=1, init="random", jitter=1.0,
+                       n_steps=SVGD_STEPS, progressbar=False)
+    in_minor = np.mean(flat(result, "p") < flat(result, "q"))
+    assert 0.2 < in_minor < 0.8
     draws = {name: flat(result, name) for name in ("pi", "p", "q")}
-    reference = {name: informative_exact[name] for name in draws}
-    assert moment_failures(draws, reference, **SVGD_BAND) == []
-    # power: the particles before any step (n_steps=1) are the jittered start, and fail
-    start = quiet_fit(INFORMATIVE, DATASETS["two_d"], backend="svgd", random_seed=1, n_steps=1, progressbar=False)
-    assert moment_failures({name: flat(start, name) for name in draws}, reference, **SVGD_BAND)
-    again = quiet_fit(INFORMATIVE, DATASETS["two_d"], backend="svgd", random_seed=1, progressbar=False)
-    np.testing.assert_array_equal(again.posterior["p"].values, result.posterior["p"].values)
+    assert moment_failures(draws, {name: informative_exact[name] for name in draws}, **SVGD_BAND)
+
+
+@pytest.mark.slow
+def test_svgd_agrees_with_exact_on_the_niw(niw):
+    # the NIW's Sigma converges slowly (a common kernel bandwidth, set by mu's wider direction):
+    # measured after 2000 steps (the default), means within 0.05 sd and sds 5-8% narrow
+    model, data, raw = niw
+    result = quiet_fit(model, data, backend="svgd", random_seed=1, progressbar=False)
+    draws = {name: flat(result, name) for name in ("mu", "Sigma")}
+    assert moment_failures(draws, exact_draws(model, data), **SVGD_BAND) == []
+    assert moment_failures(draws, exact_draws(model, raw[::2]), **SVGD_BAND)
+
+
+def test_svgd_options_are_validated():
+    for options, error in (({"n_particles": 1}, ValueError), ({"jitter": -0.1}, ValueError),
+                           ({"init": "random", "jitter": 0.0}, ValueError), ({"learning_rate": 0.0}, ValueError),
+                           ({"n_steps": 2.5}, TypeError)):
+        with pytest.raises(error):
+            fit(SYMMETRIC, SEED_FLIPS, backend="svgd", **options)
 
 
 def test_lbfgs_inverse_hessian_of_a_quadratic():

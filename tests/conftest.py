@@ -37,7 +37,7 @@ FIT_SETTINGS = {
     "smc": {"draws": 500, "chains": 2, "cores": 1, "progressbar": False},
     "laplace": {"draws": 2000, "progressbar": False},
     "pathfinder": {"draws": 1000, "progressbar": False},
-    "svgd": {"n_particles": 100, "progressbar": False},
+    "svgd": {"n_particles": 100, "n_steps": 300, "progressbar": False},
 }
 PYMC_BACKENDS = ("nuts", "pymc_gibbs", "advi", "fullrank_advi", "map", "smc", "laplace", "pathfinder", "svgd")
 

@@ -51,9 +51,10 @@ TIMING_STATS = ("perf_counter", "process_time")
 #: the PyMC pairs checked in the default run: the three-coin row, whose warm fits are the
 #: cheapest (1-2.5 s each, measured; the other rows' take up to 10 s). ``fullrank_advi`` is left
 #: to the slow run: it is ``advi``'s code path (``_run_variational``) with another method name,
-#: and its fits are the dearest (3-4 s). ``svgd`` compiles its particle step for tens of seconds;
-#: tests/test_more_backends.py checks its seed on the fit it makes anyway
-DEFAULT_PYMC = {("three-coins", backend) for backend in PYMC_BACKENDS if backend not in ("fullrank_advi", "svgd")}
+#: and its fits are the dearest (3-4 s). ``smc``, ``laplace``, ``pathfinder`` and ``svgd`` each
+#: seed their own way (PyMC's SMC seed; random starts; Gaussian draws; initial particles) and run
+#: here by default (2 s a fit warm, svgd 5 s: its particle step is rewritten on every fit)
+DEFAULT_PYMC = {("three-coins", backend) for backend in PYMC_BACKENDS if backend != "fullrank_advi"}
 
 
 def _marks(row: str, backend: str) -> list:

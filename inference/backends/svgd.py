@@ -88,19 +88,20 @@ def run_svgd(
     n_particles = check_int(n_particles, "n_particles", minimum=2)
     n_steps = check_int(n_steps, "n_steps")
     learning_rate = check_float(learning_rate, "learning_rate")
+    from_prior = isinstance(init, str) and init == "prior"
     if jitter is None:
-        jitter = 0.0 if init == "prior" else 0.3
+        jitter = 0.0 if from_prior else 0.3
     jitter = check_float(jitter, "jitter", positive=False)
     if jitter < 0:
         raise ValueError(f"jitter must be >= 0, got {jitter}")
-    if init != "prior" and not jitter > 0:
+    if not from_prior and not jitter > 0:
         raise ValueError(f"jitter must be positive when all particles start at one point (init={init!r}), got {jitter}")
     temperature = check_float(temperature, "temperature")
     progressbar = check_bool(progressbar, "progressbar")
     from .em import resolve_init
 
     target = FlatPosterior(model, data)
-    if init == "prior":
+    if from_prior:
         # SVGD moves particles along a deterministic flow that does not carry one across a
         # valley of low density, so each mode's share of particles is fixed by where they start
         initial = target.prior_starts(n_particles, rng)

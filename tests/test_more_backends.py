@@ -16,6 +16,7 @@ import pytest
 from latentzoo.inference import ConvergenceWarning, fit
 from latentzoo.inference.backends.laplace import gaussian_from_hessian
 from latentzoo.inference.backends.pathfinder import lbfgs_inverse_hessian, psis_resample
+from latentzoo.inference.backends.unconstrained import FlatPosterior
 from latentzoo.models import NIWGaussian, ThreeCoins
 
 from .conftest import DATASETS, SEED_FLIPS
@@ -236,6 +237,20 @@ def test_svgd_agrees_with_exact_on_the_niw(niw):
     draws = {name: flat(result, name) for name in ("mu", "Sigma")}
     assert moment_failures(draws, exact_draws(model, data), **SVGD_BAND) == []
     assert moment_failures(draws, exact_draws(model, raw[::2]), **SVGD_BAND)
+
+
+def test_flat_starts_are_the_log_odds_of_the_three_coins():
+    # PyMC's value variables of the three coins are logit(pi), logit(p), logit(q), in that order
+    target = FlatPosterior(SYMMETRIC, SYMMETRIC.check_data(SEED_FLIPS))
+    params = [{"pi": 0.2, "p": 0.9, "q": 0.4}, {"pi": 0.5, "p": 0.3, "q": 0.7}]
+    expected = np.log([[0.2 / 0.8, 0.9 / 0.1, 0.4 / 0.6], [1.0, 0.3 / 0.7, 0.7 / 0.3]])
+    np.testing.assert_allclose(target.flat_starts(params), expected, rtol=1e-12)
+    # power: the order matters (p and q swapped is another point)
+    assert not np.allclose(target.flat_starts([{"pi": 0.2, "p": 0.4, "q": 0.9}]), expected[:1])
+    starts = target.prior_starts(50, np.random.default_rng(0))
+    assert starts.shape == (50, 3) and np.isfinite(starts).all()
+    # uniform priors: the share of prior draws with p > q is 1/2 (binomial sd 0.07 for 50)
+    assert 0.25 < np.mean(starts[:, 1] > starts[:, 2]) < 0.75
 
 
 def test_svgd_options_are_validated():

@@ -136,7 +136,10 @@ def niw():
 def test_laplace_is_close_on_the_niw(niw):
     model, data, raw = niw
     assert raw.shape == (272, 2)
-    result = quiet_fit(model, data, backend="laplace", random_seed=1, draws=4000, progressbar=False)
+    # seed 0: L-BFGS-B once reported success from this start after 5 iterations, 107 nats below the
+    # mode (mean errors of 7 sd); the restarts on a large gradient are what pass here
+    result = quiet_fit(model, data, backend="laplace", random_seed=0, draws=4000, progressbar=False)
+    assert result.attrs["converged"] == 1
     draws = {name: flat(result, name) for name in ("mu", "Sigma")}
     assert moment_failures(draws, exact_draws(model, data), **LAPLACE_BAND) == []
     # Laplace's evidence is close to the exact one at this sample size

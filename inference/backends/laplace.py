@@ -31,6 +31,13 @@ from .unconstrained import FlatPosterior
 
 __all__ = ["run_laplace", "HessianWarning", "gaussian_from_hessian"]
 
+#: the mode is accepted when no element of the log-density's gradient exceeds this: at a
+#: curvature c the mode is then off by at most GRADIENT_TOL / c, a small fraction of the posterior
+#: sd 1 / sqrt(c) for any c below 1e6
+GRADIENT_TOL = 1e-3
+#: L-BFGS-B runs from the last point at most this many times (see run_laplace)
+MAX_RESTARTS = 10
+
 
 class HessianWarning(ConvergenceWarning):
     """The Hessian at the mode is not negative definite: the Gaussian is not a local fit."""
@@ -122,19 +129,31 @@ def run_laplace(
         path.append(-float(intermediate_result.fun))
 
     started = time.perf_counter()
+    n_iter = 0
     with _one_blas_thread():
-        result = optimize.minimize(
-            negative, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter},
-            callback=record,
-        )
+        # L-BFGS-B can report success far from the mode: after a line search into a region where
+        # the density is not finite it takes a step of almost zero, and its relative-reduction
+        # test passes (measured on the NIW from seed 0: "converged" after 5 iterations with a
+        # gradient of 201, 107 nats below the mode). A restart drops the stale curvature pairs
+        point = start
+        for _ in range(MAX_RESTARTS):
+            result = optimize.minimize(
+                negative, point, jac=True, method="L-BFGS-B", options={"maxiter": max_iter - n_iter},
+                callback=record,
+            )
+            point, n_iter = result.x, n_iter + int(result.nit)
+            steep = float(np.max(np.abs(result.jac))) if np.all(np.isfinite(result.jac)) else np.inf
+            if steep <= GRADIENT_TOL or not result.success or n_iter >= max_iter:
+                break
         mode = result.x
         log_density = target.logp(mode)
         curvature = target.hessian(mode)
     covariance, n_bad = gaussian_from_hessian(curvature)
-    optimised = bool(result.success)
+    optimised = bool(result.success) and steep <= GRADIENT_TOL
     if not optimised:
+        reason = result.message if not result.success else f"the largest gradient element is still {steep:.3g}"
         warnings.warn(
-            f"laplace: the optimiser stopped without converging ({result.message}); raise max_iter or give "
+            f"laplace: the optimiser stopped without converging ({reason}); raise max_iter or give "
             "a starting point (init)",
             ConvergenceWarning,
             stacklevel=3,
@@ -156,7 +175,7 @@ def run_laplace(
         draws=target.constrained(flat[None]),
         record=FitRecord(
             converged=optimised and n_bad == 0,
-            n_iter=int(result.nit),
+            n_iter=n_iter,
             point_estimate=False,
             objective=float(log_evidence),
             objective_name="log-evidence",

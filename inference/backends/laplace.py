@@ -67,6 +67,35 @@ def gaussian_from_hessian(hessian: np.ndarray) -> tuple[np.ndarray, int]:
     return (vectors / fixed) @ vectors.T, n_bad
 
 
+def _climb(negative, start: np.ndarray, max_iter: int):
+    """L-BFGS-B from ``start`` on ``negative`` (minus the log-density and its gradient).
+
+    Returns the last scipy result, the iterations, the largest gradient element at the end and
+    the log-density after each iteration.
+    """
+    from scipy import optimize
+
+    path = []
+
+    def record(intermediate_result):  # scipy passes the full state only to this parameter name
+        path.append(-float(intermediate_result.fun))
+
+    # L-BFGS-B can report success far from the mode: after a line search into a region where
+    # the density is not finite it takes a step of almost zero, and its relative-reduction test
+    # passes (measured on the NIW from seed 0: "converged" after 5 iterations with a gradient
+    # of 201, 107 nats below the mode). A restart drops the stale curvature pairs
+    point, n_iter = start, 0
+    for _ in range(MAX_RESTARTS):
+        result = optimize.minimize(
+            negative, point, jac=True, method="L-BFGS-B", options={"maxiter": max_iter - n_iter}, callback=record,
+        )
+        point, n_iter = result.x, n_iter + int(result.nit)
+        steep = float(np.max(np.abs(result.jac))) if np.all(np.isfinite(result.jac)) else np.inf
+        if steep <= GRADIENT_TOL or not result.success or n_iter >= max_iter:
+            break
+    return result, n_iter, steep, path
+
+
 @register(
     "laplace",
     requires=(),
@@ -81,6 +110,7 @@ def run_laplace(
     rng,
     draws: int = 1000,
     init="random",
+    n_init: int | None = None,
     max_iter: int = 5000,
     progressbar: bool = True,
 ) -> RawResult:
@@ -93,8 +123,13 @@ def run_laplace(
     init : str, dict or None
         Where the optimiser starts: a strategy name as for ``em`` (default ``"random"``), a dict
         of parameters, or None for PyMC's initial point.
+    n_init : int, optional
+        Starts (drawn with the ``init`` strategy); the highest mode found is kept. Default 5 for
+        a strategy, 1 (the only value allowed) for a dict or None. On the benchmark's
+        informative three coins one random start (seeds 0 and 1) ended in the minor mirror
+        mode, 13.7 nats below the major one.
     max_iter : int
-        Iterations of the optimiser (L-BFGS-B on the unconstrained log-density).
+        Iterations of the optimiser (L-BFGS-B on the unconstrained log-density), per start.
     progressbar : bool
         Accepted for symmetry with the other back-ends; the optimisation takes well under a
         second, so there is nothing to show.
@@ -107,17 +142,21 @@ def run_laplace(
     ConvergenceWarning
         When the optimiser stopped before converging.
     """
-    from scipy import optimize
-
     from .em import resolve_init
 
     draws = check_int(draws, "draws")
     max_iter = check_int(max_iter, "max_iter")
+    single = init is None or isinstance(init, dict)
+    n_init = (1 if single else 5) if n_init is None else check_int(n_init, "n_init")
+    if init is None and n_init > 1:
+        raise ValueError(f"n_init > 1 from PyMC's initial point (init=None) would repeat one run; got n_init={n_init}")
     check_bool(progressbar, "progressbar")
-    start_params = resolve_init(model, data, init, rng, 1)(rng) if init is not None else None
     target = FlatPosterior(model, data)
-    start = target.flat_start(start_params)
-    path = []
+    if init is None:
+        starts = [target.flat_start(None)]
+    else:
+        draw_start = resolve_init(model, data, init, rng, n_init)
+        starts = list(target.flat_starts([draw_start(rng) for _ in range(n_init)]))
 
     def negative(x):
         value, grad = target.logp_grad(x)
@@ -125,26 +164,11 @@ def run_laplace(
             return np.inf, np.zeros_like(x)
         return -value, -grad
 
-    def record(intermediate_result):  # scipy passes the full state only to this parameter name
-        path.append(-float(intermediate_result.fun))
-
     started = time.perf_counter()
-    n_iter = 0
     with _one_blas_thread():
-        # L-BFGS-B can report success far from the mode: after a line search into a region where
-        # the density is not finite it takes a step of almost zero, and its relative-reduction
-        # test passes (measured on the NIW from seed 0: "converged" after 5 iterations with a
-        # gradient of 201, 107 nats below the mode). A restart drops the stale curvature pairs
-        point = start
-        for _ in range(MAX_RESTARTS):
-            result = optimize.minimize(
-                negative, point, jac=True, method="L-BFGS-B", options={"maxiter": max_iter - n_iter},
-                callback=record,
-            )
-            point, n_iter = result.x, n_iter + int(result.nit)
-            steep = float(np.max(np.abs(result.jac))) if np.all(np.isfinite(result.jac)) else np.inf
-            if steep <= GRADIENT_TOL or not result.success or n_iter >= max_iter:
-                break
+        climbs = [_climb(negative, start, max_iter) for start in starts]
+        # the highest mode (a failed climb ends at +inf)
+        result, n_iter, steep, path = min(climbs, key=lambda climb: climb[0].fun)
         mode = result.x
         log_density = target.logp(mode)
         curvature = target.hessian(mode)
@@ -184,6 +208,7 @@ def run_laplace(
         history={"log_posterior": np.array(path if path else [log_density])},
         attrs={
             "draws": draws,
+            "n_init": n_init,
             "max_iter": max_iter,
             "log_density_at_mode": float(log_density),
             "hessian_bad_directions": n_bad,

@@ -18,6 +18,7 @@ from ..diagnostics import check_mixing
 from ..options import check_bool, check_choice, check_float, check_int
 from ..registry import register
 from .pymc_backends import _cores, _posterior_arrays, _pymc_seed
+from .unconstrained import FlatPosterior
 
 __all__ = ["run_smc", "SMC_KERNELS"]
 
@@ -100,8 +101,19 @@ def run_smc(
     progressbar = check_bool(progressbar, "progressbar")
     kernel_class = pm.smc.IMH if kernel == "imh" else pm.smc.MH
     pm_model = model.pymc_model(data, marginalized=True)
+    start = None
+    if any(value is not None for value in pm_model.rvs_to_initial_values.values()):
+        # PyMC draws SMC's first population with the model's initial-value strategies, so a
+        # variable given an initval (a start for NUTS: the NIW's Sigma, the mixtures' means)
+        # would start every particle at that one point, and the log-evidence estimate would be
+        # wrong (measured on the NIW: -2564 and -2541 per chain against the exact -1310). The
+        # population is drawn from the prior here instead, by the model's own "prior" strategy
+        target = FlatPosterior(model, data)
+        pm_model = target.pm_model
+        start = [target.split(target.prior_starts(draws, rng)) for _ in range(chains)]
     with pm_model:
         idata = pm.sample_smc(
+            start=start,
             draws=draws,
             kernel=kernel_class,
             chains=chains,

@@ -142,6 +142,17 @@ class FlatPosterior:
         unconstrained vectors, shape (n, d)."""
         return self.flat_starts([self.model.initial_params(self.data, rng, "prior") for _ in range(n)])
 
+    def split(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Flat vectors of shape (n, d) as PyMC's value variables: name -> array (n, *shape)."""
+        flat = np.asarray(flat, float)
+        out, offset = {}, 0
+        for var in self._value_vars:
+            shape = np.shape(self._point[var.name])
+            width = int(np.prod(shape, dtype=int))
+            out[var.name] = flat[:, offset : offset + width].reshape(len(flat), *shape)
+            offset += width
+        return out
+
     def constrained(self, flat_draws: np.ndarray) -> dict[str, np.ndarray]:
         """The model's parameters at flat draws.
 

@@ -126,7 +126,8 @@ def fit(model, data, backend: str = "em", random_seed: int | None = None, per_ob
         data (:mod:`latentzoo.inference.distributed`).
     backend : str
         One of :func:`applicable_backends` (``"em"``, ``"vb"``, ``"gibbs"``, ``"exact"``,
-        ``"advi"``, ``"fullrank_advi"``, ``"nuts"``, ``"pymc_gibbs"``, ``"map"``).
+        ``"advi"``, ``"fullrank_advi"``, ``"nuts"``, ``"pymc_gibbs"``, ``"map"``, ``"smc"``,
+        ``"laplace"``, ``"pathfinder"``, ``"svgd"``).
     random_seed : int, optional
         Seeds every random choice; the same seed gives the same result. None draws a fresh
         seed, which is recorded in ``idata.posterior.attrs["random_seed"]``.

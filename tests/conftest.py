@@ -36,8 +36,12 @@ FIT_SETTINGS = {
     # a random start, not map's default em-start (near EM's mode): the checks against EM and the
     # closed forms then test the PyMC declaration alone
     "map": {"init": "random", "progressbar": False},
+    "smc": {"draws": 500, "chains": 2, "cores": 1, "progressbar": False},
+    "laplace": {"draws": 2000, "progressbar": False},
+    "pathfinder": {"draws": 1000, "progressbar": False},
+    "svgd": {"n_particles": 100, "n_steps": 300, "progressbar": False},
 }
-PYMC_BACKENDS = ("nuts", "pymc_gibbs", "advi", "fullrank_advi", "map")
+PYMC_BACKENDS = ("nuts", "pymc_gibbs", "advi", "fullrank_advi", "map", "smc", "laplace", "pathfinder", "svgd")
 
 BASE_GROUPS = {"posterior", "log_likelihood", "observed_data"}
 #: the groups of each back-end's result DataTree, exactly
@@ -51,6 +55,10 @@ EXPECTED_GROUPS = {
     "advi": BASE_GROUPS | {"fit_history"},
     "fullrank_advi": BASE_GROUPS | {"fit_history"},
     "map": BASE_GROUPS | {"fit_history"},
+    "smc": BASE_GROUPS | {"fit_history"},
+    "laplace": BASE_GROUPS | {"fit_history"},
+    "pathfinder": BASE_GROUPS | {"fit_history"},
+    "svgd": BASE_GROUPS,  # PyMC records no objective for SVGD
 }
 
 

@@ -378,7 +378,7 @@ def fitted(backend, model=MODEL, data=SMALL, **extra):
 
 
 def test_applicable_backends():
-    assert applicable_backends(NIWGaussian()) == ["em", "exact", "nuts", "advi", "fullrank_advi", "map"]
+    assert applicable_backends(NIWGaussian()) == ["em", "exact", "nuts", "advi", "fullrank_advi", "map", "smc", "laplace", "pathfinder", "svgd"]
     for backend in ("gibbs", "vb", "pymc_gibbs"):
         with pytest.raises(ValueError, match="does not apply"):
             fit(NIWGaussian(), SMALL, backend=backend)

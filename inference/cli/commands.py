@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="replace the reports of an earlier demo in --out")
     demo_parser.add_argument("--quick", action="store_true", help="fewer draws: faster, rougher numbers")
     demo_parser.add_argument("--all-backends", action="store_true",
-                      help="every applicable back-end (adds fullrank_advi, map and pymc_gibbs; several minutes "
+                      help="every applicable back-end (adds fullrank_advi, map, pymc_gibbs, smc, laplace, pathfinder and svgd; several minutes "
                       "more); by default em, vb, advi, gibbs, nuts and exact")
     demo_parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     demo_parser.add_argument("--jobs", type=int, default=None, metavar="N",

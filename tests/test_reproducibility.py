@@ -40,7 +40,7 @@ from latentzoo.inference import BACKENDS, applicable_backends, fit
 from latentzoo.inference.core import FitRecord
 
 from .conftest import PYMC_BACKENDS
-from .test_contract_models import MODEL_ROWS, MODELS, fit_options
+from .test_contract_models import MODEL_ROWS, MODELS, SHORT
 from .test_contract_models import SEED as CONTRACT_SEED
 from .test_contract_models import fitted as contract_fit
 
@@ -85,7 +85,7 @@ def fit_row(row: str, backend: str, random_seed: int | None) -> xr.DataTree:
     with warnings.catch_warnings():
         # short runs do not converge; reproducibility does not depend on it
         warnings.simplefilter("ignore")
-        return fit(model, data, backend=backend, random_seed=random_seed, **fit_options(row, backend))
+        return fit(model, data, backend=backend, random_seed=random_seed, **SHORT[backend])
 
 
 def _is_timing(name: str) -> bool:
@@ -123,8 +123,9 @@ def assert_other_fit(row: str, backend: str, first: xr.DataTree, other: xr.DataT
 
 @pytest.mark.parametrize("row, backend", PAIRS)
 def test_same_seed_same_fit_other_seed_other_fit(row, backend):
-    # the contract test's fit (the same call), kept from earlier in the session where it ran
-    first = contract_fit(row, backend)
+    # the contract test's fit (the same call), kept from earlier in the session where it ran; not
+    # map's, which the contract starts at a fixed point off the EM mode, where the seed plays no part
+    first = fit_row(row, backend, SEED) if backend == "map" else contract_fit(row, backend)
     assert FitRecord.from_attrs(first.attrs).random_seed == SEED
     assert_same_fit(first, fit_row(row, backend, SEED))
     assert_other_fit(row, backend, first, fit_row(row, backend, OTHER_SEED))

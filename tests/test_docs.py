@@ -29,7 +29,7 @@ import pytest
 import latentzoo.inference
 import latentzoo.models
 
-from .test_report import _CHECK_SCRIPT, PROBE, _open
+from .test_report import measure_page
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -174,14 +174,8 @@ def _check_page(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
     # the site must work offline: nothing loaded from another host
     external = re.findall(r"""<(?:script|link|img)[^>]+(?:src|href)=["'](https?://[^"']+)""", text)
     assert not external, external
-    checked = page.with_name(f"checked-{page.name}")
-    checked.write_text(text.replace("</body>", _CHECK_SCRIPT + "</body>"), encoding="utf-8")
-    dom, console = _open(checked, tmp_path / "profile")
-    title = re.search(r"<title>(LZCHECK[^<]*)</title>", dom)
-    assert title, "the check script did not run: " + dom[:500]
-    numbers = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", title.group(1))}
-    assert any(PROBE in line for line in console), console
-    return numbers, [line for line in console if PROBE not in line and not _THEME_NOTICE.search(line)]
+    numbers, console = measure_page(text, page.with_name(f"checked-{page.name}"), tmp_path / "profile")
+    return numbers, [line for line in console if not _THEME_NOTICE.search(line)]
 
 
 @pytest.mark.slow

@@ -70,19 +70,24 @@ def _open(page: Path, profile: Path) -> tuple[str, list[str]]:
     return done.stdout, console
 
 
-def _check_in_browser(report: Path, tmp_path: Path) -> dict:
-    text = report.read_text(encoding="utf-8")
+def measure_page(text: str, checked: Path, profile: Path) -> tuple[dict, list[str]]:
+    """Load the page ``text`` (written to ``checked`` with the check script added) in headless
+    Chromium: what the script measured, and the console lines other than its probe."""
     assert "</body>" in text
-    checked = tmp_path / f"checked-{report.parent.name}.html"
     checked.write_text(text.replace("</body>", _CHECK_SCRIPT + "</body>"), encoding="utf-8")
-    dom, console = _open(checked, tmp_path / "profile")
+    dom, console = _open(checked, profile)
     title = re.search(r"<title>(LZCHECK[^<]*)</title>", dom)
     assert title, "the check script did not run: " + dom[:500]
     numbers = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", title.group(1))}
-    # the probe shows that console output is captured; anything else from the page is an error
+    # the probe shows that console output is captured
     assert any(PROBE in line for line in console), console
-    others = [line for line in console if PROBE not in line]
-    assert not others, others
+    return numbers, [line for line in console if PROBE not in line]
+
+
+def _check_in_browser(report: Path, tmp_path: Path) -> dict:
+    checked = tmp_path / f"checked-{report.parent.name}.html"
+    numbers, others = measure_page(report.read_text(encoding="utf-8"), checked, tmp_path / "profile")
+    assert not others, others  # anything the page itself logs is an error
     return numbers
 
 

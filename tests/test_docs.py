@@ -153,7 +153,7 @@ def built_site(tmp_path_factory):
     if prebuilt:
         if not (Path(prebuilt) / "index.html").is_file():
             pytest.fail(f"LATENTZOO_DOCS_HTML={prebuilt} has no index.html: run `make docs` first")
-        return Path(prebuilt)
+        return Path(prebuilt).resolve()  # pages are opened by file URI, which must be absolute
     _require_sphinx()
     out = tmp_path_factory.mktemp("docs-html")
     done = _sphinx(DOCS, out)

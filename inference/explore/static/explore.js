@@ -118,8 +118,19 @@ function fetchTable(method, body) {
 // -- drawing ----------------------------------------------------------------------------------
 // Plotly.react cannot turn a figure with contours into one without (it reads the old z): an
 // empty figure is purged instead, and drawn afresh when data return
+// Nor does react reliably update a plot that holds contours: after a bad input emptied the panels,
+// the next react threw "Cannot read properties of undefined (reading 'z')" in the browser test. A
+// plot with contours, or whose list of trace types changed, is drawn afresh (newPlot; a few ms
+// more); other plots use react.
 function plot(id, traces, layout) {
-  if (traces.length === 0) { Plotly.purge(id); return Promise.resolve(); }
+  const element = $(id);
+  if (traces.length === 0) { Plotly.purge(id); delete element.dataset.shape; return Promise.resolve(); }
+  const shape = traces.map((trace) => trace.type || "scatter").join(",");
+  if (element.dataset.shape !== shape || shape.includes("contour")) {
+    element.dataset.shape = shape;
+    Plotly.purge(id);
+    return Plotly.newPlot(id, traces, layout);
+  }
   return Plotly.react(id, traces, layout);
 }
 

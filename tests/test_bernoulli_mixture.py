@@ -400,7 +400,7 @@ def test_bad_model_arguments_are_refused(kwargs, error, match):
         ({"weights": [0.5, 0.6], "probs": np.full((2, 3), 0.5)}, ValueError, r"init\['weights'\] must sum to 1"),
         ({"weights": [0.5, 0.5], "probs": np.full((3, 3), 0.5)}, ValueError, r"init\['probs'\] must have shape \(2, 3\)"),
         ({"weights": [0.5, 0.5]}, ValueError, r"missing \['probs'\]"),
-        ("kmeans", ValueError, "init strategy must be 'kmeans\\+\\+', 'random' or a dict"),
+        ("kmeans", ValueError, "init strategy must be 'kmeans\\+\\+', 'random', 'prior' or a dict"),
     ],
 )
 def test_bad_init_is_refused(init, error, match):

@@ -131,6 +131,12 @@ def assert_other_fit(row: str, backend: str, first: xr.DataTree, other: xr.DataT
         assert not np.array_equal(first.posterior[name].values, other.posterior[name].values), name
 
 
+#: map from a random start climbs to the one mode of these posteriors whatever the seed (the seed
+#: picks only the start), so another seed need not give another fit; the seed's effect on map is
+#: checked where the end point depends on the start (the three coins' ridge, the HMMs, the GMM)
+ONE_MODE_FOR_EVERY_SEED = {("bernoulli-mixture", "map"), ("poisson-mixture", "map")}
+
+
 @pytest.mark.parametrize("row, backend", PAIRS)
 def test_same_seed_same_fit_other_seed_other_fit(row, backend):
     # the contract test's fit (the same call), kept from earlier in the session where it ran; not
@@ -138,7 +144,8 @@ def test_same_seed_same_fit_other_seed_other_fit(row, backend):
     first = fit_row(row, backend, SEED) if backend == "map" else contract_fit(row, backend)
     assert FitRecord.from_attrs(first.attrs).random_seed == SEED
     assert_same_fit(first, fit_row(row, backend, SEED))
-    assert_other_fit(row, backend, first, fit_row(row, backend, OTHER_SEED))
+    if (row, backend) not in ONE_MODE_FOR_EVERY_SEED:
+        assert_other_fit(row, backend, first, fit_row(row, backend, OTHER_SEED))
 
 
 @pytest.mark.parametrize("row, backend", HAND_WRITTEN_PAIRS)

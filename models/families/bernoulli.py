@@ -215,9 +215,13 @@ class BernoulliFamily:
         with probability proportional to its squared distance, the number of differing features,
         to the nearest row chosen so far; missing features filled with the column frequency),
         every row given to its nearest chosen row, and ``probs`` the clusters' frequencies
-        smoothed by one pseudo-count of each value (so strictly inside (0, 1))."""
+        smoothed by one pseudo-count of each value (so strictly inside (0, 1)). ``"prior"``: a
+        draw from the Beta priors, kept off 0 and 1 (no labels)."""
+        if strategy == "prior":
+            probs = self.prior(n_components)["probs"].sample(rng)
+            return {"probs": np.clip(probs, PYMC_START_FLOOR, 1.0 - PYMC_START_FLOOR)}, None
         if strategy not in self.start_strategies:
-            raise ValueError(f"init strategy must be one of {list(self.start_strategies)}, got {strategy!r}")
+            raise ValueError(f"init strategy must be one of {[*self.start_strategies, 'prior']}, got {strategy!r}")
         ones, observed = split_missing(observations)
         n_rows = ones.shape[0]
         frequency = ones.sum(0) / np.maximum(observed.sum(0), 1.0)

@@ -370,12 +370,15 @@ class FiniteMixture(LatentModel):
         start (k-means++-style seeding), each with the weights its responsibilities give (plus
         one pseudo-count per component); the one with the highest log posterior wins, so that
         components with their own priors start where their prior puts them, not in a mirrored
-        labelling. ``"random"``: one such candidate with equal weights.
+        labelling. ``"random"``: one such candidate with equal weights. ``"prior"``: a draw from
+        the prior (weights kept inside the simplex, where PyMC's transforms are finite).
         """
-        if strategy not in ("kmeans++", "random"):
-            raise ValueError(f"init strategy must be 'kmeans++', 'random' or a dict of params, got {strategy!r}")
+        if strategy not in ("kmeans++", "random", "prior"):
+            raise ValueError(f"init strategy must be 'kmeans++', 'random', 'prior' or a dict of params, got {strategy!r}")
         x = self.check_data(data).x
         K = self.n_components
+        if strategy == "prior":
+            return self.prior_draw(x, rng)
         spread = self.family.start_strategies[0]  # the family's own spread-out start
         if strategy == "random":
             return {"weights": np.full(K, 1.0 / K), **self.family.initial_params(x, K, rng, spread)[0]}
@@ -388,6 +391,12 @@ class FiniteMixture(LatentModel):
             if best is None or score > best_score:
                 best, best_score = candidate, score
         return best
+
+    def prior_draw(self, x, rng) -> dict[str, np.ndarray]:
+        """One draw of the parameters from the prior (x: the data, for a family's data-driven
+        prior), the weights kept inside the simplex."""
+        weights = self._weights_prior().sample(rng) if self.n_components > 1 else np.ones(1)
+        return {"weights": inside_simplex(np.asarray(weights, float)), **self.family.initial_params(x, self.n_components, rng, "prior")[0]}
 
     def _stats(self, x, weights) -> dict:
         family = self.family.stats(x, weights)

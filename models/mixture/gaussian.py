@@ -278,10 +278,12 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
         :func:`~latentzoo.models.gaussian.kmeans.kmeans_plusplus`); each point joins its nearest centre;
         weights are the cluster fractions, every covariance the pooled within-cluster covariance.
         ``"random"``: means at K distinct random observations, equal weights, every covariance
-        the data covariance.
+        the data covariance. ``"prior"``: a draw from the prior.
         """
-        if strategy not in ("kmeans++", "random"):
-            raise ValueError(f"init strategy must be 'kmeans++', 'random' or a dict of params, got {strategy!r}")
+        if strategy not in ("kmeans++", "random", "prior"):
+            raise ValueError(f"init strategy must be 'kmeans++', 'random', 'prior' or a dict of params, got {strategy!r}")
+        if strategy == "prior":
+            return self.prior_draw(self.check_data(data).x, rng)
         K = self.n_components
         params, labels = self.family.initial_params(self.check_data(data).x, K, rng, strategy)
         counts = np.full(K, 1.0) if labels is None else np.maximum(np.bincount(labels, minlength=K), 1.0)

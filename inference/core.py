@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ConvergenceWarning", "FitRecord", "RawResult", "make_dataset", "posterior_values", "to_idata"]
+__all__ = ["ConvergenceWarning", "FitRecord", "RawResult", "make_dataset", "nan_padded", "posterior_values", "to_idata"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -330,3 +330,13 @@ def to_idata(model, data, raw: RawResult, per_observation: str = "auto"):
     result = xr.DataTree.from_dict(groups)
     result.attrs.update(attrs)
     return result
+
+
+def nan_padded(rows) -> np.ndarray:
+    """1-D histories of different lengths (restarts, paths, chains' stages) as one array of shape
+    (len(rows), longest), padded with NaN at the end."""
+    rows = [np.atleast_1d(np.asarray(row, float)) for row in rows]
+    table = np.full((len(rows), max(row.size for row in rows)), np.nan)
+    for index, row in enumerate(rows):
+        table[index, : row.size] = row
+    return table

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..core import ConvergenceWarning
+from ..core import ConvergenceWarning, nan_padded
 
 __all__ = ["AscentRun", "ascend", "best_of_restarts"]
 
@@ -119,11 +119,7 @@ def best_of_restarts(run_one: Callable, n_init: int, rng: np.random.Generator, *
             ConvergenceWarning,
             stacklevel=4,
         )
-    longest = max(run.history.size for run in runs)
-    histories = np.full((n_init, longest), np.nan)
-    for index, run in enumerate(runs):
-        histories[index, : run.history.size] = run.history
-    return best, histories, best_index
+    return best, nan_padded([run.history for run in runs]), best_index
 
 
 def restart_spread(histories) -> float:

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core import ConvergenceWarning, FitRecord, RawResult
+from ..core import ConvergenceWarning, FitRecord, RawResult, nan_padded
 from ..options import check_bool, check_int
 from ..progress import progress_bar
 from ..registry import register
@@ -270,10 +270,7 @@ def run_pathfinder(
             ConvergenceWarning,
             stacklevel=3,
         )
-    width = max(path.elbos.size for path in paths)
-    history = np.full((n_paths, width), np.nan)
-    for row, path in enumerate(paths):
-        history[row, : path.elbos.size] = path.elbos
+    history = nan_padded([path.elbos for path in paths])
     return RawResult(
         draws=target.constrained(proposals[indices][None]),
         record=FitRecord(

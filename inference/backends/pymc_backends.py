@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from ...models.core.protocols import ConjugateEStep, ConjugateSweep
-from ..core import ConvergenceWarning, FitRecord, RawResult
+from ..core import ConvergenceWarning, FitRecord, RawResult, nan_padded
 from ..diagnostics import check_mixing
 from ..options import check_bool, check_choice, check_float, check_int, check_tolerance
 from ..registry import register
@@ -344,9 +344,7 @@ def _run_variational(model, data, rng, method, *, n_steps, draws, learning_rate,
             ConvergenceWarning,
             stacklevel=3,
         )
-    history = np.full((n_init, max(elbo.size for elbo in elbos)), np.nan)
-    for index, elbo in enumerate(elbos):
-        history[index, : elbo.size] = elbo
+    history = nan_padded(elbos)
     return RawResult(
         draws=_posterior_arrays(model, posterior),
         record=FitRecord(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import FitRecord, RawResult
+from ..core import FitRecord, RawResult, nan_padded
 from ..diagnostics import check_mixing
 from ..options import check_bool, check_choice, check_float, check_int
 from ..registry import register
@@ -30,11 +30,7 @@ SMC_KERNELS = ("imh", "mh")
 def _stage_table(values, chains: int) -> np.ndarray:
     """PyMC's per-stage statistic (one list per chain, of different lengths) as an array of
     shape (chain, stage), padded with NaN."""
-    rows = [np.atleast_1d(np.asarray(values[chain] if chains > 1 else values, float)) for chain in range(chains)]
-    table = np.full((chains, max(row.size for row in rows)), np.nan)
-    for chain, row in enumerate(rows):
-        table[chain, : row.size] = row
-    return table
+    return nan_padded([values[chain] if chains > 1 else values for chain in range(chains)])
 
 
 @register(

@@ -442,7 +442,7 @@ class ThreeCoins(LatentModel):
         import pymc as pm
         import pytensor.tensor as pt
 
-        from ..ops.pymc_data import data_container
+        from ..ops.pymc_data import data_container, hyperparameter
 
         data = self.check_data(data)
         # NumPy float64 scalars, not Python floats: PyTensor turns a Python float that float32
@@ -455,9 +455,12 @@ class ThreeCoins(LatentModel):
             # containers, not constants: one compiled model serves every data set (models/ops/pymc_data.py)
             heads = data_container("heads_data", data.heads)
             n_flips = data_container("n_flips_data", data.n_flips)
-            pi = pm.Beta("pi", *pi_prior) if self.pi is None else pt.constant(np.float64(self.pi))
-            p = pm.Beta("p", *p_prior)
-            q = pm.Beta("q", *q_prior)
+            # the priors as containers too: moving a prior (latentzoo explore) compiles nothing new
+            beta = {name: [hyperparameter(f"{name}_prior_{side}", value) for side, value in zip("ab", prior)]
+                    for name, prior in (("pi", pi_prior), ("p", p_prior), ("q", q_prior))}
+            pi = pm.Beta("pi", *beta["pi"]) if self.pi is None else pt.constant(np.float64(self.pi))
+            p = pm.Beta("p", *beta["p"])
+            q = pm.Beta("q", *beta["q"])
             if marginalized:
                 pm.Mixture(
                     "heads",

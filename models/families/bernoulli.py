@@ -257,12 +257,15 @@ class BernoulliFamily:
         tell the components apart."""
         import pymc as pm
 
+        from ..ops.pymc_data import hyperparameter
+
         shape = (n_components, self.n_features)
         start = None
         if observations is not None:
             start = np.asarray(self.initial_params(observations, n_components, np.random.default_rng(0))[0]["probs"], np.float64)
         probs = pm.Beta(
-            "probs", alpha=np.full(shape, self.a, np.float64), beta=np.full(shape, self.b, np.float64),
+            "probs", alpha=hyperparameter("probs_prior_a", np.full(shape, self.a)),
+            beta=hyperparameter("probs_prior_b", np.full(shape, self.b)),
             dims=(label_dim, "feature"), initval=start,
         )
         return {"probs": probs}

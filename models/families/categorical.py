@@ -245,14 +245,16 @@ class CategoricalFamily:
         import pymc as pm
         import pytensor.tensor as pt
 
+        from ..ops.pymc_data import hyperparameter
+
         alpha = self.concentration_array(n_components)
         if self.mask is None:
-            emission = pm.Dirichlet("emission_probs", a=alpha, dims=(label_dim, "symbol"))
+            emission = pm.Dirichlet("emission_probs", a=hyperparameter("emission_probs_prior", alpha), dims=(label_dim, "symbol"))
             return {"emission_probs": emission, "n_components": n_components}
         rows = []
         for row, name in enumerate(self._row_names()):
             allowed = np.flatnonzero(self.mask_array[row])
-            row_probs = pm.Dirichlet(name, a=alpha[row, allowed])
+            row_probs = pm.Dirichlet(name, a=hyperparameter(f"{name}_prior", alpha[row, allowed]))
             # scatter into the full row by a 0/1 matrix product: exact zeros elsewhere, and
             # compiled BLAS ops (set_subtensor with index arrays runs in Python)
             placement = np.zeros((allowed.size, self.n_symbols))

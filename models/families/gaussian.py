@@ -355,6 +355,7 @@ class GaussianFamily:
     def pymc_priors(self, n_components: int, label_dim: str, observations=None) -> dict:
         """``covs`` an exact batched Inverse-Wishart (unless fixed), ``means | covs`` Normal, started
         apart along the data's first principal axis (at m0 the gradient cannot tell them apart)."""
+        import pymc as pm
         import pytensor.tensor as pt
 
         from ..ops.pymc_parts import inverse_wishart, mvnormal
@@ -370,7 +371,10 @@ class GaussianFamily:
             chol = pt.constant(np.linalg.cholesky(np.asarray(self.covs, np.float64)))
             m0 = np.asarray(prior["means"].m, np.float64)
         spread = spread_start(observations, K) if observations is not None and observations.shape[0] > 1 else np.zeros((K, D))
-        means = mvnormal("means", m0, chol / np.sqrt(np.float64(self.kappa0)), dims=(label_dim, "feature"), initval=m0 + spread)
+        # containers, not constants (as in inverse_wishart): the data-driven m0 changes with every data set
+        prior_mean = pm.Data("means_prior_mean", m0, shape=m0.shape)
+        prior_scale = pm.Data("means_prior_scale", np.float64(1.0 / np.sqrt(self.kappa0)))
+        means = mvnormal("means", prior_mean, chol * prior_scale, dims=(label_dim, "feature"), initval=m0 + spread)
         return {"means": means, "chol": chol, "start_means": m0 + spread}
 
     def pymc_log_density(self, observations, params: dict):

@@ -297,6 +297,8 @@ class PoissonFamily:
         of the observed counts (at the prior mean the gradient cannot tell them apart)."""
         import pymc as pm
 
+        from ..ops.pymc_data import hyperparameter
+
         K = n_components
         start = np.full(K, self.shape / self.rate)
         if observations is not None:
@@ -304,7 +306,9 @@ class PoissonFamily:
             x = x[~np.isnan(x)]
             if x.size:
                 start = np.quantile(x, (np.arange(K) + 0.5) / K) + 0.5 * (np.arange(K) + 1) / K
-        rates = pm.Gamma("rates", alpha=np.full(K, self.shape), beta=np.full(K, self.rate), dims=label_dim, initval=start)
+        # priors as containers (models/ops/pymc_data.py): a new prior compiles nothing new
+        rates = pm.Gamma("rates", alpha=hyperparameter("rates_prior_shape", np.full(K, self.shape)),
+                         beta=hyperparameter("rates_prior_rate", np.full(K, self.rate)), dims=label_dim, initval=start)
         return {"rates": rates, "n_components": K, "start_rates": start}
 
     def pymc_log_density(self, observations, params: dict):

@@ -352,7 +352,12 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         with pm.Model(coords=coords) as model:
             _, chol = inverse_wishart("Sigma", float(prior.nu), np.asarray(prior.S, np.float64), dims=("feature", "feature_bis"))
             # mvnormal: pm.MvNormal's density without re-factorising Sigma or Python linear algebra
-            mu = mvnormal("mu", np.asarray(prior.m, np.float64), chol / np.sqrt(np.float64(prior.kappa)), dims="feature")
+            # the prior's mean and scale as containers too (see inverse_wishart): a data-driven
+            # prior then needs no new compiled code per data set
+            m0 = np.asarray(prior.m, np.float64)
+            prior_mean = pm.Data("mu_prior_mean", m0, shape=m0.shape)
+            prior_scale = pm.Data("mu_prior_scale", np.float64(1.0 / np.sqrt(prior.kappa)))
+            mu = mvnormal("mu", prior_mean, chol * prior_scale, dims="feature")
             mvnormal("x", mu, chol, observed=data_container("x_data", data.x), dims=("observation", "feature"))
         return model
 

@@ -23,7 +23,7 @@ import pytensor.tensor as pt
 
 from ..core.protocols import DataDrivenPrior
 from ..ops.hmm_op import hmm_log_emission_likelihood, hmm_log_likelihood
-from ..ops.pymc_data import data_container
+from ..ops.pymc_data import data_container, hyperparameter
 from . import kernels
 
 __all__ = ["PYMC_GIBBS_MAX_STEPS", "pymc_model"]
@@ -57,10 +57,11 @@ def pymc_model(model, data, marginalized: bool = True) -> pm.Model:
     rows = family.rows(data)
     with pm.Model(coords=coords) as declared:
         if model.fixed_init_probs is None:
-            init = pm.Dirichlet("init_probs", a=arrays["init_prior"], dims="state")
+            init = pm.Dirichlet("init_probs", a=hyperparameter("init_probs_prior", arrays["init_prior"]), dims="state")
         else:
             init = pt.constant(np.asarray(model.fixed_init_probs, np.float64))
-        trans = pm.Dirichlet("trans_mat", a=arrays["trans_prior"], dims=("state", "state_next"))
+        # priors as containers (models/ops/pymc_data.py): a new prior compiles nothing new
+        trans = pm.Dirichlet("trans_mat", a=hyperparameter("trans_mat_prior", arrays["trans_prior"]), dims=("state", "state_next"))
         params = family.pymc_priors(K, "state", rows)
         if not marginalized:
             _declare_explicit_states(model, data, rows, init, trans, params)

@@ -565,7 +565,7 @@ class FiniteMixture(LatentModel):
         import pymc as pm
         import pytensor.tensor as pt
 
-        from ..ops.pymc_data import data_container
+        from ..ops.pymc_data import data_container, hyperparameter
 
         data = self.check_data(data)
         K = self.n_components
@@ -575,7 +575,7 @@ class FiniteMixture(LatentModel):
                 weights = pm.Deterministic("weights", pt.ones(1, dtype="float64"), dims="component")
             else:
                 concentration = np.broadcast_to(np.asarray(self.weights_prior, np.float64), (K,)).copy()
-                weights = pm.Dirichlet("weights", a=concentration, dims="component")
+                weights = pm.Dirichlet("weights", a=hyperparameter("weights_prior", concentration), dims="component")
             params = self.family.pymc_priors(K, "component", data.x)
             # a container, not a constant: one compiled model serves every data set (models/ops/pymc_data.py);
             # pm.Data refuses NaN, so data with missing entries are compiled in as a constant

@@ -412,13 +412,26 @@ def inverse_wishart_logp(value, nu: float, scale: np.ndarray):
     - 1/2 tr(S Sigma^{-1}), with tr(S Sigma^{-1}) = ||L^{-1} C||_F^2 for Sigma = L L^T, S = C C^T.
     Under the log-Cholesky transform PyTensor rewrites ``cholesky(value)`` to the transform's L.
     """
-    import pytensor.tensor as pt
-
     nu, scale = _check_iw_parameters(nu, scale)
+    scale_chol, log_norm = _iw_constants(nu, scale)
+    return _iw_logp_from_constants(value, nu, scale_chol, log_norm, scale.shape[-1])
+
+
+def _iw_constants(nu: float, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Cholesky factor C of the scale (..., D, D) and the normalising constant (...) of
+    log IW: what depends on the hyperparameters only, computed once in NumPy."""
     dim = scale.shape[-1]
     scale_chol = np.linalg.cholesky(scale)
     log_det_scale = 2.0 * np.log(np.diagonal(scale_chol, axis1=-2, axis2=-1)).sum(-1)
     log_norm = 0.5 * nu * log_det_scale - 0.5 * nu * dim * np.log(2.0) - special.multigammaln(nu / 2.0, dim)
+    return scale_chol, np.asarray(log_norm, np.float64)
+
+
+def _iw_logp_from_constants(value, nu, scale_chol, log_norm, dim: int):
+    """log IW(value | nu, C C^T) given C and the normalising constant, which may be numbers or
+    symbolic (data containers)."""
+    import pytensor.tensor as pt
+
     chol = pt.specify_shape(spd_cholesky(value), (*(None,) * (value.ndim - 2), dim, dim))
     inverse = lower_triangular_inverse(chol)
     # ||L^{-1} C||_F^2 as a broadcast product-sum (C Ops, batched over components)
@@ -470,16 +483,23 @@ def inverse_wishart(name: str, nu, scale, *, dims=None):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     nu, scale = _check_iw_parameters(nu, scale)
     dim = scale.shape[-1]
+    scale_chol, log_norm = _iw_constants(nu, scale)
+    # data containers, not constants: the compiled model then depends on the shapes only, so a
+    # data-driven prior (a new S for every data set) reuses the compiled code (models/ops/pymc_data.py)
+    nu_data = pm.Data(f"{name}_nu", np.float64(nu))
+    scale_chol_data = pm.Data(f"{name}_scale_chol", scale_chol, shape=scale.shape)
+    log_norm_data = pm.Data(f"{name}_log_norm", log_norm, shape=log_norm.shape)
 
-    def logp(value, nu_, scale_):
-        return inverse_wishart_logp(value, nu, scale)
+    def logp(value, nu_, scale_chol_, log_norm_):
+        return _iw_logp_from_constants(value, nu_, scale_chol_, log_norm_, dim)
 
     Sigma = pm.CustomDist(
         name,
-        pt.constant(nu),
-        pt.constant(scale),
+        nu_data,
+        scale_chol_data,
+        log_norm_data,
         logp=logp,
-        signature="(),(d,d)->(d,d)",
+        signature="(),(d,d),()->(d,d)",
         transform=SPDCholeskyTransform(dim),
         initval=scale / (nu + dim + 1.0),  # the mode: always positive definite
         dims=dims,

@@ -612,8 +612,9 @@ def test_cli_demo_index_escapes_model_names(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
     index = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "<script>" not in index
-    # the link and its text, and the model's name and directory in the calibrate command
-    assert index.count("&lt;script&gt;coins&#39;") == 4
-    assert "<p>p &lt; q &amp; q &gt; 0</p>" in index
+    # the thumbnail's and the name's links, the name, and the model's name and directory in the
+    # calibrate command
+    assert index.count("&lt;script&gt;coins&#39;") == 5
+    assert "<p class='summary'>p &lt; q &amp; q &gt; 0</p>" in index
     assert "EM, VB, ADVI, Gibbs, NUTS and the exact posterior where they apply (quick settings)." in index
     assert "report:" in capsys.readouterr().out

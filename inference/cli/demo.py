@@ -7,6 +7,7 @@ back-end's progress to the parent through a queue.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import sys
@@ -19,7 +20,8 @@ from .output import StatusLines, make_console, print_comparison
 from .run import configure_environment, quiet_pymc, run_comparison
 
 __all__ = ["CALIBRATION_DIR", "DEMO_BACKENDS", "DEMO_OPTIONS", "QUICK_OPTIONS", "QUICK_REFERENCE_OPTIONS",
-           "calibration_links", "cmd_demo", "demo_order", "render_demo_index"]
+           "THUMBNAIL_FIGURES", "calibration_links", "cmd_demo", "demo_order", "model_description",
+           "render_demo_index", "report_thumbnail"]
 
 #: ``demo --quick``: fewer draws everywhere (rough numbers, same pictures)
 QUICK_OPTIONS = {
@@ -63,6 +65,43 @@ class _DemoOutcome:
     summary: str
     printed: str  # the comparison table and summary, rendered for the parent's console
     seconds: float
+    picture: str | None = None  # the index's thumbnail (a PNG of the report), relative to the output directory
+    description: str = ""  # one line: what the model is (its docstring's first paragraph)
+
+
+#: the report's figures the index may show as a model's thumbnail, in order of preference: the
+#: model's own picture says what the model is about; the densities and the forest plot are drawn
+#: for every model, so one of them is there whenever a back-end ran
+THUMBNAIL_FIGURES = ("model.png", "densities.png", "forest.png")
+
+
+def report_thumbnail(report: Path, out: Path) -> str | None:
+    """The first of :data:`THUMBNAIL_FIGURES` that the save of a report wrote beside it.
+
+    Parameters
+    ----------
+    report : pathlib.Path
+        A saved ``report.html``.
+    out : pathlib.Path
+        The demo's output directory, which the returned path is relative to.
+
+    Returns
+    -------
+    str or None
+        The PNG's path relative to ``out`` (the index links it as it is, so the page needs
+        nothing outside ``out``); None when no figure was written (every back-end failed).
+    """
+    for name in THUMBNAIL_FIGURES:
+        if (report.parent / name).is_file():
+            return (report.parent / name).relative_to(out).as_posix()
+    return None
+
+
+def model_description(model) -> str:
+    """The first paragraph of the model class's docstring, on one line (the index's summary of
+    what the model is; the model says it, the demo does not)."""
+    doc = inspect.getdoc(type(model)) or ""
+    return " ".join(doc.split("\n\n")[0].split())
 
 
 def _demo_plan(name: str, quick: bool, all_backends: bool, chains_in_parallel: bool = True):
@@ -126,8 +165,9 @@ def _demo_one(name: str, args, out: Path, callback=None, width: int | None = Non
     for note in notes:
         console.print(f"[dim]{note}[/]")
     print_comparison(result, f"{name}: {len(result.idatas)} back-ends", console)
-    return _DemoOutcome(type(model).__name__, str(report.relative_to(out)), result.summary(),
-                        buffer.getvalue(), time.perf_counter() - start)
+    return _DemoOutcome(type(model).__name__, report.relative_to(out).as_posix(), result.summary(),
+                        buffer.getvalue(), time.perf_counter() - start, picture=report_thumbnail(report, out),
+                        description=model_description(model))
 
 
 _demo_events = None  # a worker's queue to the parent's progress display
@@ -235,13 +275,16 @@ def calibration_links(out: Path, names: list[str]) -> dict[str, dict]:
 
 
 def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=None, calibration=None) -> str:
-    """The demo's index page: a link to each model's report, with the model's summary.
+    """The demo's index page: per model, a thumbnail of its report's main figure linking to the
+    report, its name, a one-line description and the comparison's summary.
 
     Parameters
     ----------
     outcomes : dict
         Model name -> its demo outcome, in the page's order; each outcome has the attributes
-        ``report`` (report.html's path relative to the index), ``class_name`` and ``summary``.
+        ``report`` (report.html's path relative to the index), ``class_name`` and ``summary``,
+        and optionally ``picture`` (a PNG's path relative to the index, or None) and
+        ``description`` (one line).
     all_backends, quick : bool
         The ``demo`` flags, which the page's introduction names.
     template : jinja2.Template, optional
@@ -255,7 +298,10 @@ def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=
         The HTML page, every model-supplied text escaped.
     """
     template = template or _index_template()
-    return template.render(outcomes=outcomes, all_backends=all_backends, quick=quick, calibration=calibration or {})
+    rows = {name: {"report": outcome.report, "class_name": outcome.class_name, "summary": outcome.summary,
+                   "picture": getattr(outcome, "picture", None), "description": getattr(outcome, "description", "")}
+            for name, outcome in outcomes.items()}
+    return template.render(outcomes=rows, all_backends=all_backends, quick=quick, calibration=calibration or {})
 
 
 def _check_out(out: Path, names: list[str], args) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import arviz as az
 import numpy as np
@@ -518,7 +519,10 @@ def test_report_has_summary_loo_and_column_docs(seed_comparison, saved_report):
     text = report.read_text()
     assert text.count("data:image/png;base64") == 5
     assert "PSIS-LOO" in text and "sd_ratio" in text and "What the columns mean" in text
-    assert "http://" not in text and "https://" not in text  # readable offline
+    # readable offline: the links to the model's lesson and API page are the only addresses outside
+    outside = re.sub(r'<p class="docs">.*?</p>', "", text, flags=re.S)
+    assert "http://" not in outside and "https://" not in outside
+    assert not re.search(r'src="(?!data:)', text)
     assert (tmp_path / "report" / "loo.csv").is_file() and (tmp_path / "report" / "densities.png").is_file()
     assert (tmp_path / "report" / "summary.txt").read_text().strip() == seed_comparison.summary()
 

@@ -69,10 +69,10 @@ class _DemoOutcome:
     description: str = ""  # one line: what the model is (its docstring's first paragraph)
 
 
-#: the report's figures the index may show as a model's thumbnail, in order of preference: the
-#: model's own picture says what the model is about; the densities and the forest plot are drawn
-#: for every model, so one of them is there whenever a back-end ran
-THUMBNAIL_FIGURES = ("model.png", "densities.png", "forest.png")
+#: the report's figures (by name, saved as ``<name>.png``) the index may show as a model's
+#: thumbnail, in order of preference: the model's own picture says what the model is about; the
+#: densities and the forest plot are drawn for every model, so one is there whenever a back-end ran
+THUMBNAIL_FIGURES = ("model", "densities", "forest")
 
 
 def report_thumbnail(report: Path, out: Path) -> str | None:
@@ -92,8 +92,9 @@ def report_thumbnail(report: Path, out: Path) -> str | None:
         nothing outside ``out``); None when no figure was written (every back-end failed).
     """
     for name in THUMBNAIL_FIGURES:
-        if (report.parent / name).is_file():
-            return (report.parent / name).relative_to(out).as_posix()
+        png = report.parent / f"{name}.png"
+        if png.is_file():
+            return png.relative_to(out).as_posix()
     return None
 
 
@@ -158,7 +159,8 @@ def _demo_one(name: str, args, out: Path, callback=None, width: int | None = Non
     quiet_pymc(names, getattr(args, "debug", False))
     result = run_comparison(model, data, names, reference, options, args.seed, show_status=callback is None,
                             cache=not args.no_cache, callback=callback)
-    report = result.save(out / name, overwrite=getattr(args, "overwrite", False))
+    report = result.save(out / name, overwrite=getattr(args, "overwrite", False),
+                         docs_url=getattr(args, "docs_url", None))
     buffer = io.StringIO()
     console = Console(file=buffer, width=width or 120, force_terminal=terminal, highlight=False)
     console.rule(f"{name}: {type(model).__name__} on its default data")
@@ -274,7 +276,8 @@ def calibration_links(out: Path, names: list[str]) -> dict[str, dict]:
     return links
 
 
-def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=None, calibration=None) -> str:
+def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=None, calibration=None,
+                      docs=None) -> str:
     """The demo's index page: per model, a thumbnail of its report's main figure linking to the
     report, its name, a one-line description and the comparison's summary.
 
@@ -291,6 +294,9 @@ def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=
         The loaded ``demo_index.html.j2`` (loaded here when None).
     calibration : dict, optional
         :func:`calibration_links`: each model's calibration report, or the command to make it.
+    docs : dict, optional
+        Model name -> ``{"lesson": url or None, "api": url or None}``
+        (:meth:`latentzoo.inference.docs_links.DocsSite.links`): the model's lesson and API page.
 
     Returns
     -------
@@ -301,7 +307,8 @@ def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=
     rows = {name: {"report": outcome.report, "class_name": outcome.class_name, "summary": outcome.summary,
                    "picture": getattr(outcome, "picture", None), "description": getattr(outcome, "description", "")}
             for name, outcome in outcomes.items()}
-    return template.render(outcomes=rows, all_backends=all_backends, quick=quick, calibration=calibration or {})
+    return template.render(outcomes=rows, all_backends=all_backends, quick=quick, calibration=calibration or {},
+                           docs=docs or {})
 
 
 def _check_out(out: Path, names: list[str], args) -> None:
@@ -323,7 +330,13 @@ def cmd_demo(args) -> int:
     from latentzoo.models import MODELS
     from latentzoo.models.core.protocols import Demo
 
+    from ..docs_links import docs_site
+
     out = Path(args.out)
+    try:
+        site = docs_site(getattr(args, "docs_url", None))
+    except TypeError as error:
+        raise UsageError(f"--docs-url: {error}") from None
     console = make_console()
     # a general-purpose model (CategoricalHMM) has no seed data set of its own
     models = {name: model for name, model in ((name, cls()) for name, cls in MODELS.items()) if isinstance(model, Demo)}
@@ -345,8 +358,9 @@ def cmd_demo(args) -> int:
     else:
         outcomes = _run_demo_parallel(demo_order(models), args, out, jobs)
     index = out / "index.html"
+    docs = {name: site.links(models[name]) for name in names} if site is not None else {}
     page = render_demo_index({name: outcomes[name] for name in names}, args.all_backends, args.quick, template,
-                             calibration_links(out, names))
+                             calibration_links(out, names), docs)
     index.write_text(page, encoding="utf-8")
     per_model = ", ".join(f"{name} {outcomes[name].seconds:.0f} s" for name in names)
     console.print(f"\n[dim]{len(names)} models in {time.perf_counter() - start:.0f} s with {jobs} "

@@ -391,3 +391,32 @@ def test_demo_index_shows_a_thumbnail_per_model_that_links_to_its_report(tmp_pat
     # the model's one line comes from its own docstring
     description = model_description(ThreeCoins())
     assert "\n" not in description and description.startswith("Three-coin model")
+
+
+def test_demo_index_points_to_the_explorer_with_its_screenshot_copied(tmp_path):
+    """The index's explorer section names ``latentzoo explore`` and the models it has a view
+    for (the server's list), shows the screenshot from a copy inside the demo's directory, and
+    marks those models' rows; without a screenshot the section has no picture."""
+    from types import SimpleNamespace
+
+    from latentzoo.inference.cli.demo import EXPLORE_SCREENSHOT, explore_section, render_demo_index
+    from latentzoo.inference.explore.server import MODELS as EXPLORABLE
+
+    assert EXPLORE_SCREENSHOT.is_file()  # the checkout's docs/_static/explore.png
+    explore = explore_section(tmp_path)
+    assert explore == {"models": list(EXPLORABLE), "picture": "explore.png"}
+    assert (tmp_path / "explore.png").read_bytes() == EXPLORE_SCREENSHOT.read_bytes()
+    outcomes = {name: SimpleNamespace(report=f"{name}/report.html", class_name="X", summary="s")
+                for name in ("three-coins", "gmm")}
+    page = render_demo_index(outcomes, False, True, explore=explore)
+    assert "<code>latentzoo explore</code> opens a live page" in page
+    assert re.findall(r"<img src='([^']+)'", page) == ["explore.png"]
+    live = re.findall(r"<code>latentzoo explore ([^<]+)</code> edits", page)
+    assert live == [name for name in outcomes if name in EXPLORABLE] and live
+    # no screenshot (an installed package without docs/): the section stays, without a picture
+    (tmp_path / "elsewhere").mkdir()
+    bare = explore_section(tmp_path / "elsewhere", screenshot=tmp_path / "missing.png")
+    assert bare["picture"] is None and not (tmp_path / "elsewhere" / "explore.png").exists()
+    assert "<img" not in render_demo_index(outcomes, False, True, explore=bare)
+    # no section at all when the caller gives none
+    assert "latentzoo explore" not in render_demo_index(outcomes, False, True)

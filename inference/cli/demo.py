@@ -10,6 +10,7 @@ import dataclasses
 import inspect
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,8 +21,8 @@ from .output import StatusLines, make_console, print_comparison
 from .run import configure_environment, quiet_pymc, run_comparison
 
 __all__ = ["CALIBRATION_DIR", "DEMO_BACKENDS", "DEMO_OPTIONS", "QUICK_OPTIONS", "QUICK_REFERENCE_OPTIONS",
-           "THUMBNAIL_FIGURES", "calibration_links", "cmd_demo", "demo_order", "model_description",
-           "render_demo_index", "report_thumbnail"]
+           "EXPLORE_SCREENSHOT", "THUMBNAIL_FIGURES", "calibration_links", "cmd_demo", "demo_order",
+           "explore_section", "model_description", "render_demo_index", "report_thumbnail"]
 
 #: ``demo --quick``: fewer draws everywhere (rough numbers, same pictures)
 QUICK_OPTIONS = {
@@ -276,8 +277,41 @@ def calibration_links(out: Path, names: list[str]) -> dict[str, dict]:
     return links
 
 
+#: the explorer's screenshot in a source checkout (tests/test_explore_browser.py takes it); an
+#: installed package without docs/ shows the index's explorer section without it
+EXPLORE_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "_static" / "explore.png"
+
+
+def explore_section(out: Path, screenshot: Path | None = None) -> dict:
+    """What the index says about ``latentzoo explore``: the models it has a live view for
+    (:data:`latentzoo.inference.explore.server.MODELS`), and its screenshot, copied into ``out``
+    so that the page shows it offline and from any copy of the directory.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The demo's output directory (exists).
+    screenshot : pathlib.Path, optional
+        The PNG to copy (default :data:`EXPLORE_SCREENSHOT`); when it is missing, no picture.
+
+    Returns
+    -------
+    dict
+        ``{"models": [model names], "picture": "explore.png" or None}`` (the picture relative to ``out``).
+    """
+    # lazy: the server module imports Starlette, which nothing else in the demo needs
+    from latentzoo.inference.explore.server import MODELS as EXPLORABLE
+
+    source = EXPLORE_SCREENSHOT if screenshot is None else Path(screenshot)
+    picture = None
+    if source.is_file():
+        shutil.copyfile(source, out / "explore.png")
+        picture = "explore.png"
+    return {"models": list(EXPLORABLE), "picture": picture}
+
+
 def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=None, calibration=None,
-                      docs=None) -> str:
+                      docs=None, explore=None) -> str:
     """The demo's index page: per model, a thumbnail of its report's main figure linking to the
     report, its name, a one-line description and the comparison's summary.
 
@@ -297,6 +331,9 @@ def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=
     docs : dict, optional
         Model name -> ``{"lesson": url or None, "api": url or None}``
         (:meth:`latentzoo.inference.docs_links.DocsSite.links`): the model's lesson and API page.
+    explore : dict, optional
+        :func:`explore_section`: the models ``latentzoo explore`` has a view for, and its
+        screenshot; without it the page has no explorer section.
 
     Returns
     -------
@@ -308,7 +345,7 @@ def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=
                    "picture": getattr(outcome, "picture", None), "description": getattr(outcome, "description", "")}
             for name, outcome in outcomes.items()}
     return template.render(outcomes=rows, all_backends=all_backends, quick=quick, calibration=calibration or {},
-                           docs=docs or {})
+                           docs=docs or {}, explore=explore)
 
 
 def _check_out(out: Path, names: list[str], args) -> None:
@@ -360,7 +397,7 @@ def cmd_demo(args) -> int:
     index = out / "index.html"
     docs = {name: site.links(models[name]) for name in names} if site is not None else {}
     page = render_demo_index({name: outcomes[name] for name in names}, args.all_backends, args.quick, template,
-                             calibration_links(out, names), docs)
+                             calibration_links(out, names), docs, explore_section(out))
     index.write_text(page, encoding="utf-8")
     per_model = ", ".join(f"{name} {outcomes[name].seconds:.0f} s" for name in names)
     console.print(f"\n[dim]{len(names)} models in {time.perf_counter() - start:.0f} s with {jobs} "

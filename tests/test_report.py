@@ -143,9 +143,11 @@ def test_demo_index_links_to_reports(tmp_path, monkeypatch):
     index = (out / "index.html").read_text(encoding="utf-8")
     links = re.findall(r"class='report' href='([^']+)'", index)
     assert links == ["three-coins/report.html"]
-    # the thumbnail is the model's own picture, a file the save wrote beside the report
-    assert re.findall(r"<img src='([^']+)'", index) == ["three-coins/model.png"]
-    assert (out / "three-coins" / "model.png").is_file()
+    # the thumbnail is the model's own picture, a file the save wrote beside the report; the
+    # explorer's screenshot is copied beside the index; both load in the browser
+    assert re.findall(r"<img src='([^']+)'", index) == ["explore.png", "three-coins/model.png"]
+    index_numbers = _check_in_browser(out / "index.html", tmp_path)
+    assert index_numbers["images"] == 2 and index_numbers["broken"] == 0
     numbers = _check_in_browser(out / links[0], tmp_path)
     assert numbers["broken"] == 0 and numbers["images"] == 5
 

@@ -146,7 +146,10 @@ def test_demo_index_links_to_reports(tmp_path, monkeypatch):
     # the thumbnail is the model's own picture, a file the save wrote beside the report; the
     # explorer's screenshot is copied beside the index; both load in the browser
     assert re.findall(r"<img src='([^']+)'", index) == ["explore.png", "three-coins/model.png"]
-    index_numbers = _check_in_browser(out / "index.html", tmp_path)
+    # (the checked copy sits beside index.html, so that its relative links resolve as the index's do)
+    index_numbers, others = measure_page((out / "index.html").read_text(encoding="utf-8"), out / "checked-index.html",
+                                         tmp_path / "profile")
+    assert not others, others
     assert index_numbers["images"] == 2 and index_numbers["broken"] == 0
     numbers = _check_in_browser(out / links[0], tmp_path)
     assert numbers["broken"] == 0 and numbers["images"] == 5

@@ -145,7 +145,7 @@ def test_demo_index_links_to_reports(tmp_path, monkeypatch):
     assert links == ["three-coins/report.html"]
     # the thumbnail is the model's own picture, a file the save wrote beside the report; the
     # explorer's screenshot is copied beside the index; both load in the browser
-    assert re.findall(r"<img src='([^']+)'", index) == ["explore.png", "three-coins/model.png"]
+    assert re.findall(r"<img src='([^']+)'", index) == ["three-coins/model.png", "explore.png"]
     # (the checked copy sits beside index.html, so that its relative links resolve as the index's do)
     index_numbers, others = measure_page((out / "index.html").read_text(encoding="utf-8"), out / "checked-index.html",
                                          tmp_path / "profile")
@@ -415,6 +415,7 @@ def test_demo_index_points_to_the_explorer_with_its_screenshot_copied(tmp_path):
                 for name in ("three-coins", "gmm")}
     page = render_demo_index(outcomes, False, True, explore=explore)
     assert "<code>latentzoo explore</code> opens a live page" in page
+    assert "href='#explore'" in page and "id='explore'" in page
     assert re.findall(r"<img src='([^']+)'", page) == ["explore.png"]
     live = re.findall(r"<code>latentzoo explore ([^<]+)</code> edits", page)
     assert live == [name for name in outcomes if name in EXPLORABLE] and live

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import arviz as az
 import numpy as np
@@ -518,7 +519,10 @@ def test_report_has_summary_loo_and_column_docs(seed_comparison, saved_report):
     text = report.read_text()
     assert text.count("data:image/png;base64") == 5
     assert "PSIS-LOO" in text and "sd_ratio" in text and "What the columns mean" in text
-    assert "http://" not in text and "https://" not in text  # readable offline
+    # readable offline: the links to the model's lesson and API page are the only addresses outside
+    outside = re.sub(r'<p class="docs">.*?</p>', "", text, flags=re.S)
+    assert "http://" not in outside and "https://" not in outside
+    assert not re.search(r'src="(?!data:)', text)
     assert (tmp_path / "report" / "loo.csv").is_file() and (tmp_path / "report" / "densities.png").is_file()
     assert (tmp_path / "report" / "summary.txt").read_text().strip() == seed_comparison.summary()
 
@@ -612,8 +616,9 @@ def test_cli_demo_index_escapes_model_names(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
     index = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "<script>" not in index
-    # the link and its text, and the model's name and directory in the calibrate command
-    assert index.count("&lt;script&gt;coins&#39;") == 4
-    assert "<p>p &lt; q &amp; q &gt; 0</p>" in index
+    # the thumbnail's and the name's links, the name, and the model's name and directory in the
+    # calibrate command
+    assert index.count("&lt;script&gt;coins&#39;") == 5
+    assert "<p class='summary'>p &lt; q &amp; q &gt; 0</p>" in index
     assert "EM, VB, ADVI, Gibbs, NUTS and the exact posterior where they apply (quick settings)." in index
     assert "report:" in capsys.readouterr().out

@@ -141,8 +141,16 @@ def test_demo_index_links_to_reports(tmp_path, monkeypatch):
     # one model runs in this process even with --jobs 2 (no worker to lose the patches in)
     assert cli.main(["demo", "--out", str(out), "--quick", "--jobs", "2"]) == 0
     index = (out / "index.html").read_text(encoding="utf-8")
-    links = re.findall(r"href='([^']+)'", index)
+    links = re.findall(r"class='report' href='([^']+)'", index)
     assert links == ["three-coins/report.html"]
+    # the thumbnail is the model's own picture, a file the save wrote beside the report; the
+    # explorer's screenshot is copied beside the index; both load in the browser
+    assert re.findall(r"<img src='([^']+)'", index) == ["three-coins/model.png", "explore.png"]
+    # (the checked copy sits beside index.html, so that its relative links resolve as the index's do)
+    index_numbers, others = measure_page((out / "index.html").read_text(encoding="utf-8"), out / "checked-index.html",
+                                         tmp_path / "profile")
+    assert not others, others
+    assert index_numbers["images"] == 2 and index_numbers["broken"] == 0
     numbers = _check_in_browser(out / links[0], tmp_path)
     assert numbers["broken"] == 0 and numbers["images"] == 5
 
@@ -156,7 +164,7 @@ def test_demo_in_two_worker_processes(tmp_path):
 
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--quick", "--jobs", "2"]) == 0
-    links = re.findall(r"href='([^']+)'", (out / "index.html").read_text(encoding="utf-8"))
+    links = re.findall(r"class='report' href='([^']+)'", (out / "index.html").read_text(encoding="utf-8"))
     from latentzoo.models.core.protocols import ExampleData
 
     expected = [f"{name}/report.html" for name, cls in MODELS.items() if isinstance(cls(), ExampleData)]
@@ -352,6 +360,69 @@ def test_demo_index_links_a_calibration_report_where_one_was_made(tmp_path):
     outcomes = {name: SimpleNamespace(report=f"{name}/report.html", class_name="X", summary="s")
                 for name in ("three-coins", "dice-hmm")}
     page = render_demo_index(outcomes, False, True, calibration=calibration_links(tmp_path, list(outcomes)))
-    assert re.findall(r"href='([^']+)'", page) == ["three-coins/report.html", "calibration/three-coins/report.html",
-                                                   "dice-hmm/report.html"]
+    assert re.findall(r"class='(?:report|calibration)' href='([^']+)'", page) == [
+        "three-coins/report.html", "calibration/three-coins/report.html", "dice-hmm/report.html"]
     assert f"latentzoo calibrate dice-hmm --out {tmp_path / 'calibration' / 'dice-hmm'}" in page
+
+
+def test_demo_index_shows_a_thumbnail_per_model_that_links_to_its_report(tmp_path):
+    """Each model's row shows one PNG its report's save wrote (the model's own picture first, else
+    a figure every comparison draws), linked to the report by a relative path; a report without
+    figures gets a link without a picture."""
+    from types import SimpleNamespace
+    from urllib.parse import urlparse
+
+    from latentzoo.inference.cli.demo import model_description, render_demo_index, report_thumbnail
+
+    written = {"three-coins": ("model.png", "densities.png", "forest.png"), "gmm": ("forest.png",), "dice-hmm": ()}
+    outcomes = {}
+    for name, figures in written.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.html").write_text("<html></html>")
+        for figure in figures:
+            (tmp_path / name / figure).write_bytes(b"\x89PNG")
+        report = tmp_path / name / "report.html"
+        outcomes[name] = SimpleNamespace(report=f"{name}/report.html", class_name="X", summary="s",
+                                         picture=report_thumbnail(report, tmp_path), description=f"about {name}")
+    assert [outcome.picture for outcome in outcomes.values()] == ["three-coins/model.png", "gmm/forest.png", None]
+    page = render_demo_index(outcomes, False, True)
+    pairs = re.findall(r"<a class='thumbnail' href='([^']+)'><img src='([^']+)'", page)
+    assert pairs == [("three-coins/report.html", "three-coins/model.png"), ("gmm/report.html", "gmm/forest.png")]
+    assert re.findall(r"<a class='thumbnail no-picture' href='([^']+)'", page) == ["dice-hmm/report.html"]
+    for link in re.findall(r"(?:href|src)='([^']+)'", page):
+        assert not urlparse(link).scheme and not link.startswith("/"), link
+        assert (tmp_path / link).is_file(), link
+    assert all(f"<p class='description'>about {name}</p>" in page for name in written)
+    # the model's one line comes from its own docstring
+    description = model_description(ThreeCoins())
+    assert "\n" not in description and description.startswith("Three-coin model")
+
+
+def test_demo_index_points_to_the_explorer_with_its_screenshot_copied(tmp_path):
+    """The index's explorer section names ``latentzoo explore`` and the models it has a view
+    for (the server's list), shows the screenshot from a copy inside the demo's directory, and
+    marks those models' rows; without a screenshot the section has no picture."""
+    from types import SimpleNamespace
+
+    from latentzoo.inference.cli.demo import EXPLORE_SCREENSHOT, explore_section, render_demo_index
+    from latentzoo.inference.explore.server import MODELS as EXPLORABLE
+
+    assert EXPLORE_SCREENSHOT.is_file()  # the checkout's docs/_static/explore.png
+    explore = explore_section(tmp_path)
+    assert explore == {"models": list(EXPLORABLE), "picture": "explore.png"}
+    assert (tmp_path / "explore.png").read_bytes() == EXPLORE_SCREENSHOT.read_bytes()
+    outcomes = {name: SimpleNamespace(report=f"{name}/report.html", class_name="X", summary="s")
+                for name in ("three-coins", "gmm")}
+    page = render_demo_index(outcomes, False, True, explore=explore)
+    assert "<code>latentzoo explore</code> opens a live page" in page
+    assert "href='#explore'" in page and "id='explore'" in page
+    assert re.findall(r"<img src='([^']+)'", page) == ["explore.png"]
+    live = re.findall(r"<code>latentzoo explore ([^<]+)</code> edits", page)
+    assert live == [name for name in outcomes if name in EXPLORABLE] and live
+    # no screenshot (an installed package without docs/): the section stays, without a picture
+    (tmp_path / "elsewhere").mkdir()
+    bare = explore_section(tmp_path / "elsewhere", screenshot=tmp_path / "missing.png")
+    assert bare["picture"] is None and not (tmp_path / "elsewhere" / "explore.png").exists()
+    assert "<img" not in render_demo_index(outcomes, False, True, explore=bare)
+    # no section at all when the caller gives none
+    assert "latentzoo explore" not in render_demo_index(outcomes, False, True)

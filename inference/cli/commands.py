@@ -312,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="models run in N worker processes at once (default: 2, or 1 on a one-core machine)")
     demo_parser.add_argument("--no-cache", action="store_true",
                       help="run the long NUTS references again instead of reusing cached ones")
+    demo_parser.add_argument("--docs-url", default=None, metavar="URL",
+                      help="the docs site the index and reports link each model's lesson and API page on "
+                      "(default: $LATENTZOO_DOCS_URL, else docs/_build/html of a source checkout that built "
+                      "it, else the package's Documentation URL)")
     demo_parser.set_defaults(handler=cmd_demo)
     add_calibrate_parser(commands, common, formatter)
     exploring = commands.add_parser(

@@ -7,8 +7,10 @@ back-end's progress to the parent through a queue.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,7 +21,8 @@ from .output import StatusLines, make_console, print_comparison
 from .run import configure_environment, quiet_pymc, run_comparison
 
 __all__ = ["CALIBRATION_DIR", "DEMO_BACKENDS", "DEMO_OPTIONS", "QUICK_OPTIONS", "QUICK_REFERENCE_OPTIONS",
-           "calibration_links", "cmd_demo", "demo_order", "render_demo_index"]
+           "EXPLORE_SCREENSHOT", "THUMBNAIL_FIGURES", "calibration_links", "cmd_demo", "demo_order",
+           "explore_section", "model_description", "render_demo_index", "report_thumbnail"]
 
 #: ``demo --quick``: fewer draws everywhere (rough numbers, same pictures)
 QUICK_OPTIONS = {
@@ -63,6 +66,44 @@ class _DemoOutcome:
     summary: str
     printed: str  # the comparison table and summary, rendered for the parent's console
     seconds: float
+    picture: str | None = None  # the index's thumbnail (a PNG of the report), relative to the output directory
+    description: str = ""  # one line: what the model is (its docstring's first paragraph)
+
+
+#: the report's figures (by name, saved as ``<name>.png``) the index may show as a model's
+#: thumbnail, in order of preference: the model's own picture says what the model is about; the
+#: densities and the forest plot are drawn for every model, so one is there whenever a back-end ran
+THUMBNAIL_FIGURES = ("model", "densities", "forest")
+
+
+def report_thumbnail(report: Path, out: Path) -> str | None:
+    """The first of :data:`THUMBNAIL_FIGURES` that the save of a report wrote beside it.
+
+    Parameters
+    ----------
+    report : pathlib.Path
+        A saved ``report.html``.
+    out : pathlib.Path
+        The demo's output directory, which the returned path is relative to.
+
+    Returns
+    -------
+    str or None
+        The PNG's path relative to ``out`` (the index links it as it is, so the page needs
+        nothing outside ``out``); None when no figure was written (every back-end failed).
+    """
+    for name in THUMBNAIL_FIGURES:
+        png = report.parent / f"{name}.png"
+        if png.is_file():
+            return png.relative_to(out).as_posix()
+    return None
+
+
+def model_description(model) -> str:
+    """The first paragraph of the model class's docstring, on one line (the index's summary of
+    what the model is; the model says it, the demo does not)."""
+    doc = inspect.getdoc(type(model)) or ""
+    return " ".join(doc.split("\n\n")[0].split())
 
 
 def _demo_plan(name: str, quick: bool, all_backends: bool, chains_in_parallel: bool = True):
@@ -119,15 +160,17 @@ def _demo_one(name: str, args, out: Path, callback=None, width: int | None = Non
     quiet_pymc(names, getattr(args, "debug", False))
     result = run_comparison(model, data, names, reference, options, args.seed, show_status=callback is None,
                             cache=not args.no_cache, callback=callback)
-    report = result.save(out / name, overwrite=getattr(args, "overwrite", False))
+    report = result.save(out / name, overwrite=getattr(args, "overwrite", False),
+                         docs_url=getattr(args, "docs_url", None))
     buffer = io.StringIO()
     console = Console(file=buffer, width=width or 120, force_terminal=terminal, highlight=False)
     console.rule(f"{name}: {type(model).__name__} on its default data")
     for note in notes:
         console.print(f"[dim]{note}[/]")
     print_comparison(result, f"{name}: {len(result.idatas)} back-ends", console)
-    return _DemoOutcome(type(model).__name__, str(report.relative_to(out)), result.summary(),
-                        buffer.getvalue(), time.perf_counter() - start)
+    return _DemoOutcome(type(model).__name__, report.relative_to(out).as_posix(), result.summary(),
+                        buffer.getvalue(), time.perf_counter() - start, picture=report_thumbnail(report, out),
+                        description=model_description(model))
 
 
 _demo_events = None  # a worker's queue to the parent's progress display
@@ -234,20 +277,63 @@ def calibration_links(out: Path, names: list[str]) -> dict[str, dict]:
     return links
 
 
-def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=None, calibration=None) -> str:
-    """The demo's index page: a link to each model's report, with the model's summary.
+#: the explorer's screenshot in a source checkout (tests/test_explore_browser.py takes it); an
+#: installed package without docs/ shows the index's explorer section without it
+EXPLORE_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "_static" / "explore.png"
+
+
+def explore_section(out: Path, screenshot: Path | None = None) -> dict:
+    """What the index says about ``latentzoo explore``: the models it has a live view for
+    (:data:`latentzoo.inference.explore.server.MODELS`), and its screenshot, copied into ``out``
+    so that the page shows it offline and from any copy of the directory.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The demo's output directory (exists).
+    screenshot : pathlib.Path, optional
+        The PNG to copy (default :data:`EXPLORE_SCREENSHOT`); when it is missing, no picture.
+
+    Returns
+    -------
+    dict
+        ``{"models": [model names], "picture": "explore.png" or None}`` (the picture relative to ``out``).
+    """
+    # lazy: the server module imports Starlette, which nothing else in the demo needs
+    from latentzoo.inference.explore.server import MODELS as EXPLORABLE
+
+    source = EXPLORE_SCREENSHOT if screenshot is None else Path(screenshot)
+    picture = None
+    if source.is_file():
+        shutil.copyfile(source, out / "explore.png")
+        picture = "explore.png"
+    return {"models": list(EXPLORABLE), "picture": picture}
+
+
+def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=None, calibration=None,
+                      docs=None, explore=None) -> str:
+    """The demo's index page: per model, a thumbnail of its report's main figure linking to the
+    report, its name, a one-line description and the comparison's summary.
 
     Parameters
     ----------
     outcomes : dict
         Model name -> its demo outcome, in the page's order; each outcome has the attributes
-        ``report`` (report.html's path relative to the index), ``class_name`` and ``summary``.
+        ``report`` (report.html's path relative to the index), ``class_name`` and ``summary``,
+        and optionally ``picture`` (a PNG's path relative to the index, or None) and
+        ``description`` (one line).
     all_backends, quick : bool
         The ``demo`` flags, which the page's introduction names.
     template : jinja2.Template, optional
         The loaded ``demo_index.html.j2`` (loaded here when None).
     calibration : dict, optional
         :func:`calibration_links`: each model's calibration report, or the command to make it.
+    docs : dict, optional
+        Model name -> ``{"lesson": url or None, "api": url or None}``
+        (:meth:`latentzoo.inference.docs_links.DocsSite.links`): the model's lesson and API page.
+    explore : dict, optional
+        :func:`explore_section`: the models ``latentzoo explore`` has a view for, and its
+        screenshot; without it the page has no explorer section.
 
     Returns
     -------
@@ -255,7 +341,11 @@ def render_demo_index(outcomes: dict, all_backends: bool, quick: bool, template=
         The HTML page, every model-supplied text escaped.
     """
     template = template or _index_template()
-    return template.render(outcomes=outcomes, all_backends=all_backends, quick=quick, calibration=calibration or {})
+    rows = {name: {"report": outcome.report, "class_name": outcome.class_name, "summary": outcome.summary,
+                   "picture": getattr(outcome, "picture", None), "description": getattr(outcome, "description", "")}
+            for name, outcome in outcomes.items()}
+    return template.render(outcomes=rows, all_backends=all_backends, quick=quick, calibration=calibration or {},
+                           docs=docs or {}, explore=explore)
 
 
 def _check_out(out: Path, names: list[str], args) -> None:
@@ -277,7 +367,13 @@ def cmd_demo(args) -> int:
     from latentzoo.models import MODELS
     from latentzoo.models.core.protocols import Demo
 
+    from ..docs_links import docs_site
+
     out = Path(args.out)
+    try:
+        site = docs_site(getattr(args, "docs_url", None))
+    except TypeError as error:
+        raise UsageError(f"--docs-url: {error}") from None
     console = make_console()
     # a general-purpose model (CategoricalHMM) has no seed data set of its own
     models = {name: model for name, model in ((name, cls()) for name, cls in MODELS.items()) if isinstance(model, Demo)}
@@ -299,8 +395,9 @@ def cmd_demo(args) -> int:
     else:
         outcomes = _run_demo_parallel(demo_order(models), args, out, jobs)
     index = out / "index.html"
+    docs = {name: site.links(models[name]) for name in names} if site is not None else {}
     page = render_demo_index({name: outcomes[name] for name in names}, args.all_backends, args.quick, template,
-                             calibration_links(out, names))
+                             calibration_links(out, names), docs, explore_section(out))
     index.write_text(page, encoding="utf-8")
     per_model = ", ".join(f"{name} {outcomes[name].seconds:.0f} s" for name in names)
     console.print(f"\n[dim]{len(names)} models in {time.perf_counter() - start:.0f} s with {jobs} "

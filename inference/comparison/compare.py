@@ -102,7 +102,7 @@ class Comparison:
         who fails how (see :func:`~latentzoo.inference.comparison.report.summarize`)."""
         return report.summary(self)
 
-    def save(self, directory, overwrite: bool = False) -> Path:
+    def save(self, directory, overwrite: bool = False, docs_url: str | None = None) -> Path:
         """Write the comparison to ``directory`` (created if needed).
 
         Files: ``<backend>.nc`` per back-end (``xarray.open_datatree`` or ``arviz.from_netcdf``
@@ -124,6 +124,10 @@ class Comparison:
         directory : str or os.PathLike
         overwrite : bool, default False
             Replace an earlier comparison in ``directory``.
+        docs_url : str, optional
+            The docs site the report links the model's lesson and API page on (default:
+            ``LATENTZOO_DOCS_URL``, else a local ``make docs`` build, else the package's
+            ``Documentation`` URL; see :mod:`latentzoo.inference.docs_links`).
 
         Returns
         -------
@@ -140,7 +144,7 @@ class Comparison:
         latentzoo.inference.comparison.report.SaveError
             Some files could not be written (listed); all the others were.
         """
-        return report.save(self, directory, overwrite=overwrite)
+        return report.save(self, directory, overwrite=overwrite, docs_url=docs_url)
 
 
 # -- compare ----------------------------------------------------------------------------------

@@ -315,8 +315,9 @@ def _environment():
     )
 
 
-def render_html(comparison, images: dict, summary_text: str | None = None) -> str:
-    """The self-contained HTML report: tables inline, figures embedded, no external resources.
+def render_html(comparison, images: dict, summary_text: str | None = None, docs_url: str | None = None) -> str:
+    """The self-contained HTML report: tables inline, figures embedded, no external resources
+    (the links to the model's lesson and API page are the only addresses outside the page).
 
     Parameters
     ----------
@@ -325,6 +326,9 @@ def render_html(comparison, images: dict, summary_text: str | None = None) -> st
         Figure name -> base64-encoded PNG.
     summary_text : str, optional
         The summary paragraph (default: :func:`summary`).
+    docs_url : str, optional
+        The docs site's base URL; by default the one :func:`latentzoo.inference.docs_links.docs_site`
+        finds (the environment variable, a local build, the package's metadata).
 
     Returns
     -------
@@ -350,8 +354,15 @@ def render_html(comparison, images: dict, summary_text: str | None = None) -> st
         {"name": name, "data": data, "caption": CAPTIONS.get(name.partition("-")[0], name)}
         for name, data in images.items()
     ]
+    from ..docs_links import docs_site
+
+    site = docs_site(docs_url)
+    docs = site.links(comparison.model) if site is not None else {"lesson": None, "api": None}
     return _environment().get_template(REPORT_TEMPLATE).render(
         title=f"latentzoo: {type(comparison.model).__name__} — comparison of back-ends",
+        model_class=type(comparison.model).__name__,
+        lesson=comparison.model.lesson if docs["lesson"] else None,
+        docs=docs,
         summary=summary_text,
         reference=str(comparison.reference),
         reference_info=comparison.reference_info or "none",
@@ -513,9 +524,10 @@ def _write_manifest(directory: Path, files, complete: bool) -> None:
             os.unlink(temporary)
 
 
-def save(comparison, directory, overwrite: bool = False) -> Path:
+def save(comparison, directory, overwrite: bool = False, docs_url: str | None = None) -> Path:
     """Write ``comparison`` to ``directory`` as :meth:`~latentzoo.inference.comparison.compare.Comparison.save`
-    describes; return the path of ``report.html``.
+    describes; return the path of ``report.html`` (which links the model's lesson and API page
+    on the docs site at ``docs_url``, or the one :func:`latentzoo.inference.docs_links.docs_site` finds).
 
     Every file is attempted: a failing write (a full disk, a result that NetCDF cannot encode,
     a figure that cannot be drawn) does not stop the others, so nothing already computed is
@@ -529,6 +541,9 @@ def save(comparison, directory, overwrite: bool = False) -> Path:
     files no manifest lists are never removed (those of the names this save writes are replaced).
     A comparison in which every back-end failed is saved too: its summary and report say so.
     """
+    from ..docs_links import docs_site
+
+    docs_site(docs_url)  # a docs_url that is not a URL string fails here, before anything is written
     names = list(dict.fromkeys([*comparison.backends, *comparison.idatas]))
     directory = check_directory(directory, names, overwrite)
     directory.mkdir(parents=True, exist_ok=True)
@@ -567,7 +582,7 @@ def save(comparison, directory, overwrite: bool = False) -> Path:
     if summary_text is None:
         summary_text = f"(The summary could not be made: {writes.failed['summary.txt']})"
     report = directory / "report.html"
-    page = writes.run("report.html", render_html, comparison, images, summary_text)
+    page = writes.run("report.html", render_html, comparison, images, summary_text, docs_url)
     if page is None or write("report.html", report.write_text, page, encoding="utf-8") is None:
         report = None
     # a write that failed half-way may have left its file: listed, so that an overwrite removes it

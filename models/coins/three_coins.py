@@ -66,6 +66,8 @@ class ThreeCoins(LatentModel):
     pi: float | None = None
 
     name = "three-coins"
+    lesson = "three-coins"
+    api_page = "latentzoo.models.ThreeCoins"
     observation_dim = "trial"
     label_dim = None  # B and C are distinguishable through coin A (pi vs 1 - pi) only by name
 

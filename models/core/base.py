@@ -39,6 +39,9 @@ class LatentModel:
     paired_label_dims: dict[str, str] | None = None
     #: how the command line reads a data file (:class:`~latentzoo.models.core.protocols.DataFileFormat`)
     data_file_format: str = VALUES
+    #: the lesson that teaches the model and its API page (:class:`~latentzoo.models.core.protocols.Documented`)
+    lesson: str | None = None
+    api_page: str | None = None
 
     # -- parameters ---------------------------------------------------------------------
     @property

@@ -38,6 +38,8 @@ protocol                      methods                                           
 :class:`DataFileFormat`       ``data_file_format``                                ``--data FILE`` of
                                                                                   the CLI
 :class:`Pictured`             ``picture``                                         the report
+:class:`Documented`           ``lesson``, ``api_page`` (defaults in               the demo's index and
+                              ``LatentModel``: None)                              the report link them
 :class:`ChunkedStats`         ``combine_stats``                                   ``em``, ``vb``,
                                                                                   ``gibbs`` on chunked
                                                                                   (Dask) data
@@ -184,6 +186,7 @@ __all__ = [
     "VALUES",
     "TIME_SERIES",
     "Pictured",
+    "Documented",
     "ChunkedStats",
     "ChunkValidation",
     "ChunkedDataPrior",
@@ -436,6 +439,29 @@ class Pictured(Protocol):
 
     def picture(self, comparison):
         """A matplotlib Figure drawn from a finished comparison (never fitting anything), or None."""
+
+
+@runtime_checkable
+class Documented(Protocol):
+    """Where the documentation teaches and describes this model: the demo's index page and every
+    report link both pages (:class:`~latentzoo.models.core.base.LatentModel` says None to both).
+
+    The names are the docs site's, not URLs: where the site lives is the reader's business
+    (``latentzoo demo --docs-url``), so a model states only which pages are its own.
+    ``tests/test_docs_links.py`` checks that every registered model's pages exist in ``docs/``.
+
+    Attributes
+    ----------
+    lesson : str or None
+        The lesson that teaches the model: the name of a file in ``docs/lessons/`` without its
+        ``.md`` (``"three-coins"``), or None when no lesson does.
+    api_page : str or None
+        The model's public dotted name (``"latentzoo.models.ThreeCoins"``), whose page the API
+        reference generates; None for a model outside the public API.
+    """
+
+    lesson: str | None
+    api_page: str | None
 
 
 @runtime_checkable

@@ -87,6 +87,8 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
     S0: tuple | None = None
 
     name = "niw-gaussian"
+    lesson = None  # no lesson teaches it yet
+    api_page = "latentzoo.models.NIWGaussian"
     observation_dim = "observation"
     label_dim = None
 

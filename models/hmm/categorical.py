@@ -146,6 +146,8 @@ class CategoricalHMM(_Categorical):
     emission_mask: object = None
 
     name = "categorical-hmm"
+    lesson = "casino"
+    api_page = "latentzoo.models.CategoricalHMM"
 
     def __post_init__(self):
         self._check_sizes(n_states=(self.n_states, 2), n_symbols=(self.n_symbols, 2))
@@ -205,6 +207,8 @@ class DiceHMM(_Categorical):
     emission_prior: object = 1.0
 
     name = "dice-hmm"
+    lesson = "casino"
+    api_page = "latentzoo.models.DiceHMM"
     label_dim = None  # the mask makes the dice distinct
     first_label = 1
     observed_name = "rolls"

@@ -114,6 +114,8 @@ class GaussianHMM(DataDrivenEmissions, HiddenMarkovModel):
     reg_covar: float = REG_COVAR
 
     name = "gaussian-hmm"
+    lesson = "nile"
+    api_page = "latentzoo.models.GaussianHMM"
     data_file_format = FEATURE_ROWS  # a file is one sequence of feature rows
 
     def __post_init__(self):

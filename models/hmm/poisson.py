@@ -71,6 +71,8 @@ class PoissonHMM(HiddenMarkovModel):
     trans_prior: object = 1.0
 
     name = "poisson-hmm"
+    lesson = None  # no lesson teaches it yet
+    api_page = "latentzoo.models.PoissonHMM"
     data_file_format = VALUES  # one column of counts, or ragged rows of them (one per sequence)
 
     def __post_init__(self):

@@ -59,6 +59,8 @@ class BernoulliMixture(FiniteMixture):
     probs_prior: tuple[float, float] = (1.0, 1.0)
 
     name = "bernoulli-mixture"
+    lesson = None  # no lesson teaches it yet
+    api_page = "latentzoo.models.BernoulliMixture"
     data_file_format = FEATURE_ROWS  # a file's rows are images, its columns pixels
 
     def demo_plan(self) -> DemoPlan:

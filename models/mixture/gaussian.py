@@ -133,6 +133,8 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
     reg_covar: float = REG_COVAR
 
     name = "gmm"
+    lesson = "label-switching"
+    api_page = "latentzoo.models.GaussianMixture"
     counts_key = "counts"  # the family's counts, from the same pass, update the weights too
     #: the enumeration groups assignments with equal statistics, and rows of real numbers hardly
     #: ever give equal ones: K^N groups. The posterior is not exactly solvable in practice.

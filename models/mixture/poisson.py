@@ -57,6 +57,8 @@ class PoissonMixture(FiniteMixture):
     rates_prior: tuple[float, float] = DEFAULT_RATES_PRIOR
 
     name = "poisson-mixture"
+    lesson = None  # no lesson teaches it yet
+    api_page = "latentzoo.models.PoissonMixture"
     data_file_format = VALUES  # one column of counts
 
     def __post_init__(self):

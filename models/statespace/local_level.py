@@ -113,6 +113,8 @@ class LocalLevel(LatentModel):
     level_prior: tuple[float, float] | None = None
 
     name = "local-level"
+    lesson = "local-level"
+    api_page = "latentzoo.models.LocalLevel"
     observation_dim = "time"
     data_file_format = TIME_SERIES  # a file of values, or of (time, value) rows
 

@@ -10,7 +10,10 @@ URLs. The site is chosen, first found first:
 3. the site built in this source checkout (``make docs`` writes ``docs/_build/html``), as a
    ``file://`` URL, when latentzoo runs from a checkout that has built it;
 4. the ``Documentation`` URL of the installed package's metadata (``[project.urls]`` in
-   ``pyproject.toml``).
+   ``pyproject.toml``; latentzoo declares none while it has no published site, rather than
+   guess an address);
+5. the ``docs/`` sources of the source checkout (``file://``), read as sources: they exist
+   before any build, so a fresh clone's ``make demo`` links to files that are there.
 
 The first three are the root of a built site (HTML pages). The metadata's URL may instead point
 at the ``docs/`` folder of the repository (a ``/tree/`` or ``/blob/`` address); then the links
@@ -115,7 +118,8 @@ def docs_site(docs_url: str | None = None) -> DocsSite | None:
     Returns
     -------
     DocsSite or None
-        None only when no source names a site (no variable, no local build, no metadata).
+        None only when no source names a site (no variable, no local build, no metadata, and
+        not run from a source checkout).
 
     Raises
     ------
@@ -134,6 +138,7 @@ def docs_site(docs_url: str | None = None) -> DocsSite | None:
         return local
     url = metadata_docs_url()
     if url is None:
-        return None
+        sources = _CHECKOUT / "docs"
+        return DocsSite(sources.as_uri(), built=False) if (sources / "conf.py").is_file() else None
     # a repository's file view (GitHub, GitLab: .../tree/<branch>/docs) serves sources, not HTML
     return DocsSite(url, built=not any(part in url for part in ("/tree/", "/blob/")))

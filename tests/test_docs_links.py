@@ -116,15 +116,14 @@ def test_the_site_is_chosen_in_the_documented_order(monkeypatch, tmp_path):
     monkeypatch.setattr(docs_links, "metadata_docs_url", lambda: "https://latentzoo.example/")
     assert docs_site() == DocsSite("https://latentzoo.example/")
     monkeypatch.setattr(docs_links, "metadata_docs_url", lambda: None)
+    # nothing named: the checkout's docs sources, which exist before any build
+    sources = docs_site()
+    assert not sources.built
+    assert Path(unquote(urlparse(sources.base).path)) == checkout / "docs"
+    assert Path(unquote(urlparse(sources.lesson_url("casino")).path)) == checkout / "docs" / "lessons" / "casino.md"
+    # not a checkout either: no links
+    (checkout / "docs" / "conf.py").unlink()
     assert docs_site() is None
-
-
-def test_the_package_metadata_names_the_documentation():
-    # pyproject.toml's [project.urls] (installed metadata may predate an edit: read the source too)
-    import tomllib
-
-    urls = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]
-    assert urls["Documentation"].startswith("https://")
 
 
 def test_demo_index_links_each_models_lesson_and_api_page(tmp_path):

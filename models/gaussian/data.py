@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit
 
+from ..core.base import unmasked
 from ..core.protocols import FEATURE_ROWS
 from ..core.sequences import Sequences, read_sequences
 
@@ -141,18 +142,6 @@ def _column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, scatter
 
 
-def _unmasked(data, model: str):
-    """A masked array's data when nothing is masked; a ValueError naming ``data`` otherwise (a
-    Gaussian model cannot marginalise missing values, and NumPy would silently fit the hidden ones)."""
-    masked = int(np.ma.count_masked(data))
-    if masked:
-        raise ValueError(
-            f"data is a masked array with {masked} masked value(s); {model} cannot marginalise missing values: "
-            "drop those rows (data[~np.ma.getmaskarray(data).any(axis=1)]) or fill them (data.filled(...))"
-        )
-    return np.ma.getdata(data)
-
-
 def real_objects(array: np.ndarray) -> np.ndarray:
     """An object array of Python numbers (integers beyond int64, Fractions) as float64; a TypeError
     naming ``data`` for anything else (text, None, bool)."""
@@ -173,7 +162,9 @@ def _read_array(data) -> np.ndarray:
     if isinstance(data, str | bytes) or data is None or isinstance(data, dict):
         raise TypeError(f"data must be a 2-D numeric array of shape (N, D), got {type(data).__name__}")
     if isinstance(data, np.ma.MaskedArray):
-        data = _unmasked(data, "a Gaussian model (GaussianMixture, NIWGaussian, GaussianDiscriminantAnalysis)")
+        data = unmasked(data, "data", "value(s)", "a Gaussian model (GaussianMixture, NIWGaussian, GaussianDiscriminantAnalysis) "
+                        "cannot marginalise missing values: drop those rows (data[~np.ma.getmaskarray(data).any(axis=1)]) "
+                        "or fill them (data.filled(...))")
     try:
         array = np.asarray(data)
     except (TypeError, ValueError, OverflowError) as error:

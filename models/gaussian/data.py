@@ -102,14 +102,8 @@ def mean_round_off(x: np.ndarray) -> float:
     # one compiled pass and BLAS products: NumPy's var(0) and abs(x).max(0) reduce along the
     # short axis, and took 5% of a GaussianHMM fit at T = 2e5
     _, low, high = _column_extremes(x)
-    _, scatter = _column_moments(x)
+    _, scatter = column_moments(x)
     return _round_off(x.shape[0], np.diagonal(scatter) / x.shape[0], np.maximum(np.abs(low), np.abs(high)))
-
-
-def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean (D,) and scatter matrix ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D) of finite
-    ``x`` (N, D), by BLAS products over chunks of rows."""
-    return _column_moments(x)
 
 
 def finite_in_range(x: np.ndarray) -> bool:
@@ -129,9 +123,9 @@ def _round_off(n_rows: int, variance: np.ndarray, largest: np.ndarray) -> float:
     return float(ROUND_OFF_NARROWING * n_rows * np.sum(stored / variance))
 
 
-def _column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and scatter about it ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D), by BLAS
-    products over chunks of rows (no (N, D) temporary)."""
+def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean (D,) and scatter matrix ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D) of finite
+    ``x`` (N, D), by BLAS products over chunks of rows (no (N, D) temporary)."""
     n_rows, dim = x.shape
     # a BLAS product: x.mean(axis=0) reduces along the short axis, and is slow
     mean = x.T @ np.full(n_rows, 1.0 / n_rows)
@@ -301,7 +295,7 @@ class GaussianData:
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Column mean (D,) and scatter matrix ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D),
         computed on first use and kept (the data prior and the EM tolerance both need them)."""
-        return _column_moments(self.x)
+        return column_moments(self.x)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         # NumPy's protocol: copy=None copies only for another dtype, True always, False never

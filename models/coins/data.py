@@ -15,6 +15,8 @@ from functools import cached_property
 import numpy as np
 from scipy import special
 
+from ..core.base import unmasked
+
 __all__ = ["CoinData", "check_coin_data"]
 
 
@@ -74,14 +76,8 @@ def check_coin_data(data) -> CoinData:
     if isinstance(data, str):
         data = _flips_from_text(data)
     if isinstance(data, np.ma.MaskedArray):
-        masked = int(np.ma.count_masked(data))
-        if masked:
-            raise ValueError(
-                f"data is a masked array with {masked} masked value(s); ThreeCoins cannot marginalise missing "
-                "flips: drop those trials (data[~np.ma.getmaskarray(data)] for one flip per trial, or the rows "
-                "with a masked flip) or fill them"
-            )
-        data = np.ma.getdata(data)
+        data = unmasked(data, "data", "value(s)", "ThreeCoins cannot marginalise missing flips: drop those trials "
+                        "(data[~np.ma.getmaskarray(data)] for one flip per trial, or the rows with a masked flip) or fill them")
     try:
         array = np.asarray(data)
     except (TypeError, ValueError, OverflowError) as error:

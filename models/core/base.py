@@ -16,7 +16,7 @@ import numpy as np
 from .protocols import VALUES, DemoPlan
 
 __all__ = ["DegenerateComponentError", "LatentModel", "check_rng", "numeric_array", "check_positive", "check_spd", "as_tuple",
-           "freeze_prior", "PYMC_START_FLOOR", "inside_simplex"]
+           "freeze_prior", "PYMC_START_FLOOR", "inside_simplex", "unmasked"]
 
 
 class DegenerateComponentError(ValueError):
@@ -170,6 +170,16 @@ def check_probability(value, name: str, *, open_interval: bool = True) -> float:
         interval = "(0, 1)" if open_interval else "[0, 1]"
         raise ValueError(f"{name} must lie in {interval}, got {value}")
     return value
+
+
+def unmasked(array, name: str, what: str, remedy: str):
+    """A masked array's data (same shape) when nothing is masked; otherwise a ValueError
+    ``"{name} is a masked array with {n} masked {what}; {remedy}"`` (a model that cannot
+    marginalise missing values must not let NumPy silently use the hidden ones)."""
+    masked = int(np.ma.count_masked(array))
+    if masked:
+        raise ValueError(f"{name} is a masked array with {masked} masked {what}; {remedy}")
+    return np.ma.getdata(array)
 
 
 def numeric_array(value, name: str, expected: str) -> np.ndarray:

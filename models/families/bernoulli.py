@@ -17,13 +17,12 @@ density 0 under every component and constrains nothing.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
-from ..core.base import PYMC_START_FLOOR, check_param_keys, numeric_array
+from ..core.base import PYMC_START_FLOOR, check_param_keys, check_positive, numeric_array
 from ..core.conjugate import Beta
 from ..core.sizes import check_count, check_parameter_size
 from ..core.stats_combine import sum_stats
@@ -67,12 +66,7 @@ class BernoulliFamily:
     def __post_init__(self):
         object.__setattr__(self, "n_features", check_count(self.n_features, "n_features", 1))
         for name in ("a", "b"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"the Beta prior's {name} must be a positive number, got {type(value).__name__} {value!r}")
-            if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"the Beta prior's {name} must be a positive finite number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+            object.__setattr__(self, name, check_positive(getattr(self, name), f"the Beta prior's {name}"))
 
     # -- observations ---------------------------------------------------------------------
     def check_observations(self, data) -> np.ndarray:

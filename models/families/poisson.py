@@ -25,7 +25,7 @@ from functools import cached_property
 import numpy as np
 from scipy import special
 
-from ..core.base import DegenerateComponentError, check_param_keys, numeric_array
+from ..core.base import DegenerateComponentError, check_param_keys, check_positive, numeric_array
 from ..core.conjugate import Gamma
 from ..core.sizes import check_parameter_size
 from ..core.stats_combine import sum_stats
@@ -95,11 +95,7 @@ class PoissonFamily:
             value = getattr(self, name)
             if isinstance(value, np.ndarray) and value.ndim == 0:
                 value = value[()]
-            if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-                raise TypeError(f"the Gamma prior's {name} must be a positive number, got {type(value).__name__} {value!r}")
-            if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"the Gamma prior's {name} must be a positive finite number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+            object.__setattr__(self, name, check_positive(value, f"the Gamma prior's {name}"))
 
     # -- data ---------------------------------------------------------------------------
     @cached_property

@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit
 
+from ..core.base import unmasked
 from ..core.protocols import FEATURE_ROWS
 from ..core.sequences import Sequences, read_sequences
 
@@ -101,14 +102,8 @@ def mean_round_off(x: np.ndarray) -> float:
     # one compiled pass and BLAS products: NumPy's var(0) and abs(x).max(0) reduce along the
     # short axis, and took 5% of a GaussianHMM fit at T = 2e5
     _, low, high = _column_extremes(x)
-    _, scatter = _column_moments(x)
+    _, scatter = column_moments(x)
     return _round_off(x.shape[0], np.diagonal(scatter) / x.shape[0], np.maximum(np.abs(low), np.abs(high)))
-
-
-def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean (D,) and scatter matrix ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D) of finite
-    ``x`` (N, D), by BLAS products over chunks of rows."""
-    return _column_moments(x)
 
 
 def finite_in_range(x: np.ndarray) -> bool:
@@ -128,9 +123,9 @@ def _round_off(n_rows: int, variance: np.ndarray, largest: np.ndarray) -> float:
     return float(ROUND_OFF_NARROWING * n_rows * np.sum(stored / variance))
 
 
-def _column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and scatter about it ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D), by BLAS
-    products over chunks of rows (no (N, D) temporary)."""
+def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean (D,) and scatter matrix ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D) of finite
+    ``x`` (N, D), by BLAS products over chunks of rows (no (N, D) temporary)."""
     n_rows, dim = x.shape
     # a BLAS product: x.mean(axis=0) reduces along the short axis, and is slow
     mean = x.T @ np.full(n_rows, 1.0 / n_rows)
@@ -139,18 +134,6 @@ def _column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         centred = x[start : start + _MOMENT_CHUNK] - mean
         scatter += centred.T @ centred
     return mean, scatter
-
-
-def _unmasked(data, model: str):
-    """A masked array's data when nothing is masked; a ValueError naming ``data`` otherwise (a
-    Gaussian model cannot marginalise missing values, and NumPy would silently fit the hidden ones)."""
-    masked = int(np.ma.count_masked(data))
-    if masked:
-        raise ValueError(
-            f"data is a masked array with {masked} masked value(s); {model} cannot marginalise missing values: "
-            "drop those rows (data[~np.ma.getmaskarray(data).any(axis=1)]) or fill them (data.filled(...))"
-        )
-    return np.ma.getdata(data)
 
 
 def real_objects(array: np.ndarray) -> np.ndarray:
@@ -173,7 +156,9 @@ def _read_array(data) -> np.ndarray:
     if isinstance(data, str | bytes) or data is None or isinstance(data, dict):
         raise TypeError(f"data must be a 2-D numeric array of shape (N, D), got {type(data).__name__}")
     if isinstance(data, np.ma.MaskedArray):
-        data = _unmasked(data, "a Gaussian model (GaussianMixture, NIWGaussian, GaussianDiscriminantAnalysis)")
+        data = unmasked(data, "data", "value(s)", "a Gaussian model (GaussianMixture, NIWGaussian, GaussianDiscriminantAnalysis) "
+                        "cannot marginalise missing values: drop those rows (data[~np.ma.getmaskarray(data).any(axis=1)]) "
+                        "or fill them (data.filled(...))")
     try:
         array = np.asarray(data)
     except (TypeError, ValueError, OverflowError) as error:
@@ -310,7 +295,7 @@ class GaussianData:
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Column mean (D,) and scatter matrix ``sum_n (x_n - mean)(x_n - mean)^T`` (D, D),
         computed on first use and kept (the data prior and the EM tolerance both need them)."""
-        return _column_moments(self.x)
+        return column_moments(self.x)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         # NumPy's protocol: copy=None copies only for another dtype, True always, False never

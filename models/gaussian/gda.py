@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from ..core.base import unmasked
 from ..core.conjugate import NormalInverseWishart, gaussian_stats
 from .data import GaussianData
 from .niw import NIWGaussian
@@ -213,11 +214,6 @@ def _labels(y) -> np.ndarray:
     """Class labels as an array; a masked array must have nothing masked (a missing label is not
     a class, and NumPy would silently use the hidden value)."""
     if isinstance(y, np.ma.MaskedArray):
-        masked = int(np.ma.count_masked(y))
-        if masked:
-            raise ValueError(
-                f"y is a masked array with {masked} masked label(s); GaussianDiscriminantAnalysis needs every "
-                "label: drop those samples from X and y (keep = ~np.ma.getmaskarray(y)) or fill them"
-            )
-        y = np.ma.getdata(y)
+        y = unmasked(y, "y", "label(s)", "GaussianDiscriminantAnalysis needs every label: drop those samples from X "
+                     "and y (keep = ~np.ma.getmaskarray(y)) or fill them")
     return np.asarray(y)

@@ -49,7 +49,6 @@ __all__ = [
     "raise_if_impossible",
     "forward",
     "forward_table",
-    "backward",
     "smooth",
     "smooth_table",
     "smooth_counts",
@@ -187,47 +186,6 @@ def forward_table(init, trans, emission, rows, offsets):
     scale = np.ones(rows.shape[0])
     log_lik, bad = _forward(init, trans, emission, rows, offsets, alpha, scale)
     return alpha, scale, log_lik, int(bad)
-
-
-@njit(**_JIT)
-def _backward(trans, lik, scale, offsets, beta):
-    n_seq = offsets.size - 1
-    n_states = trans.shape[0]
-    buffer = np.empty(n_states)
-    for s in range(n_seq):
-        start, stop = offsets[s], offsets[s + 1]
-        for k in range(n_states):
-            beta[stop - 1, k] = 1.0
-        for t in range(stop - 2, start - 1, -1):
-            inverse = 1.0 / scale[t + 1]
-            for j in range(n_states):
-                buffer[j] = lik[t + 1, j] * beta[t + 1, j]
-            for i in range(n_states):
-                value = 0.0
-                for j in range(n_states):
-                    value += trans[i, j] * buffer[j]
-                beta[t, i] = value * inverse
-
-
-def backward(trans, lik, scale, offsets):
-    """Scaled backward recursion ``beta_hat_t = (A (lik_{t+1} * beta_hat_{t+1})) / c_{t+1}``.
-
-    Parameters
-    ----------
-    trans : ndarray of shape (K, K)
-    lik : ndarray of shape (T, K)
-    scale : ndarray of shape (T,)
-        The forward scaling constants (all > 0).
-    offsets : int ndarray of shape (n_seq + 1,)
-
-    Returns
-    -------
-    beta : ndarray of shape (T, K)
-        ``p(x_t+1..T | z_t) / p(x_t+1..T | x_1..t)``; ``alpha * beta`` is the smoothed marginal.
-    """
-    beta = np.empty(lik.shape)
-    _backward(trans, lik, scale, offsets, beta)
-    return beta
 
 
 def smooth(init, trans, lik, offsets):

@@ -512,3 +512,26 @@ def test_advi_start_and_n_init_are_validated_before_any_pymc_work():
         fit(GaussianMixture(2), x, backend="advi", start={**GOOD, "weights": [0.2, 0.2]}, progressbar=False)
     with pytest.raises(ValueError, match="n_init must be an int >= 1"):
         fit(GaussianMixture(2), x, backend="advi", n_init=0, progressbar=False)
+
+
+def test_vb_with_one_component_is_the_closed_form_niw_posterior():
+    # K = 1 has no latent labels, so VB is exact: its factor is the NIW posterior (Murphy 2012,
+    # eq. 4.209-4.214), computed here from the prior's hyperparameters and the data alone
+    x = np.random.default_rng(3).normal(size=(40, 2)) @ np.array([[1.0, 0.0], [0.6, 0.5]]) + [2.0, -1.0]
+    family = GaussianMixture(1).with_data_prior(x).family
+    m0, kappa0, nu0, S0 = np.array(family.m0), family.kappa0, family.nu0, np.array(family.S0)
+    n, xbar = len(x), x.mean(0)
+    scatter = (x - xbar).T @ (x - xbar)
+    kappa_n, nu_n = kappa0 + n, nu0 + n
+    m_n = (kappa0 * m0 + n * xbar) / kappa_n
+    S_n = S0 + scatter + kappa0 * n / kappa_n * np.outer(xbar - m0, xbar - m0)
+    result = fit(GaussianMixture(1), x, backend="vb", random_seed=0, progressbar=False)
+    variational = result["variational"]
+    np.testing.assert_allclose(variational["means_covs_m"].values.reshape(2), m_n, rtol=1e-10)
+    np.testing.assert_allclose(variational["means_covs_S"].values.reshape(2, 2), S_n, rtol=1e-10)
+    np.testing.assert_allclose(float(variational["means_covs_nu"].values.ravel()[0]), nu_n)
+    np.testing.assert_allclose(result.posterior["weights"].values, 1.0)
+    # the draws agree with the closed-form means: E[mu] = m_N, E[Sigma] = S_N / (nu_N - D - 1)
+    draws = result.posterior
+    np.testing.assert_allclose(draws["means"].mean(("chain", "draw")).values.reshape(2), m_n, atol=0.05)
+    np.testing.assert_allclose(draws["covs"].mean(("chain", "draw")).values.reshape(2, 2), S_n / (nu_n - 3), atol=0.05)

@@ -8,6 +8,8 @@ scale ``S0 = cov(x) / K^(2/D)`` is Fraley & Raftery's (2007; see the module docs
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from ..core.conjugate import Dirichlet
@@ -15,10 +17,19 @@ from ..core.conjugate import Dirichlet
 __all__ = ["OneCategory", "scale_from_covariance", "spread_start", "weights_distribution"]
 
 
+@dataclass(frozen=True)
 class OneCategory:
-    """The Dirichlet over a single category: weights = (1,), with no free parameter (K = 1)."""
+    """The Dirichlet over a single category: weights = (1,), with no free parameter (K = 1).
 
-    concentrations = np.ones(1)
+    A dataclass with a ``concentration`` field like :class:`Dirichlet`'s, so that whatever reads
+    a conjugate factor's parameters (VB's variational parameters) reads this one too.
+    """
+
+    concentration: np.ndarray = field(default_factory=lambda: np.ones(1))
+
+    @property
+    def concentrations(self) -> np.ndarray:
+        return self.concentration
 
     def update(self, counts):
         return self

@@ -42,7 +42,8 @@ def test_page_and_plotly_are_served_locally(client):
     assert "http" not in page.text.split("<body>")[0].replace('http-equiv', '')  # nothing fetched from the network
     plotly_js = client.get("/static/plotly.min.js")
     assert plotly_js.status_code == 200 and len(plotly_js.content) > 1_000_000
-    assert client.get("/static/explore.js").status_code == 200
+    for script in ("shared.js", "coins.js"):
+        assert client.get(f"/static/{script}").status_code == 200
 
 
 def test_data_panel_shows_the_sufficient_statistics(client):
@@ -227,3 +228,12 @@ def test_advi_job_runs_in_the_background(client):
         time.sleep(0.5)
     assert status["state"] == "done", status.get("error")
     assert {row["parameter"] for row in status["result"]["table"]} >= {"p", "q"}
+
+
+def test_an_unknown_view_answers_404_and_the_limits_name_every_view(client):
+    answer = client.post("/api/no-such-model/em", json={})
+    assert answer.status_code == 404 and "no-such-model" in answer.json()["error"]["message"]
+    assert client.post("/api/no-such-model/jobs/nuts", json={}).status_code == 404
+    limits = client.get("/api/limits").json()
+    assert limits["limits"] == coins.LIMITS
+    assert set(limits["views"]) == set(limits["models"]) and "three-coins" in limits["models"]

@@ -42,7 +42,7 @@ def test_page_and_plotly_are_served_locally(client):
     assert "http" not in page.text.split("<body>")[0].replace('http-equiv', '')  # nothing fetched from the network
     plotly_js = client.get("/static/plotly.min.js")
     assert plotly_js.status_code == 200 and len(plotly_js.content) > 1_000_000
-    for script in ("shared.js", "coins.js", "gmm.js"):
+    for script in ("shared.js", "coins.js", "gmm.js", "dice.js"):
         assert client.get(f"/static/{script}").status_code == 200
 
 

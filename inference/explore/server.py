@@ -52,7 +52,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import coins, gmm
+from . import coins, dice, gmm
 from .jobs import JobQueue
 
 __all__ = ["create_app", "serve", "plotly_js_path", "MODELS", "MAX_BODY_BYTES", "MAX_COMPUTING"]
@@ -64,7 +64,7 @@ MAX_COMPUTING = 2
 #: the status of an answer to a client that has already gone (nginx's "client closed request")
 CLIENT_GONE = 499
 #: the views, by the model's registered name -> the module that answers its requests
-VIEWS = {"three-coins": coins, "gaussian-mixture": gmm}
+VIEWS = {"three-coins": coins, "gaussian-mixture": gmm, "dice-hmm": dice}
 #: other names of a view (the model's registered name where it differs)
 ALIASES = {"gmm": "gaussian-mixture"}
 MODELS = tuple(VIEWS)

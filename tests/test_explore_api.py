@@ -276,21 +276,21 @@ def test_gmm_em_is_the_fit_and_its_ellipses_are_two_sd_contours(client):
 
 def test_gmm_vb_and_gibbs_are_the_fits(client):
     answer = post(client, "vb", GMM_BODY, prefix="/api/gaussian-mixture/").json()
-    idata = fit(GaussianMixture(n_components=3), BLOBS, backend="vb", random_seed=5, n_init=1, max_iter=200, draws=200,
-                progressbar=False)
+    idata = fit(GaussianMixture(n_components=3), BLOBS, backend="vb", random_seed=5, init="random", n_init=2, max_iter=200,
+                draws=200, progressbar=False)
     np.testing.assert_allclose([c["mean"] for c in answer["components"]], idata["variational"]["means_covs_m"].values,
                                atol=1e-10)
     concentration = idata["variational"]["weights_concentration"].values
     np.testing.assert_allclose([c["weight"] for c in answer["components"]], concentration / concentration.sum(), atol=1e-12)
     gibbs = post(client, "gibbs", GMM_BODY, prefix="/api/gaussian-mixture/").json()
-    idata = fit(GaussianMixture(n_components=3), BLOBS, backend="gibbs", random_seed=5, chains=2, draws=30, tune=10,
+    idata = fit(GaussianMixture(n_components=3), BLOBS, backend="gibbs", random_seed=5, chains=2, draws=25, tune=5,
                 init="kmeans++", progressbar=False)
     # the page shows the draws as the sampler labelled them; fit may relabel: compare each draw's set of means
     shown = np.stack([np.stack([d["x"], d["y"]], axis=1) for d in gibbs["draws_by_label"]], axis=1)  # (draw, K, 2)
     expected = idata["posterior"]["means"].values.reshape(-1, 3, 2)
     for a, b in zip(shown, expected):
         np.testing.assert_allclose(_sorted_rows(a), _sorted_rows(b), atol=1e-12)
-    assert gibbs["settings"] == {"chains": 2, "draws": 30, "tune": 10}
+    assert gibbs["settings"] == {"chains": 2, "draws": 25, "tune": 5}
     table = client.post("/api/gaussian-mixture/table/gibbs", json=GMM_BODY).json()["table"]
     rows = {row["parameter"]: row for row in table}
     assert rows["means[0, 0]"]["r_hat"] is not None and len(rows) == 3 + 6 + 12
@@ -359,7 +359,7 @@ def test_dice_em_smoothing_and_viterbi_are_the_library_and_brute_force(client):
     rolls = [1, 6, 3, 5, 2, 7]
     body = {"rolls": " ".join(map(str, rolls)), "seed": 1, "options": {"n_starts": 3}, "tag": 2}
     answer = post(client, "em", body, prefix="/api/dice-hmm/").json()
-    idata = fit(DiceHMM(), rolls, backend="em", random_seed=1, n_init=3, max_iter=200, tol=1e-8, progressbar=False)
+    idata = fit(DiceHMM(), rolls, backend="em", random_seed=1, n_init=3, max_iter=50, tol=1e-8, progressbar=False)
     posterior = idata["posterior"]
     np.testing.assert_allclose(answer["state_probs"], posterior["state_probs"].values[0, 0], atol=1e-12)
     params = {name: posterior[name].values[0, 0] for name in ("init_probs", "trans_mat", "emission_probs")}
@@ -371,8 +371,8 @@ def test_dice_em_smoothing_and_viterbi_are_the_library_and_brute_force(client):
 
 
 @pytest.mark.parametrize("method, options", [("exact", {"draws": 200}),
-                                             ("vb", {"n_init": 1, "max_iter": 200, "draws": 100}),
-                                             ("gibbs", {"chains": 2, "draws": 50, "tune": 20})])
+                                             ("vb", {"init": "random", "n_init": 1, "max_iter": 200, "draws": 100}),
+                                             ("gibbs", {"init": "random", "chains": 2, "draws": 50, "tune": 20})])
 def test_dice_smoothed_probabilities_are_the_fits(client, method, options):
     body = {"rolls": "1 6 3 5 2 7 3 5 2 4", "seed": 4, "tag": 1}
     answer = post(client, method, body, prefix="/api/dice-hmm/").json()
@@ -410,3 +410,11 @@ def test_every_view_declares_the_interface():
         for name in ("parse_request", "run_method", "run_table", "run_job", "JOB_METHODS", "LIMITS", "DEFAULTS", "warm_up"):
             assert hasattr(view, name), (view.__name__, name)
     assert gmm.LIMITS["points"] == 300 and dice.LIMITS["rolls"] == 200
+
+
+def test_serve_names_the_views_it_has():
+    from latentzoo.inference.explore.server import MODELS, serve
+
+    assert MODELS == ("three-coins", "gaussian-mixture", "dice-hmm")
+    with pytest.raises(ValueError, match="gaussian-mixture"):
+        serve("no-such-view", open_browser=False)

@@ -301,4 +301,6 @@ def test_edit_to_redraw_times_are_recorded(page):
         page.fill("#dice-rolls", "1 6 3 5 2 7 3 5 2 " + str(k + 1))
         _view_settled(page, "dice-hmm", after=tag)
     times = page.evaluate("() => window.latentzooTimings['dice-hmm']")
-    assert len(times) == 3 and all(0 < t < SETTLE_MS for t in times)
+    panels = page.evaluate("() => window.latentzooTimings['dice-hmm/panels']")
+    assert len(times) == len(panels) == 3 and all(0 < t < SETTLE_MS for t in times)
+    assert all(p <= t for p, t in zip(panels, times))  # the plots are drawn before the tables

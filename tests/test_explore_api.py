@@ -418,3 +418,24 @@ def test_serve_names_the_views_it_has():
     assert MODELS == ("three-coins", "gaussian-mixture", "dice-hmm")
     with pytest.raises(ValueError, match="gaussian-mixture"):
         serve("no-such-view", open_browser=False)
+
+
+def test_jobs_of_the_new_views_refuse_bad_input_and_run(client):
+    import time
+
+    assert post(client, "nuts", {"rolls": "1 9"}, prefix="/api/dice-hmm/jobs/").status_code == 400
+    assert post(client, "advi", {"points": "1, x"}, prefix="/api/gaussian-mixture/jobs/").status_code == 400
+    assert post(client, "gibbs", {"rolls": "1 2"}, prefix="/api/dice-hmm/jobs/").status_code == 400
+    body = {"rolls": "1 6 3 5 2 7 3 5 2 4", "seed": 2, "options": {"advi_iterations": 500}}
+    started = post(client, "advi", body, prefix="/api/dice-hmm/jobs/")
+    assert started.status_code == 202
+    assert post(client, "data", body, prefix="/api/dice-hmm/").status_code == 200  # the page keeps answering
+    for _ in range(600):
+        status = client.get(f"/api/jobs/{started.json()['id']}").json()
+        if status["state"] in ("done", "error"):
+            break
+        time.sleep(0.5)
+    assert status["state"] == "done", status.get("error")
+    result = status["result"]
+    np.testing.assert_allclose(np.sum(result["state_probs"], axis=1), 1.0, atol=1e-9)
+    assert {row["parameter"] for row in result["table"]} >= {"init_probs[D6]", "trans_mat[D4, D8]"}

@@ -1,15 +1,19 @@
 """``latentzoo explore`` in a real browser: Playwright driving the system's Chromium.
 
-Behaviour, not loading: no console errors or failed requests; the EM fixed points shown after
-typing lie on the ridge pi p + (1 - pi) q = head rate; VB's sd of p is below the exact one; a
-stronger prior towards heads on p moves the exact mean of p up; ten rapid edits leave the last
-one shown. A screenshot goes to docs/_static/explore.png.
+Behaviour, not loading: no console errors or failed requests. Three coins: the EM fixed points
+shown after typing lie on the ridge pi p + (1 - pi) q = head rate; VB's sd of p is below the exact
+one; a stronger prior towards heads on p moves the exact mean of p up; ten rapid edits leave the
+last one shown. A screenshot goes to docs/_static/explore.png. Gaussian mixture: a click adds a
+point and a click on it removes it (the count shown follows), and the EM means shown are the
+API's. Dice HMM: the smoothed probabilities shown sum to 1 at every roll, and the Viterbi path
+shown is the API's. The page records its edit-to-redraw times (window.latentzooTimings).
 
 Marked ``slow`` and ``browser``. Skipped when Chromium or Playwright is missing, unless
 ``LATENTZOO_REQUIRE_BROWSER=1`` (then it fails), as tests/test_report.py does. No browser is
 downloaded: ``executable_path`` points at the distribution's Chromium.
 
-Waiting: the page says when it shows an edit (``<body data-busy="0" data-shown-tag="N">``, set
+Waiting: the page says when it shows an edit (``<body data-busy="0" data-shown-tag="N">`` for
+the view shown, and the same on each view's ``<main>``, set
 once every panel and table of edit N has been answered and drawn), and the tests wait for that,
 never for a guessed delay. The server answers every panel once before it reports that it has
 started, so the first page does not pay for the imports. The generous timeouts are for a CI
@@ -225,7 +229,7 @@ def _gmm_body(page):
             "seed": int(page.input_value("#gmm-seed")), "options": {"n_starts": int(page.input_value("#gmm-starts"))}}
 
 
-def test_gmm_click_adds_a_point_and_the_em_means_are_the_apis(page):
+def test_gmm_clicks_add_and_remove_points_and_the_em_means_are_the_apis(page):
     _open_view(page, "gaussian-mixture")
     before = int(page.get_attribute("#gmm-count", "data-n-points"))
     assert before == 272  # Old Faithful, loaded through the API
@@ -241,6 +245,15 @@ def test_gmm_click_adds_a_point_and_the_em_means_are_the_apis(page):
     shown = json.loads(page.get_attribute("#gmm-em-status", "data-means"))
     expected = [component["mean"] for component in _api(page, "api/gaussian-mixture/em", _gmm_body(page))["best"]]
     np.testing.assert_allclose(shown, expected, rtol=0, atol=1e-9)
+    # a click on the point just added (alone in its corner) removes it
+    x, y = page.evaluate("""() => { const gd = document.getElementById('gmm-plot'), t = gd.data.find(t => t.name === 'points');
+        const i = t.x.length - 1, xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+        return [box.left + xa._offset + xa.d2p(t.x[i]), box.top + ya._offset + ya.d2p(t.y[i])]; }""")
+    tag = page.evaluate("() => window.exploreViews['gaussian-mixture'].tag")
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    _view_settled(page, "gaussian-mixture", after=tag)
+    assert int(page.get_attribute("#gmm-count", "data-n-points")) == before
 
 
 def test_gmm_bad_points_show_the_message_and_the_page_recovers(page):

@@ -1,54 +1,147 @@
-"""Latency of ``latentzoo explore``'s three-coin panels, measured through the HTTP API.
+"""Latency of ``latentzoo explore``: each view's panels through the HTTP API, and (``--browser``)
+edit-to-redraw in a real browser.
 
-Each "edit" changes the flips (and the seed), as typing does, so no answer is served from the
-cache of recent fits. The time is from sending the request to having the parsed JSON, in-process
-through Starlette's TestClient (the page adds its 40 ms debounce and plotly's redraw on top; the
-loopback socket adds well under a millisecond). The server's start-up warm-up is skipped, and the
-first two repeats of each panel are not counted. Results: docs/user-guide/explore.md. Seed-sized data: 10 flips, and 100 flips.
+API: each "edit" changes the data (and the seed), as typing does, so no answer is served from
+the cache of recent fits. The time is from sending the request to having the parsed JSON,
+in-process through Starlette's TestClient (the page adds its 40 ms debounce and plotly's redraw
+on top; the loopback socket adds well under a millisecond). The server's start-up warm-up is
+skipped, and the first two repeats of each panel are not counted. Seed-sized data: the three
+coins on 10 and 100 flips; the Gaussian mixture on Old Faithful's 272 points (jittered by 0.01
+per edit), K = 2; the dice HMM on 10 and 200 random rolls.
+
+Browser (``--browser``; Playwright driving the system's Chromium, as tests/test_explore_browser.py
+does): each view is edited ``--browser-edits`` times (one ``fill`` per edit, waiting until the view
+says it shows it); the page records, with ``performance.now``, the time from the edit to the
+moment every panel of it is drawn (the plots; ``window.latentzooTimings[view + "/panels"]``) and
+to the moment the comparison tables, asked for after the plots, are drawn too
+(``window.latentzooTimings[view]``). Both include the 40 ms debounce. Results: docs/user-guide/explore.md.
 
 Usage::
 
-    python benchmarks/explore_latency.py [--repeats 40]
+    python benchmarks/explore_latency.py [--repeats 40] [--views three-coins,gaussian-mixture,dice-hmm] [--browser]
 
-Prints one line per (data size, panel): median and p95 in milliseconds, and the p95 of the
-slowest panel (the panels are requested in parallel by the page, so an edit is redrawn when the
-slowest has arrived, given a free core per request).
+Prints one line per (view, data size, panel): median and p95 in milliseconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 
 import numpy as np
 
+VIEWS = ("three-coins", "gaussian-mixture", "dice-hmm")
+CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 
-def main(argv=None) -> int:
+
+def _edits(view: str, rng: np.random.Generator):
+    """(label, methods, body factory) per data size of ``view``."""
+    if view == "three-coins":
+        for n in (10, 100):
+            yield f"{n} flips", ("data", "exact", "em", "vb", "gibbs", "table/gibbs"), \
+                lambda r, n=n: {"flips": "".join(rng.choice(["0", "1"], size=n)), "seed": r, "tag": r}
+    elif view == "gaussian-mixture":
+        from latentzoo.models import datasets
+
+        x = datasets.old_faithful()
+        yield f"{len(x)} points", ("data", "em", "vb", "gibbs", "table/gibbs"), \
+            lambda r: {"points": (x + rng.normal(0, 0.01, x.shape)).tolist(), "n_components": 2, "seed": r, "tag": r}
+    else:
+        for n in (10, 200):
+            yield f"{n} rolls", ("data", "exact", "em", "vb", "gibbs", "table/gibbs"), \
+                lambda r, n=n: {"rolls": " ".join(map(str, rng.integers(1, 9, n))), "seed": r, "tag": r}
+
+
+def api(views, repeats: int) -> None:
     from starlette.testclient import TestClient
 
     from latentzoo.inference.explore.server import create_app
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=40)
-    args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     with TestClient(create_app(allowed_hosts=("testserver",), warm_up=False)) as client:
-        for n_trials in (10, 100):
-            for method in ("data", "exact", "em", "vb", "gibbs", "table/gibbs"):
-                times = []
-                for repeat in range(args.repeats + 2):
-                    flips = "".join(rng.choice(["0", "1"], size=n_trials))
-                    body = {"flips": flips, "seed": repeat, "tag": repeat}
-                    if method.startswith("table/"):
-                        client.post("/api/three-coins/" + method.split("/")[1], json=body)
-                    start = time.perf_counter()
-                    answer = client.post("/api/three-coins/" + method, json=body)
-                    answer.json()
-                    times.append(1000 * (time.perf_counter() - start))
-                    assert answer.status_code == 200, answer.text
-                times = np.array(times[2:])  # the first two warm the caches of NumPy, SciPy and the code
-                print(f"{n_trials:4d} flips  {method:12s} median {np.median(times):7.1f} ms   p95 "
-                      f"{np.percentile(times, 95):7.1f} ms")
+        for view in views:
+            for label, methods, body_of in _edits(view, rng):
+                for method in methods:
+                    times = []
+                    for repeat in range(repeats + 2):
+                        body = body_of(repeat)
+                        if method.startswith("table/"):  # the panel first, as the page asks
+                            client.post(f"/api/{view}/" + method.split("/")[1], json=body)
+                        start = time.perf_counter()
+                        answer = client.post(f"/api/{view}/" + method, json=body)
+                        answer.json()
+                        times.append(1000 * (time.perf_counter() - start))
+                        assert answer.status_code == 200, answer.text
+                    times = np.array(times[2:])  # the first two warm the caches of NumPy, SciPy and the code
+                    print(f"{view:17s} {label:11s} {method:12s} median {np.median(times):7.1f} ms   p95 "
+                          f"{np.percentile(times, 95):7.1f} ms", flush=True)
+
+
+def browser(views, edits: int) -> None:
+    import os
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from latentzoo.inference.explore.server import create_app, free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    rng = np.random.default_rng(1)
+    editors = {"three-coins": ("#flips", lambda: "".join(rng.choice(["0", "1"], size=100))),
+               "gaussian-mixture": ("#gmm-points", None),
+               "dice-hmm": ("#dice-rolls", lambda: " ".join(map(str, rng.integers(1, 9, 200))))}
+    executable = next(path for path in CHROMIUM if os.access(path, os.X_OK))
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+            page = chromium.new_page(viewport={"width": 1400, "height": 1300})
+            for view in views:
+                page.goto(f"http://127.0.0.1:{port}/#{view}")
+                state = "window.explore" if view == "three-coins" else f"window.exploreViews['{view}']"
+                wait = (f"() => {{ const s = {state}, c = document.getElementById('view-{view}').dataset;"
+                        f" return s !== undefined && c.busy === '0' && Number(c.shownTag) === s.tag && s.tag > TAG; }}")
+                page.wait_for_function(wait.replace("TAG", "0"), timeout=300_000)
+                selector, text_of = editors[view]
+                base = page.input_value(selector)
+                for k in range(edits + 2):
+                    tag = page.evaluate(f"() => {state}.tag")
+                    if text_of is None:  # the GMM: Old Faithful with one point moved, as a click would
+                        text = base + f"\n{3 + 0.01 * k:.2f}, {70 + k}"
+                    else:
+                        text = text_of()
+                    page.fill(selector, text)
+                    page.wait_for_function(wait.replace("TAG", str(tag)), timeout=300_000)
+                size = {"three-coins": "100 flips", "gaussian-mixture": "273 points", "dice-hmm": "200 rolls"}[view]
+                for key, what in ((f"{view}/panels", "plots drawn"), (view, "plots and tables")):
+                    times = np.array(page.evaluate(f"() => window.latentzooTimings['{key}']")[2:])
+                    print(f"browser {view:17s} {size:11s} edit to {what:16s} median {np.median(times):7.1f} ms   p95 "
+                          f"{np.percentile(times, 95):7.1f} ms   ({len(times)} edits)", flush=True)
+            chromium.close()
+    finally:
+        server.should_exit = True
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--views", default=",".join(VIEWS))
+    parser.add_argument("--browser", action="store_true", help="also measure edit-to-redraw in Chromium")
+    parser.add_argument("--browser-edits", type=int, default=20)
+    parser.add_argument("--no-api", action="store_true", help="skip the API measurement")
+    args = parser.parse_args(argv)
+    views = [view.strip() for view in args.views.split(",") if view.strip()]
+    unknown = set(views) - set(VIEWS)
+    if unknown:
+        parser.error(f"unknown view(s) {sorted(unknown)}; valid: {list(VIEWS)}")
+    if not args.no_api:
+        api(views, args.repeats)
+    if args.browser:
+        browser(views, args.browser_edits)
     return 0
 
 

@@ -3,10 +3,15 @@
 What it protects: the numbers the page draws are the library's (``fit`` with the same seed and
 options, the exact posterior), the exact contours are the posterior density (checked against
 numerical integration over pi, independently of the library), and bad input answers 4xx with
-the library's message while the server goes on serving.
+the library's message while the server goes on serving. For every view: three coins, the Gaussian
+mixture (fits compared with ``fit``; ellipses against the closed-form Mahalanobis distance) and
+the dice HMM (smoothing and Viterbi compared with ``fit`` and with brute-force enumeration of
+every state path).
 """
 
 from __future__ import annotations
+
+from itertools import product
 
 import numpy as np
 import pytest
@@ -18,9 +23,9 @@ pytest.importorskip("httpx")
 from starlette.testclient import TestClient  # noqa: E402
 
 from latentzoo.inference import fit  # noqa: E402
-from latentzoo.inference.explore import coins  # noqa: E402
+from latentzoo.inference.explore import coins, dice, gmm  # noqa: E402
 from latentzoo.inference.explore.server import create_app  # noqa: E402
-from latentzoo.models import ThreeCoins  # noqa: E402
+from latentzoo.models import DiceHMM, GaussianMixture, ThreeCoins, datasets  # noqa: E402
 
 SEED_BODY = {"flips": "1111110000", "seed": 3, "tag": 7}
 
@@ -42,7 +47,8 @@ def test_page_and_plotly_are_served_locally(client):
     assert "http" not in page.text.split("<body>")[0].replace('http-equiv', '')  # nothing fetched from the network
     plotly_js = client.get("/static/plotly.min.js")
     assert plotly_js.status_code == 200 and len(plotly_js.content) > 1_000_000
-    assert client.get("/static/explore.js").status_code == 200
+    for script in ("shared.js", "coins.js", "gmm.js", "dice.js"):
+        assert client.get(f"/static/{script}").status_code == 200
 
 
 def test_data_panel_shows_the_sufficient_statistics(client):
@@ -227,3 +233,209 @@ def test_advi_job_runs_in_the_background(client):
         time.sleep(0.5)
     assert status["state"] == "done", status.get("error")
     assert {row["parameter"] for row in status["result"]["table"]} >= {"p", "q"}
+
+
+def test_an_unknown_view_answers_404_and_the_limits_name_every_view(client):
+    answer = client.post("/api/no-such-model/em", json={})
+    assert answer.status_code == 404 and "no-such-model" in answer.json()["error"]["message"]
+    assert client.post("/api/no-such-model/jobs/nuts", json={}).status_code == 404
+    limits = client.get("/api/limits").json()
+    assert limits["limits"] == coins.LIMITS
+    assert set(limits["views"]) == set(limits["models"]) and "three-coins" in limits["models"]
+
+
+# -- the Gaussian-mixture view -----------------------------------------------------------------
+BLOBS = datasets.blobs(n_samples=60, centers=3, random_seed=2)[0]
+GMM_BODY = {"points": BLOBS.tolist(), "n_components": 3, "seed": 5, "tag": 3, "options": {"n_starts": 4}}
+
+
+def _sorted_rows(means):
+    means = np.asarray(means, float)
+    return means[np.lexsort(means.T[::-1])]
+
+
+def test_gmm_em_is_the_fit_and_its_ellipses_are_two_sd_contours(client):
+    answer = post(client, "em", GMM_BODY, prefix="/api/gaussian-mixture/").json()
+    idata = fit(GaussianMixture(n_components=3), BLOBS, backend="em", random_seed=5, n_init=4, max_iter=200, tol=1e-8,
+                progressbar=False)
+    final_means = idata["fit_history"]["final_means"].values
+    assert len(answer["starts"]) == 4
+    for start, expected in zip(answer["starts"], final_means):
+        np.testing.assert_allclose(_sorted_rows([c["mean"] for c in start["components"]]), _sorted_rows(expected), atol=1e-10)
+    np.testing.assert_allclose(_sorted_rows([c["mean"] for c in answer["best"]]),
+                               _sorted_rows(idata["posterior"]["means"].values[0, 0]), atol=1e-10)
+    # every point of a drawn ellipse is at Mahalanobis distance 2 from its mean (closed form)
+    for component in answer["best"]:
+        mean, cov = np.array(component["mean"]), np.array(component["cov"])
+        curve = np.stack([component["ellipse"]["x"], component["ellipse"]["y"]], axis=1) - mean
+        np.testing.assert_allclose(np.einsum("ni,ij,nj->n", curve, np.linalg.inv(cov), curve), 4.0, rtol=1e-8)
+    # EM's objective never decreases along a start's iterations
+    for start in answer["starts"]:
+        assert np.all(np.diff(start["objective"]) >= -1e-8 * abs(start["objective"][-1]))
+
+
+def test_gmm_vb_and_gibbs_are_the_fits(client):
+    answer = post(client, "vb", GMM_BODY, prefix="/api/gaussian-mixture/").json()
+    idata = fit(GaussianMixture(n_components=3), BLOBS, backend="vb", random_seed=5, init="random", n_init=2, max_iter=200,
+                draws=200, progressbar=False)
+    np.testing.assert_allclose([c["mean"] for c in answer["components"]], idata["variational"]["means_covs_m"].values,
+                               atol=1e-10)
+    concentration = idata["variational"]["weights_concentration"].values
+    np.testing.assert_allclose([c["weight"] for c in answer["components"]], concentration / concentration.sum(), atol=1e-12)
+    gibbs = post(client, "gibbs", GMM_BODY, prefix="/api/gaussian-mixture/").json()
+    idata = fit(GaussianMixture(n_components=3), BLOBS, backend="gibbs", random_seed=5, chains=2, draws=25, tune=5,
+                init="kmeans++", progressbar=False)
+    # the page shows the draws as the sampler labelled them; fit may relabel: compare each draw's set of means
+    shown = np.stack([np.stack([d["x"], d["y"]], axis=1) for d in gibbs["draws_by_label"]], axis=1)  # (draw, K, 2)
+    expected = idata["posterior"]["means"].values.reshape(-1, 3, 2)
+    for a, b in zip(shown, expected):
+        np.testing.assert_allclose(_sorted_rows(a), _sorted_rows(b), atol=1e-12)
+    assert gibbs["settings"] == {"chains": 2, "draws": 25, "tune": 5}
+    table = client.post("/api/gaussian-mixture/table/gibbs", json=GMM_BODY).json()["table"]
+    rows = {row["parameter"]: row for row in table}
+    assert rows["means[0, 0]"]["r_hat"] is not None and len(rows) == 3 + 6 + 12
+
+
+def test_gmm_label_switches_are_counted_against_a_constructed_chain():
+    # two well-separated means whose labels swap at draws 3 and 7 of chain 0, never in chain 1
+    a, b = np.array([0.0, 0.0]), np.array([10.0, 10.0])
+    chain0 = [[a, b]] * 3 + [[b, a]] * 4 + [[a, b]] * 3
+    chain1 = [[a, b]] * 10
+    means = np.array([chain0, chain1]) + np.random.default_rng(0).normal(0, 0.01, (2, 10, 2, 2))
+    assert gmm.count_label_switches(means, np.ones(2)) == 2
+
+
+def test_gmm_data_and_datasets(client):
+    answer = post(client, "data", {"points": "1, 2\n3 4\n# a comment\n\n5;6", "n_components": 1},
+                  prefix="/api/gaussian-mixture/").json()
+    assert answer["n_points"] == 3 and answer["x"] == [1, 3, 5] and answer["y"] == [2, 4, 6]
+    faithful = post(client, "dataset", {"dataset": "old_faithful"}, prefix="/api/gaussian-mixture/").json()
+    np.testing.assert_allclose(gmm.parse_points(faithful["points"]), datasets.old_faithful(), rtol=1e-5)
+    assert post(client, "dataset", {"dataset": "/etc/passwd"}, prefix="/api/gaussian-mixture/").status_code == 400
+
+
+def _library_message(model, data):
+    with pytest.raises((ValueError, TypeError)) as error:
+        model.check_data(data)
+    return str(error.value)
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"points": [[0.0, float(i)] for i in range(301)]}, "at most 300"),
+    ({"points": "1, 2\n3, x\n"}, "line 2"),
+    ({"points": [[1, 2], [3, 4]], "n_components": 6}, "n_components must be an integer in [1, 5]"),
+    ({"points": [[1, 2, 3], [3, 4, 5]], "n_components": 1}, "2-D points"),
+])
+def test_gmm_bad_input_answers_400_and_the_server_goes_on(client, body, message):
+    answer = post(client, "em", body, prefix="/api/gaussian-mixture/")
+    assert answer.status_code == 400 and message in answer.json()["error"]["message"]
+    assert post(client, "data", GMM_BODY, prefix="/api/gaussian-mixture/").status_code == 200
+
+
+def test_gmm_non_numbers_and_too_few_points_get_the_librarys_message(client):
+    for points, K in (([[1, "a"], [2, 3]], 1), ([[1, 2]], 2)):
+        answer = post(client, "vb", {"points": points, "n_components": K}, prefix="/api/gaussian-mixture/")
+        assert answer.status_code == 400
+        assert answer.json()["error"]["message"] == _library_message(GaussianMixture(n_components=K), points)
+
+
+# -- the dice-HMM view --------------------------------------------------------------------------
+def _brute_force(rolls, params):
+    """p(z_t | x) and the most probable path by enumerating all 3^T state paths (no recursion)."""
+    init, trans, emission = (np.asarray(params[k], float) for k in ("init_probs", "trans_mat", "emission_probs"))
+    T = len(rolls)
+    paths = np.array(list(product(range(3), repeat=T)))
+    with np.errstate(divide="ignore"):
+        log_joint = np.log(init[paths[:, 0]]) + np.log(emission[paths[:, 0], rolls[0] - 1])
+        for t in range(1, T):
+            log_joint += np.log(trans[paths[:, t - 1], paths[:, t]]) + np.log(emission[paths[:, t], rolls[t] - 1])
+    weights = np.exp(log_joint - log_joint.max())
+    weights /= weights.sum()
+    marginals = np.stack([[weights[paths[:, t] == k].sum() for k in range(3)] for t in range(T)])
+    return marginals, paths[np.argmax(log_joint)], log_joint.max()
+
+
+def test_dice_em_smoothing_and_viterbi_are_the_library_and_brute_force(client):
+    rolls = [1, 6, 3, 5, 2, 7]
+    body = {"rolls": " ".join(map(str, rolls)), "seed": 1, "options": {"n_starts": 3}, "tag": 2}
+    answer = post(client, "em", body, prefix="/api/dice-hmm/").json()
+    idata = fit(DiceHMM(), rolls, backend="em", random_seed=1, n_init=3, max_iter=50, tol=1e-8, progressbar=False)
+    posterior = idata["posterior"]
+    np.testing.assert_allclose(answer["state_probs"], posterior["state_probs"].values[0, 0], atol=1e-12)
+    params = {name: posterior[name].values[0, 0] for name in ("init_probs", "trans_mat", "emission_probs")}
+    np.testing.assert_allclose(answer["emission_probs"], params["emission_probs"], atol=1e-12)
+    marginals, path, log_prob = _brute_force(rolls, params)
+    np.testing.assert_allclose(answer["state_probs"], marginals, atol=1e-10)
+    assert answer["viterbi"] == path.tolist()
+    assert answer["viterbi_log_prob"] == pytest.approx(log_prob, rel=1e-10)
+
+
+@pytest.mark.parametrize("method, options", [("exact", {"draws": 200}),
+                                             ("vb", {"init": "random", "n_init": 1, "max_iter": 200, "draws": 100}),
+                                             ("gibbs", {"init": "random", "chains": 2, "draws": 50, "tune": 20})])
+def test_dice_smoothed_probabilities_are_the_fits(client, method, options):
+    body = {"rolls": "1 6 3 5 2 7 3 5 2 4", "seed": 4, "tag": 1}
+    answer = post(client, method, body, prefix="/api/dice-hmm/").json()
+    idata = fit(DiceHMM(), [1, 6, 3, 5, 2, 7, 3, 5, 2, 4], backend=method, random_seed=4, progressbar=False, **options) \
+        if method != "exact" else fit(DiceHMM(), [1, 6, 3, 5, 2, 7, 3, 5, 2, 4], backend="exact", random_seed=4, **options)
+    expected = idata["posterior"]["state_probs"].mean(("chain", "draw")).values
+    np.testing.assert_allclose(answer["state_probs"], expected, atol=1e-10)
+    np.testing.assert_allclose(np.sum(answer["state_probs"], axis=1), 1.0, atol=1e-10)
+    np.testing.assert_allclose(answer["emission_probs"], idata["posterior"]["emission_probs"].mean(("chain", "draw")).values,
+                               atol=1e-12)
+    # a face above 4 cannot come from the four-sided die (the mask): p(D4) is 0 at roll 2 (a 6)
+    assert answer["state_probs"][1][1] == 0
+
+
+def test_dice_exact_says_when_the_paths_are_too_many_and_the_rest_answers(client):
+    body = {"rolls": " ".join(["1", "2", "3"] * 60), "seed": 0}
+    exact = post(client, "exact", body, prefix="/api/dice-hmm/").json()
+    assert exact["available"] is False and "paths" in exact["reason"]
+    em = post(client, "em", body, prefix="/api/dice-hmm/").json()
+    assert len(em["viterbi"]) == 180 and len(em["state_probs"]) == 180
+
+
+@pytest.mark.parametrize("rolls, message", [("1 2 9 3", None), ("1 2 x 3", None), ("0 1", None),
+                                            (" ".join(["1"] * 201), "at most 200")])
+def test_dice_bad_rolls_answer_400_with_the_librarys_message(client, rolls, message):
+    answer = post(client, "em", {"rolls": rolls}, prefix="/api/dice-hmm/")
+    assert answer.status_code == 400
+    expected = message or _library_message(DiceHMM(), rolls)
+    assert expected in answer.json()["error"]["message"]
+    assert post(client, "data", {"rolls": "1 6 3"}, prefix="/api/dice-hmm/").status_code == 200
+
+
+def test_every_view_declares_the_interface():
+    for view in (coins, gmm, dice):
+        for name in ("parse_request", "run_method", "run_table", "run_job", "JOB_METHODS", "LIMITS", "DEFAULTS", "warm_up"):
+            assert hasattr(view, name), (view.__name__, name)
+    assert gmm.LIMITS["points"] == 300 and dice.LIMITS["rolls"] == 200
+
+
+def test_serve_names_the_views_it_has():
+    from latentzoo.inference.explore.server import MODELS, serve
+
+    assert MODELS == ("three-coins", "gaussian-mixture", "dice-hmm")
+    with pytest.raises(ValueError, match="gaussian-mixture"):
+        serve("no-such-view", open_browser=False)
+
+
+def test_jobs_of_the_new_views_refuse_bad_input_and_run(client):
+    import time
+
+    assert post(client, "nuts", {"rolls": "1 9"}, prefix="/api/dice-hmm/jobs/").status_code == 400
+    assert post(client, "advi", {"points": "1, x"}, prefix="/api/gaussian-mixture/jobs/").status_code == 400
+    assert post(client, "gibbs", {"rolls": "1 2"}, prefix="/api/dice-hmm/jobs/").status_code == 400
+    body = {"rolls": "1 6 3 5 2 7 3 5 2 4", "seed": 2, "options": {"advi_iterations": 500}}
+    started = post(client, "advi", body, prefix="/api/dice-hmm/jobs/")
+    assert started.status_code == 202
+    assert post(client, "data", body, prefix="/api/dice-hmm/").status_code == 200  # the page keeps answering
+    for _ in range(600):
+        status = client.get(f"/api/jobs/{started.json()['id']}").json()
+        if status["state"] in ("done", "error"):
+            break
+        time.sleep(0.5)
+    assert status["state"] == "done", status.get("error")
+    result = status["result"]
+    np.testing.assert_allclose(np.sum(result["state_probs"], axis=1), 1.0, atol=1e-9)
+    assert {row["parameter"] for row in result["table"]} >= {"init_probs[D6]", "trans_mat[D4, D8]"}

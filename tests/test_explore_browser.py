@@ -1,15 +1,19 @@
 """``latentzoo explore`` in a real browser: Playwright driving the system's Chromium.
 
-Behaviour, not loading: no console errors or failed requests; the EM fixed points shown after
-typing lie on the ridge pi p + (1 - pi) q = head rate; VB's sd of p is below the exact one; a
-stronger prior towards heads on p moves the exact mean of p up; ten rapid edits leave the last
-one shown. A screenshot goes to docs/_static/explore.png.
+Behaviour, not loading: no console errors or failed requests. Three coins: the EM fixed points
+shown after typing lie on the ridge pi p + (1 - pi) q = head rate; VB's sd of p is below the exact
+one; a stronger prior towards heads on p moves the exact mean of p up; ten rapid edits leave the
+last one shown. A screenshot goes to docs/_static/explore.png. Gaussian mixture: a click adds a
+point and a click on it removes it (the count shown follows), and the EM means shown are the
+API's. Dice HMM: the smoothed probabilities shown sum to 1 at every roll, and the Viterbi path
+shown is the API's. The page records its edit-to-redraw times (window.latentzooTimings).
 
 Marked ``slow`` and ``browser``. Skipped when Chromium or Playwright is missing, unless
 ``LATENTZOO_REQUIRE_BROWSER=1`` (then it fails), as tests/test_report.py does. No browser is
 downloaded: ``executable_path`` points at the distribution's Chromium.
 
-Waiting: the page says when it shows an edit (``<body data-busy="0" data-shown-tag="N">``, set
+Waiting: the page says when it shows an edit (``<body data-busy="0" data-shown-tag="N">`` for
+the view shown, and the same on each view's ``<main>``, set
 once every panel and table of edit N has been answered and drawn), and the tests wait for that,
 never for a guessed delay. The server answers every panel once before it reports that it has
 started, so the first page does not pay for the imports. The generous timeouts are for a CI
@@ -18,12 +22,14 @@ machine busy with other tests; an idle one settles in about a second.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -193,3 +199,121 @@ def test_screenshot_for_the_docs(page, tmp_path):
     target = SCREENSHOT if os.environ.get("LATENTZOO_UPDATE_SCREENSHOT") == "1" else tmp_path / "explore.png"
     page.screenshot(path=str(target), full_page=True)
     assert target.stat().st_size > 20_000
+
+
+# -- the Gaussian-mixture and dice-HMM views ---------------------------------------------------
+def _open_view(page, view):
+    page.goto(page.url.split("#")[0] + f"#{view}")
+    _view_settled(page, view)
+
+
+def _view_settled(page, view, after: int = 0):
+    """As :func:`_settled`, for the view ``view`` (its container says when it shows an edit)."""
+    page.wait_for_function(
+        f"""() => {{ const v = (window.exploreViews || {{}})['{view}'], c = document.getElementById('view-{view}').dataset;
+              return v !== undefined && c.busy === '0' && Number(c.shownTag) === v.tag && v.tag > {after}; }}""",
+        timeout=SETTLE_MS,
+    )
+    error = page.text_content(f"#view-{view} .error")
+    assert error == "", error
+
+
+def _api(page, path, body):
+    answer = page.request.post(page.url.split("#")[0] + path, data=body)
+    assert answer.ok, answer.text()
+    return answer.json()
+
+
+def _gmm_body(page):
+    return {"points": page.input_value("#gmm-points"), "n_components": int(page.input_value("#gmm-k")),
+            "seed": int(page.input_value("#gmm-seed")), "options": {"n_starts": int(page.input_value("#gmm-starts"))}}
+
+
+def test_gmm_clicks_add_and_remove_points_and_the_em_means_are_the_apis(page):
+    _open_view(page, "gaussian-mixture")
+    before = int(page.get_attribute("#gmm-count", "data-n-points"))
+    assert before == 272  # Old Faithful, loaded through the API
+    shown = json.loads(page.get_attribute("#gmm-em-status", "data-means"))
+    expected = [component["mean"] for component in _api(page, "api/gaussian-mixture/em", _gmm_body(page))["best"]]
+    np.testing.assert_allclose(shown, expected, rtol=0, atol=1e-9)
+    # a click on an empty corner of the plotting area adds a point there
+    box = page.query_selector("#gmm-plot .nsewdrag").bounding_box()
+    tag = page.evaluate("() => window.exploreViews['gaussian-mixture'].tag")
+    page.mouse.click(box["x"] + 8, box["y"] + 8)
+    _view_settled(page, "gaussian-mixture", after=tag)
+    assert int(page.get_attribute("#gmm-count", "data-n-points")) == before + 1
+    shown = json.loads(page.get_attribute("#gmm-em-status", "data-means"))
+    expected = [component["mean"] for component in _api(page, "api/gaussian-mixture/em", _gmm_body(page))["best"]]
+    np.testing.assert_allclose(shown, expected, rtol=0, atol=1e-9)
+    # a click on the point just added (alone in its corner) removes it
+    x, y = page.evaluate("""() => { const gd = document.getElementById('gmm-plot'), t = gd.data.find(t => t.name === 'points');
+        const i = t.x.length - 1, xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+        return [box.left + xa._offset + xa.d2p(t.x[i]), box.top + ya._offset + ya.d2p(t.y[i])]; }""")
+    tag = page.evaluate("() => window.exploreViews['gaussian-mixture'].tag")
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    _view_settled(page, "gaussian-mixture", after=tag)
+    assert int(page.get_attribute("#gmm-count", "data-n-points")) == before
+
+
+def test_gmm_bad_points_show_the_message_and_the_page_recovers(page):
+    _open_view(page, "gaussian-mixture")
+    tag = page.evaluate("() => window.exploreViews['gaussian-mixture'].tag")
+    page.fill("#gmm-points", "1, 2\n3, x")
+    page.wait_for_function(f"() => document.getElementById('view-gaussian-mixture').dataset.busy === '0' "
+                           f"&& window.exploreViews['gaussian-mixture'].tag > {tag}", timeout=SETTLE_MS)
+    assert "line 2" in page.text_content("#gmm-error")
+    tag = page.evaluate("() => window.exploreViews['gaussian-mixture'].tag")
+    page.fill("#gmm-points", "1, 2\n3, 4\n5, 5\n0, 1")
+    _view_settled(page, "gaussian-mixture", after=tag)
+    assert page.get_attribute("#gmm-count", "data-n-points") == "4"
+    expected = [text for text in page.problems if "status of 400" in text]
+    assert expected
+    page.problems[:] = [text for text in page.problems if text not in expected]
+
+
+def _dice_shown(page):
+    """The smoothed probabilities drawn, by method: {method: (T, n_states)}, and the Viterbi path drawn."""
+    traces = page.evaluate("""() => document.getElementById('dice-states-plot').data.map(
+        t => ({meta: t.meta, y: Array.from(t.y), customdata: t.customdata ? Array.from(t.customdata) : null}))""")
+    probs, viterbi = {}, None
+    for trace in traces:
+        if trace["meta"]["method"] == "viterbi":
+            viterbi = trace["customdata"]
+        else:
+            probs.setdefault(trace["meta"]["method"], {})[trace["meta"]["state"]] = trace["y"]
+    return {method: np.array([states[k] for k in sorted(states)]).T for method, states in probs.items()}, viterbi
+
+
+def _dice_body(page):
+    return {"rolls": page.input_value("#dice-rolls"), "seed": int(page.input_value("#dice-seed")),
+            "options": {"n_starts": int(page.input_value("#dice-starts"))}}
+
+
+def test_dice_smoothed_probabilities_sum_to_one_and_viterbi_is_the_apis(page):
+    _open_view(page, "dice-hmm")
+    for rolls in ("1 6 3 5 2 7 3 5 2 4", "6 6 6 1 2 3 4 8 8"):
+        if page.input_value("#dice-rolls") != rolls:
+            tag = page.evaluate("() => window.exploreViews['dice-hmm'].tag")
+            page.fill("#dice-rolls", rolls)
+            _view_settled(page, "dice-hmm", after=tag)
+        probs, viterbi = _dice_shown(page)
+        assert set(probs) == {"exact", "em", "vb", "gibbs"}
+        for method, values in probs.items():
+            assert values.shape == (len(rolls.split()), 3)
+            np.testing.assert_allclose(values.sum(axis=1), 1.0, atol=1e-9, err_msg=method)
+        assert viterbi == _api(page, "api/dice-hmm/em", _dice_body(page))["viterbi"]
+
+
+def test_edit_to_redraw_times_are_recorded(page):
+    """The page times each edit until it is redrawn (window.latentzooTimings; the benchmark's
+    browser figures): one entry per settled edit, in milliseconds."""
+    _open_view(page, "dice-hmm")
+    for k in range(3):
+        tag = page.evaluate("() => window.exploreViews['dice-hmm'].tag")
+        page.fill("#dice-rolls", "1 6 3 5 2 7 3 5 2 " + str(k + 1))
+        _view_settled(page, "dice-hmm", after=tag)
+    times = page.evaluate("() => window.latentzooTimings['dice-hmm']")
+    panels = page.evaluate("() => window.latentzooTimings['dice-hmm/panels']")
+    assert len(times) == len(panels) == 3 and all(0 < t < SETTLE_MS for t in times)
+    assert all(p <= t for p, t in zip(panels, times))  # the plots are drawn before the tables

@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     exploring.add_argument("model", metavar="MODEL", nargs="?", default="three-coins",
-                           help="the view to open (default three-coins, the only one so far)")
+                           help="the view to open: three-coins (default), gaussian-mixture (or gmm), dice-hmm")
     exploring.add_argument("--port", type=int, default=None, metavar="N", help="port (default: a free one)")
     exploring.add_argument("--no-browser", action="store_true", help="do not open a browser")
     exploring.set_defaults(handler=cmd_explore)

@@ -26,17 +26,14 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import threading
 import time
-import warnings
-from collections import OrderedDict
 
 import numpy as np
 from ...models import MODELS
 from ...models.core.base import LatentModel
 from ...models.core.conjugate import Beta, apply_to_factors
-from ..comparison.metrics import comparison_table
-from ..registry import run_backend, seed_from
+from ..registry import seed_from
+from .common import RecentFits, int_option, quiet_run, table_rows, to_json
 
 __all__ = ["LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
 
@@ -91,7 +88,6 @@ GRID_SIZE = 61  # points per axis of the (p, q) contour grids
 GRID = np.linspace(0.005, 0.995, GRID_SIZE)
 MAX_SCATTER = 1_000  # draws shown as points per method (thinned evenly beyond that)
 HIST_BINS = 40
-TABLE_FIELDS = ("parameter", "mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk")
 
 
 class Request:
@@ -102,30 +98,7 @@ class Request:
         self.model, self.data, self.seed, self.options, self.key = model, data, seed, options, key
 
 
-class _RecentFits:
-    """The last few results of ``fit`` by (request, back-end, options): the table of a panel is
-    computed in a second request (so that the plots redraw first) from the same fit, and several
-    tabs showing the same data share it. Thread-safe; bounded."""
-
-    def __init__(self, size: int = 64):
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        return None
-
-    def put(self, key, value):
-        with self.lock:
-            self.items[key] = value
-            self.items.move_to_end(key)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-
-RECENT_FITS = _RecentFits()
+RECENT_FITS = RecentFits()
 
 
 def _pair(value, name: str) -> tuple[float, float]:
@@ -142,12 +115,7 @@ def _pair(value, name: str) -> tuple[float, float]:
 
 
 def _int_option(options: dict, key: str, low: int, high: int) -> int:
-    value = options.get(key, DEFAULTS[key])
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"options.{key} must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"options.{key} must lie in [{low}, {high}], got {value}")
-    return int(value)
+    return int_option(options, key, low, high, DEFAULTS)
 
 
 def parse_request(body) -> Request:
@@ -194,54 +162,12 @@ def parse_request(body) -> Request:
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _json(value):
-    """NumPy values as JSON-ready Python values, NaN and infinities as None."""
-    if isinstance(value, dict):
-        return {str(key): _json(item) for key, item in value.items()}
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind == "f" and not np.isfinite(value).all():
-            return _json(value.astype(object).tolist())
-        return value.tolist()  # fast path: whole arrays, no per-element Python recursion
-    if isinstance(value, list | tuple):
-        return [_json(item) for item in value]
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
+_json = to_json  # the name the server and older callers use
 
 
 def _quiet_run(request: Request, backend: str, **options):
-    """``run_backend`` (``fit`` before its DataTree is built) with its warnings collected (shown
-    on the page) rather than printed; kept in :data:`RECENT_FITS` under the request, the
-    back-end and the options. Returns ``(BackendRun, warning messages)``."""
-    key = (request.key, backend, json.dumps(options, sort_keys=True))
-    cached = RECENT_FITS.get(key)
-    if cached is not None:
-        return cached
-    # the messages are the ones ``run_backend`` records in ``raw.record.warnings``; it re-issues
-    # them, and they are silenced here so that the server's terminal stays quiet. (Python's
-    # warning filters are process-wide: while two panels fit at once in two threads, a warning
-    # can be filed under the other panel's fit; the numbers are not affected.)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run = run_backend(request.model, request.data, backend=backend, random_seed=request.seed, **options)
-    messages = list(run.raw.record.warnings)
-    RECENT_FITS.put(key, (run, messages))
-    return run, messages
-
-
-def _idata(run):
-    """``fit``'s DataTree for a cached run (built once: several tables may ask)."""
-    key = ("idata", id(run))
-    cached = RECENT_FITS.get(key)
-    if cached is None or cached[0] is not run:
-        cached = (run, run.to_idata())
-        RECENT_FITS.put(key, cached)
-    return cached[1]
+    """:func:`.common.quiet_run` with this view's cache of recent fits."""
+    return quiet_run(RECENT_FITS, request, backend, **options)
 
 
 def _exact_posterior(request: Request):
@@ -263,21 +189,9 @@ def _exact_moments(request: Request) -> dict:
 
 
 def _table(request: Request, backend: str, run, reference: dict) -> list[dict]:
-    """The comparison table's rows for ``backend`` (the rows ``latentzoo fit --json`` prints),
-    with the error of the mean in exact posterior sds."""
-    idata = _idata(run)
-    table = comparison_table(request.model, {backend: idata})
-    rows = []
-    for record in table.to_dict(orient="records"):
-        row = {field: record[field] for field in TABLE_FIELDS}
-        name = row["parameter"]
-        if name in reference["mean"] and reference["sd"][name] > 0:
-            row["error_in_exact_sd"] = (row["mean"] - reference["mean"][name]) / reference["sd"][name]
-        else:
-            row["error_in_exact_sd"] = math.nan
-        row["time_s"] = float(run.raw.record.runtime_s)
-        rows.append(row)
-    return rows
+    """The comparison table's rows for ``backend``, with the error of the mean in exact
+    posterior sds."""
+    return table_rows(RECENT_FITS, request.model, backend, run, reference)
 
 
 def _flat(run, name: str) -> np.ndarray:

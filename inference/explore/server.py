@@ -5,12 +5,19 @@ Routes
 ``GET /``                                   the page (static HTML; no build step)
 ``GET /static/{file}``                      its JS and CSS (package data)
 ``GET /static/plotly.min.js``               plotly.js as bundled in the installed ``plotly`` package
-``POST /api/three-coins/{method}``          a panel: ``data``, ``exact``, ``em``, ``vb``, ``gibbs``
-``POST /api/three-coins/table/{method}``    that panel's comparison-table rows
-``POST /api/three-coins/jobs/{method}``     start ``nuts`` or ``advi`` in the background
+``GET /api/limits``                         every view's bounds and defaults
+``POST /api/{model}/{method}``              a panel of view ``model`` (one of :data:`MODELS`)
+``POST /api/{model}/table/{method}``        that panel's comparison-table rows
+``POST /api/{model}/jobs/{method}``         start ``nuts`` or ``advi`` in the background
 ``GET /api/jobs/{id}``                      a job's state, stage, elapsed time and result
 
-At start-up the server answers every panel once on the seed's data (:func:`coins.warm_up`), so
+Each view is a module (:mod:`.coins`, :mod:`.gmm`, :mod:`.dice`) with the same small interface:
+``parse_request(body)``, ``run_method(method, body)``, ``run_table(method, body)``,
+``run_job(method, body, progress)``, ``JOB_METHODS``, ``LIMITS``, ``DEFAULTS`` and ``warm_up()``;
+the routes only dispatch to it. For the three coins, ``{method}`` is ``data``, ``exact``,
+``em``, ``vb`` or ``gibbs``.
+
+At start-up the server answers every panel of every view once on the seed's data (``warm_up``), so
 that the first edit does not pay for importing ArviZ and SciPy's corners; ``started`` (uvicorn)
 is set only after that. At most :data:`MAX_COMPUTING` panel or table requests compute at once;
 a request whose client has gone (the page aborts the requests of an edit superseded by a newer
@@ -45,7 +52,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import coins
+from . import coins, dice, gmm
 from .jobs import JobQueue
 
 __all__ = ["create_app", "serve", "plotly_js_path", "MODELS", "MAX_BODY_BYTES", "MAX_COMPUTING"]
@@ -56,8 +63,11 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_COMPUTING = 2
 #: the status of an answer to a client that has already gone (nginx's "client closed request")
 CLIENT_GONE = 499
-#: the views that exist so far (the GMM and the dice HMM are to come)
-MODELS = ("three-coins",)
+#: the views, by the model's registered name -> the module that answers its requests
+VIEWS = {"three-coins": coins, "gaussian-mixture": gmm, "dice-hmm": dice}
+#: other names of a view (the model's registered name where it differs)
+ALIASES = {"gmm": "gaussian-mixture"}
+MODELS = tuple(VIEWS)
 STATIC = resources.files("latentzoo.inference.explore") / "static"
 
 
@@ -113,7 +123,7 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
     allowed_hosts : sequence of str
         The Host headers accepted (tests add ``"testserver"``).
     warm_up : bool
-        Answer every panel once at start-up (:func:`coins.warm_up`), before the server reports
+        Answer every panel of every view once at start-up (each view's ``warm_up``), before the server reports
         that it has started.
     """
     jobs = JobQueue()
@@ -125,31 +135,44 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
     async def plotly_js(request: Request):
         return FileResponse(plotly_js_path(), media_type="text/javascript")
 
-    async def panel(request: Request):
+    def view_of(request: Request):
+        model = request.path_params["model"]
+        if model not in VIEWS:
+            raise LookupError(f"no view {model!r}; available: {list(MODELS)}")
+        return VIEWS[model]
+
+    async def computed(request: Request, entry: str):
+        try:
+            view = view_of(request)
+        except LookupError as error:
+            return _error(404, error)
         try:
             body = await _body(request)
         except ValueError as error:
             return _error(400 if "JSON" in str(error) else 413, error)
-        return await _answer(coins.run_method, request.path_params["method"], body, request=request, gate=gate)
+        return await _answer(getattr(view, entry), request.path_params["method"], body, request=request, gate=gate)
+
+    async def panel(request: Request):
+        return await computed(request, "run_method")
 
     async def table(request: Request):
-        try:
-            body = await _body(request)
-        except ValueError as error:
-            return _error(400 if "JSON" in str(error) else 413, error)
-        return await _answer(coins.run_table, request.path_params["method"], body, request=request, gate=gate)
+        return await computed(request, "run_table")
 
     async def start_job(request: Request):
         method = request.path_params["method"]
         try:
+            view = view_of(request)
+        except LookupError as error:
+            return _error(404, error)
+        try:
             body = await _body(request)
-            if method not in coins.JOB_METHODS:
-                raise ValueError(f"unknown job {method!r}; valid: {list(coins.JOB_METHODS)}")
-            coins.parse_request(body)  # refuse bad input now, not minutes later in the job
+            if method not in view.JOB_METHODS:
+                raise ValueError(f"unknown job {method!r}; valid: {list(view.JOB_METHODS)}")
+            view.parse_request(body)  # refuse bad input now, not minutes later in the job
         except (ValueError, TypeError) as error:
             return _error(400, error)
         try:
-            job_id = jobs.submit(method, lambda b, progress: coins.run_job(method, b, progress), body)
+            job_id = jobs.submit(method, lambda b, progress: view.run_job(method, b, progress), body)
         except RuntimeError as error:
             return _error(429, error)
         return JSONResponse({"id": job_id, "state": "queued"}, status_code=202)
@@ -161,22 +184,26 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
         return JSONResponse(coins._json(status))
 
     async def limits(request: Request):
-        return JSONResponse({"limits": coins.LIMITS, "defaults": coins.DEFAULTS, "models": list(MODELS)})
+        # the coins' own at the top level, as before the other views came
+        return JSONResponse({"limits": coins.LIMITS, "defaults": coins.DEFAULTS, "models": list(MODELS),
+                             "views": {name: {"limits": view.LIMITS, "defaults": view.DEFAULTS}
+                                       for name, view in VIEWS.items()}})
 
     routes = [
         Route("/", index),
         Route("/static/plotly.min.js", plotly_js),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
         Route("/api/limits", limits),
-        Route("/api/three-coins/table/{method}", table, methods=["POST"]),
-        Route("/api/three-coins/jobs/{method}", start_job, methods=["POST"]),
-        Route("/api/three-coins/{method}", panel, methods=["POST"]),
         Route("/api/jobs/{job_id}", job_status),
+        Route("/api/{model}/table/{method}", table, methods=["POST"]),
+        Route("/api/{model}/jobs/{method}", start_job, methods=["POST"]),
+        Route("/api/{model}/{method}", panel, methods=["POST"]),
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app):
         if warm_up:
-            await run_in_threadpool(coins.warm_up)
+            for view in VIEWS.values():
+                await run_in_threadpool(view.warm_up)
         yield
         jobs.shutdown()
 
@@ -207,8 +234,9 @@ def serve(model: str = "three-coins", port: int | None = None, open_browser: boo
     """
     import uvicorn
 
+    model = ALIASES.get(model, model)
     if model not in MODELS:
-        raise ValueError(f"explore has no view for {model!r} yet; available: {list(MODELS)}")
+        raise ValueError(f"explore has no view for {model!r}; available: {list(MODELS)}")
     if port is not None and not 0 < port < 65536:
         raise ValueError(f"--port must lie in 1..65535, got {port}")
     port = port or free_port()

@@ -1,34 +1,12 @@
 // latentzoo explore, three coins: reads the editor, asks the server (latentzoo's back-ends) for
-// each panel and draws the answers with plotly.js. No statistics are computed here.
+// each panel and draws the answers with plotly.js. No statistics are computed here. The request
+// machinery (debounce, tags, stale answers, errors) is shared.js's.
 "use strict";
 
+(() => {
 const METHODS = ["data", "exact", "em", "vb", "gibbs"];
-const DEBOUNCE_MS = 40;  // a burst of keystrokes becomes one request; small next to the 100 ms budget
 const COLORS = { exact: "#555", em: "#1f77b4", ml: "#17becf", vb: "#ff7f0e", gibbs: "#2ca02c", nuts: "#d62728", advi: "#9467bd" };
-
-const state = {
-  tag: 0,                 // the latest edit; answers to older ones are dropped
-  results: {},            // method -> the answer drawn
-  tables: {},             // method -> table rows
-  inflight: {},           // method -> AbortController of its pending request
-  open: 0,                // requests of the latest edit not yet answered (panels and tables)
-  debouncing: false,      // an edit waits for its debounce
-  jobs: {},               // "nuts"/"advi" -> answer of the finished job
-  emStep: null,           // null: show the whole path
-};
-window.explore = state;   // for the browser tests and for curious teachers
-
-// The page's own account of whether it shows the latest edit: <body data-busy="1"> from a
-// keystroke until every panel and table of that edit has been answered and drawn, then
-// data-busy="0" and data-shown-tag = that edit's tag. Tests (and impatient teachers) wait on it.
-function settle() {
-  const idle = !state.debouncing && state.open === 0 && !drawing;
-  document.body.dataset.busy = idle ? "0" : "1";
-  if (idle) document.body.dataset.shownTag = String(state.tag);
-}
-
-const $ = (id) => document.getElementById(id);
-const fmt = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(digits);
+const { $, fmt, plot } = LZ;
 
 function readBody() {
   const pair = (a, b) => [Number($(a).value), Number($(b).value)];
@@ -42,126 +20,12 @@ function readBody() {
   };
 }
 
-async function post(url, body, signal) {
-  const response = await fetch(url, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal,
-  });
-  const answer = await response.json();
-  if (!response.ok) {
-    const error = new Error(answer.error ? answer.error.message : `HTTP ${response.status}`);
-    error.status = response.status;
-    throw error;
-  }
-  return answer;
-}
-
-function showError(method, message) {
-  const box = $("error");
-  box.dataset[method] = message || "";
-  const messages = [...new Set(METHODS.map((m) => box.dataset[m]).filter(Boolean))];
-  box.textContent = messages.join("\n");
-}
-
-let timer = null;
-function scheduleUpdate() {
-  clearTimeout(timer);
-  state.debouncing = true;
-  settle();
-  timer = setTimeout(update, DEBOUNCE_MS);
-}
-
-function update() {
-  const tag = ++state.tag;
-  const body = { ...readBody(), tag };
-  state.sentAt = performance.now();
-  state.debouncing = false;
-  state.open = METHODS.length;  // answers to older edits no longer count
-  settle();
-  const answered = () => { if (tag === state.tag) { state.open -= 1; settle(); } };
-  for (const method of METHODS) {
-    if (state.inflight[method]) state.inflight[method].abort();
-    const controller = new AbortController();
-    state.inflight[method] = controller;
-    post(`/api/three-coins/${method}`, body, controller.signal).then((answer) => {
-      if (answer.tag !== state.tag) return;  // a newer edit is on its way
-      state.results[method] = answer;
-      showError(method, "");
-      if (method !== "data") fetchTable(method, body);
-      requestRedraw(method);
-      answered();
-    }).catch((error) => {
-      if (error.name === "AbortError" || tag !== state.tag) return;
-      delete state.results[method];
-      delete state.tables[method];
-      showError(method, error.message);
-      requestRedraw(method);
-      answered();
-    });
-  }
-}
-
-function fetchTable(method, body) {
-  state.open += 1;
-  const answered = () => { if (body.tag === state.tag) { state.open -= 1; settle(); } };
-  post(`/api/three-coins/table/${method}`, body).then((answer) => {
-    if (answer.tag !== state.tag) return;
-    state.tables[method] = answer.table;
-    requestRedraw("table");
-    answered();
-  }).catch((error) => {
-    if (body.tag !== state.tag) return;
-    showError(method, error.message);
-    answered();
-  });
-}
-
-// -- drawing ----------------------------------------------------------------------------------
-// Plotly.react cannot turn a figure with contours into one without (it reads the old z): an
-// empty figure is purged instead, and drawn afresh when data return
-// Nor does react reliably update a plot that holds contours: after a bad input emptied the panels,
-// the next react threw "Cannot read properties of undefined (reading 'z')" in the browser test. A
-// plot with contours, or whose list of trace types changed, is drawn afresh (newPlot; a few ms
-// more); other plots use react.
-function plot(id, traces, layout) {
-  const element = $(id);
-  if (traces.length === 0) { Plotly.purge(id); delete element.dataset.shape; return Promise.resolve(); }
-  const shape = traces.map((trace) => trace.type || "scatter").join(",");
-  if (element.dataset.shape !== shape || shape.includes("contour")) {
-    element.dataset.shape = shape;
-    Plotly.purge(id);
-    return Plotly.newPlot(id, traces, layout);
-  }
-  return Plotly.react(id, traces, layout);
-}
-
-// Answers arrive together; drawing each as it lands would start a second Plotly.react on a plot
-// while the first is still running (plotly then reads a half-built figure and throws). Instead,
-// what changed is noted and drawn in one pass; a pass waits for plotly, and whatever arrived
-// meanwhile is drawn in the next. A drawing error is logged, never mistaken for a failed request.
-const dirty = new Set();
-let drawing = null;
-
-function requestRedraw(what) {
-  dirty.add(what);
-  if (!drawing) {
-    drawing = new Promise((resolve) => setTimeout(resolve, 0)).then(drawPending);
-    settle();
-  }
-}
-
-async function drawPending() {
-  while (dirty.size) {
-    const what = new Set(dirty);
-    dirty.clear();
-    try {
-      await drawOnce(what);
-    } catch (error) {
-      console.error("latentzoo explore: drawing failed:", error);
-    }
-  }
-  drawing = null;
-  settle();
-}
+const live = LZ.createLive({ model: "three-coins", methods: METHODS, tables: ["exact", "em", "vb", "gibbs"],
+  readBody, draw: drawOnce, errorBox: "error" });
+const state = live.state;
+state.emStep = null;      // null: show the whole path
+window.explore = state;   // for the browser tests and for curious teachers
+const requestRedraw = live.requestRedraw;
 
 function drawOnce(what) {
   const waits = [];
@@ -339,36 +203,18 @@ function drawSummary() {
   }
 }
 
-// -- background jobs --------------------------------------------------------------------------
-async function runJob(method) {
-  const status = $("job-status");
-  const button = $(`run-${method}`);
-  button.disabled = true;
-  try {
-    const started = await post(`/api/three-coins/jobs/${method}`, readBody());
-    status.textContent = `${method}: queued`;
-    for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const job = await (await fetch(`/api/jobs/${started.id}`)).json();
-      status.textContent = `${method}: ${job.state} (${job.stage}), ${fmt(job.elapsed_s, 1)} s`;
-      if (job.state === "done") { state.jobs[method] = job.result; requestRedraw("marginals"); requestRedraw("table"); break; }
-      if (job.state === "error") { status.textContent = `${method} failed: ${job.error.message}`; status.classList.add("failed"); break; }
-    }
-  } catch (error) {
-    status.textContent = `${method}: ${error.message}`;
-  } finally {
-    button.disabled = false;
-  }
+function runJob(method) {
+  live.runJob(method, "job-status", () => { requestRedraw("marginals"); requestRedraw("table"); });
 }
 
 // -- wiring -----------------------------------------------------------------------------------
-for (const id of ["flips", "pi_a", "pi_b", "p_a", "p_b", "q_a", "q_b", "seed", "n_starts"]) $(id).addEventListener("input", scheduleUpdate);
+for (const id of ["flips", "pi_a", "pi_b", "p_a", "p_b", "q_a", "q_b", "seed", "n_starts"]) $(id).addEventListener("input", live.schedule);
 $("file").addEventListener("change", async (event) => {
   const file = event.target.files[0];
   if (!file) return;
-  if (file.size > 20000) { showError("data", `the file holds ${file.size} bytes; at most 20000 are read`); return; }
+  if (file.size > 20000) { live.showError("data", `the file holds ${file.size} bytes; at most 20000 are read`); return; }
   $("flips").value = await file.text();
-  scheduleUpdate();
+  live.schedule();
 });
 $("em-step").addEventListener("input", () => { state.emStep = Number($("em-step").value); drawEmTable(); requestRedraw("plane"); });
 $("em-step-button").addEventListener("click", () => {
@@ -382,4 +228,5 @@ $("show-vb").addEventListener("change", () => requestRedraw("plane"));
 $("marginal-param").addEventListener("change", () => requestRedraw("marginals"));
 $("run-nuts").addEventListener("click", () => runJob("nuts"));
 $("run-advi").addEventListener("click", () => runJob("advi"));
-update();
+LZ.register("three-coins", live.update);
+})();

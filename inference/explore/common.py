@@ -1,0 +1,136 @@
+"""What the views of ``latentzoo explore`` share: JSON conversion, the cache of recent fits, the
+bounded integer options, the library's fits with their warnings collected, and the comparison
+table's rows. Each view (:mod:`.coins`, :mod:`.gmm`, :mod:`.dice`) builds its panels from these.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import threading
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+
+from ..comparison.metrics import comparison_table
+from ..registry import run_backend
+
+__all__ = ["RecentFits", "to_json", "int_option", "quiet_run", "idata_of", "table_rows", "request_key", "TABLE_FIELDS"]
+
+TABLE_FIELDS = ("parameter", "mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk")
+
+
+class RecentFits:
+    """The last few results by key (request, back-end, options): a panel's table is computed in
+    a second request (so that the plots redraw first) from the same fit, and several tabs
+    showing the same data share it. Thread-safe; bounded."""
+
+    def __init__(self, size: int = 64):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key, value):
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+def to_json(value):
+    """NumPy values as JSON-ready Python values, NaN and infinities as None."""
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            return to_json(value.astype(object).tolist())
+        return value.tolist()  # fast path: whole arrays, no per-element Python recursion
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+def request_key(body: dict) -> str:
+    """The body without its tag, as a cache key (two tabs with the same edit share fits)."""
+    return json.dumps({k: v for k, v in body.items() if k != "tag"}, sort_keys=True)
+
+
+def int_option(options: dict, key: str, low: int, high: int, defaults: dict) -> int:
+    """``options[key]`` (or ``defaults[key]``), an integer in [low, high]; ValueError naming it."""
+    value = options.get(key, defaults[key])
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"options.{key} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"options.{key} must lie in [{low}, {high}], got {value}")
+    return int(value)
+
+
+def check_seed(body: dict, high: int) -> int:
+    seed = body.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= high:
+        raise ValueError(f"seed must be an integer in [0, {high}], got {seed!r}")
+    return int(seed)
+
+
+def quiet_run(cache: RecentFits, request, backend: str, **options):
+    """``run_backend`` (``fit`` before its DataTree is built) with its warnings collected (shown
+    on the page) rather than printed; kept in ``cache`` under the request, the back-end and the
+    options. ``request`` has ``model``, ``data``, ``seed`` and ``key``. Returns
+    ``(BackendRun, warning messages)``."""
+    key = (request.key, backend, json.dumps(options, sort_keys=True))
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    # the messages are the ones ``run_backend`` records in ``raw.record.warnings``; it re-issues
+    # them, and they are silenced here so that the server's terminal stays quiet. (Python's
+    # warning filters are process-wide: while two panels fit at once in two threads, a warning
+    # can be filed under the other panel's fit; the numbers are not affected.)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_backend(request.model, request.data, backend=backend, random_seed=request.seed, **options)
+    messages = list(run.raw.record.warnings)
+    cache.put(key, (run, messages))
+    return run, messages
+
+
+def idata_of(cache: RecentFits, run):
+    """``fit``'s DataTree for a cached run (built once: several tables may ask)."""
+    key = ("idata", id(run))
+    cached = cache.get(key)
+    if cached is None or cached[0] is not run:
+        cached = (run, run.to_idata())
+        cache.put(key, cached)
+    return cached[1]
+
+
+def table_rows(cache: RecentFits, model, backend: str, run, reference: dict | None = None) -> list[dict]:
+    """The comparison table's rows for ``backend`` (the rows ``latentzoo fit --json`` prints),
+    with the run's time and, given a ``reference`` (``{"mean": ..., "sd": ...}`` per parameter),
+    the error of the mean in reference sds."""
+    table = comparison_table(model, {backend: idata_of(cache, run)})
+    rows = []
+    for record in table.to_dict(orient="records"):
+        row = {field: record[field] for field in TABLE_FIELDS}
+        name = row["parameter"]
+        if reference is not None and name in reference["mean"] and reference["sd"][name] > 0:
+            row["error_in_exact_sd"] = (row["mean"] - reference["mean"][name]) / reference["sd"][name]
+        else:
+            row["error_in_exact_sd"] = math.nan
+        row["time_s"] = float(run.raw.record.runtime_s)
+        rows.append(row)
+    return rows

@@ -1,0 +1,126 @@
+// latentzoo explore, dice HMM: the rolls and the seed go to the server; the smoothed state
+// probabilities, emission probabilities and the Viterbi path (latentzoo's back-ends) are drawn.
+"use strict";
+
+(() => {
+const METHODS = ["data", "exact", "em", "vb", "gibbs"];
+const FITS = ["exact", "em", "vb", "gibbs"];
+const STATE_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c"];
+const DASH = { exact: "solid", em: "dash", vb: "dot", gibbs: "dashdot", nuts: "longdash", advi: "longdashdot" };
+const { $, fmt, plot } = LZ;
+
+function readBody() {
+  return { rolls: $("dice-rolls").value, seed: Number($("dice-seed").value), options: { n_starts: Number($("dice-starts").value) } };
+}
+
+const live = LZ.createLive({ model: "dice-hmm", methods: METHODS, tables: FITS, readBody, draw: drawOnce, errorBox: "dice-error" });
+const state = live.state;
+(window.exploreViews = window.exploreViews || {})["dice-hmm"] = state;
+
+function drawOnce(what) {
+  for (const method of METHODS) {
+    const id = method === "data" ? "dice-count" : `dice-${method}-status`;
+    if (what.has(method)) $(id).dataset.tag = state.results[method] ? state.results[method].tag : "";
+  }
+  if (what.has("data")) drawCount();
+  drawStatus();
+  drawEmissions();
+  if (what.has("table") || METHODS.some((m) => what.has(m))) drawSummary();
+  return drawStates();
+}
+
+function drawCount() {
+  const d = state.results.data;
+  const count = $("dice-count");
+  if (!d) { count.textContent = "–"; count.dataset.nRolls = ""; return; }
+  count.textContent = `${d.n_rolls} rolls; dice ${d.states.join(", ")}`;
+  count.dataset.nRolls = d.n_rolls;
+  const L = d.limits;
+  $("dice-limits").textContent = `Bounds: at most ${L.rolls} rolls; ${L.n_starts} EM starts; Gibbs at most ${L.gibbs_chains} chains of ${L.gibbs_draws} draws; `
+    + "the exact posterior enumerates the state paths that can emit the rolls (at most 2,000,000: about a dozen rolls).";
+}
+
+function fitted() {
+  const answers = FITS.map((m) => [m, state.results[m]]).filter(([, a]) => a && a.available !== false);
+  for (const job of ["nuts", "advi"]) if (state.jobs[job]) answers.push([job, state.jobs[job]]);
+  return answers;
+}
+
+function drawStates() {
+  const d = state.results.data;
+  if (!d) return plot("dice-states-plot", [], {});
+  const chosen = $("dice-method").value;
+  const t = d.rolls.map((_, i) => i + 1);
+  const traces = [];
+  for (const [method, answer] of fitted()) {
+    if (chosen !== "all" && chosen !== method) continue;
+    d.states.forEach((label, k) => traces.push({
+      type: "scatter", mode: "lines", x: t, y: answer.state_probs.map((row) => row[k]), name: `${label}, ${method}`,
+      legendgroup: method, meta: { method, state: k },
+      line: { color: STATE_COLORS[k % STATE_COLORS.length], dash: DASH[method], width: method === "exact" ? 3 : 1.5 },
+    }));
+  }
+  const em = state.results.em;
+  if (em) traces.push({ type: "scatter", mode: "markers+text", x: t, y: t.map(() => 1.08), name: "Viterbi (EM)",
+    meta: { method: "viterbi" }, customdata: em.viterbi, text: em.viterbi.map((k) => d.states[k]), textposition: "top center",
+    textfont: { size: 9 }, marker: { size: 9, symbol: "square", color: em.viterbi.map((k) => STATE_COLORS[k % STATE_COLORS.length]) } });
+  return plot("dice-states-plot", traces, { margin: { t: 20, r: 10 }, legend: { x: 1.02, y: 1 },
+    xaxis: { title: "roll", tickvals: t.length <= 40 ? t : undefined, ticktext: t.length <= 40 ? d.rolls.map((r, i) => `${i + 1}: ${r}`) : undefined },
+    yaxis: { title: "p(die | rolls)", range: [-0.02, 1.18] } });
+}
+
+function drawStatus() {
+  const e = state.results.exact, em = state.results.em, vb = state.results.vb, g = state.results.gibbs;
+  $("dice-exact-status").textContent = !e ? "" : e.available
+    ? `exact: averaged over ${e.draws} draws of the exact posterior; log-evidence ${fmt(e.log_evidence, 4)}`
+    : `exact: not shown: ${e.reason}`;
+  const viterbi = $("dice-em-status");
+  if (em) {
+    viterbi.dataset.viterbi = JSON.stringify(em.viterbi);
+    viterbi.textContent = `EM (best of ${$("dice-starts").value} starts, at most ${em.max_iter} iterations): ${em.objective_name} ${fmt(em.objective, 4)}; Viterbi path log p(x, z*) = ${fmt(em.viterbi_log_prob, 4)}`;
+  } else { viterbi.textContent = ""; delete viterbi.dataset.viterbi; }
+  $("dice-vb-status").textContent = vb ? `VB: final ELBO ${fmt(vb.elbo[vb.elbo.length - 1], 4)} after ${vb.elbo.length} iterations` : "";
+  $("dice-gibbs-status").textContent = g ? `Gibbs: ${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in); max R-hat ${fmt(g.max_rhat)}` : "";
+}
+
+function drawEmissions() {
+  const d = state.results.data;
+  const table = $("dice-emission-table");
+  table.tHead.innerHTML = ""; table.tBodies[0].innerHTML = "";
+  if (!d) return;
+  const head = table.tHead.insertRow();
+  for (const text of ["method", "die", ...d.faces.map((f) => `face ${f}`)]) head.appendChild(Object.assign(document.createElement("th"), { textContent: text }));
+  for (const [method, answer] of fitted()) {
+    d.states.forEach((label, k) => {
+      const row = table.tBodies[0].insertRow();
+      row.dataset.method = method; row.dataset.state = label;
+      for (const text of [method, label, ...answer.emission_probs[k].map((p) => fmt(p))]) row.insertCell().textContent = text;
+    });
+  }
+}
+
+function drawSummary() {
+  const body = $("dice-summary").querySelector("tbody");
+  body.innerHTML = "";
+  const sources = FITS.map((m) => [m, state.tables[m]]);
+  for (const job of ["nuts", "advi"]) if (state.jobs[job]) sources.push([job + " (job)", state.jobs[job].table]);
+  for (const [method, rows] of sources) {
+    // the faces a die does not have are zero in every fit: left out
+    for (const r of (rows || []).filter((r) => !(r.mean === 0 && !r.sd))) {
+      const row = body.insertRow();
+      row.dataset.method = method; row.dataset.parameter = r.parameter;
+      const hdi = r["hdi_3%"] === null ? "–" : `${fmt(r["hdi_3%"])} – ${fmt(r["hdi_97%"])}`;
+      for (const text of [method, r.parameter, fmt(r.mean), fmt(r.sd), hdi, fmt(r.r_hat), fmt(r.ess_bulk, 0), fmt(r.time_s, 3)]) {
+        row.insertCell().textContent = text;
+      }
+    }
+  }
+}
+
+for (const id of ["dice-rolls", "dice-seed", "dice-starts"]) $(id).addEventListener("input", live.schedule);
+$("dice-method").addEventListener("change", () => live.requestRedraw("states"));
+for (const job of ["nuts", "advi"]) {
+  $(`dice-hmm-run-${job}`).addEventListener("click", () => live.runJob(job, "dice-job-status", () => live.requestRedraw("table")));
+}
+LZ.register("dice-hmm", live.update);
+})();

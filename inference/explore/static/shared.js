@@ -1,0 +1,240 @@
+// latentzoo explore: what every view shares. Debounced edits, tagged requests, dropping stale
+// answers, error display, one drawing pass at a time, the view switcher and the timings the
+// latency benchmark reads. No statistics are computed here: each view only draws the server's
+// answers (latentzoo's back-ends).
+"use strict";
+
+const LZ = (() => {
+  const DEBOUNCE_MS = 40;  // a burst of keystrokes becomes one request; small next to the 100 ms budget
+  const $ = (id) => document.getElementById(id);
+  const fmt = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(digits);
+  const views = {};       // model name -> {start, live}
+  let active = null;
+  // edit-to-redraw times (ms), measured with performance.now from the edit (before the debounce):
+  // timings[model] until every panel and table of that edit is drawn, timings[model + "/panels"]
+  // until every panel (the plots) is; read by the slow browser test and the benchmark
+  const timings = {};
+  const record = (key, ms) => (timings[key] = timings[key] || []).push(ms);
+  window.latentzooTimings = timings;
+
+  async function post(url, body, signal) {
+    const response = await fetch(url, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal,
+    });
+    const answer = await response.json();
+    if (!response.ok) {
+      const error = new Error(answer.error ? answer.error.message : `HTTP ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
+    return answer;
+  }
+
+  // The page's own account of whether a view shows its latest edit: data-busy="1" on the view's
+  // container from a keystroke until every panel and table of that edit has been answered and
+  // drawn, then data-busy="0" and data-shown-tag = that edit's tag. <body> mirrors the active
+  // view. Tests (and impatient teachers) wait on it.
+  function mirror() {
+    if (!active) return;
+    const source = $(`view-${active}`).dataset;
+    document.body.dataset.busy = source.busy || "1";
+    document.body.dataset.shownTag = source.shownTag || "";
+  }
+
+  /**
+   * The live machinery of one view.
+   * options: model (the API's name), methods (panels asked on every edit), tables (the panels
+   * whose table rows are asked after they are drawn), readBody() (the editor as a request body),
+   * draw(what: Set) -> Promise (draws the named panels), errorBox (element id).
+   */
+  function createLive(options) {
+    const state = { tag: 0, results: {}, tables: {}, inflight: {}, open: 0, debouncing: false, jobs: {} };
+    const container = $(`view-${options.model}`);
+    const tables = new Set(options.tables || []);
+    let timer = null;
+    let drawing = null;
+    let editedAt = null;     // when the edit now being answered was made (null: none pending)
+    let panelsTimed = false;  // its panels-drawn time is recorded
+    const dirty = new Set();
+
+    function settle() {
+      const idle = !state.debouncing && state.open === 0 && !drawing;
+      container.dataset.busy = idle ? "0" : "1";
+      if (idle) {
+        container.dataset.shownTag = String(state.tag);
+        if (editedAt !== null) {
+          const elapsed = performance.now() - editedAt;
+          if (!panelsTimed) record(`${options.model}/panels`, elapsed);
+          record(options.model, elapsed);
+          editedAt = null;
+        }
+      }
+      if (active === options.model) mirror();
+    }
+
+    function showError(method, message) {
+      const box = $(options.errorBox);
+      box.dataset[method] = message || "";
+      const messages = [...new Set(options.methods.map((m) => box.dataset[m]).filter(Boolean))];
+      box.textContent = messages.join("\n");
+    }
+
+    function schedule() {
+      clearTimeout(timer);
+      if (editedAt === null) editedAt = performance.now();
+      state.debouncing = true;
+      settle();
+      timer = setTimeout(update, DEBOUNCE_MS);
+    }
+
+    function update() {
+      const tag = ++state.tag;
+      let body;
+      try {
+        body = { ...options.readBody(), tag };
+      } catch (error) {  // the editor cannot be read as a request (the view says why)
+        state.debouncing = false;
+        for (const method of options.methods) { delete state.results[method]; showError(method, error.message); requestRedraw(method); }
+        settle();
+        return;
+      }
+      state.debouncing = false;
+      state.open = options.methods.length;  // answers to older edits no longer count
+      state.panelsOpen = options.methods.length;
+      panelsTimed = false;
+      settle();
+      const answered = () => { if (tag === state.tag) { state.open -= 1; state.panelsOpen -= 1; settle(); } };
+      for (const method of options.methods) {
+        if (state.inflight[method]) state.inflight[method].abort();
+        const controller = new AbortController();
+        state.inflight[method] = controller;
+        post(`/api/${options.model}/${method}`, body, controller.signal).then((answer) => {
+          if (answer.tag !== state.tag) return;  // a newer edit is on its way
+          state.results[method] = answer;
+          showError(method, "");
+          if (tables.has(method)) fetchTable(method, body);
+          requestRedraw(method);
+          answered();
+        }).catch((error) => {
+          if (error.name === "AbortError" || tag !== state.tag) return;
+          delete state.results[method];
+          delete state.tables[method];
+          showError(method, error.message);
+          requestRedraw(method);
+          answered();
+        });
+      }
+    }
+
+    function fetchTable(method, body) {
+      state.open += 1;
+      const answered = () => { if (body.tag === state.tag) { state.open -= 1; settle(); } };
+      post(`/api/${options.model}/table/${method}`, body).then((answer) => {
+        if (answer.tag !== state.tag) return;
+        state.tables[method] = answer.table;
+        requestRedraw("table");
+        answered();
+      }).catch((error) => {
+        if (body.tag !== state.tag) return;
+        showError(method, error.message);
+        answered();
+      });
+    }
+
+    // Answers arrive together; drawing each as it lands would start a second Plotly.react on a
+    // plot while the first is still running (plotly then reads a half-built figure and throws).
+    // Instead, what changed is noted and drawn in one pass; a pass waits for plotly, and whatever
+    // arrived meanwhile is drawn in the next. A drawing error is logged, never mistaken for a
+    // failed request.
+    function requestRedraw(what) {
+      dirty.add(what);
+      if (!drawing) {
+        drawing = new Promise((resolve) => setTimeout(resolve, 0)).then(drawPending);
+        settle();
+      }
+    }
+
+    async function drawPending() {
+      while (dirty.size) {
+        const what = new Set(dirty);
+        dirty.clear();
+        try {
+          await options.draw(what);
+        } catch (error) {
+          console.error(`latentzoo explore (${options.model}): drawing failed:`, error);
+        }
+      }
+      drawing = null;
+      if (editedAt !== null && !panelsTimed && !state.debouncing && state.panelsOpen === 0) {
+        record(`${options.model}/panels`, performance.now() - editedAt);
+        panelsTimed = true;
+      }
+      settle();
+    }
+
+    async function runJob(method, statusId, onDone) {
+      const status = $(statusId);
+      const button = $(`${options.model}-run-${method}`) || $(`run-${method}`);
+      if (button) button.disabled = true;
+      status.classList.remove("failed");
+      try {
+        const started = await post(`/api/${options.model}/jobs/${method}`, options.readBody());
+        status.textContent = `${method}: queued`;
+        for (;;) {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          const job = await (await fetch(`/api/jobs/${started.id}`)).json();
+          status.textContent = `${method}: ${job.state} (${job.stage}), ${fmt(job.elapsed_s, 1)} s`;
+          if (job.state === "done") { state.jobs[method] = job.result; onDone(method); break; }
+          if (job.state === "error") { status.textContent = `${method} failed: ${job.error.message}`; status.classList.add("failed"); break; }
+        }
+      } catch (error) {
+        status.textContent = `${method}: ${error.message}`;
+      } finally {
+        if (button) button.disabled = false;
+      }
+    }
+
+    return { state, schedule, update, requestRedraw, showError, runJob, settle };
+  }
+
+  // Plotly.react cannot turn a figure with contours into one without (it reads the old z), nor
+  // does it reliably update a plot that holds contours: after a bad input emptied the panels, the
+  // next react threw "Cannot read properties of undefined (reading 'z')" in the browser test. A
+  // plot with contours, or whose list of trace types changed, is drawn afresh (newPlot; a few ms
+  // more); an empty one is purged; other plots use react.
+  function plot(id, traces, layout) {
+    const element = $(id);
+    if (traces.length === 0) { Plotly.purge(id); delete element.dataset.shape; return Promise.resolve(); }
+    const shape = traces.map((trace) => trace.type || "scatter").join(",");
+    if (element.dataset.shape !== shape || shape.includes("contour")) {
+      element.dataset.shape = shape;
+      Plotly.purge(id);
+      return Plotly.newPlot(id, traces, layout);
+    }
+    return Plotly.react(id, traces, layout);
+  }
+
+  function register(model, start) { views[model] = { start, started: false }; }
+
+  // The view switcher: the tab in the URL's hash (#three-coins, #gaussian-mixture, #dice-hmm);
+  // a view starts (asks for its first answers) the first time it is shown, so that plotly lays
+  // out plots in a visible container.
+  function route() {
+    const wanted = location.hash.slice(1);
+    const model = views[wanted] ? wanted : "three-coins";
+    active = model;
+    for (const name of Object.keys(views)) {
+      $(`view-${name}`).hidden = name !== model;
+      const tab = document.querySelector(`#tabs a[href="#${name}"]`);
+      if (tab) tab.classList.toggle("active", name === model);
+    }
+    document.body.dataset.view = model;
+    if (!views[model].started) { views[model].started = true; views[model].start(); }
+    mirror();
+    window.dispatchEvent(new Event("resize"));  // plots drawn while hidden take their width now
+  }
+  window.addEventListener("hashchange", route);
+  document.addEventListener("DOMContentLoaded", route);
+
+  return { $, fmt, post, plot, createLive, register, timings, DEBOUNCE_MS };
+})();

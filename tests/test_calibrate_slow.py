@@ -83,8 +83,9 @@ def shrunk_smc():
     from latentzoo.inference.backends.smc import run_smc
 
     @register("test_smc_shrunk", requires=(), kind="sampler", library="pymc", description="wrong: SMC shrunk")
-    def shrunk(model, data, *, rng, **options):
-        raw = run_smc(model, data, rng=rng, **options)
+    def shrunk(model, data, *, rng, draws: int = 2000, chains: int = 2, cores: int = 1, progressbar: bool = False):
+        # options named, not **options: calibrate checks them against the signature
+        raw = run_smc(model, data, rng=rng, draws=draws, chains=chains, cores=cores, progressbar=progressbar)
         draws = {name: value.mean(axis=(0, 1), keepdims=True) + 0.5 * (value - value.mean(axis=(0, 1), keepdims=True))
                  for name, value in ((name, np.asarray(value, float)) for name, value in raw.draws.items())}
         return replace(raw, draws=draws)

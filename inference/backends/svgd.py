@@ -28,7 +28,7 @@ from ..core import FitRecord, RawResult
 from ..options import check_bool, check_float, check_int
 from ..registry import register
 from .pymc_backends import _one_blas_thread, _pymc_seed
-from .unconstrained import COMPILATIONS, flat_posterior
+from .unconstrained import COMPILATIONS, _model_shared, flat_posterior
 
 __all__ = ["run_svgd"]
 
@@ -180,7 +180,7 @@ def _cached_inference(target, n_particles: int, temperature: float, learning_rat
             if entry["step"] is None:
                 step = build(**kwargs)
                 COMPILATIONS["svgd_step"] += 1
-                model_shared = set(target._shared.values()) if target._shared else set()
+                model_shared = {*(target._shared or {}).values(), *_model_shared(target.pm_model).values()}
                 state = [var for var in step.get_shared() if var not in model_shared]
                 if any(isinstance(var.type, RandomType) for var in state):
                     return step  # random: a reused step would not repeat a fresh one's draws

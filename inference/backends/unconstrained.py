@@ -71,6 +71,14 @@ def _graph(pm_model, param_names):
     return outputs, list(pm_model.value_vars), (by_name if None not in by_name and len(by_name) == len(shared) else None)
 
 
+def _model_shared(pm_model) -> dict:
+    """The PyMC model's data containers and mutable dimension lengths, by name."""
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    variables = [*pm_model.data_vars, *pm_model.dim_lengths.values()]
+    return {var.name: var for var in variables if isinstance(var, SharedVariable) and var.name is not None}
+
+
 def flat_posterior(model, data) -> FlatPosterior:
     """A :class:`FlatPosterior` of ``model`` on ``data``, compiled once per model structure.
 
@@ -181,6 +189,12 @@ class FlatPosterior:
         graphs, with the shared variables ``shared``, by name)."""
         for name, var in shared.items():
             self._shared[name].set_value(var.get_value())
+        # the containers and dimension lengths outside these graphs (a compiled SVGD step reads
+        # the dimension lengths): same names, same structure, so the values carry over
+        own = _model_shared(self.pm_model)
+        for name, var in _model_shared(pm_model).items():
+            if name not in shared and name in own:
+                own[name].set_value(var.get_value())
         self.model, self.data = model, data
         self._start_model, self._start_point = pm_model, None
 

@@ -16,7 +16,7 @@ import pytest
 from latentzoo.inference import ConvergenceWarning, fit
 from latentzoo.inference.backends.laplace import gaussian_from_hessian
 from latentzoo.inference.backends.pathfinder import lbfgs_inverse_hessian, psis_resample
-from latentzoo.inference.backends.unconstrained import FlatPosterior
+from latentzoo.inference.backends.unconstrained import COMPILATIONS, FlatPosterior, clear_compiled_cache
 from latentzoo.models import NIWGaussian, ThreeCoins
 
 from .conftest import DATASETS, SEED_FLIPS
@@ -314,3 +314,58 @@ def test_psis_resample_recovers_a_target_from_a_wider_proposal():
     narrow = rng.normal(0.0, 0.5, 40_000)
     _, khat = psis_resample(-0.5 * narrow**2 + 0.5 * (narrow / 0.5) ** 2, 1000, rng)
     assert khat > 0.5
+
+
+# ----------------------------------------------------------------------------------------
+# compiled pieces cached per model structure (laplace, pathfinder, svgd)
+
+
+def _draws(result, names=("pi", "p", "q")):
+    return {name: flat(result, name) for name in names}
+
+
+def _assert_same_draws(first, second):
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+
+
+def test_svgd_step_is_compiled_once_and_a_cached_fit_equals_a_fresh_one():
+    data = DATASETS["two_d"]
+    other = 1 - np.asarray(data)  # the same shape, other heads
+    options = dict(backend="svgd", n_steps=50, progressbar=False)
+    clear_compiled_cache()
+    first = _draws(quiet_fit(INFORMATIVE, data, random_seed=1, **options))
+    compiled = dict(COMPILATIONS)
+    # another data set of the same shape, then the first again: served from the cache
+    cached_other = _draws(quiet_fit(INFORMATIVE, other, random_seed=1, **options))
+    again = _draws(quiet_fit(INFORMATIVE, data, random_seed=1, **options))
+    assert dict(COMPILATIONS) == compiled
+    _assert_same_draws(first, again)
+    # the cached step sees the new data: it gives what a freshly compiled one gives
+    clear_compiled_cache()
+    fresh_other = _draws(quiet_fit(INFORMATIVE, other, random_seed=1, **options))
+    assert COMPILATIONS["svgd_step"] == compiled["svgd_step"] + 1
+    _assert_same_draws(cached_other, fresh_other)
+    # power: the two data sets give different particles (a step stuck on the first data would not)
+    assert not np.allclose(first["p"], cached_other["p"])
+
+
+def test_laplace_and_pathfinder_reuse_the_compiled_density_per_structure():
+    data = DATASETS["two_d"]
+    other = 1 - np.asarray(data)
+    clear_compiled_cache()
+    first = _draws(quiet_fit(INFORMATIVE, data, backend="laplace", random_seed=0, draws=200, progressbar=False))
+    compiled = dict(COMPILATIONS)
+    cached = _draws(quiet_fit(INFORMATIVE, other, backend="laplace", random_seed=0, draws=200, progressbar=False))
+    quiet_fit(INFORMATIVE, other, backend="pathfinder", random_seed=0, draws=100, draws_per_path=100,
+              n_paths=2, progressbar=False)
+    assert dict(COMPILATIONS) == compiled
+    clear_compiled_cache()
+    fresh = _draws(quiet_fit(INFORMATIVE, other, backend="laplace", random_seed=0, draws=200, progressbar=False))
+    _assert_same_draws(cached, fresh)
+    assert not np.allclose(first["p"], cached["p"])
+    # another structure compiles its own: fewer trials (a data shape), other priors (constants)
+    before = COMPILATIONS["flat_posterior"]
+    quiet_fit(INFORMATIVE, other[:20], backend="laplace", random_seed=0, draws=50, n_init=1, progressbar=False)
+    quiet_fit(SYMMETRIC, other, backend="laplace", random_seed=0, draws=50, n_init=1, progressbar=False)
+    assert COMPILATIONS["flat_posterior"] == before + 2

@@ -27,7 +27,7 @@ from ..core import ConvergenceWarning, FitRecord, RawResult
 from ..options import check_bool, check_int
 from ..registry import register
 from .pymc_backends import _one_blas_thread
-from .unconstrained import FlatPosterior
+from .unconstrained import flat_posterior
 
 __all__ = ["run_laplace", "HessianWarning", "gaussian_from_hessian"]
 
@@ -151,7 +151,7 @@ def run_laplace(
     if init is None and n_init > 1:
         raise ValueError(f"n_init > 1 from PyMC's initial point (init=None) would repeat one run; got n_init={n_init}")
     check_bool(progressbar, "progressbar")
-    target = FlatPosterior(model, data)
+    target = flat_posterior(model, data)
     if init is None:
         starts = [target.flat_start(None)]
     else:

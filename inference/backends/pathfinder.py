@@ -33,7 +33,7 @@ from ..options import check_bool, check_int
 from ..progress import progress_bar
 from ..registry import register
 from .pymc_backends import _one_blas_thread
-from .unconstrained import FlatPosterior
+from .unconstrained import flat_posterior
 
 __all__ = ["run_pathfinder", "lbfgs_inverse_hessian", "psis_resample", "KHAT_LIMIT"]
 
@@ -242,7 +242,7 @@ def run_pathfinder(
     max_iter = check_int(max_iter, "max_iter")
     progressbar = check_bool(progressbar, "progressbar")
     draw_start = resolve_init(model, data, init, rng, 1) if init is not None else None
-    target = FlatPosterior(model, data)
+    target = flat_posterior(model, data)
     starts = [target.flat_start(draw_start(rng) if draw_start is not None else None) for _ in range(n_paths)]
     target.logp_grad(starts[0])  # compile before the clock starts
     started = time.perf_counter()

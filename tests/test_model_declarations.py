@@ -121,12 +121,14 @@ def test_a_model_can_name_the_demos_reference(monkeypatch):
     assert any(note.startswith("nuts left out of the demo") for note in notes)
 
 
-ALLOWED = ("latentzoo.models.core", "latentzoo.models.ops")
+# the shipped data sets are data, not a model (the explorer's GMM view loads Old Faithful)
+ALLOWED = ("latentzoo.models.core", "latentzoo.models.ops", "latentzoo.models.datasets")
 
 
 def concrete_model_imports(source: str, package: str) -> list[str]:
     """``from ... import ...`` statements of ``source`` (a module of ``package``) that reach a
-    model class: anything under latentzoo.models but its core, its Ops and the MODELS registry."""
+    model class: anything under latentzoo.models but its core, its Ops, its data sets and the
+    MODELS registry."""
     offenders = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
@@ -134,7 +136,7 @@ def concrete_model_imports(source: str, package: str) -> list[str]:
             module = (f"{base}.{node.module}" if node.module else base) if node.level else node.module
             names = {alias.name for alias in node.names}
             if module.startswith("latentzoo.models") and not module.startswith(ALLOWED) and not (
-                module == "latentzoo.models" and names <= {"MODELS"}
+                module == "latentzoo.models" and names <= {"MODELS", "datasets"}
             ):
                 offenders.append(f"from {module} import {', '.join(sorted(names))}")
     return offenders

@@ -237,3 +237,8 @@ def test_readme_shows_the_same_tiny_model():
     readme_code = readme.split("```python\nfrom dataclasses import dataclass", 1)[1].split("```", 1)[0]
     doc_code = textwrap.dedent(protocols.__doc__.split(".. code-block:: python", 1)[1].split("``tests/test_protocols.py``", 1)[0])
     assert ("from dataclasses import dataclass" + readme_code).strip() == doc_code.strip()
+
+
+def test_the_hidden_markov_models_and_only_they_decode_states():
+    decoders = {name for name in MODELS if isinstance(MODELS[name](), protocols.HiddenStates)}
+    assert decoders == {"dice-hmm", "categorical-hmm", "gaussian-hmm", "poisson-hmm"}

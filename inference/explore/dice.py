@@ -167,8 +167,11 @@ def _method_answer(request: Request, backend: str, run, messages) -> dict:
 def data_view(request: Request) -> dict:
     model, data = request.model, request.data
     codes = np.asarray(data.x, float).reshape(-1)
-    return {"method": "data", "n_rolls": int(data.n_steps), "rolls": codes, "dice": list(model.dice),
-            "states": model.state_labels, "faces": list(range(1, model.n_symbols + 1)), "limits": LIMITS}
+    # the states and faces as the fits name them (the model's coords)
+    coords = model.coords(data)
+    return {"method": "data", "n_rolls": int(data.n_steps), "rolls": codes,
+            "states": [str(label) for label in coords["state"]], "faces": [int(face) for face in coords["symbol"]],
+            "limits": LIMITS}
 
 
 def exact_view(request: Request) -> dict:

@@ -187,6 +187,7 @@ __all__ = [
     "TIME_SERIES",
     "Pictured",
     "Documented",
+    "HiddenStates",
     "ChunkedStats",
     "ChunkValidation",
     "ChunkedDataPrior",
@@ -462,6 +463,25 @@ class Documented(Protocol):
 
     lesson: str | None
     api_page: str | None
+
+
+@runtime_checkable
+class HiddenStates(Protocol):
+    """A discrete hidden state at every time step (the hidden Markov models): decoding.
+
+    The explorer's dice view draws these; the other back-ends need none of them (a fit's
+    ``state_probs`` come from ``latent_posterior``).
+    """
+
+    @property
+    def state_labels(self) -> list:
+        """The states' names, in the order of the ``state`` coordinate."""
+
+    def posterior_states(self, data, params) -> np.ndarray:
+        """Smoothed p(z_t = k | x) at ``params``: (T, K), forward-backward."""
+
+    def viterbi(self, data, params) -> tuple[np.ndarray, float]:
+        """The most probable state path at ``params`` (T,) and its log p(x, z*)."""
 
 
 @runtime_checkable

@@ -80,7 +80,7 @@ function drawStatus() {
     viterbi.textContent = `EM (best of ${$("dice-starts").value} starts, at most ${em.max_iter} iterations): ${em.objective_name} ${fmt(em.objective, 4)}; Viterbi path log p(x, z*) = ${fmt(em.viterbi_log_prob, 4)}`;
   } else { viterbi.textContent = ""; delete viterbi.dataset.viterbi; }
   $("dice-vb-status").textContent = vb ? `VB: final ELBO ${fmt(vb.elbo[vb.elbo.length - 1], 4)} after ${vb.elbo.length} iterations` : "";
-  $("dice-gibbs-status").textContent = g ? `Gibbs: ${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in); max R-hat ${fmt(g.max_rhat)}` : "";
+  $("dice-gibbs-status").textContent = g ? `Gibbs: ${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in); max R-hat ${fmt(state.tableAnswers.gibbs ? state.tableAnswers.gibbs.max_rhat : null)}` : "";
 }
 
 function drawEmissions() {

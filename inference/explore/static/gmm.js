@@ -108,11 +108,13 @@ function drawGibbs() {
   const g = state.results.gibbs;
   const s = $("gmm-gibbs-status");
   if (!g) { s.textContent = ""; return; }
+  // R-hat comes with the table (computed after the plots are drawn); "–" until it arrives
+  const checked = state.tableAnswers.gibbs;
   const rows = (state.tables.gibbs || []).filter((r) => r.parameter.startsWith("means"));
   const worst = rows.length ? Math.max(...rows.map((r) => r.r_hat)) : null;
   s.dataset.labelSwitches = g.label_switches;
   s.textContent = `${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in) from k-means++ starts; `
-    + `label switches ${g.label_switches}; R-hat after relabelling ${fmt(g.max_rhat)}`
+    + `label switches ${g.label_switches}; R-hat after relabelling ${fmt(checked ? checked.max_rhat : null)}`
     + (worst === null ? "" : `; largest R-hat of the means as labelled ${fmt(worst)}`);
 }
 

@@ -48,7 +48,9 @@ const LZ = (() => {
    * draw(what: Set) -> Promise (draws the named panels), errorBox (element id).
    */
   function createLive(options) {
-    const state = { tag: 0, results: {}, tables: {}, inflight: {}, open: 0, debouncing: false, jobs: {} };
+    // tables: each panel's table rows; tableAnswers: the whole table answer (Gibbs's R-hat comes with it)
+    const state = { tag: 0, results: {}, tables: {}, tableAnswers: {}, inflight: {}, tableInflight: {}, open: 0,
+                    debouncing: false, jobs: {} };
     const container = $(`view-${options.model}`);
     const tables = new Set(options.tables || []);
     let timer = null;
@@ -106,6 +108,8 @@ const LZ = (() => {
       const answered = () => { if (tag === state.tag) { state.open -= 1; state.panelsOpen -= 1; settle(); } };
       for (const method of options.methods) {
         if (state.inflight[method]) state.inflight[method].abort();
+        // the older edit's table too: the server drops a request whose page has gone before computing it
+        if (state.tableInflight[method]) state.tableInflight[method].abort();
         const controller = new AbortController();
         state.inflight[method] = controller;
         post(`/api/${options.model}/${method}`, body, controller.signal).then((answer) => {
@@ -119,6 +123,7 @@ const LZ = (() => {
           if (error.name === "AbortError" || tag !== state.tag) return;
           delete state.results[method];
           delete state.tables[method];
+          delete state.tableAnswers[method];
           showError(method, error.message);
           requestRedraw(method);
           answered();
@@ -129,13 +134,17 @@ const LZ = (() => {
     function fetchTable(method, body) {
       state.open += 1;
       const answered = () => { if (body.tag === state.tag) { state.open -= 1; settle(); } };
-      post(`/api/${options.model}/table/${method}`, body).then((answer) => {
+      if (state.tableInflight[method]) state.tableInflight[method].abort();
+      const controller = new AbortController();
+      state.tableInflight[method] = controller;
+      post(`/api/${options.model}/table/${method}`, body, controller.signal).then((answer) => {
         if (answer.tag !== state.tag) return;
         state.tables[method] = answer.table;
+        state.tableAnswers[method] = answer;
         requestRedraw("table");
         answered();
       }).catch((error) => {
-        if (body.tag !== state.tag) return;
+        if (error.name === "AbortError" || body.tag !== state.tag) return;
         showError(method, error.message);
         answered();
       });

@@ -43,6 +43,7 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import special, stats
 
@@ -645,8 +646,8 @@ def _ess_with(monkeypatch, override):
 def _sd_with_ddof_0(monkeypatch):
     real = metrics._variable_stats
 
-    def stats_(idata, names, kind):
-        computed = real(idata, names, kind)
+    def stats_(idata, names, kind, *args):
+        computed = real(idata, names, kind, *args)
         n = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
         for values in computed.values():
             if "sd" in values:
@@ -770,3 +771,12 @@ def test_power_labels_left_permuted_change_the_table(hmm, monkeypatch):
     again = replayed_compare(comparison, raw, _permuted_results("hmm", comparison))
     with pytest.raises(AssertionError):
         assert_same_table(again.table, comparison.table)
+
+
+def test_without_tail_ess_only_that_column_is_left_out(coins):
+    comparison, _ = coins
+    full = metrics.comparison_table(comparison.model, comparison.idatas, comparison.reference)
+    lean = metrics.comparison_table(comparison.model, comparison.idatas, comparison.reference, tail_ess=False)
+    assert lean["ess_tail"].isna().all() and full["ess_tail"].notna().any()
+    timing = ["compile_s", "run_s", "runtime_s", "ess_bulk_per_s", "ess_tail"]
+    pd.testing.assert_frame_equal(lean.drop(columns=timing), full.drop(columns=timing))

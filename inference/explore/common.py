@@ -123,7 +123,8 @@ def table_rows(cache: RecentFits, model, backend: str, run, reference: dict | No
     """The comparison table's rows for ``backend`` (the rows ``latentzoo fit --json`` prints),
     with the run's time and, given a ``reference`` (``{"mean": ..., "sd": ...}`` per parameter),
     the error of the mean in reference sds."""
-    table = comparison_table(model, {backend: idata_of(cache, run)})
+    # the page shows no tail ESS (TABLE_FIELDS): not computed
+    table = comparison_table(model, {backend: idata_of(cache, run)}, tail_ess=False)
     rows = []
     for record in table.to_dict(orient="records"):
         row = {field: record[field] for field in TABLE_FIELDS}

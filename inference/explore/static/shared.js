@@ -6,6 +6,11 @@
 
 const LZ = (() => {
   const DEBOUNCE_MS = 40;  // a burst of keystrokes becomes one request; small next to the 100 ms budget
+  // An edit's answers are drawn together: drawing waits until every panel of the edit has
+  // answered, or HOLD_MS after the first answer. Drawing each answer as it lands redrew the
+  // shared plots (contours, scatter) once per panel; on a busy 2-core machine each pass took
+  // 100-300 ms of the page's only thread, and delayed the table requests behind it.
+  const HOLD_MS = 150;
   const $ = (id) => document.getElementById(id);
   const fmt = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(digits);
   const views = {};       // model name -> {start, live}
@@ -55,6 +60,7 @@ const LZ = (() => {
     const tables = new Set(options.tables || []);
     let timer = null;
     let drawing = null;
+    let release = null;      // starts a drawing pass held for the edit's other panels
     let editedAt = null;     // when the edit now being answered was made (null: none pending)
     let panelsTimed = false;  // its panels-drawn time is recorded
     const dirty = new Set();
@@ -105,7 +111,12 @@ const LZ = (() => {
       state.panelsOpen = options.methods.length;
       panelsTimed = false;
       settle();
-      const answered = () => { if (tag === state.tag) { state.open -= 1; state.panelsOpen -= 1; settle(); } };
+      const answered = () => {
+        if (tag !== state.tag) return;
+        state.open -= 1; state.panelsOpen -= 1;
+        if (state.panelsOpen === 0 && release) release();  // the last panel: draw now
+        settle();
+      };
       for (const method of options.methods) {
         if (state.inflight[method]) state.inflight[method].abort();
         // the older edit's table too: the server drops a request whose page has gone before computing it
@@ -158,7 +169,9 @@ const LZ = (() => {
     function requestRedraw(what) {
       dirty.add(what);
       if (!drawing) {
-        drawing = new Promise((resolve) => setTimeout(resolve, 0)).then(drawPending);
+        drawing = new Promise((resolve) => {
+          if (state.panelsOpen > 0) { release = resolve; setTimeout(resolve, HOLD_MS); } else setTimeout(resolve, 0);
+        }).then(() => { release = null; return drawPending(); });
         settle();
       }
     }

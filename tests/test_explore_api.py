@@ -357,6 +357,11 @@ def _brute_force(rolls, params):
     return marginals, paths[np.argmax(log_joint)], log_joint.max()
 
 
+def test_dice_data_panel_shows_the_faces_as_typed(client):
+    answer = post(client, "data", {"rolls": "1 6 3 5 2 7 3 5 2 4, 8", "seed": 0}, prefix="/api/dice-hmm/").json()
+    assert answer["rolls"] == [1, 6, 3, 5, 2, 7, 3, 5, 2, 4, 8] and answer["n_rolls"] == 11
+
+
 def test_dice_em_smoothing_and_viterbi_are_the_library_and_brute_force(client):
     rolls = [1, 6, 3, 5, 2, 7]
     body = {"rolls": " ".join(map(str, rolls)), "seed": 1, "options": {"n_starts": 3}, "tag": 2}

@@ -168,8 +168,10 @@ def _method_answer(request: Request, backend: str, run, messages) -> dict:
 # -- the panels ----------------------------------------------------------------------------
 def data_view(request: Request) -> dict:
     model, data = request.model, request.data
-    codes = np.asarray(data.x, float).reshape(-1)
-    return {"method": "data", "n_rolls": int(data.n_steps), "rolls": codes, "dice": list(model.dice),
+    # the data hold 0-based symbol codes (n_symbols for a missing roll); the page shows faces 1..8
+    codes = np.asarray(model.family.codes(data)).reshape(-1)
+    faces = np.where(codes < model.n_symbols, codes + 1.0, np.nan)
+    return {"method": "data", "n_rolls": int(data.n_steps), "rolls": faces, "dice": list(model.dice),
             "states": model.state_labels, "faces": list(range(1, model.n_symbols + 1)), "limits": LIMITS}
 
 

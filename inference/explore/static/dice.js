@@ -65,8 +65,8 @@ function drawStates() {
     meta: { method: "viterbi" }, customdata: em.viterbi, text: em.viterbi.map((k) => d.states[k]), textposition: "top center",
     textfont: { size: 9 }, marker: { size: 9, symbol: "square", color: em.viterbi.map((k) => STATE_COLORS[k % STATE_COLORS.length]) } });
   return plot("dice-states-plot", traces, { margin: { t: 20, r: 10 }, legend: { x: 1.02, y: 1 },
-    xaxis: { title: "roll", tickvals: t.length <= 40 ? t : undefined, ticktext: t.length <= 40 ? d.rolls.map((r, i) => `${i + 1}: ${r}`) : undefined },
-    yaxis: { title: "p(die | rolls)", range: [-0.02, 1.18] } });
+    xaxis: { title: { text: "roll" }, tickvals: t.length <= 40 ? t : undefined, ticktext: t.length <= 40 ? d.rolls.map((r, i) => `${i + 1}: ${r}`) : undefined },
+    yaxis: { title: { text: "p(die | rolls)" }, range: [-0.02, 1.18] } });
 }
 
 function drawStatus() {

@@ -78,8 +78,8 @@ function drawPlane() {
   for (const job of ["nuts", "advi"]) {
     if (state.jobs[job]) traces.push(...ellipseTraces(state.jobs[job].components, COLORS[job], { name: job.toUpperCase(), dash: "dot", symbol: "diamond-open" }));
   }
-  return plot("gmm-plot", traces, { margin: { t: 10, r: 10 }, dragmode: false, hovermode: "closest",
-    xaxis: { title: "x" }, yaxis: { title: "y" }, legend: { x: 1.02, y: 1 } }).then(bindClicks);
+  return plot("gmm-plot", traces, { margin: { t: 10, r: 10, b: 50 }, dragmode: false, hovermode: "closest",
+    xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } }, legend: { x: 1.02, y: 1 } }).then(bindClicks);
 }
 
 function drawEm() {
@@ -91,7 +91,7 @@ function drawEm() {
     + em.best.map((c, k) => `component ${k + 1}: weight ${fmt(c.weight)}, mean (${fmt(c.mean[0])}, ${fmt(c.mean[1])})`).join("\n");
   const traces = em.starts.map((start, i) => ({ y: start.objective, mode: "lines+markers", name: `start ${i + 1}`,
     line: { width: i === em.best_restart ? 3 : 1 } }));
-  return plot("gmm-em-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: "iteration" }, yaxis: { title: em.objective_name } });
+  return plot("gmm-em-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: { text: "iteration" } }, yaxis: { title: em.objective_name } });
 }
 
 function drawVb() {
@@ -101,7 +101,7 @@ function drawVb() {
   s.textContent = `final ELBO ${fmt(vb.elbo_final, 3)}\n`
     + vb.components.map((c, k) => `component ${k + 1}: E[weight] ${fmt(c.weight)}, E[mean] (${fmt(c.mean[0])}, ${fmt(c.mean[1])})`).join("\n");
   return plot("gmm-elbo-plot", [{ y: vb.elbo, mode: "lines+markers", name: "ELBO", line: { color: COLORS.vb } }],
-    { margin: { t: 10, r: 10 }, xaxis: { title: "iteration" }, yaxis: { title: "nats" } });
+    { margin: { t: 10, r: 10 }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "nats" } } });
 }
 
 function drawGibbs() {

@@ -26,7 +26,10 @@ function drawOnce(what) {
   drawStatus();
   drawEmissions();
   if (what.has("table") || METHODS.some((m) => what.has(m))) drawSummary();
-  return drawStates();
+  // the plot only when what it shows changed: a table's arrival redrew it for nothing (45-110 ms
+  // each on a busy machine, three or four times per edit)
+  if (what.has("states") || METHODS.some((m) => what.has(m))) return drawStates();
+  return Promise.resolve();
 }
 
 function drawCount() {
@@ -120,7 +123,7 @@ function drawSummary() {
 for (const id of ["dice-rolls", "dice-seed", "dice-starts"]) $(id).addEventListener("input", live.schedule);
 $("dice-method").addEventListener("change", () => live.requestRedraw("states"));
 for (const job of ["nuts", "advi"]) {
-  $(`dice-hmm-run-${job}`).addEventListener("click", () => live.runJob(job, "dice-job-status", () => live.requestRedraw("table")));
+  $(`dice-hmm-run-${job}`).addEventListener("click", () => live.runJob(job, "dice-job-status", () => { live.requestRedraw("states"); live.requestRedraw("table"); }));
 }
 LZ.register("dice-hmm", live.update);
 })();

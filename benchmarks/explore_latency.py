@@ -7,7 +7,8 @@ in-process through Starlette's TestClient (the page adds its 40 ms debounce and 
 on top; the loopback socket adds well under a millisecond). The server's start-up warm-up is
 skipped, and the first two repeats of each panel are not counted. Seed-sized data: the three
 coins on 10 and 100 flips; the Gaussian mixture on Old Faithful's 272 points (jittered by 0.01
-per edit), K = 2; the dice HMM on 10 and 200 random rolls.
+per edit), K = 2; the dice HMM on 10 and 200 random rolls, and its exact panel on 10 rolls of
+faces 1 to 4 (every die can show them: the most state paths).
 
 Browser (``--browser``; Playwright driving the system's Chromium, as tests/test_explore_browser.py
 does): each view is edited ``--browser-edits`` times (one ``fill`` per edit, waiting until the view
@@ -51,6 +52,9 @@ def _edits(view: str, rng: np.random.Generator):
         for n in (10, 200):
             yield f"{n} rolls", ("data", "exact", "em", "vb", "gibbs", "table/gibbs"), \
                 lambda r, n=n: {"rolls": " ".join(map(str, rng.integers(1, 9, n))), "seed": r, "tag": r}
+        # the exact panel's worst case: faces every die has, so all 3^10 state paths are enumerated
+        yield "10 rolls 1-4", ("exact",), \
+            lambda r: {"rolls": " ".join(map(str, rng.integers(1, 5, 10))), "seed": r, "tag": r}
 
 
 def api(views, repeats: int) -> None:

@@ -3,7 +3,8 @@
 Behaviour, not loading: no console errors or failed requests. Three coins: the EM fixed points
 shown after typing lie on the ridge pi p + (1 - pi) q = head rate; VB's sd of p is below the exact
 one; a stronger prior towards heads on p moves the exact mean of p up; ten rapid edits leave the
-last one shown. A screenshot goes to docs/_static/explore.png. Gaussian mixture: a click adds a
+last one shown. Screenshots go to docs/_static/explore.png (and explore-gmm.png, explore-dice.png
+for the other views). Gaussian mixture: a click adds a
 point and a click on it removes it (the count shown follows), and the EM means shown are the
 API's. Dice HMM: the smoothed probabilities shown sum to 1 at every roll, and the Viterbi path
 shown is the API's. The page records its edit-to-redraw times (window.latentzooTimings).
@@ -202,6 +203,20 @@ def test_screenshot_for_the_docs(page, tmp_path):
 
 
 # -- the Gaussian-mixture and dice-HMM views ---------------------------------------------------
+@pytest.mark.parametrize("view, prefix, name", [("gaussian-mixture", "gmm", "explore-gmm.png"),
+                                                ("dice-hmm", "dice", "explore-dice.png")])
+def test_view_screenshots_for_the_docs(page, tmp_path, view, prefix, name):
+    """The GMM and dice views on their first data, down to the comparison table (whose rows are
+    long and say little in a picture); written to docs/_static/ only on request, as above."""
+    _open_view(page, view)
+    assert len(page.query_selector_all(f"#{prefix}-summary tbody tr")) >= 10  # settled: the tables have arrived
+    bottom = page.evaluate(f"() => document.getElementById('{prefix}-table').getBoundingClientRect().top + window.scrollY")
+    target = SCREENSHOT.with_name(name) if os.environ.get("LATENTZOO_UPDATE_SCREENSHOT") == "1" else tmp_path / name
+    page.screenshot(path=str(target), full_page=True, clip={"x": 0, "y": 0, "width": 1400, "height": bottom})
+    assert target.stat().st_size > 20_000
+
+
+
 def _open_view(page, view):
     page.goto(page.url.split("#")[0] + f"#{view}")
     _view_settled(page, view)

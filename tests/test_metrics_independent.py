@@ -43,6 +43,7 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import special, stats
 
@@ -630,21 +631,23 @@ def test_power_a_wrong_column_is_caught(fault, hmm):
 
 #: faults planted in the code that computes the table, as a plausible slip would put them
 def _ess_with(monkeypatch, override):
-    import arviz as az
+    # the table calls ArviZ's array functions (arviz_stats.base.array_stats), the ones az.ess
+    # applies to each variable of a Dataset
+    from arviz_stats.base import array_stats
 
-    real = az.ess
+    real = array_stats.ess
 
     def ess(data, *args, **kwargs):
         return real(data, *args, **{**kwargs, **override(kwargs)})
 
-    monkeypatch.setattr(az, "ess", ess)
+    monkeypatch.setattr(array_stats, "ess", ess)
 
 
 def _sd_with_ddof_0(monkeypatch):
     real = metrics._variable_stats
 
-    def stats_(idata, names, kind):
-        computed = real(idata, names, kind)
+    def stats_(idata, names, kind, *args):
+        computed = real(idata, names, kind, *args)
         n = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
         for values in computed.values():
             if "sd" in values:
@@ -670,10 +673,10 @@ def _hdi_at_90(monkeypatch):
 
 
 def _rhat_unranked(monkeypatch):
-    import arviz as az
+    from arviz_stats.base import array_stats
 
-    real = az.rhat
-    monkeypatch.setattr(az, "rhat", lambda data, *args, **kwargs: real(data, *args, **{**kwargs, "method": "split"}))
+    real = array_stats.rhat
+    monkeypatch.setattr(array_stats, "rhat", lambda data, *args, **kwargs: real(data, *args, **{**kwargs, "method": "split"}))
 
 
 CODE_FAULTS = {
@@ -684,8 +687,8 @@ CODE_FAULTS = {
     "bulk ESS without rank normalisation": (
         lambda mp: _ess_with(mp, lambda kw: {"method": "mean"} if kw.get("method", "bulk") == "bulk" else {}),
         "ess_bulk"),
-    "tail ESS at ArviZ's default probability": (
-        lambda mp: _ess_with(mp, lambda kw: {"prob": None} if kw.get("method") == "tail" else {}),
+    "tail ESS at the 10% and 90% quantiles": (
+        lambda mp: _ess_with(mp, lambda kw: {"prob": (0.1, 0.9)} if kw.get("method") == "tail" else {}),
         "ess_tail"),
     "R-hat without rank normalisation": (_rhat_unranked, "r_hat"),
 }
@@ -768,3 +771,12 @@ def test_power_labels_left_permuted_change_the_table(hmm, monkeypatch):
     again = replayed_compare(comparison, raw, _permuted_results("hmm", comparison))
     with pytest.raises(AssertionError):
         assert_same_table(again.table, comparison.table)
+
+
+def test_without_tail_ess_only_that_column_is_left_out(coins):
+    comparison, _ = coins
+    full = metrics.comparison_table(comparison.model, comparison.idatas, comparison.reference)
+    lean = metrics.comparison_table(comparison.model, comparison.idatas, comparison.reference, tail_ess=False)
+    assert lean["ess_tail"].isna().all() and full["ess_tail"].notna().any()
+    timing = ["compile_s", "run_s", "runtime_s", "ess_bulk_per_s", "ess_tail"]
+    pd.testing.assert_frame_equal(lean.drop(columns=timing), full.drop(columns=timing))

@@ -158,6 +158,7 @@ BAD_OPTIONS = [
     ("gibbs", {"chains": -1}, ValueError, "chains must be an int >= 1"),
     ("gibbs", {"tune": -1}, ValueError, "tune must be an int >= 0"),
     ("gibbs", {"draws": True}, TypeError, "draws must be an int"),
+    ("gibbs", {"check_mixing": "no"}, TypeError, "check_mixing must be True or False"),
     ("exact", {"draws": 0}, ValueError, "draws must be an int >= 1"),
     ("exact", {"chains": 0.5}, TypeError, "chains must be an int"),
     ("nuts", {"draws": 0}, ValueError, "draws must be an int >= 1"),

@@ -130,11 +130,15 @@ def backend_kind(name: str) -> str:
     return "sampler" if name == REFERENCE_NUTS else "unknown"
 
 
-def _variable_stats(idata, names: list[str], kind: str) -> dict[str, dict]:
-    """mean, sd, HDI, ESS, R-hat arrays per variable (each of the variable's shape)."""
-    import arviz as az
+def _variable_stats(idata, names: list[str], kind: str, tail_ess: bool = True) -> dict[str, dict]:
+    """mean, sd, HDI, ESS (tail ESS only with ``tail_ess``), R-hat arrays per variable (each of the
+    variable's shape)."""
+    # ArviZ's array functions, the ones az.hdi / az.ess / az.rhat apply to each variable of a
+    # Dataset: the same numbers without xarray's apply_ufunc per variable and statistic, which
+    # cost more than the statistics on the draws of a short run (the live page's tables)
+    from arviz_stats.base import array_stats
 
-    posterior = idata.posterior.to_dataset()[names]
+    posterior = idata.posterior
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     point = n_chain * n_draw == 1
     stats = {name: {"mean": posterior[name].mean(("chain", "draw")).values} for name in names}
@@ -146,19 +150,18 @@ def _variable_stats(idata, names: list[str], kind: str) -> dict[str, dict]:
         # ArviZ warns about short chains, and divides 0 by 0 for entries fixed by the model
         # (masked HMM emissions); the numbers are still the right ones to show
         warnings.simplefilter("ignore")
-        hdi = az.hdi(posterior, prob=HDI_PROB)
-        ess = az.ess(posterior, method="bulk") if mcmc_like else None
-        ess_tail = az.ess(posterior, method="tail", prob=TAIL_ESS_PROBS) if mcmc_like else None
-        rhat = az.rhat(posterior) if kind == "sampler" and n_chain > 1 else None
-    for name in names:
-        stats[name]["sd"] = posterior[name].std(("chain", "draw"), ddof=1).values
-        stats[name]["hdi_3%"] = hdi[name].sel(ci_bound="lower").values
-        stats[name]["hdi_97%"] = hdi[name].sel(ci_bound="upper").values
-        if ess is not None:
-            stats[name]["ess_bulk"] = ess[name].values
-            stats[name]["ess_tail"] = ess_tail[name].values
-        if rhat is not None:
-            stats[name]["r_hat"] = rhat[name].values
+        for name in names:
+            values = np.asarray(posterior[name].transpose("chain", "draw", ...).values)
+            hdi = array_stats.hdi(np.moveaxis(values, (0, 1), (-2, -1)), HDI_PROB, axis=(-2, -1))
+            stats[name]["sd"] = posterior[name].std(("chain", "draw"), ddof=1).values
+            stats[name]["hdi_3%"], stats[name]["hdi_97%"] = hdi[..., 0], hdi[..., 1]
+            if mcmc_like:
+                stats[name]["ess_bulk"] = array_stats.ess(values, chain_axis=0, draw_axis=1, method="bulk")
+                if tail_ess:
+                    stats[name]["ess_tail"] = array_stats.ess(values, chain_axis=0, draw_axis=1, method="tail",
+                                                              prob=TAIL_ESS_PROBS)
+            if kind == "sampler" and n_chain > 1:
+                stats[name]["r_hat"] = array_stats.rhat(values, chain_axis=0, draw_axis=1)
     return stats
 
 
@@ -183,7 +186,8 @@ def _record(idata) -> FitRecord:
     return FitRecord.from_attrs(idata.posterior.attrs)
 
 
-def comparison_table(model, idatas: dict, reference: str | None = None, reference_label: str | None = None):
+def comparison_table(model, idatas: dict, reference: str | None = None, reference_label: str | None = None,
+                     tail_ess: bool = True):
     """The tidy comparison table.
 
     Parameters
@@ -196,6 +200,9 @@ def comparison_table(model, idatas: dict, reference: str | None = None, referenc
         ``wasserstein``).
     reference_label : str, optional
         What the ``reference`` column says (default: the reference's name).
+    tail_ess : bool
+        Compute ``ess_tail`` (NaN otherwise): about a quarter of the table's time on short
+        runs, for a caller that does not show it (``latentzoo explore``).
 
     Returns
     -------
@@ -210,7 +217,7 @@ def comparison_table(model, idatas: dict, reference: str | None = None, referenc
     per_backend = {}
     for backend, idata in idatas.items():
         kind = backend_kind(backend)
-        per_backend[backend] = (kind, _variable_stats(idata, names, kind))
+        per_backend[backend] = (kind, _variable_stats(idata, names, kind, tail_ess))
     reference_stats = per_backend[reference][1] if reference in per_backend else None
     reference_draws = {name: _flat_draws(idatas[reference], name) for name in names} if reference_stats else {}
     reference_label = reference_label or (reference if reference_stats else "none")

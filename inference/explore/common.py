@@ -17,7 +17,8 @@ import numpy as np
 from ..comparison.metrics import comparison_table
 from ..registry import run_backend
 
-__all__ = ["RecentFits", "to_json", "int_option", "quiet_run", "idata_of", "table_rows", "request_key", "TABLE_FIELDS"]
+__all__ = ["RecentFits", "to_json", "int_option", "quiet_run", "idata_of", "table_rows", "request_key", "max_rhat",
+           "TABLE_FIELDS"]
 
 TABLE_FIELDS = ("parameter", "mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk")
 
@@ -122,7 +123,8 @@ def table_rows(cache: RecentFits, model, backend: str, run, reference: dict | No
     """The comparison table's rows for ``backend`` (the rows ``latentzoo fit --json`` prints),
     with the run's time and, given a ``reference`` (``{"mean": ..., "sd": ...}`` per parameter),
     the error of the mean in reference sds."""
-    table = comparison_table(model, {backend: idata_of(cache, run)})
+    # the page shows no tail ESS (TABLE_FIELDS): not computed
+    table = comparison_table(model, {backend: idata_of(cache, run)}, tail_ess=False)
     rows = []
     for record in table.to_dict(orient="records"):
         row = {field: record[field] for field in TABLE_FIELDS}
@@ -134,3 +136,46 @@ def table_rows(cache: RecentFits, model, backend: str, run, reference: dict | No
         row["time_s"] = float(run.raw.record.runtime_s)
         rows.append(row)
     return rows
+
+
+def max_rhat(model, run, rows: list[dict]) -> tuple[float, list[str]]:
+    """The largest R-hat across the chains of a sampler run with ``check_mixing=False``: the
+    number ``fit`` reports as ``attrs["max_rhat"]`` (the back-end's mixing check), computed once,
+    after the plots, for the table request.
+
+    A model whose draws the check relabels first (exchangeable components, an identification
+    rule) goes through the check itself, :func:`latentzoo.inference.diagnostics.check_mixing`;
+    for any other model the check's R-hat is the table's (ArviZ's rank-normalised R-hat of each
+    parameter), so the rows are reused rather than computed twice.
+
+    Parameters
+    ----------
+    model : latentzoo model
+    run : BackendRun
+        Draws of shape (chain, draw, ...).
+    rows : list of dict
+        :func:`table_rows` of that run.
+
+    Returns
+    -------
+    max_rhat : float
+        NaN with one chain.
+    messages : list of str
+        The check's warning (chains that disagree), as the page shows warnings.
+    """
+    from ...models.core.protocols import IdentificationRule
+    from ..diagnostics import check_mixing
+
+    draws = run.raw.draws
+    chains = next(iter(draws.values())).shape[0]
+    if chains < 2:
+        return math.nan, []
+    if isinstance(model, IdentificationRule) or model.label_dim is not None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _, diagnostics = check_mixing(draws, "gibbs", model=model)
+        return diagnostics["max_rhat"], [str(w.message) for w in caught]
+    names = set(model.param_names)
+    values = [row["r_hat"] for row in rows if row["parameter"].split("[", 1)[0] in names]
+    values = [value for value in values if not math.isnan(value)]
+    return (max(values) if values else math.nan), []

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from ...models import MODELS
-from .common import RecentFits, check_seed, int_option, quiet_run, request_key, table_rows, to_json
+from .common import RecentFits, check_seed, int_option, max_rhat, quiet_run, request_key, table_rows, to_json
 
 __all__ = ["LIMITS", "DEFAULTS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job",
            "warm_up", "SEED_ROLLS"]
@@ -138,7 +138,9 @@ OPTIONS = {
     "vb": lambda r: {"init": DEFAULTS["vb_init"], "n_init": DEFAULTS["vb_n_init"], "max_iter": _option(r, "vb_max_iter", 1),
                      "draws": DEFAULTS["vb_draws"], "progressbar": False},
     "gibbs": lambda r: {"init": DEFAULTS["gibbs_init"], "chains": _option(r, "gibbs_chains", 1),
-                        "draws": _option(r, "gibbs_draws", 10), "tune": _option(r, "gibbs_tune", 0), "progressbar": False},
+                        "draws": _option(r, "gibbs_draws", 10), "tune": _option(r, "gibbs_tune", 0), "progressbar": False,
+                        # R-hat comes with the table (its rows hold it): not computed twice
+                        "check_mixing": False},
     "exact": lambda r: {"draws": _option(r, "exact_draws", 10)},
 }
 
@@ -166,11 +168,15 @@ def _method_answer(request: Request, backend: str, run, messages) -> dict:
 # -- the panels ----------------------------------------------------------------------------
 def data_view(request: Request) -> dict:
     model, data = request.model, request.data
-    codes = np.asarray(data.x, float).reshape(-1)
-    # the states and faces as the fits name them (the model's coords)
+    # the states and faces as the fits name them (the model's coords); the data hold 0-based
+    # symbol codes (negative for a missing roll), and the page shows the faces people write
     coords = model.coords(data)
-    return {"method": "data", "n_rolls": int(data.n_steps), "rolls": codes,
-            "states": [str(label) for label in coords["state"]], "faces": [int(face) for face in coords["symbol"]],
+    faces = np.asarray(coords["symbol"], float)
+    codes = np.asarray(data.x).reshape(-1)
+    seen = (codes >= 0) & (codes < faces.size)
+    rolls = np.where(seen, faces[np.where(seen, codes, 0)], np.nan)
+    return {"method": "data", "n_rolls": int(data.n_steps), "rolls": rolls,
+            "states": [str(label) for label in coords["state"]], "faces": [int(face) for face in faces],
             "limits": LIMITS}
 
 
@@ -217,7 +223,6 @@ def vb_view(request: Request) -> dict:
 def gibbs_view(request: Request) -> dict:
     run, messages = _run(request, "gibbs")
     answer = _method_answer(request, "gibbs", run, messages)
-    answer["max_rhat"] = run.raw.attrs.get("max_rhat", math.nan)
     answer["settings"] = {key: run.raw.attrs[key] for key in ("chains", "draws", "tune") if key in run.raw.attrs}
     return answer
 
@@ -238,7 +243,8 @@ def run_method(method: str, body) -> dict:
 
 
 def run_table(method: str, body) -> dict:
-    """The comparison-table rows of one panel's (cached) fit."""
+    """The comparison-table rows of one panel's (cached) fit; for Gibbs also ``max_rhat`` (what
+    ``fit`` reports as ``attrs["max_rhat"]``, here the largest R-hat of the rows)."""
     if method not in TABLE_METHODS:
         raise ValueError(f"no table for {method!r}; valid: {list(TABLE_METHODS)}")
     start = time.perf_counter()
@@ -250,7 +256,11 @@ def run_table(method: str, body) -> dict:
             raise
         run, messages = None, [str(error)]
     rows = [] if run is None else table_rows(RECENT_FITS, request.model, method, run)
-    return to_json({"method": method, "table": rows, "tag": body.get("tag"), "warnings": messages,
+    extra = {}
+    if method == "gibbs":
+        extra["max_rhat"], checked = max_rhat(request.model, run, rows)
+        messages = messages + checked
+    return to_json({"method": method, "table": rows, **extra, "tag": body.get("tag"), "warnings": messages,
                     "elapsed_ms": 1000 * (time.perf_counter() - start)})
 
 

@@ -36,6 +36,44 @@ def _paths(allowed: list[np.ndarray], n_steps: int) -> np.ndarray:
     return paths
 
 
+def _unique_rows(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(counts, axis=0, return_counts=True)`` for non-negative integer rows, in the
+    same (lexicographic) order, several times faster: the rows are packed, most significant
+    column first, into a few int64 keys (a mixed-radix number per block of columns) and sorted
+    with ``lexsort``, where ``np.unique`` sorts a structured view (most of the exact posterior's
+    time on ten rolls of small faces).
+
+    Parameters
+    ----------
+    counts : ndarray of int, shape (n_rows, n_columns)
+
+    Returns
+    -------
+    rows : ndarray, shape (n_unique, n_columns)
+    multiplicity : ndarray of int64, shape (n_unique,)
+    """
+    if counts.shape[0] == 0 or counts.shape[1] == 0:
+        return np.unique(counts, axis=0, return_counts=True)
+    radix = [int(r) + 1 for r in counts.max(axis=0)]  # Python ints: the span test cannot overflow
+    keys, key, span = [], np.zeros(counts.shape[0], np.int64), 1
+    for column in range(counts.shape[1]):
+        if radix[column] == 1:  # a column that is 0 in every row orders nothing
+            continue
+        if span * radix[column] >= 2**62:  # this key is full: start the next, less significant one
+            keys.append(key)
+            key, span = np.zeros(counts.shape[0], np.int64), 1
+        key = key * radix[column] + counts[:, column]
+        span *= radix[column]
+    keys.append(key)
+    order = np.lexsort(keys[::-1])  # lexsort sorts by its last key first
+    ordered = [k[order] for k in keys]
+    new = np.ones(order.size, bool)
+    new[1:] = np.any([k[1:] != k[:-1] for k in ordered], axis=0)
+    first = np.flatnonzero(new)
+    multiplicity = np.diff(np.append(first, order.size))
+    return counts[order[first]], multiplicity
+
+
 def exact_posterior(model, data) -> ConjugateMixture:
     """The exact posterior of ``model`` (a HiddenMarkovModel) given its validated ``data``.
 
@@ -77,7 +115,7 @@ def exact_posterior(model, data) -> ConjugateMixture:
                 emission_c[rows, paths[:, t] * M + codes[t]] += 1
         del paths
         # paths with the same counts have the same posterior and weight: group them
-        groups, multiplicity = np.unique(np.concatenate([init_c, trans_c, emission_c], axis=1), axis=0, return_counts=True)
+        groups, multiplicity = _unique_rows(np.concatenate([init_c, trans_c, emission_c], axis=1))
         init_c, trans_c = groups[:, :K], groups[:, K : K + K * K]
         emission = family.table_stats(groups[:, K + K * K :].reshape(-1, K, M).astype(float))
         log_weight = np.log(multiplicity)

@@ -119,7 +119,7 @@ function drawElbo() {
   return Plotly.react("elbo-plot", [
     { y: v.elbo, mode: "lines+markers", name: "ELBO", line: { color: COLORS.vb } },
     { y: v.elbo.map(() => v.log_evidence), mode: "lines", name: "log p(x), exact", line: { color: COLORS.exact, dash: "dash" } },
-  ], { margin: { t: 10, r: 10 }, xaxis: { title: "iteration" }, yaxis: { title: "nats" }, legend: { x: 0.5, y: 0.1 } });
+  ], { margin: { t: 10, r: 10 }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "nats" } }, legend: { x: 0.5, y: 0.1 } });
 }
 
 function drawTraces() {
@@ -127,7 +127,7 @@ function drawTraces() {
   drawGibbsStatus();
   if (!g) { Plotly.purge("trace-plot"); return Promise.resolve(); }
   const traces = g.traces.p.map((chain, c) => ({ y: chain, mode: "lines", name: `chain ${c + 1}`, line: { width: 1 } }));
-  return Plotly.react("trace-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: "draw" }, yaxis: { title: "p", range: [0, 1] } });
+  return Plotly.react("trace-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: { text: "draw" } }, yaxis: { title: { text: "p" }, range: [0, 1] } });
 }
 
 function drawGibbsStatus() {
@@ -162,7 +162,7 @@ function drawPlane() {
     });
   }
   return plot("plane-plot", traces, {
-    margin: { t: 10, r: 10 }, xaxis: { title: "p (coin B)", range: [0, 1] }, yaxis: { title: "q (coin C)", range: [0, 1], scaleanchor: "x" },
+    margin: { t: 10, r: 10 }, xaxis: { title: { text: "p (coin B)" }, range: [0, 1] }, yaxis: { title: { text: "q (coin C)" }, range: [0, 1], scaleanchor: "x" },
     legend: { x: 1.02, y: 1 },
   });
 }
@@ -183,7 +183,7 @@ function drawMarginals() {
     shapes.push({ type: "line", x0: run.best[name], x1: run.best[name], yref: "paper", y0: 0, y1: 0.15,
       line: { color: label === "map" ? COLORS.em : COLORS.ml, width: 3 } });
   }
-  return plot("marginal-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: name, range: [0, 1] }, yaxis: { title: "density" }, shapes });
+  return plot("marginal-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: name, range: [0, 1] }, yaxis: { title: { text: "density" } }, shapes });
 }
 
 function drawSummary() {

@@ -26,7 +26,10 @@ function drawOnce(what) {
   drawStatus();
   drawEmissions();
   if (what.has("table") || METHODS.some((m) => what.has(m))) drawSummary();
-  return drawStates();
+  // the plot only when what it shows changed: a table's arrival redrew it for nothing (45-110 ms
+  // each on a busy machine, three or four times per edit)
+  if (what.has("states") || METHODS.some((m) => what.has(m))) return drawStates();
+  return Promise.resolve();
 }
 
 function drawCount() {
@@ -65,8 +68,8 @@ function drawStates() {
     meta: { method: "viterbi" }, customdata: em.viterbi, text: em.viterbi.map((k) => d.states[k]), textposition: "top center",
     textfont: { size: 9 }, marker: { size: 9, symbol: "square", color: em.viterbi.map((k) => STATE_COLORS[k % STATE_COLORS.length]) } });
   return plot("dice-states-plot", traces, { margin: { t: 20, r: 10 }, legend: { x: 1.02, y: 1 },
-    xaxis: { title: "roll", tickvals: t.length <= 40 ? t : undefined, ticktext: t.length <= 40 ? d.rolls.map((r, i) => `${i + 1}: ${r}`) : undefined },
-    yaxis: { title: "p(die | rolls)", range: [-0.02, 1.18] } });
+    xaxis: { title: { text: "roll" }, tickvals: t.length <= 40 ? t : undefined, ticktext: t.length <= 40 ? d.rolls.map((r, i) => `${i + 1}: ${r}`) : undefined },
+    yaxis: { title: { text: "p(die | rolls)" }, range: [-0.02, 1.18] } });
 }
 
 function drawStatus() {
@@ -80,7 +83,7 @@ function drawStatus() {
     viterbi.textContent = `EM (best of ${$("dice-starts").value} starts, at most ${em.max_iter} iterations): ${em.objective_name} ${fmt(em.objective, 4)}; Viterbi path log p(x, z*) = ${fmt(em.viterbi_log_prob, 4)}`;
   } else { viterbi.textContent = ""; delete viterbi.dataset.viterbi; }
   $("dice-vb-status").textContent = vb ? `VB: final ELBO ${fmt(vb.elbo[vb.elbo.length - 1], 4)} after ${vb.elbo.length} iterations` : "";
-  $("dice-gibbs-status").textContent = g ? `Gibbs: ${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in); max R-hat ${fmt(g.max_rhat)}` : "";
+  $("dice-gibbs-status").textContent = g ? `Gibbs: ${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in); max R-hat ${fmt(state.tableAnswers.gibbs ? state.tableAnswers.gibbs.max_rhat : null)}` : "";
 }
 
 function drawEmissions() {
@@ -120,7 +123,7 @@ function drawSummary() {
 for (const id of ["dice-rolls", "dice-seed", "dice-starts"]) $(id).addEventListener("input", live.schedule);
 $("dice-method").addEventListener("change", () => live.requestRedraw("states"));
 for (const job of ["nuts", "advi"]) {
-  $(`dice-hmm-run-${job}`).addEventListener("click", () => live.runJob(job, "dice-job-status", () => live.requestRedraw("table")));
+  $(`dice-hmm-run-${job}`).addEventListener("click", () => live.runJob(job, "dice-job-status", () => { live.requestRedraw("states"); live.requestRedraw("table"); }));
 }
 LZ.register("dice-hmm", live.update);
 })();

@@ -78,8 +78,8 @@ function drawPlane() {
   for (const job of ["nuts", "advi"]) {
     if (state.jobs[job]) traces.push(...ellipseTraces(state.jobs[job].components, COLORS[job], { name: job.toUpperCase(), dash: "dot", symbol: "diamond-open" }));
   }
-  return plot("gmm-plot", traces, { margin: { t: 10, r: 10 }, dragmode: false, hovermode: "closest",
-    xaxis: { title: "x" }, yaxis: { title: "y" }, legend: { x: 1.02, y: 1 } }).then(bindClicks);
+  return plot("gmm-plot", traces, { margin: { t: 10, r: 10, b: 50 }, dragmode: false, hovermode: "closest",
+    xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } }, legend: { x: 1.02, y: 1 } }).then(bindClicks);
 }
 
 function drawEm() {
@@ -91,7 +91,7 @@ function drawEm() {
     + em.best.map((c, k) => `component ${k + 1}: weight ${fmt(c.weight)}, mean (${fmt(c.mean[0])}, ${fmt(c.mean[1])})`).join("\n");
   const traces = em.starts.map((start, i) => ({ y: start.objective, mode: "lines+markers", name: `start ${i + 1}`,
     line: { width: i === em.best_restart ? 3 : 1 } }));
-  return plot("gmm-em-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: "iteration" }, yaxis: { title: em.objective_name } });
+  return plot("gmm-em-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: { text: "iteration" } }, yaxis: { title: em.objective_name } });
 }
 
 function drawVb() {
@@ -101,18 +101,20 @@ function drawVb() {
   s.textContent = `final ELBO ${fmt(vb.elbo_final, 3)}\n`
     + vb.components.map((c, k) => `component ${k + 1}: E[weight] ${fmt(c.weight)}, E[mean] (${fmt(c.mean[0])}, ${fmt(c.mean[1])})`).join("\n");
   return plot("gmm-elbo-plot", [{ y: vb.elbo, mode: "lines+markers", name: "ELBO", line: { color: COLORS.vb } }],
-    { margin: { t: 10, r: 10 }, xaxis: { title: "iteration" }, yaxis: { title: "nats" } });
+    { margin: { t: 10, r: 10 }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "nats" } } });
 }
 
 function drawGibbs() {
   const g = state.results.gibbs;
   const s = $("gmm-gibbs-status");
   if (!g) { s.textContent = ""; return; }
+  // R-hat comes with the table (computed after the plots are drawn); "–" until it arrives
+  const checked = state.tableAnswers.gibbs;
   const rows = (state.tables.gibbs || []).filter((r) => r.parameter.startsWith("means"));
   const worst = rows.length ? Math.max(...rows.map((r) => r.r_hat)) : null;
   s.dataset.labelSwitches = g.label_switches;
   s.textContent = `${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in) from k-means++ starts; `
-    + `label switches ${g.label_switches}; R-hat after relabelling ${fmt(g.max_rhat)}`
+    + `label switches ${g.label_switches}; R-hat after relabelling ${fmt(checked ? checked.max_rhat : null)}`
     + (worst === null ? "" : `; largest R-hat of the means as labelled ${fmt(worst)}`);
 }
 

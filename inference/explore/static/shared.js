@@ -6,6 +6,11 @@
 
 const LZ = (() => {
   const DEBOUNCE_MS = 40;  // a burst of keystrokes becomes one request; small next to the 100 ms budget
+  // An edit's answers are drawn together: drawing waits until every panel of the edit has
+  // answered, or HOLD_MS after the first answer. Drawing each answer as it lands redrew the
+  // shared plots (contours, scatter) once per panel; on a busy 2-core machine each pass took
+  // 100-300 ms of the page's only thread, and delayed the table requests behind it.
+  const HOLD_MS = 150;
   const $ = (id) => document.getElementById(id);
   const fmt = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(digits);
   const views = {};       // model name -> {start, live}
@@ -48,11 +53,14 @@ const LZ = (() => {
    * draw(what: Set) -> Promise (draws the named panels), errorBox (element id).
    */
   function createLive(options) {
-    const state = { tag: 0, results: {}, tables: {}, inflight: {}, open: 0, debouncing: false, jobs: {} };
+    // tables: each panel's table rows; tableAnswers: the whole table answer (Gibbs's R-hat comes with it)
+    const state = { tag: 0, results: {}, tables: {}, tableAnswers: {}, inflight: {}, tableInflight: {}, open: 0,
+                    debouncing: false, jobs: {} };
     const container = $(`view-${options.model}`);
     const tables = new Set(options.tables || []);
     let timer = null;
     let drawing = null;
+    let release = null;      // starts a drawing pass held for the edit's other panels
     let editedAt = null;     // when the edit now being answered was made (null: none pending)
     let panelsTimed = false;  // its panels-drawn time is recorded
     const dirty = new Set();
@@ -103,9 +111,16 @@ const LZ = (() => {
       state.panelsOpen = options.methods.length;
       panelsTimed = false;
       settle();
-      const answered = () => { if (tag === state.tag) { state.open -= 1; state.panelsOpen -= 1; settle(); } };
+      const answered = () => {
+        if (tag !== state.tag) return;
+        state.open -= 1; state.panelsOpen -= 1;
+        if (state.panelsOpen === 0 && release) release();  // the last panel: draw now
+        settle();
+      };
       for (const method of options.methods) {
         if (state.inflight[method]) state.inflight[method].abort();
+        // the older edit's table too: the server drops a request whose page has gone before computing it
+        if (state.tableInflight[method]) state.tableInflight[method].abort();
         const controller = new AbortController();
         state.inflight[method] = controller;
         post(`/api/${options.model}/${method}`, body, controller.signal).then((answer) => {
@@ -119,6 +134,7 @@ const LZ = (() => {
           if (error.name === "AbortError" || tag !== state.tag) return;
           delete state.results[method];
           delete state.tables[method];
+          delete state.tableAnswers[method];
           showError(method, error.message);
           requestRedraw(method);
           answered();
@@ -129,13 +145,17 @@ const LZ = (() => {
     function fetchTable(method, body) {
       state.open += 1;
       const answered = () => { if (body.tag === state.tag) { state.open -= 1; settle(); } };
-      post(`/api/${options.model}/table/${method}`, body).then((answer) => {
+      if (state.tableInflight[method]) state.tableInflight[method].abort();
+      const controller = new AbortController();
+      state.tableInflight[method] = controller;
+      post(`/api/${options.model}/table/${method}`, body, controller.signal).then((answer) => {
         if (answer.tag !== state.tag) return;
         state.tables[method] = answer.table;
+        state.tableAnswers[method] = answer;
         requestRedraw("table");
         answered();
       }).catch((error) => {
-        if (body.tag !== state.tag) return;
+        if (error.name === "AbortError" || body.tag !== state.tag) return;
         showError(method, error.message);
         answered();
       });
@@ -149,7 +169,9 @@ const LZ = (() => {
     function requestRedraw(what) {
       dirty.add(what);
       if (!drawing) {
-        drawing = new Promise((resolve) => setTimeout(resolve, 0)).then(drawPending);
+        drawing = new Promise((resolve) => {
+          if (state.panelsOpen > 0) { release = resolve; setTimeout(resolve, HOLD_MS); } else setTimeout(resolve, 0);
+        }).then(() => { release = null; return drawPending(); });
         settle();
       }
     }
@@ -197,21 +219,21 @@ const LZ = (() => {
     return { state, schedule, update, requestRedraw, showError, runJob, settle };
   }
 
-  // Plotly.react cannot turn a figure with contours into one without (it reads the old z), nor
-  // does it reliably update a plot that holds contours: after a bad input emptied the panels, the
-  // next react threw "Cannot read properties of undefined (reading 'z')" in the browser test. A
-  // plot with contours, or whose list of trace types changed, is drawn afresh (newPlot; a few ms
-  // more); an empty one is purged; other plots use react.
+  // Plotly.react cannot turn a figure with contours into one without (it reads the old z): a plot
+  // whose list of trace types changed is drawn afresh (purge, newPlot), and an emptied one is
+  // purged, so the next figure is new too. Any other plot, contours included, is updated with
+  // react: on the three-coin plane it took 50-60 ms where newPlot took 250-300 ms (a busy 2-core
+  // machine), most of an edit's redraw. Should react fail, the plot is drawn afresh.
   function plot(id, traces, layout) {
     const element = $(id);
     if (traces.length === 0) { Plotly.purge(id); delete element.dataset.shape; return Promise.resolve(); }
     const shape = traces.map((trace) => trace.type || "scatter").join(",");
-    if (element.dataset.shape !== shape || shape.includes("contour")) {
-      element.dataset.shape = shape;
-      Plotly.purge(id);
-      return Plotly.newPlot(id, traces, layout);
-    }
-    return Plotly.react(id, traces, layout);
+    const afresh = () => { element.dataset.shape = shape; Plotly.purge(id); return Plotly.newPlot(id, traces, layout); };
+    if (element.dataset.shape !== shape) return afresh();
+    return Promise.resolve().then(() => Plotly.react(id, traces, layout)).catch((error) => {
+      console.warn(`latentzoo explore: redrawing ${id} afresh after react failed:`, error);
+      return afresh();
+    });
   }
 
   function register(model, start) { views[model] = { start, started: false }; }

@@ -33,7 +33,7 @@ from ...models import MODELS
 from ...models.core.base import LatentModel
 from ...models.core.conjugate import Beta, apply_to_factors
 from ..registry import seed_from
-from .common import RecentFits, int_option, quiet_run, table_rows, to_json
+from .common import RecentFits, check_options, int_option, quiet_run, table_rows, to_json
 
 __all__ = ["LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
 
@@ -141,12 +141,7 @@ def parse_request(body) -> Request:
     seed = body.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= LIMITS["seed_max"]:
         raise ValueError(f"seed must be an integer in [0, {LIMITS['seed_max']}], got {seed!r}")
-    options = body.get("options", {}) or {}
-    if not isinstance(options, dict):
-        raise TypeError(f"options must be an object, got {type(options).__name__}")
-    unknown = set(options) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
+    options = check_options(body, DEFAULTS)
     # by its registered name, as `latentzoo explore three-coins` names it: inference reaches model
     # classes through the registry only (tests/test_model_declarations.py)
     model = MODELS["three-coins"](**priors)

@@ -9,6 +9,7 @@ import json
 import math
 import numbers
 import threading
+import time
 import warnings
 from collections import OrderedDict
 
@@ -86,6 +87,50 @@ def check_seed(body: dict, high: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= high:
         raise ValueError(f"seed must be an integer in [0, {high}], got {seed!r}")
     return int(seed)
+
+
+def check_options(body: dict, defaults: dict) -> dict:
+    """The request's ``options`` object (empty when absent); TypeError when it is not an object,
+    ValueError naming any option the view does not have (``defaults`` lists them)."""
+    options = body.get("options", {}) or {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be an object, got {type(options).__name__}")
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(defaults)}")
+    return options
+
+
+def pymc_job_options(method: str, option, advi_draws: int) -> dict:
+    """The options of a background ``nuts`` or ``advi`` job; ``option(key, low, high_key=None)``
+    reads one bounded integer option of the view's request."""
+    if method == "nuts":
+        return {"chains": option("nuts_chains", 1), "draws": option("nuts_draws", 10),
+                "tune": option("nuts_tune", 10, "nuts_draws"), "progressbar": False}
+    return {"n_steps": option("advi_iterations", 100), "draws": advi_draws, "progressbar": False}
+
+
+def sampler_table(cache: RecentFits, request, method: str, run, messages: list, body: dict, start: float) -> dict:
+    """A table request's answer (JSON-ready) from a panel's run (None when the method could not
+    run: no rows); for ``gibbs`` also ``max_rhat`` (:func:`max_rhat`), computed here once."""
+    rows = [] if run is None else table_rows(cache, request.model, method, run)
+    extra = {}
+    if method == "gibbs" and run is not None:
+        extra["max_rhat"], checked = max_rhat(request.model, run, rows)
+        messages = messages + checked
+    return to_json({"method": method, "table": rows, **extra, "tag": body.get("tag"), "warnings": messages,
+                    "elapsed_ms": 1000 * (time.perf_counter() - start)})
+
+
+def answer_every_panel(methods, table_methods, run_method, run_table, body: dict) -> float:
+    """Answer every panel (and its table) once on ``body``, as a view's ``warm_up`` does, so that
+    the first edit of the page does not pay for importing and compiling; the seconds spent."""
+    start = time.perf_counter()
+    for method in methods:
+        run_method(method, dict(body))
+        if method in table_methods:
+            run_table(method, dict(body))
+    return time.perf_counter() - start
 
 
 def quiet_run(cache: RecentFits, request, backend: str, **options):

@@ -26,7 +26,8 @@ import time
 import numpy as np
 
 from ...models import MODELS
-from .common import RecentFits, check_seed, int_option, max_rhat, quiet_run, request_key, table_rows, to_json
+from .common import (RecentFits, answer_every_panel, check_options, check_seed, int_option, pymc_job_options, quiet_run,
+                     request_key, sampler_table, table_rows, to_json)
 
 __all__ = ["LIMITS", "DEFAULTS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job",
            "warm_up", "SEED_ROLLS"]
@@ -115,12 +116,7 @@ def parse_request(body) -> Request:
     else:
         raise TypeError(f"rolls must be text such as '1 6 3 5' or a list of faces, got {type(rolls).__name__}")
     seed = check_seed(body, LIMITS["seed_max"])
-    options = body.get("options", {}) or {}
-    if not isinstance(options, dict):
-        raise TypeError(f"options must be an object, got {type(options).__name__}")
-    unknown = set(options) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
+    options = check_options(body, DEFAULTS)
     model = MODELS["dice-hmm"]()  # the seed's dice (6, 4, 8); by registered name, as inference must
     data = model.check_data(rolls)
     if data.n_steps > LIMITS["rolls"]:
@@ -255,13 +251,7 @@ def run_table(method: str, body) -> dict:
         if method != "exact" or "paths" not in str(error):
             raise
         run, messages = None, [str(error)]
-    rows = [] if run is None else table_rows(RECENT_FITS, request.model, method, run)
-    extra = {}
-    if method == "gibbs":
-        extra["max_rhat"], checked = max_rhat(request.model, run, rows)
-        messages = messages + checked
-    return to_json({"method": method, "table": rows, **extra, "tag": body.get("tag"), "warnings": messages,
-                    "elapsed_ms": 1000 * (time.perf_counter() - start)})
+    return sampler_table(RECENT_FITS, request, method, run, messages, body, start)
 
 
 def run_job(method: str, body, progress=None) -> dict:
@@ -271,11 +261,7 @@ def run_job(method: str, body, progress=None) -> dict:
     request = parse_request(body)
     if progress is not None:
         progress(0.05, "building and compiling the PyMC model")
-    if method == "nuts":
-        options = {"chains": _option(request, "nuts_chains", 1), "draws": _option(request, "nuts_draws", 10),
-                   "tune": _option(request, "nuts_tune", 10, "nuts_draws"), "progressbar": False}
-    else:
-        options = {"n_steps": _option(request, "advi_iterations", 100), "draws": 200, "progressbar": False}
+    options = pymc_job_options(method, lambda *key: _option(request, *key), advi_draws=200)
     run, messages = quiet_run(RECENT_FITS, request, method, **options)
     answer = _method_answer(request, method, run, messages)
     answer["table"] = table_rows(RECENT_FITS, request.model, method, run)
@@ -285,9 +271,4 @@ def run_job(method: str, body, progress=None) -> dict:
 
 def warm_up() -> float:
     """Answer every panel and table once on the seed's rolls; return the seconds spent."""
-    start = time.perf_counter()
-    for method in METHODS:
-        run_method(method, dict(PAGE_DEFAULT))
-        if method in TABLE_METHODS:
-            run_table(method, dict(PAGE_DEFAULT))
-    return time.perf_counter() - start
+    return answer_every_panel(METHODS, TABLE_METHODS, run_method, run_table, PAGE_DEFAULT)

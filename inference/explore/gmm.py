@@ -26,7 +26,8 @@ import numpy as np
 
 from ...models import MODELS, datasets
 from ...models.core.conjugate import NormalInverseWishart
-from .common import RecentFits, check_seed, int_option, max_rhat, quiet_run, request_key, table_rows, to_json
+from .common import (RecentFits, answer_every_panel, check_options, check_seed, int_option, pymc_job_options, quiet_run,
+                     request_key, sampler_table, table_rows, to_json)
 
 __all__ = ["LIMITS", "DEFAULTS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job",
            "warm_up", "parse_points"]
@@ -151,12 +152,7 @@ def parse_request(body) -> Request:
     if isinstance(K, bool) or not isinstance(K, numbers.Integral) or not 1 <= K <= LIMITS["n_components"]:
         raise ValueError(f"n_components must be an integer in [1, {LIMITS['n_components']}], got {K!r}")
     seed = check_seed(body, LIMITS["seed_max"])
-    options = body.get("options", {}) or {}
-    if not isinstance(options, dict):
-        raise TypeError(f"options must be an object, got {type(options).__name__}")
-    unknown = set(options) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
+    options = check_options(body, DEFAULTS)
     # by its registered name: inference reaches model classes through the registry only
     model = MODELS["gmm"](n_components=int(K))
     data = model.check_data(points)
@@ -326,13 +322,7 @@ def run_table(method: str, body) -> dict:
     start = time.perf_counter()
     request = parse_request(body)
     run, messages = _run(request, method)
-    rows = table_rows(RECENT_FITS, request.model, method, run)
-    extra = {}
-    if method == "gibbs":
-        extra["max_rhat"], checked = max_rhat(request.model, run, rows)
-        messages = messages + checked
-    return to_json({"method": method, "table": rows, **extra, "tag": body.get("tag"), "warnings": messages,
-                    "elapsed_ms": 1000 * (time.perf_counter() - start)})
+    return sampler_table(RECENT_FITS, request, method, run, messages, body, start)
 
 
 def run_job(method: str, body, progress=None) -> dict:
@@ -343,11 +333,7 @@ def run_job(method: str, body, progress=None) -> dict:
     request = parse_request(body)
     if progress is not None:
         progress(0.05, "building and compiling the PyMC model")
-    if method == "nuts":
-        options = {"chains": _option(request, "nuts_chains", 1), "draws": _option(request, "nuts_draws", 10),
-                   "tune": _option(request, "nuts_tune", 10, "nuts_draws"), "progressbar": False}
-    else:
-        options = {"n_steps": _option(request, "advi_iterations", 100), "draws": 500, "progressbar": False}
+    options = pymc_job_options(method, lambda *key: _option(request, *key), advi_draws=500)
     run, messages = quiet_run(RECENT_FITS, request, method, **options)
     means = np.asarray(run.raw.draws["means"], float)
     K = means.shape[2]
@@ -365,9 +351,6 @@ def warm_up() -> float:
     """Answer every panel and table once on the page's first data (Old Faithful, K = 2), so that
     the first edit does not pay for compiling and importing; return the seconds spent."""
     start = time.perf_counter()
-    for method in METHODS:
-        run_method(method, dict(PAGE_DEFAULT))
-        if method in TABLE_METHODS:
-            run_table(method, dict(PAGE_DEFAULT))
+    answer_every_panel(METHODS, TABLE_METHODS, run_method, run_table, PAGE_DEFAULT)
     run_method("dataset", {"dataset": "old_faithful"})
     return time.perf_counter() - start

@@ -187,20 +187,7 @@ function drawMarginals() {
 }
 
 function drawSummary() {
-  const body = $("summary").querySelector("tbody");
-  body.innerHTML = "";
-  const sources = ["exact", "em", "vb", "gibbs"].map((m) => [m, state.tables[m]]);
-  for (const job of ["nuts", "advi"]) if (state.jobs[job]) sources.push([job + " (job)", state.jobs[job].table]);
-  for (const [method, rows] of sources) {
-    for (const r of rows || []) {
-      const row = body.insertRow();
-      row.dataset.method = method; row.dataset.parameter = r.parameter;
-      const hdi = r["hdi_3%"] === null ? "–" : `${fmt(r["hdi_3%"])} – ${fmt(r["hdi_97%"])}`;
-      for (const text of [method, r.parameter, fmt(r.mean), fmt(r.sd), hdi, fmt(r.error_in_exact_sd, 2), fmt(r.r_hat), fmt(r.ess_bulk, 0), fmt(r.time_s, 3)]) {
-        row.insertCell().textContent = text;
-      }
-    }
-  }
+  LZ.drawSummary("summary", state, ["exact", "em", "vb", "gibbs"], { withError: true });
 }
 
 function runJob(method) {

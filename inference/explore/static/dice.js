@@ -103,21 +103,8 @@ function drawEmissions() {
 }
 
 function drawSummary() {
-  const body = $("dice-summary").querySelector("tbody");
-  body.innerHTML = "";
-  const sources = FITS.map((m) => [m, state.tables[m]]);
-  for (const job of ["nuts", "advi"]) if (state.jobs[job]) sources.push([job + " (job)", state.jobs[job].table]);
-  for (const [method, rows] of sources) {
-    // the faces a die does not have are zero in every fit: left out
-    for (const r of (rows || []).filter((r) => !(r.mean === 0 && !r.sd))) {
-      const row = body.insertRow();
-      row.dataset.method = method; row.dataset.parameter = r.parameter;
-      const hdi = r["hdi_3%"] === null ? "–" : `${fmt(r["hdi_3%"])} – ${fmt(r["hdi_97%"])}`;
-      for (const text of [method, r.parameter, fmt(r.mean), fmt(r.sd), hdi, fmt(r.r_hat), fmt(r.ess_bulk, 0), fmt(r.time_s, 3)]) {
-        row.insertCell().textContent = text;
-      }
-    }
-  }
+  // the faces a die does not have are zero in every fit: left out
+  LZ.drawSummary("dice-summary", state, FITS, { keep: (r) => !(r.mean === 0 && !r.sd) });
 }
 
 for (const id of ["dice-rolls", "dice-seed", "dice-starts"]) $(id).addEventListener("input", live.schedule);

@@ -119,20 +119,7 @@ function drawGibbs() {
 }
 
 function drawSummary() {
-  const body = $("gmm-summary").querySelector("tbody");
-  body.innerHTML = "";
-  const sources = ["em", "vb", "gibbs"].map((m) => [m, state.tables[m]]);
-  for (const job of ["nuts", "advi"]) if (state.jobs[job]) sources.push([job + " (job)", state.jobs[job].table]);
-  for (const [method, rows] of sources) {
-    for (const r of rows || []) {
-      const row = body.insertRow();
-      row.dataset.method = method; row.dataset.parameter = r.parameter;
-      const hdi = r["hdi_3%"] === null ? "–" : `${fmt(r["hdi_3%"])} – ${fmt(r["hdi_97%"])}`;
-      for (const text of [method, r.parameter, fmt(r.mean), fmt(r.sd), hdi, fmt(r.r_hat), fmt(r.ess_bulk, 0), fmt(r.time_s, 3)]) {
-        row.insertCell().textContent = text;
-      }
-    }
-  }
+  LZ.drawSummary("gmm-summary", state, ["em", "vb", "gibbs"]);
 }
 
 // -- editing by clicks --------------------------------------------------------------------------

@@ -258,5 +258,25 @@ const LZ = (() => {
   window.addEventListener("hashchange", route);
   document.addEventListener("DOMContentLoaded", route);
 
-  return { $, fmt, post, plot, createLive, register, timings, DEBOUNCE_MS };
+  // The comparison table of a view: one row per parameter of each fit (and of each finished
+  // background job), the rows the server computed; the coins add the error in exact sds.
+  function drawSummary(tableId, state, methods, { withError = false, keep = () => true } = {}) {
+    const body = $(tableId).querySelector("tbody");
+    body.innerHTML = "";
+    const sources = methods.map((m) => [m, state.tables[m]]);
+    for (const job of ["nuts", "advi"]) if (state.jobs[job]) sources.push([job + " (job)", state.jobs[job].table]);
+    for (const [method, rows] of sources) {
+      for (const r of (rows || []).filter(keep)) {
+        const row = body.insertRow();
+        row.dataset.method = method; row.dataset.parameter = r.parameter;
+        const hdi = r["hdi_3%"] === null ? "–" : `${fmt(r["hdi_3%"])} – ${fmt(r["hdi_97%"])}`;
+        const error = withError ? [fmt(r.error_in_exact_sd, 2)] : [];
+        for (const text of [method, r.parameter, fmt(r.mean), fmt(r.sd), hdi, ...error, fmt(r.r_hat), fmt(r.ess_bulk, 0), fmt(r.time_s, 3)]) {
+          row.insertCell().textContent = text;
+        }
+      }
+    }
+  }
+
+  return { $, fmt, post, plot, createLive, register, drawSummary, timings, DEBOUNCE_MS };
 })();

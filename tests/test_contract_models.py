@@ -421,9 +421,21 @@ def check_arviz_summarises(row: str, backend: str, idata: xr.DataTree) -> None:
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore")
         ess = az.ess(idata, var_names=names)
-        loo = az.loo(idata)
+        try:
+            loo = az.loo(idata)
+        except ValueError as error:
+            # Pathfinder's draws are importance-resampled (with replacement): where its Pareto
+            # k-hat is large they repeat, and PSIS-LOO cannot fit a Pareto tail to repeated values
+            # (the GaussianHMM's 40 draws held 9-16 distinct ones, depending on the machine's last
+            # bits). Only that case is excused.
+            flat = np.concatenate([idata.posterior[name].values.reshape(-1, int(np.prod(idata.posterior[name].shape[2:])))
+                                   for name in names], axis=1)
+            distinct = len(np.unique(flat, axis=0))
+            assert backend == "pathfinder" and "tail values are the same" in str(error), error
+            assert distinct <= flat.shape[0] // 2, f"loo failed with {distinct} distinct draws of {flat.shape[0]}: {error}"
+            loo = None
     assert all(np.nanmin(ess[name].values) > 0 for name in names)
-    assert np.isfinite(loo.elpd)
+    assert loo is None or np.isfinite(loo.elpd)
     if idata.posterior.sizes["chain"] > 1:
         with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
             warnings.simplefilter("ignore")

@@ -33,7 +33,8 @@ from ...models import MODELS
 from ...models.core.base import LatentModel
 from ...models.core.conjugate import Beta, apply_to_factors
 from ..registry import seed_from
-from .common import RecentFits, check_options, int_option, quiet_run, table_rows, to_json
+from .common import (RecentFits, answer_every_panel, check_fields, check_options, check_seed, int_option,
+                     pymc_job_options, quiet_run, table_rows, to_json)
 
 __all__ = ["LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
 
@@ -127,20 +128,14 @@ def parse_request(body) -> Request:
     ValueError, TypeError
         With the library's message, or one naming the field that is out of bounds.
     """
-    if not isinstance(body, dict):
-        raise TypeError(f"the request must be a JSON object, got {type(body).__name__}")
-    unknown = set(body) - {"flips", "pi_prior", "p_prior", "q_prior", "seed", "options", "tag"}
-    if unknown:
-        raise ValueError(f"unknown field(s) {sorted(unknown)}")
+    check_fields(body, {"flips", "pi_prior", "p_prior", "q_prior", "seed", "options", "tag"})
     flips = body.get("flips", "")
     if not isinstance(flips, str):
         raise TypeError(f"flips must be text such as '1111110000', got {type(flips).__name__}")
     if len(flips) > LIMITS["text_chars"]:
         raise ValueError(f"flips holds {len(flips)} characters; at most {LIMITS['text_chars']} are accepted")
     priors = {name: _pair(body.get(name, [1, 1]), name) for name in ("pi_prior", "p_prior", "q_prior")}
-    seed = body.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= LIMITS["seed_max"]:
-        raise ValueError(f"seed must be an integer in [0, {LIMITS['seed_max']}], got {seed!r}")
+    seed = check_seed(body, LIMITS["seed_max"])
     options = check_options(body, DEFAULTS)
     # by its registered name, as `latentzoo explore three-coins` names it: inference reaches model
     # classes through the registry only (tests/test_model_declarations.py)
@@ -451,13 +446,7 @@ def warm_up() -> float:
     the page would otherwise wait for. The answers stay in :data:`RECENT_FITS`, so a page opened
     on the seed's data is answered from there.
     """
-    start = time.perf_counter()
-    body = dict(PAGE_DEFAULT)
-    for method in METHODS:
-        run_method(method, body)
-        if method != "data":
-            run_table(method, body)
-    return time.perf_counter() - start
+    return answer_every_panel(METHODS, [m for m in METHODS if m != "data"], run_method, run_table, PAGE_DEFAULT)
 
 
 def run_job(method: str, body, progress=None) -> dict:
@@ -468,17 +457,10 @@ def run_job(method: str, body, progress=None) -> dict:
     if method not in JOB_METHODS:
         raise ValueError(f"unknown job {method!r}; valid: {list(JOB_METHODS)}")
     request = parse_request(body)
-    options = request.options
     if progress is not None:
         progress(0.05, "building and compiling the PyMC model")
-    if method == "nuts":
-        chains = _int_option(options, "nuts_chains", 1, LIMITS["nuts_chains"])
-        draws = _int_option(options, "nuts_draws", 10, LIMITS["nuts_draws"])
-        tune = _int_option(options, "nuts_tune", 10, LIMITS["nuts_draws"])
-        run, messages = _quiet_run(request, "nuts", chains=chains, draws=draws, tune=tune, progressbar=False)
-    else:
-        n = _int_option(options, "advi_iterations", 100, LIMITS["advi_iterations"])
-        run, messages = _quiet_run(request, "advi", n_steps=n, draws=1000, progressbar=False)
+    option = lambda key, low, high_key=None: _int_option(request.options, key, low, LIMITS[high_key or key])  # noqa: E731
+    run, messages = _quiet_run(request, method, **pymc_job_options(method, option, advi_draws=1000))
     answer = _sampler_answer(request, method, run, messages, with_table=True)
     answer["tag"] = body.get("tag")
     return _json(answer)

@@ -89,6 +89,15 @@ def check_seed(body: dict, high: int) -> int:
     return int(seed)
 
 
+def check_fields(body, allowed: set) -> None:
+    """A request body must be a JSON object with no field outside ``allowed``."""
+    if not isinstance(body, dict):
+        raise TypeError(f"the request must be a JSON object, got {type(body).__name__}")
+    unknown = set(body) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)}")
+
+
 def check_options(body: dict, defaults: dict) -> dict:
     """The request's ``options`` object (empty when absent); TypeError when it is not an object,
     ValueError naming any option the view does not have (``defaults`` lists them)."""

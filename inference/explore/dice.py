@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from ...models import MODELS
-from .common import (RecentFits, answer_every_panel, check_options, check_seed, int_option, pymc_job_options, quiet_run,
+from .common import (RecentFits, answer_every_panel, check_fields, check_options, check_seed, int_option, pymc_job_options, quiet_run,
                      request_key, sampler_table, table_rows, to_json)
 
 __all__ = ["LIMITS", "DEFAULTS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job",
@@ -99,11 +99,7 @@ def parse_request(body) -> Request:
     ------
     ValueError, TypeError
     """
-    if not isinstance(body, dict):
-        raise TypeError(f"the request must be a JSON object, got {type(body).__name__}")
-    unknown = set(body) - {"rolls", "seed", "options", "tag"}
-    if unknown:
-        raise ValueError(f"unknown field(s) {sorted(unknown)}")
+    check_fields(body, {"rolls", "seed", "options", "tag"})
     rolls = body.get("rolls", SEED_ROLLS)
     if isinstance(rolls, str):
         if len(rolls) > LIMITS["text_chars"]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ...models import MODELS, datasets
 from ...models.core.conjugate import NormalInverseWishart
-from .common import (RecentFits, answer_every_panel, check_options, check_seed, int_option, pymc_job_options, quiet_run,
+from .common import (RecentFits, answer_every_panel, check_fields, check_options, check_seed, int_option, pymc_job_options, quiet_run,
                      request_key, sampler_table, table_rows, to_json)
 
 __all__ = ["LIMITS", "DEFAULTS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job",
@@ -132,11 +132,7 @@ def parse_request(body) -> Request:
     ValueError, TypeError
         With the library's message, or one naming the field that is out of bounds.
     """
-    if not isinstance(body, dict):
-        raise TypeError(f"the request must be a JSON object, got {type(body).__name__}")
-    unknown = set(body) - {"points", "n_components", "seed", "options", "tag", "dataset"}
-    if unknown:
-        raise ValueError(f"unknown field(s) {sorted(unknown)}")
+    check_fields(body, {"points", "n_components", "seed", "options", "tag", "dataset"})
     points = body.get("points")
     if points is None:
         points = DATASETS["old_faithful"]()

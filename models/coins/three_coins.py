@@ -259,8 +259,7 @@ class ThreeCoins(LatentModel):
     def latent_posterior(self, data, params):
         """P(trial used coin B | flips, params), shape B + (n_trials,)."""
         data = self.check_data(data)
-        log_terms = self._log_terms_from_params(data, params)
-        return {"coin_b_prob": np.exp(log_terms[..., 0] - np.logaddexp(log_terms[..., 0], log_terms[..., 1]))}
+        return {"coin_b_prob": _coin_b_posterior(self._log_terms_from_params(data, params))[0]}
 
     def simulate(self, params, size, rng=None):
         """Simulate trials.
@@ -336,11 +335,13 @@ class ThreeCoins(LatentModel):
 
     def expected_stats(self, data, params):
         """E-step: expected statistics under p(z | flips, params) and the log-likelihood."""
-        log_terms = self._log_terms_from_params(data, params)
-        log_norm = np.logaddexp(log_terms[..., 0], log_terms[..., 1])
-        coin_b_prob = np.exp(log_terms[:, 0] - log_norm)
-        log_lik = float(np.sum(log_norm + data.log_binomial_coefficients))
-        return self._stats_from_assignments(data, coin_b_prob), log_lik
+        return self._expected_stats_of(data, self._log_terms_from_params(data, params))
+
+    def _expected_stats_of(self, data: CoinData, log_terms):
+        """The statistics weighted by P(coin B) and ``sum_i log sum_k exp(log_terms_ik)`` (with the
+        binomial constants): EM's log-likelihood, or VB's data term when the terms are expected logs."""
+        coin_b_prob, log_norm = _coin_b_posterior(log_terms)
+        return self._stats_from_assignments(data, coin_b_prob), float(np.sum(log_norm + data.log_binomial_coefficients))
 
     def combine_stats(self, parts) -> dict[str, float]:
         """Statistics of chunks of trials combined: every count adds."""
@@ -364,17 +365,9 @@ class ThreeCoins(LatentModel):
         with the optimal q(z), E_q[log p(x, z | theta)] - E_q[log q(z)] = sum_i log sum_k
         exp(rho_ik) (Bishop eq. 10.46-10.49 for the mixture case).
         """
-        if self.pi is None:
-            log_a, log_not_a = factors["pi"].expected_log()
-        else:
-            log_a, log_not_a = np.log(self.pi), np.log1p(-self.pi)
-        log_b, log_not_b = factors["p"].expected_log()
-        log_c, log_not_c = factors["q"].expected_log()
-        rho = self._component_log_terms(data, log_a, log_not_a, log_b, log_not_b, log_c, log_not_c)
-        log_norm = np.logaddexp(rho[..., 0], rho[..., 1])
-        coin_b_prob = np.exp(rho[:, 0] - log_norm)
-        data_term = float(np.sum(log_norm + data.log_binomial_coefficients))
-        return self._stats_from_assignments(data, coin_b_prob), data_term
+        log_a = factors["pi"].expected_log() if self.pi is None else (np.log(self.pi), np.log1p(-self.pi))
+        rho = self._component_log_terms(data, *log_a, *factors["p"].expected_log(), *factors["q"].expected_log())
+        return self._expected_stats_of(data, rho)
 
     # -- exact posterior ----------------------------------------------------------------
     def exact_posterior(self, data) -> ConjugateMixture:
@@ -403,25 +396,16 @@ class ThreeCoins(LatentModel):
             )
         log_count = _log_assignment_counts(data.heads, m)
         n_b, heads_b = np.nonzero(np.isfinite(log_count))
-        log_count = log_count[n_b, heads_b]
         n_c, heads_c = n - n_b, total_heads - heads_b
-        tails_b, tails_c = m * n_b - heads_b, m * n_c - heads_c
-        a_p, b_p = self.p_prior
-        a_q, b_q = self.q_prior
-        log_weight = (
-            log_count
-            + special.betaln(a_p + heads_b, b_p + tails_b) - special.betaln(a_p, b_p)
-            + special.betaln(a_q + heads_c, b_q + tails_c) - special.betaln(a_q, b_q)
+        stats = {"n_b": n_b, "n_c": n_c, "heads_b": heads_b, "tails_b": m * n_b - heads_b,
+                 "heads_c": heads_c, "tails_c": m * n_c - heads_c}
+        factors = self.conditional_posterior(stats)
+        # each group's evidence: the Beta normalisers' ratio, posterior over prior, of every free bias
+        log_weight = log_count[n_b, heads_b] + sum(
+            special.betaln(factor.alpha, factor.beta) - special.betaln(self._priors[name].alpha, self._priors[name].beta)
+            for name, factor in factors.items()
         )
-        factors = {
-            "p": Beta(a_p + heads_b, b_p + tails_b),
-            "q": Beta(a_q + heads_c, b_q + tails_c),
-        }
-        if self.pi is None:
-            a_pi, b_pi = self.pi_prior
-            log_weight = log_weight + special.betaln(a_pi + n_b, b_pi + n_c) - special.betaln(a_pi, b_pi)
-            factors = {"pi": Beta(a_pi + n_b, b_pi + n_c), **factors}
-        else:
+        if self.pi is not None:
             log_weight = log_weight + n_b * np.log(self.pi) + n_c * np.log1p(-self.pi)
         log_evidence = special.logsumexp(log_weight) + data.log_binomial_coefficients.sum()
         return ConjugateMixture(
@@ -495,6 +479,13 @@ def _scalar(value):
         except (TypeError, ValueError):
             return value
     return value
+
+
+def _coin_b_posterior(log_terms) -> tuple[np.ndarray, np.ndarray]:
+    """P(coin B) and the log normaliser ``log sum_k exp(log_terms_k)`` per trial, each of shape
+    (..., n_trials), from the two log terms of ``ThreeCoins._component_log_terms``."""
+    log_norm = np.logaddexp(log_terms[..., 0], log_terms[..., 1])
+    return np.exp(log_terms[..., 0] - log_norm), log_norm
 
 
 def _log_assignment_counts(heads: np.ndarray, n_flips: int) -> np.ndarray:

@@ -187,7 +187,7 @@ class ThreeCoins(LatentModel):
         argument named in error messages."""
         # with pi fixed, a full parameter set (pi included) is still accepted
         check_param_keys(params, self.param_names, name, optional=("pi",) if self.pi is not None else ())
-        return {key: np.asarray(check_probability(_scalar(params[key]), f"{name}[{key!r}]")) for key in self.param_names}
+        return {key: np.asarray(check_probability(params[key], f"{name}[{key!r}]")) for key in self.param_names}
 
     def _require_keys(self, params) -> None:
         missing = [key for key in self.param_names if key not in params]
@@ -468,17 +468,6 @@ class ThreeCoins(LatentModel):
         from .picture import three_coins_picture
 
         return three_coins_picture(comparison)
-
-
-def _scalar(value):
-    """A 0-d array (NumPy, xarray, a squeezed posterior value) as the number it holds; anything
-    else unchanged, for check_probability to judge."""
-    if getattr(value, "ndim", None) == 0 and not isinstance(value, str | bytes):
-        try:
-            return np.asarray(value).item()
-        except (TypeError, ValueError):
-            return value
-    return value
 
 
 def _coin_b_posterior(log_terms) -> tuple[np.ndarray, np.ndarray]:

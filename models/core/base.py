@@ -161,7 +161,13 @@ def check_prior_pair(value, name: str) -> tuple[float, float]:
 
 
 def check_probability(value, name: str, *, open_interval: bool = True) -> float:
-    """Validate a scalar probability (strictly inside (0, 1) by default)."""
+    """Validate a scalar probability (strictly inside (0, 1) by default); a 0-d array (NumPy,
+    xarray, a squeezed posterior value) counts as the number it holds."""
+    if getattr(value, "ndim", None) == 0 and not isinstance(value, str | bytes):
+        try:
+            value = np.asarray(value).item()
+        except (TypeError, ValueError):
+            pass  # judged as given below
     if isinstance(value, bool) or not isinstance(value, numbers.Real | np.floating | np.integer):
         raise TypeError(f"{name} must be a number in (0, 1), got {type(value).__name__} {value!r}")
     value = float(value)

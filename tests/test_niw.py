@@ -17,9 +17,10 @@ import pytest
 from scipy import integrate, optimize, stats
 
 from latentzoo.inference import applicable_backends, fit
-from latentzoo.models.core.conjugate import MultivariateT, NormalInverseWishart, gaussian_stats
+from latentzoo.models.core.conjugate import MultivariateT, NormalInverseWishart
 from latentzoo.models.datasets import old_faithful
 from latentzoo.models.gaussian.niw import NIWGaussian
+from latentzoo.models.gaussian.stats import component_stats
 from latentzoo.models.ops.pymc_parts import spd_log_jacobian_coefficients
 
 #: Monte-Carlo tolerance in standard errors (two-sided, many comparisons per test)
@@ -32,6 +33,16 @@ def simulate(n, dim=2, seed=0):
     A = rng.normal(size=(dim, dim))
     cov = A @ A.T + dim * np.eye(dim)
     return rng.multivariate_normal(np.arange(dim, dtype=float), cov, size=n)
+
+
+def gaussian_stats(x, weights=None):
+    """(count, mean, scatter) by the models' shared kernel: unbatched for no or 1-D weights, one
+    set per column for (N, K) weights."""
+    x = np.asarray(x, float)
+    single = weights is None or np.ndim(weights) == 1
+    weights = np.ones(x.shape[0]) if weights is None else np.asarray(weights, float)
+    stats = component_stats(x, weights.reshape(x.shape[0], -1))
+    return tuple(value[0] for value in stats) if single else stats
 
 
 def explicit_model(dim=2, seed=1):

@@ -29,7 +29,6 @@ __all__ = [
     "MultivariateT",
     "NormalInverseWishart",
     "apply_to_factors",
-    "gaussian_stats",
 ]
 
 
@@ -479,42 +478,6 @@ def _symmetrize(matrix: np.ndarray) -> np.ndarray:
     return 0.5 * (matrix + np.swapaxes(matrix, -1, -2))
 
 
-def gaussian_stats(x, weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted sufficient statistics of Gaussian observations, the input of
-    :meth:`NormalInverseWishart.update`.
-
-    Parameters
-    ----------
-    x : array-like of shape (n_observations, D)
-    weights : array-like of shape (n_observations,) or (n_observations, K), optional
-        Non-negative weights: responsibilities (EM, VB), 0/1 assignments (Gibbs), or None
-        (every weight 1). A second axis gives one set of statistics per column (component).
-
-    Returns
-    -------
-    count : ndarray of shape () or (K,)
-        Sum of the weights, N.
-    mean : ndarray of shape (D,) or (K, D)
-        Weighted mean xbar (zeros where the count is 0).
-    scatter : ndarray of shape (D, D) or (K, D, D)
-        Weighted scatter about the weighted mean, sum_i w_i (x_i - xbar)(x_i - xbar)^T.
-        Centring before the outer products (rather than sum w x x^T - N xbar xbar^T) avoids the
-        cancellation that makes the latter lose positive definiteness when the data are far
-        from the origin.
-    """
-    x = np.asarray(x, float)
-    single = weights is None or np.ndim(weights) == 1
-    w = np.ones((x.shape[0], 1)) if weights is None else np.asarray(weights, float).reshape(x.shape[0], -1)
-    count = w.sum(0)  # (K,)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count[:, None] > 0, (w.T @ x) / count[:, None], 0.0)  # (K, D)
-    centred = x[None, :, :] - mean[:, None, :]  # (K, N, D)
-    scatter = _symmetrize(np.einsum("nk,kni,knj->kij", w, centred, centred))
-    if single:
-        return count[0], mean[0], scatter[0]
-    return count, mean, scatter
-
-
 class MultivariateT(tuple):
     """Parameters ``(df, loc, shape)`` of a (possibly batched) multivariate Student t.
 
@@ -640,7 +603,7 @@ class NormalInverseWishart:
         mean : array-like of shape (*batch, D)
             Their (weighted) mean xbar; ignored where N = 0.
         scatter : array-like of shape (*batch, D, D)
-            Their (weighted) scatter about xbar (see :func:`gaussian_stats`).
+            Their (weighted) scatter about xbar (see :func:`~latentzoo.models.gaussian.stats.component_stats`).
 
         Returns
         -------

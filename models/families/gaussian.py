@@ -26,7 +26,7 @@ from ..core.base import DegenerateComponentError, check_spd, numeric_array
 from ..core.conjugate import NormalInverseWishart
 from ..core.stats_combine import combine_centred
 from ..gaussian.data import column_moments, mean_round_off
-from ..gaussian.kernels import expected_log_densities, log_gaussian_densities, scaled_densities
+from ..gaussian.kernels import batched_log_densities, expected_log_densities, log_gaussian_densities, scaled_densities
 from ..gaussian.kmeans import kmeans_plusplus, nearest_centres
 from ..gaussian.priors import scale_from_covariance, spread_start
 from ..gaussian.stats import component_stats, hard_component_stats
@@ -289,7 +289,13 @@ class GaussianFamily:
 
     # -- densities and statistics -------------------------------------------------------
     def log_density(self, observations, params: dict) -> np.ndarray:
-        return log_gaussian_densities(observations, params["means"], params["covs"])
+        """``log N(x_n | means_k, covs_k)``: (N, K) for one parameter set (the compiled pass), or
+        (S, N, K) for ``means`` (S, K, D) and ``covs`` (S, K, D, D) (batched NumPy, fast for many
+        small sets: :func:`~latentzoo.models.gaussian.kernels.batched_log_densities`)."""
+        means, covs = params["means"], params["covs"]
+        if np.ndim(means) == 2:
+            return log_gaussian_densities(observations, means, covs)
+        return batched_log_densities(observations, np.asarray(means, float), np.asarray(covs, float))
 
     def scaled_likelihood(self, observations, params: dict, summed: bool = True):
         """The densities of :meth:`log_density` divided by their sum over the components, laid

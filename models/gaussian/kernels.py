@@ -25,12 +25,10 @@ from .passes import OUT_LOG_DENSITY, OUT_RESP, as_c, as_data, check_finite_rows,
 from .stats import component_stats, stats_from_moments
 
 __all__ = [
-    "batched_log_joint",
-    "classify",
+    "batched_log_densities",
     "component_stats",
     "e_step",
     "e_step_stats",
-    "expected_e_step",
     "expected_e_step_stats",
     "expected_log_densities",
     "log_evidence",
@@ -257,38 +255,16 @@ def _stats_pass(x, factors, centres, constants, centre, summed: bool, what: str)
     return (log_norm, *stats_from_moments(x, moments, shift, responsibilities))
 
 
-def classify(x, weights, means, covs) -> tuple[np.ndarray, float]:
-    """Classification EM's C-step: the most probable component of every point.
-
-    Parameters
-    ----------
-    x, weights, means, covs
-        As in :func:`e_step` (a zero weight never wins).
-
-    Returns
-    -------
-    labels : int ndarray of shape (N,)
-        ``argmax_k log(weights_k N(x_n | means_k, covs_k))`` (the first on ties).
-    objective : float
-        The classification log-likelihood ``sum_n max_k log(weights_k N(x_n | means_k, covs_k))``.
-    """
-    with np.errstate(divide="ignore"):
-        log_joint = log_gaussian_densities(x, means, covs) + np.log(weights)
-    labels = np.argmax(log_joint, axis=1)
-    return labels, float(log_joint[np.arange(log_joint.shape[0]), labels].sum())
-
-
-def batched_log_joint(x, weights, means, covs) -> np.ndarray:
-    """log(weights_k N(x_n | means_k, covs_k)) for many parameter sets, shape (S, N, K).
+def batched_log_densities(x, means, covs) -> np.ndarray:
+    """log N(x_n | means_k, covs_k) for many parameter sets, shape (S, N, K).
 
     The other kernels here are built for one parameter set and many points; posterior draws
-    need the opposite (thousands of small sets), so this loops over chunks of draws with
-    batched Cholesky factors instead of over draws.
+    need the opposite (thousands of small sets), so this loops over chunks of sets with
+    batched Cholesky factors instead of over sets.
 
     Parameters
     ----------
     x : ndarray of shape (N, D)
-    weights : ndarray of shape (S, K)
     means : ndarray of shape (S, K, D)
     covs : ndarray of shape (S, K, D, D)
 
@@ -302,7 +278,7 @@ def batched_log_joint(x, weights, means, covs) -> np.ndarray:
         Naming the draw and component whose covariance is not symmetric positive definite.
     """
     n, dim = x.shape
-    n_sets, K = weights.shape
+    n_sets, K = means.shape[:2]
     out = np.empty((n_sets, n, K))
     chunk = max(1, _BATCH_ELEMENTS // max(1, n * K * dim))
     for start in range(0, n_sets, chunk):
@@ -316,10 +292,9 @@ def batched_log_joint(x, weights, means, covs) -> np.ndarray:
         chol_inv = np.linalg.inv(chol)
         z = np.einsum("skij,snkj->snki", chol_inv, x[None, :, None, :] - means[part][:, None, :, :])
         half_log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (s, K)
-        with np.errstate(divide="ignore"):
-            log_w = np.log(weights[part])
-        out[part] = (log_w - half_log_det - 0.5 * dim * _LOG_2PI)[:, None, :] - 0.5 * np.einsum("snki,snki->snk", z, z)
+        out[part] = (-half_log_det - 0.5 * dim * _LOG_2PI)[:, None, :] - 0.5 * np.einsum("snki,snki->snk", z, z)
     return out
+
 
 def _niw_pieces(x, m, kappa, nu, S):
     """Validated ``x``, ``m``, factors ``sqrt(nu_k) L_k^{-1}`` of the expected precisions
@@ -395,9 +370,11 @@ def _vb_pieces(x, expected_log_weights, m, kappa, nu, S):
     return as_c(x), m, factors, constants + log_weights
 
 
-def expected_e_step(x, expected_log_weights, m, kappa, nu, S) -> tuple[np.ndarray, np.ndarray]:
-    """VB's update of q(z) in one pass: ``log rho_nk = E[log weights_k] + E[log N(x_n | mu_k, Sigma_k)]``
-    (Bishop 2006, eq. 10.46), normalised as :func:`e_step` normalises.
+def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None, summed=False):
+    """:func:`e_step_stats` for variational Bayes, in one pass: VB's update of q(z), ``log rho_nk =
+    E[log weights_k] + E[log N(x_n | mu_k, Sigma_k)]`` (Bishop 2006, eq. 10.46) normalised as
+    :func:`e_step` normalises, and :func:`component_stats` of the responsibilities ``r_nk = rho_nk /
+    sum_j rho_nj`` (the input of the factors' update; no ``(N, K)`` array).
 
     Parameters
     ----------
@@ -406,40 +383,19 @@ def expected_e_step(x, expected_log_weights, m, kappa, nu, S) -> tuple[np.ndarra
         ``E_q[log weights_k]`` (``Dirichlet.expected_log()``); ``-inf`` allowed (zero responsibility).
     m, kappa, nu, S
         The NIW factors, as in :func:`expected_log_densities`.
-
-    Returns
-    -------
-    log_norm : ndarray of shape (N,)
-        ``log sum_k rho_nk``; with the optimal q(z) its sum is the ELBO's data term
-        ``E_q[log p(x, z | theta)] - E_q[log q(z)]``.
-    resp : ndarray of shape (N, K), Fortran-ordered
-        ``r_nk = rho_nk / sum_j rho_nj``.
-    """
-    x, m, factors, constants = _vb_pieces(x, expected_log_weights, m, kappa, nu, S)
-    resp, log_norm, _, _ = run_pass(x, factors, m, constants, OUT_RESP)
-    check_finite_rows(log_norm, x, "the expected log-density")
-    return log_norm, resp
-
-
-def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None, summed=False):
-    """:func:`expected_e_step` and :func:`component_stats` of its responsibilities, in one pass
-    (VB's update of q(z) and the input of the factors' update; no ``(N, K)`` array).
-
-    Parameters
-    ----------
-    x, expected_log_weights, m, kappa, nu, S
-        As in :func:`expected_e_step`.
     centre : ndarray of shape (D,), optional
     summed : bool
         As in :func:`e_step_stats`.
 
     Returns
     -------
-    log_norm : ndarray of shape (N,)
+    log_norm : ndarray of shape (N,), or float
+        ``log sum_k rho_nk`` (its sum with ``summed=True``); with the optimal q(z) its sum is the
+        ELBO's data term ``E_q[log p(x, z | theta)] - E_q[log q(z)]``.
     counts : ndarray of shape (K,)
     means : ndarray of shape (K, D)
     scatters : ndarray of shape (K, D, D)
-        As :func:`expected_e_step` and :func:`component_stats` return them.
+        As :func:`component_stats` returns them for the responsibilities.
     """
     x, m, factors, constants = _vb_pieces(x, expected_log_weights, m, kappa, nu, S)
     return _stats_pass(x, factors, m, constants, centre, summed, "the expected log-density")

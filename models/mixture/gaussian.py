@@ -57,17 +57,15 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from ..core.base import DegenerateComponentError, check_positive
 from ..core.protocols import DemoPlan
 from ..core.sizes import check_parameter_size
 from ..families.gaussian import GaussianFamily
 from ..gaussian.data import GaussianChunk, GaussianData, GaussianObservations
-from ..gaussian.kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats, log_evidence
+from ..gaussian.kernels import e_step, e_step_stats, expected_e_step_stats, log_evidence
 from ..gaussian.kmeans import kmeans_plusplus, lloyd  # noqa: F401  (kmeans_plusplus: re-exported for examples/gmm.py)
 from ..gaussian.niw_hyperparameters import NIWHyperparameters
-from ..gaussian.stats import hard_component_stats
 from .finite import FiniteMixture
 
 __all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", "REG_COVAR"]
@@ -248,10 +246,8 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
             raise ValueError(f"params must have weights (..., {K}), means (..., {K}, {dim}) and covs (..., {K}, {dim}, "
                              f"{dim}); got {weights.shape}, {means.shape} and {covs.shape}")
         if not unbatched and x.shape[0] < _COMPILED_FROM_ROWS:
-            # NumPy over the block of sets: faster than a compiled pass per set for short data
-            log_joint = batched_log_joint(x, weights, means, covs)
-            log_norm = special.logsumexp(log_joint, axis=-1)
-            return log_norm, (np.exp(log_joint - log_norm[..., None]) if want_resp else None)
+            # the family's NumPy over the block of sets: faster than a compiled pass per set for short data
+            return super()._log_norm_block(x, block, want_resp, unbatched)
         log_norms, resps = [], []
         for index in range(weights.shape[0]):
             try:
@@ -266,10 +262,6 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
         # one set is reshaped, not copied (the (N, K) responsibilities of 4e6 points are 128 MB)
         stack = lambda arrays: arrays[0][None] if len(arrays) == 1 else np.stack(arrays)  # noqa: E731
         return stack(log_norms), (stack(resps) if want_resp else None)
-
-    @staticmethod
-    def _fused(counts, means, scatters) -> dict:
-        return {"counts": counts, "means": means, "scatters": scatters}
 
     def initial_params(self, data, rng, strategy: str = "kmeans++") -> dict[str, np.ndarray]:
         """EM, Gibbs and VB start.
@@ -297,14 +289,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
         data = self.check_data(data)
         log_lik, *stats = e_step_stats(data.x, params["weights"], params["means"], params["covs"],
                                        centre=data.moments[0], summed=True)
-        return self._fused(*stats), log_lik
-
-    def classification_stats(self, data, params):
-        """Classification EM's E + C step: each point goes to its most probable component; the
-        objective ``sum_n max_k log(weights_k N(x_n | means_k, covs_k))``."""
-        x = self.check_data(data).x
-        labels, objective = classify(x, params["weights"], params["means"], params["covs"])
-        return self._fused(*hard_component_stats(x, labels, self.n_components)), objective
+        return dict(zip(("counts", "means", "scatters"), stats)), log_lik
 
     def vb_expected_stats(self, data, factors):
         """Update q(z): expected statistics and the ELBO's data term, in one fused pass.
@@ -319,7 +304,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
             data.x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S, centre=data.moments[0],
             summed=True,
         )
-        return self._fused(*stats), log_norm
+        return dict(zip(("counts", "means", "scatters"), stats)), log_norm
 
     # -- K-means as a limit (seed 001) ----------------------------------------------------------
     def kmeans(self, data, init_centres, max_iter: int = 300):

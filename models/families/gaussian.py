@@ -29,7 +29,7 @@ from ..gaussian.data import column_moments, mean_round_off
 from ..gaussian.kernels import batched_log_densities, expected_log_densities, log_gaussian_densities, scaled_densities
 from ..gaussian.kmeans import kmeans_plusplus, nearest_centres
 from ..gaussian.priors import scale_from_covariance, spread_start
-from ..gaussian.stats import component_stats, hard_component_stats
+from ..gaussian.stats import component_stats
 
 __all__ = ["GaussianFamily", "NormalKnownCovariance"]
 
@@ -316,7 +316,9 @@ class GaussianFamily:
         return dict(zip(("counts", "means", "scatters"), component_stats(observations, weights)))
 
     def label_stats(self, observations, labels, n_components: int) -> dict:
-        return dict(zip(("counts", "means", "scatters"), hard_component_stats(observations, labels, n_components)))
+        """:meth:`stats` of hard labels (``labels[n]`` in 0..K-1): their 0/1 weights; a component no
+        row belongs to gets zero statistics."""
+        return self.stats(observations, np.eye(n_components)[labels])
 
     def combine_stats(self, parts: list) -> dict:
         return combine_centred(parts)
@@ -348,7 +350,7 @@ class GaussianFamily:
         else:
             centres = kmeans_plusplus(x, K, rng)
             labels = nearest_centres(x, centres)
-            counts, means, scatters = hard_component_stats(x, labels, K)
+            counts, means, scatters = component_stats(x, np.eye(K)[labels])
             means = np.where(counts[:, None] > 0, means, centres)
             covs = np.broadcast_to(scatters.sum(0) / n + floor, (K, D, D)).copy()
         params = {"means": means, "covs": covs}

@@ -355,21 +355,6 @@ def expected_log_densities(x, m, kappa, nu, S) -> np.ndarray:
     return out
 
 
-def _vb_pieces(x, expected_log_weights, m, kappa, nu, S):
-    x, m, factors, constants = _niw_pieces(x, m, kappa, nu, S)
-    log_weights = np.asarray(expected_log_weights, dtype=np.float64)
-    if (
-        log_weights.shape != constants.shape
-        or np.any(np.isnan(log_weights))
-        or np.any(log_weights == np.inf)
-        or np.all(log_weights == -np.inf)
-    ):
-        raise ValueError(
-            f"expected_log_weights must be {constants.size} numbers below +inf, not all -inf, got {log_weights}"
-        )
-    return as_c(x), m, factors, constants + log_weights
-
-
 def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None, summed=False):
     """:func:`e_step_stats` for variational Bayes, in one pass: VB's update of q(z), ``log rho_nk =
     E[log weights_k] + E[log N(x_n | mu_k, Sigma_k)]`` (Bishop 2006, eq. 10.46) normalised as
@@ -397,5 +382,15 @@ def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None,
     scatters : ndarray of shape (K, D, D)
         As :func:`component_stats` returns them for the responsibilities.
     """
-    x, m, factors, constants = _vb_pieces(x, expected_log_weights, m, kappa, nu, S)
-    return _stats_pass(x, factors, m, constants, centre, summed, "the expected log-density")
+    x, m, factors, constants = _niw_pieces(x, m, kappa, nu, S)
+    log_weights = np.asarray(expected_log_weights, dtype=np.float64)
+    if (
+        log_weights.shape != constants.shape
+        or np.any(np.isnan(log_weights))
+        or np.any(log_weights == np.inf)
+        or np.all(log_weights == -np.inf)
+    ):
+        raise ValueError(
+            f"expected_log_weights must be {constants.size} numbers below +inf, not all -inf, got {log_weights}"
+        )
+    return _stats_pass(as_c(x), factors, m, constants + log_weights, centre, summed, "the expected log-density")

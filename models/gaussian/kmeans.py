@@ -18,7 +18,7 @@ import numpy as np
 from ..core.base import numeric_array
 from .data import GaussianData
 from .kernels import log_gaussian_densities
-from .stats import hard_component_stats
+from .stats import component_stats
 
 __all__ = ["kmeans_plusplus", "lloyd", "nearest_centres"]
 
@@ -93,7 +93,7 @@ def lloyd(x: np.ndarray, init_centres, n_components: int, max_iter: int = 300):
         if labels is not None and np.array_equal(new_labels, labels):
             break
         labels = new_labels
-        counts, means, _ = hard_component_stats(x, labels, K)
+        counts, means, _ = component_stats(x, np.eye(K)[labels])
         # an empty cluster keeps its centre (scikit-learn would relocate it)
         centres = np.where(counts[:, None] > 0, means, centres)
     else:

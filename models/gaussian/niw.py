@@ -138,13 +138,17 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
 
     # -- the one-component Gaussian family ------------------------------------------------
     def _family(self, prior: NormalInverseWishart | None = None) -> GaussianFamily:
-        """This model as a one-component :class:`GaussianFamily` (K = 1, no weights), with the
-        hyperparameters of ``prior`` when given (the family's conjugate algebra then applies).
-        Its maximum likelihood adds no ``reg_covar``: a singular MLE raises here instead."""
-        if prior is None:
-            return GaussianFamily(self.dim, reg_covar=0.0, owner="NIWGaussian")
-        return GaussianFamily(prior.dim, m0=prior.m, kappa0=float(prior.kappa), nu0=float(prior.nu), S0=prior.S,
-                              reg_covar=0.0, owner="NIWGaussian")
+        """This model as a one-component :class:`GaussianFamily` (K = 1, no weights), with this
+        model's hyperparameters or those of ``prior`` (a resolved data-driven prior). Its maximum
+        likelihood adds no ``reg_covar``: a singular MLE raises here instead."""
+        m0, kappa0, nu0, S0 = (self.m0, self.kappa0, self.nu0, self.S0) if prior is None else (
+            prior.m, float(prior.kappa), float(prior.nu), prior.S)
+        return GaussianFamily(self.dim, m0=m0, kappa0=kappa0, nu0=nu0, S0=S0, reg_covar=0.0, owner="NIWGaussian")
+
+    @staticmethod
+    def _one(niw: NormalInverseWishart) -> NormalInverseWishart:
+        """The family's NIW over K = 1 component, squeezed to one (mu, Sigma)."""
+        return NormalInverseWishart._trusted(niw.m[0], niw.kappa[0], niw.nu[0], niw.S[0])
 
     def _stats(self, data) -> dict:
         """The family's statistics of all the rows (``counts`` (1,), ``means`` (1, D), ``scatters``
@@ -185,13 +189,9 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         prior = self.resolved_prior(data)
         return NIWGaussian(m0=prior.m, kappa0=float(prior.kappa), nu0=float(prior.nu), S0=prior.S)
 
-    def _explicit_prior(self, what: str) -> NormalInverseWishart:
-        self._require_explicit_prior(what)
-        return NormalInverseWishart(np.asarray(self.m0), self.kappa0, self.nu0, np.asarray(self.S0))
-
     def prior(self) -> dict:
         """``{("mu", "Sigma"): NormalInverseWishart}``; only for explicit hyperparameters."""
-        return {NAMES: self._explicit_prior("prior()")}
+        return {NAMES: self._one(self._family().prior(1)[NIW_KEY])}
 
     def log_prior(self, params) -> np.ndarray:
         """log NIW(mu, Sigma | prior), shape B for params of batch shape B.
@@ -199,8 +199,8 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         Only for explicit hyperparameters: for a data-driven prior, use
         ``model.with_data_prior(data).log_prior(params)`` (``fit`` does so).
         """
-        prior = self._explicit_prior("log_prior(params)")
-        return prior.log_pdf(np.asarray(params["mu"], float), np.asarray(params["Sigma"], float))
+        mu, Sigma = np.asarray(params["mu"], float), np.asarray(params["Sigma"], float)
+        return self._family().log_prior({"means": mu[..., None, :], "covs": Sigma[..., None, :, :]}, 1)
 
     # -- likelihood -----------------------------------------------------------------------
     def log_likelihood(self, data, params) -> np.ndarray:
@@ -244,8 +244,8 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         params = self.check_params(params)
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise ValueError(f"size must be a positive int, got {size!r}")
-        z = rng.standard_normal((int(size), params["mu"].size))
-        return params["mu"] + z @ np.linalg.cholesky(params["Sigma"]).T, None
+        params = {"means": params["mu"][None], "covs": params["Sigma"][None]}
+        return self._family().simulate(params, np.zeros(int(size), int), rng), None
 
     # -- closed forms ---------------------------------------------------------------------
     def mle(self, data) -> tuple[np.ndarray, np.ndarray]:
@@ -331,8 +331,7 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         if mle:
             self._mle_from_stats(*squeezed)  # raises a clear error if singular
         family = self._family(None if mle else self._prior_from_stats(*squeezed))
-        niw = family.posterior(stats, 1, mle=mle)[NIW_KEY]
-        return {NAMES: NormalInverseWishart._trusted(niw.m[0], niw.kappa[0], niw.nu[0], niw.S[0])}
+        return {NAMES: self._one(family.posterior(stats, 1, mle=mle)[NIW_KEY])}
 
     # -- hooks: exact ---------------------------------------------------------------------
     def exact_posterior(self, data) -> ConjugateMixture:

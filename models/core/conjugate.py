@@ -716,28 +716,6 @@ class NormalInverseWishart:
         return log_normal + log_iw
 
     # -- variational quantities (Bishop 2006, section 10.2, with Lambda = Sigma^{-1}) -----------
-    def expected_log_det_precision(self) -> np.ndarray:
-        """E[log|Lambda|] = psi_D(nu/2) + D log 2 - log|S| (Bishop eq. 10.65 with W = S^{-1}),
-        shape (*batch,)."""
-        return _multidigamma(self.nu / 2.0, self.dim) + self.dim * np.log(2.0) - log_det_spd(self.S)
-
-    def expected_mahalanobis(self, x) -> np.ndarray:
-        """E[(x - mu)^T Lambda (x - mu)] = D / kappa + nu (x - m)^T S^{-1} (x - m) (Bishop eq. 10.64).
-
-        Parameters
-        ----------
-        x : array-like of shape (n, D)
-
-        Returns
-        -------
-        ndarray of shape (n, *batch)
-        """
-        x = np.asarray(x, float)
-        chol = np.linalg.cholesky(self.S)  # (*batch, D, D)
-        diff = x.reshape((x.shape[0],) + (1,) * len(self.batch_shape) + (self.dim,)) - self.m  # (n, *batch, D)
-        z = np.linalg.solve(chol, diff[..., None])[..., 0]
-        return self.dim / self.kappa + self.nu * np.sum(z**2, -1)
-
     def kl(self, other: "NormalInverseWishart") -> np.ndarray:
         """KL(self || other), one value per batch element.
 

@@ -31,7 +31,6 @@ __all__ = [
     "e_step_stats",
     "expected_e_step_stats",
     "expected_log_densities",
-    "log_evidence",
     "log_gaussian_densities",
     "scaled_densities",
 ]
@@ -148,7 +147,7 @@ def _mixture_pieces(x, weights, means, covs):
     return x, factors, means, constants
 
 
-def e_step(x, weights, means, covs) -> tuple[np.ndarray, np.ndarray]:
+def e_step(x, weights, means, covs, want_resp: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """The E-step of a Gaussian mixture: per-point log-evidence and responsibilities.
 
     Parameters
@@ -160,13 +159,15 @@ def e_step(x, weights, means, covs) -> tuple[np.ndarray, np.ndarray]:
     means : array-like of shape (K, D)
     covs : array-like of shape (K, D, D)
         Symmetric positive-definite covariances.
+    want_resp : bool
+        False: the log-normalisers alone, from the same compiled pass writing no ``(N, K)`` array.
 
     Returns
     -------
     log_norm : ndarray of shape (N,)
         ``log sum_k weights_k N(x_n | means_k, covs_k)``; its sum is the log-likelihood.
-    resp : ndarray of shape (N, K), Fortran-ordered
-        Responsibilities ``p(z_n = k | x_n)``; every row sums to one.
+    resp : ndarray of shape (N, K), Fortran-ordered, or None
+        Responsibilities ``p(z_n = k | x_n)``; every row sums to one (None unless ``want_resp``).
 
     Raises
     ------
@@ -175,33 +176,9 @@ def e_step(x, weights, means, covs) -> tuple[np.ndarray, np.ndarray]:
         not positive definite (naming ``covs`` and the component).
     """
     x, factors, means, constants = _mixture_pieces(x, weights, means, covs)
-    resp, log_norm, _, _ = run_pass(as_c(x), factors, means, constants, OUT_RESP)
+    resp, log_norm, _, _ = run_pass(as_c(x), factors, means, constants, OUT_RESP, want_out=want_resp)
     check_finite_rows(log_norm, x, "the log-density")
     return log_norm, resp
-
-
-def log_evidence(x, weights, means, covs) -> np.ndarray:
-    """:func:`e_step`'s ``log_norm`` alone: the same compiled pass, writing no ``(N, K)`` array.
-
-    Parameters
-    ----------
-    x, weights, means, covs
-        As in :func:`e_step`.
-
-    Returns
-    -------
-    ndarray of shape (N,)
-        ``log sum_k weights_k N(x_n | means_k, covs_k)``.
-
-    Raises
-    ------
-    ValueError
-        As :func:`e_step`.
-    """
-    x, factors, means, constants = _mixture_pieces(x, weights, means, covs)
-    _, log_norm, _, _ = run_pass(as_c(x), factors, means, constants, OUT_RESP, want_out=False)
-    check_finite_rows(log_norm, x, "the log-density")
-    return log_norm
 
 
 def e_step_stats(x, weights, means, covs, centre=None, summed=False):
@@ -329,8 +306,7 @@ def expected_log_densities(x, m, kappa, nu, S) -> np.ndarray:
                    - (D / kappa_k + nu_k (x_n - m_k)^T S_k^{-1} (x_n - m_k)) / 2,
         E[log|Lambda_k|] = psi_D(nu_k / 2) + D log 2 - log|S_k|,
 
-    the same maths as :meth:`NormalInverseWishart.expected_log_det_precision` and
-    :meth:`NormalInverseWishart.expected_mahalanobis`. It is the log-density of
+    with ``E[(x - mu)^T Lambda (x - mu)] = D / kappa + nu (x - m)^T S^{-1} (x - m)``. It is the log-density of
     ``N(m_k, S_k / nu_k)`` up to a per-component constant, so it costs what
     :func:`log_gaussian_densities` costs.
 

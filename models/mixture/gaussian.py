@@ -63,7 +63,7 @@ from ..core.protocols import DemoPlan
 from ..core.sizes import check_parameter_size
 from ..families.gaussian import GaussianFamily
 from ..gaussian.data import GaussianChunk, GaussianData, GaussianObservations
-from ..gaussian.kernels import e_step, e_step_stats, expected_e_step_stats, log_evidence
+from ..gaussian.kernels import e_step, e_step_stats, expected_e_step_stats
 from ..gaussian.kmeans import kmeans_plusplus, lloyd  # noqa: F401  (kmeans_plusplus: re-exported for examples/gmm.py)
 from ..gaussian.niw_hyperparameters import NIWHyperparameters
 from .finite import FiniteMixture
@@ -251,11 +251,8 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
         log_norms, resps = [], []
         for index in range(weights.shape[0]):
             try:
-                if want_resp:
-                    log_norm, resp = e_step(x, weights[index], means[index], covs[index])
-                    resps.append(resp)
-                else:
-                    log_norm = log_evidence(x, weights[index], means[index], covs[index])
+                log_norm, resp = e_step(x, weights[index], means[index], covs[index], want_resp)
+                resps.append(resp)
             except ValueError as error:
                 raise ValueError(f"{'params' if unbatched else f'params (draw {index})'}: {error}") from None
             log_norms.append(log_norm)

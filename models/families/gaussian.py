@@ -166,27 +166,25 @@ class GaussianFamily:
 
     def data_prior(self, rows: np.ndarray, n_components: int) -> dict:
         """The data-driven hyperparameters from the observed rows: ``{"m0", "nu0", "S0"}`` (those unset)."""
-        count = rows.shape[0]
         # BLAS products over chunks (rows.mean(0) reduces along the short axis, and is slow)
         mean, scatter = column_moments(rows)
-        return self._data_prior(count, mean, lambda: scale_from_covariance(scatter / count, n_components, mean))
+        return self.data_prior_from_stats({"counts": [rows.shape[0]], "means": [mean], "scatters": [scatter]}, n_components)
 
     def data_prior_stats(self, rows: np.ndarray) -> dict:
         """Count, mean and scatter of the rows, combinable over chunks by :meth:`combine_stats`."""
         return dict(zip(("counts", "means", "scatters"), component_stats(rows, np.ones((rows.shape[0], 1)))))
 
     def data_prior_from_stats(self, stats: dict, n_components: int) -> dict:
+        """:meth:`data_prior` from the count, mean and scatter of all the rows (one component's
+        statistics, as :meth:`data_prior_stats` gives them)."""
         count, mean, scatter = stats["counts"][0], stats["means"][0], stats["scatters"][0]
-        return self._data_prior(count, mean, lambda: scale_from_covariance(scatter / count, n_components, mean))
-
-    def _data_prior(self, count, mean, scale) -> dict:
         changes = {"m0": self.m0 if self.m0 is not None else mean}
         if self.covs is None:
             changes["nu0"] = self.nu0 if self.nu0 is not None else np.shape(mean)[-1] + 2.0
             if self.S0 is None:
                 if count < 2:
                     raise ValueError("the data-driven S0 needs at least two observed rows; give S0 explicitly")
-                changes["S0"] = scale()
+                changes["S0"] = scale_from_covariance(scatter / count, n_components, mean)
         return changes
 
     def prior(self, n_components: int) -> dict:

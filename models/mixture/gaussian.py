@@ -224,8 +224,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
         """What the data-driven prior needs from ``data``: the count, mean and scatter of all
         observations, as the statistics of one component (chunks combine by
         :meth:`combine_stats`, so chunked data give the prior without being gathered)."""
-        x = self.check_data(data).x
-        return self._stats(x, np.ones((x.shape[0], 1)))
+        return self.family.data_prior_stats(self.check_data(data).x)
 
     def with_data_prior_stats(self, stats) -> "GaussianMixture":
         """:meth:`with_data_prior` from :meth:`data_prior_stats` (of all the data, combined)."""

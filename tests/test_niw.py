@@ -290,6 +290,19 @@ class TestClosedForms:
             ).logpdf(mu)
             assert model.log_evidence(x) == pytest.approx(scipy_log_joint(model, x, mu, Sigma) - log_post, rel=1e-10)
 
+    def test_data_driven_evidence_by_bayes_identity(self):
+        """The data-driven prior's evidence (D taken from the data) obeys the same identity, with
+        the prior resolved from x."""
+        x = simulate(9, seed=15)
+        model = NIWGaussian()
+        explicit = model.with_data_prior(x)
+        posterior = model.posterior(x)
+        mu, Sigma = x.mean(0), np.cov(x.T)
+        log_post = stats.invwishart(float(posterior.nu), posterior.S).logpdf(Sigma) + stats.multivariate_normal(
+            posterior.m, Sigma / float(posterior.kappa)
+        ).logpdf(mu)
+        assert model.log_evidence(x) == pytest.approx(scipy_log_joint(explicit, x, mu, Sigma) - log_post, rel=1e-10)
+
     def test_evidence_by_quadrature_in_one_dimension(self):
         x = np.array([0.3, 1.1, -0.4, 0.9])
         m0, kappa0, nu0, s0 = 0.2, 1.5, 3.0, 2.0

@@ -141,9 +141,9 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         """This model as a one-component :class:`GaussianFamily` (K = 1, no weights), with this
         model's hyperparameters or those of ``prior`` (a resolved data-driven prior). Its maximum
         likelihood adds no ``reg_covar``: a singular MLE raises here instead."""
-        m0, kappa0, nu0, S0 = (self.m0, self.kappa0, self.nu0, self.S0) if prior is None else (
-            prior.m, float(prior.kappa), float(prior.nu), prior.S)
-        return GaussianFamily(self.dim, m0=m0, kappa0=kappa0, nu0=nu0, S0=S0, reg_covar=0.0, owner="NIWGaussian")
+        dim, m0, kappa0, nu0, S0 = (self.dim, self.m0, self.kappa0, self.nu0, self.S0) if prior is None else (
+            prior.dim, prior.m, float(prior.kappa), float(prior.nu), prior.S)
+        return GaussianFamily(dim, m0=m0, kappa0=kappa0, nu0=nu0, S0=S0, reg_covar=0.0, owner="NIWGaussian")
 
     @staticmethod
     def _one(niw: NormalInverseWishart) -> NormalInverseWishart:

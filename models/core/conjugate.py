@@ -29,7 +29,6 @@ __all__ = [
     "MultivariateT",
     "NormalInverseWishart",
     "apply_to_factors",
-    "gaussian_stats",
 ]
 
 
@@ -479,42 +478,6 @@ def _symmetrize(matrix: np.ndarray) -> np.ndarray:
     return 0.5 * (matrix + np.swapaxes(matrix, -1, -2))
 
 
-def gaussian_stats(x, weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted sufficient statistics of Gaussian observations, the input of
-    :meth:`NormalInverseWishart.update`.
-
-    Parameters
-    ----------
-    x : array-like of shape (n_observations, D)
-    weights : array-like of shape (n_observations,) or (n_observations, K), optional
-        Non-negative weights: responsibilities (EM, VB), 0/1 assignments (Gibbs), or None
-        (every weight 1). A second axis gives one set of statistics per column (component).
-
-    Returns
-    -------
-    count : ndarray of shape () or (K,)
-        Sum of the weights, N.
-    mean : ndarray of shape (D,) or (K, D)
-        Weighted mean xbar (zeros where the count is 0).
-    scatter : ndarray of shape (D, D) or (K, D, D)
-        Weighted scatter about the weighted mean, sum_i w_i (x_i - xbar)(x_i - xbar)^T.
-        Centring before the outer products (rather than sum w x x^T - N xbar xbar^T) avoids the
-        cancellation that makes the latter lose positive definiteness when the data are far
-        from the origin.
-    """
-    x = np.asarray(x, float)
-    single = weights is None or np.ndim(weights) == 1
-    w = np.ones((x.shape[0], 1)) if weights is None else np.asarray(weights, float).reshape(x.shape[0], -1)
-    count = w.sum(0)  # (K,)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count[:, None] > 0, (w.T @ x) / count[:, None], 0.0)  # (K, D)
-    centred = x[None, :, :] - mean[:, None, :]  # (K, N, D)
-    scatter = _symmetrize(np.einsum("nk,kni,knj->kij", w, centred, centred))
-    if single:
-        return count[0], mean[0], scatter[0]
-    return count, mean, scatter
-
-
 class MultivariateT(tuple):
     """Parameters ``(df, loc, shape)`` of a (possibly batched) multivariate Student t.
 
@@ -640,7 +603,7 @@ class NormalInverseWishart:
         mean : array-like of shape (*batch, D)
             Their (weighted) mean xbar; ignored where N = 0.
         scatter : array-like of shape (*batch, D, D)
-            Their (weighted) scatter about xbar (see :func:`gaussian_stats`).
+            Their (weighted) scatter about xbar (see :func:`~latentzoo.models.gaussian.stats.component_stats`).
 
         Returns
         -------
@@ -753,28 +716,6 @@ class NormalInverseWishart:
         return log_normal + log_iw
 
     # -- variational quantities (Bishop 2006, section 10.2, with Lambda = Sigma^{-1}) -----------
-    def expected_log_det_precision(self) -> np.ndarray:
-        """E[log|Lambda|] = psi_D(nu/2) + D log 2 - log|S| (Bishop eq. 10.65 with W = S^{-1}),
-        shape (*batch,)."""
-        return _multidigamma(self.nu / 2.0, self.dim) + self.dim * np.log(2.0) - log_det_spd(self.S)
-
-    def expected_mahalanobis(self, x) -> np.ndarray:
-        """E[(x - mu)^T Lambda (x - mu)] = D / kappa + nu (x - m)^T S^{-1} (x - m) (Bishop eq. 10.64).
-
-        Parameters
-        ----------
-        x : array-like of shape (n, D)
-
-        Returns
-        -------
-        ndarray of shape (n, *batch)
-        """
-        x = np.asarray(x, float)
-        chol = np.linalg.cholesky(self.S)  # (*batch, D, D)
-        diff = x.reshape((x.shape[0],) + (1,) * len(self.batch_shape) + (self.dim,)) - self.m  # (n, *batch, D)
-        z = np.linalg.solve(chol, diff[..., None])[..., 0]
-        return self.dim / self.kappa + self.nu * np.sum(z**2, -1)
-
     def kl(self, other: "NormalInverseWishart") -> np.ndarray:
         """KL(self || other), one value per batch element.
 

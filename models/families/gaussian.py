@@ -26,10 +26,10 @@ from ..core.base import DegenerateComponentError, check_spd, numeric_array
 from ..core.conjugate import NormalInverseWishart
 from ..core.stats_combine import combine_centred
 from ..gaussian.data import column_moments, mean_round_off
-from ..gaussian.kernels import expected_log_densities, log_gaussian_densities, scaled_densities
+from ..gaussian.kernels import batched_log_densities, expected_log_densities, log_gaussian_densities, scaled_densities
 from ..gaussian.kmeans import kmeans_plusplus, nearest_centres
 from ..gaussian.priors import scale_from_covariance, spread_start
-from ..gaussian.stats import component_stats, hard_component_stats
+from ..gaussian.stats import component_stats
 
 __all__ = ["GaussianFamily", "NormalKnownCovariance"]
 
@@ -166,27 +166,25 @@ class GaussianFamily:
 
     def data_prior(self, rows: np.ndarray, n_components: int) -> dict:
         """The data-driven hyperparameters from the observed rows: ``{"m0", "nu0", "S0"}`` (those unset)."""
-        count = rows.shape[0]
         # BLAS products over chunks (rows.mean(0) reduces along the short axis, and is slow)
         mean, scatter = column_moments(rows)
-        return self._data_prior(count, mean, lambda: scale_from_covariance(scatter / count, n_components, mean))
+        return self.data_prior_from_stats({"counts": [rows.shape[0]], "means": [mean], "scatters": [scatter]}, n_components)
 
     def data_prior_stats(self, rows: np.ndarray) -> dict:
         """Count, mean and scatter of the rows, combinable over chunks by :meth:`combine_stats`."""
         return dict(zip(("counts", "means", "scatters"), component_stats(rows, np.ones((rows.shape[0], 1)))))
 
     def data_prior_from_stats(self, stats: dict, n_components: int) -> dict:
+        """:meth:`data_prior` from the count, mean and scatter of all the rows (one component's
+        statistics, as :meth:`data_prior_stats` gives them)."""
         count, mean, scatter = stats["counts"][0], stats["means"][0], stats["scatters"][0]
-        return self._data_prior(count, mean, lambda: scale_from_covariance(scatter / count, n_components, mean))
-
-    def _data_prior(self, count, mean, scale) -> dict:
         changes = {"m0": self.m0 if self.m0 is not None else mean}
         if self.covs is None:
             changes["nu0"] = self.nu0 if self.nu0 is not None else np.shape(mean)[-1] + 2.0
             if self.S0 is None:
                 if count < 2:
                     raise ValueError("the data-driven S0 needs at least two observed rows; give S0 explicitly")
-                changes["S0"] = scale()
+                changes["S0"] = scale_from_covariance(scatter / count, n_components, mean)
         return changes
 
     def prior(self, n_components: int) -> dict:
@@ -289,7 +287,13 @@ class GaussianFamily:
 
     # -- densities and statistics -------------------------------------------------------
     def log_density(self, observations, params: dict) -> np.ndarray:
-        return log_gaussian_densities(observations, params["means"], params["covs"])
+        """``log N(x_n | means_k, covs_k)``: (N, K) for one parameter set (the compiled pass), or
+        (S, N, K) for ``means`` (S, K, D) and ``covs`` (S, K, D, D) (batched NumPy, fast for many
+        small sets: :func:`~latentzoo.models.gaussian.kernels.batched_log_densities`)."""
+        means, covs = params["means"], params["covs"]
+        if np.ndim(means) == 2:
+            return log_gaussian_densities(observations, means, covs)
+        return batched_log_densities(observations, np.asarray(means, float), np.asarray(covs, float))
 
     def scaled_likelihood(self, observations, params: dict, summed: bool = True):
         """The densities of :meth:`log_density` divided by their sum over the components, laid
@@ -310,7 +314,9 @@ class GaussianFamily:
         return dict(zip(("counts", "means", "scatters"), component_stats(observations, weights)))
 
     def label_stats(self, observations, labels, n_components: int) -> dict:
-        return dict(zip(("counts", "means", "scatters"), hard_component_stats(observations, labels, n_components)))
+        """:meth:`stats` of hard labels (``labels[n]`` in 0..K-1): their 0/1 weights; a component no
+        row belongs to gets zero statistics."""
+        return self.stats(observations, np.eye(n_components)[labels])
 
     def combine_stats(self, parts: list) -> dict:
         return combine_centred(parts)
@@ -342,7 +348,7 @@ class GaussianFamily:
         else:
             centres = kmeans_plusplus(x, K, rng)
             labels = nearest_centres(x, centres)
-            counts, means, scatters = hard_component_stats(x, labels, K)
+            counts, means, scatters = component_stats(x, np.eye(K)[labels])
             means = np.where(counts[:, None] > 0, means, centres)
             covs = np.broadcast_to(scatters.sum(0) / n + floor, (K, D, D)).copy()
         params = {"means": means, "covs": covs}

@@ -25,7 +25,8 @@ import numpy as np
 from scipy import special
 
 from ..core.base import unmasked
-from ..core.conjugate import NormalInverseWishart, gaussian_stats
+from ..core.conjugate import NormalInverseWishart
+from ..families.gaussian import GaussianFamily
 from .data import GaussianData
 from .niw import NIWGaussian
 
@@ -127,8 +128,8 @@ class GaussianDiscriminantAnalysis:
         classes, labels = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise ValueError(f"y must contain at least two classes, got only {classes.tolist()}")
-        one_hot = np.eye(classes.size)[labels]  # (N, K)
-        count, mean, scatter = gaussian_stats(X.x, one_hot)  # (K,), (K, D), (K, D, D)
+        stats = GaussianFamily(X.n_features).label_stats(X.x, labels, classes.size)
+        count, mean, scatter = stats["counts"], stats["means"], stats["scatters"]  # (K,), (K, D), (K, D, D)
 
         if self.estimator == "mle":
             means, covariances = self._mle(count, mean, scatter, classes)
@@ -184,8 +185,9 @@ class GaussianDiscriminantAnalysis:
         """log pi_c + log N(x | mu_c, Sigma_c), shape (n_samples, K)."""
         self._check_fitted()
         X = self._check_X(X, dim=self.means_.shape[1])
-        log_density = NIWGaussian().log_likelihood(X, {"mu": self.means_, "Sigma": self.covariances_})  # (K, N)
-        return log_density.T + np.log(self.priors_)
+        # the Gaussian family's compiled densities, (n_samples, K)
+        log_density = GaussianFamily(X.n_features).log_density(X.x, {"means": self.means_, "covs": self.covariances_})
+        return log_density + np.log(self.priors_)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """log p(y = c | x), shape (n_samples, K), columns in the order of ``classes_``."""

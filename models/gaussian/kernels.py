@@ -25,15 +25,12 @@ from .passes import OUT_LOG_DENSITY, OUT_RESP, as_c, as_data, check_finite_rows,
 from .stats import component_stats, stats_from_moments
 
 __all__ = [
-    "batched_log_joint",
-    "classify",
+    "batched_log_densities",
     "component_stats",
     "e_step",
     "e_step_stats",
-    "expected_e_step",
     "expected_e_step_stats",
     "expected_log_densities",
-    "log_evidence",
     "log_gaussian_densities",
     "scaled_densities",
 ]
@@ -150,7 +147,7 @@ def _mixture_pieces(x, weights, means, covs):
     return x, factors, means, constants
 
 
-def e_step(x, weights, means, covs) -> tuple[np.ndarray, np.ndarray]:
+def e_step(x, weights, means, covs, want_resp: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """The E-step of a Gaussian mixture: per-point log-evidence and responsibilities.
 
     Parameters
@@ -162,13 +159,15 @@ def e_step(x, weights, means, covs) -> tuple[np.ndarray, np.ndarray]:
     means : array-like of shape (K, D)
     covs : array-like of shape (K, D, D)
         Symmetric positive-definite covariances.
+    want_resp : bool
+        False: the log-normalisers alone, from the same compiled pass writing no ``(N, K)`` array.
 
     Returns
     -------
     log_norm : ndarray of shape (N,)
         ``log sum_k weights_k N(x_n | means_k, covs_k)``; its sum is the log-likelihood.
-    resp : ndarray of shape (N, K), Fortran-ordered
-        Responsibilities ``p(z_n = k | x_n)``; every row sums to one.
+    resp : ndarray of shape (N, K), Fortran-ordered, or None
+        Responsibilities ``p(z_n = k | x_n)``; every row sums to one (None unless ``want_resp``).
 
     Raises
     ------
@@ -177,33 +176,9 @@ def e_step(x, weights, means, covs) -> tuple[np.ndarray, np.ndarray]:
         not positive definite (naming ``covs`` and the component).
     """
     x, factors, means, constants = _mixture_pieces(x, weights, means, covs)
-    resp, log_norm, _, _ = run_pass(as_c(x), factors, means, constants, OUT_RESP)
+    resp, log_norm, _, _ = run_pass(as_c(x), factors, means, constants, OUT_RESP, want_out=want_resp)
     check_finite_rows(log_norm, x, "the log-density")
     return log_norm, resp
-
-
-def log_evidence(x, weights, means, covs) -> np.ndarray:
-    """:func:`e_step`'s ``log_norm`` alone: the same compiled pass, writing no ``(N, K)`` array.
-
-    Parameters
-    ----------
-    x, weights, means, covs
-        As in :func:`e_step`.
-
-    Returns
-    -------
-    ndarray of shape (N,)
-        ``log sum_k weights_k N(x_n | means_k, covs_k)``.
-
-    Raises
-    ------
-    ValueError
-        As :func:`e_step`.
-    """
-    x, factors, means, constants = _mixture_pieces(x, weights, means, covs)
-    _, log_norm, _, _ = run_pass(as_c(x), factors, means, constants, OUT_RESP, want_out=False)
-    check_finite_rows(log_norm, x, "the log-density")
-    return log_norm
 
 
 def e_step_stats(x, weights, means, covs, centre=None, summed=False):
@@ -257,38 +232,16 @@ def _stats_pass(x, factors, centres, constants, centre, summed: bool, what: str)
     return (log_norm, *stats_from_moments(x, moments, shift, responsibilities))
 
 
-def classify(x, weights, means, covs) -> tuple[np.ndarray, float]:
-    """Classification EM's C-step: the most probable component of every point.
-
-    Parameters
-    ----------
-    x, weights, means, covs
-        As in :func:`e_step` (a zero weight never wins).
-
-    Returns
-    -------
-    labels : int ndarray of shape (N,)
-        ``argmax_k log(weights_k N(x_n | means_k, covs_k))`` (the first on ties).
-    objective : float
-        The classification log-likelihood ``sum_n max_k log(weights_k N(x_n | means_k, covs_k))``.
-    """
-    with np.errstate(divide="ignore"):
-        log_joint = log_gaussian_densities(x, means, covs) + np.log(weights)
-    labels = np.argmax(log_joint, axis=1)
-    return labels, float(log_joint[np.arange(log_joint.shape[0]), labels].sum())
-
-
-def batched_log_joint(x, weights, means, covs) -> np.ndarray:
-    """log(weights_k N(x_n | means_k, covs_k)) for many parameter sets, shape (S, N, K).
+def batched_log_densities(x, means, covs) -> np.ndarray:
+    """log N(x_n | means_k, covs_k) for many parameter sets, shape (S, N, K).
 
     The other kernels here are built for one parameter set and many points; posterior draws
-    need the opposite (thousands of small sets), so this loops over chunks of draws with
-    batched Cholesky factors instead of over draws.
+    need the opposite (thousands of small sets), so this loops over chunks of sets with
+    batched Cholesky factors instead of over sets.
 
     Parameters
     ----------
     x : ndarray of shape (N, D)
-    weights : ndarray of shape (S, K)
     means : ndarray of shape (S, K, D)
     covs : ndarray of shape (S, K, D, D)
 
@@ -302,7 +255,7 @@ def batched_log_joint(x, weights, means, covs) -> np.ndarray:
         Naming the draw and component whose covariance is not symmetric positive definite.
     """
     n, dim = x.shape
-    n_sets, K = weights.shape
+    n_sets, K = means.shape[:2]
     out = np.empty((n_sets, n, K))
     chunk = max(1, _BATCH_ELEMENTS // max(1, n * K * dim))
     for start in range(0, n_sets, chunk):
@@ -316,10 +269,9 @@ def batched_log_joint(x, weights, means, covs) -> np.ndarray:
         chol_inv = np.linalg.inv(chol)
         z = np.einsum("skij,snkj->snki", chol_inv, x[None, :, None, :] - means[part][:, None, :, :])
         half_log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (s, K)
-        with np.errstate(divide="ignore"):
-            log_w = np.log(weights[part])
-        out[part] = (log_w - half_log_det - 0.5 * dim * _LOG_2PI)[:, None, :] - 0.5 * np.einsum("snki,snki->snk", z, z)
+        out[part] = (-half_log_det - 0.5 * dim * _LOG_2PI)[:, None, :] - 0.5 * np.einsum("snki,snki->snk", z, z)
     return out
+
 
 def _niw_pieces(x, m, kappa, nu, S):
     """Validated ``x``, ``m``, factors ``sqrt(nu_k) L_k^{-1}`` of the expected precisions
@@ -354,8 +306,7 @@ def expected_log_densities(x, m, kappa, nu, S) -> np.ndarray:
                    - (D / kappa_k + nu_k (x_n - m_k)^T S_k^{-1} (x_n - m_k)) / 2,
         E[log|Lambda_k|] = psi_D(nu_k / 2) + D log 2 - log|S_k|,
 
-    the same maths as :meth:`NormalInverseWishart.expected_log_det_precision` and
-    :meth:`NormalInverseWishart.expected_mahalanobis`. It is the log-density of
+    with ``E[(x - mu)^T Lambda (x - mu)] = D / kappa + nu (x - m)^T S^{-1} (x - m)``. It is the log-density of
     ``N(m_k, S_k / nu_k)`` up to a per-component constant, so it costs what
     :func:`log_gaussian_densities` costs.
 
@@ -380,7 +331,33 @@ def expected_log_densities(x, m, kappa, nu, S) -> np.ndarray:
     return out
 
 
-def _vb_pieces(x, expected_log_weights, m, kappa, nu, S):
+def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None, summed=False):
+    """:func:`e_step_stats` for variational Bayes, in one pass: VB's update of q(z), ``log rho_nk =
+    E[log weights_k] + E[log N(x_n | mu_k, Sigma_k)]`` (Bishop 2006, eq. 10.46) normalised as
+    :func:`e_step` normalises, and :func:`component_stats` of the responsibilities ``r_nk = rho_nk /
+    sum_j rho_nj`` (the input of the factors' update; no ``(N, K)`` array).
+
+    Parameters
+    ----------
+    x : array-like of shape (N, D)
+    expected_log_weights : array-like of shape (K,)
+        ``E_q[log weights_k]`` (``Dirichlet.expected_log()``); ``-inf`` allowed (zero responsibility).
+    m, kappa, nu, S
+        The NIW factors, as in :func:`expected_log_densities`.
+    centre : ndarray of shape (D,), optional
+    summed : bool
+        As in :func:`e_step_stats`.
+
+    Returns
+    -------
+    log_norm : ndarray of shape (N,), or float
+        ``log sum_k rho_nk`` (its sum with ``summed=True``); with the optimal q(z) its sum is the
+        ELBO's data term ``E_q[log p(x, z | theta)] - E_q[log q(z)]``.
+    counts : ndarray of shape (K,)
+    means : ndarray of shape (K, D)
+    scatters : ndarray of shape (K, D, D)
+        As :func:`component_stats` returns them for the responsibilities.
+    """
     x, m, factors, constants = _niw_pieces(x, m, kappa, nu, S)
     log_weights = np.asarray(expected_log_weights, dtype=np.float64)
     if (
@@ -392,54 +369,4 @@ def _vb_pieces(x, expected_log_weights, m, kappa, nu, S):
         raise ValueError(
             f"expected_log_weights must be {constants.size} numbers below +inf, not all -inf, got {log_weights}"
         )
-    return as_c(x), m, factors, constants + log_weights
-
-
-def expected_e_step(x, expected_log_weights, m, kappa, nu, S) -> tuple[np.ndarray, np.ndarray]:
-    """VB's update of q(z) in one pass: ``log rho_nk = E[log weights_k] + E[log N(x_n | mu_k, Sigma_k)]``
-    (Bishop 2006, eq. 10.46), normalised as :func:`e_step` normalises.
-
-    Parameters
-    ----------
-    x : array-like of shape (N, D)
-    expected_log_weights : array-like of shape (K,)
-        ``E_q[log weights_k]`` (``Dirichlet.expected_log()``); ``-inf`` allowed (zero responsibility).
-    m, kappa, nu, S
-        The NIW factors, as in :func:`expected_log_densities`.
-
-    Returns
-    -------
-    log_norm : ndarray of shape (N,)
-        ``log sum_k rho_nk``; with the optimal q(z) its sum is the ELBO's data term
-        ``E_q[log p(x, z | theta)] - E_q[log q(z)]``.
-    resp : ndarray of shape (N, K), Fortran-ordered
-        ``r_nk = rho_nk / sum_j rho_nj``.
-    """
-    x, m, factors, constants = _vb_pieces(x, expected_log_weights, m, kappa, nu, S)
-    resp, log_norm, _, _ = run_pass(x, factors, m, constants, OUT_RESP)
-    check_finite_rows(log_norm, x, "the expected log-density")
-    return log_norm, resp
-
-
-def expected_e_step_stats(x, expected_log_weights, m, kappa, nu, S, centre=None, summed=False):
-    """:func:`expected_e_step` and :func:`component_stats` of its responsibilities, in one pass
-    (VB's update of q(z) and the input of the factors' update; no ``(N, K)`` array).
-
-    Parameters
-    ----------
-    x, expected_log_weights, m, kappa, nu, S
-        As in :func:`expected_e_step`.
-    centre : ndarray of shape (D,), optional
-    summed : bool
-        As in :func:`e_step_stats`.
-
-    Returns
-    -------
-    log_norm : ndarray of shape (N,)
-    counts : ndarray of shape (K,)
-    means : ndarray of shape (K, D)
-    scatters : ndarray of shape (K, D, D)
-        As :func:`expected_e_step` and :func:`component_stats` return them.
-    """
-    x, m, factors, constants = _vb_pieces(x, expected_log_weights, m, kappa, nu, S)
-    return _stats_pass(x, factors, m, constants, centre, summed, "the expected log-density")
+    return _stats_pass(as_c(x), factors, m, constants + log_weights, centre, summed, "the expected log-density")

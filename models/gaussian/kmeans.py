@@ -17,8 +17,8 @@ import numpy as np
 
 from ..core.base import numeric_array
 from .data import GaussianData
-from .kernels import classify
-from .stats import hard_component_stats
+from .kernels import log_gaussian_densities
+from .stats import component_stats
 
 __all__ = ["kmeans_plusplus", "lloyd", "nearest_centres"]
 
@@ -66,7 +66,7 @@ def nearest_centres(x, centres) -> np.ndarray:
     """Index of the nearest centre (Euclidean) of every point, shape (N,).
 
     Lloyd's assignment, computed as classification EM's C-step with equal weights and identity
-    covariances (the largest log N(x_n | centre_k, I) is the smallest distance).
+    covariances (the largest log N(x_n | centre_k, I) is the smallest distance; the first on ties).
 
     Parameters
     ----------
@@ -75,7 +75,7 @@ def nearest_centres(x, centres) -> np.ndarray:
     """
     K, dim = centres.shape
     identity = np.broadcast_to(np.eye(dim), (K, dim, dim))
-    return classify(x, np.full(K, 1.0 / K), centres, identity)[0]
+    return np.argmax(log_gaussian_densities(x, centres, identity), axis=1)
 
 
 def lloyd(x: np.ndarray, init_centres, n_components: int, max_iter: int = 300):
@@ -93,7 +93,7 @@ def lloyd(x: np.ndarray, init_centres, n_components: int, max_iter: int = 300):
         if labels is not None and np.array_equal(new_labels, labels):
             break
         labels = new_labels
-        counts, means, _ = hard_component_stats(x, labels, K)
+        counts, means, _ = component_stats(x, np.eye(K)[labels])
         # an empty cluster keeps its centre (scikit-learn would relocate it)
         centres = np.where(counts[:, None] > 0, means, centres)
     else:

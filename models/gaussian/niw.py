@@ -36,12 +36,12 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import multigammaln
 
 from ..core.base import LatentModel, check_param_keys, check_rng
-from ..core.conjugate import MultivariateT, NormalInverseWishart, gaussian_stats, log_det_spd
+from ..core.conjugate import MultivariateT, NormalInverseWishart
 from ..core.conjugate_mixture import ConjugateMixture
 from ..core.protocols import DemoPlan
+from ..families.gaussian import NIW_KEY, GaussianFamily
 from .data import GaussianData, GaussianObservations
 from .niw_hyperparameters import NIWHyperparameters, check_spd_hyperparameter, check_vector_hyperparameter
 
@@ -136,6 +136,31 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         Sigma = check_spd_hyperparameter(params["Sigma"], f"{name}['Sigma']", mu.size)
         return {"mu": mu, "Sigma": Sigma}
 
+    # -- the one-component Gaussian family ------------------------------------------------
+    def _family(self, prior: NormalInverseWishart | None = None) -> GaussianFamily:
+        """This model as a one-component :class:`GaussianFamily` (K = 1, no weights), with this
+        model's hyperparameters or those of ``prior`` (a resolved data-driven prior). Its maximum
+        likelihood adds no ``reg_covar``: a singular MLE raises here instead."""
+        dim, m0, kappa0, nu0, S0 = (self.dim, self.m0, self.kappa0, self.nu0, self.S0) if prior is None else (
+            prior.dim, prior.m, float(prior.kappa), float(prior.nu), prior.S)
+        return GaussianFamily(dim, m0=m0, kappa0=kappa0, nu0=nu0, S0=S0, reg_covar=0.0, owner="NIWGaussian")
+
+    @staticmethod
+    def _one(niw: NormalInverseWishart) -> NormalInverseWishart:
+        """The family's NIW over K = 1 component, squeezed to one (mu, Sigma)."""
+        return NormalInverseWishart._trusted(niw.m[0], niw.kappa[0], niw.nu[0], niw.S[0])
+
+    def _stats(self, data) -> dict:
+        """The family's statistics of all the rows (``counts`` (1,), ``means`` (1, D), ``scatters``
+        (1, D, D)): one component that every observation belongs to."""
+        x = self.check_data(data).x
+        return self._family().stats(x, np.ones((x.shape[0], 1)))
+
+    @staticmethod
+    def _squeezed(stats: dict) -> tuple:
+        """(count, mean, scatter) of the one component."""
+        return stats["counts"][0], stats["means"][0], stats["scatters"][0]
+
     # -- the prior ------------------------------------------------------------------------
     def _prior_from_stats(self, count, mean, scatter) -> NormalInverseWishart:
         """The prior with data-driven hyperparameters filled from full-data statistics."""
@@ -156,7 +181,7 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
     def resolved_prior(self, data) -> NormalInverseWishart:
         """The NIW prior used for ``data``: explicit hyperparameters as given, the others from
         the data (see the module docstring)."""
-        return self._prior_from_stats(*gaussian_stats(self.check_data(data).x))
+        return self._prior_from_stats(*self._squeezed(self._stats(data)))
 
     def with_data_prior(self, data) -> "NIWGaussian":
         """This model with every data-driven hyperparameter fixed from ``data`` (empirical
@@ -164,13 +189,9 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         prior = self.resolved_prior(data)
         return NIWGaussian(m0=prior.m, kappa0=float(prior.kappa), nu0=float(prior.nu), S0=prior.S)
 
-    def _explicit_prior(self, what: str) -> NormalInverseWishart:
-        self._require_explicit_prior(what)
-        return NormalInverseWishart(np.asarray(self.m0), self.kappa0, self.nu0, np.asarray(self.S0))
-
     def prior(self) -> dict:
         """``{("mu", "Sigma"): NormalInverseWishart}``; only for explicit hyperparameters."""
-        return {NAMES: self._explicit_prior("prior()")}
+        return {NAMES: self._one(self._family().prior(1)[NIW_KEY])}
 
     def log_prior(self, params) -> np.ndarray:
         """log NIW(mu, Sigma | prior), shape B for params of batch shape B.
@@ -178,8 +199,8 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         Only for explicit hyperparameters: for a data-driven prior, use
         ``model.with_data_prior(data).log_prior(params)`` (``fit`` does so).
         """
-        prior = self._explicit_prior("log_prior(params)")
-        return prior.log_pdf(np.asarray(params["mu"], float), np.asarray(params["Sigma"], float))
+        mu, Sigma = np.asarray(params["mu"], float), np.asarray(params["Sigma"], float)
+        return self._family().log_prior({"means": mu[..., None, :], "covs": Sigma[..., None, :, :]}, 1)
 
     # -- likelihood -----------------------------------------------------------------------
     def log_likelihood(self, data, params) -> np.ndarray:
@@ -203,11 +224,13 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         dim = x.shape[1]
         if mu.shape[-1:] != (dim,) or Sigma.shape[-2:] != (dim, dim):
             raise ValueError(f"params must have mu (..., {dim}) and Sigma (..., {dim}, {dim}), got {mu.shape} and {Sigma.shape}")
-        chol = np.linalg.cholesky(Sigma)
-        chol_inv = np.linalg.inv(chol)
-        z = np.einsum("...ij,...nj->...ni", chol_inv, x - mu[..., None, :])
-        half_log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-        return -0.5 * dim * np.log(2 * np.pi) - half_log_det[..., None] - 0.5 * np.sum(z**2, -1)
+        # the family's densities with K = 1: (N, 1) for one set, (S, N, 1) for S sets
+        batch = np.broadcast_shapes(mu.shape[:-1], Sigma.shape[:-2])
+        means = np.broadcast_to(mu, batch + (dim,)).reshape(-1, 1, dim)
+        covs = np.broadcast_to(Sigma, batch + (dim, dim)).reshape(-1, 1, dim, dim)
+        log_density = self._family().log_density(x, {"means": means[0], "covs": covs[0]} if batch == () else
+                                                 {"means": means, "covs": covs})
+        return log_density[..., 0].reshape(batch + (x.shape[0],))
 
     def simulate(self, params, size, rng=None):
         """Draw ``size`` observations from N(mu, Sigma).
@@ -221,8 +244,8 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         params = self.check_params(params)
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise ValueError(f"size must be a positive int, got {size!r}")
-        z = rng.standard_normal((int(size), params["mu"].size))
-        return params["mu"] + z @ np.linalg.cholesky(params["Sigma"]).T, None
+        params = {"means": params["mu"][None], "covs": params["Sigma"][None]}
+        return self._family().simulate(params, np.zeros(int(size), int), rng), None
 
     # -- closed forms ---------------------------------------------------------------------
     def mle(self, data) -> tuple[np.ndarray, np.ndarray]:
@@ -233,8 +256,7 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         ValueError
             When the scatter is singular (N <= D, or points on a hyperplane): no finite maximum.
         """
-        count, mean, scatter = gaussian_stats(self.check_data(data).x)
-        return self._mle_from_stats(count, mean, scatter)
+        return self._mle_from_stats(*self._squeezed(self._stats(data)))
 
     @staticmethod
     def _mle_from_stats(count, mean, scatter, advice="use the MAP (em without mle=True, or model.map(data))"):
@@ -251,7 +273,7 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
 
     def posterior(self, data) -> NormalInverseWishart:
         """The exact posterior NIW(m_N, kappa_N, nu_N, S_N)."""
-        stats = gaussian_stats(self.check_data(data).x)
+        stats = self._squeezed(self._stats(data))
         return self._prior_from_stats(*stats).update(*stats)
 
     def map(self, data) -> tuple[np.ndarray, np.ndarray]:
@@ -272,17 +294,9 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
 
     def log_evidence(self, data) -> float:
         """log p(data), the marginal likelihood (Murphy 2012, eq. 4.215)."""
-        x = self.check_data(data).x
-        stats = gaussian_stats(x)
-        prior = self._prior_from_stats(*stats)
-        post = prior.update(*stats)
-        n, dim = x.shape
-        return float(
-            -0.5 * n * dim * np.log(np.pi)
-            + multigammaln(post.nu / 2, dim) - multigammaln(prior.nu / 2, dim)
-            + 0.5 * prior.nu * log_det_spd(prior.S) - 0.5 * post.nu * log_det_spd(post.S)
-            + 0.5 * dim * (np.log(prior.kappa) - np.log(post.kappa))
-        )
+        stats = self._stats(data)
+        prior = self._prior_from_stats(*self._squeezed(stats))
+        return float(self._family(prior).log_marginal(stats, 1)[0])
 
     # -- hooks: em ------------------------------------------------------------------------
     def initial_params(self, data, rng, strategy: str = "random") -> dict[str, np.ndarray]:
@@ -294,17 +308,16 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
             variances = x.var(axis=0) if x.shape[0] > 1 else np.ones(x.shape[1])
             return {"mu": x[rng.integers(x.shape[0])].copy(), "Sigma": np.diag(np.where(variances > 0, variances, 1.0))}
         if strategy == "prior":
-            mu, Sigma = self.resolved_prior(data).sample(rng)
-            return {"mu": mu, "Sigma": Sigma}
+            draw = self._family(self.resolved_prior(data)).initial_params(None, 1, rng, "prior")[0]
+            return {"mu": draw["means"][0], "Sigma": draw["covs"][0]}
         raise ValueError(f"init strategy must be 'random', 'prior' or a dict of params, got {strategy!r}")
 
     def expected_stats(self, data, params):
-        """With no latent variables the 'expected' statistics are the complete ones:
-        ``{"count", "mean", "scatter"}`` of all the data, and the log-likelihood at params."""
+        """With no latent variables the 'expected' statistics are the complete ones: the
+        family's ``{"counts", "means", "scatters"}`` of all the data (K = 1), and the
+        log-likelihood at params."""
         data = self.check_data(data)
-        count, mean, scatter = gaussian_stats(data.x)
-        log_lik = float(np.sum(self.log_likelihood(data, params)))
-        return {"count": count, "mean": mean, "scatter": scatter}, log_lik
+        return self._stats(data), float(np.sum(self.log_likelihood(data, params)))
 
     def conditional_posterior(self, stats, mle: bool = False) -> dict:
         """``{("mu", "Sigma"): NIW posterior}`` given the statistics; its mode is the MAP.
@@ -314,11 +327,11 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         (:meth:`NormalInverseWishart.flat`), whose posterior mode is the MLE; a singular MLE
         (e.g. one observation) raises ValueError.
         """
-        count, mean, scatter = stats["count"], stats["mean"], stats["scatter"]
+        squeezed = self._squeezed(stats)
         if mle:
-            self._mle_from_stats(count, mean, scatter)  # raises a clear error if singular
-            return {NAMES: NormalInverseWishart.flat(mean.shape[-1]).update(count, mean, scatter)}
-        return {NAMES: self._prior_from_stats(count, mean, scatter).update(count, mean, scatter)}
+            self._mle_from_stats(*squeezed)  # raises a clear error if singular
+        family = self._family(None if mle else self._prior_from_stats(*squeezed))
+        return {NAMES: self._one(family.posterior(stats, 1, mle=mle)[NIW_KEY])}
 
     # -- hooks: exact ---------------------------------------------------------------------
     def exact_posterior(self, data) -> ConjugateMixture:

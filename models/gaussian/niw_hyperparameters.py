@@ -88,15 +88,6 @@ class NIWHyperparameters:
             raise ValueError(f"nu0 must be > D - 1 = {dim - 1} for data with D = {dim}, got {nu0}")
         return m0, nu0
 
-    def _require_explicit_prior(self, what: str) -> None:
-        """A ValueError naming ``what`` when the prior depends on data that were not given."""
-        if self.data_driven:
-            raise ValueError(
-                f"{what} needs the prior, and this {type(self).__name__}'s prior is data-driven (m0, nu0 or S0 "
-                "is None), so it depends on the data; use model.with_data_prior(data) (the same prior, fixed "
-                "from the data), or em with mle=True"
-            )
-
     @property
     def dim(self) -> int | None:
         """D if the explicit hyperparameters fix it, else None (taken from the data)."""

@@ -137,18 +137,6 @@ def _exp_shifted(block, k, top, n, scratch):
         block[k, b] *= scratch[b]
 
 
-@njit(**JIT)
-def _exp_nonpositive(values, out, scratch):
-    """``out = exp(values)`` for ``values <= 0`` (1-D), by :func:`_exp_shifted`."""
-    n = values.shape[0]
-    block = np.empty((1, n))
-    for b in range(n):
-        block[0, b] = values[b]
-    _exp_shifted(block, 0, np.zeros(n), n, scratch)
-    for b in range(n):
-        out[b] = block[0, b]
-
-
 @njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
 def _dot(u, v, n):
     """``sum_b u[b] v[b]`` over ``b < n``, vectorised (reassociated into SIMD partial sums)."""

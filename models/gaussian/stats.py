@@ -1,7 +1,8 @@
 """Sufficient statistics of a Gaussian mixture: weighted counts, means and scatter matrices.
 
-:func:`component_stats` gives them for given weights (responsibilities or 0/1 assignments),
-:func:`hard_component_stats` for hard labels; the fused E-steps of
+:func:`component_stats` gives them for given weights (responsibilities, or 0/1 assignments: hard
+labels, as :meth:`GaussianFamily.label_stats
+<latentzoo.models.families.gaussian.GaussianFamily.label_stats>` forms them); the fused E-steps of
 :mod:`~latentzoo.models.gaussian.kernels` reach them through :func:`stats_from_moments` without
 storing the responsibilities. They are the input of
 :meth:`NormalInverseWishart.update <latentzoo.models.core.conjugate.NormalInverseWishart.update>`.
@@ -21,7 +22,7 @@ import numpy as np
 
 from .passes import GIVEN_RESP, as_c, as_data, raise_non_finite, run_pass
 
-__all__ = ["component_stats", "hard_component_stats"]
+__all__ = ["component_stats"]
 
 # Recompute a component's scatter centred at its own mean when the one-pass formula would lose
 # more than about 1e-16 * ratio of relative precision in the scatter's weakest direction.
@@ -77,29 +78,6 @@ def component_stats(x, resp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return stats_from_moments(x, moments, shift, lambda: resp)
 
 
-
-def hard_component_stats(x, labels, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`component_stats` of hard assignments: point ``n`` belongs to component ``labels[n]``.
-
-    Parameters
-    ----------
-    x : array-like of shape (N, D)
-    labels : int array-like of shape (N,)
-        Components 0..n_components-1.
-    n_components : int
-        K (components no point is assigned to get zero statistics).
-
-    Returns
-    -------
-    counts : ndarray of shape (K,)
-    means : ndarray of shape (K, D)
-    scatters : ndarray of shape (K, D, D)
-        As :func:`component_stats` returns them for the 0/1 weights.
-    """
-    labels = np.asarray(labels)
-    one_hot = np.zeros((labels.size, n_components))
-    one_hot[np.arange(labels.size), labels] = 1.0
-    return component_stats(x, one_hot)
 
 def stats_from_moments(x, moments, shift, responsibilities):
     """Counts, means and scatters from the moments ``sum_n r_nk phi(x_n - shift)``;

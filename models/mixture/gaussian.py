@@ -57,17 +57,15 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from ..core.base import DegenerateComponentError, check_positive
 from ..core.protocols import DemoPlan
 from ..core.sizes import check_parameter_size
 from ..families.gaussian import GaussianFamily
 from ..gaussian.data import GaussianChunk, GaussianData, GaussianObservations
-from ..gaussian.kernels import batched_log_joint, classify, e_step, e_step_stats, expected_e_step_stats, log_evidence
+from ..gaussian.kernels import e_step, e_step_stats, expected_e_step_stats
 from ..gaussian.kmeans import kmeans_plusplus, lloyd  # noqa: F401  (kmeans_plusplus: re-exported for examples/gmm.py)
 from ..gaussian.niw_hyperparameters import NIWHyperparameters
-from ..gaussian.stats import hard_component_stats
 from .finite import FiniteMixture
 
 __all__ = ["DegenerateComponentError", "GaussianMixture", "DATA_DRIVEN_KAPPA0", "REG_COVAR"]
@@ -226,8 +224,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
         """What the data-driven prior needs from ``data``: the count, mean and scatter of all
         observations, as the statistics of one component (chunks combine by
         :meth:`combine_stats`, so chunked data give the prior without being gathered)."""
-        x = self.check_data(data).x
-        return self._stats(x, np.ones((x.shape[0], 1)))
+        return self.family.data_prior_stats(self.check_data(data).x)
 
     def with_data_prior_stats(self, stats) -> "GaussianMixture":
         """:meth:`with_data_prior` from :meth:`data_prior_stats` (of all the data, combined)."""
@@ -248,28 +245,19 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
             raise ValueError(f"params must have weights (..., {K}), means (..., {K}, {dim}) and covs (..., {K}, {dim}, "
                              f"{dim}); got {weights.shape}, {means.shape} and {covs.shape}")
         if not unbatched and x.shape[0] < _COMPILED_FROM_ROWS:
-            # NumPy over the block of sets: faster than a compiled pass per set for short data
-            log_joint = batched_log_joint(x, weights, means, covs)
-            log_norm = special.logsumexp(log_joint, axis=-1)
-            return log_norm, (np.exp(log_joint - log_norm[..., None]) if want_resp else None)
+            # the family's NumPy over the block of sets: faster than a compiled pass per set for short data
+            return super()._log_norm_block(x, block, want_resp, unbatched)
         log_norms, resps = [], []
         for index in range(weights.shape[0]):
             try:
-                if want_resp:
-                    log_norm, resp = e_step(x, weights[index], means[index], covs[index])
-                    resps.append(resp)
-                else:
-                    log_norm = log_evidence(x, weights[index], means[index], covs[index])
+                log_norm, resp = e_step(x, weights[index], means[index], covs[index], want_resp)
+                resps.append(resp)
             except ValueError as error:
                 raise ValueError(f"{'params' if unbatched else f'params (draw {index})'}: {error}") from None
             log_norms.append(log_norm)
         # one set is reshaped, not copied (the (N, K) responsibilities of 4e6 points are 128 MB)
         stack = lambda arrays: arrays[0][None] if len(arrays) == 1 else np.stack(arrays)  # noqa: E731
         return stack(log_norms), (stack(resps) if want_resp else None)
-
-    @staticmethod
-    def _fused(counts, means, scatters) -> dict:
-        return {"counts": counts, "means": means, "scatters": scatters}
 
     def initial_params(self, data, rng, strategy: str = "kmeans++") -> dict[str, np.ndarray]:
         """EM, Gibbs and VB start.
@@ -297,14 +285,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
         data = self.check_data(data)
         log_lik, *stats = e_step_stats(data.x, params["weights"], params["means"], params["covs"],
                                        centre=data.moments[0], summed=True)
-        return self._fused(*stats), log_lik
-
-    def classification_stats(self, data, params):
-        """Classification EM's E + C step: each point goes to its most probable component; the
-        objective ``sum_n max_k log(weights_k N(x_n | means_k, covs_k))``."""
-        x = self.check_data(data).x
-        labels, objective = classify(x, params["weights"], params["means"], params["covs"])
-        return self._fused(*hard_component_stats(x, labels, self.n_components)), objective
+        return dict(zip(("counts", "means", "scatters"), stats)), log_lik
 
     def vb_expected_stats(self, data, factors):
         """Update q(z): expected statistics and the ELBO's data term, in one fused pass.
@@ -319,7 +300,7 @@ class GaussianMixture(NIWHyperparameters, GaussianObservations, FiniteMixture):
             data.x, factors["weights"].expected_log(), niw.m, niw.kappa, niw.nu, niw.S, centre=data.moments[0],
             summed=True,
         )
-        return self._fused(*stats), log_norm
+        return dict(zip(("counts", "means", "scatters"), stats)), log_norm
 
     # -- K-means as a limit (seed 001) ----------------------------------------------------------
     def kmeans(self, data, init_centres, max_iter: int = 300):

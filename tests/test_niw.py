@@ -516,3 +516,14 @@ def test_bad_data_against_the_prior_and_params():
         MODEL.log_likelihood(SMALL, {"mu": np.zeros(2)})
     with pytest.raises(ValueError, match="prior\\(\\) needs the prior"):
         NIWGaussian().prior()
+
+
+def test_log_likelihood_names_sigma_when_not_positive_definite():
+    """The user passed Sigma, so the message names Sigma (and the draw), not the family's covs."""
+    x = np.random.default_rng(0).normal(size=(20, 2))
+    model = NIWGaussian()
+    with pytest.raises(ValueError, match=r"params\['Sigma'\] must be symmetric positive definite; its smallest eigenvalue is -1"):
+        model.log_likelihood(x, {"mu": np.zeros(2), "Sigma": np.array([[1.0, 2.0], [2.0, 1.0]])})
+    draws = np.stack([np.eye(2), np.eye(2), -np.eye(2)])
+    with pytest.raises(ValueError, match=r"Sigma'\] must be symmetric positive definite \(flat draws \[2\]\)"):
+        model.log_likelihood(x, {"mu": np.zeros((3, 2)), "Sigma": draws})

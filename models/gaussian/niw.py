@@ -228,8 +228,16 @@ class NIWGaussian(NIWHyperparameters, GaussianObservations, LatentModel):
         batch = np.broadcast_shapes(mu.shape[:-1], Sigma.shape[:-2])
         means = np.broadcast_to(mu, batch + (dim,)).reshape(-1, 1, dim)
         covs = np.broadcast_to(Sigma, batch + (dim, dim)).reshape(-1, 1, dim, dim)
-        log_density = self._family().log_density(x, {"means": means[0], "covs": covs[0]} if batch == () else
-                                                 {"means": means, "covs": covs})
+        try:
+            log_density = self._family().log_density(x, {"means": means[0], "covs": covs[0]} if batch == () else
+                                                     {"means": means, "covs": covs})
+        except ValueError:
+            # the family's message speaks of components and covs; the user passed Sigma
+            smallest = np.linalg.eigvalsh(covs[:, 0]).min(axis=-1)
+            bad = np.flatnonzero(~(smallest > 0))
+            where = "" if batch == () else f" (flat draws {bad[:5].tolist()})"
+            raise ValueError(f"params['Sigma'] must be symmetric positive definite{where}; its smallest "
+                             f"eigenvalue is {smallest[bad[0]] if bad.size else smallest.min():.3g}") from None
         return log_density[..., 0].reshape(batch + (x.shape[0],))
 
     def simulate(self, params, size, rng=None):

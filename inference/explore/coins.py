@@ -33,10 +33,10 @@ from ...models import MODELS
 from ...models.core.base import LatentModel
 from ...models.core.conjugate import Beta, apply_to_factors
 from ..registry import seed_from
-from .common import (RecentFits, answer_every_panel, check_fields, check_options, check_seed, int_option,
-                     pymc_job_options, quiet_run, table_rows, to_json)
+from .common import (RecentFits, answer_edit, answer_every_panel, answer_tables,
+                     check_fields, check_options, check_seed, int_option, pymc_job_options, quiet_run, table_rows, to_json)
 
-__all__ = ["LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
+__all__ = ["run_edit", "run_tables", "LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
 
 #: the bounds every request is held to (stated on the page and in docs/user-guide/explore.md)
 LIMITS = {
@@ -82,6 +82,7 @@ PAGE_DEFAULT = {"flips": "1111110000", "pi_prior": [1, 1], "p_prior": [1, 1], "q
 
 #: the fast methods (answered in the request) and the slow ones (background jobs)
 METHODS = ("data", "exact", "em", "vb", "gibbs")
+TABLE_METHODS = ("exact", "em", "vb", "gibbs")
 JOB_METHODS = ("nuts", "advi")
 
 GRID_SIZE = 61  # points per axis of the (p, q) contour grids
@@ -438,6 +439,16 @@ def run_table(method: str, body) -> dict:
                   "elapsed_ms": 1000 * (time.perf_counter() - start)})
 
 
+def run_edit(body) -> dict:
+    """Every panel of one edit (:data:`METHODS`) from one validation: :func:`.common.answer_edit`."""
+    return answer_edit({method: VIEWS[method] for method in METHODS}, parse_request, body)
+
+
+def run_tables(body) -> dict:
+    """Every panel's table rows (:data:`TABLE_METHODS`) in one answer: :func:`.common.answer_tables`."""
+    return answer_tables(TABLE_METHODS, run_table, body)
+
+
 def warm_up() -> float:
     """Answer every panel and table once on the seed's data; return the seconds spent.
 
@@ -446,7 +457,7 @@ def warm_up() -> float:
     the page would otherwise wait for. The answers stay in :data:`RECENT_FITS`, so a page opened
     on the seed's data is answered from there.
     """
-    return answer_every_panel(METHODS, [m for m in METHODS if m != "data"], run_method, run_table, PAGE_DEFAULT)
+    return answer_every_panel(METHODS, TABLE_METHODS, run_method, run_table, PAGE_DEFAULT)
 
 
 def run_job(method: str, body, progress=None) -> dict:

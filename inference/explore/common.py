@@ -19,7 +19,7 @@ from ..comparison.metrics import comparison_table
 from ..registry import run_backend
 
 __all__ = ["RecentFits", "to_json", "int_option", "quiet_run", "idata_of", "table_rows", "request_key", "max_rhat",
-           "TABLE_FIELDS"]
+           "TABLE_FIELDS", "answer_edit", "answer_tables"]
 
 TABLE_FIELDS = ("parameter", "mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk")
 
@@ -129,6 +129,64 @@ def sampler_table(cache: RecentFits, request, method: str, run, messages: list, 
         messages = messages + checked
     return to_json({"method": method, "table": rows, **extra, "tag": body.get("tag"), "warnings": messages,
                     "elapsed_ms": 1000 * (time.perf_counter() - start)})
+
+
+def _panel_error(method: str, error: BaseException) -> dict:
+    return {"method": method, "error": {"type": type(error).__name__, "message": str(error)}}
+
+
+def answer_edit(panels: dict, parse_request, body) -> dict:
+    """Every panel of one edit in one answer: the body validated once (``parse_request``, which
+    raises on bad input: the whole edit is refused), then each panel built from that one request
+    object, so that the fits and the exact posterior the panels share are computed once (the
+    view's cache of recent fits holds them). Before, the page asked for each panel in its own
+    request; those queued behind each other on one interpreter, each validating the body again.
+
+    Parameters
+    ----------
+    panels : dict
+        ``{method: view function(request) -> dict}``, in the order to compute them.
+    parse_request : callable
+        The view's validation.
+    body : dict
+        The page's request.
+
+    Returns
+    -------
+    dict, JSON-ready
+        ``{"tag", "elapsed_ms", "panels": {method: answer}}``; each answer is what the panel's own
+        request (``POST /api/{model}/{method}``) gives, or ``{"method", "error": {"type",
+        "message"}}`` when that panel alone failed with a ValueError or TypeError.
+    """
+    start = time.perf_counter()
+    request = parse_request(body)
+    answers = {}
+    for method, view in panels.items():
+        began = time.perf_counter()
+        try:
+            answer = view(request)
+        except (ValueError, TypeError) as error:
+            answer = _panel_error(method, error)
+        answer["tag"] = body.get("tag")
+        answer["elapsed_ms"] = 1000 * (time.perf_counter() - began)
+        answers[method] = to_json(answer)
+    return {"tag": body.get("tag"), "panels": answers, "elapsed_ms": 1000 * (time.perf_counter() - start)}
+
+
+def answer_tables(methods, run_table, body) -> dict:
+    """Every panel's table rows in one answer: ``{"tag", "elapsed_ms", "tables": {method:
+    run_table(method, body)}}``; a table that fails alone (ValueError, TypeError) holds
+    ``{"method", "error"}``. The page asks for it once the panels have answered, so the server
+    computes the tables while the page draws the plots."""
+    start = time.perf_counter()
+    tables = {}
+    for method in methods:
+        try:
+            tables[method] = run_table(method, body)
+        except (ValueError, TypeError) as error:
+            tables[method] = to_json(_panel_error(method, error))
+    return {"tag": body.get("tag") if isinstance(body, dict) else None, "tables": tables,
+            "elapsed_ms": 1000 * (time.perf_counter() - start)}
 
 
 def answer_every_panel(methods, table_methods, run_method, run_table, body: dict) -> float:

@@ -164,6 +164,9 @@ def _breakdown(log: dict, settle: float, view: str) -> dict:
     out["plotly calls"] = len(calls)
     out["plotly busy (sync)"] = sum(c["sync"] - c["start"] for c in calls)
     out["plotly busy (to promise)"] = sum(c["end"] - c["start"] for c in calls)
+    for call in calls:
+        key = f"plotly {call['id']} (sync)"
+        out[key] = out.get(key, 0.0) + call["sync"] - call["start"]
     out["first plotly call at"] = min((c["start"] for c in calls), default=np.nan) - edit
     out["settled at"] = settle
     return out

@@ -5,12 +5,10 @@
 "use strict";
 
 const LZ = (() => {
-  const DEBOUNCE_MS = 40;  // a burst of keystrokes becomes one request; small next to the 100 ms budget
-  // An edit's answers are drawn together: drawing waits until every panel of the edit has
-  // answered, or HOLD_MS after the first answer. Drawing each answer as it lands redrew the
-  // shared plots (contours, scatter) once per panel; on a busy 2-core machine each pass took
-  // 100-300 ms of the page's only thread, and delayed the table requests behind it.
-  const HOLD_MS = 150;
+  // a burst of input events (a paste, auto-repeat, a dragged number field) becomes one request;
+  // keystrokes further apart are separate edits anyway, and a newer edit aborts an older one's
+  // requests, so a longer wait only delays every redraw
+  const DEBOUNCE_MS = 20;
   const $ = (id) => document.getElementById(id);
   const fmt = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(digits);
   const views = {};       // model name -> {start, live}
@@ -60,8 +58,7 @@ const LZ = (() => {
     const tables = new Set(options.tables || []);
     let timer = null;
     let drawing = null;
-    let release = null;      // starts a drawing pass held for the edit's other panels
-    let editedAt = null;     // when the edit now being answered was made (null: none pending)
+        let editedAt = null;     // when the edit now being answered was made (null: none pending)
     let panelsTimed = false;  // its panels-drawn time is recorded
     const dirty = new Set();
 
@@ -95,6 +92,18 @@ const LZ = (() => {
       timer = setTimeout(update, DEBOUNCE_MS);
     }
 
+    // A panel (or the whole edit) failed: its answer and table go, its message is shown.
+    function fail(method, message) {
+      delete state.results[method];
+      delete state.tables[method];
+      delete state.tableAnswers[method];
+      showError(method, message);
+      dirty.add(method);
+    }
+
+    // One request per edit: the server validates the body once and answers every panel from it
+    // (POST /api/{model}/edit). Asking for each panel separately queued the requests behind each
+    // other on the server's one interpreter (benchmarks/explore_latency.py --breakdown).
     function update() {
       const tag = ++state.tag;
       let body;
@@ -102,76 +111,83 @@ const LZ = (() => {
         body = { ...options.readBody(), tag };
       } catch (error) {  // the editor cannot be read as a request (the view says why)
         state.debouncing = false;
-        for (const method of options.methods) { delete state.results[method]; showError(method, error.message); requestRedraw(method); }
+        for (const method of options.methods) fail(method, error.message);
+        requestRedraw(options.methods[0]);
         settle();
         return;
       }
       state.debouncing = false;
-      state.open = options.methods.length;  // answers to older edits no longer count
-      state.panelsOpen = options.methods.length;
+      state.open = 1;  // answers to older edits no longer count
+      state.panelsOpen = 1;
       panelsTimed = false;
       settle();
+      // the older edit's requests are aborted: the server drops a request whose page has gone
+      // before computing it
+      if (state.inflight.edit) state.inflight.edit.abort();
+      if (state.tableInflight.all) state.tableInflight.all.abort();
+      const controller = new AbortController();
+      state.inflight.edit = controller;
       const answered = () => {
         if (tag !== state.tag) return;
         state.open -= 1; state.panelsOpen -= 1;
-        if (state.panelsOpen === 0 && release) release();  // the last panel: draw now
         settle();
       };
-      for (const method of options.methods) {
-        if (state.inflight[method]) state.inflight[method].abort();
-        // the older edit's table too: the server drops a request whose page has gone before computing it
-        if (state.tableInflight[method]) state.tableInflight[method].abort();
-        const controller = new AbortController();
-        state.inflight[method] = controller;
-        post(`/api/${options.model}/${method}`, body, controller.signal).then((answer) => {
-          if (answer.tag !== state.tag) return;  // a newer edit is on its way
-          state.results[method] = answer;
+      post(`/api/${options.model}/edit`, body, controller.signal).then((answer) => {
+        if (answer.tag !== state.tag) return;  // a newer edit is on its way
+        for (const method of options.methods) {
+          const panel = answer.panels[method];
+          if (!panel || panel.error) { fail(method, panel ? panel.error.message : `no answer for ${method}`); continue; }
+          state.results[method] = panel;
           showError(method, "");
-          if (tables.has(method)) fetchTable(method, body);
-          requestRedraw(method);
-          answered();
-        }).catch((error) => {
-          if (error.name === "AbortError" || tag !== state.tag) return;
-          delete state.results[method];
-          delete state.tables[method];
-          delete state.tableAnswers[method];
-          showError(method, error.message);
-          requestRedraw(method);
-          answered();
-        });
-      }
-    }
-
-    function fetchTable(method, body) {
-      state.open += 1;
-      const answered = () => { if (body.tag === state.tag) { state.open -= 1; settle(); } };
-      if (state.tableInflight[method]) state.tableInflight[method].abort();
-      const controller = new AbortController();
-      state.tableInflight[method] = controller;
-      post(`/api/${options.model}/table/${method}`, body, controller.signal).then((answer) => {
-        if (answer.tag !== state.tag) return;
-        state.tables[method] = answer.table;
-        state.tableAnswers[method] = answer;
-        requestRedraw("table");
+          dirty.add(method);
+        }
+        // asked now: the server computes the tables while the page draws the plots
+        if (tables.size) fetchTables(body);
+        state.panelsOpen = 0;
+        requestRedraw(options.methods[0]);
         answered();
       }).catch((error) => {
-        if (error.name === "AbortError" || body.tag !== state.tag) return;
-        showError(method, error.message);
+        if (error.name === "AbortError" || tag !== state.tag) return;
+        for (const method of options.methods) fail(method, error.message);
+        state.panelsOpen = 0;
+        requestRedraw(options.methods[0]);
         answered();
       });
     }
 
-    // Answers arrive together; drawing each as it lands would start a second Plotly.react on a
-    // plot while the first is still running (plotly then reads a half-built figure and throws).
-    // Instead, what changed is noted and drawn in one pass; a pass waits for plotly, and whatever
-    // arrived meanwhile is drawn in the next. A drawing error is logged, never mistaken for a
-    // failed request.
+    function fetchTables(body) {
+      state.open += 1;
+      const answered = () => { if (body.tag === state.tag) { state.open -= 1; settle(); } };
+      if (state.tableInflight.all) state.tableInflight.all.abort();
+      const controller = new AbortController();
+      state.tableInflight.all = controller;
+      post(`/api/${options.model}/tables`, body, controller.signal).then((answer) => {
+        if (answer.tag !== state.tag) return;
+        for (const method of tables) {
+          const table = answer.tables[method];
+          if (!table || !state.results[method]) continue;  // no panel, no row
+          if (table.error) { showError(method, table.error.message); continue; }
+          state.tables[method] = table.table;
+          state.tableAnswers[method] = table;
+        }
+        requestRedraw("table");
+        answered();
+      }).catch((error) => {
+        if (error.name === "AbortError" || body.tag !== state.tag) return;
+        for (const method of tables) showError(method, error.message);
+        answered();
+      });
+    }
+
+    // An edit's panels arrive together; its tables a little later. Drawing each as it lands
+    // would start a second Plotly.react on a plot while the first is still running (plotly then
+    // reads a half-built figure and throws). Instead, what changed is noted and drawn in one
+    // pass; a pass waits for plotly, and whatever arrived meanwhile is drawn in the next. A
+    // drawing error is logged, never mistaken for a failed request.
     function requestRedraw(what) {
       dirty.add(what);
       if (!drawing) {
-        drawing = new Promise((resolve) => {
-          if (state.panelsOpen > 0) { release = resolve; setTimeout(resolve, HOLD_MS); } else setTimeout(resolve, 0);
-        }).then(() => { release = null; return drawPending(); });
+        drawing = new Promise((resolve) => setTimeout(resolve, 0)).then(drawPending);
         settle();
       }
     }
@@ -185,12 +201,14 @@ const LZ = (() => {
         } catch (error) {
           console.error(`latentzoo explore (${options.model}): drawing failed:`, error);
         }
+        // the plots of the edit are drawn once a pass after its panels' answer ends (the tables,
+        // drawn in a later pass, are timed in settle)
+        if (editedAt !== null && !panelsTimed && !state.debouncing && state.panelsOpen === 0) {
+          record(`${options.model}/panels`, performance.now() - editedAt);
+          panelsTimed = true;
+        }
       }
       drawing = null;
-      if (editedAt !== null && !panelsTimed && !state.debouncing && state.panelsOpen === 0) {
-        record(`${options.model}/panels`, performance.now() - editedAt);
-        panelsTimed = true;
-      }
       settle();
     }
 

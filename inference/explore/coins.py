@@ -446,7 +446,7 @@ def run_edit(body) -> dict:
 
 def run_tables(body) -> dict:
     """Every panel's table rows (:data:`TABLE_METHODS`) in one answer: :func:`.common.answer_tables`."""
-    return answer_tables(TABLE_METHODS, run_table, body)
+    return answer_tables(TABLE_METHODS, run_table, parse_request, body)
 
 
 def warm_up() -> float:

@@ -173,19 +173,21 @@ def answer_edit(panels: dict, parse_request, body) -> dict:
     return {"tag": body.get("tag"), "panels": answers, "elapsed_ms": 1000 * (time.perf_counter() - start)}
 
 
-def answer_tables(methods, run_table, body) -> dict:
+def answer_tables(methods, run_table, parse_request, body) -> dict:
     """Every panel's table rows in one answer: ``{"tag", "elapsed_ms", "tables": {method:
-    run_table(method, body)}}``; a table that fails alone (ValueError, TypeError) holds
+    run_table(method, body)}}``. Bad input raises (``parse_request`` first: the whole answer is
+    refused, as for :func:`answer_edit`); a table that fails alone (ValueError, TypeError) holds
     ``{"method", "error"}``. The page asks for it once the panels have answered, so the server
     computes the tables while the page draws the plots."""
     start = time.perf_counter()
+    parse_request(body)
     tables = {}
     for method in methods:
         try:
             tables[method] = run_table(method, body)
         except (ValueError, TypeError) as error:
             tables[method] = to_json(_panel_error(method, error))
-    return {"tag": body.get("tag") if isinstance(body, dict) else None, "tables": tables,
+    return {"tag": body.get("tag"), "tables": tables,
             "elapsed_ms": 1000 * (time.perf_counter() - start)}
 
 

@@ -219,8 +219,12 @@ def browser(views, edits: int, breakdown: bool = False) -> None:
                         lines.append(_breakdown(log, settle, view))
                         page.evaluate("() => { const l = window.__lzBreakdown; l.fetches.length = 0; l.plotly.length = 0; }")
                 size = {"three-coins": "100 flips", "gaussian-mixture": "273 points", "dice-hmm": "200 rolls"}[view]
-                for key, what in ((f"{view}/panels", "plots drawn"), (view, "plots and tables")):
-                    times = np.array(page.evaluate(f"() => window.latentzooTimings['{key}']")[2:])
+                for key, what in ((f"{view}/preview", "preview drawn"), (f"{view}/panels", "plots drawn"),
+                                  (view, "plots and tables")):
+                    times = page.evaluate(f"() => window.latentzooTimings['{key}'] || null")
+                    if times is None:  # a view without a preview
+                        continue
+                    times = np.array(times[2:])
                     print(f"browser {view:17s} {size:11s} edit to {what:16s} median {np.median(times):7.1f} ms   p95 "
                           f"{np.percentile(times, 95):7.1f} ms   ({len(times)} edits)", flush=True)
                 if breakdown:

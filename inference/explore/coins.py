@@ -34,9 +34,10 @@ from ...models.core.base import LatentModel
 from ...models.core.conjugate import Beta, apply_to_factors
 from ..registry import seed_from
 from .common import (RecentFits, answer_edit, answer_every_panel, answer_tables,
-                     check_fields, check_options, check_seed, int_option, pymc_job_options, quiet_run, table_rows, to_json)
+                     check_fields, check_options, check_preview, check_seed, int_option, pymc_job_options, quiet_run,
+                     request_key, table_rows, to_json)
 
-__all__ = ["run_edit", "run_tables", "LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
+__all__ = ["run_edit", "run_tables", "PREVIEW", "PREVIEWED", "LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
 
 #: the bounds every request is held to (stated on the page and in docs/user-guide/explore.md)
 LIMITS = {
@@ -76,6 +77,13 @@ DEFAULTS = {
     "advi_iterations": 10_000,
 }
 
+#: the budget of a preview (``"preview": true``): what the page asks first while the data are
+#: being edited, then the full budget (DEFAULTS) for VB and Gibbs only, once the preview is drawn.
+#: Each answer says which it is (``preview``), and the page says so beside the Gibbs settings.
+PREVIEW = {"vb_n_init": 1, "gibbs_chains": 2, "gibbs_draws": 40, "gibbs_tune": 5}
+#: the panels whose preview differs from the full answer (the others are the same fits, cached)
+PREVIEWED = ("vb", "gibbs")
+
 #: the request the page sends before any edit (its editor's defaults; see static/index.html)
 PAGE_DEFAULT = {"flips": "1111110000", "pi_prior": [1, 1], "p_prior": [1, 1], "q_prior": [1, 1], "seed": 0,
                 "options": {"n_starts": 12}}
@@ -96,8 +104,9 @@ class Request:
     """A validated request: the model, the data and the options of one edit; ``key`` identifies
     it (the body without its tag) for the cache of recent fits."""
 
-    def __init__(self, model: LatentModel, data, seed: int, options: dict, key: str = ""):
+    def __init__(self, model: LatentModel, data, seed: int, options: dict, key: str = "", preview: bool = False):
         self.model, self.data, self.seed, self.options, self.key = model, data, seed, options, key
+        self.preview = preview  # answer VB and Gibbs with PREVIEW's budget
 
 
 RECENT_FITS = RecentFits()
@@ -129,7 +138,7 @@ def parse_request(body) -> Request:
     ValueError, TypeError
         With the library's message, or one naming the field that is out of bounds.
     """
-    check_fields(body, {"flips", "pi_prior", "p_prior", "q_prior", "seed", "options", "tag"})
+    check_fields(body, {"flips", "pi_prior", "p_prior", "q_prior", "seed", "options", "tag", "preview", "panels"})
     flips = body.get("flips", "")
     if not isinstance(flips, str):
         raise TypeError(f"flips must be text such as '1111110000', got {type(flips).__name__}")
@@ -148,8 +157,9 @@ def parse_request(body) -> Request:
         raise ValueError(f"{data.n_flips} flips per trial; the page accepts at most {LIMITS['flips_per_trial']}")
     if data.n_trials * data.n_flips > LIMITS["total_flips"]:
         raise ValueError(f"{data.n_trials * data.n_flips} flips in all; the page accepts at most {LIMITS['total_flips']}")
-    key = json.dumps({k: v for k, v in body.items() if k != "tag"}, sort_keys=True)
-    return Request(model, data, int(seed), options, key)
+    request = Request(model, data, int(seed), options, request_key(body))
+    request.preview = check_preview(body)
+    return request
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -279,15 +289,18 @@ def _em_options(request: Request, mle: bool) -> dict:
 
 
 def _vb_options(request: Request) -> dict:
-    return {"n_init": DEFAULTS["vb_n_init"], "max_iter": _int_option(request.options, "vb_max_iter", 1, LIMITS["vb_max_iter"]),
+    return {"n_init": PREVIEW["vb_n_init"] if request.preview else DEFAULTS["vb_n_init"], "max_iter": _int_option(request.options, "vb_max_iter", 1, LIMITS["vb_max_iter"]),
             "draws": 1000, "progressbar": False}
 
 
 def _gibbs_options(request: Request) -> dict:
     options = request.options
-    return {"chains": _int_option(options, "gibbs_chains", 1, LIMITS["gibbs_chains"]),
-            "draws": _int_option(options, "gibbs_draws", 10, LIMITS["gibbs_draws"]),
-            "tune": _int_option(options, "gibbs_tune", 0, LIMITS["gibbs_tune"]), "progressbar": False}
+    counts = {"chains": _int_option(options, "gibbs_chains", 1, LIMITS["gibbs_chains"]),
+              "draws": _int_option(options, "gibbs_draws", 10, LIMITS["gibbs_draws"]),
+              "tune": _int_option(options, "gibbs_tune", 0, LIMITS["gibbs_tune"])}
+    if request.preview:  # never more than the request asks
+        counts = {key: min(value, PREVIEW[f"gibbs_{key}"]) for key, value in counts.items()}
+    return {**counts, "progressbar": False}
 
 
 def _table_run(request: Request, method: str):
@@ -389,6 +402,8 @@ def vb_view(request: Request) -> dict:
         "log_evidence": reference["log_evidence"],
         # log p(x) = ELBO + KL(q || p(theta, z | x)): the gap is the KL of the best q
         "kl_gap": reference["log_evidence"] - float(elbo[-1]),
+        "n_init": _vb_options(request)["n_init"],
+        "preview": request.preview,
         "warnings": messages,
     }
 
@@ -396,7 +411,9 @@ def vb_view(request: Request) -> dict:
 def gibbs_view(request: Request) -> dict:
     """Blocked Gibbs: draws on (p, q), traces per chain, R-hat and ESS, label switches."""
     run, messages = _quiet_run(request, "gibbs", **_gibbs_options(request))
-    return _sampler_answer(request, "gibbs", run, messages)
+    answer = _sampler_answer(request, "gibbs", run, messages)
+    answer["preview"] = request.preview
+    return answer
 
 
 VIEWS = {"data": data_summary, "exact": exact_view, "em": em_view, "vb": vb_view, "gibbs": gibbs_view}

@@ -19,7 +19,7 @@ from ..comparison.metrics import comparison_table
 from ..registry import run_backend
 
 __all__ = ["RecentFits", "to_json", "int_option", "quiet_run", "idata_of", "table_rows", "request_key", "max_rhat",
-           "TABLE_FIELDS", "answer_edit", "answer_tables"]
+           "TABLE_FIELDS", "answer_edit", "answer_tables", "check_preview", "EDIT_FIELDS"]
 
 TABLE_FIELDS = ("parameter", "mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk")
 
@@ -67,9 +67,23 @@ def to_json(value):
     return value
 
 
+#: body fields that say how an edit is answered, not what it is: left out of the cache key
+EDIT_FIELDS = ("tag", "preview", "panels")
+
+
 def request_key(body: dict) -> str:
-    """The body without its tag, as a cache key (two tabs with the same edit share fits)."""
-    return json.dumps({k: v for k, v in body.items() if k != "tag"}, sort_keys=True)
+    """The body without its tag (nor ``preview`` and ``panels``), as a cache key: two tabs with
+    the same edit share fits, and an edit's full answer reuses its preview's exact posterior and
+    EM fits."""
+    return json.dumps({k: v for k, v in body.items() if k not in EDIT_FIELDS}, sort_keys=True)
+
+
+def check_preview(body: dict) -> bool:
+    """``preview``: answer with the view's preview budget (a bool; absent means False)."""
+    preview = body.get("preview", False)
+    if not isinstance(preview, bool):
+        raise TypeError(f"preview must be true or false, got {preview!r}")
+    return preview
 
 
 def int_option(options: dict, key: str, low: int, high: int, defaults: dict) -> int:
@@ -149,7 +163,8 @@ def answer_edit(panels: dict, parse_request, body) -> dict:
     parse_request : callable
         The view's validation.
     body : dict
-        The page's request.
+        The page's request; its optional ``panels`` (a list) names the panels to answer (all
+        by default).
 
     Returns
     -------
@@ -160,8 +175,13 @@ def answer_edit(panels: dict, parse_request, body) -> dict:
     """
     start = time.perf_counter()
     request = parse_request(body)
+    wanted = body.get("panels", list(panels))
+    if not isinstance(wanted, list) or not set(wanted) <= set(panels) or not all(isinstance(m, str) for m in wanted):
+        raise ValueError(f"panels must be a list of the view's panels {list(panels)}, got {wanted!r}")
     answers = {}
     for method, view in panels.items():
+        if method not in wanted:
+            continue
         began = time.perf_counter()
         try:
             answer = view(request)

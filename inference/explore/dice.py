@@ -99,7 +99,7 @@ def parse_request(body) -> Request:
     ------
     ValueError, TypeError
     """
-    check_fields(body, {"rolls", "seed", "options", "tag"})
+    check_fields(body, {"rolls", "seed", "options", "tag", "panels"})
     rolls = body.get("rolls", SEED_ROLLS)
     if isinstance(rolls, str):
         if len(rolls) > LIMITS["text_chars"]:

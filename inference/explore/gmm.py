@@ -132,7 +132,7 @@ def parse_request(body) -> Request:
     ValueError, TypeError
         With the library's message, or one naming the field that is out of bounds.
     """
-    check_fields(body, {"points", "n_components", "seed", "options", "tag", "dataset"})
+    check_fields(body, {"points", "n_components", "seed", "options", "tag", "panels", "dataset"})
     points = body.get("points")
     if points is None:
         points = DATASETS["old_faithful"]()

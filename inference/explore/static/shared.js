@@ -15,7 +15,8 @@ const LZ = (() => {
   let active = null;
   // edit-to-redraw times (ms), measured with performance.now from the edit (before the debounce):
   // timings[model] until every panel and table of that edit is drawn, timings[model + "/panels"]
-  // until every panel (the plots) is; read by the slow browser test and the benchmark
+  // until every panel (the plots) is in full, timings[model + "/preview"] (views with a preview)
+  // until its preview is; read by the slow browser test and the benchmark
   const timings = {};
   const record = (key, ms) => (timings[key] = timings[key] || []).push(ms);
   window.latentzooTimings = timings;
@@ -47,7 +48,8 @@ const LZ = (() => {
   /**
    * The live machinery of one view.
    * options: model (the API's name), methods (panels asked on every edit), tables (the panels
-   * whose table rows are asked after they are drawn), readBody() (the editor as a request body),
+   * whose table rows are asked after they are drawn), preview (optional: the panels a preview
+   * answers with a smaller budget, asked again in full after it), readBody() (the editor as a request body),
    * draw(what: Set) -> Promise (draws the named panels), errorBox (element id).
    */
   function createLive(options) {
@@ -60,6 +62,7 @@ const LZ = (() => {
     let drawing = null;
         let editedAt = null;     // when the edit now being answered was made (null: none pending)
     let panelsTimed = false;  // its panels-drawn time is recorded
+    let previewTimed = false;  // its preview-drawn time is recorded (views with a preview)
     const dirty = new Set();
 
     function settle() {
@@ -119,7 +122,9 @@ const LZ = (() => {
       state.debouncing = false;
       state.open = 1;  // answers to older edits no longer count
       state.panelsOpen = 1;
+      state.previewing = false;
       panelsTimed = false;
+      previewTimed = false;
       settle();
       // the older edit's requests are aborted: the server drops a request whose page has gone
       // before computing it
@@ -132,27 +137,46 @@ const LZ = (() => {
         state.open -= 1; state.panelsOpen -= 1;
         settle();
       };
-      post(`/api/${options.model}/edit`, body, controller.signal).then((answer) => {
-        if (answer.tag !== state.tag) return;  // a newer edit is on its way
-        for (const method of options.methods) {
-          const panel = answer.panels[method];
-          if (!panel || panel.error) { fail(method, panel ? panel.error.message : `no answer for ${method}`); continue; }
+      const receive = (answer) => {
+        for (const [method, panel] of Object.entries(answer.panels)) {
+          if (panel.error) { fail(method, panel.error.message); continue; }
           state.results[method] = panel;
           showError(method, "");
           dirty.add(method);
         }
-        // asked now: the server computes the tables while the page draws the plots
-        if (tables.size) fetchTables(body);
-        state.panelsOpen = 0;
-        requestRedraw(options.methods[0]);
-        answered();
-      }).catch((error) => {
+      };
+      const failed = (error) => {
         if (error.name === "AbortError" || tag !== state.tag) return;
         for (const method of options.methods) fail(method, error.message);
         state.panelsOpen = 0;
         requestRedraw(options.methods[0]);
         answered();
-      });
+      };
+      // the full answer (of every panel, or after a preview of the panels the preview cut short)
+      const full = (answer) => {
+        if (answer.tag !== state.tag) return;  // a newer edit is on its way
+        receive(answer);
+        state.previewing = false;
+        // asked now: the server computes the tables while the page draws the plots
+        if (tables.size) fetchTables(body);
+        state.panelsOpen = 0;
+        requestRedraw(options.methods[0]);
+        answered();
+      };
+      if (!options.preview) {
+        post(`/api/${options.model}/edit`, body, controller.signal).then(full).catch(failed);
+        return;
+      }
+      // A view with a preview budget: every panel first with it (fewer Gibbs draws, one VB
+      // start; the answers say so and the page shows it), drawn at once; then the panels it cut
+      // short with the full budget, which replace them. The other panels' fits are the same.
+      post(`/api/${options.model}/edit`, { ...body, preview: true }, controller.signal).then((answer) => {
+        if (answer.tag !== state.tag) return;
+        receive(answer);
+        state.previewing = true;
+        requestRedraw(options.methods[0]);
+        return post(`/api/${options.model}/edit`, { ...body, panels: options.preview }, controller.signal).then(full);
+      }).catch(failed);
     }
 
     function fetchTables(body) {
@@ -202,10 +226,16 @@ const LZ = (() => {
           console.error(`latentzoo explore (${options.model}): drawing failed:`, error);
         }
         // the plots of the edit are drawn once a pass after its panels' answer ends (the tables,
-        // drawn in a later pass, are timed in settle)
+        // drawn in a later pass, are timed in settle); its preview, once a pass after that ends
+        if (editedAt !== null && !previewTimed && state.previewing) {
+          record(`${options.model}/preview`, performance.now() - editedAt);
+          previewTimed = true;
+        }
         if (editedAt !== null && !panelsTimed && !state.debouncing && state.panelsOpen === 0) {
           record(`${options.model}/panels`, performance.now() - editedAt);
+          if (options.preview && !previewTimed) record(`${options.model}/preview`, performance.now() - editedAt);
           panelsTimed = true;
+          previewTimed = true;
         }
       }
       drawing = null;

@@ -1,25 +1,37 @@
 """Latency of ``latentzoo explore``: each view's panels through the HTTP API, and (``--browser``)
-edit-to-redraw in a real browser.
+edit-to-redraw in a real browser; ``--breakdown`` says where the time goes.
 
 API: each "edit" changes the data (and the seed), as typing does, so no answer is served from
 the cache of recent fits. The time is from sending the request to having the parsed JSON,
-in-process through Starlette's TestClient (the page adds its 40 ms debounce and plotly's redraw
+in-process through Starlette's TestClient (the page adds its 20 ms debounce and plotly's redraw
 on top; the loopback socket adds well under a millisecond). The server's start-up warm-up is
-skipped, and the first two repeats of each panel are not counted. Seed-sized data: the three
-coins on 10 and 100 flips; the Gaussian mixture on Old Faithful's 272 points (jittered by 0.01
-per edit), K = 2; the dice HMM on 10 and 200 random rolls, and its exact panel on 10 rolls of
-faces 1 to 4 (every die can show them: the most state paths).
+skipped, and the first two repeats of each panel are not counted. Besides each panel's own route
+(``data``, ``exact``, ...; ``table/gibbs`` after its panel), what the page asks: ``edit`` (every
+panel of the edit in one request), for the three coins ``edit/preview`` (the same with the
+preview budget: Gibbs 2 x 40 draws, one VB start), and ``tables`` (every table, after the edit).
+Seed-sized data: the three coins on 10 and 100 flips; the Gaussian mixture on Old Faithful's 272
+points (jittered by 0.01 per edit), K = 2; the dice HMM on 10 and 200 random rolls, and its exact
+panel on 10 rolls of faces 1 to 4 (every die can show them: the most state paths).
 
 Browser (``--browser``; Playwright driving the system's Chromium, as tests/test_explore_browser.py
 does): each view is edited ``--browser-edits`` times (one ``fill`` per edit, waiting until the view
 says it shows it); the page records, with ``performance.now``, the time from the edit to the
-moment every panel of it is drawn (the plots; ``window.latentzooTimings[view + "/panels"]``) and
-to the moment the comparison tables, asked for after the plots, are drawn too
-(``window.latentzooTimings[view]``). Both include the 40 ms debounce. Results: docs/user-guide/explore.md.
+moment its preview is drawn (the three coins: ``window.latentzooTimings[view + "/preview"]``),
+every panel of it is drawn in full (the plots; ``[view + "/panels"]``) and the comparison tables,
+asked for once the panels have answered, are drawn too (``[view]``). All include the 20 ms
+debounce.
+
+Breakdown (``--breakdown``): without ``--browser``, each panel's server time split into
+validation, the back-end's fit, the DataTree and ``comparison_table`` (tables), the rest of the
+panel, ``to_json`` and ``json.dumps``, with the answer's size; with ``--browser``, each edit's
+timeline from the page (explore_breakdown.js, installed before the page's scripts): the debounce,
+each request's server time (its ``elapsed_ms``) and the rest of its wait (queueing, transfer), and
+the time spent in plotly's calls per plot. Results: docs/user-guide/explore.md.
 
 Usage::
 
-    python benchmarks/explore_latency.py [--repeats 40] [--views three-coins,gaussian-mixture,dice-hmm] [--browser]
+    python benchmarks/explore_latency.py [--repeats 40] [--views three-coins,gaussian-mixture,dice-hmm]
+        [--browser] [--no-api] [--breakdown]
 
 Prints one line per (view, data size, panel): median and p95 in milliseconds.
 """
@@ -41,17 +53,17 @@ def _edits(view: str, rng: np.random.Generator):
     """(label, methods, body factory) per data size of ``view``."""
     if view == "three-coins":
         for n in (10, 100):
-            yield f"{n} flips", ("data", "exact", "em", "vb", "gibbs", "table/gibbs"), \
+            yield f"{n} flips", ("data", "exact", "em", "vb", "gibbs", "table/gibbs", "edit", "edit/preview", "tables"), \
                 lambda r, n=n: {"flips": "".join(rng.choice(["0", "1"], size=n)), "seed": r, "tag": r}
     elif view == "gaussian-mixture":
         from latentzoo.models import datasets
 
         x = datasets.old_faithful()
-        yield f"{len(x)} points", ("data", "em", "vb", "gibbs", "table/gibbs"), \
+        yield f"{len(x)} points", ("data", "em", "vb", "gibbs", "table/gibbs", "edit", "tables"), \
             lambda r: {"points": (x + rng.normal(0, 0.01, x.shape)).tolist(), "n_components": 2, "seed": r, "tag": r}
     else:
         for n in (10, 200):
-            yield f"{n} rolls", ("data", "exact", "em", "vb", "gibbs", "table/gibbs"), \
+            yield f"{n} rolls", ("data", "exact", "em", "vb", "gibbs", "table/gibbs", "edit", "tables"), \
                 lambda r, n=n: {"rolls": " ".join(map(str, rng.integers(1, 9, n))), "seed": r, "tag": r}
         # the exact panel's worst case: faces every die has, so all 3^10 state paths are enumerated
         yield "10 rolls 1-4", ("exact",), \
@@ -73,8 +85,13 @@ def api(views, repeats: int) -> None:
                         body = body_of(repeat)
                         if method.startswith("table/"):  # the panel first, as the page asks
                             client.post(f"/api/{view}/" + method.split("/")[1], json=body)
+                        if method == "tables":  # the edit first, as the page asks
+                            client.post(f"/api/{view}/edit", json=body)
+                        route = method
+                        if method == "edit/preview":
+                            route, body = "edit", dict(body, preview=True)
                         start = time.perf_counter()
-                        answer = client.post(f"/api/{view}/" + method, json=body)
+                        answer = client.post(f"/api/{view}/" + route, json=body)
                         answer.json()
                         times.append(1000 * (time.perf_counter() - start))
                         assert answer.status_code == 200, answer.text

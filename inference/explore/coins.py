@@ -23,7 +23,6 @@ back-ends; a request beyond them is refused with a ValueError naming the field.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import time

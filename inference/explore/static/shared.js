@@ -63,6 +63,8 @@ const LZ = (() => {
         let editedAt = null;     // when the edit now being answered was made (null: none pending)
     let panelsTimed = false;  // its panels-drawn time is recorded
     let previewTimed = false;  // its preview-drawn time is recorded (views with a preview)
+    let pendingTables = null;  // the body whose tables are asked once its plots are drawn
+    let fullArrived = false;   // the edit's full answer came, and no pass has drawn it yet
     const dirty = new Set();
 
     function settle() {
@@ -123,6 +125,8 @@ const LZ = (() => {
       state.open = 1;  // answers to older edits no longer count
       state.panelsOpen = 1;
       state.previewing = false;
+      pendingTables = null;
+      fullArrived = false;
       panelsTimed = false;
       previewTimed = false;
       settle();
@@ -157,8 +161,10 @@ const LZ = (() => {
         if (answer.tag !== state.tag) return;  // a newer edit is on its way
         receive(answer);
         state.previewing = false;
-        // asked now: the server computes the tables while the page draws the plots
-        if (tables.size) fetchTables(body);
+        // the tables are asked once the plots are drawn (drawPending): computed meanwhile, they
+        // took the CPU from the page's drawing on a busy 2-core machine and delayed the plots
+        if (tables.size) { state.open += 1; pendingTables = body; }
+        fullArrived = true;
         state.panelsOpen = 0;
         requestRedraw(options.methods[0]);
         answered();
@@ -179,8 +185,7 @@ const LZ = (() => {
       }).catch(failed);
     }
 
-    function fetchTables(body) {
-      state.open += 1;
+    function fetchTables(body) {  // counted in state.open when it was planned
       const answered = () => { if (body.tag === state.tag) { state.open -= 1; settle(); } };
       if (state.tableInflight.all) state.tableInflight.all.abort();
       const controller = new AbortController();
@@ -220,22 +225,29 @@ const LZ = (() => {
       while (dirty.size) {
         const what = new Set(dirty);
         dirty.clear();
+        const preview = state.previewing;  // this pass draws a preview
+        const full = fullArrived;  // this pass draws the edit's full answer
+        fullArrived = false;
         try {
           await options.draw(what);
         } catch (error) {
           console.error(`latentzoo explore (${options.model}): drawing failed:`, error);
         }
-        // the plots of the edit are drawn once a pass after its panels' answer ends (the tables,
-        // drawn in a later pass, are timed in settle); its preview, once a pass after that ends
-        if (editedAt !== null && !previewTimed && state.previewing) {
+        // the edit's preview, then its plots in full, are drawn once such a pass ends (the
+        // tables, drawn in a later pass, are timed in settle)
+        if (editedAt !== null && options.preview && !previewTimed && (preview || full)) {
           record(`${options.model}/preview`, performance.now() - editedAt);
           previewTimed = true;
         }
-        if (editedAt !== null && !panelsTimed && !state.debouncing && state.panelsOpen === 0) {
+        if (!full) continue;
+        if (editedAt !== null && !panelsTimed && !state.debouncing) {
           record(`${options.model}/panels`, performance.now() - editedAt);
-          if (options.preview && !previewTimed) record(`${options.model}/preview`, performance.now() - editedAt);
           panelsTimed = true;
-          previewTimed = true;
+        }
+        if (pendingTables) {
+          const body = pendingTables;
+          pendingTables = null;
+          if (body.tag === state.tag) fetchTables(body);
         }
       }
       drawing = null;

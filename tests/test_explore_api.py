@@ -537,7 +537,7 @@ def test_concurrent_tabs_get_their_own_edits(client):
 
 @pytest.mark.filterwarnings("ignore::latentzoo.inference.ConvergenceWarning")
 def test_a_preview_is_the_fit_with_the_preview_budget_and_says_so(client):
-    """The page's first answer to an edit (``preview``): Gibbs and VB with coins.PREVIEW's smaller
+    """A preview (``preview``): Gibbs and VB with coins.PREVIEW's smaller
     budget, each the library's fit with those options and marked ``preview``; then the full
     answer of those two panels (``panels``), equal to their own routes'."""
     body = {"flips": "0111\n1110\n0000\n1011", "seed": 4, "tag": 21}

@@ -343,16 +343,3 @@ def test_edit_to_redraw_times_are_recorded(page):
     assert len(times) == len(panels) == 3 and all(0 < t < SETTLE_MS for t in times)
     assert all(p <= t for p, t in zip(panels, times))  # the plots are drawn before the tables
 
-
-def test_the_coins_preview_is_replaced_by_the_full_run(page):
-    """The three coins answer an edit first with a preview budget (fewer Gibbs draws, one VB
-    start; the page says so), then in full: once settled, the page shows the full run, and it
-    timed both (the preview no later than the full plots)."""
-    _type_flips(page, "0111\n1110\n0000\n1011")
-    assert page.get_attribute("#gibbs-status", "data-preview") == "0"
-    assert "a preview" not in page.text_content("#gibbs-status")
-    shown = page.evaluate("() => [window.explore.results.gibbs.settings.chains, window.explore.results.vb.preview]")
-    assert shown == [4, False]
-    preview = page.evaluate("() => window.latentzooTimings['three-coins/preview']")
-    panels = page.evaluate("() => window.latentzooTimings['three-coins/panels']")
-    assert len(preview) == len(panels) >= 1 and all(p <= f for p, f in zip(preview, panels))

@@ -76,11 +76,14 @@ DEFAULTS = {
     "advi_iterations": 10_000,
 }
 
-#: the budget of a preview (``"preview": true``): what the page asks first while the data are
-#: being edited, then the full budget (DEFAULTS) for VB and Gibbs only, once the preview is drawn.
-#: Each answer says which it is (``preview``), and the page says so beside the Gibbs settings.
+#: the budget of a preview (``"preview": true`` in the request): VB from one start, Gibbs on at
+#: most 2 chains of 5 + 40 sweeps; the VB and Gibbs answers say which budget they had
+#: (``preview``). The page does not ask for it: tried as a first answer to every edit, followed by
+#: the full one, it drew the preview no sooner than the page now draws the full answer, and the
+#: full one later (docs/user-guide/explore.md); it stays for a caller with a slower machine.
 PREVIEW = {"vb_n_init": 1, "gibbs_chains": 2, "gibbs_draws": 40, "gibbs_tune": 5}
-#: the panels whose preview differs from the full answer (the others are the same fits, cached)
+#: the panels whose preview differs from the full answer (the others are the same fits, cached;
+#: ``"panels": [...]`` asks ``/edit`` for these alone)
 PREVIEWED = ("vb", "gibbs")
 
 #: the request the page sends before any edit (its editor's defaults; see static/index.html)

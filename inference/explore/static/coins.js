@@ -20,7 +20,7 @@ function readBody() {
   };
 }
 
-const live = LZ.createLive({ model: "three-coins", methods: METHODS, tables: ["exact", "em", "vb", "gibbs"], preview: ["vb", "gibbs"],
+const live = LZ.createLive({ model: "three-coins", methods: METHODS, tables: ["exact", "em", "vb", "gibbs"],
   readBody, draw: drawOnce, errorBox: "error" });
 const state = live.state;
 state.emStep = null;      // null: show the whole path
@@ -114,7 +114,7 @@ function drawElbo() {
   const s = $("vb-status");
   if (!v) { Plotly.purge("elbo-plot"); s.textContent = ""; return Promise.resolve(); }
   s.dataset.sdP = v.sd.p; s.dataset.meanP = v.mean.p;
-  s.textContent = `VB (best of ${v.n_init} start${v.n_init === 1 ? "" : "s"}${v.preview ? ", a preview" : ""}): mean p ${fmt(v.mean.p)} (sd ${fmt(v.sd.p)}); final ELBO ${fmt(v.elbo_final, 4)}; `
+  s.textContent = `VB (best of ${v.n_init} starts): mean p ${fmt(v.mean.p)} (sd ${fmt(v.sd.p)}); final ELBO ${fmt(v.elbo_final, 4)}; `
     + `exact log-evidence ${fmt(v.log_evidence, 4)}; gap = KL(q || posterior) = ${fmt(v.kl_gap, 4)}`;
   return Plotly.react("elbo-plot", [
     { y: v.elbo, mode: "lines+markers", name: "ELBO", line: { color: COLORS.vb } },
@@ -137,9 +137,7 @@ function drawGibbsStatus() {
   const rows = state.tables.gibbs || [];
   const diag = rows.filter((r) => ["p", "q", "pi"].includes(r.parameter))
     .map((r) => `${r.parameter}: R-hat ${fmt(r.r_hat)}, ESS ${fmt(r.ess_bulk, 0)}`).join("; ");
-  s.dataset.preview = g.preview ? "1" : "0";
-  s.textContent = `${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in)`
-    + `${g.preview ? ": a preview, the full run follows" : ""}; `
+  s.textContent = `${g.settings.chains} chains × ${g.settings.draws} draws (after ${g.settings.tune} burn-in); `
     + `label switches ${g.label_switches}; R-hat after ordering p ≥ q ${fmt(g.max_rhat_identified)}\n${diag}`;
   s.dataset.labelSwitches = g.label_switches;
 }

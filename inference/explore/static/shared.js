@@ -15,8 +15,7 @@ const LZ = (() => {
   let active = null;
   // edit-to-redraw times (ms), measured with performance.now from the edit (before the debounce):
   // timings[model] until every panel and table of that edit is drawn, timings[model + "/panels"]
-  // until every panel (the plots) is in full, timings[model + "/preview"] (views with a preview)
-  // until its preview is; read by the slow browser test and the benchmark
+  // until every panel (the plots) is; read by the slow browser test and the benchmark
   const timings = {};
   const record = (key, ms) => (timings[key] = timings[key] || []).push(ms);
   window.latentzooTimings = timings;
@@ -48,8 +47,7 @@ const LZ = (() => {
   /**
    * The live machinery of one view.
    * options: model (the API's name), methods (panels asked on every edit), tables (the panels
-   * whose table rows are asked after they are drawn), preview (optional: the panels a preview
-   * answers with a smaller budget, asked again in full after it), readBody() (the editor as a request body),
+   * whose table rows are asked after they are drawn), readBody() (the editor as a request body),
    * draw(what: Set) -> Promise (draws the named panels), errorBox (element id).
    */
   function createLive(options) {
@@ -62,7 +60,6 @@ const LZ = (() => {
     let drawing = null;
         let editedAt = null;     // when the edit now being answered was made (null: none pending)
     let panelsTimed = false;  // its panels-drawn time is recorded
-    let previewTimed = false;  // its preview-drawn time is recorded (views with a preview)
     let pendingTables = null;  // the body whose tables are asked once its plots are drawn
     let fullArrived = false;   // the edit's full answer came, and no pass has drawn it yet
     const dirty = new Set();
@@ -124,11 +121,9 @@ const LZ = (() => {
       state.debouncing = false;
       state.open = 1;  // answers to older edits no longer count
       state.panelsOpen = 1;
-      state.previewing = false;
       pendingTables = null;
       fullArrived = false;
       panelsTimed = false;
-      previewTimed = false;
       settle();
       // the older edit's requests are aborted: the server drops a request whose page has gone
       // before computing it
@@ -156,11 +151,9 @@ const LZ = (() => {
         requestRedraw(options.methods[0]);
         answered();
       };
-      // the full answer (of every panel, or after a preview of the panels the preview cut short)
       const full = (answer) => {
         if (answer.tag !== state.tag) return;  // a newer edit is on its way
         receive(answer);
-        state.previewing = false;
         // the tables are asked once the plots are drawn (drawPending): computed meanwhile, they
         // took the CPU from the page's drawing on a busy 2-core machine and delayed the plots
         if (tables.size) { state.open += 1; pendingTables = body; }
@@ -169,20 +162,7 @@ const LZ = (() => {
         requestRedraw(options.methods[0]);
         answered();
       };
-      if (!options.preview) {
-        post(`/api/${options.model}/edit`, body, controller.signal).then(full).catch(failed);
-        return;
-      }
-      // A view with a preview budget: every panel first with it (fewer Gibbs draws, one VB
-      // start; the answers say so and the page shows it), drawn at once; then the panels it cut
-      // short with the full budget, which replace them. The other panels' fits are the same.
-      post(`/api/${options.model}/edit`, { ...body, preview: true }, controller.signal).then((answer) => {
-        if (answer.tag !== state.tag) return;
-        receive(answer);
-        state.previewing = true;
-        requestRedraw(options.methods[0]);
-        return post(`/api/${options.model}/edit`, { ...body, panels: options.preview }, controller.signal).then(full);
-      }).catch(failed);
+      post(`/api/${options.model}/edit`, body, controller.signal).then(full).catch(failed);
     }
 
     function fetchTables(body) {  // counted in state.open when it was planned
@@ -225,7 +205,6 @@ const LZ = (() => {
       while (dirty.size) {
         const what = new Set(dirty);
         dirty.clear();
-        const preview = state.previewing;  // this pass draws a preview
         const full = fullArrived;  // this pass draws the edit's full answer
         fullArrived = false;
         try {
@@ -233,12 +212,8 @@ const LZ = (() => {
         } catch (error) {
           console.error(`latentzoo explore (${options.model}): drawing failed:`, error);
         }
-        // the edit's preview, then its plots in full, are drawn once such a pass ends (the
-        // tables, drawn in a later pass, are timed in settle)
-        if (editedAt !== null && options.preview && !previewTimed && (preview || full)) {
-          record(`${options.model}/preview`, performance.now() - editedAt);
-          previewTimed = true;
-        }
+        // the edit's plots are drawn once such a pass ends (the tables, drawn in a later pass,
+        // are timed in settle)
         if (!full) continue;
         if (editedAt !== null && !panelsTimed && !state.debouncing) {
           record(`${options.model}/panels`, performance.now() - editedAt);

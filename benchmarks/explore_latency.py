@@ -1,25 +1,37 @@
 """Latency of ``latentzoo explore``: each view's panels through the HTTP API, and (``--browser``)
-edit-to-redraw in a real browser.
+edit-to-redraw in a real browser; ``--breakdown`` says where the time goes.
 
 API: each "edit" changes the data (and the seed), as typing does, so no answer is served from
 the cache of recent fits. The time is from sending the request to having the parsed JSON,
-in-process through Starlette's TestClient (the page adds its 40 ms debounce and plotly's redraw
+in-process through Starlette's TestClient (the page adds its 20 ms debounce and plotly's redraw
 on top; the loopback socket adds well under a millisecond). The server's start-up warm-up is
-skipped, and the first two repeats of each panel are not counted. Seed-sized data: the three
-coins on 10 and 100 flips; the Gaussian mixture on Old Faithful's 272 points (jittered by 0.01
-per edit), K = 2; the dice HMM on 10 and 200 random rolls, and its exact panel on 10 rolls of
-faces 1 to 4 (every die can show them: the most state paths).
+skipped, and the first two repeats of each panel are not counted. Besides each panel's own route
+(``data``, ``exact``, ...; ``table/gibbs`` after its panel), what the page asks: ``edit`` (every
+panel of the edit in one request), for the three coins ``edit/preview`` (the same with the
+preview budget: Gibbs 2 x 40 draws, one VB start), and ``tables`` (every table, after the edit).
+Seed-sized data: the three coins on 10 and 100 flips; the Gaussian mixture on Old Faithful's 272
+points (jittered by 0.01 per edit), K = 2; the dice HMM on 10 and 200 random rolls, and its exact
+panel on 10 rolls of faces 1 to 4 (every die can show them: the most state paths).
 
 Browser (``--browser``; Playwright driving the system's Chromium, as tests/test_explore_browser.py
 does): each view is edited ``--browser-edits`` times (one ``fill`` per edit, waiting until the view
 says it shows it); the page records, with ``performance.now``, the time from the edit to the
-moment every panel of it is drawn (the plots; ``window.latentzooTimings[view + "/panels"]``) and
-to the moment the comparison tables, asked for after the plots, are drawn too
-(``window.latentzooTimings[view]``). Both include the 40 ms debounce. Results: docs/user-guide/explore.md.
+moment its preview is drawn (the three coins: ``window.latentzooTimings[view + "/preview"]``),
+every panel of it is drawn in full (the plots; ``[view + "/panels"]``) and the comparison tables,
+asked for once the panels have answered, are drawn too (``[view]``). All include the 20 ms
+debounce.
+
+Breakdown (``--breakdown``): without ``--browser``, each panel's server time split into
+validation, the back-end's fit, the DataTree and ``comparison_table`` (tables), the rest of the
+panel, ``to_json`` and ``json.dumps``, with the answer's size; with ``--browser``, each edit's
+timeline from the page (explore_breakdown.js, installed before the page's scripts): the debounce,
+each request's server time (its ``elapsed_ms``) and the rest of its wait (queueing, transfer), and
+the time spent in plotly's calls per plot. Results: docs/user-guide/explore.md.
 
 Usage::
 
-    python benchmarks/explore_latency.py [--repeats 40] [--views three-coins,gaussian-mixture,dice-hmm] [--browser]
+    python benchmarks/explore_latency.py [--repeats 40] [--views three-coins,gaussian-mixture,dice-hmm]
+        [--browser] [--no-api] [--breakdown]
 
 Prints one line per (view, data size, panel): median and p95 in milliseconds.
 """
@@ -29,6 +41,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -40,17 +53,17 @@ def _edits(view: str, rng: np.random.Generator):
     """(label, methods, body factory) per data size of ``view``."""
     if view == "three-coins":
         for n in (10, 100):
-            yield f"{n} flips", ("data", "exact", "em", "vb", "gibbs", "table/gibbs"), \
+            yield f"{n} flips", ("data", "exact", "em", "vb", "gibbs", "table/gibbs", "edit", "edit/preview", "tables"), \
                 lambda r, n=n: {"flips": "".join(rng.choice(["0", "1"], size=n)), "seed": r, "tag": r}
     elif view == "gaussian-mixture":
         from latentzoo.models import datasets
 
         x = datasets.old_faithful()
-        yield f"{len(x)} points", ("data", "em", "vb", "gibbs", "table/gibbs"), \
+        yield f"{len(x)} points", ("data", "em", "vb", "gibbs", "table/gibbs", "edit", "tables"), \
             lambda r: {"points": (x + rng.normal(0, 0.01, x.shape)).tolist(), "n_components": 2, "seed": r, "tag": r}
     else:
         for n in (10, 200):
-            yield f"{n} rolls", ("data", "exact", "em", "vb", "gibbs", "table/gibbs"), \
+            yield f"{n} rolls", ("data", "exact", "em", "vb", "gibbs", "table/gibbs", "edit", "tables"), \
                 lambda r, n=n: {"rolls": " ".join(map(str, rng.integers(1, 9, n))), "seed": r, "tag": r}
         # the exact panel's worst case: faces every die has, so all 3^10 state paths are enumerated
         yield "10 rolls 1-4", ("exact",), \
@@ -72,8 +85,13 @@ def api(views, repeats: int) -> None:
                         body = body_of(repeat)
                         if method.startswith("table/"):  # the panel first, as the page asks
                             client.post(f"/api/{view}/" + method.split("/")[1], json=body)
+                        if method == "tables":  # the edit first, as the page asks
+                            client.post(f"/api/{view}/edit", json=body)
+                        route = method
+                        if method == "edit/preview":
+                            route, body = "edit", dict(body, preview=True)
                         start = time.perf_counter()
-                        answer = client.post(f"/api/{view}/" + method, json=body)
+                        answer = client.post(f"/api/{view}/" + route, json=body)
                         answer.json()
                         times.append(1000 * (time.perf_counter() - start))
                         assert answer.status_code == 200, answer.text
@@ -82,7 +100,96 @@ def api(views, repeats: int) -> None:
                           f"{np.percentile(times, 95):7.1f} ms", flush=True)
 
 
-def browser(views, edits: int) -> None:
+#: installed before the page's own scripts by ``--breakdown``: records each edit (input event), each
+#: fetch (start, headers, parsed JSON, the server's ``elapsed_ms``) and each plotly call (start, the
+#: end of its synchronous part, its promise's resolution), all with ``performance.now``
+BREAKDOWN_JS = Path(__file__).with_name("explore_breakdown.js")
+
+
+def server_split(views, repeats: int) -> None:
+    """Where a panel's server time goes: validation (``parse_request``), the back-end's fit
+    (``run_backend``), the rest of the panel (presentation: EM paths, histograms, smoothing),
+    JSON-ready conversion (``to_json``) and encoding (``json.dumps``, as Starlette does); for the
+    tables also the DataTree (``to_idata``) and ``comparison_table``. Medians in ms, fresh data
+    per repeat (no cached fit)."""
+    import json
+    from collections import defaultdict
+
+    from latentzoo.inference.explore import coins, common, dice, gmm
+
+    modules = {"three-coins": coins, "gaussian-mixture": gmm, "dice-hmm": dice}
+    spent = defaultdict(float)
+
+    def timed(owner, name, label):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] += 1000 * (time.perf_counter() - start)
+        setattr(owner, name, wrapper)
+        return original
+
+    rng = np.random.default_rng(2)
+    timed(common, "run_backend", "fit")
+    timed(common, "comparison_table", "comparison_table")
+    from latentzoo.inference.registry import BackendRun
+    timed(BackendRun, "to_idata", "datatree")
+    for view in views:
+        module = modules[view]
+        timed(module, "parse_request", "validate")
+        timed(module, "_json" if view == "three-coins" else "to_json", "to_json")
+        for label, methods, body_of in _edits(view, rng):
+            for method in methods:
+                rows = defaultdict(list)
+                for repeat in range(repeats + 2):
+                    body = body_of(repeat)
+                    if method.startswith("table/"):
+                        module.run_method(method.split("/")[1], dict(body))
+                    spent.clear()
+                    start = time.perf_counter()
+                    if method.startswith("table/"):
+                        answer = module.run_table(method.split("/")[1], dict(body))
+                    else:
+                        answer = module.run_method(method, dict(body))
+                    total = 1000 * (time.perf_counter() - start)
+                    encode = time.perf_counter()
+                    text = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+                    spent["json.dumps"] = 1000 * (time.perf_counter() - encode)
+                    spent["panel (rest)"] = total - sum(spent[k] for k in ("validate", "fit", "datatree", "comparison_table", "to_json"))
+                    spent["kB"] = len(text) / 1000
+                    for key, value in spent.items():
+                        rows[key].append(value)
+                    rows["total"].append(total + spent["json.dumps"])
+                parts = "  ".join(f"{key} {np.median(values[2:]):.1f}" for key, values in rows.items())
+                print(f"split {view:17s} {label:11s} {method:12s} {parts}", flush=True)
+
+
+def _breakdown(log: dict, settle: float, view: str) -> dict:
+    """One edit's timeline from the page's log: ms from the edit."""
+    edit = log["edits"][-1]
+    fetches = [f for f in log["fetches"] if f["start"] >= edit and "/api/" in f["url"] and "parsed" in f]
+    out = {"debounce": min(f["start"] for f in fetches) - edit if fetches else np.nan}
+    for f in fetches:
+        name = f["url"].split(f"/api/{view}/", 1)[1]
+        out[f"{name}: answered at"] = f["parsed"] - edit
+        out[f"{name}: server"] = f["elapsed_ms"] or 0.0
+        out[f"{name}: waited+transfer"] = f["headers"] - f["start"] - (f["elapsed_ms"] or 0.0)
+    calls = [c for c in log["plotly"] if c["start"] >= edit and "end" in c]
+    out["plotly calls"] = len(calls)
+    out["plotly busy (sync)"] = sum(c["sync"] - c["start"] for c in calls)
+    out["plotly busy (to promise)"] = sum(c["end"] - c["start"] for c in calls)
+    for call in calls:
+        key = f"plotly {call['id']} (sync)"
+        out[key] = out.get(key, 0.0) + call["sync"] - call["start"]
+    out["first plotly call at"] = min((c["start"] for c in calls), default=np.nan) - edit
+    out["settled at"] = settle
+    return out
+
+
+def browser(views, edits: int, breakdown: bool = False) -> None:
     import os
 
     import uvicorn
@@ -104,6 +211,8 @@ def browser(views, edits: int) -> None:
         with sync_playwright() as playwright:
             chromium = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
             page = chromium.new_page(viewport={"width": 1400, "height": 1300})
+            if breakdown:
+                page.add_init_script(path=str(BREAKDOWN_JS))
             for view in views:
                 page.goto(f"http://127.0.0.1:{port}/#{view}")
                 state = "window.explore" if view == "three-coins" else f"window.exploreViews['{view}']"
@@ -112,6 +221,7 @@ def browser(views, edits: int) -> None:
                 page.wait_for_function(wait.replace("TAG", "0"), timeout=300_000)
                 selector, text_of = editors[view]
                 base = page.input_value(selector)
+                lines = []
                 for k in range(edits + 2):
                     tag = page.evaluate(f"() => {state}.tag")
                     if text_of is None:  # the GMM: Old Faithful with one point moved, as a click would
@@ -120,11 +230,25 @@ def browser(views, edits: int) -> None:
                         text = text_of()
                     page.fill(selector, text)
                     page.wait_for_function(wait.replace("TAG", str(tag)), timeout=300_000)
+                    if breakdown and k >= 2:
+                        log = page.evaluate("() => window.__lzBreakdown")
+                        settle = page.evaluate(f"() => window.latentzooTimings['{view}'].at(-1)")
+                        lines.append(_breakdown(log, settle, view))
+                        page.evaluate("() => { const l = window.__lzBreakdown; l.fetches.length = 0; l.plotly.length = 0; }")
                 size = {"three-coins": "100 flips", "gaussian-mixture": "273 points", "dice-hmm": "200 rolls"}[view]
-                for key, what in ((f"{view}/panels", "plots drawn"), (view, "plots and tables")):
-                    times = np.array(page.evaluate(f"() => window.latentzooTimings['{key}']")[2:])
+                for key, what in ((f"{view}/preview", "preview drawn"), (f"{view}/panels", "plots drawn"),
+                                  (view, "plots and tables")):
+                    times = page.evaluate(f"() => window.latentzooTimings['{key}'] || null")
+                    if times is None:  # a view without a preview
+                        continue
+                    times = np.array(times[2:])
                     print(f"browser {view:17s} {size:11s} edit to {what:16s} median {np.median(times):7.1f} ms   p95 "
                           f"{np.percentile(times, 95):7.1f} ms   ({len(times)} edits)", flush=True)
+                if breakdown:
+                    keys = list(dict.fromkeys(key for line in lines for key in line))
+                    for key in keys:
+                        values = np.array([line.get(key, np.nan) for line in lines], float)
+                        print(f"  breakdown {view:17s} {key:40s} median {np.nanmedian(values):7.1f} ms", flush=True)
             chromium.close()
     finally:
         server.should_exit = True
@@ -137,15 +261,21 @@ def main(argv=None) -> int:
     parser.add_argument("--browser", action="store_true", help="also measure edit-to-redraw in Chromium")
     parser.add_argument("--browser-edits", type=int, default=20)
     parser.add_argument("--no-api", action="store_true", help="skip the API measurement")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="with --browser: each edit's timeline (debounce, each request's server time and wait, "
+                             "plotly's time); without: the server time of each panel split by stage")
     args = parser.parse_args(argv)
     views = [view.strip() for view in args.views.split(",") if view.strip()]
     unknown = set(views) - set(VIEWS)
     if unknown:
         parser.error(f"unknown view(s) {sorted(unknown)}; valid: {list(VIEWS)}")
+    if args.breakdown and not args.browser:
+        server_split(views, args.repeats)
+        return 0
     if not args.no_api:
         api(views, args.repeats)
     if args.browser:
-        browser(views, args.browser_edits)
+        browser(views, args.browser_edits, breakdown=args.breakdown)
     return 0
 
 

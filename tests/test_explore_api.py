@@ -449,3 +449,117 @@ def test_jobs_of_the_new_views_refuse_bad_input_and_run(client):
     result = status["result"]
     np.testing.assert_allclose(np.sum(result["state_probs"], axis=1), 1.0, atol=1e-9)
     assert {row["parameter"] for row in result["table"]} >= {"init_probs[D6]", "trans_mat[D4, D8]"}
+
+
+# -- one request per edit ------------------------------------------------------------------------
+EDIT_BODIES = {
+    "three-coins": (coins, {"flips": "0111\n1110\n0000\n1011", "p_prior": [2, 1], "seed": 5, "tag": 11}),
+    "gaussian-mixture": (gmm, {"points": "0, 0\n0.2, 0.1\n0.1, -0.3\n5, 5\n5.3, 4.8\n4.9, 5.2\n0.3, 0.2",
+                               "n_components": 2, "seed": 2, "tag": 12}),
+    "dice-hmm": (dice, {"rolls": "1 6 3 5 2 7 3 5 2 4", "seed": 1, "tag": 13}),
+}
+
+
+def _without_time(answer: dict) -> dict:
+    """An answer without the times it reports (each computation's own): the numbers only."""
+    answer = {key: value for key, value in answer.items() if key != "elapsed_ms"}
+    if answer.get("table") is not None:
+        answer["table"] = [{key: value for key, value in row.items() if key != "time_s"} for row in answer["table"]]
+    return answer
+
+
+@pytest.mark.filterwarnings("ignore::latentzoo.inference.ConvergenceWarning")
+@pytest.mark.parametrize("view", list(EDIT_BODIES))
+def test_an_edit_answers_every_panel_and_table_as_their_own_routes_do(client, view):
+    """``/edit`` (what the page asks) gives, for each panel, exactly the answer of that panel's
+    own route, whose numbers the tests above compare with ``fit``; both computed from scratch
+    (the cache of recent fits emptied in between), so neither is read from the other."""
+    module, body = EDIT_BODIES[view]
+    module.RECENT_FITS.items.clear()
+    edit = client.post(f"/api/{view}/edit", json=body)
+    assert edit.status_code == 200, edit.text
+    edit = edit.json()
+    assert edit["tag"] == body["tag"] and list(edit["panels"]) == list(module.METHODS)
+    tables = client.post(f"/api/{view}/tables", json=body).json()
+    assert tables["tag"] == body["tag"] and list(tables["tables"]) == list(module.TABLE_METHODS)
+    module.RECENT_FITS.items.clear()
+    for method in module.METHODS:
+        alone = client.post(f"/api/{view}/{method}", json=body).json()
+        assert _without_time(edit["panels"][method]) == _without_time(alone), method
+    for method in module.TABLE_METHODS:
+        alone = client.post(f"/api/{view}/table/{method}", json=body).json()
+        assert _without_time(tables["tables"][method]) == _without_time(alone), method
+
+
+@pytest.mark.filterwarnings("ignore::latentzoo.inference.ConvergenceWarning")
+def test_an_edits_gibbs_panel_is_the_fit(client):
+    coins.RECENT_FITS.items.clear()
+    body = dict(SEED_BODY, options={"gibbs_chains": 2, "gibbs_draws": 30, "gibbs_tune": 5})
+    panel = client.post("/api/three-coins/edit", json=body).json()["panels"]["gibbs"]
+    idata = fit(ThreeCoins(), "1111110000", backend="gibbs", random_seed=3, chains=2, draws=30, tune=5,
+                progressbar=False)
+    np.testing.assert_array_equal(panel["traces"]["q"], idata.posterior["q"].values)
+
+
+def test_a_bad_edit_answers_400_with_the_librarys_message_and_the_server_goes_on(client):
+    for view, body, message in [("three-coins", {"flips": "11x0"}, "0 and 1"),
+                                ("gaussian-mixture", {"points": "1, 2\n3, x"}, "line 2"),
+                                ("dice-hmm", {"rolls": "1 2 9"}, "9"),
+                                ("three-coins", {"flips": "10", "code": "import os"}, "unknown field")]:
+        for route in ("edit", "tables"):
+            answer = client.post(f"/api/{view}/{route}", json=body)
+            assert answer.status_code == 400, (view, route, answer.text)
+            assert message in answer.json()["error"]["message"]
+    assert client.post("/api/nowhere/edit", json={}).status_code == 404
+    assert client.post("/api/three-coins/edit", json=SEED_BODY).status_code == 200
+
+
+def test_a_panel_that_cannot_answer_leaves_the_others_of_the_edit(client):
+    # 21 rolls of faces every die has: too many state paths for the exact panel, which says so
+    rolls = " ".join(["1", "2", "3"] * 7)
+    panels = client.post("/api/dice-hmm/edit", json={"rolls": rolls, "tag": 2}).json()["panels"]
+    assert panels["exact"]["available"] is False and "paths" in panels["exact"]["reason"]
+    for method in ("em", "vb", "gibbs"):
+        np.testing.assert_allclose(np.sum(panels[method]["state_probs"], axis=1), 1.0, atol=1e-9)
+
+
+def test_concurrent_tabs_get_their_own_edits(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{"flips": "1" * k + "0" * (10 - k), "seed": k, "tag": k} for k in range(1, 7)]
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda b: client.post("/api/three-coins/edit", json=b).json(), bodies))
+    for k, answer in zip(range(1, 7), answers):
+        assert answer["tag"] == k and all(panel["tag"] == k for panel in answer["panels"].values())
+        np.testing.assert_allclose(answer["panels"]["em"]["map"]["heads_prob"], k / 10, atol=1e-6)
+        assert answer["panels"]["data"]["head_rate"] == pytest.approx(k / 10)
+
+
+@pytest.mark.filterwarnings("ignore::latentzoo.inference.ConvergenceWarning")
+def test_a_preview_is_the_fit_with_the_preview_budget_and_says_so(client):
+    """A preview (``preview``): Gibbs and VB with coins.PREVIEW's smaller
+    budget, each the library's fit with those options and marked ``preview``; then the full
+    answer of those two panels (``panels``), equal to their own routes'."""
+    body = {"flips": "0111\n1110\n0000\n1011", "seed": 4, "tag": 21}
+    preview = client.post("/api/three-coins/edit", json=dict(body, preview=True)).json()["panels"]
+    gibbs, vb = preview["gibbs"], preview["vb"]
+    assert gibbs["preview"] is True and vb["preview"] is True and vb["n_init"] == coins.PREVIEW["vb_n_init"]
+    budget = {key: coins.PREVIEW[f"gibbs_{key}"] for key in ("chains", "draws", "tune")}
+    assert gibbs["settings"] == budget
+    idata = fit(ThreeCoins(), body["flips"], backend="gibbs", random_seed=4, progressbar=False, **budget)
+    np.testing.assert_array_equal(gibbs["traces"]["p"], idata.posterior["p"].values)
+    idata = fit(ThreeCoins(), body["flips"], backend="vb", random_seed=4, n_init=1, max_iter=200, draws=1000,
+                progressbar=False)
+    assert vb["elbo_final"] == pytest.approx(float(idata.attrs["objective"]), rel=1e-12)
+    full = client.post("/api/three-coins/edit", json=dict(body, panels=list(coins.PREVIEWED))).json()["panels"]
+    assert list(full) == list(coins.PREVIEWED)
+    for method in coins.PREVIEWED:
+        assert full[method]["preview"] is False
+        assert _without_time(full[method]) == _without_time(client.post(f"/api/three-coins/{method}", json=body).json())
+    assert full["gibbs"]["settings"]["chains"] == coins.DEFAULTS["gibbs_chains"]
+    # the preview never asks for more than the request does
+    small = dict(body, preview=True, options={"gibbs_chains": 1, "gibbs_draws": 20, "gibbs_tune": 0})
+    assert client.post("/api/three-coins/gibbs", json=small).json()["settings"] == {"chains": 1, "draws": 20, "tune": 0}
+    for bad, message in [({"preview": "yes"}, "preview"), ({"panels": ["em", "nuts"]}, "panels"), ({"panels": "em"}, "panels")]:
+        answer = client.post("/api/three-coins/edit", json=dict(body, **bad))
+        assert answer.status_code == 400 and message in answer.json()["error"]["message"]

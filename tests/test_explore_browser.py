@@ -342,3 +342,4 @@ def test_edit_to_redraw_times_are_recorded(page):
     panels = page.evaluate("() => window.latentzooTimings['dice-hmm/panels']")
     assert len(times) == len(panels) == 3 and all(0 < t < SETTLE_MS for t in times)
     assert all(p <= t for p, t in zip(panels, times))  # the plots are drawn before the tables
+

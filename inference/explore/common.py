@@ -19,7 +19,7 @@ from ..comparison.metrics import comparison_table
 from ..registry import run_backend
 
 __all__ = ["RecentFits", "to_json", "int_option", "quiet_run", "idata_of", "table_rows", "request_key", "max_rhat",
-           "TABLE_FIELDS"]
+           "TABLE_FIELDS", "answer_edit", "answer_tables", "check_preview", "EDIT_FIELDS"]
 
 TABLE_FIELDS = ("parameter", "mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk")
 
@@ -67,9 +67,23 @@ def to_json(value):
     return value
 
 
+#: body fields that say how an edit is answered, not what it is: left out of the cache key
+EDIT_FIELDS = ("tag", "preview", "panels")
+
+
 def request_key(body: dict) -> str:
-    """The body without its tag, as a cache key (two tabs with the same edit share fits)."""
-    return json.dumps({k: v for k, v in body.items() if k != "tag"}, sort_keys=True)
+    """The body without its tag (nor ``preview`` and ``panels``), as a cache key: two tabs with
+    the same edit share fits, and an edit's full answer reuses its preview's exact posterior and
+    EM fits."""
+    return json.dumps({k: v for k, v in body.items() if k not in EDIT_FIELDS}, sort_keys=True)
+
+
+def check_preview(body: dict) -> bool:
+    """``preview``: answer with the view's preview budget (a bool; absent means False)."""
+    preview = body.get("preview", False)
+    if not isinstance(preview, bool):
+        raise TypeError(f"preview must be true or false, got {preview!r}")
+    return preview
 
 
 def int_option(options: dict, key: str, low: int, high: int, defaults: dict) -> int:
@@ -129,6 +143,72 @@ def sampler_table(cache: RecentFits, request, method: str, run, messages: list, 
         messages = messages + checked
     return to_json({"method": method, "table": rows, **extra, "tag": body.get("tag"), "warnings": messages,
                     "elapsed_ms": 1000 * (time.perf_counter() - start)})
+
+
+def _panel_error(method: str, error: BaseException) -> dict:
+    return {"method": method, "error": {"type": type(error).__name__, "message": str(error)}}
+
+
+def answer_edit(panels: dict, parse_request, body) -> dict:
+    """Every panel of one edit in one answer: the body validated once (``parse_request``, which
+    raises on bad input: the whole edit is refused), then each panel built from that one request
+    object, so that the fits and the exact posterior the panels share are computed once (the
+    view's cache of recent fits holds them). Before, the page asked for each panel in its own
+    request; those queued behind each other on one interpreter, each validating the body again.
+
+    Parameters
+    ----------
+    panels : dict
+        ``{method: view function(request) -> dict}``, in the order to compute them.
+    parse_request : callable
+        The view's validation.
+    body : dict
+        The page's request; its optional ``panels`` (a list) names the panels to answer (all
+        by default).
+
+    Returns
+    -------
+    dict, JSON-ready
+        ``{"tag", "elapsed_ms", "panels": {method: answer}}``; each answer is what the panel's own
+        request (``POST /api/{model}/{method}``) gives, or ``{"method", "error": {"type",
+        "message"}}`` when that panel alone failed with a ValueError or TypeError.
+    """
+    start = time.perf_counter()
+    request = parse_request(body)
+    wanted = body.get("panels", list(panels))
+    if not isinstance(wanted, list) or not set(wanted) <= set(panels) or not all(isinstance(m, str) for m in wanted):
+        raise ValueError(f"panels must be a list of the view's panels {list(panels)}, got {wanted!r}")
+    answers = {}
+    for method, view in panels.items():
+        if method not in wanted:
+            continue
+        began = time.perf_counter()
+        try:
+            answer = view(request)
+        except (ValueError, TypeError) as error:
+            answer = _panel_error(method, error)
+        answer["tag"] = body.get("tag")
+        answer["elapsed_ms"] = 1000 * (time.perf_counter() - began)
+        answers[method] = to_json(answer)
+    return {"tag": body.get("tag"), "panels": answers, "elapsed_ms": 1000 * (time.perf_counter() - start)}
+
+
+def answer_tables(methods, run_table, parse_request, body) -> dict:
+    """Every panel's table rows in one answer: ``{"tag", "elapsed_ms", "tables": {method:
+    run_table(method, body)}}``. Bad input raises (``parse_request`` first: the whole answer is
+    refused, as for :func:`answer_edit`); a table that fails alone (ValueError, TypeError) holds
+    ``{"method", "error"}``. The page asks for it once the panels have answered, so the server
+    computes the tables while the page draws the plots."""
+    start = time.perf_counter()
+    parse_request(body)
+    tables = {}
+    for method in methods:
+        try:
+            tables[method] = run_table(method, body)
+        except (ValueError, TypeError) as error:
+            tables[method] = to_json(_panel_error(method, error))
+    return {"tag": body.get("tag"), "tables": tables,
+            "elapsed_ms": 1000 * (time.perf_counter() - start)}
 
 
 def answer_every_panel(methods, table_methods, run_method, run_table, body: dict) -> float:

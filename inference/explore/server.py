@@ -6,6 +6,8 @@ Routes
 ``GET /static/{file}``                      its JS and CSS (package data)
 ``GET /static/plotly.min.js``               plotly.js as bundled in the installed ``plotly`` package
 ``GET /api/limits``                         every view's bounds and defaults
+``POST /api/{model}/edit``                  every panel of one edit in one answer (what the page asks)
+``POST /api/{model}/tables``                every panel's comparison-table rows in one answer
 ``POST /api/{model}/{method}``              a panel of view ``model`` (one of :data:`MODELS`)
 ``POST /api/{model}/table/{method}``        that panel's comparison-table rows
 ``POST /api/{model}/jobs/{method}``         start ``nuts`` or ``advi`` in the background
@@ -13,9 +15,16 @@ Routes
 
 Each view is a module (:mod:`.coins`, :mod:`.gmm`, :mod:`.dice`) with the same small interface:
 ``parse_request(body)``, ``run_method(method, body)``, ``run_table(method, body)``,
-``run_job(method, body, progress)``, ``JOB_METHODS``, ``LIMITS``, ``DEFAULTS`` and ``warm_up()``;
+``run_job(method, body, progress)``, ``run_edit(body)``, ``run_tables(body)``, ``JOB_METHODS``,
+``LIMITS``, ``DEFAULTS`` and ``warm_up()``;
 the routes only dispatch to it. For the three coins, ``{method}`` is ``data``, ``exact``,
 ``em``, ``vb`` or ``gibbs``.
+
+The page asks for an edit's panels in ONE request (``edit``: one validation, one request object
+whose fits the panels share) and, once they have answered, for all its tables in a second one
+(``tables``), which the server computes while the page draws the plots. Asking for each panel in
+its own request queued N requests behind each other on one interpreter (see
+benchmarks/explore_latency.py ``--breakdown``); the per-panel routes stay, for scripts and tests.
 
 At start-up the server answers every panel of every view once on the seed's data (``warm_up``), so
 that the first edit does not pay for importing ArviZ and SciPy's corners; ``started`` (uvicorn)
@@ -155,6 +164,23 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
     async def panel(request: Request):
         return await computed(request, "run_method")
 
+    async def batch(request: Request, entry: str):
+        try:
+            view = view_of(request)
+        except LookupError as error:
+            return _error(404, error)
+        try:
+            body = await _body(request)
+        except ValueError as error:
+            return _error(400 if "JSON" in str(error) else 413, error)
+        return await _answer(getattr(view, entry), body, request=request, gate=gate)
+
+    async def edit(request: Request):
+        return await batch(request, "run_edit")
+
+    async def tables(request: Request):
+        return await batch(request, "run_tables")
+
     async def table(request: Request):
         return await computed(request, "run_table")
 
@@ -195,6 +221,8 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
         Route("/api/limits", limits),
         Route("/api/jobs/{job_id}", job_status),
+        Route("/api/{model}/edit", edit, methods=["POST"]),
+        Route("/api/{model}/tables", tables, methods=["POST"]),
         Route("/api/{model}/table/{method}", table, methods=["POST"]),
         Route("/api/{model}/jobs/{method}", start_job, methods=["POST"]),
         Route("/api/{model}/{method}", panel, methods=["POST"]),

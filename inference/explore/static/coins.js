@@ -114,7 +114,7 @@ function drawElbo() {
   const s = $("vb-status");
   if (!v) { Plotly.purge("elbo-plot"); s.textContent = ""; return Promise.resolve(); }
   s.dataset.sdP = v.sd.p; s.dataset.meanP = v.mean.p;
-  s.textContent = `VB: mean p ${fmt(v.mean.p)} (sd ${fmt(v.sd.p)}); final ELBO ${fmt(v.elbo_final, 4)}; `
+  s.textContent = `VB (best of ${v.n_init} starts): mean p ${fmt(v.mean.p)} (sd ${fmt(v.sd.p)}); final ELBO ${fmt(v.elbo_final, 4)}; `
     + `exact log-evidence ${fmt(v.log_evidence, 4)}; gap = KL(q || posterior) = ${fmt(v.kl_gap, 4)}`;
   return Plotly.react("elbo-plot", [
     { y: v.elbo, mode: "lines+markers", name: "ELBO", line: { color: COLORS.vb } },
@@ -149,17 +149,22 @@ function drawPlane() {
     colorscale: [[0, "rgba(255,255,255,0)"], [1, "rgba(60,60,60,0.9)"]], contours: { coloring: "lines" }, ncontours: 12, line: { width: 1 }, hoverinfo: "skip" });
   if (v && $("show-vb").checked) traces.push({ type: "contour", x: v.grid, y: v.grid, z: v.density, name: "VB", showscale: false,
     colorscale: [[0, COLORS.vb], [1, COLORS.vb]], contours: { coloring: "lines" }, ncontours: 6, line: { width: 1.5 }, hoverinfo: "skip" });
-  if (g && $("show-gibbs").checked) traces.push({ type: "scattergl", mode: "markers", x: g.scatter.p, y: g.scatter.q, name: "Gibbs",
+  if (g && $("show-gibbs").checked) traces.push({ type: "scatter", mode: "markers", x: g.scatter.p, y: g.scatter.q, name: "Gibbs",
     marker: { size: 3, color: COLORS.gibbs, opacity: 0.5 } });
+  // every start's path in one trace (null between paths) and every end in another: two traces
+  // per EM run instead of two per start, which plotly drew one by one (24 of 28 traces)
   for (const [label, run] of emRuns()) {
     const color = label === "map" ? COLORS.em : COLORS.ml;
-    run.paths.forEach((path, i) => {
+    const lines = { x: [], y: [] }, ends = { x: [], y: [] };
+    for (const path of run.paths) {
       const k = state.emStep === null ? path.p.length : Math.min(path.p.length, state.emStep + 1);
-      traces.push({ type: "scatter", mode: "lines", x: path.p.slice(0, k), y: path.q.slice(0, k), showlegend: false,
-        line: { color, width: 1 }, hoverinfo: "skip" });
-      traces.push({ type: "scatter", mode: "markers", x: [path.p[k - 1]], y: [path.q[k - 1]], showlegend: i === 0,
-        name: label === "map" ? "EM (MAP)" : "EM (ML)", marker: { color, size: 7, symbol: state.emStep === null ? "circle" : "circle-open" } });
-    });
+      lines.x.push(...path.p.slice(0, k), null); lines.y.push(...path.q.slice(0, k), null);
+      ends.x.push(path.p[k - 1]); ends.y.push(path.q[k - 1]);
+    }
+    traces.push({ type: "scatter", mode: "lines", ...lines, showlegend: false, connectgaps: false,
+      line: { color, width: 1 }, hoverinfo: "skip" });
+    traces.push({ type: "scatter", mode: "markers", ...ends, name: label === "map" ? "EM (MAP)" : "EM (ML)",
+      marker: { color, size: 7, symbol: state.emStep === null ? "circle" : "circle-open" } });
   }
   return plot("plane-plot", traces, {
     margin: { t: 10, r: 10 }, xaxis: { title: { text: "p (coin B)" }, range: [0, 1] }, yaxis: { title: { text: "q (coin C)" }, range: [0, 1], scaleanchor: "x" },

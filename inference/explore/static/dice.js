@@ -64,7 +64,10 @@ function drawStates() {
     }));
   }
   const em = state.results.em;
-  if (em) traces.push({ type: "scatter", mode: "markers+text", x: t, y: t.map(() => 1.08), name: "Viterbi (EM)",
+  // the dice's names above the Viterbi path only where they can be read (at most 40 rolls, as
+  // the ticks): 200 text labels overlap, and plotly spent most of the plot's time on them
+  const labelled = t.length <= 40;
+  if (em) traces.push({ type: "scatter", mode: labelled ? "markers+text" : "markers", x: t, y: t.map(() => 1.08), name: "Viterbi (EM)",
     meta: { method: "viterbi" }, customdata: em.viterbi, text: em.viterbi.map((k) => d.states[k]), textposition: "top center",
     textfont: { size: 9 }, marker: { size: 9, symbol: "square", color: em.viterbi.map((k) => STATE_COLORS[k % STATE_COLORS.length]) } });
   return plot("dice-states-plot", traces, { margin: { t: 20, r: 10 }, legend: { x: 1.02, y: 1 },

@@ -5,12 +5,10 @@
 "use strict";
 
 const LZ = (() => {
-  const DEBOUNCE_MS = 40;  // a burst of keystrokes becomes one request; small next to the 100 ms budget
-  // An edit's answers are drawn together: drawing waits until every panel of the edit has
-  // answered, or HOLD_MS after the first answer. Drawing each answer as it lands redrew the
-  // shared plots (contours, scatter) once per panel; on a busy 2-core machine each pass took
-  // 100-300 ms of the page's only thread, and delayed the table requests behind it.
-  const HOLD_MS = 150;
+  // a burst of input events (a paste, auto-repeat, a dragged number field) becomes one request;
+  // keystrokes further apart are separate edits anyway, and a newer edit aborts an older one's
+  // requests, so a longer wait only delays every redraw
+  const DEBOUNCE_MS = 20;
   const $ = (id) => document.getElementById(id);
   const fmt = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(digits);
   const views = {};       // model name -> {start, live}
@@ -60,9 +58,10 @@ const LZ = (() => {
     const tables = new Set(options.tables || []);
     let timer = null;
     let drawing = null;
-    let release = null;      // starts a drawing pass held for the edit's other panels
-    let editedAt = null;     // when the edit now being answered was made (null: none pending)
+        let editedAt = null;     // when the edit now being answered was made (null: none pending)
     let panelsTimed = false;  // its panels-drawn time is recorded
+    let pendingTables = null;  // the body whose tables are asked once its plots are drawn
+    let fullArrived = false;   // the edit's full answer came, and no pass has drawn it yet
     const dirty = new Set();
 
     function settle() {
@@ -95,6 +94,18 @@ const LZ = (() => {
       timer = setTimeout(update, DEBOUNCE_MS);
     }
 
+    // A panel (or the whole edit) failed: its answer and table go, its message is shown.
+    function fail(method, message) {
+      delete state.results[method];
+      delete state.tables[method];
+      delete state.tableAnswers[method];
+      showError(method, message);
+      dirty.add(method);
+    }
+
+    // One request per edit: the server validates the body once and answers every panel from it
+    // (POST /api/{model}/edit). Asking for each panel separately queued the requests behind each
+    // other on the server's one interpreter (benchmarks/explore_latency.py --breakdown).
     function update() {
       const tag = ++state.tag;
       let body;
@@ -102,76 +113,90 @@ const LZ = (() => {
         body = { ...options.readBody(), tag };
       } catch (error) {  // the editor cannot be read as a request (the view says why)
         state.debouncing = false;
-        for (const method of options.methods) { delete state.results[method]; showError(method, error.message); requestRedraw(method); }
+        for (const method of options.methods) fail(method, error.message);
+        requestRedraw(options.methods[0]);
         settle();
         return;
       }
       state.debouncing = false;
-      state.open = options.methods.length;  // answers to older edits no longer count
-      state.panelsOpen = options.methods.length;
+      state.open = 1;  // answers to older edits no longer count
+      state.panelsOpen = 1;
+      pendingTables = null;
+      fullArrived = false;
       panelsTimed = false;
       settle();
+      // the older edit's requests are aborted: the server drops a request whose page has gone
+      // before computing it
+      if (state.inflight.edit) state.inflight.edit.abort();
+      if (state.tableInflight.all) state.tableInflight.all.abort();
+      const controller = new AbortController();
+      state.inflight.edit = controller;
       const answered = () => {
         if (tag !== state.tag) return;
         state.open -= 1; state.panelsOpen -= 1;
-        if (state.panelsOpen === 0 && release) release();  // the last panel: draw now
         settle();
       };
-      for (const method of options.methods) {
-        if (state.inflight[method]) state.inflight[method].abort();
-        // the older edit's table too: the server drops a request whose page has gone before computing it
-        if (state.tableInflight[method]) state.tableInflight[method].abort();
-        const controller = new AbortController();
-        state.inflight[method] = controller;
-        post(`/api/${options.model}/${method}`, body, controller.signal).then((answer) => {
-          if (answer.tag !== state.tag) return;  // a newer edit is on its way
-          state.results[method] = answer;
+      const receive = (answer) => {
+        for (const [method, panel] of Object.entries(answer.panels)) {
+          if (panel.error) { fail(method, panel.error.message); continue; }
+          state.results[method] = panel;
           showError(method, "");
-          if (tables.has(method)) fetchTable(method, body);
-          requestRedraw(method);
-          answered();
-        }).catch((error) => {
-          if (error.name === "AbortError" || tag !== state.tag) return;
-          delete state.results[method];
-          delete state.tables[method];
-          delete state.tableAnswers[method];
-          showError(method, error.message);
-          requestRedraw(method);
-          answered();
-        });
-      }
+          dirty.add(method);
+        }
+      };
+      const failed = (error) => {
+        if (error.name === "AbortError" || tag !== state.tag) return;
+        for (const method of options.methods) fail(method, error.message);
+        state.panelsOpen = 0;
+        requestRedraw(options.methods[0]);
+        answered();
+      };
+      const full = (answer) => {
+        if (answer.tag !== state.tag) return;  // a newer edit is on its way
+        receive(answer);
+        // the tables are asked once the plots are drawn (drawPending): computed meanwhile, they
+        // took the CPU from the page's drawing on a busy 2-core machine and delayed the plots
+        if (tables.size) { state.open += 1; pendingTables = body; }
+        fullArrived = true;
+        state.panelsOpen = 0;
+        requestRedraw(options.methods[0]);
+        answered();
+      };
+      post(`/api/${options.model}/edit`, body, controller.signal).then(full).catch(failed);
     }
 
-    function fetchTable(method, body) {
-      state.open += 1;
+    function fetchTables(body) {  // counted in state.open when it was planned
       const answered = () => { if (body.tag === state.tag) { state.open -= 1; settle(); } };
-      if (state.tableInflight[method]) state.tableInflight[method].abort();
+      if (state.tableInflight.all) state.tableInflight.all.abort();
       const controller = new AbortController();
-      state.tableInflight[method] = controller;
-      post(`/api/${options.model}/table/${method}`, body, controller.signal).then((answer) => {
+      state.tableInflight.all = controller;
+      post(`/api/${options.model}/tables`, body, controller.signal).then((answer) => {
         if (answer.tag !== state.tag) return;
-        state.tables[method] = answer.table;
-        state.tableAnswers[method] = answer;
+        for (const method of tables) {
+          const table = answer.tables[method];
+          if (!table || !state.results[method]) continue;  // no panel, no row
+          if (table.error) { showError(method, table.error.message); continue; }
+          state.tables[method] = table.table;
+          state.tableAnswers[method] = table;
+        }
         requestRedraw("table");
         answered();
       }).catch((error) => {
         if (error.name === "AbortError" || body.tag !== state.tag) return;
-        showError(method, error.message);
+        for (const method of tables) showError(method, error.message);
         answered();
       });
     }
 
-    // Answers arrive together; drawing each as it lands would start a second Plotly.react on a
-    // plot while the first is still running (plotly then reads a half-built figure and throws).
-    // Instead, what changed is noted and drawn in one pass; a pass waits for plotly, and whatever
-    // arrived meanwhile is drawn in the next. A drawing error is logged, never mistaken for a
-    // failed request.
+    // An edit's panels arrive together; its tables a little later. Drawing each as it lands
+    // would start a second Plotly.react on a plot while the first is still running (plotly then
+    // reads a half-built figure and throws). Instead, what changed is noted and drawn in one
+    // pass; a pass waits for plotly, and whatever arrived meanwhile is drawn in the next. A
+    // drawing error is logged, never mistaken for a failed request.
     function requestRedraw(what) {
       dirty.add(what);
       if (!drawing) {
-        drawing = new Promise((resolve) => {
-          if (state.panelsOpen > 0) { release = resolve; setTimeout(resolve, HOLD_MS); } else setTimeout(resolve, 0);
-        }).then(() => { release = null; return drawPending(); });
+        drawing = new Promise((resolve) => setTimeout(resolve, 0)).then(drawPending);
         settle();
       }
     }
@@ -180,17 +205,27 @@ const LZ = (() => {
       while (dirty.size) {
         const what = new Set(dirty);
         dirty.clear();
+        const full = fullArrived;  // this pass draws the edit's full answer
+        fullArrived = false;
         try {
           await options.draw(what);
         } catch (error) {
           console.error(`latentzoo explore (${options.model}): drawing failed:`, error);
         }
+        // the edit's plots are drawn once such a pass ends (the tables, drawn in a later pass,
+        // are timed in settle)
+        if (!full) continue;
+        if (editedAt !== null && !panelsTimed && !state.debouncing) {
+          record(`${options.model}/panels`, performance.now() - editedAt);
+          panelsTimed = true;
+        }
+        if (pendingTables) {
+          const body = pendingTables;
+          pendingTables = null;
+          if (body.tag === state.tag) fetchTables(body);
+        }
       }
       drawing = null;
-      if (editedAt !== null && !panelsTimed && !state.debouncing && state.panelsOpen === 0) {
-        record(`${options.model}/panels`, performance.now() - editedAt);
-        panelsTimed = true;
-      }
       settle();
     }
 

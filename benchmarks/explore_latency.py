@@ -7,8 +7,7 @@ in-process through Starlette's TestClient (the page adds its 20 ms debounce and 
 on top; the loopback socket adds well under a millisecond). The server's start-up warm-up is
 skipped, and the first two repeats of each panel are not counted. Besides each panel's own route
 (``data``, ``exact``, ...; ``table/gibbs`` after its panel), what the page asks: ``edit`` (every
-panel of the edit in one request), for the three coins ``edit/preview`` (the same with the
-preview budget: Gibbs 2 x 40 draws, one VB start), and ``tables`` (every table, after the edit).
+panel of the edit in one request) and ``tables`` (every table, after the edit).
 Seed-sized data: the three coins on 10 and 100 flips; the Gaussian mixture on Old Faithful's 272
 points (jittered by 0.01 per edit), K = 2; the dice HMM on 10 and 200 random rolls, and its exact
 panel on 10 rolls of faces 1 to 4 (every die can show them: the most state paths).
@@ -16,8 +15,7 @@ panel on 10 rolls of faces 1 to 4 (every die can show them: the most state paths
 Browser (``--browser``; Playwright driving the system's Chromium, as tests/test_explore_browser.py
 does): each view is edited ``--browser-edits`` times (one ``fill`` per edit, waiting until the view
 says it shows it); the page records, with ``performance.now``, the time from the edit to the
-moment its preview is drawn (the three coins: ``window.latentzooTimings[view + "/preview"]``),
-every panel of it is drawn in full (the plots; ``[view + "/panels"]``) and the comparison tables,
+moment every panel of it is drawn (the plots; ``window.latentzooTimings[view + "/panels"]``) and the comparison tables,
 asked for once the panels have answered, are drawn too (``[view]``). All include the 20 ms
 debounce.
 
@@ -53,7 +51,7 @@ def _edits(view: str, rng: np.random.Generator):
     """(label, methods, body factory) per data size of ``view``."""
     if view == "three-coins":
         for n in (10, 100):
-            yield f"{n} flips", ("data", "exact", "em", "vb", "gibbs", "table/gibbs", "edit", "edit/preview", "tables"), \
+            yield f"{n} flips", ("data", "exact", "em", "vb", "gibbs", "table/gibbs", "edit", "tables"), \
                 lambda r, n=n: {"flips": "".join(rng.choice(["0", "1"], size=n)), "seed": r, "tag": r}
     elif view == "gaussian-mixture":
         from latentzoo.models import datasets
@@ -87,11 +85,8 @@ def api(views, repeats: int) -> None:
                             client.post(f"/api/{view}/" + method.split("/")[1], json=body)
                         if method == "tables":  # the edit first, as the page asks
                             client.post(f"/api/{view}/edit", json=body)
-                        route = method
-                        if method == "edit/preview":
-                            route, body = "edit", dict(body, preview=True)
                         start = time.perf_counter()
-                        answer = client.post(f"/api/{view}/" + route, json=body)
+                        answer = client.post(f"/api/{view}/" + method, json=body)
                         answer.json()
                         times.append(1000 * (time.perf_counter() - start))
                         assert answer.status_code == 200, answer.text
@@ -236,12 +231,8 @@ def browser(views, edits: int, breakdown: bool = False) -> None:
                         lines.append(_breakdown(log, settle, view))
                         page.evaluate("() => { const l = window.__lzBreakdown; l.fetches.length = 0; l.plotly.length = 0; }")
                 size = {"three-coins": "100 flips", "gaussian-mixture": "273 points", "dice-hmm": "200 rolls"}[view]
-                for key, what in ((f"{view}/preview", "preview drawn"), (f"{view}/panels", "plots drawn"),
-                                  (view, "plots and tables")):
-                    times = page.evaluate(f"() => window.latentzooTimings['{key}'] || null")
-                    if times is None:  # a view without a preview
-                        continue
-                    times = np.array(times[2:])
+                for key, what in ((f"{view}/panels", "plots drawn"), (view, "plots and tables")):
+                    times = np.array(page.evaluate(f"() => window.latentzooTimings['{key}']")[2:])
                     print(f"browser {view:17s} {size:11s} edit to {what:16s} median {np.median(times):7.1f} ms   p95 "
                           f"{np.percentile(times, 95):7.1f} ms   ({len(times)} edits)", flush=True)
                 if breakdown:

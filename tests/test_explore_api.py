@@ -536,30 +536,15 @@ def test_concurrent_tabs_get_their_own_edits(client):
 
 
 @pytest.mark.filterwarnings("ignore::latentzoo.inference.ConvergenceWarning")
-def test_a_preview_is_the_fit_with_the_preview_budget_and_says_so(client):
-    """A preview (``preview``): Gibbs and VB with coins.PREVIEW's smaller
-    budget, each the library's fit with those options and marked ``preview``; then the full
-    answer of those two panels (``panels``), equal to their own routes'."""
+def test_an_edit_can_ask_for_some_panels_only(client):
+    """``panels`` names the panels an edit answers; each equals its own route's answer, and a
+    list naming something else (or not a list) is refused with a message naming ``panels``."""
     body = {"flips": "0111\n1110\n0000\n1011", "seed": 4, "tag": 21}
-    preview = client.post("/api/three-coins/edit", json=dict(body, preview=True)).json()["panels"]
-    gibbs, vb = preview["gibbs"], preview["vb"]
-    assert gibbs["preview"] is True and vb["preview"] is True and vb["n_init"] == coins.PREVIEW["vb_n_init"]
-    budget = {key: coins.PREVIEW[f"gibbs_{key}"] for key in ("chains", "draws", "tune")}
-    assert gibbs["settings"] == budget
-    idata = fit(ThreeCoins(), body["flips"], backend="gibbs", random_seed=4, progressbar=False, **budget)
-    np.testing.assert_array_equal(gibbs["traces"]["p"], idata.posterior["p"].values)
-    idata = fit(ThreeCoins(), body["flips"], backend="vb", random_seed=4, n_init=1, max_iter=200, draws=1000,
-                progressbar=False)
-    assert vb["elbo_final"] == pytest.approx(float(idata.attrs["objective"]), rel=1e-12)
-    full = client.post("/api/three-coins/edit", json=dict(body, panels=list(coins.PREVIEWED))).json()["panels"]
-    assert list(full) == list(coins.PREVIEWED)
-    for method in coins.PREVIEWED:
-        assert full[method]["preview"] is False
-        assert _without_time(full[method]) == _without_time(client.post(f"/api/three-coins/{method}", json=body).json())
-    assert full["gibbs"]["settings"]["chains"] == coins.DEFAULTS["gibbs_chains"]
-    # the preview never asks for more than the request does
-    small = dict(body, preview=True, options={"gibbs_chains": 1, "gibbs_draws": 20, "gibbs_tune": 0})
-    assert client.post("/api/three-coins/gibbs", json=small).json()["settings"] == {"chains": 1, "draws": 20, "tune": 0}
-    for bad, message in [({"preview": "yes"}, "preview"), ({"panels": ["em", "nuts"]}, "panels"), ({"panels": "em"}, "panels")]:
-        answer = client.post("/api/three-coins/edit", json=dict(body, **bad))
-        assert answer.status_code == 400 and message in answer.json()["error"]["message"]
+    answer = client.post("/api/three-coins/edit", json=dict(body, panels=["vb", "gibbs"])).json()["panels"]
+    assert list(answer) == ["vb", "gibbs"]
+    for method in ("vb", "gibbs"):
+        assert _without_time(answer[method]) == _without_time(client.post(f"/api/three-coins/{method}", json=body).json())
+    assert answer["gibbs"]["settings"]["chains"] == coins.DEFAULTS["gibbs_chains"]
+    for bad in [{"panels": ["em", "nuts"]}, {"panels": "em"}, {"preview": True}]:
+        refused = client.post("/api/three-coins/edit", json=dict(body, **bad))
+        assert refused.status_code == 400 and next(iter(bad)) in refused.json()["error"]["message"]

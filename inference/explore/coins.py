@@ -33,10 +33,10 @@ from ...models.core.base import LatentModel
 from ...models.core.conjugate import Beta, apply_to_factors
 from ..registry import seed_from
 from .common import (RecentFits, answer_edit, answer_every_panel, answer_tables,
-                     check_fields, check_options, check_preview, check_seed, int_option, pymc_job_options, quiet_run,
+                     check_fields, check_options, check_seed, int_option, pymc_job_options, quiet_run,
                      request_key, table_rows, to_json)
 
-__all__ = ["run_edit", "run_tables", "PREVIEW", "PREVIEWED", "LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
+__all__ = ["run_edit", "run_tables", "LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
 
 #: the bounds every request is held to (stated on the page and in docs/user-guide/explore.md)
 LIMITS = {
@@ -76,16 +76,6 @@ DEFAULTS = {
     "advi_iterations": 10_000,
 }
 
-#: the budget of a preview (``"preview": true`` in the request): VB from one start, Gibbs on at
-#: most 2 chains of 5 + 40 sweeps; the VB and Gibbs answers say which budget they had
-#: (``preview``). The page does not ask for it: tried as a first answer to every edit, followed by
-#: the full one, it drew the preview no sooner than the page now draws the full answer, and the
-#: full one later (docs/user-guide/explore.md); it stays for a caller with a slower machine.
-PREVIEW = {"vb_n_init": 1, "gibbs_chains": 2, "gibbs_draws": 40, "gibbs_tune": 5}
-#: the panels whose preview differs from the full answer (the others are the same fits, cached;
-#: ``"panels": [...]`` asks ``/edit`` for these alone)
-PREVIEWED = ("vb", "gibbs")
-
 #: the request the page sends before any edit (its editor's defaults; see static/index.html)
 PAGE_DEFAULT = {"flips": "1111110000", "pi_prior": [1, 1], "p_prior": [1, 1], "q_prior": [1, 1], "seed": 0,
                 "options": {"n_starts": 12}}
@@ -106,9 +96,8 @@ class Request:
     """A validated request: the model, the data and the options of one edit; ``key`` identifies
     it (the body without its tag) for the cache of recent fits."""
 
-    def __init__(self, model: LatentModel, data, seed: int, options: dict, key: str = "", preview: bool = False):
+    def __init__(self, model: LatentModel, data, seed: int, options: dict, key: str = ""):
         self.model, self.data, self.seed, self.options, self.key = model, data, seed, options, key
-        self.preview = preview  # answer VB and Gibbs with PREVIEW's budget
 
 
 RECENT_FITS = RecentFits()
@@ -140,7 +129,7 @@ def parse_request(body) -> Request:
     ValueError, TypeError
         With the library's message, or one naming the field that is out of bounds.
     """
-    check_fields(body, {"flips", "pi_prior", "p_prior", "q_prior", "seed", "options", "tag", "preview", "panels"})
+    check_fields(body, {"flips", "pi_prior", "p_prior", "q_prior", "seed", "options", "tag", "panels"})
     flips = body.get("flips", "")
     if not isinstance(flips, str):
         raise TypeError(f"flips must be text such as '1111110000', got {type(flips).__name__}")
@@ -160,7 +149,6 @@ def parse_request(body) -> Request:
     if data.n_trials * data.n_flips > LIMITS["total_flips"]:
         raise ValueError(f"{data.n_trials * data.n_flips} flips in all; the page accepts at most {LIMITS['total_flips']}")
     request = Request(model, data, int(seed), options, request_key(body))
-    request.preview = check_preview(body)
     return request
 
 
@@ -291,7 +279,7 @@ def _em_options(request: Request, mle: bool) -> dict:
 
 
 def _vb_options(request: Request) -> dict:
-    return {"n_init": PREVIEW["vb_n_init"] if request.preview else DEFAULTS["vb_n_init"], "max_iter": _int_option(request.options, "vb_max_iter", 1, LIMITS["vb_max_iter"]),
+    return {"n_init": DEFAULTS["vb_n_init"], "max_iter": _int_option(request.options, "vb_max_iter", 1, LIMITS["vb_max_iter"]),
             "draws": 1000, "progressbar": False}
 
 
@@ -300,8 +288,6 @@ def _gibbs_options(request: Request) -> dict:
     counts = {"chains": _int_option(options, "gibbs_chains", 1, LIMITS["gibbs_chains"]),
               "draws": _int_option(options, "gibbs_draws", 10, LIMITS["gibbs_draws"]),
               "tune": _int_option(options, "gibbs_tune", 0, LIMITS["gibbs_tune"])}
-    if request.preview:  # never more than the request asks
-        counts = {key: min(value, PREVIEW[f"gibbs_{key}"]) for key, value in counts.items()}
     return {**counts, "progressbar": False}
 
 
@@ -405,7 +391,6 @@ def vb_view(request: Request) -> dict:
         # log p(x) = ELBO + KL(q || p(theta, z | x)): the gap is the KL of the best q
         "kl_gap": reference["log_evidence"] - float(elbo[-1]),
         "n_init": _vb_options(request)["n_init"],
-        "preview": request.preview,
         "warnings": messages,
     }
 
@@ -414,7 +399,6 @@ def gibbs_view(request: Request) -> dict:
     """Blocked Gibbs: draws on (p, q), traces per chain, R-hat and ESS, label switches."""
     run, messages = _quiet_run(request, "gibbs", **_gibbs_options(request))
     answer = _sampler_answer(request, "gibbs", run, messages)
-    answer["preview"] = request.preview
     return answer
 
 

@@ -19,7 +19,7 @@ from ..comparison.metrics import comparison_table
 from ..registry import run_backend
 
 __all__ = ["RecentFits", "to_json", "int_option", "quiet_run", "idata_of", "table_rows", "request_key", "max_rhat",
-           "TABLE_FIELDS", "answer_edit", "answer_tables", "check_preview", "EDIT_FIELDS"]
+           "TABLE_FIELDS", "answer_edit", "answer_tables", "EDIT_FIELDS"]
 
 TABLE_FIELDS = ("parameter", "mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk")
 
@@ -68,22 +68,13 @@ def to_json(value):
 
 
 #: body fields that say how an edit is answered, not what it is: left out of the cache key
-EDIT_FIELDS = ("tag", "preview", "panels")
+EDIT_FIELDS = ("tag", "panels")
 
 
 def request_key(body: dict) -> str:
-    """The body without its tag (nor ``preview`` and ``panels``), as a cache key: two tabs with
-    the same edit share fits, and an edit's full answer reuses its preview's exact posterior and
-    EM fits."""
+    """The body without its tag (nor ``panels``), as a cache key: two tabs with the same edit
+    share fits, and an edit asked for panel by panel reuses its exact posterior and EM fits."""
     return json.dumps({k: v for k, v in body.items() if k not in EDIT_FIELDS}, sort_keys=True)
-
-
-def check_preview(body: dict) -> bool:
-    """``preview``: answer with the view's preview budget (a bool; absent means False)."""
-    preview = body.get("preview", False)
-    if not isinstance(preview, bool):
-        raise TypeError(f"preview must be true or false, got {preview!r}")
-    return preview
 
 
 def int_option(options: dict, key: str, low: int, high: int, defaults: dict) -> int:

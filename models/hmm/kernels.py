@@ -59,7 +59,7 @@ __all__ = [
     "path_counts",
     "sample_chain",
     "log_likelihood_batch",
-    "log_likelihood_gradient",
+    "log_table_gradient",
 ]
 
 _JIT = {"cache": True, "nogil": True}
@@ -314,20 +314,6 @@ def _smoothed_counts(init, trans, emission, rows, offsets, alpha, scale, gamma, 
     return log_lik, init_counts, trans_counts, -1
 
 
-@njit(**_JIT)
-def _expected_counts(init, trans, emission, rows, symbols, offsets, n_symbols, alpha, scale):
-    n_states = init.size
-    # the smoothed marginals overwrite the forward messages in place: the backward pass reads
-    # alpha[t] just before it writes gamma[t], and never reads alpha[t] again
-    emission_counts = np.zeros((n_states, n_symbols))
-    log_lik, init_counts, trans_counts, bad = _smoothed_counts(
-        init, trans, emission, rows, offsets, alpha, scale, alpha, symbols, emission_counts
-    )
-    if bad >= 0:
-        return log_lik, init_counts, trans_counts, np.zeros((n_states, n_symbols)), bad
-    return log_lik, init_counts, trans_counts, emission_counts, -1
-
-
 def expected_counts(init, trans, lik, symbols, offsets, n_symbols, rows=None):
     """Forward-backward expected sufficient statistics in one pass (Baum-Welch's E-step).
 
@@ -364,9 +350,11 @@ def expected_counts(init, trans, lik, symbols, offsets, n_symbols, rows=None):
     emission, rows = _emission(lik, rows)
     alpha = np.empty((rows.shape[0], init.shape[0]))
     scale = np.ones(rows.shape[0])
-    log_lik, init_c, trans_c, emission_c, bad = _expected_counts(
-        init, trans, emission, rows, symbols, offsets, int(n_symbols), alpha, scale
-    )
+    # counted as the backward pass makes the marginals: none when an impossible step stops the forward pass
+    emission_c = np.zeros((init.shape[0], int(n_symbols)))
+    # the smoothed marginals overwrite the forward messages in place: the backward pass reads
+    # alpha[t] just before it writes gamma[t], and never reads alpha[t] again
+    log_lik, init_c, trans_c, bad = _smoothed_counts(init, trans, emission, rows, offsets, alpha, scale, alpha, symbols, emission_c)
     return log_lik, init_c, trans_c, emission_c, int(bad)
 
 
@@ -605,23 +593,67 @@ def log_likelihood_batch(init, trans, emission, symbols, offsets):
 
 
 # ------------------------------------------------------------------------------------------
-# log-likelihood and its gradient (Fisher's identity), for the PyTensor Op
+# any emission family, from log densities: forward-backward, and the PyTensor Op's gradient
 # ------------------------------------------------------------------------------------------
 @njit(**_JIT)
-def _log_likelihood_gradient(init, trans, emission, symbols, offsets):
-    n_states, n_symbols = emission.shape
-    n_steps = symbols.size
-    alpha = np.empty((n_steps, n_states))
-    scale = np.ones(n_steps)
-    log_lik, init_g, trans_g, emission_g, bad = _expected_counts(
-        init, trans, emission, symbols, symbols, offsets, n_symbols, alpha, scale
-    )
+def _shift_log_table(log_table, lik, shift):
+    """Fill ``lik = exp(log_table - shift)`` with each row's maximum as ``shift`` (so that no
+    row underflows however small its densities); a row of -inf is left at zero (a step that
+    reads it is impossible). Return the first row holding NaN or +inf, or -1."""
+    n_rows, n_states = log_table.shape
+    for m in range(n_rows):
+        top = -np.inf
+        for k in range(n_states):
+            value = log_table[m, k]
+            if value != value or value == np.inf:
+                return m
+            if value > top:
+                top = value
+        if top == -np.inf:
+            top = 0.0
+        shift[m] = top
+        for k in range(n_states):
+            lik[m, k] = np.exp(log_table[m, k] - top)
+    return -1
+
+
+@njit(**_JIT)
+def _log_table_pass(init, trans, log_table, rows, offsets):
+    """Forward-backward reading ``log p(x_t | k)`` as ``log_table[rows[t], k]``: per-sequence
+    log-likelihoods, initial and transition counts, the smoothed marginals (T, K) and their
+    sums per row ``counts[m, k] = sum_(t: rows[t] = m) gamma[t, k]``, the bad index."""
+    n_rows, n_states = log_table.shape
+    n_steps = rows.size
+    lik = np.empty((n_rows, n_states))
+    shift = np.zeros(n_rows)
+    counts = np.zeros((n_rows, n_states))
+    gamma = np.zeros((n_steps, n_states))
+    impossible = np.full(offsets.size - 1, -np.inf)
+    bad = _shift_log_table(log_table, lik, shift)
     if bad >= 0:
-        return -np.inf, init_g, trans_g, emission_g  # zeros
+        return impossible, np.zeros(n_states), np.zeros((n_states, n_states)), counts, gamma, bad
+    scale = np.ones(n_steps)
+    # the marginals overwrite the forward messages, and are summed per column as they are made
+    log_lik, init_counts, trans_counts, bad = _smoothed_counts(init, trans, lik.T, rows, offsets, gamma, scale, gamma, rows, counts.T)
+    if bad >= 0:
+        gamma[:] = 0.0  # the forward messages up to the impossible step
+        return impossible, init_counts, trans_counts, counts, gamma, bad
+    for s in range(offsets.size - 1):
+        for t in range(offsets[s], offsets[s + 1]):
+            log_lik[s] += shift[rows[t]]
+    return log_lik, init_counts, trans_counts, counts, gamma, -1
+
+
+@njit(**_JIT)
+def _log_table_gradient(init, trans, log_table, rows, offsets):
+    log_lik, init_g, trans_g, counts, _, bad = _log_table_pass(init, trans, log_table, rows, offsets)
+    if bad >= 0:
+        return -np.inf, init_g, trans_g, counts  # zeros
+    # the likelihood is linear in each exp(log_table[rows[t], k]), so d log p / d log_table[m, k]
+    # is the smoothed marginal summed over the steps that read row m
     _per_parameter(init_g, init)
     _per_parameter(trans_g, trans)
-    _per_parameter(emission_g, emission)
-    return log_lik.sum(), init_g, trans_g, emission_g
+    return log_lik.sum(), init_g, trans_g, counts
 
 
 @njit(inline="always")
@@ -632,137 +664,25 @@ def _per_parameter(counts, theta):
         counts[e] = counts[e] / theta[e] if theta[e] > 0.0 else 0.0
 
 
-def log_likelihood_gradient(init, trans, emission, symbols, offsets):
-    """Total log-likelihood and its gradient with respect to every parameter entry, from one
-    forward-backward pass: ``d log p(x) / d theta_e = E[n_e | x] / theta_e`` (Fisher's
-    identity; the likelihood is a polynomial in which a path uses entry ``e`` ``n_e`` times).
+def log_table_gradient(init, trans, log_table, rows, offsets):
+    """Total log-likelihood and its gradient, for the forward-backward Op: one pass, reading
+    ``log p(x_t | z_t = k)`` as ``log_table[rows[t], k]``.
+
+    The categorical HMM passes its log table transposed (M, K) and the symbols, any other family
+    its (T, K) log densities and the rows 0..T-1. The likelihood is linear in each
+    ``exp(log_table[m, k])`` read at a step, so ``d log p / d log_table[m, k]`` is the smoothed
+    marginal ``p(z_t = k | x)`` summed over the steps t that read row m; ``init`` and
+    ``trans`` get Fisher's identity, ``d log p(x) / d theta_e = E[n_e | x] / theta_e`` (the
+    likelihood is a polynomial in which a path uses entry ``e`` ``n_e`` times).
 
     Parameters
     ----------
     init : ndarray of shape (K,)
     trans : ndarray of shape (K, K)
-    emission : ndarray of shape (K, M)
-    symbols : int ndarray of shape (T,)
-    offsets : int ndarray of shape (n_seq + 1,)
-
-    Returns
-    -------
-    log_lik : float
-        Summed over sequences; ``-inf`` if some observation is impossible (gradients are then 0).
-    grad_init, grad_trans, grad_emission : ndarrays of the input shapes
-        Zero at zero entries (masked emissions), which carry no expected count.
-    """
-    value, *grads = _log_likelihood_gradient(
-        *_contiguous(init, trans, emission),
-        symbols,
-        offsets,
-    )
-    return float(value), *grads
-
-
-# ------------------------------------------------------------------------------------------
-# any emission family: forward-backward from a (T, K) matrix of log emission densities
-# ------------------------------------------------------------------------------------------
-@njit(**_JIT)
-def _shift_log_emission(log_emission, lik, shift):
-    """Fill ``lik = exp(log_emission - shift)`` with the row maximum as ``shift`` (so that no
-    row underflows however small its densities); return the first row with no finite maximum
-    (every state impossible, or NaN/+inf), or -1."""
-    n_steps, n_states = log_emission.shape
-    for t in range(n_steps):
-        top = -np.inf
-        for k in range(n_states):
-            value = log_emission[t, k]
-            if value != value or value == np.inf:
-                return t
-            if value > top:
-                top = value
-        if top == -np.inf:
-            return t
-        shift[t] = top
-        for k in range(n_states):
-            lik[t, k] = np.exp(log_emission[t, k] - top)
-    return -1
-
-
-@njit(**_JIT)
-def _log_emission_pass(init, trans, log_emission, offsets):
-    n_steps, n_states = log_emission.shape
-    lik = np.empty((n_steps, n_states))
-    shift = np.zeros(n_steps)
-    gamma = np.zeros((n_steps, n_states))
-    bad = _shift_log_emission(log_emission, lik, shift)
-    if bad >= 0:
-        return np.full(offsets.size - 1, -np.inf), np.zeros(n_states), np.zeros((n_states, n_states)), gamma, bad
-    alpha = np.empty((n_steps, n_states))
-    scale = np.ones(n_steps)
-    rows = np.arange(n_steps)
-    log_lik, init_counts, trans_counts, bad = _smoothed_counts(
-        init, trans, lik.T, rows, offsets, alpha, scale, gamma, rows, np.zeros((n_states, 0))
-    )
-    if bad >= 0:
-        return np.full(offsets.size - 1, -np.inf), init_counts, trans_counts, gamma, bad
-    for s in range(offsets.size - 1):
-        for t in range(offsets[s], offsets[s + 1]):
-            log_lik[s] += shift[t]
-    return log_lik, init_counts, trans_counts, gamma, -1
-
-
-def log_emission_smooth(init, trans, log_emission, offsets):
-    """Forward-backward for any emission family, from log emission densities.
-
-    Each row of ``log_emission`` is shifted by its maximum before ``exp`` (and the shifts are
-    added back to the log-likelihood), so densities far below ``exp(-745)`` do not underflow. A
-    row of zeros is a missing observation: it carries no information about the state.
-
-    Parameters
-    ----------
-    init : ndarray of shape (K,)
-        Initial state probabilities (or, for VB, sub-normalised weights).
-    trans : ndarray of shape (K, K)
-    log_emission : ndarray of shape (T, K)
-        ``log p(x_t | z_t = k)``; -inf where a state cannot emit ``x_t``.
-    offsets : int ndarray of shape (n_seq + 1,)
-
-    Returns
-    -------
-    log_lik : ndarray of shape (n_seq,)
-        ``log p(x_s)`` per sequence (-inf for every sequence when ``bad >= 0``).
-    init_counts : ndarray of shape (K,)
-        ``E[#(z_1 = k)]`` summed over sequences.
-    trans_counts : ndarray of shape (K, K)
-        ``E[#(z_t = i, z_t+1 = j)]`` summed over sequences.
-    gamma : ndarray of shape (T, K)
-        Smoothed marginals ``p(z_t = k | x)``.
-    bad : int
-        -1, or the flat index of the first step that no reachable state can emit (a row of
-        ``log_emission`` that is all -inf, or holds NaN or +inf).
-    """
-    log_lik, init_counts, trans_counts, gamma, bad = _log_emission_pass(
-        *_contiguous(init, trans, log_emission), np.ascontiguousarray(offsets, dtype=np.int64),
-    )
-    return log_lik, init_counts, trans_counts, gamma, int(bad)
-
-
-@njit(**_JIT)
-def _log_emission_gradient(init, trans, log_emission, offsets):
-    log_lik, init_g, trans_g, gamma, bad = _log_emission_pass(init, trans, log_emission, offsets)
-    if bad >= 0:
-        return -np.inf, init_g, trans_g, gamma  # zeros
-    # the likelihood is linear in each exp(log_emission[t, k]), so d log p / d log_emission = gamma
-    _per_parameter(init_g, init)
-    _per_parameter(trans_g, trans)
-    return log_lik.sum(), init_g, trans_g, gamma
-
-
-def log_emission_gradient(init, trans, log_emission, offsets):
-    """Total log-likelihood and its gradient for the generalised forward-backward Op.
-
-    Parameters
-    ----------
-    init : ndarray of shape (K,)
-    trans : ndarray of shape (K, K)
-    log_emission : ndarray of shape (T, K)
+    log_table : ndarray of shape (M, K)
+        -inf where a state cannot emit; each row is shifted by its maximum before ``exp``.
+    rows : int ndarray of shape (T,)
+        Row read at each step.
     offsets : int ndarray of shape (n_seq + 1,)
 
     Returns
@@ -770,13 +690,14 @@ def log_emission_gradient(init, trans, log_emission, offsets):
     log_lik : float
         ``sum_s log p(x_s)``; -inf when some step is impossible (the gradients are then 0).
     grad_init : ndarray of shape (K,)
-        ``E[#(z_1 = k) | x] / init[k]``.
+        ``E[#(z_1 = k) | x] / init[k]`` (0 at a zero entry, which carries no expected count).
     grad_trans : ndarray of shape (K, K)
-        ``E[#(i -> j) | x] / trans[i, j]``.
-    grad_log_emission : ndarray of shape (T, K)
-        The smoothed marginals ``p(z_t = k | x)``.
+        ``E[#(i -> j) | x] / trans[i, j]`` (likewise).
+    grad_log_table : ndarray of shape (M, K)
+        The smoothed marginals summed per row (with rows 0..T-1: the marginals themselves).
     """
-    value, *grads = _log_emission_gradient(
-        *_contiguous(init, trans, log_emission), np.ascontiguousarray(offsets, dtype=np.int64),
+    value, *grads = _log_table_gradient(
+        *_contiguous(init, trans, log_table), np.ascontiguousarray(rows, dtype=np.int64),
+        np.ascontiguousarray(offsets, dtype=np.int64),
     )
     return float(value), *grads

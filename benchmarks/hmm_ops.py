@@ -9,8 +9,9 @@ and compiling), the number of gradient evaluations (leapfrog steps), microsecond
 leapfrog step, and minimum bulk ESS per second of sampling.
 
 ``--forms`` instead compares, in one process and alternating, the dice HMM's two possible
-declarations: the Op's table form, and ``log(table).T[symbols]`` handed to its log-density form
-(why categorical HMMs keep the table form; see :mod:`latentzoo.models.ops.hmm_op`).
+declarations: the log table read by symbol inside the Op, and ``log(table).T[symbols]`` gathered
+in PyTensor and handed to the Op as a (T, K) matrix (why categorical HMMs hand over the table;
+see :mod:`latentzoo.models.ops.hmm_op`).
 
 Usage::
 
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=300, help="draws and tuning steps per chain")
     parser.add_argument("--evals", type=int, default=3000, help="log-density + gradient calls per block")
     parser.add_argument("--label", default="", help="printed in front of every line")
-    parser.add_argument("--forms", action="store_true", help="the dice HMM's two emission forms instead")
+    parser.add_argument("--forms", action="store_true", help="the dice HMM's two ways into the Op instead")
     args = parser.parse_args()
     if args.forms:
         compare_forms(args.draws, args.evals)

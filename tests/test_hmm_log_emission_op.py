@@ -1,8 +1,9 @@
-"""The forward-backward pass from log emission densities and the HMM Op's log-density form.
+"""The forward-backward pass from log emission densities and the HMM Op on a (T, K) matrix of them.
 
 References: brute-force enumeration of every state path (the log-likelihood, the smoothed
-marginals and the expected counts), central finite differences (the gradient), and the Op's
-table form (:mod:`latentzoo.models.ops.hmm_op`, a separate kernel) on categorical log-emissions.
+marginals and the expected counts), central finite differences (the gradient), and the Op on
+the categorical table read by symbol (:mod:`latentzoo.models.ops.hmm_op`) against the same Op on
+the (T, K) matrix gathered from it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ def _problem(seed: int, K: int = 3, lengths=(3, 4), scale: float = 3.0, offset: 
     trans = rng.dirichlet(np.ones(K), size=K)
     log_emission = scale * rng.normal(size=(sum(lengths), K)) + offset
     return init, trans, log_emission, kernels.as_offsets(list(lengths))
+
+
+def _gradient(init, trans, log_emission, offsets):
+    """The Op's kernel on a (T, K) matrix, read at the rows 0..T-1."""
+    return kernels.log_table_gradient(init, trans, log_emission, np.arange(log_emission.shape[0]), offsets)
 
 
 def _enumerate(init, trans, log_emission, offsets):
@@ -50,13 +56,14 @@ def _enumerate(init, trans, log_emission, offsets):
 def test_smoothing_pass_matches_enumeration(seed, offset):
     # offsets of -900 underflow exp() without the row shift; +400 would overflow it
     problem = _problem(seed, offset=offset)
-    log_lik, init_counts, trans_counts, gamma, bad = kernels.log_emission_smooth(*problem)
+    init, trans = problem[:2]
+    log_lik, grad_init, grad_trans, gamma = _gradient(*problem)
     ref_log_lik, ref_gamma, ref_init, ref_trans = _enumerate(*problem)
-    assert bad == -1
-    np.testing.assert_allclose(log_lik, ref_log_lik, rtol=1e-12)
+    np.testing.assert_allclose(log_lik, ref_log_lik.sum(), rtol=1e-12)
     np.testing.assert_allclose(gamma, ref_gamma, atol=1e-12)
-    np.testing.assert_allclose(init_counts, ref_init, atol=1e-12)
-    np.testing.assert_allclose(trans_counts, ref_trans, atol=1e-12)
+    # Fisher's identity: gradient times entry is the expected count
+    np.testing.assert_allclose(grad_init * init, ref_init, atol=1e-12)
+    np.testing.assert_allclose(grad_trans * trans, ref_trans, atol=1e-12)
 
 
 def test_a_row_of_zeros_is_a_missing_observation():
@@ -69,26 +76,24 @@ def test_a_row_of_zeros_is_a_missing_observation():
     log_joint = (np.log(init[paths[:, 0]]) + np.log(trans[paths[:, 0], paths[:, 1]])
                  + np.log(two_steps[paths[:, 1], paths[:, 2]]) + np.log(trans[paths[:, 2], paths[:, 3]])
                  + kept[np.arange(4), paths].sum(1))
-    log_lik, *_ = kernels.log_emission_smooth(init, trans, log_emission, offsets)
-    np.testing.assert_allclose(log_lik[0], logsumexp(log_joint), rtol=1e-12)
+    log_lik, *_ = _gradient(init, trans, log_emission, offsets)
+    np.testing.assert_allclose(log_lik, logsumexp(log_joint), rtol=1e-12)
 
 
 def test_impossible_and_invalid_rows_are_reported():
     init, trans, log_emission, offsets = _problem(4)
-    for value in (-np.inf, np.nan):
+    for value in (-np.inf, np.nan, np.inf):
         broken = log_emission.copy()
         broken[5] = value
-        log_lik, *_, bad = kernels.log_emission_smooth(init, trans, broken, offsets)
-        assert bad == 5 and np.all(log_lik == -np.inf)
-    value, *grads = kernels.log_emission_gradient(init, trans, broken, offsets)
-    assert value == -np.inf and all(np.all(g == 0) for g in grads)
+        log_lik, *grads = _gradient(init, trans, broken, offsets)
+        assert log_lik == -np.inf and all(np.all(g == 0) for g in grads)
     with pytest.raises(ValueError, match="position 2 of sequence 1"):
         kernels.raise_if_impossible(5, offsets)
 
 
 def test_gradient_matches_finite_differences():
     init, trans, log_emission, offsets = _problem(5)
-    value, grad_init, grad_trans, gamma = kernels.log_emission_gradient(init, trans, log_emission, offsets)
+    value, grad_init, grad_trans, gamma = _gradient(init, trans, log_emission, offsets)
     np.testing.assert_allclose(value, _enumerate(init, trans, log_emission, offsets)[0].sum(), rtol=1e-12)
     step = 1e-6
 
@@ -101,9 +106,9 @@ def test_gradient_matches_finite_differences():
             out[index] = (evaluate(up) - evaluate(down)) / (2 * step)
         return out
 
-    np.testing.assert_allclose(grad_init, numeric(init, lambda a: kernels.log_emission_gradient(a, trans, log_emission, offsets)[0]), rtol=1e-6)
-    np.testing.assert_allclose(grad_trans, numeric(trans, lambda a: kernels.log_emission_gradient(init, a, log_emission, offsets)[0]), rtol=1e-6)
-    np.testing.assert_allclose(gamma, numeric(log_emission, lambda a: kernels.log_emission_gradient(init, trans, a, offsets)[0]), atol=1e-7)
+    np.testing.assert_allclose(grad_init, numeric(init, lambda a: _gradient(a, trans, log_emission, offsets)[0]), rtol=1e-6)
+    np.testing.assert_allclose(grad_trans, numeric(trans, lambda a: _gradient(init, a, log_emission, offsets)[0]), rtol=1e-6)
+    np.testing.assert_allclose(gamma, numeric(log_emission, lambda a: _gradient(init, trans, a, offsets)[0]), atol=1e-7)
 
 
 @pytest.mark.pymc
@@ -133,17 +138,13 @@ def test_op_value_and_gradient_equal_the_table_form():
 
 
 @pytest.mark.pymc
-def test_op_refuses_an_unknown_form_and_misshapen_inputs():
+def test_op_refuses_misshapen_inputs():
     import pytensor.tensor as pt
 
     from latentzoo.models.ops.hmm_op import hmm_op
 
-    with pytest.raises(ValueError, match="emission must be one of"):
-        hmm_op("poisson")
     init, trans, offsets = pt.dvector(), pt.dmatrix(), np.array([0, 3])
-    with pytest.raises(TypeError, match="takes init, trans, emission, offsets"):
-        hmm_op("log_density")(init, trans, pt.dmatrix(), np.zeros(3, int), offsets)
-    with pytest.raises(ValueError, match=r"symbols 2"):
-        hmm_op("table")(init, trans, pt.dmatrix(), np.zeros((3, 1), int), offsets)
-    with pytest.raises(ValueError, match=r"emission 1"):
-        hmm_op("log_density")(init, trans, pt.dvector(), offsets)
+    with pytest.raises(ValueError, match=r"rows 2"):
+        hmm_op()(init, trans, pt.dmatrix(), np.zeros((3, 1), int), offsets)
+    with pytest.raises(ValueError, match=r"log_table 1"):
+        hmm_op()(init, trans, pt.dvector(), np.zeros(3, int), offsets)

@@ -1,5 +1,5 @@
-"""The HMM kernels that read the emission table by symbol (``symbol_expected_counts``,
-``smooth_table``, ``ffbs_table``) against an independent forward-backward written here in log
+"""The HMM kernels reading the emission table by symbol (``expected_counts``, ``smooth``, ``ffbs``
+with ``rows``) against an independent forward-backward written here in log
 space with SciPy's ``logsumexp``, on sequences too long to enumerate: missing steps, many
 sequences, one state, and scaling constants small enough to force the running product of the
 scaling constants to be logged at every step."""
@@ -64,14 +64,14 @@ def check_against_reference(init, trans, table, codes, offsets, rtol=1e-10):
     lengths = np.diff(offsets)
     log_lik, gamma, init_counts, trans_counts, emission_counts = log_space_reference(init, trans, table, codes, lengths)
 
-    log_lik_c, init_c, trans_c, emission_c, bad = kernels.symbol_expected_counts(init, trans, table, codes, offsets)
+    log_lik_c, init_c, trans_c, emission_c, bad = kernels.expected_counts(init, trans, table, codes, offsets, table.shape[1], rows=codes)
     assert bad == -1
     np.testing.assert_allclose(log_lik_c, log_lik, rtol=rtol)
     np.testing.assert_allclose(init_c, init_counts, atol=1e-9)
     np.testing.assert_allclose(trans_c, trans_counts, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(emission_c, emission_counts, rtol=1e-9, atol=1e-9)
 
-    gamma_s, log_lik_s, bad = kernels.smooth_table(init, trans, table, codes, offsets)
+    gamma_s, log_lik_s, bad = kernels.smooth(init, trans, table, offsets, rows=codes)
     assert bad == -1
     np.testing.assert_allclose(log_lik_s, log_lik, rtol=rtol)
     np.testing.assert_allclose(gamma_s, gamma, atol=1e-10)
@@ -106,12 +106,12 @@ def test_tiny_scaling_constants_restart_the_product_at_every_step():
     shift = 400 * np.log(1e-250)
     assert log_lik[0] + shift < -400 * 570  # far below the smallest double's logarithm (-745)
 
-    log_lik_c, init_c, trans_c, emission_c, bad = kernels.symbol_expected_counts(init, trans, table * 1e-250, codes, offsets)
+    log_lik_c, init_c, trans_c, emission_c, bad = kernels.expected_counts(init, trans, table * 1e-250, codes, offsets, 3, rows=codes)
     assert bad == -1
     np.testing.assert_allclose(log_lik_c, log_lik + shift, rtol=1e-13)
     np.testing.assert_allclose(trans_c, trans_counts, rtol=1e-10)
     np.testing.assert_allclose(emission_c, emission_counts, rtol=1e-10)
-    gamma_s, log_lik_s, _ = kernels.smooth_table(init, trans, table * 1e-250, codes, offsets)
+    gamma_s, log_lik_s, _ = kernels.smooth(init, trans, table * 1e-250, offsets, rows=codes)
     np.testing.assert_allclose(gamma_s, gamma, atol=1e-10)
     np.testing.assert_allclose(log_lik_s, log_lik + shift, rtol=1e-13)
 
@@ -132,19 +132,19 @@ def test_an_impossible_step_is_reported_not_turned_into_nan():
     init, trans = np.array([1.0, 0.0]), np.array([[1.0, 0.0], [0.0, 1.0]])
     table = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])  # state 0 never shows symbol 2
     codes, offsets = np.array([0, 1, 2, 0]), kernels.as_offsets([4])
-    *_, bad = kernels.symbol_expected_counts(init, trans, table, codes, offsets)
+    *_, bad = kernels.expected_counts(init, trans, table, codes, offsets, table.shape[1], rows=codes)
     assert bad == 2
-    gamma, _, bad = kernels.smooth_table(init, trans, table, codes, offsets)
+    gamma, _, bad = kernels.smooth(init, trans, table, offsets, rows=codes)
     assert bad == 2
     with pytest.raises(ValueError, match="position 2 of sequence 0"):
         kernels.raise_if_impossible(bad, offsets)
 
 
-def test_ffbs_table_draws_the_path_of_the_matrix_form():
+def test_ffbs_on_the_table_draws_the_path_of_the_matrix_form():
     rng = np.random.default_rng(3)
     init, trans, table, codes, offsets = random_case(rng, 3, 5, [300, 40], 0.1)
     uniforms = rng.random(codes.size)
-    path, log_lik, bad = kernels.ffbs_table(init, trans, table, codes, offsets, uniforms)
+    path, log_lik, bad = kernels.ffbs(init, trans, table, offsets, uniforms, rows=codes)
     reference_path, reference_log_lik, _ = kernels.ffbs(init, trans, np.ascontiguousarray(table.T[codes]), offsets, uniforms)
     assert bad == -1
     np.testing.assert_array_equal(path, reference_path)

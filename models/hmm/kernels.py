@@ -12,11 +12,14 @@ Conventions
 * Many sequences are passed **concatenated**, with ``offsets`` of shape (n_seq + 1,):
   sequence ``s`` occupies rows ``offsets[s]:offsets[s + 1]``. The loop over sequences runs
   inside the compiled code, so many short sequences cost no Python overhead.
-* The emission likelihood ``p(x_t | z_t = k)`` comes in one of two forms. The compiled loops
-  read it as ``emission[k, rows[t]]``: for categorical emissions the (K, M) table itself and
-  the symbols (the ``*_table`` and ``symbol_*`` functions; no (T, K) matrix is formed, which
-  saved a fifth of a Baum-Welch iteration at T = 1e6), for any other family a (T, K) matrix
-  ``lik`` (the functions taking ``lik``), read through its transpose and the rows 0..T-1.
+* The emission likelihood ``p(x_t | z_t = k)``: the compiled loops read it as
+  ``emission[k, rows[t]]``, one implementation for two forms. Every function takes a (T, K)
+  matrix ``lik`` (read through its transpose and the rows 0..T-1), or with ``rows`` given a
+  (K, M) table read at those columns: for categorical emissions the table itself and the
+  symbols (no (T, K) matrix is formed, which saved a fifth of a Baum-Welch iteration at
+  T = 1e6; gathering the table and counting symbols outside the loop cost 1.6-2x per
+  Baum-Welch iteration and 3x per Viterbi decoding), for a family that gives a (K, T) table
+  (:func:`smooth_counts`) that table and 0..T-1.
   Variational Bayes passes *sub-normalised* rows ``exp(E[log theta])``: the recursions do not
   assume that any row sums to one, and the scaling constants then multiply up to the
   normaliser of q(z).
@@ -48,20 +51,15 @@ __all__ = [
     "as_offsets",
     "raise_if_impossible",
     "forward",
-    "forward_table",
     "smooth",
-    "smooth_table",
     "smooth_counts",
     "expected_counts",
-    "symbol_expected_counts",
     "viterbi",
-    "viterbi_symbols",
     "ffbs",
-    "ffbs_table",
     "path_counts",
     "sample_chain",
     "log_likelihood_batch",
-    "log_likelihood_gradient",
+    "log_table_gradient",
 ]
 
 _JIT = {"cache": True, "nogil": True}
@@ -146,13 +144,15 @@ def _forward(init, trans, emission, rows, offsets, alpha, scale):
     return log_lik, -1
 
 
-def _all_rows(lik):
-    """``(emission, rows)`` reading a (T, K) likelihood matrix as the kernels' table: its
-    transpose (a view) indexed by 0..T-1."""
-    return lik.T, np.arange(lik.shape[0])
+def _emission(lik, rows):
+    """``(emission, rows)`` as the compiled loops read them: a (K, M) table with its ``rows``, or
+    a (T, K) likelihood matrix (``rows`` None) as its transpose (a view) indexed by 0..T-1."""
+    if rows is None:
+        return lik.T, np.arange(lik.shape[0])
+    return lik, rows
 
 
-def forward(init, trans, lik, offsets):
+def forward(init, trans, lik, offsets, rows=None):
     """Scaled forward recursion (filtering).
 
     Parameters
@@ -161,9 +161,11 @@ def forward(init, trans, lik, offsets):
         Initial state probabilities (or sub-normalised weights).
     trans : ndarray of shape (K, K)
         ``trans[i, j] = p(z_{t+1} = j | z_t = i)``.
-    lik : ndarray of shape (T, K)
-        Emission likelihoods of the concatenated sequences.
+    lik : ndarray of shape (T, K), or (K, M) with ``rows``
+        Emission likelihoods of the concatenated sequences, or a table read at ``rows``.
     offsets : int ndarray of shape (n_seq + 1,)
+    rows : int ndarray of shape (T,), optional
+        Column of the (K, M) table ``lik`` read at each step (0..M-1).
 
     Returns
     -------
@@ -176,44 +178,25 @@ def forward(init, trans, lik, offsets):
     bad : int
         Flat index of the first step with ``c_t = 0``, or -1.
     """
-    return forward_table(init, trans, *_all_rows(lik), offsets)
-
-
-def forward_table(init, trans, emission, rows, offsets):
-    """:func:`forward` reading the emission likelihood of step t from ``emission[k, rows[t]]``
-    (see :func:`smooth_table`); same returns."""
+    emission, rows = _emission(lik, rows)
     alpha = np.empty((rows.shape[0], init.shape[0]))
     scale = np.ones(rows.shape[0])
     log_lik, bad = _forward(init, trans, emission, rows, offsets, alpha, scale)
     return alpha, scale, log_lik, int(bad)
 
 
-def smooth(init, trans, lik, offsets):
-    """Posterior marginals ``p(z_t | x_1..T)`` of shape (T, K), and the forward results.
-
-    Returns
-    -------
-    gamma : ndarray of shape (T, K)
-    log_lik : ndarray of shape (n_seq,)
-    bad : int
-    """
-    return smooth_table(init, trans, *_all_rows(lik), offsets)
-
-
-def smooth_table(init, trans, emission, rows, offsets):
-    """:func:`smooth` reading the emission likelihood of step t from ``emission[k, rows[t]]``.
-
-    The categorical HMM passes its (K, M) emission table and the symbols: no (T, K) matrix is
-    formed, and one forward and one backward pass give the marginals and the log-likelihood.
+def smooth(init, trans, lik, offsets, rows=None):
+    """Posterior marginals ``p(z_t | x_1..T)`` of shape (T, K), and the forward results: one
+    forward and one backward pass.
 
     Parameters
     ----------
     init : ndarray of shape (K,)
     trans : ndarray of shape (K, K)
-    emission : ndarray of shape (K, M)
-    rows : int ndarray of shape (T,)
-        Column of ``emission`` read at each step (0..M-1).
+    lik : ndarray of shape (T, K), or (K, M) with ``rows``
+        As in :func:`forward`.
     offsets : int ndarray of shape (n_seq + 1,)
+    rows : int ndarray of shape (T,), optional
 
     Returns
     -------
@@ -222,28 +205,26 @@ def smooth_table(init, trans, emission, rows, offsets):
     log_lik : ndarray of shape (n_seq,)
     bad : int
     """
-    gamma = np.empty((rows.shape[0], init.shape[0]))
-    scale = np.empty(rows.shape[0])  # written at every step before it is read
-    # gamma overwrites the forward messages in place (see _smoothed_counts)
-    no_counts = np.zeros((init.shape[0], 0))
-    log_lik, _, _, bad = _smoothed_counts(init, trans, emission, rows, offsets, gamma, scale, gamma, rows, no_counts)
-    return gamma, log_lik, int(bad)
+    log_lik, _, _, gamma, bad = smooth_counts(init, trans, *_emission(lik, rows), offsets)
+    return gamma, log_lik, bad
 
 
-def smooth_counts(init, trans, lik, offsets):
+def smooth_counts(init, trans, lik, rows, offsets):
     """Smoothed marginals and the expected initial and transition counts, from emission
-    likelihoods laid out as a (K, T) table (one column per step).
+    likelihoods read as ``lik[k, rows[t]]``.
 
-    A family that gives its likelihoods up to a factor per step (the Gaussian one:
-    ``GaussianFamily.scaled_likelihood``) has them read in place, with no shift, ``exp`` or
-    transposing copy of a (T, K) log-density matrix.
+    A family that gives its likelihoods up to a factor per step as a (K, T) table (the Gaussian
+    one: ``GaussianFamily.scaled_likelihood``; ``rows`` 0..T-1) has them read in place, with no
+    shift, ``exp`` or transposing copy of a (T, K) log-density matrix.
 
     Parameters
     ----------
     init : ndarray of shape (K,)
     trans : ndarray of shape (K, K)
-    lik : ndarray of shape (K, T), C-ordered
+    lik : ndarray of shape (K, T) or (K, M)
         ``p(x_t | z_t = k)`` up to a positive factor per step (a column of ones for a missing step).
+    rows : int ndarray of shape (T,)
+        Column of ``lik`` read at each step.
     offsets : int ndarray of shape (n_seq + 1,)
 
     Returns
@@ -257,13 +238,12 @@ def smooth_counts(init, trans, lik, offsets):
     bad : int
         -1, or the flat index of the first step no reachable state can emit (counts are then zero).
     """
-    n_states, n_steps = lik.shape
+    n_states, n_steps = lik.shape[0], rows.shape[0]
     gamma = np.empty((n_steps, n_states))
     scale = np.empty(n_steps)  # written at every step before it is read
-    rows = np.arange(n_steps)
     # gamma overwrites the forward messages in place (see _smoothed_counts)
     log_lik, init_c, trans_c, bad = _smoothed_counts(
-        *_contiguous(init, trans, lik), rows, np.ascontiguousarray(offsets, dtype=np.int64),
+        *_contiguous(init, trans), lik, rows, np.ascontiguousarray(offsets, dtype=np.int64),
         gamma, scale, gamma, rows, np.zeros((n_states, 0)),
     )
     return log_lik, init_c, trans_c, gamma, int(bad)
@@ -334,37 +314,27 @@ def _smoothed_counts(init, trans, emission, rows, offsets, alpha, scale, gamma, 
     return log_lik, init_counts, trans_counts, -1
 
 
-@njit(**_JIT)
-def _expected_counts(init, trans, emission, rows, symbols, offsets, n_symbols, alpha, scale):
-    n_states = init.size
-    # the smoothed marginals overwrite the forward messages in place: the backward pass reads
-    # alpha[t] just before it writes gamma[t], and never reads alpha[t] again
-    emission_counts = np.zeros((n_states, n_symbols))
-    log_lik, init_counts, trans_counts, bad = _smoothed_counts(
-        init, trans, emission, rows, offsets, alpha, scale, alpha, symbols, emission_counts
-    )
-    if bad >= 0:
-        return log_lik, init_counts, trans_counts, np.zeros((n_states, n_symbols)), bad
-    return log_lik, init_counts, trans_counts, emission_counts, -1
-
-
-def expected_counts(init, trans, lik, symbols, offsets, n_symbols):
+def expected_counts(init, trans, lik, symbols, offsets, n_symbols, rows=None):
     """Forward-backward expected sufficient statistics in one pass (Baum-Welch's E-step).
 
     ``E[#z_1 = k]``, ``E[#(z_t = i, z_t+1 = j)] = sum_t xi_t(i, j)`` with ``xi_t(i, j) =
     alpha_hat_t(i) A_ij lik_t+1(j) beta_hat_t+1(j) / c_t+1`` (Bishop eq. 13.65 in scaled form),
     and ``E[#(z_t = k, x_t = m)]``, summed over sequences. The backward messages are never
-    stored: memory is the (T, K) forward messages only.
+    stored: memory is the (T, K) forward messages only. The categorical HMM passes its table
+    with ``rows = symbols``: the symbols are counted inside the loop, with no (T, K) matrix.
 
     Parameters
     ----------
     init : ndarray of shape (K,)
     trans : ndarray of shape (K, K)
-    lik : ndarray of shape (T, K)
+    lik : ndarray of shape (T, K), or (K, M) with ``rows``
+        As in :func:`forward` (VB passes the sub-normalised ``exp(E[log theta])``), with a last
+        column of ones when the symbols code missing steps as ``M - 1``.
     symbols : int ndarray of shape (T,)
         Observed symbols 0..n_symbols-1 (for the emission counts).
     offsets : int ndarray of shape (n_seq + 1,)
     n_symbols : int
+    rows : int ndarray of shape (T,), optional
 
     Returns
     -------
@@ -377,38 +347,14 @@ def expected_counts(init, trans, lik, symbols, offsets, n_symbols):
     bad : int
         -1, or the flat index of an impossible observation (counts are then zero).
     """
-    alpha = np.empty(lik.shape)
-    scale = np.ones(lik.shape[0])
-    log_lik, init_c, trans_c, emission_c, bad = _expected_counts(
-        init, trans, *_all_rows(lik), symbols, offsets, int(n_symbols), alpha, scale
-    )
-    return log_lik, init_c, trans_c, emission_c, int(bad)
-
-
-def symbol_expected_counts(init, trans, emission, symbols, offsets):
-    """:func:`expected_counts` reading the emission likelihood of step t from the table,
-    ``emission[k, symbols[t]]``: Baum-Welch's E-step with no (T, K) matrix formed.
-
-    Parameters
-    ----------
-    init : ndarray of shape (K,)
-    trans : ndarray of shape (K, K)
-    emission : ndarray of shape (K, M)
-        Emission probabilities (or VB's sub-normalised ``exp(E[log theta])``), with a last
-        column of ones when ``symbols`` code missing steps as ``M - 1``.
-    symbols : int ndarray of shape (T,)
-        Symbols 0..M-1.
-    offsets : int ndarray of shape (n_seq + 1,)
-
-    Returns
-    -------
-    As :func:`expected_counts`, with ``emission_counts`` of shape (K, M).
-    """
-    alpha = np.empty((symbols.shape[0], init.shape[0]))
-    scale = np.empty(symbols.shape[0])  # written at every step before it is read
-    log_lik, init_c, trans_c, emission_c, bad = _expected_counts(
-        init, trans, emission, symbols, symbols, offsets, emission.shape[1], alpha, scale
-    )
+    emission, rows = _emission(lik, rows)
+    alpha = np.empty((rows.shape[0], init.shape[0]))
+    scale = np.ones(rows.shape[0])
+    # counted as the backward pass makes the marginals: none when an impossible step stops the forward pass
+    emission_c = np.zeros((init.shape[0], int(n_symbols)))
+    # the smoothed marginals overwrite the forward messages in place: the backward pass reads
+    # alpha[t] just before it writes gamma[t], and never reads alpha[t] again
+    log_lik, init_c, trans_c, bad = _smoothed_counts(init, trans, emission, rows, offsets, alpha, scale, alpha, symbols, emission_c)
     return log_lik, init_c, trans_c, emission_c, int(bad)
 
 
@@ -453,16 +399,19 @@ def _viterbi(log_init, log_trans, log_emission, symbols, offsets, path, pointers
     return log_prob
 
 
-def viterbi(log_init, log_trans, log_lik, offsets):
+def viterbi(log_init, log_trans, log_lik, offsets, rows=None):
     """Most probable state path per sequence, in log space (max-product; Rabiner eq. 30-35).
 
     Parameters
     ----------
     log_init : ndarray of shape (K,)
     log_trans : ndarray of shape (K, K)
-    log_lik : ndarray of shape (T, K)
-        ``log p(x_t | z_t = k)`` (may be -inf).
+    log_lik : ndarray of shape (T, K), or (K, M) with ``rows``
+        ``log p(x_t | z_t = k)`` (may be -inf), or the log table read at ``rows``: the
+        categorical HMM forms no (T, K) matrix, which saves two passes over memory (the gather
+        and the logarithm) and makes decoding about 2x faster at large T.
     offsets : int ndarray of shape (n_seq + 1,)
+    rows : int ndarray of shape (T,), optional
 
     Returns
     -------
@@ -471,33 +420,11 @@ def viterbi(log_init, log_trans, log_lik, offsets):
     log_prob : ndarray of shape (n_seq,)
         ``max_z log p(x, z)``; -inf when every path is impossible.
     """
-    # the (T, K) matrix is read as "log_emission[k, symbol t]" with symbols 0..T-1
-    return viterbi_symbols(log_init, log_trans, log_lik.T, np.arange(log_lik.shape[0]), offsets)
-
-
-def viterbi_symbols(log_init, log_trans, log_emission, symbols, offsets):
-    """:func:`viterbi` reading ``log p(x_t | k)`` from ``log_emission[k, symbols[t]]``.
-
-    The model-level decoder uses this form: it forms no (T, K) matrix, which saves two passes
-    over memory (the gather and the logarithm) and makes decoding about 2x faster at large T.
-
-    Parameters
-    ----------
-    log_init : ndarray of shape (K,)
-    log_trans : ndarray of shape (K, K)
-    log_emission : ndarray of shape (K, M)
-    symbols : int ndarray of shape (T,)
-    offsets : int ndarray of shape (n_seq + 1,)
-
-    Returns
-    -------
-    path : int64 ndarray of shape (T,)
-    log_prob : ndarray of shape (n_seq,)
-    """
-    path = np.zeros(symbols.shape[0], dtype=np.int64)
+    log_emission, rows = _emission(log_lik, rows)
+    path = np.zeros(rows.shape[0], dtype=np.int64)
     # int32 back-pointers: O(T K) memory, half of int64
-    pointers = np.empty((symbols.shape[0], log_init.shape[0]), dtype=np.int32)
-    log_prob = _viterbi(log_init, log_trans, log_emission, symbols, offsets, path, pointers)
+    pointers = np.empty((rows.shape[0], log_init.shape[0]), dtype=np.int32)
+    log_prob = _viterbi(log_init, log_trans, log_emission, rows, offsets, path, pointers)
     return path, log_prob
 
 
@@ -545,17 +472,19 @@ def _inverse_cdf(weights, uniform):
     return last
 
 
-def ffbs(init, trans, lik, offsets, uniforms):
+def ffbs(init, trans, lik, offsets, uniforms, rows=None):
     """Forward-filtering backward-sampling: one exact draw of the state path per sequence.
 
     Parameters
     ----------
     init : ndarray of shape (K,)
     trans : ndarray of shape (K, K)
-    lik : ndarray of shape (T, K)
+    lik : ndarray of shape (T, K), or (K, M) with ``rows``
+        As in :func:`forward`.
     offsets : int ndarray of shape (n_seq + 1,)
     uniforms : ndarray of shape (T,)
         Independent U(0, 1) draws from a ``numpy.random.Generator``.
+    rows : int ndarray of shape (T,), optional
 
     Returns
     -------
@@ -563,19 +492,7 @@ def ffbs(init, trans, lik, offsets, uniforms):
     log_lik : ndarray of shape (n_seq,)
     bad : int
     """
-    return ffbs_table(init, trans, *_all_rows(lik), offsets, uniforms)
-
-
-def ffbs_table(init, trans, emission, rows, offsets, uniforms):
-    """:func:`ffbs` reading the emission likelihood of step t from ``emission[k, rows[t]]``
-    (see :func:`smooth_table`).
-
-    Returns
-    -------
-    path : int64 ndarray of shape (T,)
-    log_lik : ndarray of shape (n_seq,)
-    bad : int
-    """
+    emission, rows = _emission(lik, rows)
     alpha = np.empty((rows.shape[0], init.shape[0]))
     scale = np.empty(rows.shape[0])  # written at every step before it is read
     path = np.zeros(rows.shape[0], dtype=np.int64)
@@ -643,45 +560,18 @@ def sample_chain(init, trans, offsets, uniforms):
 # ------------------------------------------------------------------------------------------
 @njit(**_JIT)
 def _log_likelihood_batch(init, trans, emission, symbols, offsets, out):
-    n_batch, n_states = init.shape
-    alpha = np.empty(n_states)
-    following = np.empty(n_states)
-    for b in range(n_batch):
+    alpha = np.empty((symbols.size, init.shape[1]))
+    scale = np.empty(symbols.size)
+    for b in range(init.shape[0]):
+        # one sequence at a time: an impossible one stops the recursion, not the others
         for s in range(offsets.size - 1):
-            start, stop = offsets[s], offsets[s + 1]
-            total = 0.0
-            for k in range(n_states):
-                alpha[k] = init[b, k] * emission[b, k, symbols[start]]
-                total += alpha[k]
-            if not total > 0.0:
-                out[b, s] = -np.inf
-                continue
-            acc = np.log(total)
-            for k in range(n_states):
-                alpha[k] /= total
-            for t in range(start + 1, stop):
-                symbol = symbols[t]
-                total = 0.0
-                for j in range(n_states):
-                    value = 0.0
-                    for i in range(n_states):
-                        value += alpha[i] * trans[b, i, j]
-                    value *= emission[b, j, symbol]
-                    following[j] = value
-                    total += value
-                if not total > 0.0:
-                    acc = -np.inf
-                    break
-                acc += np.log(total)
-                inverse = 1.0 / total
-                for j in range(n_states):
-                    alpha[j] = following[j] * inverse
-            out[b, s] = acc
+            log_lik, bad = _forward(init[b], trans[b], emission[b], symbols, offsets[s : s + 2], alpha, scale)
+            out[b, s] = log_lik[0] if bad < 0 else -np.inf
 
 
 def log_likelihood_batch(init, trans, emission, symbols, offsets):
-    """Per-sequence log-likelihood for a batch of parameter draws (forward pass only, O(K)
-    memory per draw; no (T, K) likelihood matrix is formed).
+    """Per-sequence log-likelihood for a batch of parameter draws (the forward pass of each
+    draw in turn, in one (T, K) scratch array; no (T, K) likelihood matrix is formed).
 
     Parameters
     ----------
@@ -703,23 +593,67 @@ def log_likelihood_batch(init, trans, emission, symbols, offsets):
 
 
 # ------------------------------------------------------------------------------------------
-# log-likelihood and its gradient (Fisher's identity), for the PyTensor Op
+# any emission family, from log densities: forward-backward, and the PyTensor Op's gradient
 # ------------------------------------------------------------------------------------------
 @njit(**_JIT)
-def _log_likelihood_gradient(init, trans, emission, symbols, offsets):
-    n_states, n_symbols = emission.shape
-    n_steps = symbols.size
-    alpha = np.empty((n_steps, n_states))
-    scale = np.ones(n_steps)
-    log_lik, init_g, trans_g, emission_g, bad = _expected_counts(
-        init, trans, emission, symbols, symbols, offsets, n_symbols, alpha, scale
-    )
+def _shift_log_table(log_table, lik, shift):
+    """Fill ``lik = exp(log_table - shift)`` with each row's maximum as ``shift`` (so that no
+    row underflows however small its densities); a row of -inf is left at zero (a step that
+    reads it is impossible). Return the first row holding NaN or +inf, or -1."""
+    n_rows, n_states = log_table.shape
+    for m in range(n_rows):
+        top = -np.inf
+        for k in range(n_states):
+            value = log_table[m, k]
+            if value != value or value == np.inf:
+                return m
+            if value > top:
+                top = value
+        if top == -np.inf:
+            top = 0.0
+        shift[m] = top
+        for k in range(n_states):
+            lik[m, k] = np.exp(log_table[m, k] - top)
+    return -1
+
+
+@njit(**_JIT)
+def _log_table_pass(init, trans, log_table, rows, offsets):
+    """Forward-backward reading ``log p(x_t | k)`` as ``log_table[rows[t], k]``: per-sequence
+    log-likelihoods, initial and transition counts, the smoothed marginals (T, K) and their
+    sums per row ``counts[m, k] = sum_(t: rows[t] = m) gamma[t, k]``, the bad index."""
+    n_rows, n_states = log_table.shape
+    n_steps = rows.size
+    lik = np.empty((n_rows, n_states))
+    shift = np.zeros(n_rows)
+    counts = np.zeros((n_rows, n_states))
+    gamma = np.zeros((n_steps, n_states))
+    impossible = np.full(offsets.size - 1, -np.inf)
+    bad = _shift_log_table(log_table, lik, shift)
     if bad >= 0:
-        return -np.inf, init_g, trans_g, emission_g  # zeros
+        return impossible, np.zeros(n_states), np.zeros((n_states, n_states)), counts, gamma, bad
+    scale = np.ones(n_steps)
+    # the marginals overwrite the forward messages, and are summed per column as they are made
+    log_lik, init_counts, trans_counts, bad = _smoothed_counts(init, trans, lik.T, rows, offsets, gamma, scale, gamma, rows, counts.T)
+    if bad >= 0:
+        gamma[:] = 0.0  # the forward messages up to the impossible step
+        return impossible, init_counts, trans_counts, counts, gamma, bad
+    for s in range(offsets.size - 1):
+        for t in range(offsets[s], offsets[s + 1]):
+            log_lik[s] += shift[rows[t]]
+    return log_lik, init_counts, trans_counts, counts, gamma, -1
+
+
+@njit(**_JIT)
+def _log_table_gradient(init, trans, log_table, rows, offsets):
+    log_lik, init_g, trans_g, counts, _, bad = _log_table_pass(init, trans, log_table, rows, offsets)
+    if bad >= 0:
+        return -np.inf, init_g, trans_g, counts  # zeros
+    # the likelihood is linear in each exp(log_table[rows[t], k]), so d log p / d log_table[m, k]
+    # is the smoothed marginal summed over the steps that read row m
     _per_parameter(init_g, init)
     _per_parameter(trans_g, trans)
-    _per_parameter(emission_g, emission)
-    return log_lik.sum(), init_g, trans_g, emission_g
+    return log_lik.sum(), init_g, trans_g, counts
 
 
 @njit(inline="always")
@@ -730,137 +664,25 @@ def _per_parameter(counts, theta):
         counts[e] = counts[e] / theta[e] if theta[e] > 0.0 else 0.0
 
 
-def log_likelihood_gradient(init, trans, emission, symbols, offsets):
-    """Total log-likelihood and its gradient with respect to every parameter entry, from one
-    forward-backward pass: ``d log p(x) / d theta_e = E[n_e | x] / theta_e`` (Fisher's
-    identity; the likelihood is a polynomial in which a path uses entry ``e`` ``n_e`` times).
+def log_table_gradient(init, trans, log_table, rows, offsets):
+    """Total log-likelihood and its gradient, for the forward-backward Op: one pass, reading
+    ``log p(x_t | z_t = k)`` as ``log_table[rows[t], k]``.
+
+    The categorical HMM passes its log table transposed (M, K) and the symbols, any other family
+    its (T, K) log densities and the rows 0..T-1. The likelihood is linear in each
+    ``exp(log_table[m, k])`` read at a step, so ``d log p / d log_table[m, k]`` is the smoothed
+    marginal ``p(z_t = k | x)`` summed over the steps t that read row m; ``init`` and
+    ``trans`` get Fisher's identity, ``d log p(x) / d theta_e = E[n_e | x] / theta_e`` (the
+    likelihood is a polynomial in which a path uses entry ``e`` ``n_e`` times).
 
     Parameters
     ----------
     init : ndarray of shape (K,)
     trans : ndarray of shape (K, K)
-    emission : ndarray of shape (K, M)
-    symbols : int ndarray of shape (T,)
-    offsets : int ndarray of shape (n_seq + 1,)
-
-    Returns
-    -------
-    log_lik : float
-        Summed over sequences; ``-inf`` if some observation is impossible (gradients are then 0).
-    grad_init, grad_trans, grad_emission : ndarrays of the input shapes
-        Zero at zero entries (masked emissions), which carry no expected count.
-    """
-    value, *grads = _log_likelihood_gradient(
-        *_contiguous(init, trans, emission),
-        symbols,
-        offsets,
-    )
-    return float(value), *grads
-
-
-# ------------------------------------------------------------------------------------------
-# any emission family: forward-backward from a (T, K) matrix of log emission densities
-# ------------------------------------------------------------------------------------------
-@njit(**_JIT)
-def _shift_log_emission(log_emission, lik, shift):
-    """Fill ``lik = exp(log_emission - shift)`` with the row maximum as ``shift`` (so that no
-    row underflows however small its densities); return the first row with no finite maximum
-    (every state impossible, or NaN/+inf), or -1."""
-    n_steps, n_states = log_emission.shape
-    for t in range(n_steps):
-        top = -np.inf
-        for k in range(n_states):
-            value = log_emission[t, k]
-            if value != value or value == np.inf:
-                return t
-            if value > top:
-                top = value
-        if top == -np.inf:
-            return t
-        shift[t] = top
-        for k in range(n_states):
-            lik[t, k] = np.exp(log_emission[t, k] - top)
-    return -1
-
-
-@njit(**_JIT)
-def _log_emission_pass(init, trans, log_emission, offsets):
-    n_steps, n_states = log_emission.shape
-    lik = np.empty((n_steps, n_states))
-    shift = np.zeros(n_steps)
-    gamma = np.zeros((n_steps, n_states))
-    bad = _shift_log_emission(log_emission, lik, shift)
-    if bad >= 0:
-        return np.full(offsets.size - 1, -np.inf), np.zeros(n_states), np.zeros((n_states, n_states)), gamma, bad
-    alpha = np.empty((n_steps, n_states))
-    scale = np.ones(n_steps)
-    rows = np.arange(n_steps)
-    log_lik, init_counts, trans_counts, bad = _smoothed_counts(
-        init, trans, lik.T, rows, offsets, alpha, scale, gamma, rows, np.zeros((n_states, 0))
-    )
-    if bad >= 0:
-        return np.full(offsets.size - 1, -np.inf), init_counts, trans_counts, gamma, bad
-    for s in range(offsets.size - 1):
-        for t in range(offsets[s], offsets[s + 1]):
-            log_lik[s] += shift[t]
-    return log_lik, init_counts, trans_counts, gamma, -1
-
-
-def log_emission_smooth(init, trans, log_emission, offsets):
-    """Forward-backward for any emission family, from log emission densities.
-
-    Each row of ``log_emission`` is shifted by its maximum before ``exp`` (and the shifts are
-    added back to the log-likelihood), so densities far below ``exp(-745)`` do not underflow. A
-    row of zeros is a missing observation: it carries no information about the state.
-
-    Parameters
-    ----------
-    init : ndarray of shape (K,)
-        Initial state probabilities (or, for VB, sub-normalised weights).
-    trans : ndarray of shape (K, K)
-    log_emission : ndarray of shape (T, K)
-        ``log p(x_t | z_t = k)``; -inf where a state cannot emit ``x_t``.
-    offsets : int ndarray of shape (n_seq + 1,)
-
-    Returns
-    -------
-    log_lik : ndarray of shape (n_seq,)
-        ``log p(x_s)`` per sequence (-inf for every sequence when ``bad >= 0``).
-    init_counts : ndarray of shape (K,)
-        ``E[#(z_1 = k)]`` summed over sequences.
-    trans_counts : ndarray of shape (K, K)
-        ``E[#(z_t = i, z_t+1 = j)]`` summed over sequences.
-    gamma : ndarray of shape (T, K)
-        Smoothed marginals ``p(z_t = k | x)``.
-    bad : int
-        -1, or the flat index of the first step that no reachable state can emit (a row of
-        ``log_emission`` that is all -inf, or holds NaN or +inf).
-    """
-    log_lik, init_counts, trans_counts, gamma, bad = _log_emission_pass(
-        *_contiguous(init, trans, log_emission), np.ascontiguousarray(offsets, dtype=np.int64),
-    )
-    return log_lik, init_counts, trans_counts, gamma, int(bad)
-
-
-@njit(**_JIT)
-def _log_emission_gradient(init, trans, log_emission, offsets):
-    log_lik, init_g, trans_g, gamma, bad = _log_emission_pass(init, trans, log_emission, offsets)
-    if bad >= 0:
-        return -np.inf, init_g, trans_g, gamma  # zeros
-    # the likelihood is linear in each exp(log_emission[t, k]), so d log p / d log_emission = gamma
-    _per_parameter(init_g, init)
-    _per_parameter(trans_g, trans)
-    return log_lik.sum(), init_g, trans_g, gamma
-
-
-def log_emission_gradient(init, trans, log_emission, offsets):
-    """Total log-likelihood and its gradient for the generalised forward-backward Op.
-
-    Parameters
-    ----------
-    init : ndarray of shape (K,)
-    trans : ndarray of shape (K, K)
-    log_emission : ndarray of shape (T, K)
+    log_table : ndarray of shape (M, K)
+        -inf where a state cannot emit; each row is shifted by its maximum before ``exp``.
+    rows : int ndarray of shape (T,)
+        Row read at each step.
     offsets : int ndarray of shape (n_seq + 1,)
 
     Returns
@@ -868,13 +690,14 @@ def log_emission_gradient(init, trans, log_emission, offsets):
     log_lik : float
         ``sum_s log p(x_s)``; -inf when some step is impossible (the gradients are then 0).
     grad_init : ndarray of shape (K,)
-        ``E[#(z_1 = k) | x] / init[k]``.
+        ``E[#(z_1 = k) | x] / init[k]`` (0 at a zero entry, which carries no expected count).
     grad_trans : ndarray of shape (K, K)
-        ``E[#(i -> j) | x] / trans[i, j]``.
-    grad_log_emission : ndarray of shape (T, K)
-        The smoothed marginals ``p(z_t = k | x)``.
+        ``E[#(i -> j) | x] / trans[i, j]`` (likewise).
+    grad_log_table : ndarray of shape (M, K)
+        The smoothed marginals summed per row (with rows 0..T-1: the marginals themselves).
     """
-    value, *grads = _log_emission_gradient(
-        *_contiguous(init, trans, log_emission), np.ascontiguousarray(offsets, dtype=np.int64),
+    value, *grads = _log_table_gradient(
+        *_contiguous(init, trans, log_table), np.ascontiguousarray(rows, dtype=np.int64),
+        np.ascontiguousarray(offsets, dtype=np.int64),
     )
     return float(value), *grads

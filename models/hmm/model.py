@@ -12,17 +12,18 @@ Generative model (one sequence; many sequences share the parameters)::
 parameters and sequences (the family reads the per-step rows), forward-backward, filtering,
 Viterbi, FFBS, simulation, the latent posterior, the hooks of the back-ends and the PyMC
 declaration. The emission family (:mod:`latentzoo.models.families`) supplies its conjugate
-prior, statistics and densities. Two ways in for the emissions:
+prior, statistics and densities. The compiled kernels read the emission likelihoods as
+``emission[k, rows[t]]`` (:meth:`HiddenMarkovModel._emission`), which every family fills:
 
 * a *table* family (:class:`~latentzoo.models.core.protocols.TableEmissions`, the categorical
-  one) hands the compiled kernels its (K, M) table and the coded symbols; they read
-  ``table[k, x_t]`` in the loop, and no (T, K) matrix is formed;
+  one) hands over its (K, M) table and the coded symbols as the rows, and the kernels count the
+  symbols in the loop: no (T, K) matrix is formed;
 * a *scaled* family (:class:`~latentzoo.models.core.protocols.ScaledEmissions`, the Gaussian
-  one) gives its likelihoods divided by a factor per step as a (K, T) table, which the same
-  kernels read (:func:`latentzoo.models.hmm.kernels.smooth_counts`), the factors' logs added
-  back; used where parameters are given (EM, smoothing, the log-likelihood), not for VB;
+  one) gives its likelihoods divided by a factor per step as a (K, T) table (rows 0..T-1), the
+  factors' logs added back; used where parameters are given (EM, smoothing, the
+  log-likelihood, FFBS), not for VB;
 * any other family gives the (T, K) matrix of log densities, shifted by each row's maximum so
-  that nothing underflows (:func:`latentzoo.models.hmm.kernels.log_emission_smooth`).
+  that nothing underflows, read through its transpose.
 
 Missing steps drop their emission factor (a column of ones in the table, a log density of 0),
 so the chain still moves through them. Back-ends: ``em`` (Baum-Welch; the M-step is the mode of
@@ -258,33 +259,36 @@ class HiddenMarkovModel(LatentModel):
         out[data.observed] = observed_rows
         return out
 
-    def _scaled_likelihood(self, data, params, summed: bool = True):
-        """The family's (K, T) likelihoods up to a factor per step, a column of ones on a missing
-        step, and the logs of the factors (their sum, or (T,) with 0 on missing steps)."""
-        lik, log_scale = self.family.scaled_likelihood(self.family.rows(data), params, summed)
-        if data.all_observed:
-            return lik, log_scale
-        full = np.ones((lik.shape[0], data.n_steps))
-        full[:, data.observed] = lik
-        if not summed:
-            log_scale = self._place(data, log_scale[:, None])[:, 0]
-        return full, log_scale
-
     def _log_emission(self, data, params) -> np.ndarray:
         return self._place(data, self.family.log_density(self.family.rows(data), params))
 
+    def _emission(self, data, params, expected_log: bool = False) -> tuple[np.ndarray, np.ndarray, object]:
+        """The kernels' ``(emission, rows)``, read as ``emission[k, rows[t]]`` (1 on a missing
+        step), and the logs of the factors the likelihoods were divided by ((T,), or 0.0 for a
+        table): a table family's (K, M) table and codes, a scaled family's (K, T) likelihoods, or
+        any other family's shifted (T, K) densities, transposed. ``params`` are the family's
+        parameters, or with ``expected_log`` its VB factors (giving ``exp(E_q[log p(x | theta)])``)."""
+        family = self.family
+        if self.table:
+            table = family.expected_table(params) if expected_log else family.emission_table(params)
+            return *self._table(data, table), 0.0
+        steps = np.arange(data.n_steps)
+        if self.scaled and not expected_log:
+            lik, log_scale = family.scaled_likelihood(family.rows(data), params, False)
+            if data.all_observed:
+                return lik, steps, log_scale
+            full = np.ones((lik.shape[0], data.n_steps))
+            full[:, data.observed] = lik
+            return full, steps, self._place(data, log_scale[:, None])[:, 0]
+        rows = family.rows(data)
+        log_density = family.expected_log_density(rows, params) if expected_log else family.log_density(rows, params)
+        lik, shift = _shifted(self._place(data, log_density))
+        return lik.T, steps, shift
+
     def _smooth(self, data, params) -> tuple[np.ndarray, int]:
         """Smoothed state probabilities (T, K) and the kernels' ``bad`` step."""
-        init, trans = params["init_probs"], params["trans_mat"]
-        if self.table:
-            gamma, _, bad = kernels.smooth_table(init, trans, *self._table(data, self.family.emission_table(params)), data.offsets)
-        elif self.scaled:
-            lik, _ = self._scaled_likelihood(data, params)
-            # contiguous, as the kernels are compiled for (a fixed init_probs is a broadcast view)
-            init, trans = np.ascontiguousarray(init, dtype=np.float64), np.ascontiguousarray(trans, dtype=np.float64)
-            gamma, _, bad = kernels.smooth_table(init, trans, lik, np.arange(data.n_steps), data.offsets)
-        else:
-            *_, gamma, bad = kernels.log_emission_smooth(init, trans, self._log_emission(data, params), data.offsets)
+        emission, rows, _ = self._emission(data, params)
+        gamma, _, bad = kernels.smooth(params["init_probs"], params["trans_mat"], emission, data.offsets, rows)
         return gamma, bad
 
     # -- inference given parameters -----------------------------------------------------
@@ -312,13 +316,8 @@ class HiddenMarkovModel(LatentModel):
         out = np.empty((trans.shape[0], data.n_sequences))
         starts = data.offsets[:-1]
         for index in range(out.shape[0]):
-            one = {name: value[index] for name, value in flat.items()}
-            if self.scaled:
-                lik, shift = self._scaled_likelihood(data, one, summed=False)
-                _, _, log_lik, bad = kernels.forward_table(init[index], trans[index], lik, np.arange(data.n_steps), data.offsets)
-            else:
-                lik, shift = _shifted(self._log_emission(data, one))
-                _, _, log_lik, bad = kernels.forward(init[index], trans[index], lik, data.offsets)
+            emission, rows, shift = self._emission(data, {name: value[index] for name, value in flat.items()})
+            _, _, log_lik, bad = kernels.forward(init[index], trans[index], emission, data.offsets, rows)
             out[index] = log_lik + np.add.reduceat(shift, starts) if bad < 0 else -np.inf
         return out.reshape(batch + (data.n_sequences,))
 
@@ -332,12 +331,8 @@ class HiddenMarkovModel(LatentModel):
         """
         data = self.check_data(data)
         full = self._full(self.check_params(params))
-        init, trans = full["init_probs"], full["trans_mat"]
-        if self.table:
-            alpha, _, _, bad = kernels.forward_table(init, trans, *self._table(data, self.family.emission_table(full)), data.offsets)
-        else:
-            lik, _ = _shifted(self._log_emission(data, full))
-            alpha, _, _, bad = kernels.forward(init, trans, lik, data.offsets)
+        emission, rows, _ = self._emission(data, full)
+        alpha, _, _, bad = kernels.forward(full["init_probs"], full["trans_mat"], emission, data.offsets, rows)
         kernels.raise_if_impossible(bad, data.offsets)
         return data.split(alpha)
 
@@ -368,7 +363,7 @@ class HiddenMarkovModel(LatentModel):
             log_init, log_trans = np.log(full["init_probs"]), np.log(full["trans_mat"])
             if self.table:
                 table, codes = self._table(data, self.family.emission_table(full))
-                path, log_prob = kernels.viterbi_symbols(log_init, log_trans, np.log(table), codes, data.offsets)
+                path, log_prob = kernels.viterbi(log_init, log_trans, np.log(table), data.offsets, codes)
             else:
                 path, log_prob = kernels.viterbi(log_init, log_trans, self._log_emission(data, full), data.offsets)
         if not np.all(np.isfinite(log_prob)):
@@ -478,31 +473,22 @@ class HiddenMarkovModel(LatentModel):
         """Forward-backward statistics: (stats, log-likelihood (log Z for VB) summed over sequences).
 
         ``emission`` is the family's parameters, or with ``expected_log`` its VB factors."""
+        # contiguous, as the kernels are compiled for (a fixed init_probs is a broadcast view)
         init = np.ascontiguousarray(init, dtype=np.float64)
         trans = np.ascontiguousarray(trans, dtype=np.float64)
         family = self.family
+        lik, rows, log_scale = self._emission(data, emission, expected_log)
         if self.table:
-            table = family.expected_table(emission) if expected_log else family.emission_table(emission)
-            log_lik, init_c, trans_c, emission_c, bad = kernels.symbol_expected_counts(
-                init, trans, *self._table(data, table), data.offsets)
+            log_lik, init_c, trans_c, emission_c, bad = kernels.expected_counts(
+                init, trans, lik, rows, data.offsets, lik.shape[1], rows)
             kernels.raise_if_impossible(bad, data.offsets)
             # the padding column counts the missing steps' states, which emitted nothing we saw
             emission_stats = family.table_stats(emission_c)
-        elif self.scaled and not expected_log:
-            rows = family.rows(data)
-            lik, log_scale = self._scaled_likelihood(data, emission)
-            log_lik, init_c, trans_c, gamma, bad = kernels.smooth_counts(init, trans, lik, data.offsets)
-            kernels.raise_if_impossible(bad, data.offsets)
-            emission_stats = family.stats(rows, gamma if data.all_observed else gamma[data.observed])
-            return {"init_counts": init_c, "trans_counts": trans_c, **emission_stats}, float(log_lik.sum() + log_scale)
         else:
-            rows = family.rows(data)
-            log_emission = self._place(data, family.expected_log_density(rows, emission) if expected_log
-                                       else family.log_density(rows, emission))
-            log_lik, init_c, trans_c, gamma, bad = kernels.log_emission_smooth(init, trans, log_emission, data.offsets)
+            log_lik, init_c, trans_c, gamma, bad = kernels.smooth_counts(init, trans, lik, rows, data.offsets)
             kernels.raise_if_impossible(bad, data.offsets)
-            emission_stats = family.stats(rows, gamma if data.all_observed else gamma[data.observed])
-        return {"init_counts": init_c, "trans_counts": trans_c, **emission_stats}, float(log_lik.sum())
+            emission_stats = family.stats(family.rows(data), gamma if data.all_observed else gamma[data.observed])
+        return {"init_counts": init_c, "trans_counts": trans_c, **emission_stats}, float(log_lik.sum() + np.sum(log_scale))
 
     def expected_stats(self, data, params):
         """Baum-Welch E-step: forward-backward expected statistics and the log-likelihood.
@@ -537,17 +523,12 @@ class HiddenMarkovModel(LatentModel):
         """Gibbs step for the states: one FFBS draw of every path; complete-data statistics."""
         data = self.check_data(data)
         full = self._full(params)
-        init, trans, K = full["init_probs"], full["trans_mat"], self.n_states
-        family = self.family
-        if self.table:
-            table, codes = self._table(data, family.emission_table(full))
-            path, _, bad = kernels.ffbs_table(init, trans, table, codes, data.offsets, rng.random(data.n_steps))
-            kernels.raise_if_impossible(bad, data.offsets)
-            init_c, trans_c, emission_c = kernels.path_counts(path, codes, data.offsets, K, table.shape[1])
-            return {"init_counts": init_c, "trans_counts": trans_c, **family.table_stats(emission_c)}
-        lik, _ = _shifted(self._log_emission(data, full))
-        path, _, bad = kernels.ffbs(init, trans, lik, data.offsets, rng.random(data.n_steps))
+        emission, rows, _ = self._emission(data, full)
+        path, _, bad = kernels.ffbs(full["init_probs"], full["trans_mat"], emission, data.offsets, rng.random(data.n_steps), rows)
         kernels.raise_if_impossible(bad, data.offsets)
+        if self.table:
+            init_c, trans_c, emission_c = kernels.path_counts(path, rows, data.offsets, self.n_states, emission.shape[1])
+            return {"init_counts": init_c, "trans_counts": trans_c, **self.family.table_stats(emission_c)}
         return self._path_stats(data, path)
 
     def _path_stats(self, data, path: np.ndarray) -> dict:

@@ -5,8 +5,9 @@ log-density graph into one JAX function with PyTensor's ``jax_funcify`` and let 
 differentiate it. Every Op in the graph therefore needs a JAX implementation, and the gradient
 JAX takes of it must be the right one. This module supplies both for
 
-* ``HMMLogLikelihood`` (:mod:`latentzoo.models.ops.hmm_op`) in both its emission forms: a
-  categorical table read by symbol, and a (T, K) matrix of log emission densities,
+* ``HMMLogLikelihood`` (:mod:`latentzoo.models.ops.hmm_op`): an (M, K) table of log emission
+  densities read at ``rows`` (a categorical log table transposed and its symbols, or a (T, K)
+  matrix of log densities and the rows 0..T-1),
 * ``SPDCholesky`` (:mod:`latentzoo.models.ops.pymc_parts`),
 * ``LocalLevelLogLikelihood`` (:mod:`latentzoo.models.ops.kalman_op`): the Kalman filter as a
   ``lax.scan`` that JAX differentiates itself (two scalars, so reverse mode through the scan costs
@@ -27,15 +28,15 @@ whole gradient, the Op's four outputs: the forward messages are normalised at ev
 likelihood,
 
 * ``d log p / d lik[t, k] = pred_t[k] beta_t[k] / c_t`` (the likelihood is linear in each
-  ``lik[t, k]``), which gives the categorical emission gradient by summing over the steps that
-  show each symbol, and the smoothed marginals ``gamma = lik * d log p / d lik`` (the gradient
-  with respect to log emissions);
+  ``lik[t, k]``), which gives the smoothed marginals ``gamma = lik * d log p / d lik`` (the
+  gradient with respect to log emissions), summed over the steps that read each row of the
+  table;
 * ``d log p / d trans[i, j] = sum_t alpha_{t-1}[i] lik[t, j] beta_t[j] / c_t`` and
   ``d log p / d init[k] = sum_(first steps t) lik[t, k] beta_t[k] / c_t``: Fisher's identity
   ``E[n_e | x] / theta_e`` with the division by ``theta_e`` done analytically.
 
 Entries that are exactly zero get gradient zero, and an impossible observation (every
-reachable state has zero likelihood, or a log-emission row holds NaN or +inf) gives a
+reachable state has zero likelihood, or a row of the log table holds NaN or +inf) gives a
 log-likelihood of -inf with zero gradients, exactly as the Numba kernels do.
 
 Many sequences keep the Numba kernels' concatenated layout: one ``lax.scan`` runs over all T
@@ -155,90 +156,61 @@ def _value_with_gradient_bwd(residuals, cotangent):
 _value_with_gradient.defvjp(_value_with_gradient_fwd, _value_with_gradient_bwd)
 
 
-def _table_rows(emission, symbols):
-    # the (K, M) table read at the symbols: no shift, and every row usable (an impossible
-    # symbol shows as a zero scaling constant in the forward pass)
-    return emission.T[symbols], 0.0, jnp.zeros(symbols.shape[0], bool)
-
-
-def _table_gradient(d_lik, lik, emission, symbols):
-    # d log p / d emission[k, m]: the steps showing symbol m, summed
-    d_emission = jnp.zeros(emission.shape[::-1], emission.dtype).at[symbols].add(d_lik).T
-    return _zero_where_zero(d_emission, emission)
-
-
-def _log_density_rows(log_emission):
-    shift = jnp.max(log_emission, axis=1)
-    unusable = ~jnp.isfinite(shift) | jnp.any(jnp.isnan(log_emission), axis=1)
-    shift = jnp.where(unusable, 0.0, shift)
-    # each row shifted by its maximum before exp, so no density underflows
-    lik = jnp.where(unusable[:, None], 0.0, jnp.exp(log_emission - shift[:, None]))
-    return lik, shift, unusable
-
-
-def _log_density_gradient(d_lik, lik, log_emission):
-    # the smoothed marginals gamma: d log p / d log_emission = lik * d log p / d lik
-    return lik * d_lik
-
-
-#: per emission form (the keys of :data:`latentzoo.models.ops.hmm_op.EMISSION_FORMS`): the (T, K)
-#: likelihood rows with their log shifts and unusable rows, and the emission's gradient from d_lik
-_EMISSION_FORMS = {
-    "table": (_table_rows, _table_gradient),
-    "log_density": (_log_density_rows, _log_density_gradient),
-}
-
-
-def _hmm_pass(emission_form, init, trans, emission, *data):
-    to_rows, emission_gradient = _EMISSION_FORMS[emission_form]
-    *extra, offsets = data
-    lik, shift, unusable = to_rows(emission, *extra)
+def _hmm_pass(init, trans, log_table, rows, offsets):
+    # each row shifted by its maximum before exp, so no density underflows; a row of -inf reads
+    # as zeros (impossible where read), one with NaN or +inf makes the whole value -inf
+    top = jnp.max(log_table, axis=1)
+    unusable = jnp.any(jnp.isnan(log_table), axis=1) | (top == jnp.inf)
+    shift = jnp.where(jnp.isfinite(top), top, 0.0)
+    lik = jnp.where(unusable[:, None], 0.0, jnp.exp(log_table - shift[:, None]))[rows]
     starts, ends = _boundaries(offsets, lik.shape[0])
     log_scale, impossible, d_lik, d_init, d_trans = _forward_backward(init, trans, lik, starts, ends)
     impossible = impossible | jnp.any(unusable)
-    grads = (
-        _zero_where_zero(d_init, init),
-        _zero_where_zero(d_trans, trans),
-        emission_gradient(d_lik, lik, emission, *extra),
-    )
+    # d log p / d log_table[m, k]: the smoothed marginals lik * d_lik of the steps reading row m
+    d_table = jnp.zeros(log_table.shape, log_table.dtype).at[rows].add(lik * d_lik)
+    grads = (_zero_where_zero(d_init, init), _zero_where_zero(d_trans, trans), d_table)
     grads = tuple(jnp.where(impossible, 0.0, grad) for grad in grads)
-    value = jnp.where(impossible, -jnp.inf, log_scale.sum() + jnp.sum(shift))
+    value = jnp.where(impossible, -jnp.inf, log_scale.sum() + jnp.sum(shift[rows]))
     return value, grads
 
 
-def hmm_log_likelihood(emission_form, init, trans, emission, *data):
-    """Total HMM log-likelihood and its gradient: the ``HMMLogLikelihood(emission_form)`` Op.
+def hmm_log_likelihood(init, trans, log_table, rows, offsets):
+    """Total HMM log-likelihood and its gradient: the ``HMMLogLikelihood`` Op.
 
     Parameters
     ----------
-    emission_form : {"table", "log_density"}
-        How the emission enters (:mod:`latentzoo.models.ops.hmm_op`).
     init : array of shape (K,)
     trans : array of shape (K, K)
-    emission : array of shape (K, M) (a table) or (T, K) (log densities)
-    *data : int arrays
-        ``symbols`` (T,) and ``offsets`` (n_seq + 1,) for a table; ``offsets`` alone otherwise.
+    log_table : array of shape (M, K)
+        ``log p(x_t | z_t = k)`` read as ``log_table[rows[t], k]``.
+    rows : int array of shape (T,)
+    offsets : int array of shape (n_seq + 1,)
 
     Returns
     -------
     log_lik : scalar, ``sum_s log p(x_s)`` (-inf if some observation is impossible), whose
-        JAX derivative with respect to ``init``, ``trans`` and ``emission`` is the next three
-    grad_init, grad_trans, grad_emission : arrays of the shapes of ``init``, ``trans``, ``emission``
+        JAX derivative with respect to ``init``, ``trans`` and ``log_table`` is the next three
+    grad_init, grad_trans, grad_log_table : arrays of the shapes of ``init``, ``trans``, ``log_table``
     """
-    value, grads = lax.stop_gradient(_hmm_pass(emission_form, init, trans, emission, *data))
-    return _value_with_gradient((init, trans, emission), value, grads), *grads
+    rows = jnp.asarray(rows)
+    value, grads = lax.stop_gradient(_hmm_pass(init, trans, log_table, rows, offsets))
+    return _value_with_gradient((init, trans, log_table), value, grads), *grads
 
 
 def categorical_hmm_log_likelihood(init, trans, emission, symbols, offsets):
-    """:func:`hmm_log_likelihood` of a (K, M) table read at ``symbols`` (T,) (0..M-1);
-    ``grad_emission`` has the table's shape."""
-    return hmm_log_likelihood("table", init, trans, emission, jnp.asarray(symbols), offsets)
+    """:func:`hmm_log_likelihood` of a (K, M) table of probabilities read at ``symbols`` (T,)
+    (0..M-1); ``grad_emission`` has the table's shape (0 at its zeros)."""
+    positive = emission > 0
+    # a log whose derivative is 0, not NaN, at the zeros
+    log_table = jnp.where(positive, jnp.log(jnp.where(positive, emission, 1.0)), -jnp.inf)
+    value, grad_init, grad_trans, grad_log = hmm_log_likelihood(init, trans, log_table.T, symbols, offsets)
+    return value, grad_init, grad_trans, jnp.where(positive, grad_log.T / jnp.where(positive, emission, 1.0), 0.0)
 
 
 def log_emission_hmm_log_likelihood(init, trans, log_emission, offsets):
     """:func:`hmm_log_likelihood` of a (T, K) matrix ``log p(x_t | z_t = k)`` (rows of zeros:
-    missing steps); ``grad_emission`` is the smoothed marginals ``p(z_t = k | x)``."""
-    return hmm_log_likelihood("log_density", init, trans, log_emission, offsets)
+    missing steps); ``grad_emission`` is the smoothed marginals ``p(z_t = k | x)`` (T, K)."""
+    return hmm_log_likelihood(init, trans, log_emission, jnp.arange(log_emission.shape[0]), offsets)
 
 
 def _spd_cholesky(matrices):
@@ -291,7 +263,7 @@ def register_jax_ops() -> None:
 
     @jax_funcify.register(hmm_op_class())
     def _funcify_hmm(op, node=None, **kwargs):
-        return functools.partial(hmm_log_likelihood, op.emission)
+        return hmm_log_likelihood
 
     @jax_funcify.register(kalman_op_class())
     def _funcify_local_level(op, node=None, **kwargs):

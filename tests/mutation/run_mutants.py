@@ -458,10 +458,10 @@ MUTANTS = (
     Mutant(
         "jax-log-density-gradient-drops-lik",
         "models/ops/jax_ops.py",
-        "    return lik * d_lik\n",
-        "    return d_lik\n",
+        "    d_table = jnp.zeros(log_table.shape, log_table.dtype).at[rows].add(lik * d_lik)\n",
+        "    d_table = jnp.zeros(log_table.shape, log_table.dtype).at[rows].add(d_lik)\n",
         ("tests/test_jax.py",),
-        what="the JAX HMM Op's gradient with respect to the log densities is d/d lik, not lik d/d lik",
+        what="the JAX HMM Op's gradient with respect to the log table is d/d lik, not lik d/d lik",
     ),
 )
 

@@ -154,14 +154,19 @@ def check_cache(cache) -> Path | bool:
 # -- the cache's files -----------------------------------------------------------------------------
 def _cache_key(model, data, nuts_options: dict, random_seed: int) -> str:
     """The hash of everything that decides the draws. The observations (``model.observed_data``)
-    stand for the data object, whose cached properties would change its pickle; ``cores`` and
+    stand for the data object, and the model's settings (its dataclass fields) for the model:
+    the pickles of both change when a cached property is first computed. ``cores`` and
     ``progressbar`` do not change the draws and are left out."""
+    import dataclasses
     from importlib.metadata import version
 
     import joblib
 
     observed = {name: np.asarray(array) for name, (array, _) in model.observed_data(data).items()}
-    return joblib.hash((_FORMAT, model, observed, nuts_options, random_seed, version("pymc")))
+    settings = ({field.name: getattr(model, field.name) for field in dataclasses.fields(model)}
+                if dataclasses.is_dataclass(model) else model)
+    return joblib.hash((_FORMAT, type(model).__qualname__, settings, observed, nuts_options, random_seed,
+                        version("pymc")))
 
 
 def _problem(idata, key: str, model, data, options: dict) -> str | None:

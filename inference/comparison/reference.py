@@ -163,8 +163,7 @@ def _cache_key(model, data, nuts_options: dict, random_seed: int) -> str:
     import joblib
 
     observed = {name: np.asarray(array) for name, (array, _) in model.observed_data(data).items()}
-    settings = ({field.name: getattr(model, field.name) for field in dataclasses.fields(model)}
-                if dataclasses.is_dataclass(model) else model)
+    settings = dataclasses.astuple(model) if dataclasses.is_dataclass(model) else model
     return joblib.hash((_FORMAT, type(model).__qualname__, settings, observed, nuts_options, random_seed,
                         version("pymc")))
 

@@ -150,7 +150,8 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
             raise LookupError(f"no view {model!r}; available: {list(MODELS)}")
         return VIEWS[model]
 
-    async def computed(request: Request, entry: str):
+    async def computed(request: Request, entry: str, per_method: bool = True):
+        """Answer with the view's ``entry``: per panel (the path's method first) or for a whole edit."""
         try:
             view = view_of(request)
         except LookupError as error:
@@ -159,21 +160,14 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
             body = await _body(request)
         except ValueError as error:
             return _error(400 if "JSON" in str(error) else 413, error)
-        return await _answer(getattr(view, entry), request.path_params["method"], body, request=request, gate=gate)
+        method = (request.path_params["method"],) if per_method else ()
+        return await _answer(getattr(view, entry), *method, body, request=request, gate=gate)
 
     async def panel(request: Request):
         return await computed(request, "run_method")
 
     async def batch(request: Request, entry: str):
-        try:
-            view = view_of(request)
-        except LookupError as error:
-            return _error(404, error)
-        try:
-            body = await _body(request)
-        except ValueError as error:
-            return _error(400 if "JSON" in str(error) else 413, error)
-        return await _answer(getattr(view, entry), body, request=request, gate=gate)
+        return await computed(request, entry, per_method=False)
 
     async def edit(request: Request):
         return await batch(request, "run_edit")

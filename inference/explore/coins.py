@@ -32,11 +32,10 @@ from ...models import MODELS
 from ...models.core.base import LatentModel
 from ...models.core.conjugate import Beta, apply_to_factors
 from ..registry import seed_from
-from .common import (RecentFits, answer_edit, answer_every_panel, answer_tables,
-                     check_fields, check_options, check_seed, int_option, pymc_job_options, quiet_run,
-                     request_key, table_rows, to_json)
+from .common import (RecentFits, answer_every_panel, check_fields, check_options, check_seed,
+                     int_option, pymc_job_options, quiet_run, request_key, table_rows, to_json)
 
-__all__ = ["run_edit", "run_tables", "LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
+__all__ = ["LIMITS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job", "warm_up"]
 
 #: the bounds every request is held to (stated on the page and in docs/user-guide/explore.md)
 LIMITS = {
@@ -148,8 +147,7 @@ def parse_request(body) -> Request:
         raise ValueError(f"{data.n_flips} flips per trial; the page accepts at most {LIMITS['flips_per_trial']}")
     if data.n_trials * data.n_flips > LIMITS["total_flips"]:
         raise ValueError(f"{data.n_trials * data.n_flips} flips in all; the page accepts at most {LIMITS['total_flips']}")
-    request = Request(model, data, int(seed), options, request_key(body))
-    return request
+    return Request(model, data, int(seed), options, request_key(body))
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -285,10 +283,9 @@ def _vb_options(request: Request) -> dict:
 
 def _gibbs_options(request: Request) -> dict:
     options = request.options
-    counts = {"chains": _int_option(options, "gibbs_chains", 1, LIMITS["gibbs_chains"]),
-              "draws": _int_option(options, "gibbs_draws", 10, LIMITS["gibbs_draws"]),
-              "tune": _int_option(options, "gibbs_tune", 0, LIMITS["gibbs_tune"])}
-    return {**counts, "progressbar": False}
+    return {"chains": _int_option(options, "gibbs_chains", 1, LIMITS["gibbs_chains"]),
+            "draws": _int_option(options, "gibbs_draws", 10, LIMITS["gibbs_draws"]),
+            "tune": _int_option(options, "gibbs_tune", 0, LIMITS["gibbs_tune"]), "progressbar": False}
 
 
 def _table_run(request: Request, method: str):
@@ -398,8 +395,7 @@ def vb_view(request: Request) -> dict:
 def gibbs_view(request: Request) -> dict:
     """Blocked Gibbs: draws on (p, q), traces per chain, R-hat and ESS, label switches."""
     run, messages = _quiet_run(request, "gibbs", **_gibbs_options(request))
-    answer = _sampler_answer(request, "gibbs", run, messages)
-    return answer
+    return _sampler_answer(request, "gibbs", run, messages)
 
 
 VIEWS = {"data": data_summary, "exact": exact_view, "em": em_view, "vb": vb_view, "gibbs": gibbs_view}
@@ -440,16 +436,6 @@ def run_table(method: str, body) -> dict:
     rows = _table(request, method, run, _exact_moments(request))
     return _json({"method": method, "table": rows, "tag": body.get("tag"), "warnings": messages,
                   "elapsed_ms": 1000 * (time.perf_counter() - start)})
-
-
-def run_edit(body) -> dict:
-    """Every panel of one edit (:data:`METHODS`) from one validation: :func:`.common.answer_edit`."""
-    return answer_edit({method: VIEWS[method] for method in METHODS}, parse_request, body)
-
-
-def run_tables(body) -> dict:
-    """Every panel's table rows (:data:`TABLE_METHODS`) in one answer: :func:`.common.answer_tables`."""
-    return answer_tables(TABLE_METHODS, run_table, parse_request, body)
 
 
 def warm_up() -> float:

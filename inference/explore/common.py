@@ -140,7 +140,7 @@ def _panel_error(method: str, error: BaseException) -> dict:
     return {"method": method, "error": {"type": type(error).__name__, "message": str(error)}}
 
 
-def answer_edit(panels: dict, parse_request, body) -> dict:
+def answer_edit(view, body) -> dict:
     """Every panel of one edit in one answer: the body validated once (``parse_request``, which
     raises on bad input: the whole edit is refused), then each panel built from that one request
     object, so that the fits and the exact posterior the panels share are computed once (the
@@ -149,10 +149,9 @@ def answer_edit(panels: dict, parse_request, body) -> dict:
 
     Parameters
     ----------
-    panels : dict
-        ``{method: view function(request) -> dict}``, in the order to compute them.
-    parse_request : callable
-        The view's validation.
+    view : module
+        A view (:mod:`.coins`, :mod:`.gmm`, :mod:`.dice`): its ``parse_request``, its panels
+        ``METHODS`` in the order to compute them, and ``VIEWS`` (method -> function of the request).
     body : dict
         The page's request; its optional ``panels`` (a list) names the panels to answer (all
         by default).
@@ -165,17 +164,18 @@ def answer_edit(panels: dict, parse_request, body) -> dict:
         "message"}}`` when that panel alone failed with a ValueError or TypeError.
     """
     start = time.perf_counter()
-    request = parse_request(body)
+    request = view.parse_request(body)
+    panels = {method: view.VIEWS[method] for method in view.METHODS}
     wanted = body.get("panels", list(panels))
     if not isinstance(wanted, list) or not set(wanted) <= set(panels) or not all(isinstance(m, str) for m in wanted):
         raise ValueError(f"panels must be a list of the view's panels {list(panels)}, got {wanted!r}")
     answers = {}
-    for method, view in panels.items():
+    for method, panel in panels.items():
         if method not in wanted:
             continue
         began = time.perf_counter()
         try:
-            answer = view(request)
+            answer = panel(request)
         except (ValueError, TypeError) as error:
             answer = _panel_error(method, error)
         answer["tag"] = body.get("tag")
@@ -184,18 +184,18 @@ def answer_edit(panels: dict, parse_request, body) -> dict:
     return {"tag": body.get("tag"), "panels": answers, "elapsed_ms": 1000 * (time.perf_counter() - start)}
 
 
-def answer_tables(methods, run_table, parse_request, body) -> dict:
-    """Every panel's table rows in one answer: ``{"tag", "elapsed_ms", "tables": {method:
-    run_table(method, body)}}``. Bad input raises (``parse_request`` first: the whole answer is
+def answer_tables(view, body) -> dict:
+    """Every table of a view (its ``TABLE_METHODS``) in one answer: ``{"tag", "elapsed_ms",
+    "tables": {method: view.run_table(method, body)}}``. Bad input raises (``parse_request`` first: the whole answer is
     refused, as for :func:`answer_edit`); a table that fails alone (ValueError, TypeError) holds
     ``{"method", "error"}``. The page asks for it once the panels have answered, so the server
     computes the tables while the page draws the plots."""
     start = time.perf_counter()
-    parse_request(body)
+    view.parse_request(body)
     tables = {}
-    for method in methods:
+    for method in view.TABLE_METHODS:
         try:
-            tables[method] = run_table(method, body)
+            tables[method] = view.run_table(method, body)
         except (ValueError, TypeError) as error:
             tables[method] = to_json(_panel_error(method, error))
     return {"tag": body.get("tag"), "tables": tables,

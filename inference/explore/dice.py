@@ -26,10 +26,11 @@ import time
 import numpy as np
 
 from ...models import MODELS
-from .common import (RecentFits, answer_edit, answer_every_panel, answer_tables,
-                     check_fields, check_options, check_seed, int_option, pymc_job_options, quiet_run, request_key, sampler_table, table_rows, to_json)
+from .common import (RecentFits, answer_every_panel, check_fields, check_options, check_seed,
+                     int_option, pymc_job_options, quiet_run, request_key, sampler_table, table_rows,
+                     to_json)
 
-__all__ = ["run_edit", "run_tables", "LIMITS", "DEFAULTS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job",
+__all__ = ["LIMITS", "DEFAULTS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job",
            "warm_up", "SEED_ROLLS"]
 
 SEED_ROLLS = "1 6 3 5 2 7 3 5 2 4"
@@ -263,16 +264,6 @@ def run_job(method: str, body, progress=None) -> dict:
     answer["table"] = table_rows(RECENT_FITS, request.model, method, run)
     answer["tag"] = body.get("tag")
     return to_json(answer)
-
-
-def run_edit(body) -> dict:
-    """Every panel of one edit (:data:`METHODS`) from one validation: :func:`.common.answer_edit`."""
-    return answer_edit({method: VIEWS[method] for method in METHODS}, parse_request, body)
-
-
-def run_tables(body) -> dict:
-    """Every panel's table rows (:data:`TABLE_METHODS`) in one answer: :func:`.common.answer_tables`."""
-    return answer_tables(TABLE_METHODS, run_table, parse_request, body)
 
 
 def warm_up() -> float:

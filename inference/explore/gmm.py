@@ -26,10 +26,11 @@ import numpy as np
 
 from ...models import MODELS, datasets
 from ...models.core.conjugate import NormalInverseWishart
-from .common import (RecentFits, answer_edit, answer_every_panel, answer_tables,
-                     check_fields, check_options, check_seed, int_option, pymc_job_options, quiet_run, request_key, sampler_table, table_rows, to_json)
+from .common import (RecentFits, answer_every_panel, check_fields, check_options, check_seed,
+                     int_option, pymc_job_options, quiet_run, request_key, sampler_table, table_rows,
+                     to_json)
 
-__all__ = ["run_edit", "run_tables", "LIMITS", "DEFAULTS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job",
+__all__ = ["LIMITS", "DEFAULTS", "METHODS", "JOB_METHODS", "parse_request", "run_method", "run_table", "run_job",
            "warm_up", "parse_points"]
 
 #: the bounds every request is held to (stated on the page and in docs/user-guide/explore.md)
@@ -341,16 +342,6 @@ def run_job(method: str, body, progress=None) -> dict:
               "table": table_rows(RECENT_FITS, request.model, method, run), "warnings": messages,
               "tag": body.get("tag")}
     return to_json(answer)
-
-
-def run_edit(body) -> dict:
-    """Every panel of one edit (:data:`METHODS`) from one validation: :func:`.common.answer_edit`."""
-    return answer_edit({method: VIEWS[method] for method in METHODS}, parse_request, body)
-
-
-def run_tables(body) -> dict:
-    """Every panel's table rows (:data:`TABLE_METHODS`) in one answer: :func:`.common.answer_tables`."""
-    return answer_tables(TABLE_METHODS, run_table, parse_request, body)
 
 
 def warm_up() -> float:

@@ -15,8 +15,8 @@ Routes
 
 Each view is a module (:mod:`.coins`, :mod:`.gmm`, :mod:`.dice`) with the same small interface:
 ``parse_request(body)``, ``run_method(method, body)``, ``run_table(method, body)``,
-``run_job(method, body, progress)``, ``run_edit(body)``, ``run_tables(body)``, ``JOB_METHODS``,
-``LIMITS``, ``DEFAULTS`` and ``warm_up()``;
+``run_job(method, body, progress)``, ``METHODS`` and ``VIEWS`` (its panels),
+``TABLE_METHODS``, ``JOB_METHODS``, ``LIMITS``, ``DEFAULTS`` and ``warm_up()``;
 the routes only dispatch to it. For the three coins, ``{method}`` is ``data``, ``exact``,
 ``em``, ``vb`` or ``gibbs``.
 
@@ -62,6 +62,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from . import coins, dice, gmm
+from .common import answer_edit, answer_tables
 from .jobs import JobQueue
 
 __all__ = ["create_app", "serve", "plotly_js_path", "MODELS", "MAX_BODY_BYTES", "MAX_COMPUTING"]
@@ -150,8 +151,8 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
             raise LookupError(f"no view {model!r}; available: {list(MODELS)}")
         return VIEWS[model]
 
-    async def computed(request: Request, entry: str, per_method: bool = True):
-        """Answer with the view's ``entry``: per panel (the path's method first) or for a whole edit."""
+    async def computed(request: Request, answer):
+        """Answer with ``answer(view, body)``, ``view`` the path's view module."""
         try:
             view = view_of(request)
         except LookupError as error:
@@ -160,23 +161,19 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
             body = await _body(request)
         except ValueError as error:
             return _error(400 if "JSON" in str(error) else 413, error)
-        method = (request.path_params["method"],) if per_method else ()
-        return await _answer(getattr(view, entry), *method, body, request=request, gate=gate)
+        return await _answer(answer, view, body, request=request, gate=gate)
 
     async def panel(request: Request):
-        return await computed(request, "run_method")
-
-    async def batch(request: Request, entry: str):
-        return await computed(request, entry, per_method=False)
+        return await computed(request, lambda view, body: view.run_method(request.path_params["method"], body))
 
     async def edit(request: Request):
-        return await batch(request, "run_edit")
+        return await computed(request, answer_edit)
 
     async def tables(request: Request):
-        return await batch(request, "run_tables")
+        return await computed(request, answer_tables)
 
     async def table(request: Request):
-        return await computed(request, "run_table")
+        return await computed(request, lambda view, body: view.run_table(request.path_params["method"], body))
 
     async def start_job(request: Request):
         method = request.path_params["method"]

@@ -78,7 +78,6 @@ def component_stats(x, resp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return stats_from_moments(x, moments, shift, lambda: resp)
 
 
-
 def stats_from_moments(x, moments, shift, responsibilities):
     """Counts, means and scatters from the moments ``sum_n r_nk phi(x_n - shift)``;
     ``responsibilities()`` gives the (N, K) weights again if a component needs the exact pass."""

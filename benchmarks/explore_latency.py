@@ -147,6 +147,12 @@ def server_split(views, repeats: int) -> None:
                     start = time.perf_counter()
                     if method.startswith("table/"):
                         answer = module.run_table(method.split("/")[1], dict(body))
+                    elif method in ("edit", "tables"):
+                        if method == "tables":
+                            common.answer_edit(module, dict(body))
+                            spent.clear()
+                            start = time.perf_counter()
+                        answer = getattr(common, f"answer_{method}")(module, dict(body))
                     else:
                         answer = module.run_method(method, dict(body))
                     total = 1000 * (time.perf_counter() - start)

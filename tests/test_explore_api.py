@@ -11,6 +11,7 @@ every state path).
 
 from __future__ import annotations
 
+import os
 from itertools import product
 
 import numpy as np
@@ -32,7 +33,16 @@ SEED_BODY = {"flips": "1111110000", "seed": 3, "tag": 7}
 
 @pytest.fixture(scope="module")
 def client():
-    with TestClient(create_app(allowed_hosts=("testserver", "127.0.0.1", "localhost"))) as test_client:
+    """The app with its panels computed in this process (``lanes=0``), so that a test can empty
+    a view's cache of recent fits (``RECENT_FITS``) and know that nothing is read from it."""
+    with TestClient(create_app(allowed_hosts=("testserver", "127.0.0.1", "localhost"), lanes=0)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def laned():
+    """The app as ``latentzoo explore`` serves it: the panels computed in two worker processes."""
+    with TestClient(create_app(allowed_hosts=("testserver",), warm_up=False, lanes=2)) as test_client:
         yield test_client
 
 
@@ -419,6 +429,8 @@ def test_every_view_declares_the_interface():
     for view in (coins, gmm, dice):
         for name in ("parse_request", "run_method", "run_table", "run_job", "JOB_METHODS", "LIMITS", "DEFAULTS", "warm_up"):
             assert hasattr(view, name), (view.__name__, name)
+        # each panel in exactly one lane (worker process)
+        assert sorted(m for lane in view.LANES for m in lane) == sorted(view.METHODS), view.__name__
     assert gmm.LIMITS["points"] == 300 and dice.LIMITS["rolls"] == 200
 
 
@@ -548,3 +560,45 @@ def test_an_edit_can_ask_for_some_panels_only(client):
     for bad in [{"panels": ["em", "nuts"]}, {"panels": "em"}, {"preview": True}]:
         refused = client.post("/api/three-coins/edit", json=dict(body, **bad))
         assert refused.status_code == 400 and next(iter(bad)) in refused.json()["error"]["message"]
+
+
+@pytest.mark.filterwarnings("ignore::latentzoo.inference.ConvergenceWarning")
+@pytest.mark.parametrize("view", list(EDIT_BODIES))
+def test_worker_processes_answer_as_the_server_process_does(client, laned, view):
+    """Every panel and table of an edit, and every panel's own route, computed in the two worker
+    processes (each view's ``LANES`` uses both) equals the answer computed in this process from an
+    emptied cache."""
+    module, body = EDIT_BODIES[view]
+    lanes = laned.app.state.lanes
+    pids = lanes.pids()
+    assert len(set(pids)) == 2 and os.getpid() not in pids
+    assert {lanes.lane_of(module, method) for method in module.METHODS} == {0, 1}
+    module.RECENT_FITS.items.clear()
+    for route, field in (("edit", "panels"), ("tables", "tables")):
+        here = client.post(f"/api/{view}/{route}", json=body).json()
+        there = laned.post(f"/api/{view}/{route}", json=body)
+        assert there.status_code == 200, there.text
+        there = there.json()
+        assert there["tag"] == body["tag"] and list(there[field]) == list(here[field])
+        for method in here[field]:
+            assert _without_time(there[field][method]) == _without_time(here[field][method]), (route, method)
+    for method in module.METHODS:
+        alone = laned.post(f"/api/{view}/{method}", json=body).json()
+        assert _without_time(alone) == _without_time(client.post(f"/api/{view}/{method}", json=body).json()), method
+    refused = laned.post(f"/api/{view}/edit", json=dict(body, seed=-1))
+    assert refused.status_code == 400 and "seed" in refused.json()["error"]["message"]
+
+
+def test_a_worker_that_dies_is_replaced_and_its_edit_still_answered(laned):
+    import signal
+
+    lanes = laned.app.state.lanes
+    before = lanes.pids()
+    os.kill(before[1], signal.SIGKILL)
+    answer = laned.post("/api/three-coins/edit", json=SEED_BODY)
+    assert answer.status_code == 200, answer.text
+    assert list(answer.json()["panels"]) == list(coins.METHODS)
+    after = lanes.pids()
+    assert after[0] == before[0] and after[1] != before[1]
+    again = laned.post("/api/three-coins/edit", json=dict(SEED_BODY, flips="1111111111"))
+    assert again.json()["panels"]["em"]["map"]["heads_prob"] == pytest.approx([1.0] * coins.DEFAULTS["n_starts"], abs=1e-3)

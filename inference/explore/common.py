@@ -19,7 +19,7 @@ from ..comparison.metrics import comparison_table
 from ..registry import run_backend
 
 __all__ = ["RecentFits", "to_json", "int_option", "quiet_run", "idata_of", "table_rows", "request_key", "max_rhat",
-           "TABLE_FIELDS", "answer_edit", "answer_tables", "EDIT_FIELDS"]
+           "TABLE_FIELDS", "answer_edit", "answer_tables", "wanted_panels", "EDIT_FIELDS"]
 
 TABLE_FIELDS = ("parameter", "mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk")
 
@@ -140,6 +140,18 @@ def _panel_error(method: str, error: BaseException) -> dict:
     return {"method": method, "error": {"type": type(error).__name__, "message": str(error)}}
 
 
+def wanted_panels(view, body) -> list[str]:
+    """The panels a request asks for: its ``panels`` (a list of the view's ``METHODS``), or all
+    of them, in the view's order. TypeError for a body that is not an object, ValueError for
+    a bad list."""
+    if not isinstance(body, dict):
+        raise TypeError(f"the request must be a JSON object, got {type(body).__name__}")
+    wanted = body.get("panels", list(view.METHODS))
+    if not isinstance(wanted, list) or not all(isinstance(m, str) for m in wanted) or not set(wanted) <= set(view.METHODS):
+        raise ValueError(f"panels must be a list of the view's panels {list(view.METHODS)}, got {wanted!r}")
+    return [method for method in view.METHODS if method in wanted]
+
+
 def answer_edit(view, body) -> dict:
     """Every panel of one edit in one answer: the body validated once (``parse_request``, which
     raises on bad input: the whole edit is refused), then each panel built from that one request
@@ -164,18 +176,13 @@ def answer_edit(view, body) -> dict:
         "message"}}`` when that panel alone failed with a ValueError or TypeError.
     """
     start = time.perf_counter()
+    wanted = wanted_panels(view, body)
     request = view.parse_request(body)
-    panels = {method: view.VIEWS[method] for method in view.METHODS}
-    wanted = body.get("panels", list(panels))
-    if not isinstance(wanted, list) or not set(wanted) <= set(panels) or not all(isinstance(m, str) for m in wanted):
-        raise ValueError(f"panels must be a list of the view's panels {list(panels)}, got {wanted!r}")
     answers = {}
-    for method, panel in panels.items():
-        if method not in wanted:
-            continue
+    for method in wanted:
         began = time.perf_counter()
         try:
-            answer = panel(request)
+            answer = view.VIEWS[method](request)
         except (ValueError, TypeError) as error:
             answer = _panel_error(method, error)
         answer["tag"] = body.get("tag")
@@ -185,15 +192,16 @@ def answer_edit(view, body) -> dict:
 
 
 def answer_tables(view, body) -> dict:
-    """Every table of a view (its ``TABLE_METHODS``) in one answer: ``{"tag", "elapsed_ms",
-    "tables": {method: view.run_table(method, body)}}``. Bad input raises (``parse_request`` first: the whole answer is
-    refused, as for :func:`answer_edit`); a table that fails alone (ValueError, TypeError) holds
-    ``{"method", "error"}``. The page asks for it once the panels have answered, so the server
-    computes the tables while the page draws the plots."""
+    """Every table of a view (its ``TABLE_METHODS``, or those of them the body's ``panels`` names)
+    in one answer: ``{"tag", "elapsed_ms", "tables": {method: view.run_table(method, body)}}``.
+    Bad input raises (``parse_request`` first: the whole answer is refused, as for
+    :func:`answer_edit`); a table that fails alone (ValueError, TypeError) holds
+    ``{"method", "error"}``. The page asks for it once the panels have been drawn."""
     start = time.perf_counter()
+    wanted = set(wanted_panels(view, body))
     view.parse_request(body)
     tables = {}
-    for method in view.TABLE_METHODS:
+    for method in (m for m in view.TABLE_METHODS if m in wanted):
         try:
             tables[method] = view.run_table(method, body)
         except (ValueError, TypeError) as error:

@@ -79,6 +79,9 @@ DEFAULTS = {
 
 METHODS = ("data", "exact", "em", "vb", "gibbs")
 TABLE_METHODS = ("exact", "em", "vb", "gibbs")
+#: how the panels split between the server's worker processes (:mod:`.lanes`). Measured on 200
+#: rolls: data + exact + vb + gibbs 28 ms, em (with its Viterbi path) 23 ms; on 10 rolls 20 and 12 ms.
+LANES = (("data", "exact", "vb", "gibbs"), ("em",))
 JOB_METHODS = ("nuts", "advi")
 PAGE_DEFAULT = {"rolls": SEED_ROLLS, "seed": 0, "options": {}}
 

@@ -16,22 +16,24 @@ Routes
 Each view is a module (:mod:`.coins`, :mod:`.gmm`, :mod:`.dice`) with the same small interface:
 ``parse_request(body)``, ``run_method(method, body)``, ``run_table(method, body)``,
 ``run_job(method, body, progress)``, ``METHODS`` and ``VIEWS`` (its panels),
-``TABLE_METHODS``, ``JOB_METHODS``, ``LIMITS``, ``DEFAULTS`` and ``warm_up()``;
+``TABLE_METHODS``, ``LANES``, ``JOB_METHODS``, ``LIMITS``, ``DEFAULTS`` and ``warm_up()``;
 the routes only dispatch to it. For the three coins, ``{method}`` is ``data``, ``exact``,
 ``em``, ``vb`` or ``gibbs``.
 
-The page asks for an edit's panels in ONE request (``edit``: one validation, one request object
-whose fits the panels share) and, once they have answered, for all its tables in a second one
-(``tables``), which the server computes while the page draws the plots. Asking for each panel in
-its own request queued N requests behind each other on one interpreter (see
-benchmarks/explore_latency.py ``--breakdown``); the per-panel routes stay, for scripts and tests.
+The page asks for an edit's panels in ONE request (``edit``) and, once they are drawn, for all
+its tables in a second one (``tables``). The panels are computed side by side in worker
+processes, one per lane (:mod:`.lanes`: each view splits its panels in two, and a method always
+goes to the same worker, where its table finds its fit); the server's own process only routes
+and joins the workers' JSON. One request per panel queued N requests behind each other on
+one interpreter, and threads gained nothing (see benchmarks/explore_latency.py ``--breakdown``);
+the per-panel routes stay, for scripts and tests.
 
-At start-up the server answers every panel of every view once on the seed's data (``warm_up``), so
-that the first edit does not pay for importing ArviZ and SciPy's corners; ``started`` (uvicorn)
-is set only after that. At most :data:`MAX_COMPUTING` panel or table requests compute at once;
-a request whose client has gone (the page aborts the requests of an edit superseded by a newer
-one) is dropped before it computes, so that a burst of keystrokes leaves no queue of stale fits
-in front of the last edit's.
+At start-up each worker answers every panel of every view once on the seed's data (``warm_up``),
+so that the first edit does not pay for importing ArviZ and SciPy's corners; ``started``
+(uvicorn) is set only after that. At most :data:`MAX_COMPUTING` panel or table requests compute
+at once; a request whose client has gone (the page aborts the requests of an edit superseded by
+a newer one) is dropped before it computes, so that a burst of keystrokes leaves no queue of
+stale fits in front of the last edit's.
 
 Bad input answers 400 with ``{"error": {"type", "message"}}`` (the library's message); any other
 failure answers 500 with the message; the server keeps serving. It listens on 127.0.0.1 only and
@@ -57,19 +59,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from . import coins, dice, gmm
-from .common import answer_edit, answer_tables
 from .jobs import JobQueue
+from .lanes import Lanes, default_lane_count
 
 __all__ = ["create_app", "serve", "plotly_js_path", "MODELS", "MAX_BODY_BYTES", "MAX_COMPUTING"]
 
 MAX_BODY_BYTES = 64 * 1024
-#: panel and table requests computing at once (the GIL serialises most of their work anyway;
-#: two keep both cores busy where NumPy releases it, and let a fast panel overtake a slow one)
+#: panel and table requests computing at once (an edit's tables and the next edit's panels; a
+#: third waits, and is dropped if the page has aborted it meanwhile)
 MAX_COMPUTING = 2
 #: the status of an answer to a client that has already gone (nginx's "client closed request")
 CLIENT_GONE = 499
@@ -108,24 +110,23 @@ async def _body(request: Request):
         raise ValueError(f"the request body is not JSON: {error}") from None
 
 
-async def _answer(function, *args, request: Request | None = None, gate: asyncio.Semaphore | None = None):
-    """Run ``function(*args)`` in the thread pool (never on the event loop, so that one slow fit
-    blocks no other request) and turn its errors into answers. With ``gate``, wait for a place
-    among the computing requests first, and drop the request if its client has gone meanwhile."""
+async def _answer(compute, request: Request, gate: asyncio.Semaphore):
+    """Await ``compute()`` (the JSON text of an answer, computed in the worker processes: never on
+    the event loop, so that one slow fit blocks no other request) and turn its errors into
+    answers. Wait for a place among the computing requests first, and drop the request if its
+    client has gone meanwhile."""
     try:
-        if gate is None:
-            return JSONResponse(await run_in_threadpool(function, *args))
         async with gate:
-            if request is not None and await request.is_disconnected():
+            if await request.is_disconnected():
                 return JSONResponse({"error": {"type": "Gone", "message": "the client went away"}}, status_code=CLIENT_GONE)
-            return JSONResponse(await run_in_threadpool(function, *args))
+            return Response(await compute(), media_type="application/json")
     except (ValueError, TypeError) as error:
         return _error(400, error)
     except Exception as error:  # reported to the page; the server goes on
         return _error(500, error)
 
 
-def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -> Starlette:
+def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True, lanes: int | None = None) -> Starlette:
     """The app.
 
     Parameters
@@ -133,10 +134,14 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
     allowed_hosts : sequence of str
         The Host headers accepted (tests add ``"testserver"``).
     warm_up : bool
-        Answer every panel of every view once at start-up (each view's ``warm_up``), before the server reports
-        that it has started.
+        Answer every panel of every view once at start-up (each view's ``warm_up``, in each
+        worker process), before the server reports that it has started.
+    lanes : int, optional
+        Worker processes that compute the panels (:class:`.lanes.Lanes`); default: two, or one on
+        a one-core machine. 0 computes them in the server's own process.
     """
     jobs = JobQueue()
+    workers = Lanes(default_lane_count() if lanes is None else lanes, VIEWS.values(), warm_up=warm_up)
     gate = asyncio.Semaphore(MAX_COMPUTING)
 
     async def index(request: Request):
@@ -152,7 +157,7 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
         return VIEWS[model]
 
     async def computed(request: Request, answer):
-        """Answer with ``answer(view, body)``, ``view`` the path's view module."""
+        """Answer with ``await answer(view, body)`` (JSON text), ``view`` the path's view module."""
         try:
             view = view_of(request)
         except LookupError as error:
@@ -161,19 +166,19 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
             body = await _body(request)
         except ValueError as error:
             return _error(400 if "JSON" in str(error) else 413, error)
-        return await _answer(answer, view, body, request=request, gate=gate)
+        return await _answer(lambda: answer(view, body), request, gate)
 
     async def panel(request: Request):
-        return await computed(request, lambda view, body: view.run_method(request.path_params["method"], body))
+        return await computed(request, lambda view, body: workers.panel(view, request.path_params["method"], body))
 
     async def edit(request: Request):
-        return await computed(request, answer_edit)
+        return await computed(request, workers.edit)
 
     async def tables(request: Request):
-        return await computed(request, answer_tables)
+        return await computed(request, workers.tables)
 
     async def table(request: Request):
-        return await computed(request, lambda view, body: view.run_table(request.path_params["method"], body))
+        return await computed(request, lambda view, body: workers.table(view, request.path_params["method"], body))
 
     async def start_job(request: Request):
         method = request.path_params["method"]
@@ -220,15 +225,18 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True) -
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        if warm_up:
+        if warm_up and workers.count == 0:
             for view in VIEWS.values():
                 await run_in_threadpool(view.warm_up)
+        await workers.ready()  # the workers start (and warm up) before the server says it has
         yield
         jobs.shutdown()
+        workers.shutdown()
 
     app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))],
                     lifespan=lifespan)
     app.state.jobs = jobs
+    app.state.lanes = workers
     return app
 
 

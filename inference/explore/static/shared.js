@@ -1,19 +1,15 @@
-// latentzoo explore: what every view shares. Debounced edits, tagged requests, dropping stale
+// latentzoo explore: what every view shares. Coalesced edits, tagged requests, dropping stale
 // answers, error display, one drawing pass at a time, the view switcher and the timings the
 // latency benchmark reads. No statistics are computed here: each view only draws the server's
 // answers (latentzoo's back-ends).
 "use strict";
 
 const LZ = (() => {
-  // a burst of input events (a paste, auto-repeat, a dragged number field) becomes one request;
-  // keystrokes further apart are separate edits anyway, and a newer edit aborts an older one's
-  // requests, so a longer wait only delays every redraw
-  const DEBOUNCE_MS = 20;
   const $ = (id) => document.getElementById(id);
   const fmt = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : Number(x).toFixed(digits);
   const views = {};       // model name -> {start, live}
   let active = null;
-  // edit-to-redraw times (ms), measured with performance.now from the edit (before the debounce):
+  // edit-to-redraw times (ms), measured with performance.now from the (first unanswered) edit:
   // timings[model] until every panel and table of that edit is drawn, timings[model + "/panels"]
   // until every panel (the plots) is; read by the slow browser test and the benchmark
   const timings = {};
@@ -52,20 +48,21 @@ const LZ = (() => {
    */
   function createLive(options) {
     // tables: each panel's table rows; tableAnswers: the whole table answer (Gibbs's R-hat comes with it)
+    // waiting: an edit has been made that no request carries yet
     const state = { tag: 0, results: {}, tables: {}, tableAnswers: {}, inflight: {}, tableInflight: {}, open: 0,
-                    debouncing: false, jobs: {} };
+                    waiting: false, jobs: {} };
     const container = $(`view-${options.model}`);
     const tables = new Set(options.tables || []);
     let timer = null;
     let drawing = null;
-        let editedAt = null;     // when the edit now being answered was made (null: none pending)
+    let editedAt = null;     // when the edit now being answered was made (null: none pending)
     let panelsTimed = false;  // its panels-drawn time is recorded
     let pendingTables = null;  // the body whose tables are asked once its plots are drawn
     let fullArrived = false;   // the edit's full answer came, and no pass has drawn it yet
     const dirty = new Set();
 
     function settle() {
-      const idle = !state.debouncing && state.open === 0 && !drawing;
+      const idle = !state.waiting && state.open === 0 && !drawing;
       container.dataset.busy = idle ? "0" : "1";
       if (idle) {
         container.dataset.shownTag = String(state.tag);
@@ -86,12 +83,28 @@ const LZ = (() => {
       box.textContent = messages.join("\n");
     }
 
+    // Edits are coalesced, not delayed: an edit made while no edit request is in flight is sent
+    // at once (after the current task, so that the events of one paste make one request); edits
+    // made while one is in flight are noted, and the newest is sent when that answer comes back
+    // (which is then stale: dropped, not drawn). The server thus computes at most one superseded
+    // edit per burst of keystrokes, and a lone edit waits for nothing. (A timed debounce, 40 then
+    // 20 ms, added its whole wait to every redraw: benchmarks/explore_latency.py --breakdown.)
     function schedule() {
-      clearTimeout(timer);
       if (editedAt === null) editedAt = performance.now();
-      state.debouncing = true;
+      state.waiting = true;
       settle();
-      timer = setTimeout(update, DEBOUNCE_MS);
+      if (state.inflight.edit) return;  // sent by sendNewest when the answer in flight comes back
+      clearTimeout(timer);
+      timer = setTimeout(update, 0);
+    }
+
+    // the answer in flight is back (or failed): true when a newer edit waits, which is then sent
+    function sendNewest() {
+      state.inflight.edit = null;
+      if (!state.waiting) return false;
+      clearTimeout(timer);
+      update();
+      return true;
     }
 
     // A panel (or the whole edit) failed: its answer and table go, its message is shown.
@@ -112,13 +125,13 @@ const LZ = (() => {
       try {
         body = { ...options.readBody(), tag };
       } catch (error) {  // the editor cannot be read as a request (the view says why)
-        state.debouncing = false;
+        state.waiting = false;
         for (const method of options.methods) fail(method, error.message);
         requestRedraw(options.methods[0]);
         settle();
         return;
       }
-      state.debouncing = false;
+      state.waiting = false;
       state.open = 1;  // answers to older edits no longer count
       state.panelsOpen = 1;
       pendingTables = null;
@@ -146,13 +159,15 @@ const LZ = (() => {
       };
       const failed = (error) => {
         if (error.name === "AbortError" || tag !== state.tag) return;
+        if (sendNewest()) return;
         for (const method of options.methods) fail(method, error.message);
         state.panelsOpen = 0;
         requestRedraw(options.methods[0]);
         answered();
       };
       const full = (answer) => {
-        if (answer.tag !== state.tag) return;  // a newer edit is on its way
+        if (answer.tag !== state.tag) return;  // a newer edit's request is on its way
+        if (sendNewest()) return;  // a newer edit waited for this answer: stale, not drawn
         receive(answer);
         // the tables are asked once the plots are drawn (drawPending): computed meanwhile, they
         // took the CPU from the page's drawing on a busy 2-core machine and delayed the plots
@@ -215,7 +230,7 @@ const LZ = (() => {
         // the edit's plots are drawn once such a pass ends (the tables, drawn in a later pass,
         // are timed in settle)
         if (!full) continue;
-        if (editedAt !== null && !panelsTimed && !state.debouncing) {
+        if (editedAt !== null && !panelsTimed && !state.waiting) {
           record(`${options.model}/panels`, performance.now() - editedAt);
           panelsTimed = true;
         }
@@ -313,5 +328,5 @@ const LZ = (() => {
     }
   }
 
-  return { $, fmt, post, plot, createLive, register, drawSummary, timings, DEBOUNCE_MS };
+  return { $, fmt, post, plot, createLive, register, drawSummary, timings };
 })();

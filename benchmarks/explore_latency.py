@@ -3,33 +3,38 @@ edit-to-redraw in a real browser; ``--breakdown`` says where the time goes.
 
 API: each "edit" changes the data (and the seed), as typing does, so no answer is served from
 the cache of recent fits. The time is from sending the request to having the parsed JSON,
-in-process through Starlette's TestClient (the page adds its 20 ms debounce and plotly's redraw
-on top; the loopback socket adds well under a millisecond). The server's start-up warm-up is
-skipped, and the first two repeats of each panel are not counted. Besides each panel's own route
-(``data``, ``exact``, ...; ``table/gibbs`` after its panel), what the page asks: ``edit`` (every
-panel of the edit in one request) and ``tables`` (every table, after the edit).
-Seed-sized data: the three coins on 10 and 100 flips; the Gaussian mixture on Old Faithful's 272
-points (jittered by 0.01 per edit), K = 2; the dice HMM on 10 and 200 random rolls, and its exact
-panel on 10 rolls of faces 1 to 4 (every die can show them: the most state paths).
+in-process through Starlette's TestClient (the page adds plotly's redraw on top; the loopback
+socket adds well under a millisecond). The server's start-up warm-up is skipped, and the first
+two repeats of each panel are not counted. Besides each panel's own route (``data``, ``exact``,
+...; ``table/gibbs`` after its panel), what the page asks: ``edit`` (every panel of the edit in
+one request) and ``tables`` (every table, after the edit). Seed-sized data: the three coins on
+10 and 100 flips; the Gaussian mixture on Old Faithful's 272 points (jittered by 0.01 per edit),
+K = 2; the dice HMM on 10 and 200 random rolls, and its exact panel on 10 rolls of faces 1 to 4
+(every die can show them: the most state paths).
 
 Browser (``--browser``; Playwright driving the system's Chromium, as tests/test_explore_browser.py
 does): each view is edited ``--browser-edits`` times (one ``fill`` per edit, waiting until the view
-says it shows it); the page records, with ``performance.now``, the time from the edit to the
-moment every panel of it is drawn (the plots; ``window.latentzooTimings[view + "/panels"]``) and the comparison tables,
-asked for once the panels have answered, are drawn too (``[view]``). All include the 20 ms
-debounce.
+says it shows it); the page records, with ``performance.now``, the time from the edit (the input
+event) to the moment every panel of it is drawn (the plots; ``window.latentzooTimings[view +
+"/panels"]``) and to the moment the comparison tables, asked for once the plots are drawn, are
+drawn too (``[view]``).
+
+``--lanes 0,2`` measures the server with each number of worker processes (:mod:`latentzoo.
+inference.explore.lanes`; 0: the panels computed in the server's own process), one after the
+other in the same run.
 
 Breakdown (``--breakdown``): without ``--browser``, each panel's server time split into
 validation, the back-end's fit, the DataTree and ``comparison_table`` (tables), the rest of the
-panel, ``to_json`` and ``json.dumps``, with the answer's size; with ``--browser``, each edit's
-timeline from the page (explore_breakdown.js, installed before the page's scripts): the debounce,
-each request's server time (its ``elapsed_ms``) and the rest of its wait (queueing, transfer), and
-the time spent in plotly's calls per plot. Results: docs/user-guide/explore.md.
+panel, ``to_json`` and ``json.dumps``, with the answer's size (in this process, no workers);
+with ``--browser``, each edit's timeline from the page (explore_breakdown.js, installed before
+the page's scripts): the wait from the edit to its request, each request's server time (its
+``elapsed_ms``) and the rest of its wait (queueing, transfer), and the time spent in plotly's
+calls per plot. Results: docs/user-guide/explore.md.
 
 Usage::
 
     python benchmarks/explore_latency.py [--repeats 40] [--views three-coins,gaussian-mixture,dice-hmm]
-        [--browser] [--no-api] [--breakdown]
+        [--browser] [--no-api] [--breakdown] [--lanes 0,2]
 
 Prints one line per (view, data size, panel): median and p95 in milliseconds.
 """
@@ -68,13 +73,14 @@ def _edits(view: str, rng: np.random.Generator):
             lambda r: {"rolls": " ".join(map(str, rng.integers(1, 5, 10))), "seed": r, "tag": r}
 
 
-def api(views, repeats: int) -> None:
+def api(views, repeats: int, lanes: int | None = None) -> None:
     from starlette.testclient import TestClient
 
     from latentzoo.inference.explore.server import create_app
 
     rng = np.random.default_rng(0)
-    with TestClient(create_app(allowed_hosts=("testserver",), warm_up=False)) as client:
+    lanes_label = "" if lanes is None else f" lanes={lanes}"
+    with TestClient(create_app(allowed_hosts=("testserver",), warm_up=False, lanes=lanes)) as client:
         for view in views:
             for label, methods, body_of in _edits(view, rng):
                 for method in methods:
@@ -91,7 +97,7 @@ def api(views, repeats: int) -> None:
                         times.append(1000 * (time.perf_counter() - start))
                         assert answer.status_code == 200, answer.text
                     times = np.array(times[2:])  # the first two warm the caches of NumPy, SciPy and the code
-                    print(f"{view:17s} {label:11s} {method:12s} median {np.median(times):7.1f} ms   p95 "
+                    print(f"api{lanes_label} {view:17s} {label:11s} {method:12s} median {np.median(times):7.1f} ms   p95 "
                           f"{np.percentile(times, 95):7.1f} ms", flush=True)
 
 
@@ -172,7 +178,7 @@ def _breakdown(log: dict, settle: float, view: str) -> dict:
     """One edit's timeline from the page's log: ms from the edit."""
     edit = log["edits"][-1]
     fetches = [f for f in log["fetches"] if f["start"] >= edit and "/api/" in f["url"] and "parsed" in f]
-    out = {"debounce": min(f["start"] for f in fetches) - edit if fetches else np.nan}
+    out = {"edit to request": min(f["start"] for f in fetches) - edit if fetches else np.nan}
     for f in fetches:
         name = f["url"].split(f"/api/{view}/", 1)[1]
         out[f"{name}: answered at"] = f["parsed"] - edit
@@ -190,7 +196,7 @@ def _breakdown(log: dict, settle: float, view: str) -> dict:
     return out
 
 
-def browser(views, edits: int, breakdown: bool = False) -> None:
+def browser(views, edits: int, breakdown: bool = False, lanes: int | None = None) -> None:
     import os
 
     import uvicorn
@@ -199,7 +205,8 @@ def browser(views, edits: int, breakdown: bool = False) -> None:
     from latentzoo.inference.explore.server import create_app, free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(lanes=lanes), host="127.0.0.1", port=port, log_level="warning"))
+    label = "" if lanes is None else f" lanes={lanes}"
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
@@ -239,13 +246,13 @@ def browser(views, edits: int, breakdown: bool = False) -> None:
                 size = {"three-coins": "100 flips", "gaussian-mixture": "273 points", "dice-hmm": "200 rolls"}[view]
                 for key, what in ((f"{view}/panels", "plots drawn"), (view, "plots and tables")):
                     times = np.array(page.evaluate(f"() => window.latentzooTimings['{key}']")[2:])
-                    print(f"browser {view:17s} {size:11s} edit to {what:16s} median {np.median(times):7.1f} ms   p95 "
+                    print(f"browser{label} {view:17s} {size:11s} edit to {what:16s} median {np.median(times):7.1f} ms   p95 "
                           f"{np.percentile(times, 95):7.1f} ms   ({len(times)} edits)", flush=True)
                 if breakdown:
                     keys = list(dict.fromkeys(key for line in lines for key in line))
                     for key in keys:
                         values = np.array([line.get(key, np.nan) for line in lines], float)
-                        print(f"  breakdown {view:17s} {key:40s} median {np.nanmedian(values):7.1f} ms", flush=True)
+                        print(f"  breakdown{label} {view:17s} {key:40s} median {np.nanmedian(values):7.1f} ms", flush=True)
             chromium.close()
     finally:
         server.should_exit = True
@@ -259,9 +266,13 @@ def main(argv=None) -> int:
     parser.add_argument("--browser-edits", type=int, default=20)
     parser.add_argument("--no-api", action="store_true", help="skip the API measurement")
     parser.add_argument("--breakdown", action="store_true",
-                        help="with --browser: each edit's timeline (debounce, each request's server time and wait, "
+                        help="with --browser: each edit's timeline (edit to request, each request's server time and wait, "
                              "plotly's time); without: the server time of each panel split by stage")
+    parser.add_argument("--lanes", default=None,
+                        help="worker processes of the server, one count or several to compare side by side "
+                             "(e.g. 0,2; 0: panels in the server's process); default: the server's default")
     args = parser.parse_args(argv)
+    lane_counts = [None] if args.lanes is None else [int(count) for count in args.lanes.split(",")]
     views = [view.strip() for view in args.views.split(",") if view.strip()]
     unknown = set(views) - set(VIEWS)
     if unknown:
@@ -269,10 +280,12 @@ def main(argv=None) -> int:
     if args.breakdown and not args.browser:
         server_split(views, args.repeats)
         return 0
-    if not args.no_api:
-        api(views, args.repeats)
-    if args.browser:
-        browser(views, args.browser_edits, breakdown=args.breakdown)
+    for lanes in lane_counts:
+        if not args.no_api:
+            api(views, args.repeats, lanes)
+    for lanes in lane_counts:
+        if args.browser:
+            browser(views, args.browser_edits, breakdown=args.breakdown, lanes=lanes)
     return 0
 
 

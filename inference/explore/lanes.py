@@ -24,6 +24,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -50,6 +51,9 @@ def dumps(answer) -> str:
 
 def _start(view_names: tuple[str, ...], warm_up: bool) -> None:
     """A worker's start: import the views (and answer each once, filling the caches)."""
+    # Ctrl-C in the terminal reaches the whole process group: the server stops its workers
+    # itself, and a worker interrupted mid-answer would only print a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in view_names:
         view = importlib.import_module(name)
         if warm_up:

@@ -80,6 +80,48 @@ def log_multivariate_beta(alpha: np.ndarray, mask: np.ndarray | None = None) -> 
     return np.where(mask, special.gammaln(alpha), 0.0).sum(-1) - special.gammaln(np.where(mask, alpha, 0.0).sum(-1))
 
 
+def log_multivariate_beta_of_counts(alpha: np.ndarray, counts: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """``log_multivariate_beta(alpha + counts, mask)`` for many count vectors, the same numbers.
+
+    The exact posteriors evaluate it for thousands of groups of assignments whose counts are
+    small whole numbers: ``log Gamma(alpha + n)`` is then read from a table over ``n = 0 ..
+    max(counts)`` (the same additions and ``gammaln`` calls, so the same values) instead of being
+    evaluated once per entry. Counts that are not whole numbers in a short enough range are
+    summed directly.
+
+    Parameters
+    ----------
+    alpha : ndarray of shape S (the concentrations; broadcast against ``counts``'s last axes)
+    counts : ndarray of shape B + S
+    mask : bool ndarray broadcastable to S, optional
+
+    Returns
+    -------
+    ndarray of shape B
+    """
+    from scipy import special
+
+    alpha, counts = np.asarray(alpha, float), np.asarray(counts)
+    tail = counts.shape[counts.ndim - alpha.ndim:] if alpha.ndim <= counts.ndim else None
+    if tail is None or counts.size == 0 or np.broadcast_shapes(alpha.shape, tail) != tail:
+        return log_multivariate_beta(alpha + counts, mask)
+    whole = counts.astype(np.int64)
+    high = int(whole.max())
+    size = int(np.prod(tail))
+    # a table bigger than the entries it replaces saves nothing
+    if whole.min() < 0 or size * (high + 1) > counts.size or not np.array_equal(whole, counts):
+        return log_multivariate_beta(alpha + counts, mask)
+    alpha = np.broadcast_to(alpha, tail)
+    table = special.gammaln(alpha[..., None] + np.arange(high + 1, dtype=float))  # S + (high + 1,)
+    if mask is not None:
+        table = np.where(np.broadcast_to(mask, tail)[..., None], table, 0.0)
+    index = np.arange(size).reshape(tail) * (high + 1) + whole
+    total = alpha + counts
+    if mask is not None:
+        total = np.where(mask, total, 0.0)
+    return table.reshape(-1).take(index).sum(-1) - special.gammaln(total.sum(-1))
+
+
 def split_missing(observations) -> tuple[np.ndarray, np.ndarray]:
     """``(values with 0 where missing, 1.0 where observed)`` of float observations that mark a
     missing entry NaN: the statistics then weight each entry by whether it was seen.

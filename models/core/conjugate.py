@@ -16,6 +16,7 @@ object, not a list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import special
@@ -62,6 +63,14 @@ def _check_positive_pair(instance, first: str, second: str) -> None:
                                  _as_positive_array(getattr(instance, second), second))
     for name, array in zip((first, second), arrays):
         object.__setattr__(instance, name, array)
+
+
+def _frozen(value):
+    """``value`` made read-only (an array) or left as it is (a NumPy scalar): what a cached
+    property of an immutable distribution hands out, so that no caller can change it in place."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    return value
 
 
 def _trusted(cls, **fields):
@@ -156,15 +165,26 @@ class Beta:
 
     def expected_log(self) -> tuple[np.ndarray, np.ndarray]:
         """``(E[log x], E[log(1 - x)])``, the expectations mean-field VB needs."""
+        return self._expected_log
+
+    # VB asks for both once per factor and iteration (the q(z) update and the KL term), and the
+    # prior's normaliser every iteration: computed once per (immutable) distribution
+    @cached_property
+    def _expected_log(self) -> tuple[np.ndarray, np.ndarray]:
         digamma_total = special.digamma(self.alpha + self.beta)
-        return special.digamma(self.alpha) - digamma_total, special.digamma(self.beta) - digamma_total
+        return (_frozen(special.digamma(self.alpha) - digamma_total),
+                _frozen(special.digamma(self.beta) - digamma_total))
+
+    @cached_property
+    def _log_beta_function(self) -> np.ndarray:
+        return _frozen(special.betaln(self.alpha, self.beta))
 
     def kl(self, other: "Beta") -> np.ndarray:
         """KL(self || other), elementwise over the batch."""
         e_log_x, e_log_1mx = self.expected_log()
         return (
-            special.betaln(other.alpha, other.beta)
-            - special.betaln(self.alpha, self.beta)
+            other._log_beta_function
+            - self._log_beta_function
             + (self.alpha - other.alpha) * e_log_x
             + (self.beta - other.beta) * e_log_1mx
         )
@@ -236,17 +256,30 @@ class Dirichlet:
 
     def expected_log(self) -> np.ndarray:
         """``E[log x_k]`` of shape ``(*batch_shape, n_categories)``."""
+        return self._expected_log
+
+    # computed once per (immutable) distribution: VB asks for them twice per iteration (q(z)
+    # update and KL term), and for the prior's every iteration
+    @cached_property
+    def _expected_log(self) -> np.ndarray:
         alpha = self.concentration
-        return special.digamma(alpha) - special.digamma(alpha.sum(-1, keepdims=True))
+        return _frozen(special.digamma(alpha) - special.digamma(alpha.sum(-1, keepdims=True)))
+
+    @cached_property
+    def _log_gamma_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(log Gamma(sum_k alpha_k), sum_k log Gamma(alpha_k))`` per batch element."""
+        alpha = self.concentration
+        return _frozen(special.gammaln(alpha.sum(-1))), _frozen(special.gammaln(alpha).sum(-1))
 
     def kl(self, other: "Dirichlet") -> np.ndarray:
         """KL(self || other), one value per batch element."""
         alpha, prior = self.concentration, other.concentration
+        (log_gamma_total, log_gamma_sum), (prior_gamma_total, prior_gamma_sum) = self._log_gamma_terms, other._log_gamma_terms
         return (
-            special.gammaln(alpha.sum(-1))
-            - special.gammaln(alpha).sum(-1)
-            - special.gammaln(prior.sum(-1))
-            + special.gammaln(prior).sum(-1)
+            log_gamma_total
+            - log_gamma_sum
+            - prior_gamma_total
+            + prior_gamma_sum
             + ((alpha - prior) * self.expected_log()).sum(-1)
         )
 

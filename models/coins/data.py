@@ -50,6 +50,19 @@ class CoinData:
         """Heads per trial, shape (n_trials,)."""
         return self.flips_2d.sum(axis=1).astype(np.int64)
 
+    @cached_property
+    def total_heads(self) -> int:
+        return int(self.heads.sum())
+
+    @cached_property
+    def heads_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, index)``: the distinct numbers of heads, shape (G,), and each trial's
+        position among them, shape (n_trials,) (``values[index] == heads``). Trials with the same
+        number of heads are interchangeable: what depends on a trial only through its heads is
+        computed once per value."""
+        values, index = np.unique(self.heads, return_inverse=True)
+        return values, index
+
     @property
     def n_trials(self) -> int:
         return self.flips.shape[0]

@@ -198,13 +198,15 @@ class ThreeCoins(LatentModel):
     def _pi(self, params):
         return self.pi if self.pi is not None else np.asarray(params["pi"], float)
 
-    def _component_log_terms(self, data: CoinData, log_a, log_not_a, log_b, log_not_b, log_c, log_not_c):
+    def _component_log_terms(self, data: CoinData, log_a, log_not_a, log_b, log_not_b, log_c, log_not_c, heads=None):
         """Log joint weight of each trial under coin B and coin C, shape (..., n_trials, 2).
 
         The arguments are ``log`` probabilities (EM, likelihood) or their expectations under
         the variational factors (VB); the formula is the same, which is why it is written once.
+        ``heads`` (default: every trial's, ``data.heads``) gives the terms of those numbers of
+        heads instead, shape (..., len(heads), 2).
         """
-        h = data.heads
+        h = data.heads if heads is None else heads
         t = data.n_flips - h
         def times(count, log_value):
             log_value = np.asarray(log_value, float)
@@ -226,13 +228,13 @@ class ThreeCoins(LatentModel):
         terms[..., 1] = term_c
         return terms
 
-    def _log_terms_from_params(self, data, params):
+    def _log_terms_from_params(self, data, params, heads=None):
         pi = self._pi(params)
         p = np.asarray(params["p"], float)
         q = np.asarray(params["q"], float)
         with np.errstate(divide="ignore"):
             return self._component_log_terms(
-                data, np.log(pi), np.log1p(-pi), np.log(p), np.log1p(-p), np.log(q), np.log1p(-q)
+                data, np.log(pi), np.log1p(-pi), np.log(p), np.log1p(-p), np.log(q), np.log1p(-q), heads
             )
 
     def log_likelihood(self, data, params) -> np.ndarray:
@@ -349,9 +351,39 @@ class ThreeCoins(LatentModel):
 
     def sample_stats(self, data, params, rng):
         """Gibbs step for the latents: draw each trial's coin, return complete statistics."""
-        coin_b_prob = self.latent_posterior(data, params)["coin_b_prob"]
-        coin_b = (rng.random(data.n_trials) < coin_b_prob).astype(float)
-        return self._stats_from_assignments(data, coin_b)
+        data = self.check_data(data)
+        self._require_keys(params)
+        # the inner loop of Gibbs: P(coin B) once per distinct number of heads (the same
+        # arithmetic as per trial, so the same values), and the statistics as whole-number
+        # counts, which every order of summation gives exactly
+        values, index = data.heads_values
+        coin_b = rng.random(data.n_trials) < self._coin_b_probability(data, params, values)[index]
+        n_b = int(np.count_nonzero(coin_b))
+        heads_b = int(data.heads[coin_b].sum())
+        n_c, heads_c = data.n_trials - n_b, data.total_heads - heads_b
+        m = data.n_flips
+        return {"n_b": float(n_b), "n_c": float(n_c), "heads_b": float(heads_b), "tails_b": float(m * n_b - heads_b),
+                "heads_c": float(heads_c), "tails_c": float(m * n_c - heads_c)}
+
+    def _coin_b_probability(self, data: CoinData, params, heads: np.ndarray) -> np.ndarray:
+        """P(coin B | h heads) for one set of parameters (scalars), shape (len(heads),).
+
+        The arithmetic of ``_log_terms_from_params`` and ``_coin_b_posterior``, in the fewest
+        NumPy calls (the logarithms of the three biases in one call each), for Gibbs's inner loop.
+        """
+        biases = (self._pi(params), params["p"], params["q"])
+        if any(np.ndim(bias) for bias in biases):  # batched parameters: the general path
+            return _coin_b_posterior(self._log_terms_from_params(data, params, heads))[0]
+        biases = np.array(biases, float)
+        with np.errstate(divide="ignore"):
+            logs, logs_of_rest = np.log(biases), np.log1p(-biases)
+        if not (np.isfinite(logs).all() and np.isfinite(logs_of_rest).all()):
+            # a bias of exactly 0 or 1 (0 * log 0 counts as 0 there): the general path
+            return _coin_b_posterior(self._log_terms_from_params(data, params, heads))[0]
+        tails = data.n_flips - heads
+        term_b = logs[0] + heads * logs[1] + tails * logs_of_rest[1]
+        term_c = logs_of_rest[0] + heads * logs[2] + tails * logs_of_rest[2]
+        return np.exp(term_b - np.logaddexp(term_b, term_c))
 
     def initial_factors(self, data, rng) -> dict[str, Beta]:
         """VB start: the posterior given a random soft assignment of trials to coins."""

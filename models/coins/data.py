@@ -51,6 +51,11 @@ class CoinData:
         return self.flips_2d.sum(axis=1).astype(np.int64)
 
     @cached_property
+    def tails(self) -> np.ndarray:
+        """Tails per trial, shape (n_trials,)."""
+        return self.n_flips - self.heads
+
+    @cached_property
     def total_heads(self) -> int:
         return int(self.heads.sum())
 

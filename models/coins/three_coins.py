@@ -294,8 +294,7 @@ class ThreeCoins(LatentModel):
     # -- conjugate hooks (EM, Gibbs, VB) ------------------------------------------------
     def _stats_from_assignments(self, data: CoinData, coin_b_weight) -> dict[str, float]:
         """Sufficient statistics given P(coin B) (EM, VB) or 0/1 assignments (Gibbs)."""
-        h = data.heads
-        t = data.n_flips - h
+        h, t = data.heads, data.tails
         weight_c = 1.0 - coin_b_weight
         return {
             "n_b": float(coin_b_weight.sum()),
@@ -337,12 +336,17 @@ class ThreeCoins(LatentModel):
 
     def expected_stats(self, data, params):
         """E-step: expected statistics under p(z | flips, params) and the log-likelihood."""
-        return self._expected_stats_of(data, self._log_terms_from_params(data, params))
+        logs = self._log_biases(params)
+        if logs is None:
+            return self._expected_stats_of(data, self._log_terms_from_params(data, params))
+        return self._stats_and_log_norm(data, *self._grouped_posterior(data, *logs))
 
     def _expected_stats_of(self, data: CoinData, log_terms):
         """The statistics weighted by P(coin B) and ``sum_i log sum_k exp(log_terms_ik)`` (with the
         binomial constants): EM's log-likelihood, or VB's data term when the terms are expected logs."""
-        coin_b_prob, log_norm = _coin_b_posterior(log_terms)
+        return self._stats_and_log_norm(data, *_coin_b_posterior(log_terms))
+
+    def _stats_and_log_norm(self, data: CoinData, coin_b_prob, log_norm):
         return self._stats_from_assignments(data, coin_b_prob), float(np.sum(log_norm + data.log_binomial_coefficients))
 
     def combine_stats(self, parts) -> dict[str, float]:
@@ -353,11 +357,13 @@ class ThreeCoins(LatentModel):
         """Gibbs step for the latents: draw each trial's coin, return complete statistics."""
         data = self.check_data(data)
         self._require_keys(params)
-        # the inner loop of Gibbs: P(coin B) once per distinct number of heads (the same
-        # arithmetic as per trial, so the same values), and the statistics as whole-number
-        # counts, which every order of summation gives exactly
-        values, index = data.heads_values
-        coin_b = rng.random(data.n_trials) < self._coin_b_probability(data, params, values)[index]
+        # the statistics as whole-number counts, which every order of summation gives exactly
+        logs = self._log_biases(params)
+        if logs is None:
+            coin_b_prob = _coin_b_posterior(self._log_terms_from_params(data, params))[0]
+        else:
+            coin_b_prob = self._grouped_posterior(data, *logs)[0]
+        coin_b = rng.random(data.n_trials) < coin_b_prob
         n_b = int(np.count_nonzero(coin_b))
         heads_b = int(data.heads[coin_b].sum())
         n_c, heads_c = data.n_trials - n_b, data.total_heads - heads_b
@@ -365,25 +371,32 @@ class ThreeCoins(LatentModel):
         return {"n_b": float(n_b), "n_c": float(n_c), "heads_b": float(heads_b), "tails_b": float(m * n_b - heads_b),
                 "heads_c": float(heads_c), "tails_c": float(m * n_c - heads_c)}
 
-    def _coin_b_probability(self, data: CoinData, params, heads: np.ndarray) -> np.ndarray:
-        """P(coin B | h heads) for one set of parameters (scalars), shape (len(heads),).
-
-        The arithmetic of ``_log_terms_from_params`` and ``_coin_b_posterior``, in the fewest
-        NumPy calls (the logarithms of the three biases in one call each), for Gibbs's inner loop.
-        """
+    def _log_biases(self, params):
+        """``(log pi, log(1 - pi), log p, log(1 - p), log q, log(1 - q))`` of one set of parameters
+        (scalars), each bias's pair from one NumPy call; None for batched parameters or a bias of
+        exactly 0 or 1 (where ``_component_log_terms`` counts 0 * log 0 as 0)."""
         biases = (self._pi(params), params["p"], params["q"])
-        if any(np.ndim(bias) for bias in biases):  # batched parameters: the general path
-            return _coin_b_posterior(self._log_terms_from_params(data, params, heads))[0]
+        if any(np.ndim(bias) for bias in biases):
+            return None
         biases = np.array(biases, float)
         with np.errstate(divide="ignore"):
             logs, logs_of_rest = np.log(biases), np.log1p(-biases)
         if not (np.isfinite(logs).all() and np.isfinite(logs_of_rest).all()):
-            # a bias of exactly 0 or 1 (0 * log 0 counts as 0 there): the general path
-            return _coin_b_posterior(self._log_terms_from_params(data, params, heads))[0]
-        tails = data.n_flips - heads
-        term_b = logs[0] + heads * logs[1] + tails * logs_of_rest[1]
-        term_c = logs_of_rest[0] + heads * logs[2] + tails * logs_of_rest[2]
-        return np.exp(term_b - np.logaddexp(term_b, term_c))
+            return None
+        return logs[0], logs_of_rest[0], logs[1], logs_of_rest[1], logs[2], logs_of_rest[2]
+
+    @staticmethod
+    def _grouped_posterior(data: CoinData, log_a, log_not_a, log_b, log_not_b, log_c, log_not_c):
+        """P(coin B) and the log normaliser per trial, shape (n_trials,) each, for finite scalar
+        (expected) log biases: ``_component_log_terms`` and ``_coin_b_posterior``'s arithmetic,
+        once per distinct number of heads (the same values), then read per trial. The inner
+        loop of EM, VB and Gibbs, in a few NumPy calls."""
+        values, index = data.heads_values
+        tails = data.n_flips - values
+        term_b = log_a + values * log_b + tails * log_not_b
+        term_c = log_not_a + values * log_c + tails * log_not_c
+        log_norm = np.logaddexp(term_b, term_c)
+        return np.exp(term_b - log_norm)[index], log_norm[index]
 
     def initial_factors(self, data, rng) -> dict[str, Beta]:
         """VB start: the posterior given a random soft assignment of trials to coins."""
@@ -398,8 +411,10 @@ class ThreeCoins(LatentModel):
         exp(rho_ik) (Bishop eq. 10.46-10.49 for the mixture case).
         """
         log_a = factors["pi"].expected_log() if self.pi is None else (np.log(self.pi), np.log1p(-self.pi))
-        rho = self._component_log_terms(data, *log_a, *factors["p"].expected_log(), *factors["q"].expected_log())
-        return self._expected_stats_of(data, rho)
+        logs = (*log_a, *factors["p"].expected_log(), *factors["q"].expected_log())
+        if not any(np.ndim(value) for value in logs):  # one set of factors: expected logs are finite
+            return self._stats_and_log_norm(data, *self._grouped_posterior(data, *logs))
+        return self._expected_stats_of(data, self._component_log_terms(data, *logs))
 
     # -- exact posterior ----------------------------------------------------------------
     def exact_posterior(self, data) -> ConjugateMixture:

@@ -251,7 +251,8 @@ class Dirichlet:
     def log_pdf(self, x) -> np.ndarray:
         x = np.asarray(x, float)
         alpha = self.concentration
-        log_norm = special.gammaln(alpha.sum(-1)) - special.gammaln(alpha).sum(-1)
+        log_gamma_total, log_gamma_sum = self._log_gamma_terms
+        log_norm = log_gamma_total - log_gamma_sum
         return log_norm + special.xlogy(alpha - 1.0, x).sum(-1)
 
     def expected_log(self) -> np.ndarray:
@@ -837,7 +838,7 @@ class MaskedDirichlet:
         """Log-density per row, shape ``batch + (K,)`` (masked entries of ``x`` ignored)."""
         alpha = self._alpha
         x = np.asarray(x, float)
-        return self._log_normaliser(alpha) + np.where(self.mask, special.xlogy(alpha - 1.0, x), 0.0).sum(-1)
+        return self._own_log_normaliser + np.where(self.mask, special.xlogy(alpha - 1.0, x), 0.0).sum(-1)
 
     def _log_normaliser(self, alpha) -> np.ndarray:
         # log Gamma(sum alpha) - sum log Gamma(alpha) over the allowed entries of each row
@@ -845,18 +846,28 @@ class MaskedDirichlet:
             self.mask, special.gammaln(alpha), 0.0
         ).sum(-1)
 
+    # computed once per (immutable) distribution: EM's log prior, VB's KL term and q(z) update
+    # ask for them every iteration
+    @cached_property
+    def _own_log_normaliser(self) -> np.ndarray:
+        return _frozen(self._log_normaliser(self._alpha))
+
     def expected_log(self) -> np.ndarray:
         """``E[log x]``; ``-inf`` on masked entries (so ``exp`` of it is exactly 0)."""
+        return self._expected_log
+
+    @cached_property
+    def _expected_log(self) -> np.ndarray:
         alpha = self._alpha
         total = np.where(self.mask, alpha, 0.0).sum(-1, keepdims=True)
-        return np.where(self.mask, special.digamma(alpha) - special.digamma(total), -np.inf)
+        return _frozen(np.where(self.mask, special.digamma(alpha) - special.digamma(total), -np.inf))
 
     def kl(self, other: "MaskedDirichlet") -> np.ndarray:
         """KL(self || other) per row, shape ``batch + (K,)``."""
         alpha, prior = self._alpha, other._alpha
         expected = np.where(self.mask, self.expected_log(), 0.0)
         return (
-            self._log_normaliser(alpha)
-            - self._log_normaliser(prior)
+            self._own_log_normaliser
+            - other._own_log_normaliser
             + np.where(self.mask, (alpha - prior) * expected, 0.0).sum(-1)
         )

@@ -216,8 +216,9 @@ class HiddenMarkovModel(LatentModel):
                   for key, shape in (("init_probs", (K,)), ("trans_mat", (K, K))) if key in self.param_names}
         arrays.update(self.family.check_params(params, K, name))
         batch = None
+        param_dims = self.param_dims()
         for key, array in arrays.items():
-            ndim = len(self.param_dims()[key])
+            ndim = len(param_dims[key])
             this_batch = array.shape[: array.ndim - ndim]
             if batch is None:
                 batch = this_batch

@@ -745,10 +745,20 @@ class NormalInverseWishart:
         trace = np.einsum("...ij,...jk,...ik->...", chol_inv, self.S, chol_inv)  # tr(S Sigma^{-1})
         log_normal = -0.5 * dim * np.log(2 * np.pi) + 0.5 * dim * np.log(self.kappa) - 0.5 * log_det - 0.5 * self.kappa * np.sum(z**2, -1)
         log_iw = (
-            0.5 * self.nu * log_det_spd(self.S) - 0.5 * self.nu * dim * np.log(2.0) - special.multigammaln(self.nu / 2, dim)
+            0.5 * self.nu * self._log_det_S - 0.5 * self.nu * dim * np.log(2.0) - self._multigammaln_half_nu
             - 0.5 * (self.nu + dim + 1.0) * log_det - 0.5 * trace
         )
         return log_normal + log_iw
+
+    # computed once per (immutable) distribution: EM's log prior evaluates the prior's density,
+    # and VB's KL term the prior's normaliser, every iteration
+    @cached_property
+    def _log_det_S(self) -> np.ndarray:
+        return _frozen(np.asarray(log_det_spd(self.S)))
+
+    @cached_property
+    def _multigammaln_half_nu(self) -> np.ndarray:
+        return _frozen(np.asarray(special.multigammaln(self.nu / 2, self.dim)))
 
     # -- variational quantities (Bishop 2006, section 10.2, with Lambda = Sigma^{-1}) -----------
     def kl(self, other: "NormalInverseWishart") -> np.ndarray:
@@ -766,10 +776,10 @@ class NormalInverseWishart:
         # tr(V_p^{-1} V_q) with V = S^{-1}: tr(S_p S_q^{-1})
         chol_q_inv = np.linalg.inv(chol_q)
         trace = np.einsum("...ij,...jk,...ik->...", chol_q_inv, other.S, chol_q_inv)
-        log_det_ratio = log_det_spd(other.S) - log_det_spd(self.S)  # log|V_p^{-1} V_q| = log|S_p| - log|S_q|
+        log_det_ratio = other._log_det_S - self._log_det_S  # log|V_p^{-1} V_q| = log|S_p| - log|S_q|
         kl_wishart = (
             -0.5 * nu_p * log_det_ratio + 0.5 * nu_q * (trace - dim)
-            + special.multigammaln(nu_p / 2, dim) - special.multigammaln(nu_q / 2, dim)
+            + other._multigammaln_half_nu - self._multigammaln_half_nu
             + 0.5 * (nu_q - nu_p) * _multidigamma(nu_q / 2, dim)
         )
         ratio = other.kappa / self.kappa

@@ -16,7 +16,7 @@ object, not a list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy import special
@@ -503,6 +503,13 @@ def _multidigamma(a, dim: int) -> np.ndarray:
     return special.digamma(a[..., None] + (1.0 - np.arange(1, dim + 1)) / 2.0).sum(-1)
 
 
+@lru_cache(maxsize=16)
+def _strictly_lower(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.tril_indices(dim, -1)``, read-only and built once per dim (every Gibbs sweep of a
+    Gaussian model draws a Bartlett factor)."""
+    return tuple(_frozen(index) for index in np.tril_indices(dim, -1))
+
+
 def log_det_spd(matrix: np.ndarray) -> np.ndarray:
     """log|A| of symmetric positive-definite matrices (..., D, D), via Cholesky."""
     chol = np.linalg.cholesky(matrix)
@@ -725,7 +732,7 @@ class NormalInverseWishart:
         bartlett = np.zeros(shape + (dim, dim))
         diagonal = np.sqrt(rng.chisquare(np.broadcast_to(degrees, shape + (dim,))))
         bartlett[..., np.arange(dim), np.arange(dim)] = diagonal
-        rows, cols = np.tril_indices(dim, -1)
+        rows, cols = _strictly_lower(dim)
         bartlett[..., rows, cols] = rng.standard_normal(shape + (rows.size,))
         factor = np.linalg.cholesky(self.S) @ np.swapaxes(np.linalg.inv(bartlett), -1, -2)
         Sigma = _symmetrize(factor @ np.swapaxes(factor, -1, -2))

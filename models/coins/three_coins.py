@@ -371,6 +371,57 @@ class ThreeCoins(LatentModel):
         return {"n_b": float(n_b), "n_c": float(n_c), "heads_b": float(heads_b), "tails_b": float(m * n_b - heads_b),
                 "heads_c": float(heads_c), "tails_c": float(m * n_c - heads_c)}
 
+    def gibbs_sweep_chains(self, data, params, rngs) -> dict[str, np.ndarray]:
+        """One Gibbs sweep of every chain (:class:`~latentzoo.models.core.protocols.BatchedSweep`).
+
+        The same numbers as :meth:`sample_stats`, :meth:`conditional_posterior` and the Betas'
+        ``sample`` chain by chain: the arithmetic is elementwise (per chain and distinct number of
+        heads), the statistics are whole-number counts, and each chain draws its uniforms and then
+        its biases (pi, p, q) from its own generator.
+
+        Parameters
+        ----------
+        data : coin data
+        params : dict of arrays of shape (n_chains,)
+        rngs : list of n_chains numpy.random.Generator
+
+        Returns
+        -------
+        dict of float arrays of shape (n_chains,)
+        """
+        data = self.check_data(data)
+        self._require_keys(params)
+        n_chains = len(rngs)
+        pi = np.full(n_chains, self.pi) if self.pi is not None else params["pi"]
+        biases = np.stack([np.asarray(pi, float), np.asarray(params["p"], float), np.asarray(params["q"], float)], axis=-1)
+        if biases.shape != (n_chains, 3):
+            raise ValueError(f"params must hold one value per chain ({n_chains}), got shape {biases.shape[:-1]}")
+        values, index = data.heads_values
+        with np.errstate(divide="ignore"):
+            logs, logs_of_rest = np.log(biases), np.log1p(-biases)
+        tails = data.n_flips - values
+        term_b = logs[:, :1] + values * logs[:, 1:2] + tails * logs_of_rest[:, 1:2]
+        term_c = logs_of_rest[:, :1] + values * logs[:, 2:] + tails * logs_of_rest[:, 2:]
+        coin_b_prob = np.exp(term_b - np.logaddexp(term_b, term_c))[:, index]  # (chain, trial)
+        for chain in np.flatnonzero(~(np.isfinite(logs).all(1) & np.isfinite(logs_of_rest).all(1))):
+            # a bias of exactly 0 or 1 (0 * log 0 counts as 0 there): the general path
+            one = {"pi": pi[chain], "p": params["p"][chain], "q": params["q"][chain]}
+            coin_b_prob[chain] = _coin_b_posterior(self._log_terms_from_params(data, one))[0]
+        coin_b = np.stack([rng.random(data.n_trials) for rng in rngs]) < coin_b_prob
+        n_b = np.count_nonzero(coin_b, axis=1)
+        heads_b = coin_b @ data.heads
+        n_c, heads_c = data.n_trials - n_b, data.total_heads - heads_b
+        m = data.n_flips
+        stats = {"n_b": n_b.astype(float), "n_c": n_c.astype(float), "heads_b": heads_b.astype(float),
+                 "tails_b": (m * n_b - heads_b).astype(float), "heads_c": heads_c.astype(float),
+                 "tails_c": (m * n_c - heads_c).astype(float)}
+        posterior = self.conditional_posterior(stats)
+        draws = {name: np.empty(n_chains) for name in posterior}
+        for chain, rng in enumerate(rngs):
+            for name, factor in posterior.items():  # the order Beta.sample draws them in, chain by chain
+                draws[name][chain] = rng.beta(factor.alpha[chain], factor.beta[chain], size=())
+        return draws
+
     def _log_biases(self, params):
         """``(log pi, log(1 - pi), log p, log(1 - p), log q, log(1 - q))`` of one set of parameters
         (scalars), each bias's pair from one NumPy call; None for batched parameters or a bias of

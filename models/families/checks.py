@@ -95,7 +95,7 @@ def log_multivariate_beta_of_counts(alpha: np.ndarray, counts: np.ndarray, mask:
     Parameters
     ----------
     alpha : ndarray of shape S (the concentrations; broadcast against ``counts``'s last axes)
-    counts : ndarray of shape B + S
+    counts : ndarray of shape B + S, integers or floats
     mask : bool ndarray broadcastable to S, optional
 
     Returns
@@ -108,11 +108,13 @@ def log_multivariate_beta_of_counts(alpha: np.ndarray, counts: np.ndarray, mask:
     tail = counts.shape[counts.ndim - alpha.ndim:] if alpha.ndim <= counts.ndim else None
     if tail is None or counts.size == 0 or np.broadcast_shapes(alpha.shape, tail) != tail:
         return log_multivariate_beta(alpha + counts, mask)
-    whole = counts.astype(np.int64)
+    # integer counts (the exact posteriors' groups) need no test that they are whole
+    whole = counts if counts.dtype.kind in "iu" else counts.astype(np.int64)
     high = int(whole.max())
     size = int(np.prod(tail))
     # a table bigger than the entries it replaces saves nothing
-    if whole.min() < 0 or size * (high + 1) > counts.size or not np.array_equal(whole, counts):
+    if (whole.min() < 0 or size * (high + 1) > counts.size
+            or (whole is not counts and not np.array_equal(whole, counts))):
         return log_multivariate_beta(alpha + counts, mask)
     alpha = np.broadcast_to(alpha, tail)
     table = special.gammaln(alpha[..., None] + np.arange(high + 1, dtype=float))  # S + (high + 1,)

@@ -167,14 +167,16 @@ def exact_posterior(model, data) -> ConjugateMixture:
         for t in range(T):
             if codes[t] != M:  # a missing step emits nothing
                 emission_c[rows, paths[:, t] * M + codes[t]] += 1
-        emission = family.table_stats(emission_c.reshape(-1, K, M).astype(float))
+        emission = family.table_stats(emission_c.reshape(-1, K, M))
         log_weight = np.log(multiplicity)
     else:
         observed = data.observed
         per_path = [family.label_stats(family.rows(data), path[observed], K) for path in paths]
         emission = {key: np.stack([s[key] for s in per_path]) for key in per_path[0]}
         log_weight = np.zeros(paths.shape[0])
-    stats = {"init_counts": init_c.astype(float), "trans_counts": trans_c.reshape(-1, K, K).astype(float), **emission}
+    # whole-number counts kept as integers: the conjugate updates add them to the priors as
+    # floats, and the log-Beta tables read them without testing that they are whole
+    stats = {"init_counts": init_c, "trans_counts": trans_c.reshape(-1, K, K), **emission}
     arrays = model._chain_arrays()
     if model.fixed_init_probs is None:
         log_weight = log_weight + (log_multivariate_beta_of_counts(arrays["init_prior"], stats["init_counts"])

@@ -157,11 +157,22 @@ class Beta:
 
     def log_pdf(self, x) -> np.ndarray:
         x = np.asarray(x, float)
-        return (
-            special.xlogy(self.alpha - 1.0, x)
-            + special.xlog1py(self.beta - 1.0, -x)
-            - special.betaln(self.alpha, self.beta)
-        )
+        alpha_1, beta_1 = self.alpha - 1.0, self.beta - 1.0
+        if x.size * 4 > int(np.prod(np.broadcast_shapes(x.shape, alpha_1.shape))):  # about one density per point
+            return special.xlogy(alpha_1, x) + special.xlog1py(beta_1, -x) - self._log_beta_function
+        # many densities at few points (a grid under a mixture of many Betas): the logarithms once
+        # per point. xlogy(a, x) is a * log(x), and 0 where a = 0 (unless x is NaN); its log(x)
+        # is xlogy(1, x), so the values are the same as elementwise
+        log_x, log_rest = special.xlogy(1.0, x), special.xlog1py(1.0, -x)
+        terms = []
+        for exponent, log_value in ((alpha_1, log_x), (beta_1, log_rest)):
+            with np.errstate(invalid="ignore"):  # 0 * -inf, replaced by 0 below
+                term = exponent * log_value
+            zero = exponent == 0
+            if np.any(zero):
+                term = np.where(zero & ~np.isnan(x), 0.0, term)
+            terms.append(term)
+        return terms[0] + terms[1] - self._log_beta_function
 
     def expected_log(self) -> tuple[np.ndarray, np.ndarray]:
         """``(E[log x], E[log(1 - x)])``, the expectations mean-field VB needs."""

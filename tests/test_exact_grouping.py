@@ -85,3 +85,22 @@ def test_tabulated_log_beta_is_the_formula(masked, fractional):
     expected = log_multivariate_beta(alpha + counts, mask)
     # bit for bit: the same gammaln calls on the same sums
     np.testing.assert_array_equal(log_multivariate_beta_of_counts(alpha, counts, mask), expected)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("shape", [(6000, 3, 4), (3000, 5), (2000, 2, 3, 3)])
+def test_tabulated_log_beta_of_many_small_count_vectors_is_the_formula(masked, shape):
+    # many vectors of small counts: each distinct vector's value is computed once and read by
+    # its code; the values must be the direct formula's, bit for bit
+    rng = np.random.default_rng(len(shape))
+    alpha = rng.uniform(0.2, 3.0, shape[1:])
+    counts = rng.integers(0, 3, shape)
+    counts[..., -1] = rng.integers(0, 2, shape[:-1])  # columns of different ranges
+    mask = None
+    if masked:
+        mask = rng.uniform(size=shape[1:]) < 0.7
+        mask[..., 0] = True
+        counts = np.where(mask, counts, 0)
+    expected = log_multivariate_beta(alpha + counts.astype(float), mask)
+    for given in (counts, counts.astype(np.int32), counts.astype(float)):
+        np.testing.assert_array_equal(log_multivariate_beta_of_counts(alpha, given, mask), expected)

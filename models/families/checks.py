@@ -120,8 +120,29 @@ def log_multivariate_beta_of_counts(alpha: np.ndarray, counts: np.ndarray, mask:
     table = special.gammaln(alpha[..., None] + np.arange(high + 1, dtype=float))  # S + (high + 1,)
     if mask is not None:
         table = np.where(np.broadcast_to(mask, tail)[..., None], table, 0.0)
-    index = np.arange(size).reshape(tail) * (high + 1) + whole
-    total = alpha + counts
+    offsets = np.arange(size).reshape(tail) * (high + 1)
+    # the distinct count vectors are few (each column counts at most as many as it can): the value
+    # of every vector within the columns' ranges, then read by each vector's mixed-radix code
+    radix = whole.reshape((-1, tail[-1])).max(axis=0) + 1  # per last-axis column
+    span = int(np.prod(radix.astype(float)))
+    n_vectors = counts.size // tail[-1]
+    if 4 * span * (size // tail[-1]) <= n_vectors:
+        weights = np.append(np.cumprod(radix[:0:-1])[::-1], 1)  # the last column fastest
+        codes = np.arange(span)
+        rows = (codes[:, None] // weights) % radix  # (span, last): every vector in range
+        values = _log_beta_of_rows(table, offsets[..., None, :] + rows, alpha[..., None, :] + rows,
+                                   None if mask is None else np.broadcast_to(mask, tail)[..., None, :])
+        code = whole @ weights  # (B + S[:-1]) int
+        lead = np.arange(size // tail[-1]).reshape(tail[:-1])
+        return values.reshape(-1)[lead * span + code]
+    return _log_beta_of_rows(table, offsets + whole, alpha + counts, mask)
+
+
+def _log_beta_of_rows(table, index, total, mask):
+    """``sum(table[index]) - gammaln(sum(total))`` over the last axis, masked entries 0 in the
+    totals (``table`` holds 0 there): ``log B`` of each row, from the table of log Gammas."""
+    from scipy import special
+
     if mask is not None:
         total = np.where(mask, total, 0.0)
     return table.reshape(-1).take(index).sum(-1) - special.gammaln(total.sum(-1))

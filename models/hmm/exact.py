@@ -62,9 +62,9 @@ def _group_paths(allowed: list[np.ndarray], starts: set, codes: np.ndarray, n_st
     column's radix one more than the most it can count (sequence starts for an initial state,
     the other steps for a transition, the steps showing the symbol for an emission), several
     int64 keys when one would overflow. A key is a sum over the steps of one term per step, so
-    the keys of every path are built a step at a time by broadcasting, in the numbering of
-    :func:`_paths`. Sorted keys order the groups as ``np.unique(counts, axis=0)`` orders the
-    count rows.
+    the keys of every path are built a step at a time by broadcasting. Sorted keys order the
+    groups as ``np.unique(counts, axis=0)`` orders the count rows, and each group's counts are
+    the digits of its keys.
 
     Parameters
     ----------
@@ -75,7 +75,7 @@ def _group_paths(allowed: list[np.ndarray], starts: set, codes: np.ndarray, n_st
 
     Returns
     -------
-    first : int64 array of shape (n_groups,), the number of one path of each group
+    rows : int64 array of shape (n_groups, K + K * K + K * M), each group's counts
     multiplicity : int64 array of shape (n_groups,), the number of paths in each group
     """
     K, M, T = n_states, n_symbols, len(allowed)
@@ -117,14 +117,19 @@ def _group_paths(allowed: list[np.ndarray], starts: set, codes: np.ndarray, n_st
             previous = allowed[t - 1].size
         keys = (keys.reshape(len(blocks), -1, previous, 1) + term[:, None]).reshape(len(blocks), -1)
     if len(blocks) == 1:
-        order = np.argsort(keys[0], kind="stable")
+        ordered = np.sort(keys[0])[None]
     else:
-        order = np.lexsort(keys[::-1])  # lexsort sorts by its last key first
-    ordered = keys[:, order]
-    new = np.ones(order.size, bool)
+        ordered = keys[:, np.lexsort(keys[::-1])]  # lexsort sorts by its last key first
+    new = np.ones(ordered.shape[1], bool)
     new[1:] = np.any(ordered[:, 1:] != ordered[:, :-1], axis=0)
     first = np.flatnonzero(new)
-    return order[first], np.diff(np.append(first, order.size))
+    # each group's counts read back from its keys (the digits of the mixed-radix numbers)
+    rows = np.zeros((first.size, bound.size), np.int64)
+    for i, block in enumerate(blocks):
+        unique = ordered[i, first]
+        for column in block:
+            rows[:, column] = unique // weights[i, column] % (bound[column] + 1)
+    return rows, np.diff(np.append(first, ordered.shape[1]))
 
 
 def exact_posterior(model, data) -> ConjugateMixture:
@@ -154,22 +159,14 @@ def exact_posterior(model, data) -> ConjugateMixture:
     if model.table:
         codes, M = family.codes(data), family.n_symbols
         # paths with the same counts have the same posterior and weight: grouped by a key that
-        # encodes the counts, built step by step without listing the paths; only one path per
-        # group is then listed and counted
-        first, multiplicity = _group_paths(allowed, starts, codes, K, M)
-        paths = _paths(allowed, T, first)
-    else:
-        paths = _paths(allowed, T)
-    init_c, trans_c = _chain_counts(paths, starts, K)
-    if model.table:
-        emission_c = np.zeros((paths.shape[0], K * M), np.int32)
-        rows = np.arange(paths.shape[0])
-        for t in range(T):
-            if codes[t] != M:  # a missing step emits nothing
-                emission_c[rows, paths[:, t] * M + codes[t]] += 1
-        emission = family.table_stats(emission_c.reshape(-1, K, M))
+        # encodes the counts, built step by step without listing the paths
+        groups, multiplicity = _group_paths(allowed, starts, codes, K, M)
+        init_c, trans_c = groups[:, :K], groups[:, K : K + K * K]
+        emission = family.table_stats(groups[:, K + K * K :].reshape(-1, K, M))
         log_weight = np.log(multiplicity)
     else:
+        paths = _paths(allowed, T)
+        init_c, trans_c = _chain_counts(paths, starts, K)
         observed = data.observed
         per_path = [family.label_stats(family.rows(data), path[observed], K) for path in paths]
         emission = {key: np.stack([s[key] for s in per_path]) for key in per_path[0]}

@@ -393,7 +393,7 @@ class ThreeCoins(LatentModel):
         self._require_keys(params)
         n_chains = len(rngs)
         pi = np.full(n_chains, self.pi) if self.pi is not None else params["pi"]
-        biases = np.stack([np.asarray(pi, float), np.asarray(params["p"], float), np.asarray(params["q"], float)], axis=-1)
+        biases = np.stack([np.asarray(value, float) for value in (pi, params["p"], params["q"])], axis=-1)
         if biases.shape != (n_chains, 3):
             raise ValueError(f"params must hold one value per chain ({n_chains}), got shape {biases.shape[:-1]}")
         values, index = data.heads_values

@@ -257,7 +257,9 @@ class Dirichlet:
         """Draws of shape ``size + batch_shape + (n_categories,)``, via normalised Gammas."""
         batch = self.concentration.shape
         shape = batch if size is None else tuple(np.atleast_1d(size)) + batch
-        gammas = rng.standard_gamma(np.broadcast_to(self.concentration, shape))
+        # one draw (every Gibbs sweep) needs no broadcast view: the same gammas
+        concentration = self.concentration if shape == batch else np.broadcast_to(self.concentration, shape)
+        gammas = rng.standard_gamma(concentration)
         return gammas / gammas.sum(axis=-1, keepdims=True)
 
     def log_pdf(self, x) -> np.ndarray:
@@ -287,7 +289,8 @@ class Dirichlet:
     def kl(self, other: "Dirichlet") -> np.ndarray:
         """KL(self || other), one value per batch element."""
         alpha, prior = self.concentration, other.concentration
-        (log_gamma_total, log_gamma_sum), (prior_gamma_total, prior_gamma_sum) = self._log_gamma_terms, other._log_gamma_terms
+        log_gamma_total, log_gamma_sum = self._log_gamma_terms
+        prior_gamma_total, prior_gamma_sum = other._log_gamma_terms
         return (
             log_gamma_total
             - log_gamma_sum
@@ -865,7 +868,9 @@ class MaskedDirichlet:
         """Draws of shape ``size + batch + (K, M)`` via normalised Gammas; masked entries 0."""
         alpha = self._alpha
         shape = alpha.shape if size is None else tuple(np.atleast_1d(size)) + alpha.shape
-        gammas = np.where(self.mask, rng.standard_gamma(np.broadcast_to(alpha, shape)), 0.0)
+        # one draw (every Gibbs sweep) needs no broadcast view: the same gammas
+        gammas = np.where(self.mask, rng.standard_gamma(alpha if shape == alpha.shape else np.broadcast_to(alpha, shape)),
+                          0.0)
         return gammas / gammas.sum(axis=-1, keepdims=True)
 
     def log_pdf(self, x) -> np.ndarray:

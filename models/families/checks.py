@@ -83,7 +83,8 @@ def log_multivariate_beta(alpha: np.ndarray, mask: np.ndarray | None = None) -> 
     return np.where(mask, special.gammaln(alpha), 0.0).sum(-1) - special.gammaln(np.where(mask, alpha, 0.0).sum(-1))
 
 
-def log_multivariate_beta_of_counts(alpha: np.ndarray, counts: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+def log_multivariate_beta_of_counts(alpha: np.ndarray, counts: np.ndarray,
+                                    mask: np.ndarray | None = None) -> np.ndarray:
     """``log_multivariate_beta(alpha + counts, mask)`` for many count vectors, the same numbers.
 
     The exact posteriors evaluate it for thousands of groups of assignments whose counts are

@@ -56,6 +56,12 @@ class CoinData:
         return self.n_flips - self.heads
 
     @cached_property
+    def heads_and_tails(self) -> tuple[np.ndarray, np.ndarray]:
+        """Heads and tails per trial as floats, shape (n_trials,) each: what the weighted counts
+        are dot products with (the same products as with the integers, without a cast per call)."""
+        return self.heads.astype(float), self.tails.astype(float)
+
+    @cached_property
     def total_heads(self) -> int:
         return int(self.heads.sum())
 

@@ -294,7 +294,7 @@ class ThreeCoins(LatentModel):
     # -- conjugate hooks (EM, Gibbs, VB) ------------------------------------------------
     def _stats_from_assignments(self, data: CoinData, coin_b_weight) -> dict[str, float]:
         """Sufficient statistics given P(coin B) (EM, VB) or 0/1 assignments (Gibbs)."""
-        h, t = data.heads, data.tails
+        h, t = data.heads_and_tails
         weight_c = 1.0 - coin_b_weight
         return {
             "n_b": float(coin_b_weight.sum()),

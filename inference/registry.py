@@ -86,6 +86,10 @@ def applicable_backends(model) -> list[str]:
 
 def get_backend(model, backend: str) -> Backend:
     """Look up ``backend`` for ``model``; a ValueError lists the valid names otherwise."""
+    if isinstance(backend, str) and backend in BACKENDS and BACKENDS[backend].applies_to(model):
+        # the usual case: one back-end's protocols checked (a runtime Protocol check is slow),
+        # not every back-end's, which only the error messages need
+        return BACKENDS[backend]
     valid = applicable_backends(model)
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends for {type(model).__name__}: {valid}")

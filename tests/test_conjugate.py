@@ -378,3 +378,16 @@ def test_gamma_rebuilds_from_its_fields():
 def test_gamma_invalid_parameters_raise(a, b):
     with pytest.raises(ValueError, match="shape|rate"):
         Gamma(a, b)
+
+
+def test_beta_log_pdf_on_a_grid_under_many_betas_is_the_elementwise_formula():
+    # many densities at few points take the logarithms once per point; the values must be those
+    # of scipy's xlogy/xlog1py elementwise (the exponent 0 giving 0, also at x = 0 or 1)
+    rng = np.random.default_rng(3)
+    alpha = np.concatenate([rng.uniform(0.05, 40.0, 500), [1.0, 1.0, 0.5, 7.0]])
+    beta = np.concatenate([rng.uniform(0.05, 40.0, 500), [1.0, 4.0, 1.0, 1.0]])
+    grid = np.concatenate([np.linspace(0.0, 1.0, 41), [np.nan]])[:, None]
+    expected = special.xlogy(alpha - 1.0, grid) + special.xlog1py(beta - 1.0, -grid) - special.betaln(alpha, beta)
+    np.testing.assert_array_equal(Beta(alpha, beta).log_pdf(grid), expected)
+    inside = grid[1:-2]
+    np.testing.assert_allclose(Beta(alpha, beta).log_pdf(inside), stats.beta.logpdf(inside, alpha, beta), rtol=1e-10)

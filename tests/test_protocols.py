@@ -130,8 +130,8 @@ def test_the_declaration_check_can_fail():
 #: the protocols each registered model must satisfy: the back-ends it is meant to get (a new
 #: model is one line)
 EXPECTED_CAPABILITIES = {
-    "three-coins": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "IdentificationRule", "Demo",
-                    "Pictured", "ChunkedStats"},
+    "three-coins": {"ConjugateEStep", "ConjugateSweep", "BatchedSweep", "MeanField", "ExactlySolvable",
+                    "IdentificationRule", "Demo", "Pictured", "ChunkedStats"},
     "dice-hmm": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "Demo", "Pictured", "ChunkedStats"},
     "categorical-hmm": {"ConjugateEStep", "ConjugateSweep", "MeanField", "ExactlySolvable", "Pictured", "ChunkedStats"},
     "niw-gaussian": {"ConjugateEStep", "ExactlySolvable", "DataDrivenPrior", "Demo", "Pictured"},

@@ -481,3 +481,27 @@ def test_hand_built_coin_data_is_validated():
     checked = ThreeCoins().check_data(CoinData(np.array([1, 0, 1])))
     assert checked.validated and not checked.flips.flags.writeable
     np.testing.assert_array_equal(checked.flips, [1, 0, 1])
+
+
+@pytest.mark.parametrize("params", [{"pi": 0.3, "p": 0.8, "q": 0.35}, {"pi": 0.6, "p": 1.0, "q": 0.0},
+                                    {"pi": 0.5, "p": 0.2, "q": 0.9}])
+@pytest.mark.parametrize("n_flips", [1, 7])
+def test_gibbs_sample_stats_are_the_counts_of_coins_drawn_per_trial(params, n_flips):
+    # the sampler's step computes P(coin B) once per number of heads and counts whole numbers;
+    # here each trial's coin is drawn from pi Bin(h | m, p) / (pi Bin(h | m, p) + (1 - pi) Bin(h | m, q))
+    # (scipy), with the same uniforms, and the statistics are counted trial by trial
+    model = ThreeCoins()
+    rng = np.random.default_rng(n_flips)
+    flips = rng.integers(0, 2, (60, n_flips)) if n_flips > 1 else rng.integers(0, 2, 60)
+    flips[0] = 1  # heads only: p = 1 explains it, q = 0 cannot
+    data = model.check_data(flips)
+    heads = np.asarray(flips).reshape(60, -1).sum(1)
+    b = params["pi"] * stats.binom.pmf(heads, n_flips, params["p"])
+    c = (1 - params["pi"]) * stats.binom.pmf(heads, n_flips, params["q"])
+    uniforms = np.random.default_rng(5).random(60)
+    coin_b = uniforms < b / (b + c)
+    got = model.sample_stats(data, {k: np.asarray(v) for k, v in params.items()}, np.random.default_rng(5))
+    expected = {"n_b": coin_b.sum(), "n_c": (~coin_b).sum(), "heads_b": heads[coin_b].sum(),
+                "tails_b": (n_flips - heads[coin_b]).sum(), "heads_c": heads[~coin_b].sum(),
+                "tails_c": (n_flips - heads[~coin_b]).sum()}
+    assert got == pytest.approx({k: float(v) for k, v in expected.items()}, abs=0)

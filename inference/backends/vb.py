@@ -36,10 +36,16 @@ def elbo_step(model, data):
 
     def step(factors):
         stats, data_term = model.vb_expected_stats(data, factors)
-        kl = sum(float(np.sum(factors[name].kl(prior[name]))) for name in factors)
+        kl = sum(_total(factors[name].kl(prior[name])) for name in factors)
         return model.conditional_posterior(stats), data_term - kl
 
     return step
+
+
+def _total(value) -> float:
+    """``float(np.sum(value))``, without ``np.sum``'s Python-level dispatch for a scalar (a
+    scalar factor's KL, once per factor and iteration)."""
+    return float(value.sum()) if isinstance(value, np.ndarray) else float(value)
 
 
 def variational_parameters(model, factors: dict) -> dict:

@@ -50,6 +50,30 @@ class CoinData:
         """Heads per trial, shape (n_trials,)."""
         return self.flips_2d.sum(axis=1).astype(np.int64)
 
+    @cached_property
+    def tails(self) -> np.ndarray:
+        """Tails per trial, shape (n_trials,)."""
+        return self.n_flips - self.heads
+
+    @cached_property
+    def heads_and_tails(self) -> tuple[np.ndarray, np.ndarray]:
+        """Heads and tails per trial as floats, shape (n_trials,) each: what the weighted counts
+        are dot products with (the same products as with the integers, without a cast per call)."""
+        return self.heads.astype(float), self.tails.astype(float)
+
+    @cached_property
+    def total_heads(self) -> int:
+        return int(self.heads.sum())
+
+    @cached_property
+    def heads_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, index)``: the distinct numbers of heads, shape (G,), and each trial's
+        position among them, shape (n_trials,) (``values[index] == heads``). Trials with the same
+        number of heads are interchangeable: what depends on a trial only through its heads is
+        computed once per value."""
+        values, index = np.unique(self.heads, return_inverse=True)
+        return values, index
+
     @property
     def n_trials(self) -> int:
         return self.flips.shape[0]

@@ -198,13 +198,15 @@ class ThreeCoins(LatentModel):
     def _pi(self, params):
         return self.pi if self.pi is not None else np.asarray(params["pi"], float)
 
-    def _component_log_terms(self, data: CoinData, log_a, log_not_a, log_b, log_not_b, log_c, log_not_c):
+    def _component_log_terms(self, data: CoinData, log_a, log_not_a, log_b, log_not_b, log_c, log_not_c, heads=None):
         """Log joint weight of each trial under coin B and coin C, shape (..., n_trials, 2).
 
         The arguments are ``log`` probabilities (EM, likelihood) or their expectations under
         the variational factors (VB); the formula is the same, which is why it is written once.
+        ``heads`` (default: every trial's, ``data.heads``) gives the terms of those numbers of
+        heads instead, shape (..., len(heads), 2).
         """
-        h = data.heads
+        h = data.heads if heads is None else heads
         t = data.n_flips - h
         def times(count, log_value):
             log_value = np.asarray(log_value, float)
@@ -226,13 +228,13 @@ class ThreeCoins(LatentModel):
         terms[..., 1] = term_c
         return terms
 
-    def _log_terms_from_params(self, data, params):
+    def _log_terms_from_params(self, data, params, heads=None):
         pi = self._pi(params)
         p = np.asarray(params["p"], float)
         q = np.asarray(params["q"], float)
         with np.errstate(divide="ignore"):
             return self._component_log_terms(
-                data, np.log(pi), np.log1p(-pi), np.log(p), np.log1p(-p), np.log(q), np.log1p(-q)
+                data, np.log(pi), np.log1p(-pi), np.log(p), np.log1p(-p), np.log(q), np.log1p(-q), heads
             )
 
     def log_likelihood(self, data, params) -> np.ndarray:
@@ -292,8 +294,7 @@ class ThreeCoins(LatentModel):
     # -- conjugate hooks (EM, Gibbs, VB) ------------------------------------------------
     def _stats_from_assignments(self, data: CoinData, coin_b_weight) -> dict[str, float]:
         """Sufficient statistics given P(coin B) (EM, VB) or 0/1 assignments (Gibbs)."""
-        h = data.heads
-        t = data.n_flips - h
+        h, t = data.heads_and_tails
         weight_c = 1.0 - coin_b_weight
         return {
             "n_b": float(coin_b_weight.sum()),
@@ -335,12 +336,17 @@ class ThreeCoins(LatentModel):
 
     def expected_stats(self, data, params):
         """E-step: expected statistics under p(z | flips, params) and the log-likelihood."""
-        return self._expected_stats_of(data, self._log_terms_from_params(data, params))
+        logs = self._log_biases(params)
+        if logs is None:
+            return self._expected_stats_of(data, self._log_terms_from_params(data, params))
+        return self._stats_and_log_norm(data, *self._grouped_posterior(data, *logs))
 
     def _expected_stats_of(self, data: CoinData, log_terms):
         """The statistics weighted by P(coin B) and ``sum_i log sum_k exp(log_terms_ik)`` (with the
         binomial constants): EM's log-likelihood, or VB's data term when the terms are expected logs."""
-        coin_b_prob, log_norm = _coin_b_posterior(log_terms)
+        return self._stats_and_log_norm(data, *_coin_b_posterior(log_terms))
+
+    def _stats_and_log_norm(self, data: CoinData, coin_b_prob, log_norm):
         return self._stats_from_assignments(data, coin_b_prob), float(np.sum(log_norm + data.log_binomial_coefficients))
 
     def combine_stats(self, parts) -> dict[str, float]:
@@ -349,9 +355,99 @@ class ThreeCoins(LatentModel):
 
     def sample_stats(self, data, params, rng):
         """Gibbs step for the latents: draw each trial's coin, return complete statistics."""
-        coin_b_prob = self.latent_posterior(data, params)["coin_b_prob"]
-        coin_b = (rng.random(data.n_trials) < coin_b_prob).astype(float)
-        return self._stats_from_assignments(data, coin_b)
+        data = self.check_data(data)
+        self._require_keys(params)
+        # the statistics as whole-number counts, which every order of summation gives exactly
+        logs = self._log_biases(params)
+        if logs is None:
+            coin_b_prob = _coin_b_posterior(self._log_terms_from_params(data, params))[0]
+        else:
+            coin_b_prob = self._grouped_posterior(data, *logs)[0]
+        coin_b = rng.random(data.n_trials) < coin_b_prob
+        n_b = int(np.count_nonzero(coin_b))
+        heads_b = int(data.heads[coin_b].sum())
+        n_c, heads_c = data.n_trials - n_b, data.total_heads - heads_b
+        m = data.n_flips
+        return {"n_b": float(n_b), "n_c": float(n_c), "heads_b": float(heads_b), "tails_b": float(m * n_b - heads_b),
+                "heads_c": float(heads_c), "tails_c": float(m * n_c - heads_c)}
+
+    def gibbs_sweep_chains(self, data, params, rngs) -> dict[str, np.ndarray]:
+        """One Gibbs sweep of every chain (:class:`~latentzoo.models.core.protocols.BatchedSweep`).
+
+        The same numbers as :meth:`sample_stats`, :meth:`conditional_posterior` and the Betas'
+        ``sample`` chain by chain: the arithmetic is elementwise (per chain and distinct number of
+        heads), the statistics are whole-number counts, and each chain draws its uniforms and then
+        its biases (pi, p, q) from its own generator.
+
+        Parameters
+        ----------
+        data : coin data
+        params : dict of arrays of shape (n_chains,)
+        rngs : list of n_chains numpy.random.Generator
+
+        Returns
+        -------
+        dict of float arrays of shape (n_chains,)
+        """
+        data = self.check_data(data)
+        self._require_keys(params)
+        n_chains = len(rngs)
+        pi = np.full(n_chains, self.pi) if self.pi is not None else params["pi"]
+        biases = np.stack([np.asarray(value, float) for value in (pi, params["p"], params["q"])], axis=-1)
+        if biases.shape != (n_chains, 3):
+            raise ValueError(f"params must hold one value per chain ({n_chains}), got shape {biases.shape[:-1]}")
+        values, index = data.heads_values
+        with np.errstate(divide="ignore"):
+            logs, logs_of_rest = np.log(biases), np.log1p(-biases)
+        tails = data.n_flips - values
+        term_b = logs[:, :1] + values * logs[:, 1:2] + tails * logs_of_rest[:, 1:2]
+        term_c = logs_of_rest[:, :1] + values * logs[:, 2:] + tails * logs_of_rest[:, 2:]
+        coin_b_prob = np.exp(term_b - np.logaddexp(term_b, term_c))[:, index]  # (chain, trial)
+        for chain in np.flatnonzero(~(np.isfinite(logs).all(1) & np.isfinite(logs_of_rest).all(1))):
+            # a bias of exactly 0 or 1 (0 * log 0 counts as 0 there): the general path
+            one = {"pi": pi[chain], "p": params["p"][chain], "q": params["q"][chain]}
+            coin_b_prob[chain] = _coin_b_posterior(self._log_terms_from_params(data, one))[0]
+        coin_b = np.stack([rng.random(data.n_trials) for rng in rngs]) < coin_b_prob
+        n_b = np.count_nonzero(coin_b, axis=1)
+        heads_b = coin_b @ data.heads
+        n_c, heads_c = data.n_trials - n_b, data.total_heads - heads_b
+        m = data.n_flips
+        stats = {"n_b": n_b.astype(float), "n_c": n_c.astype(float), "heads_b": heads_b.astype(float),
+                 "tails_b": (m * n_b - heads_b).astype(float), "heads_c": heads_c.astype(float),
+                 "tails_c": (m * n_c - heads_c).astype(float)}
+        posterior = self.conditional_posterior(stats)
+        draws = {name: np.empty(n_chains) for name in posterior}
+        for chain, rng in enumerate(rngs):
+            for name, factor in posterior.items():  # the order Beta.sample draws them in, chain by chain
+                draws[name][chain] = rng.beta(factor.alpha[chain], factor.beta[chain], size=())
+        return draws
+
+    def _log_biases(self, params):
+        """``(log pi, log(1 - pi), log p, log(1 - p), log q, log(1 - q))`` of one set of parameters
+        (scalars), each bias's pair from one NumPy call; None for batched parameters or a bias of
+        exactly 0 or 1 (where ``_component_log_terms`` counts 0 * log 0 as 0)."""
+        biases = (self._pi(params), params["p"], params["q"])
+        if any(np.ndim(bias) for bias in biases):
+            return None
+        biases = np.array(biases, float)
+        with np.errstate(divide="ignore"):
+            logs, logs_of_rest = np.log(biases), np.log1p(-biases)
+        if not (np.isfinite(logs).all() and np.isfinite(logs_of_rest).all()):
+            return None
+        return logs[0], logs_of_rest[0], logs[1], logs_of_rest[1], logs[2], logs_of_rest[2]
+
+    @staticmethod
+    def _grouped_posterior(data: CoinData, log_a, log_not_a, log_b, log_not_b, log_c, log_not_c):
+        """P(coin B) and the log normaliser per trial, shape (n_trials,) each, for finite scalar
+        (expected) log biases: ``_component_log_terms`` and ``_coin_b_posterior``'s arithmetic,
+        once per distinct number of heads (the same values), then read per trial. The inner
+        loop of EM, VB and Gibbs, in a few NumPy calls."""
+        values, index = data.heads_values
+        tails = data.n_flips - values
+        term_b = log_a + values * log_b + tails * log_not_b
+        term_c = log_not_a + values * log_c + tails * log_not_c
+        log_norm = np.logaddexp(term_b, term_c)
+        return np.exp(term_b - log_norm)[index], log_norm[index]
 
     def initial_factors(self, data, rng) -> dict[str, Beta]:
         """VB start: the posterior given a random soft assignment of trials to coins."""
@@ -366,8 +462,10 @@ class ThreeCoins(LatentModel):
         exp(rho_ik) (Bishop eq. 10.46-10.49 for the mixture case).
         """
         log_a = factors["pi"].expected_log() if self.pi is None else (np.log(self.pi), np.log1p(-self.pi))
-        rho = self._component_log_terms(data, *log_a, *factors["p"].expected_log(), *factors["q"].expected_log())
-        return self._expected_stats_of(data, rho)
+        logs = (*log_a, *factors["p"].expected_log(), *factors["q"].expected_log())
+        if not any(np.ndim(value) for value in logs):  # one set of factors: expected logs are finite
+            return self._stats_and_log_norm(data, *self._grouped_posterior(data, *logs))
+        return self._expected_stats_of(data, self._component_log_terms(data, *logs))
 
     # -- exact posterior ----------------------------------------------------------------
     def exact_posterior(self, data) -> ConjugateMixture:

@@ -16,6 +16,7 @@ object, not a list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy import special
@@ -62,6 +63,14 @@ def _check_positive_pair(instance, first: str, second: str) -> None:
                                  _as_positive_array(getattr(instance, second), second))
     for name, array in zip((first, second), arrays):
         object.__setattr__(instance, name, array)
+
+
+def _frozen(value):
+    """``value`` made read-only (an array) or left as it is (a NumPy scalar): what a cached
+    property of an immutable distribution hands out, so that no caller can change it in place."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    return value
 
 
 def _trusted(cls, **fields):
@@ -148,23 +157,45 @@ class Beta:
 
     def log_pdf(self, x) -> np.ndarray:
         x = np.asarray(x, float)
-        return (
-            special.xlogy(self.alpha - 1.0, x)
-            + special.xlog1py(self.beta - 1.0, -x)
-            - special.betaln(self.alpha, self.beta)
-        )
+        alpha_1, beta_1 = self.alpha - 1.0, self.beta - 1.0
+        if x.size * 4 > int(np.prod(np.broadcast_shapes(x.shape, alpha_1.shape))):  # about one density per point
+            return special.xlogy(alpha_1, x) + special.xlog1py(beta_1, -x) - self._log_beta_function
+        # many densities at few points (a grid under a mixture of many Betas): the logarithms once
+        # per point. xlogy(a, x) is a * log(x), and 0 where a = 0 (unless x is NaN); its log(x)
+        # is xlogy(1, x), so the values are the same as elementwise
+        log_x, log_rest = special.xlogy(1.0, x), special.xlog1py(1.0, -x)
+        terms = []
+        for exponent, log_value in ((alpha_1, log_x), (beta_1, log_rest)):
+            with np.errstate(invalid="ignore"):  # 0 * -inf, replaced by 0 below
+                term = exponent * log_value
+            zero = exponent == 0
+            if np.any(zero):
+                term = np.where(zero & ~np.isnan(x), 0.0, term)
+            terms.append(term)
+        return terms[0] + terms[1] - self._log_beta_function
 
     def expected_log(self) -> tuple[np.ndarray, np.ndarray]:
         """``(E[log x], E[log(1 - x)])``, the expectations mean-field VB needs."""
+        return self._expected_log
+
+    # VB asks for both once per factor and iteration (the q(z) update and the KL term), and the
+    # prior's normaliser every iteration: computed once per (immutable) distribution
+    @cached_property
+    def _expected_log(self) -> tuple[np.ndarray, np.ndarray]:
         digamma_total = special.digamma(self.alpha + self.beta)
-        return special.digamma(self.alpha) - digamma_total, special.digamma(self.beta) - digamma_total
+        return (_frozen(special.digamma(self.alpha) - digamma_total),
+                _frozen(special.digamma(self.beta) - digamma_total))
+
+    @cached_property
+    def _log_beta_function(self) -> np.ndarray:
+        return _frozen(special.betaln(self.alpha, self.beta))
 
     def kl(self, other: "Beta") -> np.ndarray:
         """KL(self || other), elementwise over the batch."""
         e_log_x, e_log_1mx = self.expected_log()
         return (
-            special.betaln(other.alpha, other.beta)
-            - special.betaln(self.alpha, self.beta)
+            other._log_beta_function
+            - self._log_beta_function
             + (self.alpha - other.alpha) * e_log_x
             + (self.beta - other.beta) * e_log_1mx
         )
@@ -214,39 +245,57 @@ class Dirichlet:
         Categories with ``alpha_k < 1`` sit at the boundary (probability 0); a batch element
         with no information at all (every ``alpha_k = 1``) gets the uniform vector.
         """
-        excess = np.clip(self.concentration - 1.0, 0.0, None)
+        # EM's M-step every iteration: np.maximum, not np.clip (the same values, less dispatch),
+        # and no errstate context: the rows without information divide by 1 and are replaced
+        excess = np.maximum(self.concentration - 1.0, 0.0)
         total = excess.sum(axis=-1, keepdims=True)
-        uniform = np.full_like(excess, 1.0 / self.n_categories)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mode = excess / total
-        return np.where(total > 0, mode, uniform)
+        informed = total > 0
+        mode = excess / np.where(informed, total, 1.0)
+        return np.where(informed, mode, 1.0 / self.n_categories)
 
     def sample(self, rng: np.random.Generator, size=None) -> np.ndarray:
         """Draws of shape ``size + batch_shape + (n_categories,)``, via normalised Gammas."""
         batch = self.concentration.shape
         shape = batch if size is None else tuple(np.atleast_1d(size)) + batch
-        gammas = rng.standard_gamma(np.broadcast_to(self.concentration, shape))
+        # one draw (every Gibbs sweep) needs no broadcast view: the same gammas
+        concentration = self.concentration if shape == batch else np.broadcast_to(self.concentration, shape)
+        gammas = rng.standard_gamma(concentration)
         return gammas / gammas.sum(axis=-1, keepdims=True)
 
     def log_pdf(self, x) -> np.ndarray:
         x = np.asarray(x, float)
         alpha = self.concentration
-        log_norm = special.gammaln(alpha.sum(-1)) - special.gammaln(alpha).sum(-1)
+        log_gamma_total, log_gamma_sum = self._log_gamma_terms
+        log_norm = log_gamma_total - log_gamma_sum
         return log_norm + special.xlogy(alpha - 1.0, x).sum(-1)
 
     def expected_log(self) -> np.ndarray:
         """``E[log x_k]`` of shape ``(*batch_shape, n_categories)``."""
+        return self._expected_log
+
+    # computed once per (immutable) distribution: VB asks for them twice per iteration (q(z)
+    # update and KL term), and for the prior's every iteration
+    @cached_property
+    def _expected_log(self) -> np.ndarray:
         alpha = self.concentration
-        return special.digamma(alpha) - special.digamma(alpha.sum(-1, keepdims=True))
+        return _frozen(special.digamma(alpha) - special.digamma(alpha.sum(-1, keepdims=True)))
+
+    @cached_property
+    def _log_gamma_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(log Gamma(sum_k alpha_k), sum_k log Gamma(alpha_k))`` per batch element."""
+        alpha = self.concentration
+        return _frozen(special.gammaln(alpha.sum(-1))), _frozen(special.gammaln(alpha).sum(-1))
 
     def kl(self, other: "Dirichlet") -> np.ndarray:
         """KL(self || other), one value per batch element."""
         alpha, prior = self.concentration, other.concentration
+        log_gamma_total, log_gamma_sum = self._log_gamma_terms
+        prior_gamma_total, prior_gamma_sum = other._log_gamma_terms
         return (
-            special.gammaln(alpha.sum(-1))
-            - special.gammaln(alpha).sum(-1)
-            - special.gammaln(prior.sum(-1))
-            + special.gammaln(prior).sum(-1)
+            log_gamma_total
+            - log_gamma_sum
+            - prior_gamma_total
+            + prior_gamma_sum
             + ((alpha - prior) * self.expected_log()).sum(-1)
         )
 
@@ -466,6 +515,13 @@ def _multidigamma(a, dim: int) -> np.ndarray:
     """psi_D(a) = sum_{i=1..D} psi(a + (1 - i) / 2), elementwise over ``a``."""
     a = np.asarray(a, float)
     return special.digamma(a[..., None] + (1.0 - np.arange(1, dim + 1)) / 2.0).sum(-1)
+
+
+@lru_cache(maxsize=16)
+def _strictly_lower(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.tril_indices(dim, -1)``, read-only and built once per dim (every Gibbs sweep of a
+    Gaussian model draws a Bartlett factor)."""
+    return tuple(_frozen(index) for index in np.tril_indices(dim, -1))
 
 
 def log_det_spd(matrix: np.ndarray) -> np.ndarray:
@@ -690,7 +746,7 @@ class NormalInverseWishart:
         bartlett = np.zeros(shape + (dim, dim))
         diagonal = np.sqrt(rng.chisquare(np.broadcast_to(degrees, shape + (dim,))))
         bartlett[..., np.arange(dim), np.arange(dim)] = diagonal
-        rows, cols = np.tril_indices(dim, -1)
+        rows, cols = _strictly_lower(dim)
         bartlett[..., rows, cols] = rng.standard_normal(shape + (rows.size,))
         factor = np.linalg.cholesky(self.S) @ np.swapaxes(np.linalg.inv(bartlett), -1, -2)
         Sigma = _symmetrize(factor @ np.swapaxes(factor, -1, -2))
@@ -710,10 +766,20 @@ class NormalInverseWishart:
         trace = np.einsum("...ij,...jk,...ik->...", chol_inv, self.S, chol_inv)  # tr(S Sigma^{-1})
         log_normal = -0.5 * dim * np.log(2 * np.pi) + 0.5 * dim * np.log(self.kappa) - 0.5 * log_det - 0.5 * self.kappa * np.sum(z**2, -1)
         log_iw = (
-            0.5 * self.nu * log_det_spd(self.S) - 0.5 * self.nu * dim * np.log(2.0) - special.multigammaln(self.nu / 2, dim)
+            0.5 * self.nu * self._log_det_S - 0.5 * self.nu * dim * np.log(2.0) - self._multigammaln_half_nu
             - 0.5 * (self.nu + dim + 1.0) * log_det - 0.5 * trace
         )
         return log_normal + log_iw
+
+    # computed once per (immutable) distribution: EM's log prior evaluates the prior's density,
+    # and VB's KL term the prior's normaliser, every iteration
+    @cached_property
+    def _log_det_S(self) -> np.ndarray:
+        return _frozen(np.asarray(log_det_spd(self.S)))
+
+    @cached_property
+    def _multigammaln_half_nu(self) -> np.ndarray:
+        return _frozen(np.asarray(special.multigammaln(self.nu / 2, self.dim)))
 
     # -- variational quantities (Bishop 2006, section 10.2, with Lambda = Sigma^{-1}) -----------
     def kl(self, other: "NormalInverseWishart") -> np.ndarray:
@@ -731,10 +797,10 @@ class NormalInverseWishart:
         # tr(V_p^{-1} V_q) with V = S^{-1}: tr(S_p S_q^{-1})
         chol_q_inv = np.linalg.inv(chol_q)
         trace = np.einsum("...ij,...jk,...ik->...", chol_q_inv, other.S, chol_q_inv)
-        log_det_ratio = log_det_spd(other.S) - log_det_spd(self.S)  # log|V_p^{-1} V_q| = log|S_p| - log|S_q|
+        log_det_ratio = other._log_det_S - self._log_det_S  # log|V_p^{-1} V_q| = log|S_p| - log|S_q|
         kl_wishart = (
             -0.5 * nu_p * log_det_ratio + 0.5 * nu_q * (trace - dim)
-            + special.multigammaln(nu_p / 2, dim) - special.multigammaln(nu_q / 2, dim)
+            + other._multigammaln_half_nu - self._multigammaln_half_nu
             + 0.5 * (nu_q - nu_p) * _multidigamma(nu_q / 2, dim)
         )
         ratio = other.kappa / self.kappa
@@ -786,25 +852,32 @@ class MaskedDirichlet:
     def mode(self) -> np.ndarray:
         """Per row ``(alpha_k - 1) / sum(alpha - 1)`` over allowed entries; uniform over the
         allowed entries where a row carries no information (all alpha = 1), as ``Dirichlet.mode``."""
-        excess = np.where(self.mask, np.clip(self.concentration - 1.0, 0.0, None), 0.0)
+        excess = np.where(self.mask, np.maximum(self.concentration - 1.0, 0.0), 0.0)
         total = excess.sum(axis=-1, keepdims=True)
-        uniform = np.broadcast_to(self.mask / self.mask.sum(axis=-1, keepdims=True), excess.shape)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mode = excess / total
-        return np.where(total > 0, mode, uniform)
+        informed = total > 0
+        # as Dirichlet.mode: rows without information divide by 1 and are replaced
+        mode = excess / np.where(informed, total, 1.0)
+        return np.where(informed, mode, self._uniform)
+
+    @cached_property
+    def _uniform(self) -> np.ndarray:
+        """The uniform distribution over each row's allowed entries, (K, M)."""
+        return _frozen(self.mask / self.mask.sum(axis=-1, keepdims=True))
 
     def sample(self, rng: np.random.Generator, size=None) -> np.ndarray:
         """Draws of shape ``size + batch + (K, M)`` via normalised Gammas; masked entries 0."""
         alpha = self._alpha
         shape = alpha.shape if size is None else tuple(np.atleast_1d(size)) + alpha.shape
-        gammas = np.where(self.mask, rng.standard_gamma(np.broadcast_to(alpha, shape)), 0.0)
+        # one draw (every Gibbs sweep) needs no broadcast view: the same gammas
+        gammas = np.where(self.mask, rng.standard_gamma(alpha if shape == alpha.shape else np.broadcast_to(alpha, shape)),
+                          0.0)
         return gammas / gammas.sum(axis=-1, keepdims=True)
 
     def log_pdf(self, x) -> np.ndarray:
         """Log-density per row, shape ``batch + (K,)`` (masked entries of ``x`` ignored)."""
         alpha = self._alpha
         x = np.asarray(x, float)
-        return self._log_normaliser(alpha) + np.where(self.mask, special.xlogy(alpha - 1.0, x), 0.0).sum(-1)
+        return self._own_log_normaliser + np.where(self.mask, special.xlogy(alpha - 1.0, x), 0.0).sum(-1)
 
     def _log_normaliser(self, alpha) -> np.ndarray:
         # log Gamma(sum alpha) - sum log Gamma(alpha) over the allowed entries of each row
@@ -812,18 +885,28 @@ class MaskedDirichlet:
             self.mask, special.gammaln(alpha), 0.0
         ).sum(-1)
 
+    # computed once per (immutable) distribution: EM's log prior, VB's KL term and q(z) update
+    # ask for them every iteration
+    @cached_property
+    def _own_log_normaliser(self) -> np.ndarray:
+        return _frozen(self._log_normaliser(self._alpha))
+
     def expected_log(self) -> np.ndarray:
         """``E[log x]``; ``-inf`` on masked entries (so ``exp`` of it is exactly 0)."""
+        return self._expected_log
+
+    @cached_property
+    def _expected_log(self) -> np.ndarray:
         alpha = self._alpha
         total = np.where(self.mask, alpha, 0.0).sum(-1, keepdims=True)
-        return np.where(self.mask, special.digamma(alpha) - special.digamma(total), -np.inf)
+        return _frozen(np.where(self.mask, special.digamma(alpha) - special.digamma(total), -np.inf))
 
     def kl(self, other: "MaskedDirichlet") -> np.ndarray:
         """KL(self || other) per row, shape ``batch + (K,)``."""
         alpha, prior = self._alpha, other._alpha
         expected = np.where(self.mask, self.expected_log(), 0.0)
         return (
-            self._log_normaliser(alpha)
-            - self._log_normaliser(prior)
+            self._own_log_normaliser
+            - other._own_log_normaliser
             + np.where(self.mask, (alpha - prior) * expected, 0.0).sum(-1)
         )

@@ -25,6 +25,8 @@ protocol                      methods                                           
                               ``conditional_posterior``
 :class:`ConjugateSweep`       ``initial_params``, ``sample_stats``,               ``gibbs``,
                               ``conditional_posterior``                           ``pymc_gibbs``
+:class:`BatchedSweep`         ``gibbs_sweep_chains``                              ``gibbs`` (every
+                                                                                  chain at once)
 :class:`HardAssignments`      ``classification_stats``                            ``em`` with
                                                                                   ``assignment="hard"``
 :class:`MeanField`            ``initial_factors``, ``vb_expected_stats``,         ``vb``
@@ -173,6 +175,7 @@ __all__ = [
     "Model",
     "ConjugateEStep",
     "ConjugateSweep",
+    "BatchedSweep",
     "HardAssignments",
     "MeanField",
     "ExactlySolvable",
@@ -315,6 +318,22 @@ class ConjugateSweep(Protocol):
 
     def conditional_posterior(self, stats: dict, mle: bool = False) -> dict:
         """The conjugate posterior of the parameters given statistics."""
+
+
+@runtime_checkable
+class BatchedSweep(Protocol):
+    """Gibbs sweeps of every chain at once (optional, beside :class:`ConjugateSweep`): for a model
+    whose sweep is a few small array operations, the Python overhead of one sweep per chain is
+    most of the sampler's time.
+
+    ``gibbs_sweep_chains(data, params, rngs)`` takes parameters with a leading chain axis and one
+    generator per chain and returns the next parameters, the same numbers as ``sample_stats``,
+    ``conditional_posterior`` and the posterior's ``sample`` chain by chain would give: each chain
+    draws from its own generator, in the same order.
+    """
+
+    def gibbs_sweep_chains(self, data, params: dict, rngs: list) -> dict:
+        """One sweep of every chain: params (chain, ...) -> params (chain, ...)."""
 
 
 @runtime_checkable
@@ -718,7 +737,7 @@ class ScaledEmissions(Protocol):
 def capability_names(model) -> list[str]:
     """Names of the protocols ``model`` satisfies, in the order of this module's table
     (:class:`DataFileFormat` is left out: every model has a file format, by default)."""
-    protocols = (Model, ConjugateEStep, ConjugateSweep, HardAssignments, MeanField, ExactlySolvable,
+    protocols = (Model, ConjugateEStep, ConjugateSweep, BatchedSweep, HardAssignments, MeanField, ExactlySolvable,
                  DataDrivenPrior, IdentificationRule, ExampleData, Demo, Pictured, ChunkedStats,
                  ChunkValidation, ChunkedDataPrior, SelectableSize)
     return [protocol.__name__ for protocol in protocols if isinstance(model, protocol)]

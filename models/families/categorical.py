@@ -20,7 +20,7 @@ from ..core.base import inside_simplex
 from ..core.conjugate import Dirichlet, MaskedDirichlet
 from ..core.stats_combine import sum_stats
 from ..core.sequences import Alphabet, Sequences, read_sequences
-from .checks import concentration_array, log_multivariate_beta, probability_array
+from .checks import concentration_array, log_multivariate_beta, log_multivariate_beta_of_counts, probability_array
 
 __all__ = ["CategoricalFamily"]
 
@@ -171,7 +171,8 @@ class CategoricalFamily:
         """``log p(x assigned to k)`` with the rows integrated out, ``log B(alpha_k + counts_k) -
         log B(alpha_k)``, shape ``(*batch, K)``."""
         alpha, mask = self.concentration_array(n_components), self.mask_array
-        return log_multivariate_beta(alpha + stats["emission_counts"], mask) - log_multivariate_beta(alpha, mask)
+        return (log_multivariate_beta_of_counts(alpha, stats["emission_counts"], mask)
+                - log_multivariate_beta(alpha, mask))
 
     # -- densities and statistics -------------------------------------------------------
     def emission_table(self, params: dict) -> np.ndarray:

@@ -18,6 +18,8 @@ centred at its own mean, in a second pass. In the usual case there is one pass o
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .passes import GIVEN_RESP, as_c, as_data, raise_non_finite, run_pass
@@ -88,7 +90,7 @@ def stats_from_moments(x, moments, shift, responsibilities):
     safe = np.where(positive, counts, 1.0)
     centred_means = np.where(positive[:, None], moments[:, n_quadratic:-1] / safe[:, None], 0.0)
 
-    upper_i, upper_j = np.triu_indices(dim)
+    upper_i, upper_j = _upper_triangle(dim)
     # on the upper triangle only, then mirrored: exactly symmetric
     upper = moments[:, :n_quadratic] - counts[:, None] * centred_means[:, upper_i] * centred_means[:, upper_j]
     upper[~positive] = 0.0
@@ -107,6 +109,15 @@ def stats_from_moments(x, moments, shift, responsibilities):
             scatters[k] = _scatter_about(x, resp[:, k], centred_means[k] + shift)
     means = np.where(positive[:, None], centred_means + shift, 0.0)
     return counts, means, scatters
+
+
+@lru_cache(maxsize=16)
+def _upper_triangle(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(dim)``, read-only and built once per dim (every E-step and sweep)."""
+    indices = np.triu_indices(dim)
+    for index in indices:
+        index.flags.writeable = False
+    return indices
 
 
 def _scatter_about(x: np.ndarray, weights: np.ndarray, centre: np.ndarray) -> np.ndarray:

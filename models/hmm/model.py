@@ -210,14 +210,16 @@ class HiddenMarkovModel(LatentModel):
     # -- parameters ---------------------------------------------------------------------
     def _batched(self, params, name: str) -> dict[str, np.ndarray]:
         """Every parameter (the fixed ones filled in) as arrays of a common batch shape B."""
-        check_param_keys(params, self.param_names, name)
+        names = self.param_names
+        check_param_keys(params, names, name)
         K = self.n_states
         arrays = {key: probability_array(params[key], f"{name}[{key!r}]", shape)
-                  for key, shape in (("init_probs", (K,)), ("trans_mat", (K, K))) if key in self.param_names}
+                  for key, shape in (("init_probs", (K,)), ("trans_mat", (K, K))) if key in names}
         arrays.update(self.family.check_params(params, K, name))
         batch = None
+        param_dims = self.param_dims()
         for key, array in arrays.items():
-            ndim = len(self.param_dims()[key])
+            ndim = len(param_dims[key])
             this_batch = array.shape[: array.ndim - ndim]
             if batch is None:
                 batch = this_batch

@@ -269,8 +269,11 @@ class FiniteMixture(LatentModel):
                                  f"{event_ndim[key] - 1} axes, got shape {array.shape}")
         batch = np.broadcast_shapes(*(array.shape[: array.ndim - event_ndim[key]] for key, array in arrays.items()))
         size = int(np.prod(batch, dtype=np.int64))
-        flat = {key: np.broadcast_to(array, batch + array.shape[array.ndim - event_ndim[key]:]).reshape(
-            (size,) + array.shape[array.ndim - event_ndim[key]:]) for key, array in arrays.items()}
+        if batch == ():  # one set of parameters (every EM step and Gibbs sweep): a view each
+            flat = {key: array[None] for key, array in arrays.items()}
+        else:
+            flat = {key: np.broadcast_to(array, batch + array.shape[array.ndim - event_ndim[key]:]).reshape(
+                (size,) + array.shape[array.ndim - event_ndim[key]:]) for key, array in arrays.items()}
         n_rows = x.shape[0]
         step = max(1, _BLOCK_ELEMENTS // max(1, n_rows * K))
         if size <= step:  # one block: its arrays are reshaped, not copied

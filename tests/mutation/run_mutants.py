@@ -112,8 +112,8 @@ MUTANTS = (
     Mutant(
         "coins-gibbs-ignores-data",
         "models/coins/three_coins.py",
-        "coin_b = (rng.random(data.n_trials) < coin_b_prob).astype(float)",
-        "coin_b = (rng.random(data.n_trials) < 0.5).astype(float)",
+        "coin_b = np.stack([rng.random(data.n_trials) for rng in rngs]) < coin_b_prob",
+        "coin_b = np.stack([rng.random(data.n_trials) for rng in rngs]) < 0.5",
         ("tests/test_three_coins.py", "tests/test_*agree*.py"),
         keyword="gibbs and not pymc_gibbs",
         what="the three-coin Gibbs sampler gives every trial to coin B with probability 0.5",
@@ -121,8 +121,8 @@ MUTANTS = (
     Mutant(
         "gibbs-shifted",
         "inference/backends/gibbs.py",
-        "kept[name].append(params[name])",
-        'kept[name].append(params[name] + 0.05 if name == "p" else params[name])',
+        "    return {name: np.stack(kept[name], axis=1) for name in names}",
+        '    return {name: np.stack(kept[name], axis=1) + (0.05 if name == "p" else 0.0) for name in names}',
         ("tests/test_three_coins.py", "tests/test_*agree*.py"),
         keyword="gibbs and not pymc_gibbs",
         what="the kept Gibbs draws of p are shifted by +0.05",
@@ -130,9 +130,9 @@ MUTANTS = (
     Mutant(
         "gibbs-under-dispersed",
         "inference/backends/gibbs.py",
-        "draws_by_name = {name: np.stack(chain_draws) for name, chain_draws in samples.items()}",
-        "draws_by_name = {name: 0.3 * np.stack(chain_draws).mean((0, 1)) + 0.7 * np.stack(chain_draws)"
-        " for name, chain_draws in samples.items()}",
+        "draws_by_name = sweeps(model, data, start_at, chain_rngs, tune, draws, progress)",
+        "draws_by_name = {name: 0.3 * value.mean((0, 1)) + 0.7 * value"
+        " for name, value in sweeps(model, data, start_at, chain_rngs, tune, draws, progress).items()}",
         ("tests/test_three_coins.py", "tests/test_hmm.py", "tests/test_gmm.py", "tests/test_*agree*.py"),
         keyword="gibbs and not pymc_gibbs",
         what="every Gibbs draw is pulled toward the mean: sd x 0.7, mean kept",
@@ -289,8 +289,8 @@ MUTANTS = (
     Mutant(
         "vb-dirichlet-plug-in-expectation",
         "models/core/conjugate.py",
-        "        return special.digamma(alpha) - special.digamma(alpha.sum(-1, keepdims=True))",
-        "        return np.log(alpha) - np.log(alpha.sum(-1, keepdims=True))",
+        "        return _frozen(special.digamma(alpha) - special.digamma(alpha.sum(-1, keepdims=True)))",
+        "        return _frozen(np.log(alpha) - np.log(alpha.sum(-1, keepdims=True)))",
         ("tests/test_conjugate.py", "tests/test_elbo.py", "tests/test_hmm.py", "tests/test_gmm.py"),
         keyword="vb or elbo or expected",
         what="E[log x] of a Dirichlet is log E[x]-like (log alpha_k - log sum alpha): VB's mixing weights "

@@ -7,6 +7,17 @@
 const METHODS = ["data", "exact", "em", "vb", "gibbs"];
 const COLORS = { exact: "#555", em: "#1f77b4", ml: "#17becf", vb: "#ff7f0e", gibbs: "#2ca02c", nuts: "#d62728", advi: "#9467bd" };
 const { $, fmt, plot } = LZ;
+// The plots' layouts: no legends (each plot's key is in the page's notes, in the traces' colours:
+// plotly measured and laid out every legend on every redraw) and fixed ranges where the quantity
+// is bounded (probabilities)
+const LAYOUTS = {
+  elbo: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "nats" } } },
+  trace: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { title: { text: "draw" } }, yaxis: { title: { text: "p" }, range: [0, 1] } },
+  // the unit square stays the unit square (constrain: the plot area shrinks, not the ranges grow)
+  plane: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { title: { text: "p (coin B)" }, range: [0, 1], constrain: "domain" },
+    yaxis: { title: { text: "q (coin C)" }, range: [0, 1], scaleanchor: "x", constrain: "domain" } },
+  marginal: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { range: [0, 1] }, yaxis: { title: { text: "density" } } },
+};
 
 function readBody() {
   const pair = (a, b) => [Number($(a).value), Number($(b).value)];
@@ -112,22 +123,25 @@ function drawExactStatus() {
 function drawElbo() {
   const v = state.results.vb;
   const s = $("vb-status");
-  if (!v) { Plotly.purge("elbo-plot"); s.textContent = ""; return Promise.resolve(); }
+  if (!v) { s.textContent = ""; return plot("elbo-plot", []); }
   s.dataset.sdP = v.sd.p; s.dataset.meanP = v.mean.p;
   s.textContent = `VB (best of ${v.n_init} starts): mean p ${fmt(v.mean.p)} (sd ${fmt(v.sd.p)}); final ELBO ${fmt(v.elbo_final, 4)}; `
     + `exact log-evidence ${fmt(v.log_evidence, 4)}; gap = KL(q || posterior) = ${fmt(v.kl_gap, 4)}`;
-  return Plotly.react("elbo-plot", [
-    { y: v.elbo, mode: "lines+markers", name: "ELBO", line: { color: COLORS.vb } },
+  // lines without markers (a marker is an SVG node per iteration: half the plot's time) and the
+  // key in the page's note instead of a legend (plotly lays a legend out on every redraw); hover
+  // still gives each iteration's value
+  return plot("elbo-plot", [
+    { y: v.elbo, mode: "lines", name: "ELBO", line: { color: COLORS.vb } },
     { y: v.elbo.map(() => v.log_evidence), mode: "lines", name: "log p(x), exact", line: { color: COLORS.exact, dash: "dash" } },
-  ], { margin: { t: 10, r: 10 }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "nats" } }, legend: { x: 0.5, y: 0.1 } });
+  ], LAYOUTS.elbo);
 }
 
 function drawTraces() {
   const g = state.results.gibbs;
   drawGibbsStatus();
-  if (!g) { Plotly.purge("trace-plot"); return Promise.resolve(); }
+  if (!g) return plot("trace-plot", []);
   const traces = g.traces.p.map((chain, c) => ({ y: chain, mode: "lines", name: `chain ${c + 1}`, line: { width: 1 } }));
-  return Plotly.react("trace-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: { text: "draw" } }, yaxis: { title: { text: "p" }, range: [0, 1] } });
+  return plot("trace-plot", traces, LAYOUTS.trace);
 }
 
 function drawGibbsStatus() {
@@ -166,10 +180,7 @@ function drawPlane() {
     traces.push({ type: "scatter", mode: "markers", ...ends, name: label === "map" ? "EM (MAP)" : "EM (ML)",
       marker: { color, size: 7, symbol: state.emStep === null ? "circle" : "circle-open" } });
   }
-  return plot("plane-plot", traces, {
-    margin: { t: 10, r: 10 }, xaxis: { title: { text: "p (coin B)" }, range: [0, 1] }, yaxis: { title: { text: "q (coin C)" }, range: [0, 1], scaleanchor: "x" },
-    legend: { x: 1.02, y: 1 },
-  });
+  return plot("plane-plot", traces, LAYOUTS.plane);
 }
 
 function drawMarginals() {
@@ -188,7 +199,7 @@ function drawMarginals() {
     shapes.push({ type: "line", x0: run.best[name], x1: run.best[name], yref: "paper", y0: 0, y1: 0.15,
       line: { color: label === "map" ? COLORS.em : COLORS.ml, width: 3 } });
   }
-  return plot("marginal-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: name, range: [0, 1] }, yaxis: { title: { text: "density" } }, shapes });
+  return plot("marginal-plot", traces, { ...LAYOUTS.marginal, xaxis: { ...LAYOUTS.marginal.xaxis, title: { text: name } }, shapes });
 }
 
 function drawSummary() {

@@ -8,6 +8,13 @@ const METHODS = ["data", "em", "vb", "gibbs"];
 const LABEL_COLORS = ["#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"];
 const COLORS = { em: "#1f77b4", vb: "#ff7f0e", nuts: "#d62728", advi: "#9467bd" };
 const { $, fmt, plot } = LZ;
+// no legends: the keys are in the page's notes (plotly laid every legend out on every redraw)
+const LAYOUTS = {
+  plane: { margin: { t: 10, r: 10, b: 50 }, dragmode: false, hovermode: "closest", showlegend: false,
+    xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } } },
+  em: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { title: { text: "iteration" } } },
+  elbo: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "nats" } } },
+};
 
 function readBody() {
   return {
@@ -78,30 +85,29 @@ function drawPlane() {
   for (const job of ["nuts", "advi"]) {
     if (state.jobs[job]) traces.push(...ellipseTraces(state.jobs[job].components, COLORS[job], { name: job.toUpperCase(), dash: "dot", symbol: "diamond-open" }));
   }
-  return plot("gmm-plot", traces, { margin: { t: 10, r: 10, b: 50 }, dragmode: false, hovermode: "closest",
-    xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } }, legend: { x: 1.02, y: 1 } }).then(bindClicks);
+  return plot("gmm-plot", traces, LAYOUTS.plane).then(bindClicks);
 }
 
 function drawEm() {
   const em = state.results.em;
   const s = $("gmm-em-status");
-  if (!em) { Plotly.purge("gmm-em-plot"); s.textContent = ""; delete s.dataset.means; return Promise.resolve(); }
+  if (!em) { s.textContent = ""; delete s.dataset.means; return plot("gmm-em-plot", []); }
   s.dataset.means = JSON.stringify(em.best.map((c) => c.mean));
   s.textContent = `best of ${em.starts.length} starts: start ${em.best_restart + 1}, ${em.objective_name} ${fmt(em.objective, 3)}\n`
     + em.best.map((c, k) => `component ${k + 1}: weight ${fmt(c.weight)}, mean (${fmt(c.mean[0])}, ${fmt(c.mean[1])})`).join("\n");
-  const traces = em.starts.map((start, i) => ({ y: start.objective, mode: "lines+markers", name: `start ${i + 1}`,
+  // lines without markers (an SVG node per iteration and start) and no legend: hover names the start
+  const traces = em.starts.map((start, i) => ({ y: start.objective, mode: "lines", name: `start ${i + 1}`,
     line: { width: i === em.best_restart ? 3 : 1 } }));
-  return plot("gmm-em-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: { text: "iteration" } }, yaxis: { title: em.objective_name } });
+  return plot("gmm-em-plot", traces, { ...LAYOUTS.em, yaxis: { title: { text: em.objective_name } } });
 }
 
 function drawVb() {
   const vb = state.results.vb;
   const s = $("gmm-vb-status");
-  if (!vb) { Plotly.purge("gmm-elbo-plot"); s.textContent = ""; return Promise.resolve(); }
+  if (!vb) { s.textContent = ""; return plot("gmm-elbo-plot", []); }
   s.textContent = `final ELBO ${fmt(vb.elbo_final, 3)}\n`
     + vb.components.map((c, k) => `component ${k + 1}: E[weight] ${fmt(c.weight)}, E[mean] (${fmt(c.mean[0])}, ${fmt(c.mean[1])})`).join("\n");
-  return plot("gmm-elbo-plot", [{ y: vb.elbo, mode: "lines+markers", name: "ELBO", line: { color: COLORS.vb } }],
-    { margin: { t: 10, r: 10 }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "nats" } } });
+  return plot("gmm-elbo-plot", [{ y: vb.elbo, mode: "lines", name: "ELBO", line: { color: COLORS.vb } }], LAYOUTS.elbo);
 }
 
 function drawGibbs() {

@@ -55,17 +55,19 @@ function drawCount() {
     + `${L.n_starts} EM starts; Gibbs at most ${L.gibbs_chains} chains of ${L.gibbs_draws} draws.`;
 }
 
+// One trace for the outlines of every component given and one for their means (null between
+// outlines): plotly's time grows with the number of traces (a trace per component and start was
+// 19 traces on Old Faithful, now 8)
 function ellipseTraces(components, color, options = {}) {
-  const traces = [];
-  components.forEach((c, k) => {
-    traces.push({ type: "scatter", mode: "lines", x: c.ellipse.x, y: c.ellipse.y, hoverinfo: "skip", showlegend: false,
-      line: { color, width: options.width || 2, dash: options.dash || "solid" }, opacity: options.opacity || 1 });
-    if (options.means !== false) {
-      traces.push({ type: "scatter", mode: "markers", x: [c.mean[0]], y: [c.mean[1]], name: options.name,
-        showlegend: k === 0 && Boolean(options.name), marker: { color, size: 12, symbol: options.symbol || "x" },
-        hovertemplate: `${options.name || ""} mean (%{x:.3f}, %{y:.3f}), weight ${fmt(c.weight)}<extra></extra>` });
-    }
-  });
+  const outline = { x: [], y: [] };
+  for (const c of components) { outline.x.push(...c.ellipse.x, null); outline.y.push(...c.ellipse.y, null); }
+  const traces = [{ type: "scatter", mode: "lines", ...outline, hoverinfo: "skip", connectgaps: false,
+    line: { color, width: options.width || 2, dash: options.dash || "solid" }, opacity: options.opacity || 1 }];
+  if (options.means !== false) {
+    traces.push({ type: "scatter", mode: "markers", x: components.map((c) => c.mean[0]), y: components.map((c) => c.mean[1]),
+      name: options.name, text: components.map((c) => fmt(c.weight)), marker: { color, size: 12, symbol: options.symbol || "x" },
+      hovertemplate: `${options.name || ""} mean (%{x:.3f}, %{y:.3f}), weight %{text}<extra></extra>` });
+  }
   return traces;
 }
 
@@ -74,12 +76,19 @@ function drawPlane() {
   const d = state.results.data, em = state.results.em, vb = state.results.vb, g = state.results.gibbs;
   if (d) traces.push({ type: "scatter", mode: "markers", x: d.x, y: d.y, name: "points",
     marker: { color: "#222", size: 6, opacity: 0.7 }, hovertemplate: "(%{x}, %{y}): click to remove<extra></extra>" });
-  if (g && $("gmm-show-gibbs").checked) g.draws_by_label.forEach((draws) => traces.push({ type: "scatter", mode: "markers",
-    x: draws.x, y: draws.y, name: `Gibbs, label ${draws.label + 1}`, hoverinfo: "skip",
-    marker: { color: LABEL_COLORS[draws.label], size: 4, opacity: 0.5 } }));
-  if (em && $("gmm-show-starts").checked) em.starts.forEach((start, i) => {
-    if (i !== em.best_restart) traces.push(...ellipseTraces(start.components, COLORS.em, { width: 1, opacity: 0.4, means: false }));
-  });
+  if (g && $("gmm-show-gibbs").checked) {  // every label's draws in one trace, coloured by label
+    const draws = { x: [], y: [], color: [] };
+    for (const byLabel of g.draws_by_label) {
+      draws.x.push(...byLabel.x); draws.y.push(...byLabel.y);
+      draws.color.push(...byLabel.x.map(() => LABEL_COLORS[byLabel.label]));
+    }
+    traces.push({ type: "scatter", mode: "markers", x: draws.x, y: draws.y, name: "Gibbs draws of the means", hoverinfo: "skip",
+      marker: { color: draws.color, size: 4, opacity: 0.5 } });
+  }
+  if (em && $("gmm-show-starts").checked) {
+    const others = em.starts.filter((_, i) => i !== em.best_restart).flatMap((start) => start.components);
+    if (others.length) traces.push(...ellipseTraces(others, COLORS.em, { width: 1, opacity: 0.4, means: false }));
+  }
   if (em) traces.push(...ellipseTraces(em.best, COLORS.em, { name: "EM (best start)" }));
   if (vb && $("gmm-show-vb").checked) traces.push(...ellipseTraces(vb.components, COLORS.vb, { name: "VB", dash: "dash", symbol: "cross-thin-open" }));
   for (const job of ["nuts", "advi"]) {

@@ -77,8 +77,9 @@ function drawStates() {
       text: [names], texttemplate: labelled ? "%{text}" : "", textfont: { size: 9, color: "#fff" },
       hovertemplate: "roll %{x}: %{text}<extra>Viterbi (EM)</extra>" });
   }
-  return plot("dice-states-plot", traces, { ...LAYOUT,
-    xaxis: { ...LAYOUT.xaxis, tickvals: labelled ? t : undefined, ticktext: labelled ? d.rolls.map((r, i) => `${i + 1}: ${r}`) : undefined } });
+  const layout = structuredClone(LAYOUT);  // plotly writes its ranges (and a zoom) into it
+  return plot("dice-states-plot", traces, { ...layout,
+    xaxis: { ...layout.xaxis, tickvals: labelled ? t : undefined, ticktext: labelled ? d.rolls.map((r, i) => `${i + 1}: ${r}`) : undefined } });
 }
 
 // a colorscale giving integer z = k the k-th colour, flat between

@@ -15,6 +15,9 @@ const LAYOUTS = {
   em: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { title: { text: "iteration" } } },
   elbo: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "nats" } } },
 };
+// a fresh copy per redraw: plotly writes the ranges it chose (and a user's zoom) into the layout
+// it is given, and a zoom is not to outlive the edit
+const layout = (name) => structuredClone(LAYOUTS[name]);
 
 function readBody() {
   return {
@@ -94,7 +97,7 @@ function drawPlane() {
   for (const job of ["nuts", "advi"]) {
     if (state.jobs[job]) traces.push(...ellipseTraces(state.jobs[job].components, COLORS[job], { name: job.toUpperCase(), dash: "dot", symbol: "diamond-open" }));
   }
-  return plot("gmm-plot", traces, LAYOUTS.plane).then(bindClicks);
+  return plot("gmm-plot", traces, layout("plane")).then(bindClicks);
 }
 
 function drawEm() {
@@ -107,7 +110,7 @@ function drawEm() {
   // lines without markers (an SVG node per iteration and start) and no legend: hover names the start
   const traces = em.starts.map((start, i) => ({ y: start.objective, mode: "lines", name: `start ${i + 1}`,
     line: { width: i === em.best_restart ? 3 : 1 } }));
-  return plot("gmm-em-plot", traces, { ...LAYOUTS.em, yaxis: { title: { text: em.objective_name } } });
+  return plot("gmm-em-plot", traces, { ...layout("em"), yaxis: { title: { text: em.objective_name } } });
 }
 
 function drawVb() {
@@ -116,7 +119,7 @@ function drawVb() {
   if (!vb) { s.textContent = ""; return plot("gmm-elbo-plot", []); }
   s.textContent = `final ELBO ${fmt(vb.elbo_final, 3)}\n`
     + vb.components.map((c, k) => `component ${k + 1}: E[weight] ${fmt(c.weight)}, E[mean] (${fmt(c.mean[0])}, ${fmt(c.mean[1])})`).join("\n");
-  return plot("gmm-elbo-plot", [{ y: vb.elbo, mode: "lines", name: "ELBO", line: { color: COLORS.vb } }], LAYOUTS.elbo);
+  return plot("gmm-elbo-plot", [{ y: vb.elbo, mode: "lines", name: "ELBO", line: { color: COLORS.vb } }], layout("elbo"));
 }
 
 function drawGibbs() {

@@ -12,8 +12,10 @@ const { $, fmt, plot } = LZ;
 const LAYOUTS = {
   plane: { margin: { t: 10, r: 10, b: 50 }, dragmode: false, hovermode: "closest", showlegend: false,
     xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } } },
-  em: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { title: { text: "iteration" } } },
-  elbo: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "nats" } } },
+  // two panels side by side, under the headings of index.html
+  curves: { margin: { t: 10, r: 10, l: 60, b: 45 }, showlegend: false,
+    xaxis: { domain: [0, 0.44], title: { text: "iteration" } }, yaxis: {},
+    xaxis2: { domain: [0.56, 1], title: { text: "iteration" }, anchor: "y2" }, yaxis2: { title: { text: "nats" }, anchor: "x2" } },
 };
 // a fresh copy per redraw: plotly writes the ranges it chose (and a user's zoom) into the layout
 // it is given, and a zoom is not to outlive the edit
@@ -39,8 +41,9 @@ function drawOnce(what) {
     if (what.has(method)) $(id).dataset.tag = state.results[method] ? state.results[method].tag : "";
   }
   if (what.has("data")) drawCount();
-  if (what.has("em")) waits.push(drawEm());
-  if (what.has("vb")) waits.push(drawVb());
+  if (what.has("em")) drawEm();
+  if (what.has("vb")) drawVb();
+  if (what.has("em") || what.has("vb")) waits.push(drawCurves());
   if (what.has("gibbs") || what.has("table")) drawGibbs();
   if (METHODS.some((m) => what.has(m)) || what.has("plane")) waits.push(drawPlane());
   if (what.has("table") || METHODS.some((m) => what.has(m))) drawSummary();
@@ -103,23 +106,32 @@ function drawPlane() {
 function drawEm() {
   const em = state.results.em;
   const s = $("gmm-em-status");
-  if (!em) { s.textContent = ""; delete s.dataset.means; return plot("gmm-em-plot", []); }
+  if (!em) { s.textContent = ""; delete s.dataset.means; return; }
   s.dataset.means = JSON.stringify(em.best.map((c) => c.mean));
   s.textContent = `best of ${em.starts.length} starts: start ${em.best_restart + 1}, ${em.objective_name} ${fmt(em.objective, 3)}\n`
     + em.best.map((c, k) => `component ${k + 1}: weight ${fmt(c.weight)}, mean (${fmt(c.mean[0])}, ${fmt(c.mean[1])})`).join("\n");
-  // lines without markers (an SVG node per iteration and start) and no legend: hover names the start
-  const traces = em.starts.map((start, i) => ({ y: start.objective, mode: "lines", name: `start ${i + 1}`,
-    line: { width: i === em.best_restart ? 3 : 1 } }));
-  return plot("gmm-em-plot", traces, { ...layout("em"), yaxis: { title: { text: em.objective_name } } });
 }
 
 function drawVb() {
   const vb = state.results.vb;
   const s = $("gmm-vb-status");
-  if (!vb) { s.textContent = ""; return plot("gmm-elbo-plot", []); }
+  if (!vb) { s.textContent = ""; return; }
   s.textContent = `final ELBO ${fmt(vb.elbo_final, 3)}\n`
     + vb.components.map((c, k) => `component ${k + 1}: E[weight] ${fmt(c.weight)}, E[mean] (${fmt(c.mean[0])}, ${fmt(c.mean[1])})`).join("\n");
-  return plot("gmm-elbo-plot", [{ y: vb.elbo, mode: "lines", name: "ELBO", line: { color: COLORS.vb } }], layout("elbo"));
+}
+
+// EM's objective per iteration from every start (x/y) and VB's ELBO (x2/y2): one figure of two
+// panels, so that plotly's fixed work per redraw is paid once. Lines without markers (an SVG node
+// per iteration and start); hover names the start.
+function drawCurves() {
+  const em = state.results.em, vb = state.results.vb;
+  const traces = [];
+  if (em) em.starts.forEach((start, i) => traces.push({ y: start.objective, mode: "lines", name: `start ${i + 1}`,
+    line: { width: i === em.best_restart ? 3 : 1 } }));
+  if (vb) traces.push({ y: vb.elbo, mode: "lines", name: "ELBO", line: { color: COLORS.vb }, xaxis: "x2", yaxis: "y2" });
+  const curves = layout("curves");
+  if (em) curves.yaxis.title = { text: em.objective_name };
+  return plot("gmm-curves-plot", traces, curves);
 }
 
 function drawGibbs() {

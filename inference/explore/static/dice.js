@@ -132,7 +132,15 @@ function drawEmissions() {
   }
 }
 
+// The comparison table is rebuilt only when its rows changed: an edit's panels arrive while the
+// previous edit's rows are still the current ones (the new rows follow the plots), and rebuilding
+// the same rows had the page laid out again at the start of plotly's redraw.
+let shownRows = [];
+const sameRows = (rows) => rows.length === shownRows.length && rows.every((r, i) => r === shownRows[i]);
 function drawSummary() {
+  const rows = [...FITS.map((m) => state.tables[m]), ...["nuts", "advi"].map((job) => state.jobs[job] && state.jobs[job].table)];
+  if (sameRows(rows)) return;
+  shownRows = rows;
   // the faces a die does not have are zero in every fit: left out
   LZ.drawSummary("dice-summary", state, FITS, { keep: (r) => !(r.mean === 0 && !r.sd) });
 }

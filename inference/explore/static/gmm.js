@@ -148,8 +148,17 @@ function drawGibbs() {
     + (worst === null ? "" : `; largest R-hat of the means as labelled ${fmt(worst)}`);
 }
 
+// The comparison table is rebuilt only when its rows changed: an edit's panels arrive while the
+// previous edit's rows are still the current ones (the new rows follow the plots), and rebuilding
+// the same rows had the page laid out again at the start of plotly's redraw.
+let shownRows = [];
+const sameRows = (rows) => rows.length === shownRows.length && rows.every((r, i) => r === shownRows[i]);
 function drawSummary() {
-  LZ.drawSummary("gmm-summary", state, ["em", "vb", "gibbs"]);
+  const methods = ["em", "vb", "gibbs"];
+  const rows = [...methods.map((m) => state.tables[m]), ...["nuts", "advi"].map((job) => state.jobs[job] && state.jobs[job].table)];
+  if (sameRows(rows)) return;
+  shownRows = rows;
+  LZ.drawSummary("gmm-summary", state, methods);
 }
 
 // -- editing by clicks --------------------------------------------------------------------------

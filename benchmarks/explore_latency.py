@@ -30,7 +30,8 @@ Replay (``--replay``, with ``--browser``): the page's drawing without the server
 edits of each view are answered by the server and their ``/edit`` and ``/tables`` answers kept;
 every later edit is answered from those (alternately, with the request's tag), through Playwright's
 request routing, so the figures are the debounce, the page's own work and the routing's round trip
-(20-30 ms here), whatever the server and its load do.
+(20-30 ms here), whatever the server and its load do. The breakdown's "server" figures are then
+the kept answers' own.
 
 Usage::
 

@@ -31,10 +31,17 @@ the page's scripts): the wait from the edit to its request, each request's serve
 ``elapsed_ms``) and the rest of its wait (queueing, transfer), and the time spent in plotly's
 calls per plot. Results: docs/user-guide/explore.md.
 
+Replay (``--replay``, with ``--browser``): the page's drawing without the server. The first two
+edits of each view are answered by the server and their ``/edit`` and ``/tables`` answers kept;
+every later edit is answered from those (alternately, with the request's tag), through Playwright's
+request routing, so the figures are the page's own work and the routing's round trip
+(20-30 ms here), whatever the server and its load do. The breakdown's "server" figures are then
+the kept answers' own.
+
 Usage::
 
     python benchmarks/explore_latency.py [--repeats 40] [--views three-coins,gaussian-mixture,dice-hmm]
-        [--browser] [--no-api] [--breakdown] [--lanes 0,2]
+        [--browser] [--no-api] [--breakdown] [--replay] [--lanes 0,2]
 
 Prints one line per (view, data size, panel): median and p95 in milliseconds.
 """
@@ -196,7 +203,32 @@ def _breakdown(log: dict, settle: float, view: str) -> dict:
     return out
 
 
-def browser(views, edits: int, breakdown: bool = False, lanes: int | None = None) -> None:
+def _replayer(page):
+    """Route the page's ``/edit`` and ``/tables`` requests: to the server while ``replay["on"]`` is
+    false (keeping each answer), then from the kept answers (the request's tag put in)."""
+    import json
+
+    kept, replay = {}, {"on": False}
+
+    def handle(route, request):
+        view, kind = request.url.split("/api/", 1)[1].split("/")[:2]
+        tag = json.loads(request.post_data)["tag"]
+        answers = kept.get((view, kind))
+        if replay["on"] and answers:
+            answer = dict(answers[tag % len(answers)], tag=tag)
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+            return
+        response = route.fetch()
+        if response.status == 200:
+            kept.setdefault((view, kind), []).append(response.json())
+        route.fulfill(response=response)
+
+    for kind in ("edit", "tables"):
+        page.route(f"**/api/*/{kind}", handle)
+    return replay
+
+
+def browser(views, edits: int, breakdown: bool = False, replay: bool = False, lanes: int | None = None) -> None:
     import os
 
     import uvicorn
@@ -221,7 +253,9 @@ def browser(views, edits: int, breakdown: bool = False, lanes: int | None = None
             page = chromium.new_page(viewport={"width": 1400, "height": 1300})
             if breakdown:
                 page.add_init_script(path=str(BREAKDOWN_JS))
+            replaying = _replayer(page) if replay else {"on": False}
             for view in views:
+                replaying["on"] = False
                 page.goto(f"http://127.0.0.1:{port}/#{view}")
                 state = "window.explore" if view == "three-coins" else f"window.exploreViews['{view}']"
                 wait = (f"() => {{ const s = {state}, c = document.getElementById('view-{view}').dataset;"
@@ -231,6 +265,7 @@ def browser(views, edits: int, breakdown: bool = False, lanes: int | None = None
                 base = page.input_value(selector)
                 lines = []
                 for k in range(edits + 2):
+                    replaying["on"] = replay and k >= 2  # the first two edits' answers are kept
                     tag = page.evaluate(f"() => {state}.tag")
                     if text_of is None:  # the GMM: Old Faithful with one point moved, as a click would
                         text = base + f"\n{3 + 0.01 * k:.2f}, {70 + k}"
@@ -246,7 +281,7 @@ def browser(views, edits: int, breakdown: bool = False, lanes: int | None = None
                 size = {"three-coins": "100 flips", "gaussian-mixture": "273 points", "dice-hmm": "200 rolls"}[view]
                 for key, what in ((f"{view}/panels", "plots drawn"), (view, "plots and tables")):
                     times = np.array(page.evaluate(f"() => window.latentzooTimings['{key}']")[2:])
-                    print(f"browser{label} {view:17s} {size:11s} edit to {what:16s} median {np.median(times):7.1f} ms   p95 "
+                    print(f"browser{label} {view:17s} {size:11s} edit to {what:16s}{' (replayed)' if replay else ''} median {np.median(times):7.1f} ms   p95 "
                           f"{np.percentile(times, 95):7.1f} ms   ({len(times)} edits)", flush=True)
                 if breakdown:
                     keys = list(dict.fromkeys(key for line in lines for key in line))
@@ -265,6 +300,9 @@ def main(argv=None) -> int:
     parser.add_argument("--browser", action="store_true", help="also measure edit-to-redraw in Chromium")
     parser.add_argument("--browser-edits", type=int, default=20)
     parser.add_argument("--no-api", action="store_true", help="skip the API measurement")
+    parser.add_argument("--replay", action="store_true",
+                        help="with --browser: answer every edit after the first two from their kept answers "
+                             "(the page's drawing without the server)")
     parser.add_argument("--breakdown", action="store_true",
                         help="with --browser: each edit's timeline (edit to request, each request's server time and wait, "
                              "plotly's time); without: the server time of each panel split by stage")
@@ -285,7 +323,7 @@ def main(argv=None) -> int:
             api(views, args.repeats, lanes)
     for lanes in lane_counts:
         if args.browser:
-            browser(views, args.browser_edits, breakdown=args.breakdown, lanes=lanes)
+            browser(views, args.browser_edits, breakdown=args.breakdown, replay=args.replay, lanes=lanes)
     return 0
 
 

@@ -6,7 +6,24 @@
 (() => {
 const METHODS = ["data", "exact", "em", "vb", "gibbs"];
 const COLORS = { exact: "#555", em: "#1f77b4", ml: "#17becf", vb: "#ff7f0e", gibbs: "#2ca02c", nuts: "#d62728", advi: "#9467bd" };
+const CHAIN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 const { $, fmt, plot } = LZ;
+// The plots' layouts: no legends (each plot's key is in the page's notes, in the traces' colours:
+// plotly measured and laid out every legend on every redraw) and fixed ranges where the quantity
+// is bounded (probabilities)
+const LAYOUTS = {
+  // the unit square stays the unit square (constrain: the plot area shrinks, not the ranges grow)
+  plane: { margin: { t: 10, r: 10 }, showlegend: false, xaxis: { title: { text: "p (coin B)" }, range: [0, 1], constrain: "domain" },
+    yaxis: { title: { text: "q (coin C)" }, range: [0, 1], scaleanchor: "x", constrain: "domain" } },
+  // three panels side by side, under the headings of index.html
+  curves: { margin: { t: 10, r: 10, l: 50, b: 45 }, showlegend: false,
+    xaxis: { domain: [0, 0.28], title: { text: "iteration" } }, yaxis: { title: { text: "nats" } },
+    xaxis2: { domain: [0.36, 0.64], title: { text: "draw" }, anchor: "y2" }, yaxis2: { range: [0, 1], title: { text: "p" }, anchor: "x2" },
+    xaxis3: { domain: [0.72, 1], range: [0, 1], anchor: "y3" }, yaxis3: { title: { text: "density" }, anchor: "x3" } },
+};
+// a fresh copy per redraw: plotly writes the ranges it chose (and a user's zoom) into the layout
+// it is given, and a zoom is not to outlive the edit
+const layout = (name) => structuredClone(LAYOUTS[name]);
 
 function readBody() {
   const pair = (a, b) => [Number($(a).value), Number($(b).value)];
@@ -35,14 +52,14 @@ function drawOnce(what) {
     $(status).dataset.tag = state.results[method] ? state.results[method].tag : "";
     if (method === "data") drawStats();
     if (method === "em") drawEmTable();
-    if (method === "vb") waits.push(drawElbo());
-    if (method === "gibbs") waits.push(drawTraces());
+    if (method === "vb") drawVbStatus();
+    if (method === "gibbs") drawGibbsStatus();
     if (method === "exact") drawExactStatus();
   }
   if (what.has("table")) { drawSummary(); drawGibbsStatus(); }
   const panels = METHODS.some((method) => what.has(method));
   if (panels || what.has("plane")) waits.push(drawPlane());
-  if (panels || what.has("marginals")) waits.push(drawMarginals());
+  if (panels || what.has("marginals")) waits.push(drawCurves());
   if (panels) drawSummary();
   return Promise.all(waits);
 }
@@ -109,25 +126,13 @@ function drawExactStatus() {
     + `log-evidence ${fmt(e.log_evidence, 4)}; ${e.n_components} mixture components`;
 }
 
-function drawElbo() {
+function drawVbStatus() {
   const v = state.results.vb;
   const s = $("vb-status");
-  if (!v) { Plotly.purge("elbo-plot"); s.textContent = ""; return Promise.resolve(); }
+  if (!v) { s.textContent = ""; return; }
   s.dataset.sdP = v.sd.p; s.dataset.meanP = v.mean.p;
   s.textContent = `VB (best of ${v.n_init} starts): mean p ${fmt(v.mean.p)} (sd ${fmt(v.sd.p)}); final ELBO ${fmt(v.elbo_final, 4)}; `
     + `exact log-evidence ${fmt(v.log_evidence, 4)}; gap = KL(q || posterior) = ${fmt(v.kl_gap, 4)}`;
-  return Plotly.react("elbo-plot", [
-    { y: v.elbo, mode: "lines+markers", name: "ELBO", line: { color: COLORS.vb } },
-    { y: v.elbo.map(() => v.log_evidence), mode: "lines", name: "log p(x), exact", line: { color: COLORS.exact, dash: "dash" } },
-  ], { margin: { t: 10, r: 10 }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "nats" } }, legend: { x: 0.5, y: 0.1 } });
-}
-
-function drawTraces() {
-  const g = state.results.gibbs;
-  drawGibbsStatus();
-  if (!g) { Plotly.purge("trace-plot"); return Promise.resolve(); }
-  const traces = g.traces.p.map((chain, c) => ({ y: chain, mode: "lines", name: `chain ${c + 1}`, line: { width: 1 } }));
-  return Plotly.react("trace-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: { text: "draw" } }, yaxis: { title: { text: "p" }, range: [0, 1] } });
 }
 
 function drawGibbsStatus() {
@@ -166,33 +171,53 @@ function drawPlane() {
     traces.push({ type: "scatter", mode: "markers", ...ends, name: label === "map" ? "EM (MAP)" : "EM (ML)",
       marker: { color, size: 7, symbol: state.emStep === null ? "circle" : "circle-open" } });
   }
-  return plot("plane-plot", traces, {
-    margin: { t: 10, r: 10 }, xaxis: { title: { text: "p (coin B)" }, range: [0, 1] }, yaxis: { title: { text: "q (coin C)" }, range: [0, 1], scaleanchor: "x" },
-    legend: { x: 1.02, y: 1 },
-  });
+  return plot("plane-plot", traces, layout("plane"));
 }
 
-function drawMarginals() {
-  const name = $("marginal-param").value;
+// VB's ELBO per iteration, the Gibbs traces of p and the chosen parameter's marginals: one figure
+// of three panels (x/y, x2/y2, x3/y3). As three plots, each redraw paid plotly's fixed work three
+// times (defaults, a forced layout of the page, axes, hover set-up): most of their time.
+function drawCurves() {
+  const v = state.results.vb, g = state.results.gibbs;
   const traces = [];
-  const lines = [["exact", state.results.exact], ["vb", state.results.vb], ["gibbs", state.results.gibbs],
-    ["nuts", state.jobs.nuts], ["advi", state.jobs.advi]];
+  // lines without markers: a marker is an SVG node per iteration, half of the ELBO's drawing
+  // time; hover still gives each iteration's value
+  if (v) traces.push(
+    { y: v.elbo, mode: "lines", name: "ELBO", line: { color: COLORS.vb } },
+    { y: v.elbo.map(() => v.log_evidence), mode: "lines", name: "log p(x), exact", line: { color: COLORS.exact, dash: "dash" } });
+  // the chains in plotly's first colours, as when they were a plot of their own
+  if (g) g.traces.p.forEach((chain, c) => traces.push({ y: chain, mode: "lines", name: `chain ${c + 1}`,
+    line: { width: 1, color: CHAIN_COLORS[c % CHAIN_COLORS.length] }, xaxis: "x2", yaxis: "y2" }));
+  const name = $("marginal-param").value;
+  const lines = [["exact", state.results.exact], ["vb", v], ["gibbs", g], ["nuts", state.jobs.nuts], ["advi", state.jobs.advi]];
   for (const [method, answer] of lines) {
     if (!answer || !answer.marginals[name]) continue;
     const m = answer.marginals[name];
-    traces.push({ x: m.x, y: m.density, mode: "lines", name: method, line: { color: COLORS[method], shape: method === "exact" || method === "vb" ? "linear" : "hvh" } });
+    traces.push({ x: m.x, y: m.density, mode: "lines", name: method, xaxis: "x3", yaxis: "y3",
+      line: { color: COLORS[method], shape: method === "exact" || method === "vb" ? "linear" : "hvh" } });
   }
   const shapes = [];
   for (const [label, run] of emRuns()) {
     if (run.best[name] === undefined) continue;
-    shapes.push({ type: "line", x0: run.best[name], x1: run.best[name], yref: "paper", y0: 0, y1: 0.15,
+    shapes.push({ type: "line", xref: "x3", x0: run.best[name], x1: run.best[name], yref: "y3 domain", y0: 0, y1: 0.15,
       line: { color: label === "map" ? COLORS.em : COLORS.ml, width: 3 } });
   }
-  return plot("marginal-plot", traces, { margin: { t: 10, r: 10 }, xaxis: { title: name, range: [0, 1] }, yaxis: { title: { text: "density" } }, shapes });
+  const curves = layout("curves");
+  curves.xaxis3.title = { text: name };
+  return plot("curves-plot", traces, { ...curves, shapes });
 }
 
+// The comparison table is rebuilt only when its rows changed: an edit's panels arrive while the
+// previous edit's rows are still the current ones (the new rows follow the plots), and rebuilding
+// the same rows had the page laid out again at the start of plotly's redraw.
+let shownRows = [];
+const sameRows = (rows) => rows.length === shownRows.length && rows.every((r, i) => r === shownRows[i]);
 function drawSummary() {
-  LZ.drawSummary("summary", state, ["exact", "em", "vb", "gibbs"], { withError: true });
+  const methods = ["exact", "em", "vb", "gibbs"];
+  const rows = [...methods.map((m) => state.tables[m]), ...["nuts", "advi"].map((job) => state.jobs[job] && state.jobs[job].table)];
+  if (sameRows(rows)) return;
+  shownRows = rows;
+  LZ.drawSummary("summary", state, methods, { withError: true });
 }
 
 function runJob(method) {

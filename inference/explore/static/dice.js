@@ -8,6 +8,8 @@ const FITS = ["exact", "em", "vb", "gibbs"];
 const STATE_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c"];
 const DASH = { exact: "solid", em: "dash", vb: "dot", gibbs: "dashdot", nuts: "longdash", advi: "longdashdot" };
 const { $, fmt, plot } = LZ;
+const LAYOUT = { margin: { t: 20, r: 10 }, showlegend: false, xaxis: { title: { text: "roll" } },
+  yaxis: { title: { text: "p(die | rolls)" }, range: [-0.02, 1.15] } };
 
 function readBody() {
   return { rolls: $("dice-rolls").value, seed: Number($("dice-seed").value), options: { n_starts: Number($("dice-starts").value) } };
@@ -22,7 +24,7 @@ function drawOnce(what) {
     const id = method === "data" ? "dice-count" : `dice-${method}-status`;
     if (what.has(method)) $(id).dataset.tag = state.results[method] ? state.results[method].tag : "";
   }
-  if (what.has("data")) drawCount();
+  if (what.has("data")) { drawCount(); drawKey(); }
   drawStatus();
   drawEmissions();
   if (what.has("table") || METHODS.some((m) => what.has(m))) drawSummary();
@@ -64,15 +66,40 @@ function drawStates() {
     }));
   }
   const em = state.results.em;
-  // the dice's names above the Viterbi path only where they can be read (at most 40 rolls, as
-  // the ticks): 200 text labels overlap, and plotly spent most of the plot's time on them
+  // the Viterbi path as one row of coloured cells above the curves: a heatmap is one image, where
+  // a marker per roll was an SVG node each (200 of them); the dice's names in the cells only
+  // where they can be read (at most 40 rolls, as the ticks)
   const labelled = t.length <= 40;
-  if (em) traces.push({ type: "scatter", mode: labelled ? "markers+text" : "markers", x: t, y: t.map(() => 1.08), name: "Viterbi (EM)",
-    meta: { method: "viterbi" }, customdata: em.viterbi, text: em.viterbi.map((k) => d.states[k]), textposition: "top center",
-    textfont: { size: 9 }, marker: { size: 9, symbol: "square", color: em.viterbi.map((k) => STATE_COLORS[k % STATE_COLORS.length]) } });
-  return plot("dice-states-plot", traces, { margin: { t: 20, r: 10 }, legend: { x: 1.02, y: 1 },
-    xaxis: { title: { text: "roll" }, tickvals: t.length <= 40 ? t : undefined, ticktext: t.length <= 40 ? d.rolls.map((r, i) => `${i + 1}: ${r}`) : undefined },
-    yaxis: { title: { text: "p(die | rolls)" }, range: [-0.02, 1.18] } });
+  if (em) {
+    const names = em.viterbi.map((k) => d.states[k]);
+    traces.push({ type: "heatmap", x: t, y: [1.03, 1.13], z: [em.viterbi], zmin: 0, zmax: STATE_COLORS.length - 1, showscale: false,
+      colorscale: discreteScale(STATE_COLORS), name: "Viterbi (EM)", meta: { method: "viterbi" }, customdata: em.viterbi,
+      text: [names], texttemplate: labelled ? "%{text}" : "", textfont: { size: 9, color: "#fff" },
+      hovertemplate: "roll %{x}: %{text}<extra>Viterbi (EM)</extra>" });
+  }
+  const layout = structuredClone(LAYOUT);  // plotly writes its ranges (and a zoom) into it
+  return plot("dice-states-plot", traces, { ...layout,
+    xaxis: { ...layout.xaxis, tickvals: labelled ? t : undefined, ticktext: labelled ? d.rolls.map((r, i) => `${i + 1}: ${r}`) : undefined } });
+}
+
+// a colorscale giving integer z = k the k-th colour, flat between
+function discreteScale(colors) {
+  const n = colors.length;
+  return colors.flatMap((color, k) => [[k / n, color], [(k + 1) / n, color]]);
+}
+
+// the key of the dice's colours and the methods' line styles, in the page (no plotly legend: it
+// was laid out with its 13 entries on every redraw, a third of the plot's time)
+function drawKey() {
+  const d = state.results.data;
+  const key = $("dice-key");
+  key.innerHTML = "";
+  if (!d) return;
+  d.states.forEach((label, k) => {
+    const swatch = Object.assign(document.createElement("span"), { className: "swatch", textContent: `■ ${label}` });
+    swatch.style.color = STATE_COLORS[k % STATE_COLORS.length];
+    key.append(swatch, " ");
+  });
 }
 
 function drawStatus() {
@@ -105,7 +132,15 @@ function drawEmissions() {
   }
 }
 
+// The comparison table is rebuilt only when its rows changed: an edit's panels arrive while the
+// previous edit's rows are still the current ones (the new rows follow the plots), and rebuilding
+// the same rows had the page laid out again at the start of plotly's redraw.
+let shownRows = [];
+const sameRows = (rows) => rows.length === shownRows.length && rows.every((r, i) => r === shownRows[i]);
 function drawSummary() {
+  const rows = [...FITS.map((m) => state.tables[m]), ...["nuts", "advi"].map((job) => state.jobs[job] && state.jobs[job].table)];
+  if (sameRows(rows)) return;
+  shownRows = rows;
   // the faces a die does not have are zero in every fit: left out
   LZ.drawSummary("dice-summary", state, FITS, { keep: (r) => !(r.mean === 0 && !r.sd) });
 }

@@ -215,7 +215,6 @@ def _sampler_answer(request: Request, backend: str, run, messages, with_table: b
     p, q = _flat(run, "p"), _flat(run, "q")
     # a label switch: coin B becomes the less heads-prone one between consecutive draws of a chain
     switches = int(np.sum(np.diff(np.sign(p - q), axis=1) != 0)) if p.shape[1] > 1 else 0
-    reference = _exact_moments(request)
     return {
         "method": backend,
         "scatter": {"p": _thin(p), "q": _thin(q)},
@@ -223,7 +222,9 @@ def _sampler_answer(request: Request, backend: str, run, messages, with_table: b
         "marginals": _histograms(run, names),
         "label_switches": switches,
         "max_rhat_identified": run.raw.attrs.get("max_rhat", math.nan),
-        "table": _table(request, backend, run, reference) if with_table else None,
+        # the exact posterior only for a table's errors in exact sds: the Gibbs panel's worker
+        # (:data:`LANES`) would otherwise compute it too
+        "table": _table(request, backend, run, _exact_moments(request)) if with_table else None,
         "warnings": messages,
         "settings": {key: run.raw.attrs[key] for key in ("chains", "draws", "tune") if key in run.raw.attrs},
     }

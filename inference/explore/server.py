@@ -111,7 +111,7 @@ async def _body(request: Request):
 
 
 async def _answer(compute, request: Request, gate: asyncio.Semaphore):
-    """Await ``compute()`` (the JSON text of an answer, computed in the worker processes: never on
+    """Await ``compute()`` (the JSON of an answer, computed in the worker processes: never on
     the event loop, so that one slow fit blocks no other request) and turn its errors into
     answers. Wait for a place among the computing requests first, and drop the request if its
     client has gone meanwhile."""
@@ -157,7 +157,7 @@ def create_app(allowed_hosts=("127.0.0.1", "localhost"), warm_up: bool = True, l
         return VIEWS[model]
 
     async def computed(request: Request, answer):
-        """Answer with ``await answer(view, body)`` (JSON text), ``view`` the path's view module."""
+        """Answer with ``await answer(view, body)`` (JSON), ``view`` the path's view module."""
         try:
             view = view_of(request)
         except LookupError as error:

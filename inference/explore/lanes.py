@@ -20,6 +20,7 @@ machines with one core, and for comparison).
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import multiprocessing
 import os
@@ -65,6 +66,9 @@ def _start(view_names: tuple[str, ...], warm_up: bool) -> None:
         view = importlib.import_module(name)
         if warm_up:
             view.warm_up()
+    # what is alive now (modules, caches) lives as long as the worker: out of the collector's
+    # sight, so that a full collection during an edit does not walk it
+    gc.freeze()
 
 
 def _ready() -> int:

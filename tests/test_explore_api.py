@@ -85,6 +85,20 @@ def test_em_fixed_points_are_fits_and_lie_on_the_ridge(client):
     assert answer["ml_is_map"] and "ml" not in answer
 
 
+def test_em_paths_end_at_fits_fixed_points_with_several_flips_per_trial(client):
+    """With several flips per trial EM creeps to its fixed points, so a path that stops one step
+    off ``fit``'s loop ends visibly elsewhere (it did: 1e-4 away, and the page said so)."""
+    body = {"flips": "0000\n1011\n0010\n1111\n0111\n1110", "seed": 0, "p_prior": [2, 5], "tag": 4}
+    answer = post(client, "em", body).json()
+    for label in ("map", "ml"):
+        run = answer[label]
+        assert run["paths_match"], label
+        ends = {name: [path[name][-1] for path in run["paths"]] for name in ("pi", "p", "q")}
+        for name, values in ends.items():
+            np.testing.assert_allclose(values, run["fixed_points"][name], rtol=0, atol=1e-12)
+        assert max(len(path["p"]) for path in run["paths"]) > 3  # it did creep
+
+
 def test_em_shows_ml_beside_map_under_informative_priors(client):
     body = dict(SEED_BODY, p_prior=[5, 1], q_prior=[1, 5])
     answer = post(client, "em", body).json()

@@ -84,8 +84,7 @@ def run(
         raise ValueError("n_init sets the EM runs of the default start; it does not apply with init given")
     n_init = check_int(n_init, "n_init") if n_init is not None else START_RESTARTS
     from_em = init is None and isinstance(model, ConjugateEStep)
-    # the first chain draws its start before any sweep: a bad init raises there
-    start_at = None if from_em else resolve_init(model, data, init, rng, 1, check=False)
+    start_at = None if from_em else resolve_init(model, data, init, rng, 1)
     chain_rngs = rng.spawn(chains)
     if from_em:
         best = em_start(model, data, rng.spawn(1)[0], n_init=n_init)

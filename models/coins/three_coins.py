@@ -363,13 +363,19 @@ class ThreeCoins(LatentModel):
             coin_b_prob = _coin_b_posterior(self._log_terms_from_params(data, params))[0]
         else:
             coin_b_prob = self._grouped_posterior(data, *logs)[0]
-        coin_b = rng.random(data.n_trials) < coin_b_prob
-        n_b = int(np.count_nonzero(coin_b))
-        heads_b = int(data.heads[coin_b].sum())
+        return self._counts(data, rng.random(data.n_trials) < coin_b_prob)
+
+    @staticmethod
+    def _counts(data: CoinData, coin_b) -> dict:
+        """Complete statistics of 0/1 assignments ``coin_b`` (bool, shape (..., n_trials)), as
+        whole-number counts (exact in every order of summation), shape (...) each."""
+        n_b = np.count_nonzero(coin_b, axis=-1)
+        heads_b = coin_b @ data.heads
         n_c, heads_c = data.n_trials - n_b, data.total_heads - heads_b
         m = data.n_flips
-        return {"n_b": float(n_b), "n_c": float(n_c), "heads_b": float(heads_b), "tails_b": float(m * n_b - heads_b),
-                "heads_c": float(heads_c), "tails_c": float(m * n_c - heads_c)}
+        counts = {"n_b": n_b, "n_c": n_c, "heads_b": heads_b, "tails_b": m * n_b - heads_b,
+                  "heads_c": heads_c, "tails_c": m * n_c - heads_c}
+        return {name: np.asarray(value, float) if np.ndim(value) else float(value) for name, value in counts.items()}
 
     def gibbs_sweep_chains(self, data, params, rngs) -> dict[str, np.ndarray]:
         """One Gibbs sweep of every chain (:class:`~latentzoo.models.core.protocols.BatchedSweep`).
@@ -396,26 +402,16 @@ class ThreeCoins(LatentModel):
         biases = np.stack([np.asarray(value, float) for value in (pi, params["p"], params["q"])], axis=-1)
         if biases.shape != (n_chains, 3):
             raise ValueError(f"params must hold one value per chain ({n_chains}), got shape {biases.shape[:-1]}")
-        values, index = data.heads_values
         with np.errstate(divide="ignore"):
             logs, logs_of_rest = np.log(biases), np.log1p(-biases)
-        tails = data.n_flips - values
-        term_b = logs[:, :1] + values * logs[:, 1:2] + tails * logs_of_rest[:, 1:2]
-        term_c = logs_of_rest[:, :1] + values * logs[:, 2:] + tails * logs_of_rest[:, 2:]
-        coin_b_prob = np.exp(term_b - np.logaddexp(term_b, term_c))[:, index]  # (chain, trial)
+        columns = [part[:, k:k + 1] for k in range(3) for part in (logs, logs_of_rest)]  # (chain, 1) each
+        coin_b_prob = self._grouped_posterior(data, *columns)[0]  # (chain, trial)
         for chain in np.flatnonzero(~(np.isfinite(logs).all(1) & np.isfinite(logs_of_rest).all(1))):
             # a bias of exactly 0 or 1 (0 * log 0 counts as 0 there): the general path
             one = {"pi": pi[chain], "p": params["p"][chain], "q": params["q"][chain]}
             coin_b_prob[chain] = _coin_b_posterior(self._log_terms_from_params(data, one))[0]
         coin_b = np.stack([rng.random(data.n_trials) for rng in rngs]) < coin_b_prob
-        n_b = np.count_nonzero(coin_b, axis=1)
-        heads_b = coin_b @ data.heads
-        n_c, heads_c = data.n_trials - n_b, data.total_heads - heads_b
-        m = data.n_flips
-        stats = {"n_b": n_b.astype(float), "n_c": n_c.astype(float), "heads_b": heads_b.astype(float),
-                 "tails_b": (m * n_b - heads_b).astype(float), "heads_c": heads_c.astype(float),
-                 "tails_c": (m * n_c - heads_c).astype(float)}
-        posterior = self.conditional_posterior(stats)
+        posterior = self.conditional_posterior(self._counts(data, coin_b))
         draws = {name: np.empty(n_chains) for name in posterior}
         for chain, rng in enumerate(rngs):
             for name, factor in posterior.items():  # the order Beta.sample draws them in, chain by chain
@@ -438,16 +434,17 @@ class ThreeCoins(LatentModel):
 
     @staticmethod
     def _grouped_posterior(data: CoinData, log_a, log_not_a, log_b, log_not_b, log_c, log_not_c):
-        """P(coin B) and the log normaliser per trial, shape (n_trials,) each, for finite scalar
-        (expected) log biases: ``_component_log_terms`` and ``_coin_b_posterior``'s arithmetic,
-        once per distinct number of heads (the same values), then read per trial. The inner
-        loop of EM, VB and Gibbs, in a few NumPy calls."""
+        """P(coin B) and the log normaliser per trial, shape (..., n_trials) each, for finite
+        (expected) log biases, scalars or of shape (..., 1) (one set per chain):
+        ``_component_log_terms`` and ``_coin_b_posterior``'s arithmetic, once per distinct number
+        of heads (the same values), then read per trial. The inner loop of EM, VB and Gibbs, in a
+        few NumPy calls."""
         values, index = data.heads_values
         tails = data.n_flips - values
         term_b = log_a + values * log_b + tails * log_not_b
         term_c = log_not_a + values * log_c + tails * log_not_c
         log_norm = np.logaddexp(term_b, term_c)
-        return np.exp(term_b - log_norm)[index], log_norm[index]
+        return np.exp(term_b - log_norm)[..., index], log_norm[..., index]
 
     def initial_factors(self, data, rng) -> dict[str, Beta]:
         """VB start: the posterior given a random soft assignment of trials to coins."""
